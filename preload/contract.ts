@@ -1,0 +1,258 @@
+/**
+ * The one contract between the renderer and the main process (ARCHITECTURE seam 1).
+ * Every call is `method(params) → result`; every event is `channel(payload)`. Main parses every incoming
+ * message with these schemas before a handler runs. Only zod is imported here, so the renderer can
+ * `import type` from this file and the transports can validate with it.
+ */
+import { z } from 'zod';
+import { Recipe } from './recipe.ts';
+
+export { Recipe } from './recipe.ts';
+export type { RecipeInput } from './recipe.ts';
+
+// ── shared shapes ─────────────────────────────────────────────────────────────────────────────────────
+
+export const ErrorCode = z.enum([
+  'MODEL_PARSE', 'UNSUPPORTED_MODEL', 'INVALID_INPUT', 'NOT_FOUND', 'IO', 'OUT_OF_MEMORY', 'CANCELLED',
+  'UNAUTHORIZED', 'INTERNAL',
+]);
+export const ErrorShape = z.strictObject({
+  code: ErrorCode,
+  message: z.string(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+export type ErrorShape = z.infer<typeof ErrorShape>;
+
+export const ExperimentStatus = z.enum(['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted']);
+export type ExperimentStatus = z.infer<typeof ExperimentStatus>;
+
+/** One measured number. `subject` says which model it belongs to: the evaluated model, or in a
+ *  comparison the 'original' or the 'result'. */
+export interface Metric {
+  name: string;           // 'perplexity', 'prefill_ms', 'decode_tokens_per_s', 'bytes_on_disk', ...
+  value: number;
+  unit: string;           // '', 'ms', 'tokens/s', 'bytes', 'bits', '%'
+  subject: string;        // 'model' | 'original' | 'result'
+}
+
+export interface Artefact {
+  kind: string;           // 'model', 'folder', 'report', 'log'
+  path: string;
+  bytes: number | null;
+}
+
+export type GraphKind = 'decoder' | 'decoder-hf-cache' | 'decoder-genai-cache' | 'encoder' | 'unknown';
+
+export interface TensorInfo {
+  name: string;
+  dtype: string;                      // ONNX names: 'float32', 'float16', 'int64', 'uint8', ...
+  shape: (number | string | null)[];  // symbolic dims as strings, unknown as null
+}
+
+export interface QuantizableWeight {
+  name: string;                       // initializer name
+  node: string;                       // consuming node name
+  op: 'MatMul' | 'Gemm' | 'Gather';
+  shape: number[];
+  dtype: string;
+  /** When set, Whittle will not quantize it and says why. */
+  skipReason?: string;
+}
+
+export interface ModelInspection {
+  path: string;
+  bytesOnDisk: number;                // model file + external data
+  irVersion: number;
+  producer: string;
+  opsets: { domain: string; version: number }[];
+  parameters: number;
+  bytesByDtype: Record<string, number>;
+  opHistogram: Record<string, number>;
+  inputs: TensorInfo[];
+  outputs: TensorInfo[];
+  kind: GraphKind;
+  /** Decoder facts when detectable: layers, kv heads, head size, vocabulary. */
+  decoder?: { layers?: number; kvHeads?: number; headSize?: number; vocabSize?: number };
+  quantizable: QuantizableWeight[];
+  externalDataFiles: string[];
+}
+
+export interface Sample {
+  id: string;
+  name: string;
+  description: string;
+  modelPath: string;
+  tokenizerPath: string;
+  textPath: string;
+}
+
+export interface RecentModel { path: string; lastOpened: string; exists: boolean }
+
+export interface ExperimentSummary {
+  id: number;
+  name: string;
+  kind: string;                        // 'evaluate' | 'quantize' | ...
+  status: ExperimentStatus;
+  created: string;                     // ISO time
+  finished: string | null;
+  modelPath: string;
+  modelBytes: number | null;
+  headline: Metric[];                  // a few key metrics for the list
+}
+
+export interface LogLine { seq: number; time: string; level: 'debug' | 'info' | 'warn' | 'error'; text: string }
+
+export interface ExperimentDetail extends ExperimentSummary {
+  recipe: unknown;                     // verbatim as submitted
+  modelSha256: string | null;
+  durationMs: number | null;
+  error: ErrorShape | null;
+  metrics: Metric[];
+  artefacts: Artefact[];
+  log: LogLine[];
+  tags: string[];
+  notes: string;
+  /** Extra structured results (e.g. per-document NLL, generations, skipped weights). */
+  details: Record<string, unknown>;
+}
+
+// ── calls ────────────────────────────────────────────────────────────────────────────────────────────
+
+const Id = z.int().positive();
+const FilePath = z.string().min(1).max(4096);
+
+export const calls = {
+  'app.info': { params: z.strictObject({}) },
+  'models.inspect': { params: z.strictObject({ path: FilePath }) },
+  'models.recent': { params: z.strictObject({}) },
+  /** Opens a native file dialog (desktop). In serve mode answers { path: null, reason }. */
+  'models.pickFile': { params: z.strictObject({ purpose: z.enum(['model', 'tokenizer', 'text', 'folder']) }) },
+  'samples.list': { params: z.strictObject({}) },
+  'jobs.start': { params: z.strictObject({ recipe: z.unknown(), name: z.string().max(200).optional() }) },
+  'jobs.cancel': { params: z.strictObject({ jobId: z.string().min(1).max(64) }) },
+  'jobs.list': { params: z.strictObject({}) },
+  'history.list': {
+    params: z.strictObject({
+      search: z.string().max(200).optional(),
+      status: ExperimentStatus.optional(),
+      kind: z.string().max(40).optional(),
+      sort: z.enum(['created', 'name', 'status', 'kind']).default('created'),
+      order: z.enum(['asc', 'desc']).default('desc'),
+      limit: z.int().min(1).max(500).default(100),
+      offset: z.int().min(0).default(0),
+    }),
+  },
+  'history.get': { params: z.strictObject({ id: Id }) },
+  'history.delete': { params: z.strictObject({ id: Id }) },
+  'history.update': {
+    params: z.strictObject({ id: Id, name: z.string().min(1).max(200).optional(), notes: z.string().max(20_000).optional(), tags: z.array(z.string().min(1).max(40)).max(20).optional() }),
+  },
+  'recipes.validate': { params: z.strictObject({ recipe: z.unknown() }) },
+} as const;
+
+export interface AppInfo {
+  version: string;
+  transport: 'electron' | 'serve' | 'memory';
+  platform: string;
+  home: string;                         // where the history lives
+  node: string;
+  onnxruntime: string;
+  nativeKernels: boolean;
+}
+
+export interface JobInfo {
+  jobId: string;
+  experimentId: number;
+  name: string;
+  status: 'queued' | 'running';
+  progress: JobProgress | null;
+}
+
+/** Result types of the calls, by method. */
+export interface CallResults {
+  'app.info': AppInfo;
+  'models.inspect': ModelInspection;
+  'models.recent': RecentModel[];
+  'models.pickFile': { path: string | null; reason?: string };
+  'samples.list': Sample[];
+  'jobs.start': { jobId: string; experimentId: number };
+  'jobs.cancel': { cancelled: boolean };
+  'jobs.list': JobInfo[];
+  'history.list': { items: ExperimentSummary[]; total: number };
+  'history.get': ExperimentDetail;
+  'history.delete': { deleted: boolean };
+  'history.update': ExperimentDetail;
+  'recipes.validate': { ok: true; recipe: Recipe } | { ok: false; issues: { path: string; message: string }[] };
+}
+
+export type CallName = keyof typeof calls;
+export type CallParams<M extends CallName> = z.input<(typeof calls)[M]['params']>;
+export type ParsedParams<M extends CallName> = z.output<(typeof calls)[M]['params']>;
+
+// ── events ───────────────────────────────────────────────────────────────────────────────────────────
+
+export interface JobProgress {
+  jobId: string;
+  experimentId: number;
+  seq: number;
+  phase: string;
+  done: number;
+  total: number;
+  etaSeconds: number | null;
+  message: string;
+}
+
+export interface JobLog { jobId: string; experimentId: number; seq: number; time: string; level: LogLine['level']; text: string }
+
+export interface JobResult {
+  jobId: string;
+  experimentId: number;
+  seq: number;
+  metrics: Metric[];
+  artefacts: Artefact[];
+  details: Record<string, unknown>;
+}
+
+export interface JobFinished {
+  jobId: string;
+  experimentId: number;
+  seq: number;
+  status: 'done' | 'failed' | 'cancelled';
+  error: ErrorShape | null;
+}
+
+export interface EventPayloads {
+  'job.progress': JobProgress;
+  'job.log': JobLog;
+  'job.result': JobResult;
+  'job.finished': JobFinished;
+  'history.changed': { experimentId: number | null };
+}
+export type EventName = keyof EventPayloads;
+export const eventNames = ['job.progress', 'job.log', 'job.result', 'job.finished', 'history.changed'] as const satisfies readonly EventName[];
+
+// ── wire format (both transports) ────────────────────────────────────────────────────────────────────
+
+export const CallMessage = z.strictObject({
+  type: z.literal('call'),
+  id: z.int().nonnegative(),
+  method: z.string().max(64),
+  params: z.unknown(),
+});
+export type CallMessage = z.infer<typeof CallMessage>;
+
+export type ReplyMessage =
+  | { type: 'reply'; id: number; ok: true; value: unknown }
+  | { type: 'reply'; id: number; ok: false; error: ErrorShape };
+
+export interface EventMessage<E extends EventName = EventName> { type: 'event'; channel: E; payload: EventPayloads[E] }
+
+/** What the renderer sees as `window.whittle` (both transports provide the same shape). */
+export interface WhittleApi {
+  call<M extends CallName>(method: M, params: CallParams<M>): Promise<CallResults[M]>;
+  on<E extends EventName>(channel: E, listener: (payload: EventPayloads[E]) => void): () => void;
+}
+
+export function isCallName(name: string): name is CallName {
+  return Object.prototype.hasOwnProperty.call(calls, name);
+}
