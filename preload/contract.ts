@@ -5,7 +5,7 @@
  * `import type` from this file and the transports can validate with it.
  */
 import { z } from 'zod';
-import { Recipe } from './recipe.ts';
+import type { Recipe } from './recipe.ts';
 
 export { Recipe } from './recipe.ts';
 export type { RecipeInput } from './recipe.ts';

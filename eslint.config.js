@@ -1,0 +1,48 @@
+// Lint: TypeScript recommended rules plus the layer rules that keep code where it may run.
+//   renderer/**    browser code: no main/, no Node built-ins, no Electron, no native modules.
+//   main/engine/** plain Node: no Electron, no database, no API/transport layers (runs in the engine process).
+//   preload/contract.ts, preload/recipe.ts: shared by all sides, zod only.
+import tseslint from 'typescript-eslint';
+import { builtinModules } from 'node:module';
+
+const nodeBuiltins = builtinModules.filter((m) => !m.startsWith('_'));
+const nativeModules = ['better-sqlite3', 'onnxruntime-node', 'ws', 'cmake-js'];
+
+export const layerRules = {
+  renderer: {
+    paths: [...nodeBuiltins, 'electron', ...nativeModules].map((name) => ({
+      name, message: 'renderer code runs in a sandboxed browser: no Node, Electron or native modules.',
+    })),
+    patterns: [
+      { group: ['node:*'], message: 'renderer code runs in a sandboxed browser: no Node built-ins.' },
+      { group: ['**/main/**', '../main', '../../main'], message: 'renderer may only import types from preload/contract.ts.' },
+      { group: ['**/native-kernels/**'], message: 'renderer may not load native code.' },
+    ],
+  },
+  engine: {
+    paths: ['electron', 'better-sqlite3'].map((name) => ({
+      name, message: 'engine modules are plain Node: no Electron, no database (the main process owns the history).',
+    })),
+    patterns: [
+      { group: ['**/history/**', '**/api/**', '**/electron/**', '**/server/**', '**/jobs/**'], message: 'engine modules may not depend on the app layers above them.' },
+    ],
+  },
+  shared: {
+    patterns: [{ group: ['**/main/**', 'node:*', 'electron'], message: 'the contract is shared by every side: zod only.' }],
+  },
+};
+
+export default tseslint.config(
+  { ignores: ['out/**', 'node_modules/**', '.tools/**', 'native-kernels/build/**', 'test-results/**', 'playwright-report/**', 'bench-results/**', '.team/**'] },
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
+  { files: ['renderer/**/*.{ts,tsx}'], rules: { 'no-restricted-imports': ['error', layerRules.renderer] } },
+  { files: ['main/engine/**/*.ts'], rules: { 'no-restricted-imports': ['error', layerRules.engine] } },
+  { files: ['preload/contract.ts', 'preload/recipe.ts'], rules: { 'no-restricted-imports': ['error', layerRules.shared] } },
+  { files: ['scripts/**/*.mjs', 'bin/**/*.js', 'eslint.config.js'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
+);

@@ -1,0 +1,199 @@
+/**
+ * The services: one handler per contract call. Parameters arrive already validated by the router; the
+ * handlers check what a schema cannot (files exist, recipes are complete) and delegate to the history, the
+ * job service, model inspection and the platform's dialogs.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  Recipe,
+  type AppInfo, type CallResults, type JobInfo, type ModelInspection, type ParsedParams, type Sample,
+} from '../../preload/contract.ts';
+import { WhittleError } from '../engine/errors.ts';
+import type { History } from '../history/history.ts';
+import { appPaths, appRoot, appVersion } from '../paths.ts';
+import type { EventBus } from './events.ts';
+import { readableIssues } from './issues.ts';
+import type { Handlers, TransportKind } from './router.ts';
+
+/** What the services need from the job service (main/jobs). */
+export interface JobsPort {
+  start(recipe: unknown, name?: string): Promise<{ jobId: string; experimentId: number }> | { jobId: string; experimentId: number };
+  cancel(jobId: string): Promise<boolean> | boolean;
+  list(): JobInfo[];
+}
+
+/** What the services need from the history repository (main/history). */
+export type HistoryPort = Pick<History, 'list' | 'get' | 'delete' | 'update' | 'recentModels' | 'touchRecentModel'>;
+
+export type PickPurpose = ParsedParams<'models.pickFile'>['purpose'];
+
+/** Native file dialogs (desktop only). */
+export interface Dialogs {
+  pickFile(purpose: PickPurpose): Promise<string | null>;
+}
+
+export interface ServiceDeps {
+  transport: TransportKind;
+  home: string;
+  history: HistoryPort;
+  jobs: JobsPort;
+  events: EventBus;
+  inspectModel: (path: string) => Promise<ModelInspection>;
+  dialogs?: Dialogs;
+  /** The bundled resources folder (holds sample/); defaults to appPaths.resources(). */
+  resourcesDir?: string;
+  /** Whether the native kernels load here; defaults to trying to load the built addon once. */
+  nativeKernels?: () => boolean;
+}
+
+const requireFromApp = () => createRequire(path.join(appRoot(), 'package.json'));
+
+let nativeKernelsCache: boolean | undefined;
+/** Loads native-kernels/build/Release/whittle_kernels.node once; false when it is missing or fails to load. */
+export function nativeKernelsLoad(): boolean {
+  if (nativeKernelsCache === undefined) {
+    const file = appPaths.nativeAddon();
+    try {
+      nativeKernelsCache = existsSync(file) && !!requireFromApp()(file);
+    } catch {
+      nativeKernelsCache = false;
+    }
+  }
+  return nativeKernelsCache;
+}
+
+export function onnxruntimeVersion(): string {
+  try {
+    return String((requireFromApp()('onnxruntime-node/package.json') as { version: string }).version);
+  } catch {
+    return 'unavailable';
+  }
+}
+
+const SAMPLE_FILES = ['stories260K-kv.onnx', 'tokenizer.json', 'tokenizer_config.json', 'tinystories-eval.txt', 'LICENSE', 'README.md'];
+
+/** The bundled sample, when all its files are present (a partial copy is not offered). */
+export function listSamples(resourcesDir: string): Sample[] {
+  const dir = path.join(resourcesDir, 'sample');
+  if (!SAMPLE_FILES.every((f) => existsSync(path.join(dir, f)))) return [];
+  return [{
+    id: 'stories260K',
+    name: 'stories260K (TinyStories)',
+    description: 'A tiny real Llama-architecture language model (260 K parameters, 5 layers, KV cache) trained on '
+      + 'children\'s stories, with its tokenizer and 400 evaluation stories. Perplexity ≈ 4.23 on the full text. MIT / CDLA-Sharing-1.0.',
+    modelPath: path.join(dir, 'stories260K-kv.onnx'),
+    tokenizerPath: path.join(dir, 'tokenizer.json'),
+    textPath: path.join(dir, 'tinystories-eval.txt'),
+  }];
+}
+
+/** A user-typed model path as an absolute path, or a clear error. `~/` is the user's home folder. */
+export function resolveModelPath(input: string): string {
+  const trimmed = input.trim();
+  let p = trimmed === '~' || trimmed.startsWith('~/') ? path.join(os.homedir(), trimmed.slice(1)) : trimmed;
+  if (!path.isAbsolute(p)) {
+    throw new WhittleError('INVALID_INPUT', `"${input}" is not a full path. Give the full path of the .onnx file (for example /home/me/models/model.onnx).`, { path: input });
+  }
+  p = path.normalize(p);
+  let stat;
+  try {
+    stat = statSync(p);
+  } catch {
+    throw new WhittleError('NOT_FOUND', `There is no file at ${p}. Check the path, or pick the file again.`, { path: p });
+  }
+  if (stat.isDirectory()) {
+    throw new WhittleError('INVALID_INPUT', `${p} is a folder. Choose the .onnx file inside it.`, { path: p });
+  }
+  return p;
+}
+
+const NO_DIALOGS_REASON = 'There is no file dialog in the browser: type or paste the full path of the file instead.';
+
+export function createServices(deps: ServiceDeps): Handlers {
+  const { history, jobs, events } = deps;
+  const resourcesDir = deps.resourcesDir ?? appPaths.resources();
+  const nativeKernels = deps.nativeKernels ?? nativeKernelsLoad;
+
+  const handlers = {
+    async 'app.info'(): Promise<AppInfo> {
+      return {
+        version: appVersion(),
+        transport: deps.transport,
+        platform: process.platform,
+        home: deps.home,
+        node: process.versions.node,
+        onnxruntime: onnxruntimeVersion(),
+        nativeKernels: nativeKernels(),
+      };
+    },
+
+    async 'models.inspect'({ path: input }) {
+      const file = resolveModelPath(input);
+      const inspection = await deps.inspectModel(file);
+      history.touchRecentModel(file);
+      return inspection;
+    },
+
+    async 'models.recent'() {
+      return history.recentModels();
+    },
+
+    async 'models.pickFile'({ purpose }) {
+      if (!deps.dialogs) return { path: null, reason: NO_DIALOGS_REASON };
+      return { path: await deps.dialogs.pickFile(purpose) };
+    },
+
+    async 'samples.list'() {
+      return listSamples(resourcesDir);
+    },
+
+    async 'jobs.start'({ recipe, name }) {
+      // The job service validates the recipe (INVALID_INPUT listing every issue) and keeps it verbatim.
+      return await jobs.start(recipe, name);
+    },
+
+    async 'jobs.cancel'({ jobId }) {
+      return { cancelled: await jobs.cancel(jobId) };
+    },
+
+    async 'jobs.list'() {
+      return jobs.list();
+    },
+
+    async 'history.list'(query) {
+      return history.list(query);
+    },
+
+    async 'history.get'({ id }) {
+      return history.get(id);
+    },
+
+    async 'history.delete'({ id }) {
+      try {
+        history.delete(id);
+      } catch (error) {
+        if (error instanceof WhittleError && error.code === 'NOT_FOUND') return { deleted: false };
+        throw error;
+      }
+      events.emit('history.changed', { experimentId: id });
+      return { deleted: true };
+    },
+
+    async 'history.update'({ id, ...change }) {
+      const detail = history.update(id, change);
+      events.emit('history.changed', { experimentId: id });
+      return detail;
+    },
+
+    async 'recipes.validate'({ recipe }): Promise<CallResults['recipes.validate']> {
+      const parsed = Recipe.safeParse(recipe);
+      if (parsed.success) return { ok: true, recipe: parsed.data };
+      return { ok: false, issues: readableIssues(parsed.error) };
+    },
+  } satisfies Handlers;
+
+  return handlers;
+}

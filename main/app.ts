@@ -1,0 +1,92 @@
+/**
+ * The composition root: one Whittle app (history, job service, services, router, event bus) as the
+ * desktop app, serve mode and the CLI all run it. Transports attach to `router` and `events`.
+ */
+import path from 'node:path';
+import { createEventBus, type EventBus } from './api/events.ts';
+import { consoleLogger, type Logger } from './api/logger.ts';
+import { createRouter, type Handlers, type Router, type SenderCheck, type TransportKind } from './api/router.ts';
+import { createServices, type Dialogs } from './api/services.ts';
+import { inspectModel } from './engine/model/inspect.ts';
+import { openHistory, resolveHome, type History } from './history/index.ts';
+import { ChildProcessHost } from './jobs/child-process-host.ts';
+import type { EngineHost } from './jobs/engine-host.ts';
+import { JobService, type JobServiceOptions } from './jobs/service.ts';
+import { appPaths } from './paths.ts';
+
+export interface WhittleAppOptions {
+  /** Where the history and outputs live; default WHITTLE_HOME, else the platform's per-user folder. */
+  home?: string;
+  transport: TransportKind;
+  /** The engine process's entry; default out/engine-worker.cjs (tests pass main/jobs/engine-worker.ts). */
+  workerPath?: string;
+  /** How engine processes start; default Node child processes of `workerPath` (the desktop app passes a
+   *  UtilityProcessHost). */
+  host?: EngineHost;
+  /** Native dialogs for models.pickFile (desktop only). */
+  dialogs?: Dialogs;
+  /** Who may call (see router.ts); default: memory always, serve when authenticated, electron never. */
+  checkSender?: SenderCheck;
+  logger?: Logger;
+  /** Where job outputs go; default <home>/experiments. */
+  outputRoot?: string;
+  /** Job service tuning (tests shorten the grace periods). */
+  jobs?: Pick<JobServiceOptions, 'concurrency' | 'cancelGraceMs' | 'progressIntervalMs' | 'logFlushMs'>;
+}
+
+export interface WhittleApp {
+  home: string;
+  transport: TransportKind;
+  services: Handlers;
+  router: Router;
+  events: EventBus;
+  history: History;
+  jobs: JobService;
+  logger: Logger;
+  /** Stops running jobs (waiting for their engine processes) and closes the history. */
+  close(): Promise<void>;
+}
+
+export function createWhittleApp(options: WhittleAppOptions): WhittleApp {
+  const home = options.home ? path.resolve(options.home) : resolveHome();
+  const logger = options.logger ?? consoleLogger({ debug: !!process.env.WHITTLE_DEBUG });
+  const events = createEventBus({ logger });
+  const history = openHistory({ home });
+  if (history.interruptedAtOpen > 0) {
+    logger.log('info', `${history.interruptedAtOpen} experiment(s) left running by an earlier Whittle were marked interrupted`);
+  }
+  const host = options.host ?? new ChildProcessHost(options.workerPath ?? appPaths.engineWorker());
+  const jobs = new JobService({
+    ...options.jobs,
+    history,
+    host,
+    outputRoot: options.outputRoot ?? path.join(home, 'experiments'),
+    emit: (channel, payload) => events.emit(channel, payload),
+  });
+  const services = createServices({
+    transport: options.transport, home, history, jobs, events, inspectModel, dialogs: options.dialogs,
+  });
+  const router = createRouter(services, { checkSender: options.checkSender, logger });
+
+  let closing: Promise<void> | null = null;
+  return {
+    home,
+    transport: options.transport,
+    services,
+    router,
+    events,
+    history,
+    jobs,
+    logger,
+    close() {
+      closing ??= (async () => {
+        try {
+          await jobs.shutdown();
+        } finally {
+          history.close();
+        }
+      })();
+      return closing;
+    },
+  };
+}

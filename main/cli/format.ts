@@ -1,0 +1,78 @@
+/** Numbers, sizes, durations and aligned tables for the CLI's human output. */
+import type { Metric } from '../../preload/contract.ts';
+
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit++; }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2)} ${units[unit]}`;
+}
+
+export function formatCount(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return '—';
+  if (Math.abs(n) >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
+  if (Math.abs(n) >= 1e6) return `${(n / 1e6).toFixed(2)} M`;
+  if (Math.abs(n) >= 1e4) return `${(n / 1e3).toFixed(1)} K`;
+  return String(n);
+}
+
+/** A measured value with 4 significant digits (integers stay whole). */
+export function formatNumber(value: number): string {
+  if (!Number.isFinite(value)) return String(value);
+  if (Number.isInteger(value)) return value.toLocaleString('en-US');
+  const magnitude = Math.abs(value);
+  if (magnitude >= 1000) return value.toFixed(0);
+  if (magnitude >= 1) return value.toFixed(Math.max(0, 3 - Math.floor(Math.log10(magnitude))));
+  return value.toPrecision(4);
+}
+
+export function formatDuration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '—';
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
+  const s = Math.round(seconds);
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
+}
+
+/** A metric as people read it: value and unit, bytes humanised. */
+export function formatMetric(m: Pick<Metric, 'value' | 'unit'>): string {
+  if (m.unit === 'bytes') return formatBytes(m.value);
+  if (m.unit === 'ms') return `${formatNumber(m.value)} ms`;
+  if (m.unit === '%') return `${formatNumber(m.value)} %`;
+  return m.unit ? `${formatNumber(m.value)} ${m.unit}` : formatNumber(m.value);
+}
+
+/** 'decode_tokens_per_s' → 'decode tokens per s'. */
+export function metricLabel(name: string): string {
+  return name.replace(/_per_/g, ' per ').replace(/_/g, ' ');
+}
+
+/** Rows of cells as an aligned plain-text table; the first row is the header when `header` is set. */
+export function renderTable(rows: readonly (readonly string[])[], options: { header?: boolean; rightAlign?: readonly number[] } = {}): string {
+  if (rows.length === 0) return '';
+  const columns = Math.max(...rows.map((r) => r.length));
+  const widths = Array.from({ length: columns }, (_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  const right = new Set(options.rightAlign ?? []);
+  const lines = rows.map((row) => widths
+    .map((w, c) => (right.has(c) ? (row[c] ?? '').padStart(w) : (row[c] ?? '').padEnd(w)))
+    .join('  ')
+    .trimEnd());
+  if (options.header) lines.splice(1, 0, widths.map((w) => '─'.repeat(w)).join('  '));
+  return `${lines.join('\n')}\n`;
+}
+
+/** Two columns, label and value: the summary block of one experiment or model. */
+export function renderFacts(facts: readonly (readonly [string, string])[]): string {
+  return renderTable(facts.map(([k, v]) => [k, v]));
+}
+
+export function shortDate(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}

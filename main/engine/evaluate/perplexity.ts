@@ -1,0 +1,199 @@
+/**
+ * Perplexity of a decoder on a text, under one of two protocols (TECHNIQUES.md §4):
+ *
+ *   documents  blank-line paragraphs; each is BOS + tokens truncated to L; paragraphs with fewer than
+ *              minTokens tokens (BOS included) are skipped; the first N that remain are scored.
+ *   stream     the paragraphs joined by blank lines and tokenized once (BOS only where the tokenizer
+ *              adds it by default, i.e. at the very start); non-overlapping windows of L tokens; the
+ *              first N windows (WikiText / GPTQ style).
+ *
+ * In both, position t of a sample predicts token t + 1, so a sample of n tokens has n − 1 predictions:
+ *   ppl = exp( Σ NLL / Σ predictions ),  NLL accumulated in float64 (see log-softmax.ts).
+ * Samples run in batches of similar length, right-padded (padding cannot reach earlier positions of a
+ * causal decoder); the result does not depend on the batch size.
+ */
+import type { Metric } from '../../../preload/contract.ts';
+import type { PerplexityConfig } from '../../../preload/recipe.ts';
+import { throwIfAborted, WhittleError } from '../errors.ts';
+import type { JobContext } from '../job-context.ts';
+import { splitDocuments } from '../data/text-file.ts';
+import type { TextTokenizer } from '../data/tokenizer.ts';
+import type { Decoder } from './decoder-session.ts';
+import { sequenceNll } from './log-softmax.ts';
+
+export interface PerplexitySamples {
+  protocol: PerplexityConfig['protocol'];
+  samples: number[][];
+  /** What was read and left out, for the result's details. */
+  info: Record<string, unknown>;
+}
+
+/** One scored sample, handed to `observe` with its logits (e.g. to compare against another model). */
+export interface ObservedSample {
+  index: number;
+  ids: number[];
+  /** [ids.length, vocab]; row t is the distribution over token t + 1. Only valid during the callback. */
+  logits: Float32Array;
+  vocab: number;
+}
+
+export interface PerplexityOptions {
+  /** Rows per onnxruntime run; by default as many as fit in about 64 MiB of logits, at most 16. */
+  batchSize?: number;
+  observe?: (sample: ObservedSample) => void;
+}
+
+export interface PerplexityResult {
+  perplexity: number;
+  totalNll: number;
+  predictedTokens: number;
+  samples: number;
+  /** Seconds spent running the model and scoring (tokenization excluded). */
+  evalSeconds: number;
+  tokenizeSeconds: number;
+  /** Per sample, in protocol order: summed NLL and number of predicted tokens. */
+  sampleNll: number[];
+  sampleTokens: number[];
+  details: Record<string, unknown>;
+}
+
+const LOGITS_BUDGET_BYTES = 64 * 1024 * 1024;
+const MAX_BATCH = 16;
+
+/** Cut a text into the samples the protocol scores. */
+export function perplexitySamples(text: string, tokenizer: TextTokenizer, config: PerplexityConfig): PerplexitySamples {
+  const { window, maxSamples, minTokens } = config;
+  const documents = splitDocuments(text);
+  if (config.protocol === 'documents') {
+    const samples: number[][] = [];
+    let skipped = 0;
+    let truncated = 0;
+    let read = 0;
+    for (const doc of documents) {
+      if (samples.length >= maxSamples) break;
+      read++;
+      const ids = tokenizer.encode(doc, { addBos: true });
+      if (ids.length < minTokens) { skipped++; continue; }
+      if (ids.length > window) truncated++;
+      samples.push(ids.length > window ? ids.slice(0, window) : ids);
+    }
+    return {
+      protocol: 'documents',
+      samples,
+      info: { documentsInText: documents.length, documentsRead: read, documentsSkippedShort: skipped, documentsTruncated: truncated, bos: tokenizer.bosId },
+    };
+  }
+  const ids = tokenizer.encode(documents.join('\n\n'));
+  const windows = Math.floor(ids.length / window);
+  const samples: number[][] = [];
+  for (let w = 0; w < Math.min(windows, maxSamples); w++) samples.push(ids.slice(w * window, (w + 1) * window));
+  return {
+    protocol: 'stream',
+    samples,
+    info: { streamTokens: ids.length, windowsInText: windows, bosAtStart: tokenizer.addBosByDefault ? tokenizer.bosId : null },
+  };
+}
+
+function describeProtocol(config: PerplexityConfig): string {
+  return config.protocol === 'documents'
+    ? `documents: blank-line paragraphs, BOS + tokens truncated to ${config.window}, paragraphs under ${config.minTokens} tokens skipped, first ${config.maxSamples}`
+    : `stream: paragraphs joined by blank lines, tokenized once, non-overlapping windows of ${config.window} tokens, first ${config.maxSamples}`;
+}
+
+function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * (sorted.length - 1) + 0.5))];
+}
+
+export async function evaluatePerplexity(
+  decoder: Decoder,
+  tokenizer: TextTokenizer,
+  text: string,
+  config: PerplexityConfig,
+  ctx: JobContext,
+  options: PerplexityOptions = {},
+): Promise<PerplexityResult> {
+  const phase = 'evaluate:perplexity';
+  throwIfAborted(ctx.signal);
+  const tokenizeStart = performance.now();
+  const { samples, info } = perplexitySamples(text, tokenizer, config);
+  const tokenizeSeconds = (performance.now() - tokenizeStart) / 1000;
+  if (samples.length === 0) {
+    const why = config.protocol === 'documents'
+      ? `no paragraph has at least ${config.minTokens} tokens`
+      : `the text has fewer than ${config.window} tokens, so not one window fits`;
+    throw new WhittleError('INVALID_INPUT', `Nothing to evaluate: ${why}. Use a longer text or a smaller window.`, { protocol: config.protocol, ...info });
+  }
+
+  const vocab = decoder.vocabSize;
+  const longest = Math.max(...samples.map((s) => s.length));
+  const batchSize = Math.max(1, options.batchSize ?? Math.min(MAX_BATCH, Math.floor(LOGITS_BUDGET_BYTES / (longest * vocab * 4))));
+  // Longest first, so each batch pads little; results are stored back in protocol order.
+  const order = samples.map((_, i) => i).sort((a, b) => samples[b].length - samples[a].length || a - b);
+  const sampleNll = new Array<number>(samples.length).fill(0);
+  const sampleTokens = samples.map((s) => s.length - 1);
+
+  ctx.progress({ phase, done: 0, total: samples.length, message: `${samples.length} ${config.protocol === 'documents' ? 'documents' : 'windows'}` });
+  const evalStart = performance.now();
+  let done = 0;
+  for (let start = 0; start < order.length; start += batchSize) {
+    throwIfAborted(ctx.signal);
+    const indices = order.slice(start, start + batchSize);
+    const rows = indices.map((i) => samples[i]);
+    const { logits, seqLen } = await decoder.forwardBatch(rows);
+    rows.forEach((ids, b) => {
+      const offset = b * seqLen * vocab;
+      sampleNll[indices[b]] = sequenceNll(logits, offset, vocab, ids);
+      options.observe?.({ index: indices[b], ids, logits: logits.subarray(offset, offset + ids.length * vocab), vocab });
+    });
+    done += rows.length;
+    ctx.progress({ phase, done, total: samples.length });
+  }
+  const evalSeconds = (performance.now() - evalStart) / 1000;
+
+  let totalNll = 0;
+  let predictedTokens = 0;
+  for (let i = 0; i < samples.length; i++) { totalNll += sampleNll[i]; predictedTokens += sampleTokens[i]; }
+  if (!Number.isFinite(totalNll)) {
+    throw new WhittleError('UNSUPPORTED_MODEL', 'The model produced non-finite logits (NaN or infinity) on the evaluation text, so its perplexity is undefined.', { protocol: config.protocol });
+  }
+  const perplexity = Math.exp(totalNll / predictedTokens);
+
+  const perTokenNll = sampleNll.map((n, i) => n / Math.max(1, sampleTokens[i])).sort((a, b) => a - b);
+  const lengths = [...sampleTokens].sort((a, b) => a - b);
+  return {
+    perplexity,
+    totalNll,
+    predictedTokens,
+    samples: samples.length,
+    evalSeconds,
+    tokenizeSeconds,
+    sampleNll,
+    sampleTokens,
+    details: {
+      protocol: config.protocol,
+      description: describeProtocol(config),
+      window: config.window,
+      maxSamples: config.maxSamples,
+      minTokens: config.protocol === 'documents' ? config.minTokens : undefined,
+      samples: samples.length,
+      predictedTokens,
+      meanNll: totalNll / predictedTokens,
+      batchSize,
+      ...info,
+      predictedTokensPerSample: { min: lengths[0], median: quantile(lengths, 0.5), max: lengths.at(-1) },
+      nllPerTokenPerSample: { min: perTokenNll[0], p10: quantile(perTokenNll, 0.1), median: quantile(perTokenNll, 0.5), p90: quantile(perTokenNll, 0.9), max: perTokenNll.at(-1) },
+      tokenizeSeconds,
+      evalSeconds,
+    },
+  };
+}
+
+export function perplexityMetrics(result: PerplexityResult, subject = 'model'): Metric[] {
+  return [
+    { name: 'perplexity', value: result.perplexity, unit: '', subject },
+    { name: 'predicted_tokens', value: result.predictedTokens, unit: 'tokens', subject },
+    { name: 'eval_tokens_per_s', value: result.predictedTokens / Math.max(result.evalSeconds, 1e-9), unit: 'tokens/s', subject },
+    { name: 'eval_seconds', value: result.evalSeconds, unit: 's', subject },
+  ];
+}

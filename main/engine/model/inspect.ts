@@ -1,0 +1,73 @@
+/**
+ * Model inspection: what the "model" page shows and what steps check before they run — size on disk,
+ * parameters, bytes per dtype, op histogram, opsets, inputs/outputs, graph kind and decoder facts, and
+ * the weights a quantizer could rewrite (with reasons for those it would skip). Reads only the graph;
+ * tensor payloads are not loaded.
+ */
+import { stat } from 'node:fs/promises';
+import type { ModelInspection } from '../../../preload/contract.ts';
+import { dtypeName } from '../onnx/dtype.ts';
+import { allGraphs, allNodes, qualifiedOpType, toNumber } from '../onnx/graph.ts';
+import type { OnnxModel } from '../onnx/proto-types.ts';
+import { readModel } from '../onnx/reader.ts';
+import { elementCount, tensorByteLength } from '../onnx/tensor-data.ts';
+import { detectDecoderLayout, detectGraphKind } from './layout.ts';
+import { graphInputs, graphOutputs } from './tensor-info.ts';
+import { findWeightCandidates, toQuantizableWeights } from './weights.ts';
+
+export async function inspectModel(path: string): Promise<ModelInspection> {
+  return inspectLoadedModel(await readModel(path));
+}
+
+/** Inspection of an already-read model. Parameters and bytes count the initializers of every graph. */
+export async function inspectLoadedModel(model: OnnxModel): Promise<ModelInspection> {
+  const proto = model.proto;
+  const graph = proto.graph;
+  if (!graph) throw new Error('inspectLoadedModel: model without a graph');
+
+  let parameters = 0;
+  const bytesByDtype: Record<string, number> = {};
+  for (const { graph: g } of allGraphs(proto)) {
+    for (const t of g.initializer) {
+      parameters += elementCount(t.dims);
+      const dt = dtypeName(t.dataType);
+      bytesByDtype[dt] = (bytesByDtype[dt] ?? 0) + tensorByteLength(t);
+    }
+  }
+
+  const opHistogram: Record<string, number> = {};
+  for (const { node } of allNodes(proto)) {
+    const op = qualifiedOpType(node);
+    opHistogram[op] = (opHistogram[op] ?? 0) + 1;
+  }
+
+  let bytesOnDisk = model.fileBytes;
+  for (const f of model.externalDataFiles) bytesOnDisk += (await stat(f)).size;
+
+  const kind = detectGraphKind(proto);
+  const inspection: ModelInspection = {
+    path: model.path,
+    bytesOnDisk,
+    irVersion: toNumber(proto.irVersion),
+    producer: [proto.producerName, proto.producerVersion].filter((s) => s).join(' '),
+    opsets: proto.opsetImport.map((o) => ({ domain: o.domain ?? '', version: toNumber(o.version) })),
+    parameters,
+    bytesByDtype,
+    opHistogram,
+    inputs: graphInputs(graph),
+    outputs: graphOutputs(graph),
+    kind,
+    quantizable: toQuantizableWeights(findWeightCandidates(proto)),
+    externalDataFiles: [...model.externalDataFiles],
+  };
+  if (kind.startsWith('decoder')) {
+    const layout = detectDecoderLayout(proto);
+    const decoder: NonNullable<ModelInspection['decoder']> = {};
+    if (layout.layers !== undefined) decoder.layers = layout.layers;
+    if (layout.kvHeads !== undefined) decoder.kvHeads = layout.kvHeads;
+    if (layout.headSize !== undefined) decoder.headSize = layout.headSize;
+    if (layout.vocabSize !== undefined) decoder.vocabSize = layout.vocabSize;
+    inspection.decoder = decoder;
+  }
+  return inspection;
+}

@@ -1,0 +1,78 @@
+/**
+ * Bytes a weight-only quantization will produce, from shapes alone (for the wizard, before running).
+ *
+ * Per quantized weight [K, N] with kBlocks = ceil(K / blockSize), scale width s bytes (4 for fp32
+ * models, 2 for fp16) and b bits:
+ *   MatMulNBits: codes N·kBlocks·blockSize·b/8 (K padded to whole blocks) + scales N·kBlocks·s
+ *                + zero points N·ceil(kBlocks·b/8) when asymmetric
+ *   QDQ:         codes ceil(K·N·b/8) (no padding) + scales kBlocks·N·s + zero points ceil(kBlocks·N·b/8)
+ * External-data alignment padding (≤ 4 KiB per tensor) is not counted.
+ */
+import type { ModelInspection, QuantizableWeight } from '../../../preload/contract.ts';
+import type { QuantizeRtnStep } from '../../../preload/recipe.ts';
+
+export interface WeightEstimate {
+  name: string;
+  op: string;
+  shape: number[];
+  dtype: string;
+  status: 'quantized' | 'skipped';
+  reason?: string;
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+export interface SizeEstimate {
+  bytesBefore: number;
+  bytesAfter: number;
+  perWeight: WeightEstimate[];
+}
+
+const FLOAT_BYTES: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2, float64: 8 };
+
+/** Bytes of one [K, N] weight after quantization (see the header for the formulas). */
+export function quantizedWeightBytes(k: number, n: number, dtype: string, step: Pick<QuantizeRtnStep, 'bits' | 'blockSize' | 'symmetric' | 'format'>): number {
+  const kBlocks = Math.ceil(k / step.blockSize);
+  const scaleBytes = dtype === 'float16' ? 2 : 4;
+  if (step.format === 'qdq') {
+    return Math.ceil((k * n * step.bits) / 8) + kBlocks * n * scaleBytes + (step.symmetric ? 0 : Math.ceil((kBlocks * n * step.bits) / 8));
+  }
+  return (n * kBlocks * step.blockSize * step.bits) / 8 + n * kBlocks * scaleBytes + (step.symmetric ? 0 : n * Math.ceil((kBlocks * step.bits) / 8));
+}
+
+function skipReason(w: QuantizableWeight, step: QuantizeRtnStep, keep: RegExp[]): string | undefined {
+  if (w.skipReason) return w.skipReason;
+  if (w.op === 'Gather') return 'embeddings stay in float (GatherBlockQuantized comes later)';
+  const hit = keep.find((re) => re.test(w.name));
+  if (hit) return `kept in full precision: the name matches a keep pattern (${hit})`;
+  if (w.dtype !== 'float32' && w.dtype !== 'float16') return `weight type ${w.dtype} is not supported`;
+  if (w.shape.length !== 2) return `${w.shape.length}-D weight (batched MatMul); only 2-D weights are quantized`;
+  if (w.shape[0] < step.blockSize) return `K = ${w.shape[0]} is smaller than one block (${step.blockSize})`;
+  return undefined;
+}
+
+/**
+ * Size before and after, from an inspection. Gemm weights are taken as [K, N] (transB is not in the
+ * inspection; it only changes the last block's padding).
+ */
+export function estimateQuantizedSize(inspection: ModelInspection, step: QuantizeRtnStep): SizeEstimate {
+  const keep = step.keep.map((p) => new RegExp(p));
+  const perWeight: WeightEstimate[] = [];
+  let saved = 0;
+  const seen = new Set<string>();
+  for (const w of inspection.quantizable) {
+    if (seen.has(w.name)) continue;
+    seen.add(w.name);
+    const elements = w.shape.reduce((a, b) => a * b, 1);
+    const before = elements * (FLOAT_BYTES[w.dtype] ?? 0);
+    const reason = skipReason(w, step, keep);
+    if (reason) {
+      perWeight.push({ name: w.name, op: w.op, shape: w.shape, dtype: w.dtype, status: 'skipped', reason, bytesBefore: before, bytesAfter: before });
+      continue;
+    }
+    const after = quantizedWeightBytes(w.shape[0], w.shape[1], w.dtype, step);
+    saved += before - after;
+    perWeight.push({ name: w.name, op: w.op, shape: w.shape, dtype: w.dtype, status: 'quantized', bytesBefore: before, bytesAfter: after });
+  }
+  return { bytesBefore: inspection.bytesOnDisk, bytesAfter: Math.max(0, inspection.bytesOnDisk - saved), perWeight };
+}

@@ -1,0 +1,43 @@
+/**
+ * The recipe step `{ type: 'quantize', method: 'rtn' }`: weight-only RTN into an output folder
+ * (recipe.output.dir, or `<workDir>/output`; `<workDir>/step-<n>` when later steps follow).
+ */
+import path from 'node:path';
+import type { QuantizeRtnStep } from '../../../preload/recipe.ts';
+import type { JobContext } from '../job-context.ts';
+import type { StepInput, StepOutput, StepRunner } from '../recipe/steps.ts';
+import { DATA_FILE, MODEL_FILE } from './output-folder.ts';
+import { quantizeWeightOnly } from './weight-only.ts';
+
+export const quantizeRtnStep: StepRunner<QuantizeRtnStep> = {
+  async run(input: StepInput<QuantizeRtnStep>, ctx: JobContext): Promise<StepOutput> {
+    const { recipe, step } = input;
+    // The last step delivers to the recipe's output folder; an earlier one writes an intermediate model.
+    const last = input.index === recipe.steps.length - 1;
+    const outDir = path.resolve(last ? (recipe.output?.dir ?? path.join(ctx.workDir, 'output')) : path.join(ctx.workDir, `step-${input.index + 1}`));
+    const r = await quantizeWeightOnly(input.modelPath, step, outDir, ctx, { recipe });
+    const modelBytes = r.files.filter((f) => f.name === MODEL_FILE || f.name === DATA_FILE).reduce((a, f) => a + f.bytes, 0);
+    return {
+      modelPath: r.modelPath,
+      artefacts: [
+        { kind: 'folder', path: r.outDir, bytes: r.bytes },
+        { kind: 'model', path: r.modelPath, bytes: modelBytes },
+      ],
+      details: {
+        method: 'rtn',
+        format: r.format,
+        bits: r.bits,
+        blockSize: r.blockSize,
+        symmetric: step.symmetric,
+        accuracyLevel: step.accuracyLevel,
+        quantized: r.quantized.length,
+        quantizedWeights: r.quantized.map((w) => ({ name: w.name, shape: w.shape, sqError: w.sqError })),
+        skipped: r.skipped.map((s) => ({ name: s.name, reason: s.reason })),
+        sqError: r.sqError,
+        outputDir: r.outDir,
+        outputBytes: r.bytes,
+        modelBytes,
+      },
+    };
+  },
+};

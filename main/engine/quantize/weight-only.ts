@@ -1,0 +1,202 @@
+/**
+ * Weight-only round-to-nearest (RTN) quantization of MatMul/Gemm weights to com.microsoft.MatMulNBits
+ * (or blocked DequantizeLinear → MatMul), written as a complete output folder.
+ *
+ * Per weight W [K, N] (one at a time: read → quantize → spool → drop):
+ *   kBlocks = ceil(K / blockSize); per column n and block b, over the block's values x:
+ *     asymmetric: scale = (max(x,0) − min(x,0)) / (2^bits − 1), zp = round(−min/scale), q = clamp(round(x/scale) + zp)
+ *     symmetric:  zp = 2^(bits−1) implied, scale from max|x|
+ *   (the exact rounding rules live in native/index.ts `quantizeBlockwise`; Whittle only lays them out.)
+ * The rewrite is "node in → nodes out" (rewrite.ts); unused float initializers are swept afterwards and
+ * everything else is copied through by reference by the model writer.
+ */
+import path from 'node:path';
+import { QuantizeRtnStep, type Recipe } from '../../../preload/recipe.ts';
+import { WhittleError, throwIfAborted } from '../errors.ts';
+import type { JobContext } from '../job-context.ts';
+import { readModel } from '../onnx/reader.ts';
+import { writeModel } from '../onnx/writer.ts';
+import { ensureOpset, initializerMap, NameScope, sweepUnusedInitializers } from '../onnx/graph.ts';
+import { readTensorBytes } from '../onnx/tensor-data.ts';
+import type { NodeProto, TensorProto } from '../onnx/proto-types.ts';
+import { f32ToF16, quantizeBlockwise } from '../native/index.ts';
+import { scaleInPlace, transpose2d, type BlockwiseQuantized } from './layout.ts';
+import { planTargets, type QuantTarget, type SkippedWeight, type TargetPlan } from './targets.ts';
+import { toDequantizeMatMul, toMatMulNBits, type RewriteOptions } from './rewrite.ts';
+import { prepareForBlockedDequantize } from './qdq-opset.ts';
+import { TensorSpool } from './spool.ts';
+import { copyCompanions, createPartialFolder, DATA_FILE, listFiles, MODEL_FILE } from './output-folder.ts';
+import { sha256File, whittleVersion, writeManifest, type Manifest, type ManifestWeight } from './manifest.ts';
+import { stat } from 'node:fs/promises';
+
+export interface QuantizeOptions {
+  /** The whole recipe, recorded in whittle.json. */
+  recipe?: Recipe;
+  /** A tokenizer.json to ship with the output (its folder's tokenizer files come along). */
+  tokenizerPath?: string;
+}
+
+export interface QuantizeResult {
+  outDir: string;
+  modelPath: string;
+  quantized: ManifestWeight[];
+  skipped: SkippedWeight[];
+  bits: number;
+  blockSize: number;
+  format: 'matmulnbits' | 'qdq';
+  /** Bytes of the output folder. */
+  bytes: number;
+  files: { name: string; bytes: number }[];
+  /** Σ over quantized weights of Σ (w − dequant(w))². */
+  sqError: number;
+}
+
+function compileKeep(patterns: string[]): RegExp[] {
+  return patterns.map((p) => {
+    try {
+      return new RegExp(p);
+    } catch (e) {
+      throw new WhittleError('INVALID_INPUT', `The keep pattern '${p}' is not a valid regular expression: ${(e as Error).message}`, { pattern: p });
+    }
+  });
+}
+
+/** The pinned message for a model with nothing left to quantize. */
+export function nothingToQuantizeMessage(plan: TargetPlan): string {
+  const reasons: string[] = [];
+  if (plan.alreadyQuantized > 0) reasons.push(`${plan.alreadyQuantized} node(s) are already quantized`);
+  const shown = plan.skipped.slice(0, 6).map((s) => `${s.name}: ${s.reason}`);
+  if (plan.skipped.length > shown.length) shown.push(`and ${plan.skipped.length - shown.length} more`);
+  reasons.push(...shown);
+  if (reasons.length === 0) reasons.push('the model has no MatMul or Gemm with a constant float weight');
+  return `Nothing to quantize: ${reasons.join('; ')}.`;
+}
+
+/** The weight as the kernel wants it: row-major [K, N], float32 or fp16 bits. */
+async function loadWeight(t: TensorProto, target: QuantTarget): Promise<Float32Array | Uint16Array> {
+  let bytes = await readTensorBytes(t);
+  const width = target.dtype === 'float16' ? 2 : 4;
+  if (bytes.byteOffset % width !== 0) bytes = bytes.slice();
+  const elements = target.k * target.n;
+  if (bytes.length !== elements * width) {
+    throw new WhittleError('MODEL_PARSE', `Weight '${target.weight}' holds ${bytes.length} bytes; its shape [${target.shape.join(', ')}] needs ${elements * width}.`);
+  }
+  const w = target.dtype === 'float16'
+    ? new Uint16Array(bytes.buffer, bytes.byteOffset, elements)
+    : new Float32Array(bytes.buffer, bytes.byteOffset, elements);
+  // Gemm transB = 1 stores [N, K].
+  return target.transposed ? transpose2d(w, target.n, target.k) : w;
+}
+
+/**
+ * Quantizes every eligible MatMul/Gemm weight of `modelPath` and writes the output folder `outDir`
+ * (model.onnx + model.onnx.data, tokenizer/config companions, genai_config.json, whittle.json).
+ * Nothing is left at `outDir` unless the whole job succeeds.
+ */
+export async function quantizeWeightOnly(modelPath: string, stepInput: QuantizeRtnStep, outDir: string, ctx: JobContext, options: QuantizeOptions = {}): Promise<QuantizeResult> {
+  const step = QuantizeRtnStep.parse(stepInput);
+  const keep = compileKeep(step.keep);
+  if (step.format === 'qdq' && step.bits === 2) {
+    throw new WhittleError('INVALID_INPUT', 'The QDQ format has no 2-bit type that onnxruntime runs; use the MatMulNBits format for 2-bit weights, or 4/8 bits.', { bits: step.bits });
+  }
+  throwIfAborted(ctx.signal);
+  const source = path.resolve(modelPath);
+  const model = await readModel(source);
+  const graph = model.proto.graph;
+  if (!graph) throw new WhittleError('MODEL_PARSE', `${source} has no graph.`);
+
+  const plan = planTargets(graph, { blockSize: step.blockSize, keep });
+  for (const s of plan.skipped) ctx.log('info', `skip ${s.name}: ${s.reason}`);
+  if (plan.targets.length === 0) {
+    throw new WhittleError('INVALID_INPUT', nothingToQuantizeMessage(plan), { skipped: plan.skipped, alreadyQuantized: plan.alreadyQuantized });
+  }
+
+  const names = NameScope.fromModel(model.proto);
+  const uniqueName = (base: string): string => names.fresh(base);
+  if (step.format === 'qdq') {
+    const adapted = prepareForBlockedDequantize(model.proto, uniqueName);
+    if (adapted) ctx.log('info', `opset raised to 21 for blocked DequantizeLinear; ${adapted} Reduce node(s) now take axes as an input`);
+  }
+  const rewriteOptions: RewriteOptions = { bits: step.bits, blockSize: step.blockSize, accuracyLevel: step.accuracyLevel, uniqueName, f32ToF16 };
+  const initializers = initializerMap(graph);
+
+  const partial = await createPartialFolder(outDir);
+  const spool = new TensorSpool(path.join(partial.dir, '.quantized.tmp'));
+  try {
+    const replacements = new Map<NodeProto, NodeProto[]>();
+    const quantized: ManifestWeight[] = [];
+    let sqError = 0;
+    const total = plan.targets.length;
+    ctx.progress({ phase: 'quantize', done: 0, total });
+    for (let i = 0; i < total; i++) {
+      throwIfAborted(ctx.signal);
+      const target = plan.targets[i];
+      const weight = await loadWeight(initializers.get(target.weight)!, target);
+      const q = await quantizeBlockwise(weight, {
+        k: target.k, n: target.n, bits: step.bits, blockSize: step.blockSize, symmetric: step.symmetric,
+        weightIsFp16: target.dtype === 'float16',
+      });
+      if (target.alpha !== 1) scaleInPlace(q.scales, target.alpha);
+      const blockwise: BlockwiseQuantized = q;
+      const rep = step.format === 'qdq' ? toDequantizeMatMul(target, blockwise, rewriteOptions) : toMatMulNBits(target, blockwise, rewriteOptions);
+      for (const t of rep.tensors) {
+        graph.initializer.push({ name: t.name, dataType: t.dataType, dims: t.dims, data: await spool.append(t.bytes), stringData: [], externalData: [], metadataProps: [] });
+      }
+      replacements.set(target.node, rep.nodes);
+      sqError += q.sqError;
+      quantized.push({ name: target.weight, shape: target.shape, bits: step.bits, blockSize: step.blockSize, status: 'quantized', sqError: q.sqError });
+      ctx.progress({ phase: 'quantize', done: i + 1, total, message: target.weight });
+    }
+    throwIfAborted(ctx.signal);
+
+    graph.node = graph.node.flatMap((n) => replacements.get(n) ?? [n]);
+    sweepUnusedInitializers(graph);
+    if (step.format === 'matmulnbits') ensureOpset(model.proto, 'com.microsoft', 1);
+
+    ctx.progress({ phase: 'write', done: 0, total: 1, message: MODEL_FILE });
+    const outModel = path.join(partial.dir, MODEL_FILE);
+    await writeModel(model, outModel, { externalData: 'auto', threshold: 1024, dataFileName: DATA_FILE, signal: ctx.signal });
+    await spool.remove();
+    throwIfAborted(ctx.signal);
+
+    await copyCompanions(source, options.tokenizerPath ?? options.recipe?.tokenizer?.path, partial.dir, ctx.log);
+    const files = await listFiles(partial.dir);
+    const bytes = files.reduce((a, f) => a + f.bytes, 0);
+    const skippedWeights: ManifestWeight[] = plan.skipped.map((s) => ({ name: s.name, shape: s.shape, bits: null, blockSize: null, status: 'skipped', reason: s.reason }));
+    const manifest: Manifest = {
+      whittle: whittleVersion(),
+      created: new Date().toISOString(),
+      recipe: options.recipe ?? null,
+      step,
+      source: {
+        path: source,
+        sha256: await sha256File(source),
+        bytes: model.fileBytes + (await Promise.all(model.externalDataFiles.map(async (f) => (await stat(f)).size))).reduce((a, b) => a + b, 0),
+        externalData: model.externalDataFiles.map((f) => path.basename(f)),
+      },
+      output: { bytes, files },
+      weights: [...quantized, ...skippedWeights],
+    };
+    await writeManifest(partial.dir, manifest);
+    throwIfAborted(ctx.signal);
+    const finalDir = await partial.commit();
+    ctx.progress({ phase: 'write', done: 1, total: 1, message: MODEL_FILE });
+    ctx.log('info', `quantized ${quantized.length} weight(s) to ${step.bits} bits (block ${step.blockSize}); skipped ${plan.skipped.length}`);
+    return {
+      outDir: finalDir,
+      modelPath: path.join(finalDir, MODEL_FILE),
+      quantized,
+      skipped: plan.skipped,
+      bits: step.bits,
+      blockSize: step.blockSize,
+      format: step.format,
+      bytes,
+      files,
+      sqError,
+    };
+  } catch (e) {
+    await spool.close().catch(() => {});
+    await partial.discard();
+    throw e;
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The step registry: recipe step type → the code that runs it (ARCHITECTURE seam 6).
+ * A step takes the current model and writes a new one (or returns the same path when it changes nothing);
+ * the runner chains steps in recipe order and evaluates the original beside the final result.
+ */
+import type { Artefact } from '../../../preload/contract.ts';
+import type { Recipe, Step } from '../../../preload/recipe.ts';
+import { WhittleError } from '../errors.ts';
+import type { JobContext } from '../job-context.ts';
+
+export interface StepInput<S extends Step = Step> {
+  /** The model this step starts from: the recipe's model or the previous step's output. */
+  modelPath: string;
+  recipe: Recipe;
+  step: S;
+  /** Position of the step in the recipe, from 0. */
+  index: number;
+}
+
+export interface StepOutput {
+  /** The model the step wrote (complete on disk), or the input path when it changed nothing. */
+  modelPath: string;
+  artefacts: Artefact[];
+  details: Record<string, unknown>;
+}
+
+export interface StepRunner<S extends Step = Step> {
+  run(input: StepInput<S>, ctx: JobContext): Promise<StepOutput>;
+}
+
+export type StepRegistry = { [T in Step['type']]?: StepRunner<Extract<Step, { type: T }>> };
+
+/** The steps this build of Whittle can run. */
+export const defaultSteps: StepRegistry = {};
+
+export function stepRunnerFor(registry: StepRegistry, step: Step, index: number): StepRunner {
+  const runner = registry[step.type] as StepRunner | undefined;
+  if (!runner) {
+    const method = 'method' in step ? ` (${step.method})` : '';
+    throw new WhittleError(
+      'INVALID_INPUT',
+      `Step ${index + 1} of the recipe is a ${step.type}${method} step, which this version of Whittle cannot run yet. Remove the step to evaluate the model as it is.`,
+      { step: index, type: step.type },
+    );
+  }
+  return runner;
+}

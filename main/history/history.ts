@@ -1,0 +1,358 @@
+/**
+ * The experiment history: one SQLite file, synchronous repository calls returning the contract's shapes.
+ * Opened in exactly one place (openHistory → openDatabase).
+ */
+import { existsSync } from 'node:fs';
+import type Database from 'better-sqlite3';
+import type {
+  Artefact, ErrorShape, ExperimentDetail, ExperimentStatus, ExperimentSummary, LogLine, Metric, RecentModel,
+} from '../../preload/contract.ts';
+import { WhittleError } from '../engine/errors.ts';
+import { openDatabase } from './open.ts';
+import { pickHeadline } from './headline.ts';
+
+export interface NewExperiment {
+  name: string;
+  kind: string;
+  /** Stored verbatim (as JSON) so the experiment can be re-run. */
+  recipe: unknown;
+  modelPath: string;
+  modelBytes?: number | null;
+  modelSha256?: string | null;
+  /** The experiment this one was made from (e.g. the evaluation of the original). */
+  parentId?: number | null;
+  status?: 'queued' | 'running';
+  notes?: string;
+  tags?: string[];
+}
+
+export type FinalStatus = 'done' | 'failed' | 'cancelled' | 'interrupted';
+
+export interface ListQuery {
+  search?: string;
+  status?: ExperimentStatus;
+  kind?: string;
+  sort?: 'created' | 'name' | 'status' | 'kind';
+  order?: 'asc' | 'desc';
+  limit?: number;
+  offset?: number;
+}
+
+export interface ExperimentUpdate {
+  name?: string;
+  notes?: string;
+  tags?: string[];
+}
+
+export interface NewLogLine {
+  level: LogLine['level'];
+  text: string;
+  time?: string;
+}
+
+export interface CachedEvaluation {
+  metrics: Metric[];
+  created: string;
+}
+
+interface ExperimentRow {
+  id: number;
+  created: string;
+  started: string | null;
+  finished: string | null;
+  name: string;
+  kind: string;
+  status: ExperimentStatus;
+  recipe_json: string;
+  model_path: string;
+  model_bytes: number | null;
+  model_sha256: string | null;
+  duration_ms: number | null;
+  error_json: string | null;
+  parent_id: number | null;
+  notes: string;
+  owner_pid: number | null;
+}
+
+interface MetricRow { experiment: number; name: string; value: number | null; unit: string; subject: string }
+
+const SORT_COLUMNS = { created: 'created', name: 'name COLLATE NOCASE', status: 'status', kind: 'kind' } as const;
+
+const now = (): string => new Date().toISOString();
+
+function toMetric(r: MetricRow): Metric {
+  // SQLite has no NaN: it is stored as NULL.
+  return { name: r.name, value: r.value ?? Number.NaN, unit: r.unit, subject: r.subject };
+}
+
+function likePattern(search: string): string {
+  return `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+function notFound(id: number): WhittleError {
+  return new WhittleError('NOT_FOUND', `There is no experiment ${id} in the history. It may have been deleted.`, { id });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class History {
+  readonly db: Database.Database;
+  /** The database file. */
+  readonly path: string;
+  readonly home: string;
+  /** Experiments found 'queued' or 'running' at open and marked 'interrupted'. */
+  readonly interruptedAtOpen: number;
+
+  constructor(home: string) {
+    const opened = openDatabase(home);
+    this.db = opened.db;
+    this.path = opened.path;
+    this.home = home;
+    this.interruptedAtOpen = this.markInterrupted();
+  }
+
+  /**
+   * Rows left 'queued' or 'running' by a Whittle that stopped without finishing them. A row owned by
+   * another live process (the CLI running beside the app on the same history) is left alone.
+   */
+  private markInterrupted(): number {
+    const rows = this.db.prepare<{ id: number; status: string; owner_pid: number | null }>(
+      `SELECT id, status, owner_pid FROM experiments WHERE status IN ('queued', 'running')`,
+    ).all();
+    const stale = rows.filter((r) => r.owner_pid === null || r.owner_pid === process.pid || !isAlive(r.owner_pid));
+    if (stale.length === 0) return 0;
+    const update = this.db.prepare(`UPDATE experiments SET status = 'interrupted', error_json = ? WHERE id = ? AND status IN ('queued', 'running')`);
+    this.db.transaction(() => {
+      for (const r of stale) {
+        const error: ErrorShape = {
+          code: 'CANCELLED',
+          message: r.status === 'running'
+            ? 'Whittle stopped while this experiment was running, so it never finished. Run the recipe again to repeat it.'
+            : 'Whittle stopped before this queued experiment could start. Run the recipe again to repeat it.',
+        };
+        update.run(JSON.stringify(error), r.id);
+      }
+    })();
+    return stale.length;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Runs `fn` in one transaction (nested calls become savepoints). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  // ── experiments ────────────────────────────────────────────────────────────────────────────────────
+
+  createExperiment(e: NewExperiment): number {
+    const create = this.db.transaction((): number => {
+      const info = this.db.prepare(
+        `INSERT INTO experiments (created, started, name, kind, status, recipe_json, model_path, model_bytes, model_sha256, parent_id, notes, owner_pid)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        now(), e.status === 'running' ? now() : null, e.name, e.kind, e.status ?? 'queued', JSON.stringify(e.recipe ?? null), e.modelPath,
+        e.modelBytes ?? null, e.modelSha256 ?? null, e.parentId ?? null, e.notes ?? '', process.pid,
+      );
+      const id = Number(info.lastInsertRowid);
+      if (e.tags) this.replaceTags(id, e.tags);
+      return id;
+    });
+    return create();
+  }
+
+  markRunning(id: number): void {
+    const info = this.db.prepare(`UPDATE experiments SET status = 'running', started = ?, owner_pid = ? WHERE id = ?`).run(now(), process.pid, id);
+    if (info.changes === 0) throw notFound(id);
+  }
+
+  finish(id: number, status: FinalStatus, error: ErrorShape | null = null, durationMs: number | null = null): void {
+    const info = this.db.prepare(`UPDATE experiments SET status = ?, finished = ?, error_json = ?, duration_ms = ? WHERE id = ?`)
+      .run(status, now(), error ? JSON.stringify(error) : null, durationMs === null ? null : Math.round(durationMs), id);
+    if (info.changes === 0) throw notFound(id);
+  }
+
+  addMetrics(id: number, metrics: readonly Metric[]): void {
+    if (metrics.length === 0) return;
+    const insert = this.db.prepare(`INSERT INTO metrics (experiment, name, value, unit, subject) VALUES (?, ?, ?, ?, ?)`);
+    this.db.transaction(() => {
+      for (const m of metrics) insert.run(id, m.name, Number.isNaN(m.value) ? null : m.value, m.unit, m.subject);
+    })();
+  }
+
+  addArtefacts(id: number, artefacts: readonly Artefact[]): void {
+    if (artefacts.length === 0) return;
+    const insert = this.db.prepare(`INSERT INTO artefacts (experiment, kind, path, bytes) VALUES (?, ?, ?, ?)`);
+    this.db.transaction(() => {
+      for (const a of artefacts) insert.run(id, a.kind, a.path, a.bytes);
+    })();
+  }
+
+  /** Appends log lines with consecutive per-experiment sequence numbers; returns the last one (0 if none). */
+  appendLog(id: number, lines: NewLogLine | readonly NewLogLine[]): number {
+    const list = Array.isArray(lines) ? lines : [lines as NewLogLine];
+    const append = this.db.transaction((): number => {
+      let seq = this.db.prepare<number>(`SELECT COALESCE(MAX(seq), 0) FROM events WHERE experiment = ?`).pluck().get(id) ?? 0;
+      const insert = this.db.prepare(`INSERT INTO events (experiment, seq, time, level, text) VALUES (?, ?, ?, ?, ?)`);
+      for (const l of list) insert.run(id, ++seq, l.time ?? now(), l.level, l.text);
+      return seq;
+    });
+    return append();
+  }
+
+  setDetails(id: number, details: Record<string, unknown>): void {
+    this.db.prepare(`INSERT INTO details (experiment, json) VALUES (?, ?) ON CONFLICT (experiment) DO UPDATE SET json = excluded.json`)
+      .run(id, JSON.stringify(details));
+  }
+
+  status(id: number): ExperimentStatus {
+    const s = this.db.prepare<ExperimentStatus>(`SELECT status FROM experiments WHERE id = ?`).pluck().get(id);
+    if (s === undefined) throw notFound(id);
+    return s;
+  }
+
+  list(query: ListQuery = {}): { items: ExperimentSummary[]; total: number } {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.search?.trim()) {
+      where.push(`(name LIKE ? ESCAPE '\\' OR model_path LIKE ? ESCAPE '\\')`);
+      const p = likePattern(query.search.trim());
+      params.push(p, p);
+    }
+    if (query.status) { where.push('status = ?'); params.push(query.status); }
+    if (query.kind) { where.push('kind = ?'); params.push(query.kind); }
+    const whereSql = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const order = query.order === 'asc' ? 'ASC' : 'DESC';
+    const column = SORT_COLUMNS[query.sort ?? 'created'] ?? SORT_COLUMNS.created;
+    const limit = Math.max(1, Math.min(query.limit ?? 100, 500));
+    const offset = Math.max(0, query.offset ?? 0);
+
+    const total = this.db.prepare<number>(`SELECT COUNT(*) FROM experiments ${whereSql}`).pluck().get(...params) ?? 0;
+    const rows = this.db.prepare<ExperimentRow>(
+      `SELECT * FROM experiments ${whereSql} ORDER BY ${column} ${order}, id ${order} LIMIT ? OFFSET ?`,
+    ).all(...params, limit, offset);
+
+    const metricsById = new Map<number, Metric[]>();
+    if (rows.length) {
+      const metricRows = this.db.prepare<MetricRow>(
+        `SELECT experiment, name, value, unit, subject FROM metrics WHERE experiment IN (SELECT value FROM json_each(?)) ORDER BY id`,
+      ).all(JSON.stringify(rows.map((r) => r.id)));
+      for (const m of metricRows) {
+        let list = metricsById.get(m.experiment);
+        if (!list) metricsById.set(m.experiment, (list = []));
+        list.push(toMetric(m));
+      }
+    }
+    return { items: rows.map((r) => this.summary(r, pickHeadline(metricsById.get(r.id) ?? []))), total };
+  }
+
+  private summary(r: ExperimentRow, headline: Metric[]): ExperimentSummary {
+    return {
+      id: r.id, name: r.name, kind: r.kind, status: r.status, created: r.created, finished: r.finished,
+      modelPath: r.model_path, modelBytes: r.model_bytes, headline,
+    };
+  }
+
+  get(id: number): ExperimentDetail {
+    const r = this.db.prepare<ExperimentRow>(`SELECT * FROM experiments WHERE id = ?`).get(id);
+    if (!r) throw notFound(id);
+    const metrics = this.db.prepare<MetricRow>(`SELECT experiment, name, value, unit, subject FROM metrics WHERE experiment = ? ORDER BY id`).all(id).map(toMetric);
+    const artefacts = this.db.prepare<Artefact>(`SELECT kind, path, bytes FROM artefacts WHERE experiment = ? ORDER BY id`).all(id);
+    const log = this.db.prepare<LogLine>(`SELECT seq, time, level, text FROM events WHERE experiment = ? ORDER BY seq`).all(id);
+    const tags = this.db.prepare<string>(`SELECT tag FROM tags WHERE experiment = ? ORDER BY tag`).pluck().all(id);
+    const detailsJson = this.db.prepare<string>(`SELECT json FROM details WHERE experiment = ?`).pluck().get(id);
+    return {
+      ...this.summary(r, pickHeadline(metrics)),
+      recipe: JSON.parse(r.recipe_json),
+      modelSha256: r.model_sha256,
+      durationMs: r.duration_ms,
+      error: r.error_json ? (JSON.parse(r.error_json) as ErrorShape) : null,
+      metrics,
+      artefacts,
+      log,
+      tags,
+      notes: r.notes,
+      details: detailsJson ? (JSON.parse(detailsJson) as Record<string, unknown>) : {},
+    };
+  }
+
+  /** Deletes an experiment and everything recorded for it (not its output files). */
+  delete(id: number): void {
+    const status = this.status(id);
+    if (status === 'running' || status === 'queued') {
+      throw new WhittleError('INVALID_INPUT', `Experiment ${id} is ${status}. Cancel it first, then delete it.`, { id, status });
+    }
+    this.db.prepare(`DELETE FROM experiments WHERE id = ?`).run(id);
+  }
+
+  update(id: number, change: ExperimentUpdate): ExperimentDetail {
+    this.db.transaction(() => {
+      this.status(id);
+      if (change.name !== undefined) {
+        const name = change.name.trim();
+        if (!name) throw new WhittleError('INVALID_INPUT', 'An experiment name cannot be empty.', { id });
+        this.db.prepare(`UPDATE experiments SET name = ? WHERE id = ?`).run(name, id);
+      }
+      if (change.notes !== undefined) this.db.prepare(`UPDATE experiments SET notes = ? WHERE id = ?`).run(change.notes, id);
+      if (change.tags !== undefined) this.replaceTags(id, change.tags);
+    })();
+    return this.get(id);
+  }
+
+  private replaceTags(id: number, tags: readonly string[]): void {
+    this.db.prepare(`DELETE FROM tags WHERE experiment = ?`).run(id);
+    const insert = this.db.prepare(`INSERT OR IGNORE INTO tags (experiment, tag) VALUES (?, ?)`);
+    for (const tag of tags) {
+      const t = tag.trim();
+      if (t) insert.run(id, t);
+    }
+  }
+
+  // ── recent models ──────────────────────────────────────────────────────────────────────────────────
+
+  touchRecentModel(path: string, keep = 50): void {
+    this.db.transaction(() => {
+      this.db.prepare(`INSERT INTO recent_models (path, last_opened) VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET last_opened = excluded.last_opened`)
+        .run(path, now());
+      this.db.prepare(`DELETE FROM recent_models WHERE path NOT IN (SELECT path FROM recent_models ORDER BY last_opened DESC LIMIT ?)`).run(keep);
+    })();
+  }
+
+  recentModels(limit = 10): RecentModel[] {
+    return this.db.prepare<{ path: string; last_opened: string }>(`SELECT path, last_opened FROM recent_models ORDER BY last_opened DESC, path LIMIT ?`)
+      .all(limit)
+      .map((r) => ({ path: r.path, lastOpened: r.last_opened, exists: existsSync(r.path) }));
+  }
+
+  // ── evaluation cache ───────────────────────────────────────────────────────────────────────────────
+
+  cacheGet(modelSha256: string, settingsHash: string): CachedEvaluation | null {
+    const r = this.db.prepare<{ metrics_json: string; created: string }>(
+      `SELECT metrics_json, created FROM evaluation_cache WHERE model_sha256 = ? AND settings_hash = ?`,
+    ).get(modelSha256, settingsHash);
+    if (!r) return null;
+    const metrics = (JSON.parse(r.metrics_json) as (Omit<Metric, 'value'> & { value: number | string })[])
+      .map((m) => ({ ...m, value: Number(m.value) }));
+    return { metrics, created: r.created };
+  }
+
+  cachePut(modelSha256: string, settingsHash: string, metrics: readonly Metric[]): void {
+    this.db.prepare(
+      `INSERT INTO evaluation_cache (model_sha256, settings_hash, metrics_json, created) VALUES (?, ?, ?, ?)
+       ON CONFLICT (model_sha256, settings_hash) DO UPDATE SET metrics_json = excluded.metrics_json, created = excluded.created`,
+    ).run(modelSha256, settingsHash, JSON.stringify(metrics.map((m) => (Number.isFinite(m.value) ? m : { ...m, value: String(m.value) }))), now());
+  }
+}
+
+export function openHistory(options: { home: string }): History {
+  return new History(options.home);
+}

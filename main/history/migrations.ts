@@ -1,0 +1,98 @@
+/**
+ * The history schema as numbered migrations. Migration i (1-based) takes the database from schema i-1
+ * to schema i; each runs in its own transaction and the schema number is kept in PRAGMA user_version.
+ * Never edit a migration that has shipped: append a new one.
+ */
+import type Database from 'better-sqlite3';
+
+export type Migration = string | ((db: Database.Database) => void);
+
+const STATUSES = `'queued', 'running', 'done', 'failed', 'cancelled', 'interrupted'`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  // 1: experiments and everything hanging off them.
+  `
+  CREATE TABLE experiments (
+    id            INTEGER PRIMARY KEY,
+    created       TEXT    NOT NULL,
+    started       TEXT,
+    finished      TEXT,
+    name          TEXT    NOT NULL,
+    kind          TEXT    NOT NULL,
+    status        TEXT    NOT NULL CHECK (status IN (${STATUSES})),
+    recipe_json   TEXT    NOT NULL,
+    model_path    TEXT    NOT NULL,
+    model_bytes   INTEGER,
+    model_sha256  TEXT,
+    duration_ms   INTEGER,
+    error_json    TEXT,
+    parent_id     INTEGER REFERENCES experiments(id) ON DELETE SET NULL,
+    notes         TEXT    NOT NULL DEFAULT '',
+    owner_pid     INTEGER
+  ) STRICT;
+  CREATE INDEX experiments_created ON experiments(created);
+  CREATE INDEX experiments_status_created ON experiments(status, created);
+  CREATE INDEX experiments_kind_created ON experiments(kind, created);
+  CREATE INDEX experiments_name ON experiments(name);
+  CREATE INDEX experiments_parent ON experiments(parent_id);
+
+  CREATE TABLE metrics (
+    id          INTEGER PRIMARY KEY,
+    experiment  INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    name        TEXT    NOT NULL,
+    value       REAL,
+    unit        TEXT    NOT NULL DEFAULT '',
+    subject     TEXT    NOT NULL DEFAULT 'model'
+  ) STRICT;
+  CREATE INDEX metrics_experiment ON metrics(experiment);
+
+  CREATE TABLE artefacts (
+    id          INTEGER PRIMARY KEY,
+    experiment  INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    kind        TEXT    NOT NULL,
+    path        TEXT    NOT NULL,
+    bytes       INTEGER
+  ) STRICT;
+  CREATE INDEX artefacts_experiment ON artefacts(experiment);
+
+  CREATE TABLE events (
+    experiment  INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    time        TEXT    NOT NULL,
+    level       TEXT    NOT NULL CHECK (level IN ('debug', 'info', 'warn', 'error')),
+    text        TEXT    NOT NULL,
+    PRIMARY KEY (experiment, seq)
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE TABLE tags (
+    experiment  INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    tag         TEXT    NOT NULL,
+    PRIMARY KEY (experiment, tag)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX tags_tag ON tags(tag);
+
+  CREATE TABLE details (
+    experiment  INTEGER PRIMARY KEY REFERENCES experiments(id) ON DELETE CASCADE,
+    json        TEXT    NOT NULL
+  ) STRICT;
+
+  CREATE TABLE recent_models (
+    path         TEXT PRIMARY KEY,
+    last_opened  TEXT NOT NULL
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX recent_models_last_opened ON recent_models(last_opened);
+  `,
+  // 2: evaluation results keyed by model content and evaluation settings, so an unchanged original is
+  // not measured again for every experiment made from it.
+  `
+  CREATE TABLE evaluation_cache (
+    model_sha256   TEXT NOT NULL,
+    settings_hash  TEXT NOT NULL,
+    metrics_json   TEXT NOT NULL,
+    created        TEXT NOT NULL,
+    PRIMARY KEY (model_sha256, settings_hash)
+  ) STRICT, WITHOUT ROWID;
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;

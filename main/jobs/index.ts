@@ -1,0 +1,13 @@
+export { JobService } from './service.ts';
+export type { Emit, JobHistory, JobServiceOptions, StartedJob } from './service.ts';
+export type { EngineHost, EngineProcess, ExitListener, OutputListener } from './engine-host.ts';
+export { ChildProcessHost } from './child-process-host.ts';
+export type { ChildProcessHostOptions } from './child-process-host.ts';
+export { UtilityProcessHost } from './utility-process-host.ts';
+export type { UtilityProcessApi, UtilityProcessLike } from './utility-process-host.ts';
+export { EngineToHost, HostToEngine, parseEngineMessage, parseHostMessage } from './protocol.ts';
+export { parseRecipe, recipeIssues } from './recipe-input.ts';
+export type { RecipeIssue } from './recipe-input.ts';
+export { unexpectedExitError } from './crash.ts';
+export { jobFolderName, slugify } from './output-folder.ts';
+export { sha256File } from './model-file.ts';

@@ -1,0 +1,414 @@
+/**
+ * The job service: a queue of recipes, each run in its own engine process, reported as events and
+ * recorded in the history.
+ *
+ * Per job, every event (progress, log, result, finished) carries a sequence number that increases by one
+ * per event. Progress is coalesced (at most one per `progressIntervalMs`); logs, the result and the
+ * finish are always delivered, and `job.finished` is always the job's last event.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type {
+  ErrorShape, EventName, EventPayloads, JobFinished, JobInfo, JobProgress, LogLine,
+} from '../../preload/contract.ts';
+import { recipeKind, type Recipe } from '../../preload/recipe.ts';
+import { toErrorShape, WhittleError } from '../engine/errors.ts';
+import type { History, NewLogLine } from '../history/history.ts';
+import { Coalescer } from './coalescer.ts';
+import { OutputTail, unexpectedExitError } from './crash.ts';
+import type { EngineHost, EngineProcess } from './engine-host.ts';
+import { EtaEstimator } from './eta.ts';
+import { ModelFileFactsCache } from './model-file.ts';
+import { jobFolderName } from './output-folder.ts';
+import type { EngineResult, EngineToHost } from './protocol.ts';
+import { parseRecipe } from './recipe-input.ts';
+
+export type Emit = <E extends EventName>(channel: E, payload: EventPayloads[E]) => void;
+
+/** The history calls the job service makes. */
+export type JobHistory = Pick<
+  History,
+  'createExperiment' | 'markRunning' | 'finish' | 'addMetrics' | 'addArtefacts' | 'appendLog' | 'setDetails' | 'transaction'
+>;
+
+export interface JobServiceOptions {
+  history: JobHistory;
+  host: EngineHost;
+  /** Each job writes to `<outputRoot>/<experimentId>-<slug>/`. */
+  outputRoot: string;
+  emit: Emit;
+  /** Jobs running at once (each in its own engine process). Default 1. */
+  concurrency?: number;
+  /** After a cancel, how long the engine may take to stop before it is killed. Default 3000 ms. */
+  cancelGraceMs?: number;
+  /** At most one progress event per job per this many ms. Default 100 (10 per second). */
+  progressIntervalMs?: number;
+  /** Log lines are written to the history in batches at most this far apart. Default 250 ms. */
+  logFlushMs?: number;
+}
+
+export interface StartedJob { jobId: string; experimentId: number }
+
+type Progressless = Omit<JobProgress, 'seq'>;
+
+interface Job {
+  readonly jobId: string;
+  readonly experimentId: number;
+  readonly name: string;
+  readonly recipe: Recipe;
+  state: 'queued' | 'running' | 'finished';
+  seq: number;
+  progress: JobProgress | null;
+  readonly eta: EtaEstimator;
+  readonly coalescer: Coalescer<Progressless>;
+  process: EngineProcess | null;
+  cancelRequested: boolean;
+  cancelMessage: string;
+  result: EngineResult | null;
+  startedAt: number;
+  logs: NewLogLine[];
+  logTimer: ReturnType<typeof setTimeout> | null;
+  killTimer: ReturnType<typeof setTimeout> | null;
+  readonly stderr: OutputTail;
+  readonly finished: Promise<JobFinished>;
+  resolveFinished: (f: JobFinished) => void;
+}
+
+const LOG_BATCH = 200;
+const RECENT_FINISHED = 100;
+
+function cancelledError(message: string): ErrorShape {
+  return { code: 'CANCELLED', message };
+}
+
+export class JobService {
+  private readonly history: JobHistory;
+  private readonly host: EngineHost;
+  private readonly outputRoot: string;
+  private readonly emitTo: Emit;
+  private readonly concurrency: number;
+  private readonly cancelGraceMs: number;
+  private readonly progressIntervalMs: number;
+  private readonly logFlushMs: number;
+
+  private readonly jobs = new Map<string, Job>();
+  private readonly queue: Job[] = [];
+  /** Engine processes that have not exited yet (a finished job's process may still be on its way out). */
+  private readonly live = new Set<EngineProcess>();
+  private readonly recentlyFinished = new Map<string, JobFinished>();
+  private readonly modelFacts = new ModelFileFactsCache();
+  private idleWaiters: (() => void)[] = [];
+  private closed = false;
+
+  constructor(options: JobServiceOptions) {
+    this.history = options.history;
+    this.host = options.host;
+    this.outputRoot = options.outputRoot;
+    this.emitTo = options.emit;
+    this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
+    this.cancelGraceMs = options.cancelGraceMs ?? 3000;
+    this.progressIntervalMs = options.progressIntervalMs ?? 100;
+    this.logFlushMs = options.logFlushMs ?? 250;
+  }
+
+  // ── public API ─────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Validates the recipe, records the model's size and SHA-256, creates the experiment ('queued') and
+   * queues the job. Throws INVALID_INPUT (bad recipe) or NOT_FOUND (no model file) before anything is
+   * recorded.
+   */
+  async start(recipeInput: unknown, name?: string): Promise<StartedJob> {
+    this.assertOpen();
+    const recipe = parseRecipe(recipeInput);
+    const modelPath = path.resolve(recipe.model.path);
+    const facts = await this.modelFacts.facts(modelPath);
+    this.assertOpen();
+    const kind = recipeKind(recipe);
+    const jobName = name?.trim() || recipe.name?.trim() || `${kind === 'quantize' ? 'Quantize' : 'Evaluate'} ${path.basename(modelPath)}`;
+    const experimentId = this.history.createExperiment({
+      name: jobName, kind, recipe: recipeInput, modelPath, modelBytes: facts.bytes, modelSha256: facts.sha256, status: 'queued',
+    });
+    const job = this.newJob(randomUUID(), experimentId, jobName, recipe);
+    this.jobs.set(job.jobId, job);
+    this.queue.push(job);
+    this.emit('history.changed', { experimentId });
+    // Let the caller learn the ids before anything about the job happens.
+    setImmediate(() => this.pump());
+    return { jobId: job.jobId, experimentId };
+  }
+
+  /**
+   * Queued: removed and recorded as cancelled. Running: asked to stop, killed after the grace period.
+   * False when the job is unknown, already finished, or has already delivered its result.
+   */
+  cancel(jobId: string): boolean {
+    const job = this.jobs.get(jobId);
+    if (!job || job.state === 'finished') return false;
+    if (job.state === 'queued') {
+      this.queue.splice(this.queue.indexOf(job), 1);
+      this.finalize(job, 'cancelled', cancelledError('The job was cancelled before it started.'));
+      return true;
+    }
+    if (job.result) return false;
+    this.requestStop(job, 'The job was cancelled.', this.cancelGraceMs);
+    return true;
+  }
+
+  list(): JobInfo[] {
+    const out: JobInfo[] = [];
+    for (const job of this.jobs.values()) {
+      if (job.state === 'finished') continue;
+      out.push({ jobId: job.jobId, experimentId: job.experimentId, name: job.name, status: job.state, progress: job.progress });
+    }
+    return out;
+  }
+
+  /** The job's `job.finished` payload once it has finished. */
+  whenFinished(jobId: string): Promise<JobFinished> {
+    const job = this.jobs.get(jobId);
+    if (job) return job.finished;
+    const done = this.recentlyFinished.get(jobId);
+    if (done) return Promise.resolve(done);
+    return Promise.reject(new WhittleError('NOT_FOUND', `There is no job ${jobId}.`, { jobId }));
+  }
+
+  /** The operating-system process id of a running job's engine process. */
+  enginePid(jobId: string): number | undefined {
+    return this.jobs.get(jobId)?.process?.pid;
+  }
+
+  /** Cancels queued jobs, stops running ones (killing them after `graceMs`) and waits for every engine process to exit. */
+  async shutdown(graceMs = Math.min(this.cancelGraceMs, 1000)): Promise<void> {
+    this.closed = true;
+    for (const job of this.queue.splice(0)) {
+      this.finalize(job, 'cancelled', cancelledError('Whittle was shut down before this job started.'));
+    }
+    for (const job of this.jobs.values()) {
+      if (job.state === 'running') this.requestStop(job, 'Whittle was shut down while this job was running.', graceMs);
+    }
+    if (this.live.size === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  // ── queue ──────────────────────────────────────────────────────────────────────────────────────────
+
+  private assertOpen(): void {
+    if (this.closed) throw new WhittleError('INTERNAL', 'Whittle is shutting down and accepts no new jobs.');
+  }
+
+  private newJob(jobId: string, experimentId: number, name: string, recipe: Recipe): Job {
+    let resolveFinished!: (f: JobFinished) => void;
+    const finished = new Promise<JobFinished>((resolve) => { resolveFinished = resolve; });
+    const job: Job = {
+      jobId, experimentId, name, recipe,
+      state: 'queued', seq: 0, progress: null,
+      eta: new EtaEstimator(),
+      coalescer: new Coalescer<Progressless>(this.progressIntervalMs, (p) => this.deliverProgress(job, p), { sameKind: (a, b) => a.phase === b.phase }),
+      process: null, cancelRequested: false, cancelMessage: '', result: null, startedAt: 0,
+      logs: [], logTimer: null, killTimer: null, stderr: new OutputTail(),
+      finished, resolveFinished,
+    };
+    return job;
+  }
+
+  private pump(): void {
+    while (!this.closed && this.queue.length > 0 && this.live.size < this.concurrency) {
+      this.launch(this.queue.shift()!);
+    }
+  }
+
+  private launch(job: Job): void {
+    job.state = 'running';
+    job.startedAt = performance.now();
+    let workDir: string;
+    try {
+      workDir = path.join(this.outputRoot, jobFolderName(job.experimentId, job.name));
+      mkdirSync(workDir, { recursive: true });
+      this.history.markRunning(job.experimentId);
+    } catch (e) {
+      const shape = toErrorShape(e);
+      this.finalize(job, 'failed', shape.code === 'IO'
+        ? { ...shape, message: `Whittle cannot create the job's output folder in ${this.outputRoot}: ${shape.message}` }
+        : shape);
+      return;
+    }
+    this.emit('history.changed', { experimentId: job.experimentId });
+
+    let proc: EngineProcess;
+    try {
+      proc = this.host.spawn();
+    } catch (e) {
+      this.finalize(job, 'failed', { code: 'INTERNAL', message: `The engine process could not be started: ${toErrorShape(e).message}` });
+      return;
+    }
+    job.process = proc;
+    this.live.add(proc);
+    proc.onOutput((stream, text) => this.onOutput(job, stream, text));
+    proc.onMessage((m) => this.onEngineMessage(job, m));
+    proc.onExit((code, signal) => this.onEngineExit(job, proc, code, signal));
+    proc.send({ type: 'run', jobId: job.jobId, experimentId: job.experimentId, recipe: job.recipe, workDir });
+  }
+
+  private requestStop(job: Job, message: string, graceMs: number): void {
+    if (job.cancelRequested) return;
+    job.cancelRequested = true;
+    job.cancelMessage = message;
+    const proc = job.process;
+    if (!proc) return;
+    proc.send({ type: 'cancel' });
+    if (job.killTimer) clearTimeout(job.killTimer);
+    job.killTimer = setTimeout(() => {
+      if (job.state === 'running') this.onLog(job, 'warn', `The engine did not stop within ${graceMs / 1000} s of being asked to; ending it.`);
+      proc.kill();
+    }, graceMs);
+  }
+
+  // ── engine messages ────────────────────────────────────────────────────────────────────────────────
+
+  private onEngineMessage(job: Job, m: EngineToHost): void {
+    if (job.state !== 'running') return;
+    switch (m.type) {
+      case 'progress': {
+        const etaSeconds = job.eta.update(m.phase, m.done, m.total, performance.now());
+        const p: Progressless = {
+          jobId: job.jobId, experimentId: job.experimentId, phase: m.phase, done: m.done, total: m.total, etaSeconds, message: m.message,
+        };
+        job.progress = { ...p, seq: job.seq };
+        job.coalescer.push(p);
+        return;
+      }
+      case 'log':
+        this.onLog(job, m.level, m.text);
+        return;
+      case 'result':
+        // A result that arrives after a cancel was asked for is dropped: the user chose to stop.
+        if (!job.cancelRequested) job.result = m;
+        return;
+      case 'done':
+        if (job.cancelRequested) this.finalize(job, 'cancelled', cancelledError(job.cancelMessage));
+        else if (!job.result) this.finalize(job, 'failed', { code: 'INTERNAL', message: 'The engine process finished without reporting a result.' });
+        else this.finalize(job, 'done', null);
+        return;
+      case 'error':
+        if (job.cancelRequested || m.error.code === 'CANCELLED') {
+          this.finalize(job, 'cancelled', job.cancelRequested ? cancelledError(job.cancelMessage) : m.error);
+        } else {
+          this.finalize(job, 'failed', m.error);
+        }
+    }
+  }
+
+  private onEngineExit(job: Job, proc: EngineProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    this.live.delete(proc);
+    if (job.killTimer) clearTimeout(job.killTimer);
+    job.killTimer = null;
+    if (job.state === 'running') {
+      if (job.cancelRequested) this.finalize(job, 'cancelled', cancelledError(job.cancelMessage));
+      else this.finalize(job, 'failed', unexpectedExitError(code, signal, job.stderr.toString()));
+    }
+    job.process = null;
+    if (this.live.size === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+    this.pump();
+  }
+
+  private onOutput(job: Job, stream: 'stdout' | 'stderr', text: string): void {
+    if (stream === 'stderr') job.stderr.append(text);
+    if (job.state !== 'running') return;
+    for (const line of text.split(/\r?\n/)) {
+      if (line.trim()) this.onLog(job, stream === 'stderr' ? 'warn' : 'debug', line);
+    }
+  }
+
+  private onLog(job: Job, level: LogLine['level'], text: string): void {
+    const time = new Date().toISOString();
+    this.emit('job.log', { jobId: job.jobId, experimentId: job.experimentId, seq: ++job.seq, time, level, text });
+    job.logs.push({ level, text, time });
+    if (job.logs.length >= LOG_BATCH) this.flushLogs(job);
+    else if (!job.logTimer) job.logTimer = setTimeout(() => this.flushLogs(job), this.logFlushMs);
+  }
+
+  private flushLogs(job: Job): void {
+    if (job.logTimer) clearTimeout(job.logTimer);
+    job.logTimer = null;
+    if (job.logs.length === 0) return;
+    const lines = job.logs;
+    job.logs = [];
+    try {
+      this.history.appendLog(job.experimentId, lines);
+    } catch (e) {
+      console.error(`whittle: could not save log lines of experiment ${job.experimentId}:`, e);
+    }
+  }
+
+  private deliverProgress(job: Job, p: Progressless): void {
+    const progress: JobProgress = { ...p, seq: ++job.seq };
+    job.progress = progress;
+    this.emit('job.progress', progress);
+  }
+
+  // ── the end of a job ───────────────────────────────────────────────────────────────────────────────
+
+  private finalize(job: Job, status: JobFinished['status'], error: ErrorShape | null): void {
+    if (job.state === 'finished') return;
+    const ran = job.state === 'running';
+    // The last progress goes out before the end; nothing of this job is emitted after `job.finished`.
+    job.coalescer.flush();
+    job.state = 'finished';
+    const durationMs = ran ? performance.now() - job.startedAt : null;
+    const result = status === 'done' ? job.result : null;
+
+    try {
+      this.history.transaction(() => {
+        this.flushLogs(job);
+        if (result) {
+          this.history.addMetrics(job.experimentId, result.metrics);
+          this.history.addArtefacts(job.experimentId, result.artefacts);
+          this.history.setDetails(job.experimentId, result.details);
+        }
+        this.history.finish(job.experimentId, status, error, durationMs);
+      });
+    } catch (e) {
+      console.error(`whittle: could not save the end of experiment ${job.experimentId}:`, e);
+      if (status === 'done') {
+        status = 'failed';
+        error = { code: 'IO', message: `The job finished but its results could not be saved to the history: ${toErrorShape(e).message}` };
+      }
+      try {
+        this.history.finish(job.experimentId, status, error, durationMs);
+      } catch { /* the database is unusable; the event below still tells the user */ }
+    }
+
+    if (status === 'done' && result) {
+      this.emit('job.result', {
+        jobId: job.jobId, experimentId: job.experimentId, seq: ++job.seq,
+        metrics: result.metrics, artefacts: result.artefacts, details: result.details,
+      });
+    }
+    const finished: JobFinished = { jobId: job.jobId, experimentId: job.experimentId, seq: ++job.seq, status, error };
+    this.emit('job.finished', finished);
+    this.emit('history.changed', { experimentId: job.experimentId });
+
+    this.jobs.delete(job.jobId);
+    this.recentlyFinished.set(job.jobId, finished);
+    if (this.recentlyFinished.size > RECENT_FINISHED) this.recentlyFinished.delete(this.recentlyFinished.keys().next().value!);
+
+    // The engine exits by itself after its last message; make sure it does.
+    const proc = job.process;
+    if (proc && this.live.has(proc) && !job.killTimer) job.killTimer = setTimeout(() => proc.kill(), this.cancelGraceMs);
+    job.resolveFinished(finished);
+  }
+
+  private emit<E extends EventName>(channel: E, payload: EventPayloads[E]): void {
+    try {
+      this.emitTo(channel, payload);
+    } catch (e) {
+      console.error(`whittle: a listener of ${channel} failed:`, e);
+    }
+  }
+}

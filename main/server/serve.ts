@@ -1,0 +1,316 @@
+/**
+ * Serve mode (`whittle serve`): the renderer bundle over HTTP and the contract over a WebSocket, on
+ * 127.0.0.1 only, guarded by a random token and Host/Origin checks. The printed URL carries the token in
+ * its fragment (`#token=…`), which browsers never send to a server, so it stays out of Referer headers
+ * and logs; the page reads it and connects to `/ws?token=…`.
+ *
+ *   GET  /…            the renderer bundle (no token: it is the public app; the data is behind the token)
+ *   GET  /ws           WebSocket upgrade (token)  → CallMessage in, ReplyMessage and EventMessage out
+ *   POST /api/call     one CallMessage as JSON (token) → its ReplyMessage
+ */
+import { createReadStream, existsSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import path from 'node:path';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { ErrorShape, EventMessage, ReplyMessage } from '../../preload/contract.ts';
+import { decodeWire, encodeWire } from '../../renderer/bridge/memory.ts';
+import { appPaths } from '../paths.ts';
+import { WhittleError } from '../engine/errors.ts';
+import type { EventBus } from '../api/events.ts';
+import { silentLogger, type Logger } from '../api/logger.ts';
+import type { Router, SenderInfo } from '../api/router.ts';
+import { FOREIGN_ORIGIN, UNAUTHORIZED, newToken, requestToken, sameSiteRequest, tokenMatches } from './auth.ts';
+import { contentTypeFor, resolveStaticFile } from './static-files.ts';
+
+/** The renderer's Content-Security-Policy in serve mode (Mantine needs inline styles; nothing else inline). */
+export const SERVE_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "connect-src 'self' ws://127.0.0.1:* ws://localhost:*",
+  "img-src 'self' data:",
+  "style-src 'self' 'unsafe-inline'",
+  "font-src 'self' data:",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'Content-Security-Policy': SERVE_CSP,
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+  'X-Frame-Options': 'DENY',
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+};
+
+const MAX_MESSAGE_BYTES = 1 << 20;
+/** Above this many unsent bytes on a socket, progress events are skipped (the next one supersedes them);
+ *  results, logs and "finished" are always sent. */
+const PROGRESS_BACKPRESSURE_BYTES = 4 << 20;
+
+export interface ServeTarget {
+  router: Router;
+  events: EventBus;
+}
+
+export interface ServeOptions {
+  app: ServeTarget;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  host?: '127.0.0.1';
+  /** The built renderer; defaults to out/renderer. */
+  rendererRoot?: string;
+  logger?: Logger;
+}
+
+export interface RunningServer {
+  /** What to open: http://127.0.0.1:<port>/#token=<token> */
+  url: string;
+  token: string;
+  port: number;
+  /** Open WebSocket connections right now. */
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, status: number, error: ErrorShape): void {
+  sendJson(res, status, error);
+}
+
+function refuseUpgrade(socket: Duplex, status: number, reason: string, error: ErrorShape): void {
+  const body = JSON.stringify(error);
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+const NOT_BUILT_PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>Whittle</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 4em auto">
+<h1>Whittle's interface has not been built yet</h1>
+<p>Run <code>npm run build</code> in the Whittle folder, then start <code>whittle serve</code> again.</p>
+</body></html>`;
+
+/** Wire text of a reply, or of an INTERNAL error reply when the value cannot be encoded. */
+function encodeReply(reply: ReplyMessage, logger: Logger): string {
+  try {
+    return encodeWire(reply);
+  } catch (error) {
+    logger.log('error', `serve: reply ${reply.id} could not be encoded`, error);
+    return JSON.stringify({ type: 'reply', id: reply.id, ok: false, error: { code: 'INTERNAL', message: 'The reply could not be encoded.' } } satisfies ReplyMessage);
+  }
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        resolve(null);
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const host = options.host ?? '127.0.0.1';
+  if (host !== '127.0.0.1') {
+    throw new WhittleError('INVALID_INPUT', `Serve mode listens on 127.0.0.1 only (got "${String(host)}"); use an SSH tunnel to reach it from another machine.`);
+  }
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new WhittleError('INVALID_INPUT', `The port must be a whole number from 0 to 65535 (got ${port}).`);
+  }
+  const { router, events } = options.app;
+  const logger = options.logger ?? silentLogger;
+  const rendererRoot = options.rendererRoot ?? appPaths.renderer();
+  const token = newToken();
+  const sender: SenderInfo = { transport: 'serve', authenticated: true };
+  let boundPort = 0;
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  const sockets = new Set<WebSocket>();
+
+  async function handleApi(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (!tokenMatches(token, requestToken(req, url))) return sendError(res, 401, UNAUTHORIZED);
+    if (url.pathname !== '/api/call') return sendError(res, 404, { code: 'NOT_FOUND', message: `No API endpoint ${url.pathname}; use POST /api/call.` });
+    if (req.method !== 'POST') {
+      res.setHeader('Allow', 'POST');
+      return sendError(res, 405, { code: 'INVALID_INPUT', message: 'Use POST for /api/call.' });
+    }
+    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+      return sendError(res, 415, { code: 'INVALID_INPUT', message: 'Send the call as JSON (Content-Type: application/json).' });
+    }
+    const body = await readBody(req, MAX_MESSAGE_BYTES);
+    if (!body) return sendError(res, 413, { code: 'INVALID_INPUT', message: `A call may be at most ${MAX_MESSAGE_BYTES} bytes.` });
+    let message: unknown;
+    try {
+      message = decodeWire(body.toString('utf8'));
+    } catch {
+      return sendError(res, 400, { code: 'INVALID_INPUT', message: 'The request body is not valid JSON.' });
+    }
+    const reply = await router.dispatch(message, sender);
+    const text = encodeReply(reply, logger);
+    res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  function handleStatic(req: IncomingMessage, res: ServerResponse, rawPath: string): void {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      return sendError(res, 405, { code: 'INVALID_INPUT', message: `${req.method} is not allowed here.` });
+    }
+    if (!existsSync(path.join(rendererRoot, 'index.html'))) {
+      res.writeHead(503, { ...SECURITY_HEADERS, 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+      res.end(NOT_BUILT_PAGE);
+      return;
+    }
+    const file = resolveStaticFile(rendererRoot, rawPath);
+    if (!file) {
+      res.writeHead(404, { ...SECURITY_HEADERS, 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end('Not found');
+      return;
+    }
+    res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': contentTypeFor(file), 'Cache-Control': 'no-cache' });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    createReadStream(file)
+      .on('error', (error) => {
+        logger.log('error', `serve: could not read ${file}`, error);
+        res.destroy();
+      })
+      .pipe(res);
+  }
+
+  // The raw request target, before URL normalisation removes `..` segments: traversal is refused, not
+  // silently rewritten.
+  function rawPathOf(req: IncomingMessage): string {
+    const target = req.url ?? '/';
+    const q = target.indexOf('?');
+    return q >= 0 ? target.slice(0, q) : target;
+  }
+
+  const server = createServer((req, res) => {
+    if (!sameSiteRequest(req, boundPort)) return sendError(res, 403, FOREIGN_ORIGIN);
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', `http://127.0.0.1:${boundPort}`);
+    } catch {
+      return sendError(res, 400, { code: 'INVALID_INPUT', message: 'Malformed request URL.' });
+    }
+    const rawPath = rawPathOf(req);
+    if (rawPath === '/api' || rawPath.startsWith('/api/')) {
+      handleApi(req, res, url).catch((error: unknown) => {
+        logger.log('error', 'serve: API request failed', error);
+        if (!res.headersSent) sendError(res, 500, { code: 'INTERNAL', message: 'The request failed; the log has the details.' });
+        else res.destroy();
+      });
+      return;
+    }
+    handleStatic(req, res, rawPath);
+  });
+  server.on('clientError', (_error, socket) => socket.destroy());
+
+  server.on('upgrade', (req, socket, head) => {
+    if (!sameSiteRequest(req, boundPort)) return refuseUpgrade(socket, 403, 'Forbidden', FOREIGN_ORIGIN);
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', `http://127.0.0.1:${boundPort}`);
+    } catch {
+      return refuseUpgrade(socket, 400, 'Bad Request', { code: 'INVALID_INPUT', message: 'Malformed request URL.' });
+    }
+    if (url.pathname !== '/ws') return refuseUpgrade(socket, 404, 'Not Found', { code: 'NOT_FOUND', message: 'The WebSocket endpoint is /ws.' });
+    if (!tokenMatches(token, requestToken(req, url))) return refuseUpgrade(socket, 401, 'Unauthorized', UNAUTHORIZED);
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+
+  wss.on('connection', (ws: WebSocket) => {
+    sockets.add(ws);
+    ws.on('close', () => sockets.delete(ws));
+    ws.on('error', (error) => logger.log('debug', 'serve: socket error', error));
+    ws.on('message', (data, isBinary) => {
+      let message: unknown;
+      try {
+        if (isBinary) throw new Error('binary');
+        message = decodeWire(data.toString());
+      } catch {
+        const reply: ReplyMessage = { type: 'reply', id: -1, ok: false, error: { code: 'INVALID_INPUT', message: 'Each message must be one JSON call message.' } };
+        ws.send(JSON.stringify(reply));
+        return;
+      }
+      void router.dispatch(message, sender).then((reply) => {
+        if (ws.readyState === ws.OPEN) ws.send(encodeReply(reply, logger));
+      });
+    });
+  });
+
+  const unsubscribe = events.subscribe((event: EventMessage) => {
+    if (sockets.size === 0) return;
+    let text: string;
+    try {
+      text = encodeWire(event);
+    } catch (error) {
+      logger.log('error', `serve: event "${event.channel}" could not be encoded`, error);
+      return;
+    }
+    for (const ws of sockets) {
+      if (ws.readyState !== ws.OPEN) continue;
+      if (event.channel === 'job.progress' && ws.bufferedAmount > PROGRESS_BACKPRESSURE_BYTES) continue;
+      ws.send(text);
+    }
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      unsubscribe();
+      if (error.code === 'EADDRINUSE') reject(new WhittleError('IO', `Port ${port} is already in use. Pick another with --port, or 0 for any free port.`, { port }, { cause: error }));
+      else reject(new WhittleError('IO', `Serve mode could not listen on ${host}:${port} (${error.message}).`, { port }, { cause: error }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const address = server.address();
+  boundPort = typeof address === 'object' && address ? address.port : port;
+  server.on('error', (error) => logger.log('error', 'serve: server error', error));
+
+  let closing: Promise<void> | null = null;
+  return {
+    url: `http://127.0.0.1:${boundPort}/#token=${token}`,
+    token,
+    port: boundPort,
+    get connections() { return sockets.size; },
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        unsubscribe();
+        for (const ws of sockets) ws.close(1001, 'Whittle is shutting down');
+        wss.close();
+        server.close(() => resolve());
+        server.closeAllConnections();
+        // Sockets that do not finish the close handshake promptly are cut.
+        setTimeout(() => { for (const ws of sockets) ws.terminate(); }, 1000).unref();
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,62 @@
+import { AppShell, Container } from '@mantine/core';
+import { useEffect, useMemo } from 'react';
+import type { WhittleApi } from '../preload/contract.ts';
+import { AppHeader } from './components/AppHeader.tsx';
+import { ConnectionBanner } from './components/ConnectionBanner.tsx';
+import { ToastProvider } from './components/ToastProvider.tsx';
+import { ApiContext } from './hooks/useApi.ts';
+import { ConnectionContext, useConnectionState } from './hooks/useConnection.ts';
+import { JobStoreContext } from './hooks/useJobs.ts';
+import { useRoute } from './hooks/useRoute.ts';
+import { createJobStore } from './lib/job-store.ts';
+import type { Route } from './lib/route.ts';
+import { EvaluatePage } from './pages/EvaluatePage.tsx';
+import { HistoryDetailPage } from './pages/HistoryDetailPage.tsx';
+import { HistoryPage } from './pages/HistoryPage.tsx';
+import { HomePage } from './pages/HomePage.tsx';
+import { ModelPage } from './pages/ModelPage.tsx';
+import { NotFoundPage } from './pages/NotFoundPage.tsx';
+
+function Page({ route }: { route: Route }) {
+  switch (route.name) {
+    case 'home': return <HomePage />;
+    case 'model': return <ModelPage path={route.path} />;
+    case 'evaluate': return <EvaluatePage path={route.path} jobId={route.jobId} experimentId={route.experimentId} />;
+    case 'history': return <HistoryPage query={route.query} />;
+    case 'historyDetail': return <HistoryDetailPage id={route.id} />;
+    case 'notFound': return <NotFoundPage hash={route.hash} />;
+  }
+}
+
+const TITLES: Record<Route['name'], string> = {
+  home: 'Models', model: 'Model', evaluate: 'Evaluate', history: 'History', historyDetail: 'Experiment', notFound: 'Not found',
+};
+
+export function App({ api }: { api: WhittleApi }) {
+  const store = useMemo(() => createJobStore(api), [api]);
+  useEffect(() => () => store.dispose(), [store]);
+  const connection = useConnectionState(api);
+  const { route, visit } = useRoute();
+  useEffect(() => { document.title = `${TITLES[route.name]} · Whittle`; }, [route.name]);
+
+  return (
+    <ApiContext.Provider value={api}>
+      <ConnectionContext.Provider value={connection}>
+        <JobStoreContext.Provider value={store}>
+          <ToastProvider>
+            <AppShell header={{ height: 56 }} padding="md">
+              <AppShell.Header><AppHeader route={route} /></AppShell.Header>
+              <AppShell.Main>
+                <Container size="xl" px={0} pb="xl">
+                  <ConnectionBanner />
+                  {/* A fresh page on every real navigation; state recorded with replaceHash keeps it. */}
+                  <Page key={`${route.name}/${visit}`} route={route} />
+                </Container>
+              </AppShell.Main>
+            </AppShell>
+          </ToastProvider>
+        </JobStoreContext.Provider>
+      </ConnectionContext.Provider>
+    </ApiContext.Provider>
+  );
+}

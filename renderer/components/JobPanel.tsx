@@ -1,0 +1,106 @@
+import { Alert, Anchor, Badge, Button, Group, Paper, Progress, Stack, Text, Title } from '@mantine/core';
+import { IconCircleCheck, IconPlayerStop } from '@tabler/icons-react';
+import { useState } from 'react';
+import { useApi } from '../hooks/useApi.ts';
+import { useToast } from '../hooks/useToast.ts';
+import { formatEta, formatInteger, formatPercent, progressPercent } from '../lib/format.ts';
+import { jobPhase, type JobPhase, type JobState } from '../lib/job-state.ts';
+import { href } from '../lib/route.ts';
+import { ErrorAlert } from './ErrorAlert.tsx';
+import { JobLog } from './JobLog.tsx';
+import { MetricsGrid } from './MetricsGrid.tsx';
+
+const PHASE_COLOR: Record<JobPhase, string> = { starting: 'gray', running: 'blue', done: 'green', failed: 'red', cancelled: 'gray' };
+
+/** A job while it runs (progress, ETA, log, Cancel) and after (metrics, outcome, link to its history entry). */
+export function JobPanel({ job }: { job: JobState }) {
+  const api = useApi();
+  const toast = useToast();
+  const [cancelling, setCancelling] = useState(false);
+  const phase = jobPhase(job);
+  const active = phase === 'starting' || phase === 'running';
+  const p = job.progress;
+  const pct = phase === 'done' ? 100 : p ? progressPercent(p.done, p.total) : null;
+
+  async function cancel() {
+    setCancelling(true);
+    try {
+      await api.call('jobs.cancel', { jobId: job.jobId });
+    } catch (e) {
+      toast.error(e, 'Cancel');
+      setCancelling(false);
+    }
+  }
+
+  return (
+    <Paper withBorder p="md" radius="md" data-testid="job-panel" data-job-id={job.jobId} data-state={phase}>
+      <Stack gap="sm">
+        <Group justify="space-between" wrap="nowrap">
+          <Group gap="sm" wrap="nowrap">
+            <Title order={4}>Job</Title>
+            <Badge color={PHASE_COLOR[phase]} variant="light" data-testid="job-status">{phase}</Badge>
+            {job.experimentId !== null && <Text size="sm" c="dimmed">experiment #{job.experimentId}</Text>}
+          </Group>
+          {active && (
+            <Button color="red" variant="light" leftSection={<IconPlayerStop size={16} />} onClick={cancel} loading={cancelling} data-testid="job-cancel">
+              Cancel
+            </Button>
+          )}
+        </Group>
+
+        <div>
+          <Group justify="space-between" mb={4} wrap="nowrap">
+            <Text size="sm" fw={600} data-testid="job-phase" truncate>{active ? (p?.phase ?? 'starting') : (p?.phase ?? phase)}</Text>
+            <Group gap="md" wrap="nowrap">
+              {p && p.total > 0 && <Text size="sm" c="dimmed" data-testid="job-counts">{formatInteger(p.done)} / {formatInteger(p.total)}</Text>}
+              <Text size="sm" fw={600} data-testid="job-percent">{pct === null ? '…' : formatPercent(pct)}</Text>
+            </Group>
+          </Group>
+          <Progress
+            value={pct ?? 100}
+            animated={active}
+            striped={active && pct === null}
+            color={PHASE_COLOR[phase] === 'gray' && active ? 'blue' : PHASE_COLOR[phase]}
+            size="lg"
+            radius="sm"
+            aria-label="Job progress"
+            data-testid="job-progress"
+            data-percent={pct === null ? '' : pct.toFixed(1)}
+          />
+          <Group justify="space-between" mt={4} wrap="nowrap">
+            <Text size="xs" c="dimmed" truncate data-testid="job-message">{p?.message ?? ''}</Text>
+            {active && <Text size="xs" c="dimmed" data-testid="job-eta">{formatEta(p?.etaSeconds)}</Text>}
+          </Group>
+        </div>
+
+        {job.result && (
+          <div data-testid="job-results">
+            <Text size="sm" fw={600} mb={6}>Results</Text>
+            <MetricsGrid metrics={job.result.metrics} />
+          </div>
+        )}
+
+        {job.finished?.status === 'done' && (
+          <Alert color="green" variant="light" icon={<IconCircleCheck size={20} />} title="Finished" data-testid="job-finished">
+            The results are saved in the history.
+          </Alert>
+        )}
+        {job.finished?.status === 'failed' && job.finished.error && <ErrorAlert error={job.finished.error} testId="job-error" />}
+        {job.finished?.status === 'failed' && !job.finished.error && (
+          <Alert color="red" variant="light" title="The job failed" data-testid="job-error">No error was reported; see the log.</Alert>
+        )}
+        {job.finished?.status === 'cancelled' && (
+          <Alert color="gray" variant="light" title="Cancelled" data-testid="job-cancelled">The job was cancelled before it finished.</Alert>
+        )}
+        {job.finished && job.experimentId !== null && (
+          <Anchor href={href.historyDetail(job.experimentId)} data-testid="job-history-link">Open experiment #{job.experimentId} in the history →</Anchor>
+        )}
+
+        <div>
+          <Text size="sm" fw={600} mb={4}>Log</Text>
+          <JobLog lines={job.log} />
+        </div>
+      </Stack>
+    </Paper>
+  );
+}

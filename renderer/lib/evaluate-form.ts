@@ -1,0 +1,169 @@
+/**
+ * The evaluation form ⇄ a recipe. The form keeps what the user typed (numbers may be empty strings while
+ * editing); `buildRecipe` turns it into a recipe and `validateEvaluateForm` checks it with the same zod
+ * schema main uses, mapping each issue back to the field it belongs to.
+ */
+import { Recipe, type RecipeInput } from '../../preload/recipe.ts';
+
+export type Protocol = 'documents' | 'stream';
+
+export interface EvaluateForm {
+  modelPath: string;
+  tokenizerPath: string;
+  perplexity: boolean;
+  textPath: string;
+  protocol: Protocol;
+  window: number | string;
+  maxSamples: number | string;
+  speed: boolean;
+  promptTokens: number | string;
+  decodeTokens: number | string;
+  name: string;
+}
+
+export type FormField = keyof EvaluateForm | 'form';
+export type FormIssues = Partial<Record<FormField, string>>;
+
+export const DEFAULT_SAMPLES: Record<Protocol, number> = { documents: 400, stream: 128 };
+
+export const PROTOCOL_HELP: Record<Protocol, string> = {
+  documents: 'Blank-line separated paragraphs, each scored from its start (BOS + tokens, truncated to L); the first N documents.',
+  stream: 'The whole text as one token stream cut into N non-overlapping windows of L tokens (WikiText / GPTQ style).',
+};
+
+export function defaultEvaluateForm(modelPath = ''): EvaluateForm {
+  return {
+    modelPath,
+    tokenizerPath: '',
+    perplexity: true,
+    textPath: '',
+    protocol: 'documents',
+    window: 256,
+    maxSamples: DEFAULT_SAMPLES.documents,
+    speed: false,
+    promptTokens: 64,
+    decodeTokens: 64,
+    name: '',
+  };
+}
+
+/** Switching protocol swaps N to the new protocol's default unless the user changed it. */
+export function withProtocol(form: EvaluateForm, protocol: Protocol): EvaluateForm {
+  const untouched = Number(form.maxSamples) === DEFAULT_SAMPLES[form.protocol];
+  return { ...form, protocol, maxSamples: untouched ? DEFAULT_SAMPLES[protocol] : form.maxSamples };
+}
+
+function toNumber(v: number | string): number {
+  if (typeof v === 'number') return v;
+  const t = v.trim();
+  return t === '' ? Number.NaN : Number(t);
+}
+
+export function buildRecipe(form: EvaluateForm): RecipeInput {
+  const evaluation: NonNullable<RecipeInput['evaluation']> = { footprint: true };
+  if (form.perplexity) {
+    evaluation.perplexity = {
+      text: form.textPath.trim(),
+      protocol: form.protocol,
+      window: toNumber(form.window),
+      maxSamples: toNumber(form.maxSamples),
+    };
+  }
+  if (form.speed) {
+    evaluation.speed = { promptTokens: toNumber(form.promptTokens), decodeTokens: toNumber(form.decodeTokens) };
+  }
+  const recipe: RecipeInput = { version: 1, model: { path: form.modelPath.trim() }, steps: [], evaluation };
+  const name = form.name.trim();
+  if (name) recipe.name = name;
+  const tokenizer = form.tokenizerPath.trim();
+  if (tokenizer) recipe.tokenizer = { path: tokenizer };
+  return recipe;
+}
+
+const FIELD_BY_PATH: Record<string, keyof EvaluateForm> = {
+  'name': 'name',
+  'model': 'modelPath',
+  'model.path': 'modelPath',
+  'tokenizer': 'tokenizerPath',
+  'tokenizer.path': 'tokenizerPath',
+  'evaluation.perplexity.text': 'textPath',
+  'evaluation.perplexity.protocol': 'protocol',
+  'evaluation.perplexity.window': 'window',
+  'evaluation.perplexity.maxSamples': 'maxSamples',
+  'evaluation.speed.promptTokens': 'promptTokens',
+  'evaluation.speed.decodeTokens': 'decodeTokens',
+};
+
+/** "evaluation.perplexity.window", "/evaluation/perplexity/window" or ["evaluation", …] → a form field. */
+export function fieldForIssuePath(path: string | readonly PropertyKey[]): FormField {
+  const parts = typeof path === 'string' ? path.split(/[./]/).filter(Boolean) : path.map(String);
+  return FIELD_BY_PATH[parts.join('.')] ?? 'form';
+}
+
+function addIssue(issues: FormIssues, field: FormField, message: string): void {
+  if (!issues[field]) issues[field] = message;
+  else if (field === 'form' && !issues.form!.includes(message)) issues.form = `${issues.form} ${message}`;
+}
+
+function friendly(message: string, field: FormField): string {
+  if (/expected number, received NaN/i.test(message)) return 'Enter a number.';
+  if (field === 'window' || field === 'maxSamples' || field === 'promptTokens' || field === 'decodeTokens') {
+    const m = /expected number to be (>=|<=|>|<)\s*(-?\d+)/.exec(message);
+    if (m) return m[1] === '>=' ? `At least ${m[2]}.` : m[1] === '<=' ? `At most ${m[2]}.` : message;
+    if (/expected int/i.test(message)) return 'Enter a whole number.';
+  }
+  return message;
+}
+
+/** Issues that block running, by field; empty when the form makes a valid recipe. */
+export function validateEvaluateForm(form: EvaluateForm): FormIssues {
+  const issues: FormIssues = {};
+  if (!form.modelPath.trim()) addIssue(issues, 'modelPath', 'Choose the model file (.onnx).');
+  if (form.perplexity) {
+    if (!form.tokenizerPath.trim()) addIssue(issues, 'tokenizerPath', 'Perplexity needs the model\'s tokenizer (tokenizer.json).');
+    if (!form.textPath.trim()) addIssue(issues, 'textPath', 'Choose a UTF-8 text file to measure perplexity on.');
+  }
+  const parsed = Recipe.safeParse(buildRecipe(form));
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const field = fieldForIssuePath(issue.path);
+      addIssue(issues, field, friendly(issue.message, field));
+    }
+  }
+  return issues;
+}
+
+/** Issues reported by `recipes.validate`, by field. */
+export function issuesFromServer(list: readonly { path: string; message: string }[]): FormIssues {
+  const issues: FormIssues = {};
+  for (const i of list) {
+    const field = fieldForIssuePath(i.path);
+    addIssue(issues, field, field === 'form' && i.path ? `${i.path}: ${i.message}` : friendly(i.message, field));
+  }
+  return issues;
+}
+
+/** A stored recipe back into the form (for re-running or editing an experiment); null if it is not one. */
+export function formFromRecipe(recipe: unknown): EvaluateForm | null {
+  const parsed = Recipe.safeParse(recipe);
+  if (!parsed.success) return null;
+  const r = parsed.data;
+  const form = defaultEvaluateForm(r.model.path);
+  form.tokenizerPath = r.tokenizer?.path ?? '';
+  form.name = r.name ?? '';
+  const p = r.evaluation.perplexity;
+  form.perplexity = p !== undefined;
+  if (p) {
+    form.textPath = p.text;
+    form.protocol = p.protocol;
+    form.window = p.window;
+    form.maxSamples = p.maxSamples;
+  }
+  const s = r.evaluation.speed;
+  form.speed = s !== undefined;
+  if (s) {
+    form.promptTokens = s.promptTokens;
+    form.decodeTokens = s.decodeTokens;
+  }
+  return form;
+}

@@ -1,0 +1,80 @@
+/**
+ * The state of one job as the UI sees it, folded from its events. Events for other jobs are ignored;
+ * progress may be coalesced or arrive late, so an older progress (lower seq) never replaces a newer one;
+ * log lines are de-duplicated and kept in time order, only the last LOG_TAIL.
+ */
+import type { EventPayloads, JobFinished, JobLog, JobProgress, JobResult, LogLine } from '../../preload/contract.ts';
+
+export const LOG_TAIL = 200;
+
+export type JobPhase = 'starting' | 'running' | 'done' | 'failed' | 'cancelled';
+
+export interface JobState {
+  jobId: string;
+  experimentId: number | null;
+  progress: JobProgress | null;
+  log: Pick<JobLog, 'seq' | 'time' | 'level' | 'text'>[];
+  result: JobResult | null;
+  finished: JobFinished | null;
+}
+
+export type JobEvent =
+  | { channel: 'job.progress'; payload: JobProgress }
+  | { channel: 'job.log'; payload: JobLog }
+  | { channel: 'job.result'; payload: JobResult }
+  | { channel: 'job.finished'; payload: JobFinished };
+
+export function initialJobState(jobId: string, experimentId: number | null = null): JobState {
+  return { jobId, experimentId, progress: null, log: [], result: null, finished: null };
+}
+
+export function jobPhase(s: JobState): JobPhase {
+  if (s.finished) return s.finished.status;
+  return s.progress ? 'running' : 'starting';
+}
+
+/** Live lines and lines read back from the history may overlap; the same (seq, text) is one line. */
+function mergeLog(log: JobState['log'], lines: readonly Pick<LogLine, 'seq' | 'time' | 'level' | 'text'>[]): JobState['log'] {
+  if (lines.length === 0) return log;
+  const byKey = new Map<string, JobState['log'][number]>();
+  for (const l of log) byKey.set(`${l.seq}\u0000${l.text}`, l);
+  let added = false;
+  for (const l of lines) {
+    const key = `${l.seq}\u0000${l.text}`;
+    if (byKey.has(key)) continue;
+    byKey.set(key, { seq: l.seq, time: l.time, level: l.level, text: l.text });
+    added = true;
+  }
+  if (!added) return log;
+  const merged = [...byKey.values()].sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.seq - b.seq));
+  return merged.length > LOG_TAIL ? merged.slice(merged.length - LOG_TAIL) : merged;
+}
+
+export function applyJobEvent(state: JobState, event: JobEvent): JobState {
+  const p = event.payload;
+  if (p.jobId !== state.jobId) return state;
+  const experimentId = state.experimentId ?? p.experimentId;
+  switch (event.channel) {
+    case 'job.progress': {
+      if (state.finished) return state;
+      if (state.progress && event.payload.seq < state.progress.seq) return state;
+      return { ...state, experimentId, progress: event.payload };
+    }
+    case 'job.log':
+      return { ...state, experimentId, log: mergeLog(state.log, [event.payload]) };
+    case 'job.result':
+      return { ...state, experimentId, result: event.payload };
+    case 'job.finished':
+      return { ...state, experimentId, finished: event.payload };
+  }
+}
+
+/** Earlier log lines fetched from the history after re-attaching to a running job. */
+export function withEarlierLog(state: JobState, lines: readonly LogLine[]): JobState {
+  const log = mergeLog(state.log, lines);
+  return log === state.log ? state : { ...state, log };
+}
+
+export function isJobEventChannel(channel: keyof EventPayloads): channel is JobEvent['channel'] {
+  return channel === 'job.progress' || channel === 'job.log' || channel === 'job.result' || channel === 'job.finished';
+}

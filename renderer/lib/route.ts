@@ -1,0 +1,101 @@
+/**
+ * The hash router's routes: the page lives in `location.hash` so a reload keeps it, and the app works
+ * from file:// (Electron) as well as http:// (serve mode).
+ */
+export type HistorySort = 'created' | 'name' | 'status' | 'kind';
+
+export interface HistoryQuery {
+  search: string;
+  status: string;
+  kind: string;
+  sort: HistorySort;
+  order: 'asc' | 'desc';
+  page: number;
+}
+
+export type Route =
+  | { name: 'home' }
+  | { name: 'model'; path: string }
+  | { name: 'evaluate'; path: string; jobId: string | null; experimentId: number | null }
+  | { name: 'history'; query: HistoryQuery }
+  | { name: 'historyDetail'; id: number }
+  | { name: 'notFound'; hash: string };
+
+export const DEFAULT_HISTORY_QUERY: HistoryQuery = { search: '', status: '', kind: '', sort: 'created', order: 'desc', page: 1 };
+
+const SORTS: readonly HistorySort[] = ['created', 'name', 'status', 'kind'];
+
+function positiveInt(value: string | null): number | null {
+  if (value === null || !/^\d+$/.test(value)) return null;
+  const n = Number(value);
+  return Number.isSafeInteger(n) && n > 0 ? n : null;
+}
+
+export function parseHash(hash: string): Route {
+  const raw = hash.startsWith('#') ? hash.slice(1) : hash;
+  const q = raw.indexOf('?');
+  const pathPart = (q >= 0 ? raw.slice(0, q) : raw) || '/';
+  const params = new URLSearchParams(q >= 0 ? raw.slice(q + 1) : '');
+  const segments = pathPart.split('/').filter(Boolean);
+
+  if (segments.length === 0) return { name: 'home' };
+  if (segments.length === 1 && segments[0] === 'model') {
+    const path = params.get('path');
+    return path ? { name: 'model', path } : { name: 'home' };
+  }
+  if (segments.length === 1 && segments[0] === 'evaluate') {
+    return {
+      name: 'evaluate',
+      path: params.get('path') ?? '',
+      jobId: params.get('job') || null,
+      experimentId: positiveInt(params.get('exp')),
+    };
+  }
+  if (segments[0] === 'history') {
+    if (segments.length === 1) {
+      const sort = params.get('sort') as HistorySort | null;
+      return {
+        name: 'history',
+        query: {
+          search: params.get('q') ?? '',
+          status: params.get('status') ?? '',
+          kind: params.get('kind') ?? '',
+          sort: sort && SORTS.includes(sort) ? sort : 'created',
+          order: params.get('order') === 'asc' ? 'asc' : 'desc',
+          page: positiveInt(params.get('page')) ?? 1,
+        },
+      };
+    }
+    if (segments.length === 2) {
+      const id = positiveInt(segments[1]);
+      if (id !== null) return { name: 'historyDetail', id };
+    }
+  }
+  return { name: 'notFound', hash: raw };
+}
+
+function withQuery(path: string, entries: [string, string | number | null | undefined][]): string {
+  const params = new URLSearchParams();
+  for (const [k, v] of entries) if (v !== null && v !== undefined && v !== '') params.set(k, String(v));
+  const s = params.toString();
+  return s ? `#${path}?${s}` : `#${path}`;
+}
+
+export const href = {
+  home: (): string => '#/',
+  model: (path: string): string => withQuery('/model', [['path', path]]),
+  evaluate: (path: string, job?: { jobId: string; experimentId: number }): string =>
+    withQuery('/evaluate', [['path', path], ['job', job?.jobId], ['exp', job?.experimentId]]),
+  history: (query: Partial<HistoryQuery> = {}): string => {
+    const q = { ...DEFAULT_HISTORY_QUERY, ...query };
+    return withQuery('/history', [
+      ['q', q.search],
+      ['status', q.status],
+      ['kind', q.kind],
+      ['sort', q.sort === 'created' ? null : q.sort],
+      ['order', q.order === 'desc' ? null : q.order],
+      ['page', q.page === 1 ? null : q.page],
+    ]);
+  },
+  historyDetail: (id: number): string => `#/history/${id}`,
+};

@@ -1,0 +1,234 @@
+import {
+  ActionIcon, Anchor, Button, Collapse, Group, Modal, Paper, SimpleGrid, Skeleton, Stack, Table, TagsInput, Text, Textarea, TextInput, Title, Tooltip,
+} from '@mantine/core';
+import { IconArrowLeft, IconCheck, IconChevronDown, IconChevronRight, IconPencil, IconRefresh, IconTrash, IconX } from '@tabler/icons-react';
+import { useEffect, useState, type ReactNode } from 'react';
+import type { ExperimentDetail } from '../../preload/contract.ts';
+import { ErrorAlert } from '../components/ErrorAlert.tsx';
+import { JobLog } from '../components/JobLog.tsx';
+import { JsonBlock } from '../components/JsonBlock.tsx';
+import { MetricsTable } from '../components/MetricsGrid.tsx';
+import { StatCard } from '../components/StatCard.tsx';
+import { StatusBadge } from '../components/StatusBadge.tsx';
+import { useApi } from '../hooks/useApi.ts';
+import { useCall } from '../hooks/useCall.ts';
+import { useEvent } from '../hooks/useEvent.ts';
+import { useJobStore } from '../hooks/useJobs.ts';
+import { navigate } from '../hooks/useRoute.ts';
+import { useToast } from '../hooks/useToast.ts';
+import { formatBytes, formatDateTime, formatDuration } from '../lib/format.ts';
+import { href } from '../lib/route.ts';
+
+function Section({ title, children, testId }: { title: string; children: ReactNode; testId?: string }) {
+  return (
+    <Paper withBorder radius="md" p="md" data-testid={testId}>
+      <Title order={4} mb="sm">{title}</Title>
+      {children}
+    </Paper>
+  );
+}
+
+function EditableName({ detail, onSave }: { detail: ExperimentDetail; onSave: (name: string) => Promise<void> }) {
+  const [editing, setEditing] = useState(false);
+  const [value, setValue] = useState(detail.name);
+  const [saving, setSaving] = useState(false);
+  async function save() {
+    const name = value.trim();
+    if (!name || name === detail.name) { setEditing(false); return; }
+    setSaving(true);
+    try {
+      await onSave(name);
+      setEditing(false);
+    } finally {
+      setSaving(false);
+    }
+  }
+  if (!editing) {
+    return (
+      <Group gap="xs" wrap="nowrap" style={{ minWidth: 0 }}>
+        <Title order={2} className="wrap-anywhere" data-testid="detail-name">{detail.name}</Title>
+        <Tooltip label="Rename">
+          <ActionIcon variant="subtle" onClick={() => { setValue(detail.name); setEditing(true); }} aria-label="Rename" data-testid="detail-name-edit"><IconPencil size={18} /></ActionIcon>
+        </Tooltip>
+      </Group>
+    );
+  }
+  return (
+    <Group gap="xs" wrap="nowrap" style={{ flex: 1 }}>
+      <TextInput value={value} onChange={(e) => setValue(e.currentTarget.value)} maxLength={200} autoFocus style={{ flex: 1 }}
+        onKeyDown={(e) => { if (e.key === 'Enter') void save(); if (e.key === 'Escape') setEditing(false); }} aria-label="Name" data-testid="detail-name-input" />
+      <ActionIcon variant="filled" onClick={save} loading={saving} aria-label="Save name" data-testid="detail-name-save"><IconCheck size={18} /></ActionIcon>
+      <ActionIcon variant="default" onClick={() => setEditing(false)} aria-label="Cancel rename"><IconX size={18} /></ActionIcon>
+    </Group>
+  );
+}
+
+function Notes({ detail, onSave }: { detail: ExperimentDetail; onSave: (notes: string) => Promise<void> }) {
+  const [value, setValue] = useState(detail.notes);
+  const [saving, setSaving] = useState(false);
+  useEffect(() => setValue(detail.notes), [detail.notes]);
+  const dirty = value !== detail.notes;
+  return (
+    <Stack gap="xs">
+      <Textarea value={value} onChange={(e) => setValue(e.currentTarget.value)} autosize minRows={3} maxRows={12} maxLength={20_000}
+        placeholder="What did you learn from this run?" aria-label="Notes" data-testid="detail-notes" />
+      <Group justify="flex-end">
+        <Button size="xs" disabled={!dirty} loading={saving} data-testid="detail-notes-save"
+          onClick={async () => { setSaving(true); try { await onSave(value); } finally { setSaving(false); } }}>
+          Save notes
+        </Button>
+      </Group>
+    </Stack>
+  );
+}
+
+function Artefacts({ detail }: { detail: ExperimentDetail }) {
+  if (detail.artefacts.length === 0) return <Text size="sm" c="dimmed">No files were written.</Text>;
+  return (
+    <Table data-testid="detail-artefacts">
+      <Table.Thead><Table.Tr><Table.Th>Kind</Table.Th><Table.Th>Path</Table.Th><Table.Th ta="right">Size</Table.Th></Table.Tr></Table.Thead>
+      <Table.Tbody>
+        {detail.artefacts.map((a) => (
+          <Table.Tr key={`${a.kind}/${a.path}`}>
+            <Table.Td>{a.kind}</Table.Td>
+            <Table.Td><Text size="sm" ff="monospace" className="wrap-anywhere">{a.path}</Text></Table.Td>
+            <Table.Td ta="right">{formatBytes(a.bytes)}</Table.Td>
+          </Table.Tr>
+        ))}
+      </Table.Tbody>
+    </Table>
+  );
+}
+
+function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => void }) {
+  const api = useApi();
+  const toast = useToast();
+  const store = useJobStore();
+  const [confirmDelete, setConfirmDelete] = useState(false);
+  const [deleting, setDeleting] = useState(false);
+  const [rerunning, setRerunning] = useState(false);
+  const [showDetails, setShowDetails] = useState(false);
+
+  async function update(patch: { name?: string; notes?: string; tags?: string[] }, what: string) {
+    try {
+      await api.call('history.update', { id: detail.id, ...patch });
+      reload();
+    } catch (e) {
+      toast.error(e, `Saving ${what}`);
+      throw e;
+    }
+  }
+
+  async function remove() {
+    setDeleting(true);
+    try {
+      await api.call('history.delete', { id: detail.id });
+      toast.show({ title: 'Deleted', message: `Experiment #${detail.id} was deleted.`, color: 'green' });
+      navigate(href.history());
+    } catch (e) {
+      toast.error(e, 'Delete');
+      setDeleting(false);
+      setConfirmDelete(false);
+    }
+  }
+
+  async function rerun() {
+    setRerunning(true);
+    try {
+      const started = await api.call('jobs.start', { recipe: detail.recipe, name: `${detail.name} (re-run)`.slice(0, 200) });
+      store.track(started.jobId, started.experimentId);
+      navigate(href.evaluate('', started));
+    } catch (e) {
+      toast.error(e, 'Re-run');
+      setRerunning(false);
+    }
+  }
+
+  const active = detail.status === 'running' || detail.status === 'queued';
+
+  return (
+    <Stack gap="md" data-testid="history-detail" data-id={detail.id}>
+      <Group justify="space-between" align="flex-start" wrap="nowrap">
+        <Stack gap={4} style={{ minWidth: 0, flex: 1 }}>
+          <EditableName detail={detail} onSave={(name) => update({ name }, 'the name')} />
+          <Group gap="xs">
+            <StatusBadge status={detail.status} testId="detail-status" />
+            <Text size="sm" c="dimmed">#{detail.id} · {detail.kind}</Text>
+          </Group>
+        </Stack>
+        <Group gap="xs" wrap="nowrap">
+          <Button component="a" href={href.history()} variant="default" leftSection={<IconArrowLeft size={16} />}>History</Button>
+          <Button variant="light" leftSection={<IconRefresh size={16} />} onClick={rerun} loading={rerunning} disabled={active} data-testid="detail-rerun">Re-run</Button>
+          <Button color="red" variant="light" leftSection={<IconTrash size={16} />} onClick={() => setConfirmDelete(true)} disabled={active} data-testid="detail-delete">Delete</Button>
+        </Group>
+      </Group>
+
+      {detail.error && <ErrorAlert error={detail.error} testId="detail-error" />}
+
+      <SimpleGrid cols={{ base: 2, md: 4 }} spacing="sm">
+        <StatCard label="Created" value={formatDateTime(detail.created)} testId="detail-created" />
+        <StatCard label="Finished" value={formatDateTime(detail.finished)} testId="detail-finished" />
+        <StatCard label="Duration" value={formatDuration(detail.durationMs)} testId="detail-duration" />
+        <StatCard label="Model size" value={formatBytes(detail.modelBytes)} testId="detail-model-size" />
+      </SimpleGrid>
+
+      <Section title="Model" testId="detail-model">
+        <Stack gap={4}>
+          <Group gap="xs" wrap="nowrap"><Text size="sm" c="dimmed" w={70}>Path</Text><Anchor href={href.model(detail.modelPath)} size="sm" ff="monospace" className="wrap-anywhere" data-testid="detail-model-path">{detail.modelPath}</Anchor></Group>
+          <Group gap="xs" wrap="nowrap"><Text size="sm" c="dimmed" w={70}>SHA-256</Text><Text size="sm" ff="monospace" className="wrap-anywhere" data-testid="detail-model-sha256">{detail.modelSha256 ?? '—'}</Text></Group>
+        </Stack>
+      </Section>
+
+      <Section title="Metrics" testId="detail-metrics"><MetricsTable metrics={detail.metrics} /></Section>
+
+      <div className="two-columns">
+        <Section title="Recipe" testId="detail-recipe-section"><JsonBlock value={detail.recipe} testId="detail-recipe" /></Section>
+        <Stack gap="md">
+          <Section title="Notes"><Notes detail={detail} onSave={(notes) => update({ notes }, 'the notes')} /></Section>
+          <Section title="Tags">
+            <TagsInput value={detail.tags} onChange={(tags) => { void update({ tags }, 'the tags').catch(() => undefined); }} maxTags={20}
+              placeholder="Add a tag and press Enter" aria-label="Tags" data-testid="detail-tags" />
+          </Section>
+        </Stack>
+      </div>
+
+      <Section title="Artefacts"><Artefacts detail={detail} /></Section>
+
+      <Paper withBorder radius="md" p="md">
+        <Button variant="subtle" px={0} leftSection={showDetails ? <IconChevronDown size={16} /> : <IconChevronRight size={16} />}
+          onClick={() => setShowDetails((s) => !s)} data-testid="detail-details-toggle">
+          Details ({Object.keys(detail.details).length} entries)
+        </Button>
+        <Collapse expanded={showDetails}>
+          <JsonBlock value={detail.details} testId="detail-details" maxHeight={520} />
+        </Collapse>
+      </Paper>
+
+      <Section title="Log"><JobLog lines={detail.log} height={300} testId="detail-log" /></Section>
+
+      <Modal opened={confirmDelete} onClose={() => setConfirmDelete(false)} title="Delete this experiment?" centered>
+        <Text size="sm">Experiment #{detail.id} “{detail.name}” with its metrics, log and notes will be removed from the history. This cannot be undone.</Text>
+        <Group justify="flex-end" mt="md">
+          <Button variant="default" onClick={() => setConfirmDelete(false)} data-testid="detail-delete-cancel">Keep</Button>
+          <Button color="red" onClick={remove} loading={deleting} data-testid="detail-delete-confirm">Delete</Button>
+        </Group>
+      </Modal>
+    </Stack>
+  );
+}
+
+export function HistoryDetailPage({ id }: { id: number }) {
+  const detail = useCall('history.get', { id });
+  useEvent('history.changed', (e) => { if (e.experimentId === null || e.experimentId === id) detail.reload({ quiet: true }); });
+  return (
+    <Stack gap="md">
+      {detail.loading && !detail.data && <Stack gap="md"><Skeleton h={48} w="50%" /><Skeleton h={90} /><Skeleton h={240} /></Stack>}
+      {detail.error && (
+        <ErrorAlert error={detail.error} testId="detail-load-error">
+          <Anchor href={href.history()} size="sm" mt="xs" display="block">Back to the history</Anchor>
+        </ErrorAlert>
+      )}
+      {detail.data && <Detail detail={detail.data} reload={() => detail.reload({ quiet: true })} />}
+    </Stack>
+  );
+}

@@ -1,0 +1,181 @@
+import { Alert, Anchor, Badge, Button, Card, Group, Paper, SimpleGrid, Skeleton, Stack, Text, TextInput, Title } from '@mantine/core';
+import { IconChartBar, IconDragDrop, IconFileDescription, IconFolderOpen, IconPlayerPlay } from '@tabler/icons-react';
+import { useRef, useState, type DragEvent } from 'react';
+import type { Sample } from '../../preload/contract.ts';
+import { pathForDroppedFile, transport } from '../bridge/index.ts';
+import { ErrorAlert } from '../components/ErrorAlert.tsx';
+import { useApi } from '../hooks/useApi.ts';
+import { useCall } from '../hooks/useCall.ts';
+import { navigate } from '../hooks/useRoute.ts';
+import { useToast } from '../hooks/useToast.ts';
+import { baseName, formatDateTime } from '../lib/format.ts';
+import { href } from '../lib/route.ts';
+
+function OpenModelPanel() {
+  const api = useApi();
+  const toast = useToast();
+  const input = useRef<HTMLInputElement>(null);
+  const [path, setPath] = useState('');
+  const [note, setNote] = useState<{ color: 'yellow' | 'blue'; text: string } | null>(null);
+  const [dragging, setDragging] = useState(false);
+  const [busy, setBusy] = useState(false);
+
+  function open() {
+    const p = path.trim();
+    if (!p) {
+      setNote({ color: 'yellow', text: 'Type or paste the path of an .onnx file first.' });
+      input.current?.focus();
+      return;
+    }
+    navigate(href.model(p));
+  }
+
+  async function browse() {
+    setBusy(true);
+    try {
+      const picked = await api.call('models.pickFile', { purpose: 'model' });
+      if (picked.path) navigate(href.model(picked.path));
+      else if (picked.reason) {
+        setNote({ color: 'blue', text: picked.reason });
+        input.current?.focus();
+      }
+    } catch (e) {
+      toast.error(e, 'Browse');
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  function onDrop(e: DragEvent) {
+    e.preventDefault();
+    setDragging(false);
+    const file = e.dataTransfer.files[0];
+    if (!file) return;
+    const p = pathForDroppedFile(file);
+    if (p) {
+      navigate(href.model(p));
+      return;
+    }
+    setNote({
+      color: 'yellow',
+      text: transport() === 'serve'
+        ? `The browser does not tell web pages where "${file.name}" is on disk. Type or paste its full path instead.`
+        : `Could not get the location of "${file.name}". Type or paste its full path instead.`,
+    });
+    input.current?.focus();
+  }
+
+  return (
+    <Paper
+      withBorder
+      p="lg"
+      radius="md"
+      className="drop-zone"
+      data-dragging={dragging || undefined}
+      onDragOver={(e) => { e.preventDefault(); setDragging(true); }}
+      onDragLeave={() => setDragging(false)}
+      onDrop={onDrop}
+      data-testid="drop-zone"
+    >
+      <Stack gap="sm">
+        <Group gap="xs"><IconDragDrop size={20} /><Text fw={600}>Open a model</Text></Group>
+        <Text size="sm" c="dimmed">Drop an .onnx file here, choose one, or type its path. Whittle reads it in place and changes nothing.</Text>
+        <Group gap="xs" align="flex-start" wrap="nowrap">
+          <TextInput
+            ref={input}
+            placeholder="/path/to/model.onnx"
+            value={path}
+            onChange={(e) => setPath(e.currentTarget.value)}
+            onKeyDown={(e) => { if (e.key === 'Enter') open(); }}
+            aria-label="Model path"
+            spellCheck={false}
+            autoComplete="off"
+            style={{ flex: 1, minWidth: 0 }}
+            classNames={{ input: 'mono-input' }}
+            data-testid="model-path-input"
+          />
+          <Button onClick={open} data-testid="open-model">Open</Button>
+          <Button variant="default" leftSection={<IconFolderOpen size={16} />} onClick={browse} loading={busy} data-testid="browse-model">Browse…</Button>
+        </Group>
+        {note && <Alert color={note.color} variant="light" p="xs" data-testid="open-note">{note.text}</Alert>}
+      </Stack>
+    </Paper>
+  );
+}
+
+function SampleCard({ sample }: { sample: Sample }) {
+  return (
+    <Card withBorder radius="md" padding="lg" data-testid="sample-card" data-sample-id={sample.id}>
+      <Group justify="space-between" mb="xs" wrap="nowrap">
+        <Text fw={700} data-testid="sample-name">{sample.name}</Text>
+        <Badge variant="light">sample</Badge>
+      </Group>
+      <Text size="sm" c="dimmed" mb="md">{sample.description}</Text>
+      <Group gap="xs">
+        <Button component="a" href={href.model(sample.modelPath)} variant="light" leftSection={<IconFileDescription size={16} />} data-testid="open-sample">Open sample</Button>
+        <Button component="a" href={href.evaluate(sample.modelPath)} leftSection={<IconPlayerPlay size={16} />} data-testid="evaluate-sample">Evaluate sample</Button>
+      </Group>
+    </Card>
+  );
+}
+
+function SamplesSection() {
+  const samples = useCall('samples.list', {});
+  if (samples.loading) return <Skeleton h={140} radius="md" />;
+  if (samples.error) return <ErrorAlert error={samples.error} testId="samples-error" />;
+  if (!samples.data || samples.data.length === 0) return null;
+  return (
+    <Stack gap="sm">
+      <Title order={3}>Try the bundled sample</Title>
+      <SimpleGrid cols={{ base: 1, md: 2 }}>
+        {samples.data.map((s) => <SampleCard key={s.id} sample={s} />)}
+      </SimpleGrid>
+    </Stack>
+  );
+}
+
+function RecentModels() {
+  const recent = useCall('models.recent', {});
+  return (
+    <Stack gap="sm">
+      <Title order={3}>Recent models</Title>
+      {recent.loading && <Skeleton h={80} radius="md" />}
+      {recent.error && <ErrorAlert error={recent.error} testId="recent-error" />}
+      {recent.data && recent.data.length === 0 && (
+        <Text size="sm" c="dimmed" data-testid="recent-empty">Models you open appear here.</Text>
+      )}
+      {recent.data && recent.data.length > 0 && (
+        <Paper withBorder radius="md">
+          {recent.data.map((m) => (
+            <Group key={m.path} justify="space-between" px="md" py="xs" className={m.exists ? 'recent-row' : 'recent-row recent-missing'} wrap="nowrap"
+              data-testid="recent-model" data-missing={m.exists ? undefined : 'true'}>
+              <Stack gap={0} style={{ minWidth: 0 }}>
+                {m.exists
+                  ? <Anchor href={href.model(m.path)} fw={600} truncate>{baseName(m.path)}</Anchor>
+                  : <Text fw={600} c="dimmed" truncate title="The file is no longer there">{baseName(m.path)}</Text>}
+                <Text size="xs" c="dimmed" ff="monospace" truncate>{m.path}</Text>
+              </Stack>
+              <Group gap="xs" wrap="nowrap">
+                {!m.exists && <Badge color="gray" variant="outline">missing</Badge>}
+                <Text size="xs" c="dimmed" style={{ whiteSpace: 'nowrap' }}>{formatDateTime(m.lastOpened)}</Text>
+                {m.exists && (
+                  <Button component="a" href={href.evaluate(m.path)} size="compact-sm" variant="subtle" leftSection={<IconChartBar size={14} />}>Evaluate</Button>
+                )}
+              </Group>
+            </Group>
+          ))}
+        </Paper>
+      )}
+    </Stack>
+  );
+}
+
+export function HomePage() {
+  return (
+    <Stack gap="xl">
+      <OpenModelPanel />
+      <SamplesSection />
+      <RecentModels />
+    </Stack>
+  );
+}

@@ -1,0 +1,76 @@
+/**
+ * Evaluation throughput of Whittle's perplexity code against a bare onnxruntime loop, in the same run.
+ *
+ * Workload: stories260K, documents protocol, L = 256, first 400 documents of TinyStories (38,675 predicted
+ * tokens). The bare loop runs session.run over exactly the same rows with the same feeds (input_ids and
+ * empty past tensors), builds nothing else and computes no log-softmax: it is the floor for what ORT costs.
+ * Both run batch 1 and batched (the batches evaluatePerplexity picks, longest first, right-padded).
+ *
+ *   $N tests/bench/evaluate-throughput.bench.ts [threads=1] [rounds=3]
+ */
+import * as ort from 'onnxruntime-node';
+import { readTextFile } from '../../main/engine/data/text-file.ts';
+import { loadTokenizer } from '../../main/engine/data/tokenizer.ts';
+import { openDecoder, type DecoderLayout } from '../../main/engine/evaluate/decoder-session.ts';
+import { evaluatePerplexity, perplexitySamples } from '../../main/engine/evaluate/perplexity.ts';
+import type { PerplexityConfig } from '../../preload/recipe.ts';
+import { quietContext } from '../../main/engine/job-context.ts';
+import { STORIES } from '../helpers/fixtures.ts';
+
+const threads = Number(process.argv[2] ?? 1);
+const rounds = Number(process.argv[3] ?? 3);
+const config: PerplexityConfig = { protocol: 'documents', window: 256, maxSamples: 400, minTokens: 16 };
+
+const tokenizer = await loadTokenizer(STORIES.tokenizer);
+const text = await readTextFile(STORIES.text);
+const { samples } = perplexitySamples(text, tokenizer, config);
+const predicted = samples.reduce((n, s) => n + s.length - 1, 0);
+
+const decoder = await openDecoder(STORIES.model, { threads });
+const options: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', executionMode: 'sequential' };
+if (threads > 0) options.intraOpNumThreads = threads;
+const session = await ort.InferenceSession.create(STORIES.model, options);
+
+/** The hand-written loop: pad the rows, make input_ids and empty past tensors, run, drop the outputs. */
+async function bare(layout: DecoderLayout, batchSize: number): Promise<number> {
+  const order = samples.map((_, i) => i).sort((a, b) => samples[b].length - samples[a].length || a - b);
+  const start = performance.now();
+  for (let s = 0; s < order.length; s += batchSize) {
+    const rows = order.slice(s, s + batchSize).map((i) => samples[i]);
+    const seq = Math.max(...rows.map((r) => r.length));
+    const ids = new BigInt64Array(rows.length * seq);
+    rows.forEach((r, b) => r.forEach((id, t) => { ids[b * seq + t] = BigInt(id); }));
+    const feeds: Record<string, ort.Tensor> = { input_ids: new ort.Tensor('int64', ids, [rows.length, seq]) };
+    for (const slot of layout.cache) feeds[slot.past] = new ort.Tensor('float32', new Float32Array(0), slot.dims.map((d) => (d === 'batch' ? rows.length : d === 'past' ? 0 : d)));
+    await session.run(feeds);
+  }
+  return (performance.now() - start) / 1000;
+}
+
+async function whittle(batchSize: number): Promise<{ seconds: number; perplexity: number }> {
+  const r = await evaluatePerplexity(decoder, tokenizer, text, config, quietContext(process.cwd()), { batchSize });
+  return { seconds: r.evalSeconds, perplexity: r.perplexity };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const batched = Math.min(16, Math.floor((64 * 1024 * 1024) / (256 * decoder.vocabSize * 4)));
+
+console.log(`stories260K, documents L=256 N=400: ${samples.length} rows, ${predicted} predicted tokens; intra-op threads ${threads || 'default'}; ${rounds} rounds (median)`);
+await bare(decoder.layout, 1);
+await whittle(1); // warm-up
+for (const batchSize of [1, batched]) {
+  const bareRuns: number[] = [];
+  const ourRuns: number[] = [];
+  let perplexity = 0;
+  for (let r = 0; r < rounds; r++) {
+    bareRuns.push(await bare(decoder.layout, batchSize));
+    const ours = await whittle(batchSize);
+    ourRuns.push(ours.seconds);
+    perplexity = ours.perplexity;
+  }
+  const bareTps = predicted / median(bareRuns);
+  const ourTps = predicted / median(ourRuns);
+  console.log(`batch ${String(batchSize).padStart(2)}: bare onnxruntime ${bareTps.toFixed(0)} tokens/s | evaluatePerplexity ${ourTps.toFixed(0)} tokens/s | ratio ${(ourTps / bareTps).toFixed(3)} (perplexity ${perplexity.toFixed(4)})`);
+}
+await decoder.release();
+await session.release();

@@ -1,0 +1,182 @@
+/**
+ * Benchmark: weight-only RTN on a ~0.5 B-parameter decoder of real Llama shapes (random weights).
+ *
+ *   $N tests/bench/quantize-rtn.bench.ts            (env: BENCH_LAYERS=8, BENCH_DIR=<tmp>, BENCH_RUNS=10)
+ *
+ * The model: input_ids → Gather(embed [32000, 2048]) → L × { RMSNorm → q/k/v [2048, 2048] →
+ * single-position attention (softmax over one score = 1, so it is exactly v, but q and k stay live) →
+ * o [2048, 2048] → residual → RMSNorm → SwiGLU gate/up [2048, 5632], down [5632, 2048] → residual } →
+ * RMSNorm → lm_head [2048, 32000] → logits. External data, fp32.
+ *
+ * Measures, in one run:
+ *   (a) int4 RTN wall time vs `cp` of the same files          goal ≤ 1.5×
+ *   (b) peak RSS of the quantization (child process, VmHWM)    goal ≤ 2 × largest tensor + 300 MB
+ *   (c) single-token decode tokens/s, fp32 vs int4 vs int8     goal int4 ≥ 2× fp32
+ * Deletes its folder at the end.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { DataType } from '../../main/engine/onnx/dtype.ts';
+import { intAttr, makeNode } from '../../main/engine/onnx/graph.ts';
+import type { NodeProto, TensorProto } from '../../main/engine/onnx/proto-types.ts';
+import { makeTensor } from '../../main/engine/onnx/tensor-data.ts';
+import { writeModel } from '../../main/engine/onnx/writer.ts';
+import { buildModel, valueInfo } from '../unit/quantize/build-model.ts';
+
+const HIDDEN = 2048, INTER = 5632, VOCAB = 32000;
+const LAYERS = Number(process.env.BENCH_LAYERS ?? 8);
+const RUNS = Number(process.env.BENCH_RUNS ?? 10);
+const root = mkdtempSync(path.join(process.env.BENCH_DIR ?? os.tmpdir(), 'whittle-bench-rtn-'));
+const MiB = 2 ** 20;
+
+/** Writes uniform(−scale, scale) float32s to `fh` at `offset`, 4 MiB at a time (xorshift32). */
+async function writeRandom(fh: Awaited<ReturnType<typeof open>>, offset: number, count: number, seed: number, scale: number): Promise<void> {
+  let s = (seed * 2654435761) >>> 0 || 1;
+  const chunk = new Float32Array(1 << 20);
+  for (let done = 0; done < count; done += chunk.length) {
+    const n = Math.min(chunk.length, count - done);
+    for (let i = 0; i < n; i++) {
+      s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+      chunk[i] = ((s / 2 ** 32) * 2 - 1) * scale;
+    }
+    await fh.write(new Uint8Array(chunk.buffer, 0, n * 4), 0, n * 4, offset + done * 4);
+  }
+}
+
+async function generateModel(dir: string): Promise<{ model: string; params: number; largest: number }> {
+  const raw = path.join(dir, 'weights.raw');
+  const fh = await open(raw, 'w');
+  let offset = 0, seed = 1, params = 0, largest = 0;
+  const initializers: TensorProto[] = [];
+  const weight = async (name: string, dims: number[], scale: number): Promise<string> => {
+    const count = dims[0] * dims[1];
+    await writeRandom(fh, offset, count, seed++, scale);
+    initializers.push({ name, dataType: DataType.float32, dims, data: { kind: 'file', path: raw, offset, length: count * 4 }, stringData: [], externalData: [], metadataProps: [] });
+    offset += count * 4;
+    params += count;
+    largest = Math.max(largest, count * 4);
+    return name;
+  };
+  const ones = makeTensor('norm_weight', DataType.float32, [HIDDEN], new Float32Array(HIDDEN).fill(1));
+  initializers.push(ones, makeTensor('eps', DataType.float32, [], Float32Array.of(1e-5)), makeTensor('last_axis', DataType.int64, [1], BigInt64Array.of(-1n)));
+
+  const nodes: NodeProto[] = [];
+  let id = 0;
+  const op = (opType: string, inputs: string[], attributes: ReturnType<typeof intAttr>[] = []): string => {
+    const out = `t${id++}`;
+    nodes.push(makeNode({ opType, inputs, outputs: [out], name: `${opType}_${id}`, attributes }));
+    return out;
+  };
+  // RMSNorm: x / sqrt(mean(x²) + eps) · g
+  const rmsNorm = (x: string): string => op('Mul', [op('Div', [x, op('Sqrt', [op('Add', [op('ReduceMean', [op('Mul', [x, x]), 'last_axis'], [intAttr('keepdims', 1)]), 'eps'])])]), 'norm_weight']);
+
+  let x = op('Gather', [await weight('model.embed_tokens.weight', [VOCAB, HIDDEN], 1), 'input_ids']);
+  for (let l = 0; l < LAYERS; l++) {
+    const p = `model.layers.${l}`;
+    const h = rmsNorm(x);
+    const q = op('MatMul', [h, await weight(`${p}.self_attn.q_proj.weight`, [HIDDEN, HIDDEN], 0.02)]);
+    const k = op('MatMul', [h, await weight(`${p}.self_attn.k_proj.weight`, [HIDDEN, HIDDEN], 0.02)]);
+    const v = op('MatMul', [h, await weight(`${p}.self_attn.v_proj.weight`, [HIDDEN, HIDDEN], 0.02)]);
+    const probs = op('Softmax', [op('ReduceSum', [op('Mul', [q, k]), 'last_axis'], [intAttr('keepdims', 1)])], [intAttr('axis', -1)]);
+    const o = op('MatMul', [op('Mul', [v, probs]), await weight(`${p}.self_attn.o_proj.weight`, [HIDDEN, HIDDEN], 0.02)]);
+    x = op('Add', [x, o]);
+    const h2 = rmsNorm(x);
+    const g = op('MatMul', [h2, await weight(`${p}.mlp.gate_proj.weight`, [HIDDEN, INTER], 0.02)]);
+    const u = op('MatMul', [h2, await weight(`${p}.mlp.up_proj.weight`, [HIDDEN, INTER], 0.02)]);
+    const act = op('Mul', [op('Mul', [g, op('Sigmoid', [g])]), u]);
+    x = op('Add', [x, op('MatMul', [act, await weight(`${p}.mlp.down_proj.weight`, [INTER, HIDDEN], 0.02)])]);
+  }
+  const logits = op('MatMul', [rmsNorm(x), await weight('lm_head.weight', [HIDDEN, VOCAB], 0.02)]);
+  nodes[nodes.length - 1].output = ['logits'];
+  void logits;
+  await fh.close();
+
+  const model = path.join(dir, 'model.onnx');
+  await writeModel(buildModel({
+    nodes, initializers, opset: 21,
+    inputs: [valueInfo('input_ids', DataType.int64, ['batch', 'seq'])],
+    outputs: [valueInfo('logits', DataType.float32, ['batch', 'seq', VOCAB])],
+  }), model, { externalData: 'auto' });
+  rmSync(raw);
+  return { model, params, largest };
+}
+
+function time<T>(f: () => T): { ms: number; value: T } {
+  const t0 = performance.now();
+  const value = f();
+  return { ms: performance.now() - t0, value };
+}
+
+function quantizeInChild(model: string, out: string, step: object): { wallMs: number; childMs: number; peakRssKb: number; baselineRssKb: number; bytes: number } {
+  const child = path.resolve(import.meta.dirname, '../unit/quantize/peak-rss-child.ts');
+  const r = time(() => execFileSync(process.execPath, [child, model, out, JSON.stringify(step)], { encoding: 'utf8' }));
+  const parsed = JSON.parse(r.value.trim().split('\n').pop()!);
+  return { ...parsed, childMs: r.ms };
+}
+
+async function tokensPerSecond(model: string): Promise<number> {
+  const s = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'all' });
+  try {
+    const feeds = { input_ids: new ort.Tensor('int64', BigInt64Array.of(42n), [1, 1]) };
+    for (let i = 0; i < 2; i++) await s.run(feeds);
+    const t0 = performance.now();
+    for (let i = 0; i < RUNS; i++) await s.run(feeds);
+    return RUNS / ((performance.now() - t0) / 1000);
+  } finally {
+    await s.release();
+  }
+}
+
+const folderBytes = (files: string[]): number => files.reduce((a, f) => a + statSync(f).size, 0);
+
+try {
+  console.log(`generating a ${LAYERS}-layer decoder (hidden ${HIDDEN}, intermediate ${INTER}, vocab ${VOCAB}) in ${root} …`);
+  const src = path.join(root, 'src');
+  mkdirSync(src);
+  const gen = await generateModel(src);
+  const srcFiles = [gen.model, `${gen.model}.data`];
+  const srcBytes = folderBytes(srcFiles);
+  console.log(`  ${(gen.params / 1e9).toFixed(3)} B parameters, ${(srcBytes / MiB).toFixed(0)} MiB, largest tensor ${(gen.largest / MiB).toFixed(0)} MiB`);
+
+  // (a) cp of the same files (the page cache is warm from generation for both)
+  const cpDir = path.join(root, 'cp');
+  mkdirSync(cpDir);
+  const cp = time(() => execFileSync('cp', [...srcFiles, cpDir]));
+  const cpSync = time(() => execFileSync('sync', [path.join(cpDir, 'model.onnx.data')]));
+  rmSync(cpDir, { recursive: true });
+
+  const q4 = quantizeInChild(gen.model, path.join(root, 'int4'), { bits: 4, blockSize: 32, accuracyLevel: 4 });
+  const q8 = quantizeInChild(gen.model, path.join(root, 'int8'), { bits: 8, blockSize: 32, accuracyLevel: 4 });
+
+  // (c) decode speed
+  const tpsF32 = await tokensPerSecond(gen.model);
+  const tps4 = await tokensPerSecond(path.join(root, 'int4', 'model.onnx'));
+  const tps8 = await tokensPerSecond(path.join(root, 'int8', 'model.onnx'));
+
+  const peak4 = (q4.peakRssKb - q4.baselineRssKb) * 1024;
+  const peak8 = (q8.peakRssKb - q8.baselineRssKb) * 1024;
+  const budget = 2 * gen.largest + 300e6;
+  const rows: [string, string, string][] = [
+    ['model', `${(gen.params / 1e9).toFixed(3)} B params, ${(srcBytes / MiB).toFixed(0)} MiB fp32`, ''],
+    ['cp (page cache → disk, no fsync)', `${cp.ms.toFixed(0)} ms`, ''],
+    ['cp + fsync of the data file', `${(cp.ms + cpSync.ms).toFixed(0)} ms`, ''],
+    ['RTN int4 (quantize + write + fsync)', `${q4.wallMs.toFixed(0)} ms (child incl. start ${q4.childMs.toFixed(0)} ms)`, `${(q4.wallMs / cp.ms).toFixed(2)}× cp, ${(q4.wallMs / (cp.ms + cpSync.ms)).toFixed(2)}× cp+fsync (goal ≤ 1.5×)`],
+    ['RTN int8', `${q8.wallMs.toFixed(0)} ms`, `${(q8.wallMs / cp.ms).toFixed(2)}× cp`],
+    ['int4 output', `${(q4.bytes / MiB).toFixed(0)} MiB`, `${(srcBytes / q4.bytes).toFixed(2)}× smaller`],
+    ['int8 output', `${(q8.bytes / MiB).toFixed(0)} MiB`, `${(srcBytes / q8.bytes).toFixed(2)}× smaller`],
+    ['peak RSS growth int4', `${(peak4 / MiB).toFixed(0)} MiB`, `largest tensor ${(gen.largest / MiB).toFixed(0)} MiB; goal ≤ ${(budget / MiB).toFixed(0)} MiB: ${peak4 <= budget ? 'met' : 'MISSED'}`],
+    ['peak RSS growth int8', `${(peak8 / MiB).toFixed(0)} MiB`, `${peak8 <= budget ? 'met' : 'MISSED'}`],
+    ['decode fp32', `${tpsF32.toFixed(2)} tok/s`, ''],
+    ['decode int4 (accuracy_level 4)', `${tps4.toFixed(2)} tok/s`, `${(tps4 / tpsF32).toFixed(2)}× fp32 (goal ≥ 2×)`],
+    ['decode int8 (accuracy_level 4)', `${tps8.toFixed(2)} tok/s`, `${(tps8 / tpsF32).toFixed(2)}× fp32`],
+  ];
+  const w0 = Math.max(...rows.map((r) => r[0].length)), w1 = Math.max(...rows.map((r) => r[1].length));
+  console.log(`\n${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), onnxruntime-node ${ort.env.versions.common}, ${RUNS} timed single-token runs\n`);
+  for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}`);
+} finally {
+  rmSync(root, { recursive: true, force: true });
+}

@@ -1,0 +1,33 @@
+import { ESLint } from 'eslint';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { appRoot } from '../../../main/paths.ts';
+
+// The layer rules live in eslint.config.js; these tests prove they bite and that the tree obeys them.
+const eslint = new ESLint({ cwd: appRoot() });
+
+async function lintText(code: string, file: string) {
+  const [result] = await eslint.lintText(code, { filePath: path.join(appRoot(), file) });
+  return result.messages.filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
+}
+
+describe('layer rules', () => {
+  it('forbid Node, Electron, native modules and main/ in the renderer', async () => {
+    expect(await lintText("import fs from 'node:fs';\nexport const x = fs;\n", 'renderer/pages/Bad.ts')).toHaveLength(1);
+    expect(await lintText("import { app } from 'electron';\nexport const x = app;\n", 'renderer/pages/Bad.ts')).toHaveLength(1);
+    expect(await lintText("import Database from 'better-sqlite3';\nexport const x = Database;\n", 'renderer/pages/Bad.ts')).toHaveLength(1);
+    expect(await lintText("import { appRoot } from '../../main/paths.ts';\nexport const x = appRoot;\n", 'renderer/pages/Bad.ts')).toHaveLength(1);
+    expect(await lintText("import type { Metric } from '../../preload/contract.ts';\nexport type X = Metric;\n", 'renderer/pages/Good.ts')).toHaveLength(0);
+  });
+
+  it('forbid Electron and the database in engine modules', async () => {
+    expect(await lintText("import { app } from 'electron';\nexport const x = app;\n", 'main/engine/bad.ts')).toHaveLength(1);
+    expect(await lintText("import { openHistory } from '../history/db.ts';\nexport const x = openHistory;\n", 'main/engine/bad.ts')).toHaveLength(1);
+  });
+
+  it('the whole tree lints clean', async () => {
+    const results = await eslint.lintFiles(['main', 'preload', 'renderer', 'tests', 'scripts']);
+    const problems = results.flatMap((r) => r.messages.filter((m) => m.severity === 2).map((m) => `${path.relative(appRoot(), r.filePath)}:${m.line} ${m.ruleId}: ${m.message}`));
+    expect(problems).toEqual([]);
+  });
+});
