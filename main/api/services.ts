@@ -12,6 +12,7 @@ import {
   type AppInfo, type CallResults, type JobInfo, type ModelInspection, type ParsedParams, type Sample,
 } from '../../preload/contract.ts';
 import { WhittleError } from '../engine/errors.ts';
+import { nativeAvailable } from '../engine/native/index.ts';
 import type { History } from '../history/history.ts';
 import { appPaths, appRoot, appVersion } from '../paths.ts';
 import type { EventBus } from './events.ts';
@@ -45,25 +46,11 @@ export interface ServiceDeps {
   dialogs?: Dialogs;
   /** The bundled resources folder (holds sample/); defaults to appPaths.resources(). */
   resourcesDir?: string;
-  /** Whether the native kernels load here; defaults to trying to load the built addon once. */
+  /** Whether the native kernels load here; defaults to loading the built addon (once). */
   nativeKernels?: () => boolean;
 }
 
 const requireFromApp = () => createRequire(path.join(appRoot(), 'package.json'));
-
-let nativeKernelsCache: boolean | undefined;
-/** Loads native-kernels/build/Release/whittle_kernels.node once; false when it is missing or fails to load. */
-export function nativeKernelsLoad(): boolean {
-  if (nativeKernelsCache === undefined) {
-    const file = appPaths.nativeAddon();
-    try {
-      nativeKernelsCache = existsSync(file) && !!requireFromApp()(file);
-    } catch {
-      nativeKernelsCache = false;
-    }
-  }
-  return nativeKernelsCache;
-}
 
 export function onnxruntimeVersion(): string {
   try {
@@ -115,7 +102,7 @@ const NO_DIALOGS_REASON = 'There is no file dialog in the browser: type or paste
 export function createServices(deps: ServiceDeps): Handlers {
   const { history, jobs, events } = deps;
   const resourcesDir = deps.resourcesDir ?? appPaths.resources();
-  const nativeKernels = deps.nativeKernels ?? nativeKernelsLoad;
+  const nativeKernels = deps.nativeKernels ?? nativeAvailable;
 
   const handlers = {
     async 'app.info'(): Promise<AppInfo> {

@@ -37,17 +37,32 @@ export function formatDuration(seconds: number | null | undefined): string {
   return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
 }
 
-/** A metric as people read it: value and unit, bytes humanised. */
+/** A metric as people read it: value and unit, bytes humanised, counts grouped. */
 export function formatMetric(m: Pick<Metric, 'value' | 'unit'>): string {
   if (m.unit === 'bytes') return formatBytes(m.value);
-  if (m.unit === 'ms') return `${formatNumber(m.value)} ms`;
-  if (m.unit === '%') return `${formatNumber(m.value)} %`;
-  return m.unit ? `${formatNumber(m.value)} ${m.unit}` : formatNumber(m.value);
+  if (!Number.isFinite(m.value)) return '—';
+  if (m.unit === 'tokens' || m.unit === 'bits' || m.unit === '') {
+    return Number.isInteger(m.value) ? m.value.toLocaleString('en-US') : formatNumber(m.value);
+  }
+  const value = Math.abs(m.value) >= 1000 ? m.value.toLocaleString('en-US', { maximumFractionDigits: 0 }) : formatNumber(m.value);
+  return `${value} ${m.unit}`;
 }
 
-/** 'decode_tokens_per_s' → 'decode tokens per s'. */
+const LABELS: Record<string, string> = {
+  perplexity: 'perplexity',
+  predicted_tokens: 'predicted tokens',
+  eval_tokens_per_s: 'evaluation speed',
+  eval_seconds: 'evaluation time',
+  prefill_ms: 'prefill time',
+  prefill_tokens: 'prefill tokens',
+  decode_tokens_per_s: 'decode speed',
+  bytes_on_disk: 'size on disk',
+  bits_per_weight: 'bits per weight',
+};
+
+/** 'decode_tokens_per_s' → 'decode speed'; unknown names with their underscores as spaces. */
 export function metricLabel(name: string): string {
-  return name.replace(/_per_/g, ' per ').replace(/_/g, ' ');
+  return LABELS[name] ?? name.replace(/_/g, ' ');
 }
 
 /** Rows of cells as an aligned plain-text table; the first row is the header when `header` is set. */

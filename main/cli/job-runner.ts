@@ -25,7 +25,7 @@ export function progressText(p: JobProgress, startedAt: number, now = Date.now()
   if (eta === null && fraction > 0.02 && fraction < 1) eta = ((now - startedAt) / 1000) * (1 - fraction) / fraction;
   const etaText = eta !== null && fraction < 1 ? `  ETA ${formatDuration(eta)}` : '';
   const counts = p.total > 0 ? `  ${p.done}/${p.total}` : '';
-  return `${p.phase.padEnd(12)} ${percent}${counts}${etaText}${p.message ? `  ${p.message}` : ''}`;
+  return `${p.phase.padEnd(20)} ${percent}${counts}${etaText}${p.message ? `  ${p.message}` : ''}`;
 }
 
 export async function runJob(session: Session, out: Output, recipe: unknown, name?: string): Promise<JobOutcome> {

@@ -89,7 +89,7 @@ export class Output {
   /** Redraws the one-line status on stderr (terminals only). */
   status(text: string): void {
     if (!this.live) return;
-    const width = Math.max(20, (this.stderr.columns ?? 100) - 1);
+    const width = Math.max(20, (this.stderr.columns || 100) - 1);
     const line = text.length > width ? `${text.slice(0, width - 1)}…` : text;
     this.stderr.write(`\r\x1b[2K${line}`);
     this.statusLine = line;

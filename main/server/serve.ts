@@ -182,6 +182,12 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       return;
     }
     const file = resolveStaticFile(rendererRoot, rawPath);
+    if (!file && rawPath === '/favicon.ico') {
+      // Browsers ask for it on their own; without one in the bundle, answer "nothing" rather than an error.
+      res.writeHead(204, SECURITY_HEADERS);
+      res.end();
+      return;
+    }
     if (!file) {
       res.writeHead(404, { ...SECURITY_HEADERS, 'Content-Type': 'text/plain; charset=utf-8' });
       res.end('Not found');

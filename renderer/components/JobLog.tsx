@@ -20,7 +20,7 @@ export function JobLog({ lines, height = 220, testId = 'job-log' }: { lines: rea
   }, [lines]);
 
   return (
-    <ScrollArea h={height} viewportRef={viewport} type="auto" className="log-box" data-testid={testId}
+    <ScrollArea.Autosize mah={height} mih={64} viewportRef={viewport} type="auto" className="log-box" data-testid={testId}
       onScrollPositionChange={({ y }) => {
         const el = viewport.current;
         if (el) pinned.current = y + el.clientHeight >= el.scrollHeight - 8;
@@ -33,6 +33,6 @@ export function JobLog({ lines, height = 220, testId = 'job-log' }: { lines: rea
           </Text>
         ))}
       </Box>
-    </ScrollArea>
+    </ScrollArea.Autosize>
   );
 }

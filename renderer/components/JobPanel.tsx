@@ -4,7 +4,7 @@ import { useState } from 'react';
 import { useApi } from '../hooks/useApi.ts';
 import { useToast } from '../hooks/useToast.ts';
 import { formatEta, formatInteger, formatPercent, progressPercent } from '../lib/format.ts';
-import { jobPhase, type JobPhase, type JobState } from '../lib/job-state.ts';
+import { jobPhase, phaseLabel, type JobPhase, type JobState } from '../lib/job-state.ts';
 import { href } from '../lib/route.ts';
 import { ErrorAlert } from './ErrorAlert.tsx';
 import { JobLog } from './JobLog.tsx';
@@ -18,6 +18,7 @@ export function JobPanel({ job }: { job: JobState }) {
   const toast = useToast();
   const [cancelling, setCancelling] = useState(false);
   const phase = jobPhase(job);
+  const shownPhase = job.interrupted ? 'interrupted' : phase;
   const active = phase === 'starting' || phase === 'running';
   const p = job.progress;
   const pct = phase === 'done' ? 100 : p ? progressPercent(p.done, p.total) : null;
@@ -38,7 +39,7 @@ export function JobPanel({ job }: { job: JobState }) {
         <Group justify="space-between" wrap="nowrap">
           <Group gap="sm" wrap="nowrap">
             <Title order={4}>Job</Title>
-            <Badge color={PHASE_COLOR[phase]} variant="light" data-testid="job-status">{phase}</Badge>
+            <Badge color={job.interrupted ? 'orange' : PHASE_COLOR[phase]} variant="light" data-testid="job-status">{shownPhase}</Badge>
             {job.experimentId !== null && <Text size="sm" c="dimmed">experiment #{job.experimentId}</Text>}
           </Group>
           {active && (
@@ -50,7 +51,7 @@ export function JobPanel({ job }: { job: JobState }) {
 
         <div>
           <Group justify="space-between" mb={4} wrap="nowrap">
-            <Text size="sm" fw={600} data-testid="job-phase" truncate>{active ? (p?.phase ?? 'starting') : (p?.phase ?? phase)}</Text>
+            <Text size="sm" fw={600} data-testid="job-phase" data-phase={p?.phase ?? ''} truncate>{p ? phaseLabel(p.phase) : active ? 'Starting…' : ''}</Text>
             <Group gap="md" wrap="nowrap">
               {p && p.total > 0 && <Text size="sm" c="dimmed" data-testid="job-counts">{formatInteger(p.done)} / {formatInteger(p.total)}</Text>}
               <Text size="sm" fw={600} data-testid="job-percent">{pct === null ? '…' : formatPercent(pct)}</Text>
@@ -85,8 +86,13 @@ export function JobPanel({ job }: { job: JobState }) {
             The results are saved in the history.
           </Alert>
         )}
+        {job.interrupted && (
+          <Alert color="orange" variant="light" title="Interrupted" data-testid="job-interrupted">
+            Whittle stopped while this job ran, so it did not finish. Re-run it from its history entry.
+          </Alert>
+        )}
         {job.finished?.status === 'failed' && job.finished.error && <ErrorAlert error={job.finished.error} testId="job-error" />}
-        {job.finished?.status === 'failed' && !job.finished.error && (
+        {job.finished?.status === 'failed' && !job.finished.error && !job.interrupted && (
           <Alert color="red" variant="light" title="The job failed" data-testid="job-error">No error was reported; see the log.</Alert>
         )}
         {job.finished?.status === 'cancelled' && (

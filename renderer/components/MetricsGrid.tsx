@@ -13,7 +13,7 @@ function label(m: Metric): string {
 /** Metrics as cards (results of a job). Each value carries data-testid `metric-<name>`. */
 export function MetricsGrid({ metrics }: { metrics: readonly Metric[] }) {
   return (
-    <SimpleGrid cols={{ base: 2, sm: 3, lg: 4 }} spacing="sm" data-testid="metrics-grid">
+    <SimpleGrid type="container" cols={{ base: 2, '520px': 3, '760px': 4 }} spacing="sm" data-testid="metrics-grid">
       {sortMetrics(metrics).map((m) => (
         <StatCard key={`${m.name}/${m.subject}`} label={label(m)} value={formatMetric(m)} testId={metricTestId(m)} />
       ))}

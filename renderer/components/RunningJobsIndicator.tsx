@@ -1,6 +1,7 @@
 import { Badge, Group, Loader, Menu, Progress, Text, UnstyledButton } from '@mantine/core';
 import { useRunningJobs } from '../hooks/useJobs.ts';
 import { formatPercent, progressPercent } from '../lib/format.ts';
+import { phaseLabel } from '../lib/job-state.ts';
 import { href } from '../lib/route.ts';
 
 /** "2 running" in the header; the menu lists each job with its progress and links to it. */
@@ -25,7 +26,7 @@ export function RunningJobsIndicator() {
           return (
             <Menu.Item key={job.jobId} component="a" href={link} data-testid="running-job">
               <Group justify="space-between" gap="xs" wrap="nowrap">
-                <Text size="sm" truncate>{p?.phase ?? 'starting'}{job.experimentId !== null ? ` · #${job.experimentId}` : ''}</Text>
+                <Text size="sm" truncate>{p ? phaseLabel(p.phase) : 'Starting…'}{job.experimentId !== null ? ` · #${job.experimentId}` : ''}</Text>
                 <Text size="xs" c="dimmed">{pct === null ? '…' : formatPercent(pct)}</Text>
               </Group>
               <Progress value={pct ?? 100} animated={pct === null} size="xs" mt={4} />

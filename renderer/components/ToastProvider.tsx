@@ -1,6 +1,6 @@
 import { Notification, Stack } from '@mantine/core';
 import { useCallback, useMemo, useRef, useState, type ReactNode } from 'react';
-import { errorTitle, toUiError } from '../lib/errors.ts';
+import { errorTitleFor, toUiError } from '../lib/errors.ts';
 import { ToastContext, type Toast, type ToastApi } from '../hooks/useToast.ts';
 
 const LIFETIME_MS = 8000;
@@ -20,7 +20,7 @@ export function ToastProvider({ children }: { children: ReactNode }) {
     };
     const error: ToastApi['error'] = (e, context) => {
       const shape = toUiError(e);
-      show({ title: context ? `${context}: ${errorTitle(shape.code)}` : errorTitle(shape.code), message: shape.message, color: 'red' });
+      show({ title: context ? `${context}: ${errorTitleFor(shape)}` : errorTitleFor(shape), message: shape.message, color: 'red' });
       return shape;
     };
     return { show, error };

@@ -28,10 +28,18 @@ export function errorTitle(code: ErrorCode): string {
   return TITLES[code];
 }
 
+/** The title for one error: by its code, except a lost serve-mode connection (code IO) says so. */
+export function errorTitleFor(error: ErrorShape): string {
+  return error.details?.connection === true ? 'No connection to Whittle' : TITLES[error.code];
+}
+
 /** Any rejection value as an ErrorShape the UI can show. */
 export function toUiError(e: unknown): ErrorShape {
   if (e && typeof e === 'object') {
-    const o = e as { code?: unknown; message?: unknown; details?: unknown; error?: unknown };
+    const o = e as { code?: unknown; message?: unknown; details?: unknown; error?: unknown; name?: unknown };
+    if (o.name === 'ConnectionError' && typeof o.message === 'string') {
+      return { code: isErrorCode(o.code) ? o.code : 'IO', message: o.message, details: { connection: true } };
+    }
     if (isErrorCode(o.code) && typeof o.message === 'string') {
       const details = o.details && typeof o.details === 'object' ? (o.details as Record<string, unknown>) : undefined;
       return details ? { code: o.code, message: o.message, details } : { code: o.code, message: o.message };
@@ -43,7 +51,8 @@ export function toUiError(e: unknown): ErrorShape {
 }
 
 /** Extra hint for codes where the message alone may leave the user stuck. */
-export function errorHint(code: ErrorCode): string | null {
+export function errorHint(code: ErrorCode, details?: Record<string, unknown>): string | null {
+  if (details?.connection === true) return null;
   if (code === 'UNAUTHORIZED') return 'Open the URL printed by `whittle serve` again (it carries the access token).';
   if (code === 'OUT_OF_MEMORY') return 'Try a smaller window, fewer samples, or close other programs.';
   if (code === 'INTERNAL') return 'This is a bug in Whittle. The main log has the details.';

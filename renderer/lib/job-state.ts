@@ -16,6 +16,8 @@ export interface JobState {
   log: Pick<JobLog, 'seq' | 'time' | 'level' | 'text'>[];
   result: JobResult | null;
   finished: JobFinished | null;
+  /** Finished because Whittle stopped while it ran (the history row says `interrupted`). */
+  interrupted: boolean;
 }
 
 export type JobEvent =
@@ -25,7 +27,7 @@ export type JobEvent =
   | { channel: 'job.finished'; payload: JobFinished };
 
 export function initialJobState(jobId: string, experimentId: number | null = null): JobState {
-  return { jobId, experimentId, progress: null, log: [], result: null, finished: null };
+  return { jobId, experimentId, progress: null, log: [], result: null, finished: null, interrupted: false };
 }
 
 export function jobPhase(s: JobState): JobPhase {
@@ -77,4 +79,12 @@ export function withEarlierLog(state: JobState, lines: readonly LogLine[]): JobS
 
 export function isJobEventChannel(channel: keyof EventPayloads): channel is JobEvent['channel'] {
   return channel === 'job.progress' || channel === 'job.log' || channel === 'job.result' || channel === 'job.finished';
+}
+
+/** "evaluate:perplexity" → "Evaluate · perplexity" for the progress line (the raw phase stays in data-phase). */
+export function phaseLabel(phase: string): string {
+  const parts = phase.split(':').filter(Boolean).map((p) => p.replace(/[_-]+/g, ' '));
+  if (parts.length === 0) return phase;
+  const text = parts.join(' · ');
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }

@@ -96,14 +96,13 @@ export function createJobStore(api: Pick<WhittleApi, 'on'>): JobStore {
           ? detail.status
           : detail.status === 'interrupted' ? 'failed' : null;
         if (status === null) return s;
-        const error = detail.error ?? (detail.status === 'interrupted'
-          ? { code: 'INTERNAL' as const, message: 'The job was interrupted (Whittle stopped while it ran).' }
-          : null);
+        const interrupted = detail.status === 'interrupted';
+        const error = interrupted ? null : detail.error;
         let next = withEarlierLog(s, detail.log);
         if (!next.result && detail.metrics.length > 0) {
           next = { ...next, result: { jobId, experimentId: detail.id, seq: -1, metrics: detail.metrics, artefacts: detail.artefacts, details: detail.details } };
         }
-        return { ...next, finished: { jobId, experimentId: detail.id, seq: -1, status, error } };
+        return { ...next, interrupted, finished: { jobId, experimentId: detail.id, seq: -1, status, error } };
       });
     },
     addEarlierLog(jobId, detail) {

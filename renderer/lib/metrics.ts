@@ -15,6 +15,9 @@ const KNOWN: Record<string, MetricInfo> = {
   tokens_per_s: { label: 'Evaluation speed' },
   eval_tokens_per_s: { label: 'Evaluation speed' },
   prefill_ms: { label: 'Prefill' },
+  prefill_tokens: { label: 'Prompt tokens', format: formatInteger },
+  decode_tokens: { label: 'Decoded tokens', format: formatInteger },
+  eval_seconds: { label: 'Evaluation time' },
   decode_tokens_per_s: { label: 'Decode speed' },
   decode_ms_per_token: { label: 'Decode latency' },
   bytes_on_disk: { label: 'Size on disk' },
@@ -30,7 +33,8 @@ const KNOWN: Record<string, MetricInfo> = {
 /** Display order: quality first, then speed, then footprint; anything else after, alphabetically. */
 const ORDER = [
   'perplexity', 'nll', 'predicted_tokens', 'documents', 'windows', 'kl_mean', 'top1_agreement',
-  'tokens_per_s', 'eval_tokens_per_s', 'prefill_ms', 'decode_tokens_per_s', 'decode_ms_per_token', 'threads',
+  'tokens_per_s', 'eval_tokens_per_s', 'eval_seconds', 'prefill_ms', 'prefill_tokens', 'decode_tokens_per_s', 'decode_tokens',
+  'decode_ms_per_token', 'threads',
   'bytes_on_disk', 'parameters', 'bits_per_weight', 'peak_memory_bytes', 'duration_ms',
 ];
 

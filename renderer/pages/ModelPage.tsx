@@ -64,7 +64,7 @@ function IoTable({ m }: { m: ModelInspection }) {
           <Table.Tbody>
             {rows.map(({ dir, t }) => (
               <Table.Tr key={`${dir}/${t.name}`} data-testid={`model-${dir}`}>
-                <Table.Td><Group gap={6} wrap="nowrap"><Badge size="xs" variant="light" color={dir === 'input' ? 'blue' : 'grape'}>{dir === 'input' ? 'in' : 'out'}</Badge><Text size="sm" ff="monospace" className="wrap-anywhere">{t.name}</Text></Group></Table.Td>
+                <Table.Td><Group gap={6} wrap="nowrap"><Badge size="xs" variant="light" color={dir === 'input' ? 'blue' : 'grape'} style={{ flexShrink: 0, overflow: 'visible' }}>{dir === 'input' ? 'in' : 'out'}</Badge><Text size="sm" ff="monospace" className="wrap-anywhere">{t.name}</Text></Group></Table.Td>
                 <Table.Td><Text size="sm" ff="monospace">{t.dtype}</Text></Table.Td>
                 <Table.Td><Text size="sm" ff="monospace">{formatShape(t.shape)}</Text></Table.Td>
               </Table.Tr>
@@ -169,7 +169,7 @@ function QuantizableTable({ weights }: { weights: readonly QuantizableWeight[] }
                   <Table.Tr key={`${w.name}/${w.node}`} data-testid="quantizable-row" data-skipped={w.skipReason ? 'true' : undefined}>
                     <Table.Td><Text size="sm" ff="monospace" className="wrap-anywhere" title={`node ${w.node}`}>{w.name}</Text></Table.Td>
                     <Table.Td>{w.op}</Table.Td>
-                    <Table.Td><Text size="sm" ff="monospace">{formatShape(w.shape)}</Text></Table.Td>
+                    <Table.Td><Text size="sm" ff="monospace" style={{ whiteSpace: 'nowrap' }}>{formatShape(w.shape)}</Text></Table.Td>
                     <Table.Td>{w.dtype}</Table.Td>
                     <Table.Td>{w.skipReason ? <Text size="sm" c="dimmed">skipped: {w.skipReason}</Text> : <Badge color="green" variant="light">quantizable</Badge>}</Table.Td>
                   </Table.Tr>

@@ -12,14 +12,13 @@ import * as ort from 'onnxruntime-node';
 import { readTextFile } from '../../main/engine/data/text-file.ts';
 import { loadTokenizer } from '../../main/engine/data/tokenizer.ts';
 import { openDecoder, type DecoderLayout } from '../../main/engine/evaluate/decoder-session.ts';
-import { evaluatePerplexity, perplexitySamples } from '../../main/engine/evaluate/perplexity.ts';
-import type { PerplexityConfig } from '../../preload/recipe.ts';
+import { evaluatePerplexity, perplexitySamples, type PerplexitySettings } from '../../main/engine/evaluate/perplexity.ts';
 import { quietContext } from '../../main/engine/job-context.ts';
 import { STORIES } from '../helpers/fixtures.ts';
 
 const threads = Number(process.argv[2] ?? 1);
 const rounds = Number(process.argv[3] ?? 3);
-const config: PerplexityConfig = { protocol: 'documents', window: 256, maxSamples: 400, minTokens: 16 };
+const config: PerplexitySettings = { protocol: 'documents', window: 256, maxSamples: 400, minTokens: 16 };
 
 const tokenizer = await loadTokenizer(STORIES.tokenizer);
 const text = await readTextFile(STORIES.text);

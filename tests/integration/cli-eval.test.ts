@@ -7,7 +7,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExperimentDetail, ExperimentSummary, Metric } from '../../preload/contract.ts';
 import { once } from 'node:events';
-import { STORIES, fixture, tempDir } from '../helpers/fixtures.ts';
+import { appRoot } from '../../main/paths.ts';
+import { STORIES, tempDir } from '../helpers/fixtures.ts';
 import { onlyJson, runCli, startCli } from './cli-process.ts';
 
 let scratch: { dir: string; cleanup: () => void };
@@ -79,23 +80,45 @@ describe('whittle eval, run and history', () => {
     expect(human.stdout).toMatch(new RegExp(`^\\s*${experimentId}\\s.*done.*cli smoke`, 'm'));
   });
 
-  it('runs a recipe file, storing it verbatim, and prints a readable summary', async () => {
+  it('runs a recipe file on the bundled sample, paths relative to the file, and prints a readable summary', async () => {
+    // Relative paths are read against the recipe file's folder (here: up into the app's sample folder).
+    const sample = path.join(appRoot(), 'main', 'resources', 'sample');
+    const rel = (name: string) => path.relative(scratch.dir, path.join(sample, name));
     const recipe = {
-      name: 'from a recipe file',
-      model: { path: STORIES.model },
-      tokenizer: { path: STORIES.tokenizer },
-      evaluation: { perplexity: { text: STORIES.text, protocol: 'stream', window: 32, maxSamples: 4 }, footprint: true },
+      name: 'bundled sample',
+      model: { path: rel('stories260K-kv.onnx') },
+      tokenizer: { path: rel('tokenizer.json') },
+      evaluation: { perplexity: { text: rel('tinystories-eval.txt') } },
     };
     const file = path.join(scratch.dir, 'recipe.json');
     writeFileSync(file, JSON.stringify(recipe, null, 2));
-    const r = await runCli(['run', file, '--home', home]);
+    const r = await runCli(['run', file, '--quiet', '--home', home]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/Experiment (\d+) · from a recipe file · done/);
-    expect(r.stdout).toMatch(/perplexity\s+\d/);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/Experiment (\d+) · bundled sample · done/);
+    expect(r.stdout).toMatch(/^perplexity\s+4\.227$/m);
+    expect(r.stdout).toMatch(/^predicted tokens\s+38,675$/m);
     const id = Number(/Experiment (\d+)/.exec(r.stdout)![1]);
 
     const show = await runCli(['history', 'show', String(id), '--json', '--home', home]);
-    expect((onlyJson(show) as ExperimentDetail).recipe).toEqual(JSON.parse(readFileSync(file, 'utf8')));
+    const detail = onlyJson(show) as ExperimentDetail;
+    // The sample text is the first 400 paragraphs: the reference figure of the fixture manifest.
+    const values = Object.fromEntries(detail.metrics.map((m) => [m.name, m.value]));
+    expect(values.perplexity).toBeCloseTo(4.2267, 3);
+    expect(values.predicted_tokens).toBe(38_675);
+    // Stored as submitted: the file's recipe with only its relative paths made absolute.
+    const written = JSON.parse(readFileSync(file, 'utf8'));
+    written.model.path = path.join(sample, 'stories260K-kv.onnx');
+    written.tokenizer.path = path.join(sample, 'tokenizer.json');
+    written.evaluation.perplexity.text = path.join(sample, 'tinystories-eval.txt');
+    expect(detail.recipe).toEqual(written);
+  });
+
+  it('reads WHITTLE_HOME, and --home overrides it', async () => {
+    const fromEnv = await runCli(['history', 'list', '--json'], { env: { WHITTLE_HOME: home } });
+    expect((onlyJson(fromEnv) as { items: ExperimentSummary[] }).items.map((i) => i.id)).toContain(experimentId);
+    const overridden = await runCli(['history', 'list', '--json', '--home', path.join(scratch.dir, 'other-home')], { env: { WHITTLE_HOME: home } });
+    expect(onlyJson(overridden)).toEqual({ items: [], total: 0 });
   });
 
   it('deletes an experiment; a second delete or show of it is NOT_FOUND (exit 2)', async () => {
@@ -110,8 +133,9 @@ describe('whittle eval, run and history', () => {
 
   it('Ctrl-C cancels a running evaluation: exit 1, the experiment recorded as cancelled', async () => {
     const child = startCli([
-      'eval', STORIES.model, '--tokenizer', STORIES.tokenizer, '--text', fixture('text', 'moby-dick.txt'),
-      '--protocol', 'stream', '--window', '64', '--samples', '100000', '--name', 'to be cancelled', '--home', home,
+      // Thousands of 8-token windows: several seconds of evaluation to interrupt.
+      'eval', STORIES.model, '--tokenizer', STORIES.tokenizer, '--text', path.join(appRoot(), 'main', 'resources', 'sample', 'tinystories-eval.txt'),
+      '--protocol', 'stream', '--window', '8', '--samples', '100000', '--name', 'to be cancelled', '--home', home,
     ]);
     let stderr = '';
     const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
@@ -126,11 +150,30 @@ describe('whittle eval, run and history', () => {
     child.kill('SIGINT');
     const [code] = await exited;
     expect(code, stderr).toBe(1);
+    // The engine stopped when asked: it was not killed after the grace period.
+    expect(stderr).not.toContain('did not stop');
     expect(stderr).toContain('cancelling the job');
     expect(stderr).toMatch(/whittle: Experiment \d+ was cancelled/);
 
     const list = await runCli(['history', 'list', '--search', 'to be cancelled', '--json', '--home', home]);
     const { items } = onlyJson(list) as { items: ExperimentSummary[] };
     expect(items.map((i) => i.status)).toEqual(['cancelled']);
+  });
+
+  it('a crashing engine process fails the experiment cleanly: exit 1 and the reason', async () => {
+    // An engine that dies of a segmentation fault as soon as it is given the job.
+    const crashing = path.join(scratch.dir, 'crashing-worker.mjs');
+    writeFileSync(crashing, "process.on('message', () => process.kill(process.pid, 'SIGSEGV'));\n");
+    const r = await runCli([
+      'eval', STORIES.model, '--tokenizer', STORIES.tokenizer, '--text', STORIES.text, '--name', 'crashed', '--json', '--home', home,
+    ], { env: { WHITTLE_ENGINE_WORKER: crashing } });
+    expect(r.code).toBe(1);
+    const { error } = onlyJson(r) as { error: { code: string; message: string; details: { experimentId: number; status: string } } };
+    expect(error.code).toBe('INTERNAL');
+    expect(error.message).toContain('The engine process stopped unexpectedly (signal SIGSEGV)');
+    expect(error.details.status).toBe('failed');
+
+    const show = await runCli(['history', 'show', String(error.details.experimentId), '--json', '--home', home]);
+    expect(onlyJson(show)).toMatchObject({ name: 'crashed', status: 'failed', error: { code: 'INTERNAL' } });
   });
 });

@@ -2,11 +2,13 @@
  * `whittle` as a real child process: command-line mistakes, malformed recipes and wrong files exit 2
  * with a message that names the problem; --json always prints exactly one JSON document.
  */
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appRoot, appVersion } from '../../main/paths.ts';
 import { STORIES, fixture, tempDir } from '../helpers/fixtures.ts';
 import { onlyJson, runCli } from './cli-process.ts';
+import { spawnSync } from 'node:child_process';
 
 let scratch: { dir: string; cleanup: () => void };
 let home: string;
@@ -119,6 +121,18 @@ describe('whittle command line', () => {
     expect(b.stderr).toContain('steps[0].bits must be one of 2, 4, 8');
   });
 
+  it('eval --recipe refuses compression steps and extra evaluation options (exit 2)', async () => {
+    const withSteps = recipeFile('with-steps.json', { ...goodRecipe, steps: [{ type: 'quantize', method: 'rtn' }] });
+    const r = await runCli(['eval', '--recipe', withSteps, '--home', home]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`run it with \`whittle run ${withSteps}\``);
+
+    const plain = recipeFile('plain.json', goodRecipe);
+    const mixed = await runCli(['eval', '--recipe', plain, '--window', '32', '--home', home]);
+    expect(mixed.code).toBe(2);
+    expect(mixed.stderr).toContain('--recipe cannot be combined with --window');
+  });
+
   it('reports a recipe that is not JSON with its line (exit 2)', async () => {
     const file = recipeFile('broken.json', '{\n  "model": { "path": "a.onnx" },\n  oops\n}\n');
     const r = await runCli(['run', file, '--home', home]);
@@ -162,5 +176,12 @@ describe('whittle command line', () => {
     const absent = await runCli(['inspect', path.join(scratch.dir, 'absent.onnx')]);
     expect(absent.code).toBe(2);
     expect(absent.stderr).toContain('does not exist');
+  });
+
+  // The launcher runs the bundle, which exists only after `npm run build` (npm test builds first).
+  it.skipIf(!existsSync(path.join(appRoot(), 'out', 'cli.cjs')))('bin/whittle.js starts the bundled CLI', () => {
+    const r = spawnSync(process.execPath, [path.join(appRoot(), 'bin', 'whittle.js'), '--version', '--json'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ version: appVersion() });
   });
 });

@@ -12,11 +12,11 @@ export const ENGINE_WORKER = path.join(appRoot(), 'main', 'jobs', 'engine-worker
 export interface CliResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
 function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, WHITTLE_ENGINE_WORKER: ENGINE_WORKER, NO_COLOR: '1', ...extra };
-  // The test runner's own settings must not leak into the CLI (it would think it runs under vitest).
+  const env: NodeJS.ProcessEnv = { ...process.env, WHITTLE_ENGINE_WORKER: ENGINE_WORKER, NO_COLOR: '1' };
+  // The test runner's own settings must not leak into the CLI, nor a developer's history folder.
   for (const key of Object.keys(env)) if (key.startsWith('VITEST') || key === 'NODE_OPTIONS') delete env[key];
   delete env.WHITTLE_HOME;
-  return env;
+  return { ...env, ...extra };
 }
 
 export function startCli(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): ChildProcess {

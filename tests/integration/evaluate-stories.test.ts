@@ -2,13 +2,12 @@
 // decoder layout fixture through perplexity, speed, footprint and generation.
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PerplexityConfig } from '../../preload/recipe.ts';
 import { readTextFile } from '../../main/engine/data/text-file.ts';
 import { checkTokenizerFitsModel, loadTokenizer, type TextTokenizer } from '../../main/engine/data/tokenizer.ts';
 import { openDecoder, type Decoder } from '../../main/engine/evaluate/decoder-session.ts';
 import { footprintFromGraph, footprintMetrics } from '../../main/engine/evaluate/footprint.ts';
 import { generate } from '../../main/engine/evaluate/generate.ts';
-import { evaluatePerplexity } from '../../main/engine/evaluate/perplexity.ts';
+import { evaluatePerplexity, type PerplexitySettings } from '../../main/engine/evaluate/perplexity.ts';
 import { measureSpeed, speedMetrics } from '../../main/engine/evaluate/speed.ts';
 import { quietContext } from '../../main/engine/job-context.ts';
 import { fixture, STORIES, tempDir } from '../helpers/fixtures.ts';
@@ -19,7 +18,7 @@ let tokenizer: TextTokenizer;
 let text: string;
 
 beforeAll(async () => {
-  stories = await openDecoder(STORIES.model);
+  stories = await openDecoder(STORIES.model, { threads: 1 }); // vitest runs two files at once on two cores
   tokenizer = await loadTokenizer(STORIES.tokenizer);
   text = await readTextFile(STORIES.text);
 });
@@ -30,7 +29,7 @@ afterAll(async () => {
 
 describe('stories260K perplexity', () => {
   it('reproduces the reference figure: documents, L = 256, first 400 → 4.2267 over 38,675 tokens', async () => {
-    const config: PerplexityConfig = { protocol: 'documents', window: 256, maxSamples: 400, minTokens: 16 };
+    const config: PerplexitySettings = { protocol: 'documents', window: 256, maxSamples: 400, minTokens: 16 };
     const r = await evaluatePerplexity(stories, tokenizer, text, config, quietContext(tmp.dir));
     expect(r.predictedTokens).toBe(38_675);
     expect(r.samples).toBe(400);
@@ -40,7 +39,7 @@ describe('stories260K perplexity', () => {
   });
 
   it('stream protocol on TinyStories: windows of 256, a sane perplexity', async () => {
-    const config: PerplexityConfig = { protocol: 'stream', window: 256, maxSamples: 60, minTokens: 16 };
+    const config: PerplexitySettings = { protocol: 'stream', window: 256, maxSamples: 60, minTokens: 16 };
     const r = await evaluatePerplexity(stories, tokenizer, text, config, quietContext(tmp.dir));
     expect(r.samples).toBe(60);
     expect(r.predictedTokens).toBe(60 * 255);
@@ -82,8 +81,8 @@ describe('stories260K generation, speed and footprint', () => {
     expect(speedMetrics(s).map((m) => m.name)).toEqual(['prefill_ms', 'prefill_tokens', 'decode_tokens_per_s']);
   });
 
-  it('counts bytes, parameters and bits per weight', () => {
-    const f = footprintFromGraph(STORIES.model);
+  it('counts bytes, parameters and bits per weight', async () => {
+    const f = await footprintFromGraph(STORIES.model);
     expect(f.bytesOnDisk).toBe(statSync(STORIES.model).size);
     // llama2.c stories260K: 260,032 weights (classifier shared) plus the exported rotary tables.
     expect(f.parameters).toBeGreaterThan(260_000);
@@ -94,7 +93,7 @@ describe('stories260K generation, speed and footprint', () => {
 });
 
 describe('the ORT GenAI decoder fixtures', () => {
-  const short: PerplexityConfig = { protocol: 'documents', window: 48, maxSamples: 6, minTokens: 16 };
+  const short: PerplexitySettings = { protocol: 'documents', window: 48, maxSamples: 6, minTokens: 16 };
 
   it('tiny GPT-2 (past_i): perplexity, speed and generation run with finite values', async () => {
     // Random weights, vocabulary 1000: the 512-token stories tokenizer fits it and exercises the graph.
@@ -131,7 +130,7 @@ describe('the ORT GenAI decoder fixtures', () => {
     } finally {
       await d.release();
     }
-    const f = footprintFromGraph(model);
+    const f = await footprintFromGraph(model);
     expect(f.externalDataFiles).toHaveLength(1);
     expect(f.bytesOnDisk).toBe(statSync(model).size + statSync(f.externalDataFiles[0]).size);
     expect(f.bitsPerWeight).toBe(16);

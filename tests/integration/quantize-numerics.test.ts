@@ -19,7 +19,7 @@ import { transpose2d, type BlockwiseQuantized } from '../../main/engine/quantize
 import { quantizeWeightOnly } from '../../main/engine/quantize/weight-only.ts';
 import { QuantizeRtnStep } from '../../preload/recipe.ts';
 import { tempDir } from '../helpers/fixtures.ts';
-import { dequantizeReference } from '../unit/quantize/rtn-reference.ts';
+import { dequantizeReference } from '../unit/quantize/dequantize-reference.ts';
 import {
   buildModel, DataType, floatAttr, intAttr, makeNode, makeTensor, randomFloats, saveModel, singleMatMul, valueInfo,
 } from '../unit/quantize/build-model.ts';

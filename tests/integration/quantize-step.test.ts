@@ -43,5 +43,6 @@ it('runs stories260K → int4 through the runner, with artefacts, details and fo
   const estimate = estimateQuantizedSize(await inspectModel(STORIES.model), QuantizeRtnStep.parse({ type: 'quantize', method: 'rtn' }));
   expect(estimate.perWeight.filter((w) => w.status === 'quantized').length).toBe(35);
   const written = r.artefacts[1].bytes!;
-  expect(Math.abs(estimate.bytesAfter - written) / written).toBeLessThan(0.1);
+  console.log(`estimate ${estimate.bytesAfter} B, written ${written} B`);
+  expect(Math.abs(estimate.bytesAfter - written) / written).toBeLessThan(0.05);
 });

@@ -10,14 +10,12 @@
  * `measureFootprint` reads the graph itself (tensor payloads are never loaded), or takes the numbers from a
  * model inspection when the caller has one (`inspect` option).
  */
-import { statSync } from 'node:fs';
-import path from 'node:path';
+import { stat } from 'node:fs/promises';
 import type { Metric, ModelInspection } from '../../../preload/contract.ts';
-import { WhittleError } from '../errors.ts';
-import { decodeModel } from '../onnx/decode.ts';
 import { byteSize, dtypeBits, dtypeName, isFloatDtype } from '../onnx/dtype.ts';
-import type { GraphProto, Int64, NodeProto, TensorProto } from '../onnx/proto-types.ts';
-import { FileSource, ProtoCursor } from '../onnx/wire.ts';
+import { allGraphs, attrInt, toNumber } from '../onnx/graph.ts';
+import type { GraphProto, TensorProto } from '../onnx/proto-types.ts';
+import { readModel } from '../onnx/reader.ts';
 
 export interface Footprint {
   bytesOnDisk: number;
@@ -33,27 +31,12 @@ export interface Footprint {
 
 export type InspectModel = (modelPath: string) => Promise<Pick<ModelInspection, 'bytesOnDisk' | 'parameters' | 'bytesByDtype' | 'externalDataFiles'>>;
 
-const toNumber = (v: Int64 | undefined): number => (v === undefined ? 0 : Number(v));
 const elements = (t: TensorProto): number => t.dims.reduce<number>((n, d) => n * toNumber(d), 1);
-
-function intAttribute(node: NodeProto, name: string): number | undefined {
-  const a = node.attribute.find((x) => x.name === name);
-  return a?.i === undefined ? undefined : Number(a.i);
-}
 
 /** Weights are floating point or low-bit integers; int32/int64 initializers are shapes and indices. */
 function isWeightDtype(dataType: number | undefined): boolean {
   const bits = dtypeBits(dataType);
   return isFloatDtype(dataType) || (bits > 0 && bits <= 8);
-}
-
-/** Every graph of a model: the main one and those nested in node attributes (If, Loop, Scan). */
-function* graphs(g: GraphProto): Generator<GraphProto> {
-  yield g;
-  for (const node of g.node) for (const a of node.attribute) {
-    if (a.g) yield* graphs(a.g);
-    for (const sub of a.graphs) yield* graphs(sub);
-  }
 }
 
 /**
@@ -64,9 +47,9 @@ function logicalCounts(g: GraphProto): Map<string, number> {
   const counts = new Map<string, number>();
   for (const node of g.node) {
     if (node.opType === 'MatMulNBits') {
-      const n = intAttribute(node, 'N');
-      const k = intAttribute(node, 'K');
-      if (n !== undefined && k !== undefined && node.input[1]) counts.set(node.input[1], n * k);
+      const n = attrInt(node, 'N', 0);
+      const k = attrInt(node, 'K', 0);
+      if (n > 0 && k > 0 && node.input[1]) counts.set(node.input[1], n * k);
       for (const i of [2, 3]) if (node.input[i]) counts.set(node.input[i], 0);             // scales, zero_points
     } else if (node.opType === 'DequantizeLinear' || node.opType === 'QuantizeLinear') {
       for (const i of [1, 2]) if (node.input[i]) counts.set(node.input[i], 0);             // scale, zero_point
@@ -75,40 +58,14 @@ function logicalCounts(g: GraphProto): Map<string, number> {
   return counts;
 }
 
-export function footprintFromGraph(modelPath: string): Footprint {
-  const file = path.resolve(modelPath);
-  const dir = path.dirname(file);
-  const external = new Set<string>();
-  let source: FileSource;
-  try {
-    source = new FileSource(file);
-  } catch (e) {
-    throw new WhittleError('NOT_FOUND', `The model file ${file} does not exist.`, { path: file }, { cause: e });
-  }
-  let graph: GraphProto | undefined;
-  try {
-    graph = decodeModel(new ProtoCursor(source), {
-      inlineBelow: 1 << 10,
-      resolveExternal: (t) => {
-        const entry = (key: string) => t.externalData.find((e) => e.key === key)?.value;
-        const location = path.resolve(dir, entry('location') ?? '');
-        external.add(location);
-        return { kind: 'file', path: location, offset: Number(entry('offset') ?? 0), length: Number(entry('length') ?? 0) };
-      },
-    }).graph;
-  } catch (e) {
-    throw new WhittleError('MODEL_PARSE', `${path.basename(file)} could not be read as an ONNX model: ${(e as Error).message}`, { path: file }, { cause: e });
-  } finally {
-    source.close();
-  }
-  if (!graph) throw new WhittleError('MODEL_PARSE', `${path.basename(file)} has no graph.`, { path: file });
-
+export async function footprintFromGraph(modelPath: string): Promise<Footprint> {
+  const model = await readModel(modelPath);
   let parameters = 0;
   let weightBytes = 0;
   const bytesByDtype: Record<string, number> = {};
-  for (const g of graphs(graph)) {
-    const logical = logicalCounts(g);
-    for (const t of g.initializer) {
+  for (const { graph } of allGraphs(model.proto)) {
+    const logical = logicalCounts(graph);
+    for (const t of graph.initializer) {
       if (!isWeightDtype(t.dataType)) continue;
       const count = elements(t);
       const bytes = byteSize(t.dataType, count);
@@ -118,22 +75,15 @@ export function footprintFromGraph(modelPath: string): Footprint {
       bytesByDtype[dtype] = (bytesByDtype[dtype] ?? 0) + bytes;
     }
   }
-
-  let bytesOnDisk = statSync(file).size;
-  for (const f of external) {
-    try {
-      bytesOnDisk += statSync(f).size;
-    } catch {
-      throw new WhittleError('NOT_FOUND', `The external data file ${path.basename(f)} that ${path.basename(file)} needs is missing from ${dir}.`, { path: f });
-    }
-  }
+  let bytesOnDisk = model.fileBytes;
+  for (const f of model.externalDataFiles) bytesOnDisk += (await stat(f)).size;
   return {
     bytesOnDisk,
     parameters,
     weightBytes,
     bitsPerWeight: parameters > 0 ? (8 * weightBytes) / parameters : 0,
     bytesByDtype,
-    externalDataFiles: [...external],
+    externalDataFiles: model.externalDataFiles,
     source: 'graph',
   };
 }

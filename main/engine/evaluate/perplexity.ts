@@ -21,6 +21,9 @@ import type { TextTokenizer } from '../data/tokenizer.ts';
 import type { Decoder } from './decoder-session.ts';
 import { sequenceNll } from './log-softmax.ts';
 
+/** The protocol settings of a recipe's perplexity section (the text itself is passed as a string). */
+export type PerplexitySettings = Omit<PerplexityConfig, 'text'>;
+
 export interface PerplexitySamples {
   protocol: PerplexityConfig['protocol'];
   samples: number[][];
@@ -61,7 +64,7 @@ const LOGITS_BUDGET_BYTES = 64 * 1024 * 1024;
 const MAX_BATCH = 16;
 
 /** Cut a text into the samples the protocol scores. */
-export function perplexitySamples(text: string, tokenizer: TextTokenizer, config: PerplexityConfig): PerplexitySamples {
+export function perplexitySamples(text: string, tokenizer: TextTokenizer, config: PerplexitySettings): PerplexitySamples {
   const { window, maxSamples, minTokens } = config;
   const documents = splitDocuments(text);
   if (config.protocol === 'documents') {
@@ -94,7 +97,7 @@ export function perplexitySamples(text: string, tokenizer: TextTokenizer, config
   };
 }
 
-function describeProtocol(config: PerplexityConfig): string {
+function describeProtocol(config: PerplexitySettings): string {
   return config.protocol === 'documents'
     ? `documents: blank-line paragraphs, BOS + tokens truncated to ${config.window}, paragraphs under ${config.minTokens} tokens skipped, first ${config.maxSamples}`
     : `stream: paragraphs joined by blank lines, tokenized once, non-overlapping windows of ${config.window} tokens, first ${config.maxSamples}`;
@@ -109,7 +112,7 @@ export async function evaluatePerplexity(
   decoder: Decoder,
   tokenizer: TextTokenizer,
   text: string,
-  config: PerplexityConfig,
+  config: PerplexitySettings,
   ctx: JobContext,
   options: PerplexityOptions = {},
 ): Promise<PerplexityResult> {

@@ -6,6 +6,7 @@
  */
 import { stat } from 'node:fs/promises';
 import type { ModelInspection } from '../../../preload/contract.ts';
+import { WhittleError } from '../errors.ts';
 import { dtypeName } from '../onnx/dtype.ts';
 import { allGraphs, allNodes, qualifiedOpType, toNumber } from '../onnx/graph.ts';
 import type { OnnxModel } from '../onnx/proto-types.ts';
@@ -23,7 +24,7 @@ export async function inspectModel(path: string): Promise<ModelInspection> {
 export async function inspectLoadedModel(model: OnnxModel): Promise<ModelInspection> {
   const proto = model.proto;
   const graph = proto.graph;
-  if (!graph) throw new Error('inspectLoadedModel: model without a graph');
+  if (!graph) throw new WhittleError('MODEL_PARSE', 'The model has no graph.', { path: model.path });
 
   let parameters = 0;
   const bytesByDtype: Record<string, number> = {};

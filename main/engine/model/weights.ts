@@ -34,12 +34,12 @@ interface Scope {
   inputs: Set<string>;
 }
 
-function lookup(scopes: Scope[], name: string): { tensor: TensorProto; scope: Scope } | null {
+function lookup(scopes: Scope[], name: string): { tensor: TensorProto; scope: Scope; depth: number } | null {
   for (let i = scopes.length - 1; i >= 0; i--) {
     const s = scopes[i];
     if (s.producers.has(name)) return null; // shadowed by a computed value
     const t = s.inits.get(name);
-    if (t) return { tensor: t, scope: s };
+    if (t) return { tensor: t, scope: s, depth: i };
   }
   return null;
 }
@@ -58,8 +58,11 @@ const LOW_PRECISION = new Set(['int8', 'uint8', 'int4', 'uint4', 'int2', 'uint2'
 
 const nodeLabel = (n: NodeProto): string => n.name || `${n.opType ?? '?'}(${n.output[0] ?? ''})`;
 
-/** Why a constant 2-D weight cannot be quantized, or undefined when it can. */
-function reasonFor(t: TensorProto, scope: Scope, consumer: NodeProto): string | undefined {
+/**
+ * Why a constant 2-D weight cannot be quantized, or undefined when it can. `self` is the consumer as
+ * the owner graph sees it: the consumer itself, or the If/Loop/Scan node whose subgraph holds it.
+ */
+function reasonFor(t: TensorProto, scope: Scope, consumer: NodeProto, self: NodeProto): string | undefined {
   const name = t.name ?? '';
   if (t.dims.length !== 2) return `weight is ${t.dims.length}-D; only 2-D weights are quantized`;
   if (!FLOAT_WEIGHT_TYPES.has(t.dataType ?? 0)) {
@@ -67,7 +70,7 @@ function reasonFor(t: TensorProto, scope: Scope, consumer: NodeProto): string | 
     return LOW_PRECISION.has(dt) ? `already quantized (${dt})` : `not a float tensor (${dt})`;
   }
   if (scope.inputs.has(name)) return 'the weight is also a graph input, so it can be replaced at run time';
-  const users = (scope.consumers.get(name) ?? []).filter((n) => n !== consumer);
+  const users = (scope.consumers.get(name) ?? []).filter((n) => n !== self);
   if (users.length > 0) {
     const tied = users.some((u) => u.opType === 'Transpose') || consumer.opType === 'Transpose';
     return `used by more than one node (${[consumer, ...users].map(nodeLabel).join(', ')})${tied ? ': tied embeddings' : ''}`;
@@ -88,7 +91,8 @@ function indexedByGraphInput(scopes: Scope[], name: string): boolean {
   return false;
 }
 
-function candidatesInGraph(graph: GraphProto, outer: Scope[], out: WeightCandidate[]): void {
+/** `holders`: for each enclosing scope, the node of that scope's graph that holds the current subgraph. */
+function candidatesInGraph(graph: GraphProto, outer: Scope[], holders: NodeProto[], out: WeightCandidate[]): void {
   const scope: Scope = {
     graph,
     inits: initializerMap(graph),
@@ -99,7 +103,7 @@ function candidatesInGraph(graph: GraphProto, outer: Scope[], out: WeightCandida
   const scopes = [...outer, scope];
 
   for (const node of graph.node) {
-    for (const sub of subgraphsOf(node)) candidatesInGraph(sub, scopes, out);
+    for (const sub of subgraphsOf(node)) candidatesInGraph(sub, scopes, [...holders, node], out);
     if (!isDefaultDomain(node.domain)) continue;
     const op = node.opType;
     if (op !== 'MatMul' && op !== 'Gemm' && op !== 'Gather') continue;
@@ -112,7 +116,8 @@ function candidatesInGraph(graph: GraphProto, outer: Scope[], out: WeightCandida
     const found = lookup(scopes, wName);
     if (found) {
       const t = found.tensor;
-      let skipReason = reasonFor(t, found.scope, node);
+      const self = found.depth === scopes.length - 1 ? node : holders[found.depth];
+      let skipReason = reasonFor(t, found.scope, node, self);
       if (!skipReason && op === 'Gather') {
         if (attrInt(node, 'axis', 0) !== 0) skipReason = `Gather along axis ${attrInt(node, 'axis', 0)}, not an embedding lookup`;
         else if (!indexedByGraphInput(scopes, node.input[1] ?? '')) skipReason = 'a table indexed by computed positions, not by token ids (for example rotary cos/sin)';
@@ -159,7 +164,7 @@ function candidatesInGraph(graph: GraphProto, outer: Scope[], out: WeightCandida
 /** All MatMul/Gemm/Gather weight candidates of the model, in graph order (subgraphs included). */
 export function findWeightCandidates(model: ModelProto): WeightCandidate[] {
   const out: WeightCandidate[] = [];
-  if (model.graph) candidatesInGraph(model.graph, [], out);
+  if (model.graph) candidatesInGraph(model.graph, [], [], out);
   return out;
 }
 

@@ -85,12 +85,22 @@ function bytes(c: ProtoCursor): Uint8Array {
   return c.bytes(c.length());
 }
 
+/** End position of a packed repeated field whose length prefix is at the cursor. */
+function packedEnd(c: ProtoCursor): number {
+  const len = c.length();
+  return c.pos + len;
+}
+
+function packedDone(c: ProtoCursor, end: number): void {
+  if (c.pos !== end) throw new ProtoError('malformed', c.pos, `a packed ${c.message}.${fieldName(c.message, c.field)} does not end on a value boundary`);
+}
+
 /** Repeated int64, packed or not. */
 function int64s(c: ProtoCursor, tag: number, into: Int64[]): void {
   if ((tag & 7) === WIRE_LEN) {
-    const len = c.length();
-    const end = c.pos + len;
+    const end = packedEnd(c);
     while (c.pos < end) into.push(c.int64());
+    packedDone(c, end);
   } else if ((tag & 7) === WIRE_VARINT) {
     into.push(c.int64());
   } else {
@@ -189,7 +199,7 @@ export function decodeTensorBody(c: ProtoCursor, opts: DecodeOptions): TensorPro
         break;
       case 5: {
         int32s ??= [];
-        if ((tag & 7) === WIRE_LEN) { const end = c.pos + c.length(); while (c.pos < end) int32s.push(c.int32()); }
+        if ((tag & 7) === WIRE_LEN) { const end = packedEnd(c); while (c.pos < end) int32s.push(c.int32()); packedDone(c, end); }
         else { expect(c, tag, WIRE_VARINT); int32s.push(c.int32()); }
         break;
       }
@@ -203,7 +213,7 @@ export function decodeTensorBody(c: ProtoCursor, opts: DecodeOptions): TensorPro
         break;
       case 11: {
         uint64s ??= [];
-        if ((tag & 7) === WIRE_LEN) { const end = c.pos + c.length(); while (c.pos < end) uint64s.push(c.varint()); }
+        if ((tag & 7) === WIRE_LEN) { const end = packedEnd(c); while (c.pos < end) uint64s.push(c.varint()); packedDone(c, end); }
         else { expect(c, tag, WIRE_VARINT); uint64s.push(c.varint()); }
         break;
       }
@@ -426,7 +436,7 @@ function attribute(c: ProtoCursor, opts: DecodeOptions): AttributeProto {
         case 5: expect(c, tag, WIRE_LEN); a.t = decodeTensor(c, opts); break;
         case 6: expect(c, tag, WIRE_LEN); a.g = graph(c, opts); break;
         case 7:
-          if ((tag & 7) === WIRE_LEN) { const end = c.pos + c.length(); while (c.pos < end) a.floats.push(c.float()); }
+          if ((tag & 7) === WIRE_LEN) { const end = packedEnd(c); while (c.pos < end) a.floats.push(c.float()); packedDone(c, end); }
           else { expect(c, tag, WIRE_FIXED32); a.floats.push(c.float()); }
           break;
         case 8: int64s(c, tag, a.ints); break;

@@ -3,6 +3,9 @@
  * named by `location` relative to the model's folder, at `offset` for `length` bytes.
  * Only files inside the model's folder are accepted: absolute paths, `..` segments and symbolic links
  * that resolve outside the folder are refused, so a model cannot make Whittle read arbitrary files.
+ * "The folder" is the folder the model path is in, or, when the model file is itself a symbolic link,
+ * also the folder its target is in (the Hugging Face cache keeps model.onnx and model.onnx.data as
+ * links into one blobs folder).
  */
 import { realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -15,7 +18,7 @@ interface DataFile { path: string; size: number }
 
 export class ExternalDataResolver {
   private readonly modelDir: string;
-  private readonly modelDirReal: string;
+  private readonly allowedDirs: string[];
   private readonly label: string;
   private readonly files = new Map<string, DataFile>();
   /** Absolute paths of the data files, in first-use order. */
@@ -24,7 +27,7 @@ export class ExternalDataResolver {
   /** `modelPath`: absolute path of the .onnx file; `label`: how messages name it (its file name). */
   constructor(modelPath: string, label: string) {
     this.modelDir = path.dirname(modelPath);
-    this.modelDirReal = realpathSync(this.modelDir);
+    this.allowedDirs = [...new Set([realpathSync(this.modelDir), path.dirname(realpathSync(modelPath))])];
     this.label = label;
   }
 
@@ -51,7 +54,7 @@ export class ExternalDataResolver {
       }
       throw new WhittleError('IO', `Cannot open '${location}', the external data of ${this.label}: ${(e as Error).message}`, { ...details, path: full });
     }
-    if (!real.startsWith(this.modelDirReal + path.sep)) {
+    if (!this.allowedDirs.some((dir) => real.startsWith(dir + path.sep))) {
       throw new WhittleError('INVALID_INPUT', `${this.label} refers to external data '${location}' that leads outside the model's folder (through a symbolic link). Copy the file beside the model instead.`, { ...details, path: full, realPath: real });
     }
     const st = statSync(real);

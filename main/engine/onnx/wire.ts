@@ -115,9 +115,6 @@ export class ProtoError extends Error {
   }
 }
 
-/** Names of fields per message, used only to say where a file is broken. */
-export interface FieldNames { [message: string]: Record<number, string> }
-
 export class ProtoCursor {
   readonly src: ByteSource;
   pos: number;
@@ -393,11 +390,6 @@ export class ProtoWriter {
     this.flush();
     this.parts.push({ source, length, name });
     this.size += length;
-  }
-
-  /** Packed repeated field from pre-encoded element bytes. */
-  packedField(field: number, body: ProtoWriter): void {
-    this.messageField(field, body);
   }
 
   private flush(): void {

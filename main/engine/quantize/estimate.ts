@@ -6,7 +6,9 @@
  *   MatMulNBits: codes N·kBlocks·blockSize·b/8 (K padded to whole blocks) + scales N·kBlocks·s
  *                + zero points N·ceil(kBlocks·b/8) when asymmetric
  *   QDQ:         codes ceil(K·N·b/8) (no padding) + scales kBlocks·N·s + zero points ceil(kBlocks·N·b/8)
- * External-data alignment padding (≤ 4 KiB per tensor) is not counted.
+ * Each new tensor of 1 KiB or more goes to external data at a 4 KiB-aligned offset, so its size is
+ * rounded up to 4 KiB (what matters for small models; negligible for large ones). Padding of the
+ * tensors copied through unchanged is not re-estimated.
  */
 import type { ModelInspection, QuantizableWeight } from '../../../preload/contract.ts';
 import type { QuantizeRtnStep } from '../../../preload/recipe.ts';
@@ -32,13 +34,21 @@ const FLOAT_BYTES: Record<string, number> = { float32: 4, float16: 2, bfloat16: 
 
 /** Bytes of one [K, N] weight after quantization (see the header for the formulas). */
 export function quantizedWeightBytes(k: number, n: number, dtype: string, step: Pick<QuantizeRtnStep, 'bits' | 'blockSize' | 'symmetric' | 'format'>): number {
+  return quantizedTensorBytes(k, n, dtype, step).reduce((a, b) => a + b, 0);
+}
+
+/** Sizes of the new tensors of one weight: codes, scales[, zero points]. */
+export function quantizedTensorBytes(k: number, n: number, dtype: string, step: Pick<QuantizeRtnStep, 'bits' | 'blockSize' | 'symmetric' | 'format'>): number[] {
   const kBlocks = Math.ceil(k / step.blockSize);
   const scaleBytes = dtype === 'float16' ? 2 : 4;
-  if (step.format === 'qdq') {
-    return Math.ceil((k * n * step.bits) / 8) + kBlocks * n * scaleBytes + (step.symmetric ? 0 : Math.ceil((kBlocks * n * step.bits) / 8));
-  }
-  return (n * kBlocks * step.blockSize * step.bits) / 8 + n * kBlocks * scaleBytes + (step.symmetric ? 0 : n * Math.ceil((kBlocks * step.bits) / 8));
+  const sizes = step.format === 'qdq'
+    ? [Math.ceil((k * n * step.bits) / 8), kBlocks * n * scaleBytes, step.symmetric ? 0 : Math.ceil((kBlocks * n * step.bits) / 8)]
+    : [(n * kBlocks * step.blockSize * step.bits) / 8, n * kBlocks * scaleBytes, step.symmetric ? 0 : n * Math.ceil((kBlocks * step.bits) / 8)];
+  return sizes.filter((b) => b > 0);
 }
+
+const EXTERNAL_THRESHOLD = 1024, ALIGNMENT = 4096;
+const onDisk = (bytes: number): number => (bytes >= EXTERNAL_THRESHOLD ? Math.ceil(bytes / ALIGNMENT) * ALIGNMENT : bytes);
 
 function skipReason(w: QuantizableWeight, step: QuantizeRtnStep, keep: RegExp[]): string | undefined {
   if (w.skipReason) return w.skipReason;
@@ -70,7 +80,7 @@ export function estimateQuantizedSize(inspection: ModelInspection, step: Quantiz
       perWeight.push({ name: w.name, op: w.op, shape: w.shape, dtype: w.dtype, status: 'skipped', reason, bytesBefore: before, bytesAfter: before });
       continue;
     }
-    const after = quantizedWeightBytes(w.shape[0], w.shape[1], w.dtype, step);
+    const after = quantizedTensorBytes(w.shape[0], w.shape[1], w.dtype, step).reduce((a, b) => a + onDisk(b), 0);
     saved += before - after;
     perWeight.push({ name: w.name, op: w.op, shape: w.shape, dtype: w.dtype, status: 'quantized', bytesBefore: before, bytesAfter: after });
   }

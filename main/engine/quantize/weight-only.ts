@@ -10,6 +10,7 @@
  * The rewrite is "node in → nodes out" (rewrite.ts); unused float initializers are swept afterwards and
  * everything else is copied through by reference by the model writer.
  */
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { QuantizeRtnStep, type Recipe } from '../../../preload/recipe.ts';
 import { WhittleError, throwIfAborted } from '../errors.ts';
@@ -17,17 +18,17 @@ import type { JobContext } from '../job-context.ts';
 import { readModel } from '../onnx/reader.ts';
 import { writeModel } from '../onnx/writer.ts';
 import { ensureOpset, initializerMap, NameScope, sweepUnusedInitializers } from '../onnx/graph.ts';
-import { readTensorBytes } from '../onnx/tensor-data.ts';
-import type { NodeProto, TensorProto } from '../onnx/proto-types.ts';
-import { f32ToF16, quantizeBlockwise } from '../native/index.ts';
+import { floatToHalf } from '../onnx/tensor-data.ts';
+import type { NodeProto } from '../onnx/proto-types.ts';
+import { quantizeBlockwise } from '../native/index.ts';
 import { scaleInPlace, transpose2d, type BlockwiseQuantized } from './layout.ts';
 import { planTargets, type QuantTarget, type SkippedWeight, type TargetPlan } from './targets.ts';
 import { toDequantizeMatMul, toMatMulNBits, type RewriteOptions } from './rewrite.ts';
 import { prepareForBlockedDequantize } from './qdq-opset.ts';
 import { TensorSpool } from './spool.ts';
+import { WeightReader } from './weight-reader.ts';
 import { copyCompanions, createPartialFolder, DATA_FILE, listFiles, MODEL_FILE } from './output-folder.ts';
 import { sha256File, whittleVersion, writeManifest, type Manifest, type ManifestWeight } from './manifest.ts';
-import { stat } from 'node:fs/promises';
 
 export interface QuantizeOptions {
   /** The whole recipe, recorded in whittle.json. */
@@ -73,14 +74,13 @@ export function nothingToQuantizeMessage(plan: TargetPlan): string {
 }
 
 /** The weight as the kernel wants it: row-major [K, N], float32 or fp16 bits. */
-async function loadWeight(t: TensorProto, target: QuantTarget): Promise<Float32Array | Uint16Array> {
-  let bytes = await readTensorBytes(t);
+function asKernelWeight(bytes: Uint8Array, target: QuantTarget): Float32Array | Uint16Array {
   const width = target.dtype === 'float16' ? 2 : 4;
-  if (bytes.byteOffset % width !== 0) bytes = bytes.slice();
   const elements = target.k * target.n;
   if (bytes.length !== elements * width) {
     throw new WhittleError('MODEL_PARSE', `Weight '${target.weight}' holds ${bytes.length} bytes; its shape [${target.shape.join(', ')}] needs ${elements * width}.`);
   }
+  if (bytes.byteOffset % width !== 0) bytes = bytes.slice();
   const w = target.dtype === 'float16'
     ? new Uint16Array(bytes.buffer, bytes.byteOffset, elements)
     : new Float32Array(bytes.buffer, bytes.byteOffset, elements);
@@ -117,21 +117,34 @@ export async function quantizeWeightOnly(modelPath: string, stepInput: QuantizeR
     const adapted = prepareForBlockedDequantize(model.proto, uniqueName);
     if (adapted) ctx.log('info', `opset raised to 21 for blocked DequantizeLinear; ${adapted} Reduce node(s) now take axes as an input`);
   }
+  // Scales of fp16 weights are rounded to fp16 by the quantizer, so this conversion is exact.
+  const f32ToF16 = (x: Float32Array): Uint16Array => Uint16Array.from(x, floatToHalf);
   const rewriteOptions: RewriteOptions = { bits: step.bits, blockSize: step.blockSize, accuracyLevel: step.accuracyLevel, uniqueName, f32ToF16 };
   const initializers = initializerMap(graph);
 
   const partial = await createPartialFolder(outDir);
   const spool = new TensorSpool(path.join(partial.dir, '.quantized.tmp'));
+  const reader = new WeightReader();
+  const load = (i: number): Promise<Float32Array | Uint16Array> => {
+    const target = plan.targets[i];
+    const p = reader.read(initializers.get(target.weight)!).then((bytes) => asKernelWeight(bytes, target));
+    p.catch(() => undefined); // awaited later; never an unhandled rejection if the loop stops first
+    return p;
+  };
+  let next: Promise<Float32Array | Uint16Array> | null = null;
   try {
     const replacements = new Map<NodeProto, NodeProto[]>();
     const quantized: ManifestWeight[] = [];
     let sqError = 0;
     const total = plan.targets.length;
     ctx.progress({ phase: 'quantize', done: 0, total });
+    next = load(0);
     for (let i = 0; i < total; i++) {
       throwIfAborted(ctx.signal);
       const target = plan.targets[i];
-      const weight = await loadWeight(initializers.get(target.weight)!, target);
+      const weight = await next!;
+      // Read the next weight (into the reader's other buffer) while this one is quantized.
+      next = i + 1 < total ? load(i + 1) : null;
       const q = await quantizeBlockwise(weight, {
         k: target.k, n: target.n, bits: step.bits, blockSize: step.blockSize, symmetric: step.symmetric,
         weightIsFp16: target.dtype === 'float16',
@@ -147,6 +160,7 @@ export async function quantizeWeightOnly(modelPath: string, stepInput: QuantizeR
       quantized.push({ name: target.weight, shape: target.shape, bits: step.bits, blockSize: step.blockSize, status: 'quantized', sqError: q.sqError });
       ctx.progress({ phase: 'quantize', done: i + 1, total, message: target.weight });
     }
+    await reader.close();
     throwIfAborted(ctx.signal);
 
     graph.node = graph.node.flatMap((n) => replacements.get(n) ?? [n]);
@@ -195,6 +209,8 @@ export async function quantizeWeightOnly(modelPath: string, stepInput: QuantizeR
       sqError,
     };
   } catch (e) {
+    await next?.catch(() => undefined);
+    await reader.close();
     await spool.close().catch(() => {});
     await partial.discard();
     throw e;

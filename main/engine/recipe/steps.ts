@@ -7,6 +7,7 @@ import type { Artefact } from '../../../preload/contract.ts';
 import type { Recipe, Step } from '../../../preload/recipe.ts';
 import { WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
+import { quantizeRtnStep } from '../quantize/step.ts';
 
 export interface StepInput<S extends Step = Step> {
   /** The model this step starts from: the recipe's model or the previous step's output. */
@@ -31,7 +32,7 @@ export interface StepRunner<S extends Step = Step> {
 export type StepRegistry = { [T in Step['type']]?: StepRunner<Extract<Step, { type: T }>> };
 
 /** The steps this build of Whittle can run. */
-export const defaultSteps: StepRegistry = {};
+export const defaultSteps: StepRegistry = { quantize: quantizeRtnStep };
 
 export function stepRunnerFor(registry: StepRegistry, step: Step, index: number): StepRunner {
   const runner = registry[step.type] as StepRunner | undefined;

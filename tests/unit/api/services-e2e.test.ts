@@ -2,12 +2,13 @@
  * The real services through the in-memory transport: a temporary history, the real engine worker
  * (main/jobs/engine-worker.ts forked by Node), the stories260K fixture.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventName, EventPayloads, JobFinished, RecipeInput } from '../../../preload/contract.ts';
 import { createWhittleApp, type WhittleApp } from '../../../main/app.ts';
 import { memoryLogger } from '../../../main/api/logger.ts';
+import { listSamples } from '../../../main/api/services.ts';
 import { createMemoryClient, type MemoryClient } from '../../../main/api/memory-transport.ts';
 import { appRoot } from '../../../main/paths.ts';
 import { WhittleCallError } from '../../../renderer/bridge/memory.ts';
@@ -230,5 +231,20 @@ describe('services over the in-memory transport', () => {
   it('sent nothing a real transport could not carry, and logged no internal errors', () => {
     expect(client.transportErrors).toEqual([]);
     expect(logger.entries.filter((e) => e.level === 'error')).toEqual([]);
+  });
+});
+
+describe('the bundled sample', () => {
+  it('is offered only when every one of its files is there', () => {
+    const copy = tempDir('whittle-sample-');
+    try {
+      cpSync(path.join(appRoot(), 'main', 'resources', 'sample'), path.join(copy.dir, 'sample'), { recursive: true });
+      expect(listSamples(copy.dir).map((s) => s.modelPath)).toEqual([path.join(copy.dir, 'sample', 'stories260K-kv.onnx')]);
+      rmSync(path.join(copy.dir, 'sample', 'LICENSE'));
+      expect(listSamples(copy.dir)).toEqual([]);
+      expect(listSamples(path.join(copy.dir, 'nowhere'))).toEqual([]);
+    } finally {
+      copy.cleanup();
+    }
   });
 });

@@ -53,3 +53,37 @@ export function writeBigramDecoder(file: string, table: Float32Array, vocab: num
   });
   writeFileSync(file, Uint8Array.from(model));
 }
+
+/**
+ * A graph-only model (never run) with one 4-bit MatMulNBits weight: B uint8 [N, K/32, 16], fp32 scales
+ * [N·K/32], no zero points; and an int64 shape constant. For counting parameters and bits per weight.
+ */
+export function writeMatMulNBitsModel(file: string, n: number, k: number): void {
+  const blocks = k / 32;
+  const intAttr = (name: string, v: number) => message((a) => { stringField(a, 1, name); varintField(a, 20, 2); varintField(a, 3, v); });
+  const node = message((x) => {
+    for (const i of ['A', 'B', 'scales']) stringField(x, 1, i);
+    stringField(x, 2, 'Y'); stringField(x, 3, 'mm'); stringField(x, 4, 'MatMulNBits'); stringField(x, 7, 'com.microsoft');
+    for (const [name, v] of [['K', k], ['N', n], ['bits', 4], ['block_size', 32]] as const) bytesField(x, 5, intAttr(name, v));
+  });
+  const tensor = (name: string, dtype: number, dims: number[], bytes: number) => message((t) => {
+    for (const d of dims) varintField(t, 1, d);
+    varintField(t, 2, dtype); stringField(t, 8, name); bytesField(t, 9, new Uint8Array(bytes));
+  });
+  const graph = message((g) => {
+    bytesField(g, 1, node);
+    stringField(g, 2, 'q4');
+    bytesField(g, 5, tensor('B', 2 /* UINT8 */, [n, blocks, 16], n * blocks * 16));
+    bytesField(g, 5, tensor('scales', FLOAT, [n * blocks], n * blocks * 4));
+    bytesField(g, 5, tensor('shape', INT64, [2], 16));
+    bytesField(g, 11, valueInfo('A', FLOAT, ['m', k]));
+    bytesField(g, 12, valueInfo('Y', FLOAT, ['m', n]));
+  });
+  const model = message((m) => {
+    varintField(m, 1, 8);
+    bytesField(m, 7, graph);
+    bytesField(m, 8, message((o) => { stringField(o, 1, ''); varintField(o, 2, 17); }));
+    bytesField(m, 8, message((o) => { stringField(o, 1, 'com.microsoft'); varintField(o, 2, 1); }));
+  });
+  writeFileSync(file, Uint8Array.from(model));
+}

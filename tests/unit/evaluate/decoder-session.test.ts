@@ -61,7 +61,7 @@ describe.each(CASES)('openDecoder: $name', ({ file, kind, vocab, layers, mask, t
       expect(await cacheStepDifference(d, ids)).toBeLessThan(tolerance);
       // Several cached steps in a row, then compare with one full pass.
       let { state } = await d.forward(ids.slice(0, 3));
-      let last = new Float32Array(0);
+      let last: Float32Array = new Float32Array(0);
       for (const id of ids.slice(3)) ({ logits: last, state } = await d.forward([id], state));
       const full = await d.forward(ids);
       expect(maxAbsDiff(full.logits.subarray((ids.length - 1) * d.vocabSize), last)).toBeLessThan(tolerance);

@@ -1,11 +1,10 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PerplexityConfig } from '../../../preload/recipe.ts';
 import { readTextFile, splitDocuments } from '../../../main/engine/data/text-file.ts';
 import { loadTokenizer, type TextTokenizer } from '../../../main/engine/data/tokenizer.ts';
 import { WhittleError } from '../../../main/engine/errors.ts';
 import { openDecoder, type Decoder } from '../../../main/engine/evaluate/decoder-session.ts';
-import { evaluatePerplexity, perplexityMetrics, perplexitySamples } from '../../../main/engine/evaluate/perplexity.ts';
+import { evaluatePerplexity, perplexityMetrics, perplexitySamples, type PerplexitySettings } from '../../../main/engine/evaluate/perplexity.ts';
 import { quietContext, type Progress } from '../../../main/engine/job-context.ts';
 import { STORIES, tempDir } from '../../helpers/fixtures.ts';
 import { writeBigramDecoder } from './bigram-decoder.ts';
@@ -45,7 +44,7 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-const documents = (over: Partial<PerplexityConfig> = {}): PerplexityConfig => ({ protocol: 'documents', window: 64, maxSamples: 40, minTokens: 16, ...over });
+const documents = (over: Partial<PerplexitySettings> = {}): PerplexitySettings => ({ protocol: 'documents', window: 64, maxSamples: 40, minTokens: 16, ...over });
 
 describe('perplexitySamples', () => {
   it('documents: BOS + tokens, truncated to L, short paragraphs skipped, first N kept', () => {
@@ -91,7 +90,7 @@ describe('evaluatePerplexity', () => {
   });
 
   it('scores the stream protocol by windows', async () => {
-    const config: PerplexityConfig = { protocol: 'stream', window: 100, maxSamples: 12, minTokens: 16 };
+    const config: PerplexitySettings = { protocol: 'stream', window: 100, maxSamples: 12, minTokens: 16 };
     const short = splitDocuments(text).slice(0, 60).join('\n\n');
     const r = await evaluatePerplexity(decoder, tokenizer, short, config, quietContext(tmp.dir));
     const ref = referenceNll(perplexitySamples(short, tokenizer, config).samples);

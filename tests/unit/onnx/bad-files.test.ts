@@ -6,6 +6,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readModel } from '../../../main/engine/onnx/reader.ts';
+import { BufferSource, ProtoCursor } from '../../../main/engine/onnx/wire.ts';
 import { isWhittleError } from '../../../main/engine/errors.ts';
 import { fixture, tempDir } from '../../helpers/fixtures.ts';
 import corpus from '../../fixtures/models.json' with { type: 'json' };
@@ -64,8 +65,17 @@ describe('bad model files', () => {
       expect(e.code).toBe('MODEL_PARSE');
       expect(e.message).toMatch(/^cut\.onnx (is truncated: the file ends inside [\w.]+|is not a usable ONNX model: it has no graph)/);
     }
-    // Every cut in the tail, where the graph ends and opset_import and metadata follow.
-    for (let n = whole.length - 160; n < whole.length; n++) {
+    // Every cut around the end of the graph up to the end of opset_import must fail too. (A cut after
+    // opset_import, between two metadata entries, leaves a complete valid model and cannot be detected.)
+    const c = new ProtoCursor(new BufferSource(whole));
+    const fieldEnd: Record<number, number> = {};
+    while (c.more()) {
+      const tag = c.tag();
+      c.skip(tag & 7);
+      fieldEnd[tag >> 3] = c.pos;
+    }
+    expect(fieldEnd[8]).toBeGreaterThan(fieldEnd[7]);
+    for (let n = fieldEnd[7] - 100; n < fieldEnd[8]; n++) {
       writeFileSync(out, whole.subarray(0, n));
       const e = await errorOf(out);
       expect(e.message).toMatch(/^cut\.onnx (is truncated: the file ends inside [\w.]+|is not a usable ONNX model: it imports no operator set)/);

@@ -1,0 +1,120 @@
+/**
+ * Native kernels, fast vs their scalar references in the same run (ratios are what to compare across
+ * machines; absolute figures depend on the CPU and on what else is running).
+ *
+ *   GEMM 512×512×512 (C = A·B): GFLOP/s = 2·M·N·K / time — AVX2 path on all threads and on 1 thread,
+ *     baseline (SSE2 / portable) path on all threads, naive double-accumulating reference.
+ *   Block-wise quantization of a 4096×4096 float32 weight to 4-bit, block 32 (symmetric and asymmetric):
+ *     MB/s of float32 input — fast on all threads / 1 thread, and the reference.
+ *   fp32 → fp16 of 16 M values: M values/s — fast (F16C) vs reference.
+ * Each fast figure is the best of `rounds` runs; references run once (they are slow).
+ *
+ *   $N tests/bench/native-kernels.bench.ts [rounds=5]
+ */
+import {
+  cpuInfo, f32ToF16, gemm, getThreads, quantizeBlockwise, reference, setForceBaseline, setThreads,
+} from '../../main/engine/native/index.ts';
+
+const rounds = Number(process.argv[2] ?? 5);
+
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomArray(n: number, seed: number): Float32Array {
+  const next = seeded(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = next() - 0.5;
+  return out;
+}
+
+async function best(fn: () => Promise<unknown> | unknown, times: number): Promise<number> {
+  let fastest = Infinity;
+  for (let i = 0; i < times; i++) {
+    const start = performance.now();
+    await fn();
+    fastest = Math.min(fastest, performance.now() - start);
+  }
+  return fastest;
+}
+
+interface Row { kernel: string; variant: string; ms: number; rate: number; unit: string; vsRef?: number }
+const rows: Row[] = [];
+
+async function measure(kernel: string, variant: string, unit: string, work: number, times: number, fn: () => Promise<unknown> | unknown,
+  setup: () => void = () => {}): Promise<number> {
+  setup();
+  const ms = await best(fn, times);
+  rows.push({ kernel, variant, ms, rate: work / (ms / 1000), unit });
+  return ms;
+}
+
+function fillRatios(kernel: string): void {
+  const ref = rows.find((r) => r.kernel === kernel && r.variant === 'reference');
+  if (!ref) return;
+  for (const r of rows) if (r.kernel === kernel) r.vsRef = ref.ms / r.ms;
+}
+
+const cpu = cpuInfo();
+const allThreads = cpu.hardwareThreads;
+const useAll = (): void => { setForceBaseline(false); setThreads(0); };
+const useOne = (): void => { setForceBaseline(false); setThreads(1); };
+
+// GEMM 512³
+{
+  const n = 512;
+  const a = randomArray(n * n, 1);
+  const b = randomArray(n * n, 2);
+  const flops = 2 * n * n * n / 1e9;
+  const label = `gemm ${n}³`;
+  await gemm(a, b, n, n, n);  // warm up the pool
+  await measure(label, `fast, ${allThreads} threads`, 'GFLOP/s', flops, rounds, () => gemm(a, b, n, n, n), useAll);
+  await measure(label, 'fast, 1 thread', 'GFLOP/s', flops, rounds, () => gemm(a, b, n, n, n), useOne);
+  if (cpu.simd === 'avx2') {
+    await measure(label, `baseline ISA, ${allThreads} threads`, 'GFLOP/s', flops, rounds, () => gemm(a, b, n, n, n), () => { setThreads(0); setForceBaseline(true); });
+  }
+  await measure(label, 'reference', 'GFLOP/s', flops, 1, () => reference.gemm(a, b, n, n, n), useAll);
+  fillRatios(label);
+}
+
+// Block-wise quantization, 4096×4096 float32 → 4-bit, block 32
+{
+  const k = 4096;
+  const n = 4096;
+  const w = randomArray(k * n, 3);
+  const mb = (k * n * 4) / 1e6;
+  for (const symmetric of [true, false]) {
+    const label = `quantize 4096² 4-bit b32 ${symmetric ? 'sym' : 'asym'}`;
+    const opts = { k, n, bits: 4 as const, blockSize: 32, symmetric };
+    await measure(label, `fast, ${allThreads} threads`, 'MB/s', mb, rounds, () => quantizeBlockwise(w, opts), useAll);
+    await measure(label, 'fast, 1 thread', 'MB/s', mb, rounds, () => quantizeBlockwise(w, opts), useOne);
+    await measure(label, 'reference', 'MB/s', mb, 1, () => reference.quantizeBlockwise(w, opts), useAll);
+    fillRatios(label);
+  }
+}
+
+// fp32 → fp16, 16 M values
+{
+  const src = randomArray(1 << 24, 4);
+  const mvalues = src.length / 1e6;
+  const label = 'f32ToF16 16M';
+  await measure(label, `fast, ${allThreads} threads`, 'M values/s', mvalues, rounds, () => f32ToF16(src), useAll);
+  await measure(label, 'reference', 'M values/s', mvalues, 1, () => reference.f32ToF16(src), useAll);
+  fillRatios(label);
+}
+useAll();
+
+console.log(`native kernels — CPU: avx2 ${cpu.avx2}, fma ${cpu.fma}, f16c ${cpu.f16c}; ${allThreads} hardware threads (default ${getThreads()}); rounds ${rounds}`);
+const header = ['kernel', 'variant', 'ms', 'rate', 'unit', '× reference'];
+const table = rows.map((r) => [r.kernel, r.variant, r.ms.toFixed(1), r.rate.toFixed(1), r.unit, r.vsRef === undefined ? '' : r.vsRef.toFixed(1)]);
+const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
+const line = (cells: string[]): string => cells.map((c, i) => (i >= 2 && i !== 4 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
+console.log(line(header));
+console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+for (const row of table) console.log(line(row));

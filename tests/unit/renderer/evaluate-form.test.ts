@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { Recipe } from '../../../preload/recipe.ts';
+import {
+  buildRecipe, defaultEvaluateForm, fieldForIssuePath, formFromRecipe, issuesFromServer, validateEvaluateForm, withProtocol,
+} from '../../../renderer/lib/evaluate-form.ts';
+
+const filled = () => ({
+  ...defaultEvaluateForm('/m/stories260K-kv.onnx'),
+  tokenizerPath: '/m/tokenizer.json',
+  textPath: '/t/tinystories_val_head.txt',
+});
+
+describe('evaluation form → recipe', () => {
+  it('builds a recipe the shared schema accepts, with the documented defaults', () => {
+    const recipe = buildRecipe(filled());
+    const parsed = Recipe.parse(recipe);
+    expect(parsed.model.path).toBe('/m/stories260K-kv.onnx');
+    expect(parsed.tokenizer?.path).toBe('/m/tokenizer.json');
+    expect(parsed.evaluation.perplexity).toEqual({ text: '/t/tinystories_val_head.txt', protocol: 'documents', window: 256, maxSamples: 400, minTokens: 16 });
+    expect(parsed.evaluation.speed).toBeUndefined();
+    expect(parsed.steps).toEqual([]);
+    expect('name' in recipe).toBe(false);
+  });
+
+  it('adds the speed test and the name only when asked', () => {
+    const recipe = Recipe.parse(buildRecipe({ ...filled(), speed: true, promptTokens: '32', decodeTokens: 16, name: '  baseline  ' }));
+    expect(recipe.evaluation.speed).toMatchObject({ promptTokens: 32, decodeTokens: 16 });
+    expect(recipe.name).toBe('baseline');
+  });
+
+  it('reports missing paths and out-of-range numbers on their fields', () => {
+    const issues = validateEvaluateForm({ ...defaultEvaluateForm(''), window: 4, maxSamples: '' });
+    expect(Object.keys(issues).sort()).toEqual(['maxSamples', 'modelPath', 'textPath', 'tokenizerPath', 'window']);
+    expect(issues.window).toBe('At least 8.');
+    expect(issues.maxSamples).toBe('Enter a number.');
+    expect(validateEvaluateForm(filled())).toEqual({});
+    expect(validateEvaluateForm({ ...filled(), window: 256.5 }).window).toBeTruthy();
+  });
+
+  it('needs no text or tokenizer when perplexity is off', () => {
+    expect(validateEvaluateForm({ ...defaultEvaluateForm('/m.onnx'), perplexity: false, speed: true })).toEqual({});
+  });
+
+  it('maps server issue paths to fields', () => {
+    expect(fieldForIssuePath('evaluation.perplexity.window')).toBe('window');
+    expect(fieldForIssuePath('/tokenizer/path')).toBe('tokenizerPath');
+    expect(fieldForIssuePath(['evaluation', 'speed', 'decodeTokens'])).toBe('decodeTokens');
+    expect(issuesFromServer([{ path: 'model.path', message: 'No such file' }, { path: 'steps.0', message: 'bad step' }]))
+      .toEqual({ modelPath: 'No such file', form: 'steps.0: bad step' });
+  });
+
+  it('swaps N to the new protocol default only if untouched', () => {
+    expect(withProtocol(filled(), 'stream').maxSamples).toBe(128);
+    expect(withProtocol({ ...filled(), maxSamples: 50 }, 'stream').maxSamples).toBe(50);
+  });
+
+  it('reads a stored recipe back into the form', () => {
+    const form = { ...filled(), protocol: 'stream' as const, window: 512, maxSamples: 64, speed: true, promptTokens: 8, decodeTokens: 4, name: 'x' };
+    expect(formFromRecipe(buildRecipe(form))).toEqual(form);
+    expect(formFromRecipe({ model: {} })).toBeNull();
+  });
+});
