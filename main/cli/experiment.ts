@@ -10,7 +10,7 @@ import { issuePath } from '../api/issues.ts';
 import { UsageError, type OptionValues } from './args.ts';
 import { formatDuration, formatMetric, metricLabel, renderTable } from './format.ts';
 import { runJob, type JobOutcome } from './job-runner.ts';
-import { EXIT_OK, exitCodeFor, type Output } from './output.ts';
+import { EXIT_FAILURE, EXIT_OK, exitCodeFor, type Output } from './output.ts';
 import { checkRecipeFiles, loadRecipeFile } from './recipe-file.ts';
 import { openSession } from './session.ts';
 
@@ -129,7 +129,7 @@ async function runAndReport(submit: unknown, name: string | undefined, out: Outp
     };
     out.error(shape);
     // A cancelled job is a failure of the run, whatever code the engine reported.
-    return finished.status === 'cancelled' ? 1 : exitCodeFor(shape);
+    return finished.status === 'cancelled' ? EXIT_FAILURE : exitCodeFor(shape);
   } finally {
     await session.close();
   }

@@ -4,6 +4,9 @@
  * and the app (running jobs are cancelled by the job system) and exits 0.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { appPaths } from '../paths.ts';
 import { startServer } from '../server/serve.ts';
 import type { OptionValues } from './args.ts';
 import { EXIT_OK, type Output } from './output.ts';
@@ -43,6 +46,9 @@ export async function runServe(o: OptionValues, out: Output, home: string | unde
     signals = onStopSignals(resolve, () => process.exit(1));
   });
   out.result({ url: server.url, port: server.port, token: server.token }, `Whittle is serving at ${server.url}`);
+  if (!existsSync(path.join(appPaths.renderer(), 'index.html'))) {
+    out.warn('the interface has not been built, so the page only says so; run `npm run build` and start again.');
+  }
   out.info('Press Ctrl-C to stop.');
   if (o.open) openInBrowser(server.url, out);
 

@@ -3,9 +3,9 @@
 // GotoBLAS / BLIS structure (Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication",
 // ACM TOMS 2008, https://doi.org/10.1145/1356052.1356053):
 //   for each KC-deep slice of K:
-//     pack op(B)[kc, :] into NR-wide column panels  Bp[panel][kk][NR]      (parallel over panels)
+//     pack A[:, kc] into MR-tall row panels      Ap[panel][kk][MR]
+//     pack op(B)[kc, :] into NR-wide col panels  Bp[panel][kk][NR]   (both in parallel, 8 panels a task)
 //     for each MC×NC tile of C (parallel over tiles):
-//       pack A[tile rows, kc] into MR-tall row panels  Ap[panel][kk][MR]
 //       for each MR×NR block: C_block += alpha · Ap_panel · Bp_panel     (micro-kernel)
 // The micro-kernel keeps a 6×16 block of C in 12 AVX2 registers and does 2 FMAs per broadcast A value
 // (AVX2+FMA path), or plain C++ loops (baseline path). Edge blocks are computed in full on the
@@ -34,7 +34,8 @@ namespace {
 constexpr size_t MR = 6;    // micro-kernel rows
 constexpr size_t NR = 16;   // micro-kernel columns (two 8-float AVX registers)
 constexpr size_t KC = 256;  // depth of one packed slice: an Ap panel (6 KiB) + a Bp panel (16 KiB) fit in L1/L2
-constexpr size_t MC = 96;   // tile rows: a packed A block is MC×KC = 96 KiB (L2)
+constexpr size_t MC = 96;   // largest tile of C: MC rows (a 96 KiB slice of Ap, L2) ...
+constexpr size_t NC = 256;  // ... by NC columns
 
 // Bp[panel][kk][NR] = op(B)[k0 + kk, panel*NR + j], zero beyond N.
 void PackB(float* bp, const float* b, size_t n, size_t k, bool trans_b, size_t k0, size_t kc, size_t panel) {
@@ -198,46 +199,65 @@ void Gemm(float* c, const float* a, const float* b, size_t m, size_t n, size_t k
   if (UseAvx2()) kernel = MicroKernelAvx2;
 #endif
 
-  // Tile N so that there are enough tiles to keep every thread busy.
   const size_t threads = static_cast<size_t>(Threads());
-  const size_t m_tiles = CeilDiv(m, MC);
+  const size_t m_panels = CeilDiv(m, MR);
   const size_t n_panels = CeilDiv(n, NR);
-  size_t nc_panels = 16;  // NC = 256 columns
-  while (nc_panels > 1 && m_tiles * CeilDiv(n_panels, nc_panels) < 4 * threads) nc_panels /= 2;
+
+  // Tiles of C: start at MC×NC = 96×256 and halve NC (down to 64 columns), then MC (down to 24 rows),
+  // until there are a few tiles per thread to balance the load.
+  size_t mc = MC;
+  size_t nc_panels = NC / NR;
+  auto tiles = [&] { return CeilDiv(m, mc) * CeilDiv(n_panels, nc_panels); };
+  while (tiles() < 3 * threads) {
+    if (nc_panels > 4 && (nc_panels * NR >= mc * 2 || mc <= 4 * MR)) {
+      nc_panels /= 2;
+    } else if (mc > 4 * MR) {
+      mc /= 2;
+    } else {
+      break;
+    }
+  }
+  const size_t m_tiles = CeilDiv(m, mc);
   const size_t n_tiles = CeilDiv(n_panels, nc_panels);
 
   if (alpha == 0.0f || k == 0) {
     ParallelFor(m_tiles, [&](size_t t) {
-      const size_t i0 = t * MC;
-      ScaleTile(c + i0 * n, n, std::min(MC, m - i0), n, beta);
+      const size_t i0 = t * mc;
+      ScaleTile(c + i0 * n, n, std::min(mc, m - i0), n, beta);
     });
     return;
   }
 
-  std::vector<float> bp(n_panels * NR * std::min(KC, k));
+  const size_t kc_max = std::min(KC, k);
+  std::vector<float> ap(m_panels * MR * kc_max);
+  std::vector<float> bp(n_panels * NR * kc_max);
   for (size_t k0 = 0; k0 < k; k0 += KC) {
     const size_t kc = std::min(KC, k - k0);
-    const size_t pack_tasks = CeilDiv(n_panels, 8);
-    ParallelFor(pack_tasks, [&](size_t t) {
-      for (size_t p = t * 8; p < std::min(n_panels, t * 8 + 8); p++) PackB(bp.data(), b, n, k, trans_b, k0, kc, p);
+    // Pack this slice of A and of op(B), 8 panels per task.
+    const size_t a_tasks = CeilDiv(m_panels, 8);
+    const size_t b_tasks = CeilDiv(n_panels, 8);
+    ParallelFor(a_tasks + b_tasks, [&](size_t t) {
+      if (t < a_tasks) {
+        const size_t i0 = t * 8 * MR;
+        PackA(ap.data() + t * 8 * kc * MR, a, k, i0, std::min(8 * MR, m - i0), k0, kc);
+      } else {
+        const size_t p0 = (t - a_tasks) * 8;
+        for (size_t p = p0; p < std::min(n_panels, p0 + 8); p++) PackB(bp.data(), b, n, k, trans_b, k0, kc, p);
+      }
     });
     ParallelFor(m_tiles * n_tiles, [&](size_t t) {
-      const size_t i0 = (t / n_tiles) * MC;
-      const size_t rows = std::min(MC, m - i0);
+      const size_t i0 = (t / n_tiles) * mc;
+      const size_t rows = std::min(mc, m - i0);
       const size_t p_begin = (t % n_tiles) * nc_panels;
       const size_t p_end = std::min(n_panels, p_begin + nc_panels);
       const size_t j_begin = p_begin * NR;
       const size_t j_end = std::min(n, p_end * NR);
       if (k0 == 0) ScaleTile(c + i0 * n + j_begin, n, rows, j_end - j_begin, beta);
-
-      thread_local std::vector<float> ap;
-      ap.resize(CeilDiv(rows, MR) * MR * kc);
-      PackA(ap.data(), a, k, i0, rows, k0, kc);
       for (size_t p = p_begin; p < p_end; p++) {
         const size_t j0 = p * NR;
         const size_t nr = std::min(NR, n - j0);
         for (size_t r0 = 0; r0 < rows; r0 += MR) {
-          kernel(kc, ap.data() + (r0 / MR) * kc * MR, bp.data() + p * kc * NR, c + (i0 + r0) * n + j0, n, alpha,
+          kernel(kc, ap.data() + ((i0 + r0) / MR) * kc * MR, bp.data() + p * kc * NR, c + (i0 + r0) * n + j0, n, alpha,
                  std::min(MR, rows - r0), nr);
         }
       }

@@ -78,10 +78,16 @@ ArrayArg<T> ArgArray(const Napi::CallbackInfo& info, size_t index, const char* n
     ThrowInvalid(env, std::string(name) + " must be a " + TypedArrayName(type) + ", got a " +
                           TypedArrayName(arr.TypedArrayType()) + ".");
   }
+  // napi_get_typedarray_info gives the element pointer directly (also for SharedArrayBuffer views).
   ArrayArg<T> out;
-  out.length = arr.ElementLength();
-  Napi::ArrayBuffer buffer = arr.ArrayBuffer();
-  out.data = reinterpret_cast<T*>(static_cast<uint8_t*>(buffer.Data()) + arr.ByteOffset());
+  napi_typedarray_type actual;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, arr, &actual, &length, &data, nullptr, nullptr) != napi_ok) {
+    ThrowInvalid(env, std::string(name) + " could not be read (is its buffer detached?).");
+  }
+  out.length = length;
+  out.data = static_cast<T*>(data);
   out.object = arr;
   return out;
 }

@@ -51,7 +51,7 @@ function Headline({ e }: { e: ExperimentSummary }) {
 
 function HistoryTable({ items, query }: { items: ExperimentSummary[]; query: HistoryQuery }) {
   return (
-    <Table.ScrollContainer minWidth={820}>
+    <Table.ScrollContainer minWidth={760}>
       <Table highlightOnHover verticalSpacing="sm" data-testid="history-table">
         <Table.Thead>
           <Table.Tr>
@@ -68,8 +68,8 @@ function HistoryTable({ items, query }: { items: ExperimentSummary[]; query: His
             <Table.Tr key={e.id} className="clickable-row" onClick={(ev) => { if (!(ev.target as HTMLElement).closest('a')) navigate(href.historyDetail(e.id)); }}
               data-testid="history-row" data-id={e.id} data-status={e.status}>
               <Table.Td style={{ whiteSpace: 'nowrap' }}>{formatDateTime(e.created)}</Table.Td>
-              <Table.Td style={{ minWidth: 220 }}>
-                <Anchor href={href.historyDetail(e.id)} fw={600} data-testid="history-row-name">{e.name}</Anchor>
+              <Table.Td style={{ minWidth: 200 }}>
+                <Anchor href={href.historyDetail(e.id)} size="sm" fw={600} data-testid="history-row-name">{e.name}</Anchor>
                 <Text size="xs" c="dimmed" truncate title={e.modelPath} maw={360}>{baseName(e.modelPath)} · {formatBytes(e.modelBytes)}</Text>
               </Table.Td>
               <Table.Td>{e.kind}</Table.Td>

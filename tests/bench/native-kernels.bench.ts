@@ -2,20 +2,21 @@
  * Native kernels, fast vs their scalar references in the same run (ratios are what to compare across
  * machines; absolute figures depend on the CPU and on what else is running).
  *
- *   GEMM 512×512×512 (C = A·B): GFLOP/s = 2·M·N·K / time — AVX2 path on all threads and on 1 thread,
+ *   GEMM 512×512×512 (C = A·B; another size as the 2nd argument): GFLOP/s = 2·M·N·K / time — AVX2 path on all threads and on 1 thread,
  *     baseline (SSE2 / portable) path on all threads, naive double-accumulating reference.
  *   Block-wise quantization of a 4096×4096 float32 weight to 4-bit, block 32 (symmetric and asymmetric):
  *     MB/s of float32 input — fast on all threads / 1 thread, and the reference.
  *   fp32 → fp16 of 16 M values: M values/s — fast (F16C) vs reference.
  * Each fast figure is the best of `rounds` runs; references run once (they are slow).
  *
- *   $N tests/bench/native-kernels.bench.ts [rounds=5]
+ *   $N tests/bench/native-kernels.bench.ts [rounds=5] [gemmSize=512]
  */
 import {
   cpuInfo, f32ToF16, gemm, getThreads, quantizeBlockwise, reference, setForceBaseline, setThreads,
 } from '../../main/engine/native/index.ts';
 
 const rounds = Number(process.argv[2] ?? 5);
+const gemmSize = Number(process.argv[3] ?? 512);
 
 function seeded(seed: number): () => number {
   let a = seed >>> 0;
@@ -66,9 +67,9 @@ const allThreads = cpu.hardwareThreads;
 const useAll = (): void => { setForceBaseline(false); setThreads(0); };
 const useOne = (): void => { setForceBaseline(false); setThreads(1); };
 
-// GEMM 512³
+// GEMM n³
 {
-  const n = 512;
+  const n = gemmSize;
   const a = randomArray(n * n, 1);
   const b = randomArray(n * n, 2);
   const flops = 2 * n * n * n / 1e9;

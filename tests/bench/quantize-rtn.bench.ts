@@ -142,14 +142,19 @@ try {
   const srcBytes = folderBytes(srcFiles);
   console.log(`  ${(gen.params / 1e9).toFixed(3)} B parameters, ${(srcBytes / MiB).toFixed(0)} MiB, largest tensor ${(gen.largest / MiB).toFixed(0)} MiB`);
 
-  // (a) cp of the same files (the page cache is warm from generation for both)
+  // (a) cp of the same files. The source is in the page cache for both; dirty pages are flushed before
+  // each timed run so one run's write-back does not land in the next one's time.
+  const flush = (): void => { execFileSync('sync'); };
   const cpDir = path.join(root, 'cp');
   mkdirSync(cpDir);
+  flush();
   const cp = time(() => execFileSync('cp', [...srcFiles, cpDir]));
   const cpSync = time(() => execFileSync('sync', [path.join(cpDir, 'model.onnx.data')]));
   rmSync(cpDir, { recursive: true });
 
+  flush();
   const q4 = quantizeInChild(gen.model, path.join(root, 'int4'), { bits: 4, blockSize: 32, accuracyLevel: 4 });
+  flush();
   const q8 = quantizeInChild(gen.model, path.join(root, 'int8'), { bits: 8, blockSize: 32, accuracyLevel: 4 });
 
   // (c) decode speed
@@ -175,7 +180,7 @@ try {
     ['decode int8 (accuracy_level 4)', `${tps8.toFixed(2)} tok/s`, `${(tps8 / tpsF32).toFixed(2)}× fp32`],
   ];
   const w0 = Math.max(...rows.map((r) => r[0].length)), w1 = Math.max(...rows.map((r) => r[1].length));
-  console.log(`\n${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), onnxruntime-node ${ort.env.versions.common}, ${RUNS} timed single-token runs\n`);
+  console.log(`\n${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, onnxruntime-node ${ort.env.versions.common}, ${RUNS} timed single-token runs\n`);
   for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}`);
 } finally {
   rmSync(root, { recursive: true, force: true });

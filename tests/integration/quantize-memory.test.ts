@@ -2,10 +2,12 @@
  * Peak memory of weight-only quantization does not grow with the model: quantizing 8 weights of
  * 2048 × 2048 fp32 (16 MiB each, 128 MiB in external data) raises the child process's peak RSS by less
  * than 3 × the largest tensor plus 160 MiB of slack (Node, the native addon's threads, allocator caches).
+ * The spool's memory budget is set to 0 so every quantized tensor takes the scratch-file path.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { tempDir } from '../helpers/fixtures.ts';
 import { buildModel, DataType, makeNode, makeTensor, randomFloats, saveModel, valueInfo } from '../unit/quantize/build-model.ts';
@@ -28,7 +30,7 @@ it('peak RSS stays below 3 × the largest tensor + slack while quantizing 128 Mi
 
   const out = path.join(tmp.dir, 'out');
   const child = path.resolve('tests/unit/quantize/peak-rss-child.ts');
-  const line = execFileSync(process.execPath, [child, src, out, JSON.stringify({ bits: 4, blockSize: 32 })], { encoding: 'utf8' }).trim().split('\n').pop()!;
+  const line = execFileSync(process.execPath, [child, src, out, JSON.stringify({ bits: 4, blockSize: 32 }), '0'], { encoding: 'utf8' }).trim().split('\n').pop()!;
   const r = JSON.parse(line);
   const largest = D * D * 4;
   const growth = (r.peakRssKb - r.baselineRssKb) * 1024;
@@ -36,4 +38,11 @@ it('peak RSS stays below 3 × the largest tensor + slack while quantizing 128 Mi
   expect(r.quantized).toBe(LAYERS);
   expect(existsSync(path.join(out, 'model.onnx.data'))).toBe(true);
   expect(growth).toBeLessThan(3 * largest + 160 * 2 ** 20);
+
+  // the spilled tensors made it into a model onnxruntime runs
+  const session = await ort.InferenceSession.create(path.join(out, 'model.onnx'));
+  const y = (await session.run({ X: new ort.Tensor('float32', randomFloats(D, 99), [1, D]) })).Y.data as Float32Array;
+  await session.release();
+  expect(y.length).toBe(D);
+  expect(y.every(Number.isFinite)).toBe(true);
 });

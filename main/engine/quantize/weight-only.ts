@@ -2,13 +2,14 @@
  * Weight-only round-to-nearest (RTN) quantization of MatMul/Gemm weights to com.microsoft.MatMulNBits
  * (or blocked DequantizeLinear → MatMul), written as a complete output folder.
  *
- * Per weight W [K, N] (one at a time: read → quantize → spool → drop):
- *   kBlocks = ceil(K / blockSize); per column n and block b, over the block's values x:
- *     asymmetric: scale = (max(x,0) − min(x,0)) / (2^bits − 1), zp = round(−min/scale), q = clamp(round(x/scale) + zp)
- *     symmetric:  zp = 2^(bits−1) implied, scale from max|x|
- *   (the exact rounding rules live in native/index.ts `quantizeBlockwise`; Whittle only lays them out.)
+ * Per weight W [K, N], one at a time (read into a reused buffer → quantize → spool → drop; the next
+ * weight is read while the current one is quantized):
+ *   kBlocks = ceil(K / blockSize); per column n and block b of W's column, a scale (and for asymmetric
+ *   a zero point) from the block's min/max, q = clamp(round(w / scale) + zp) — ONNX Runtime's rule, in
+ *   native-kernels/src/blockwise_format.h.
  * The rewrite is "node in → nodes out" (rewrite.ts); unused float initializers are swept afterwards and
- * everything else is copied through by reference by the model writer.
+ * everything else is copied through by reference by the model writer. Memory: two float weights plus a
+ * bounded spool of quantized bytes (spool.ts), whatever the model's size.
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -35,6 +36,8 @@ export interface QuantizeOptions {
   recipe?: Recipe;
   /** A tokenizer.json to ship with the output (its folder's tokenizer files come along). */
   tokenizerPath?: string;
+  /** Quantized bytes kept in memory before spilling to a scratch file (default 128 MiB). */
+  spoolMemory?: number;
 }
 
 export interface QuantizeResult {
@@ -117,13 +120,14 @@ export async function quantizeWeightOnly(modelPath: string, stepInput: QuantizeR
     const adapted = prepareForBlockedDequantize(model.proto, uniqueName);
     if (adapted) ctx.log('info', `opset raised to 21 for blocked DequantizeLinear; ${adapted} Reduce node(s) now take axes as an input`);
   }
-  // Scales of fp16 weights are rounded to fp16 by the quantizer, so this conversion is exact.
+  // Scales of fp16 weights are rounded to fp16 by the quantizer, so this conversion is exact (unless a
+  // Gemm alpha was folded into them).
   const f32ToF16 = (x: Float32Array): Uint16Array => Uint16Array.from(x, floatToHalf);
   const rewriteOptions: RewriteOptions = { bits: step.bits, blockSize: step.blockSize, accuracyLevel: step.accuracyLevel, uniqueName, f32ToF16 };
   const initializers = initializerMap(graph);
 
   const partial = await createPartialFolder(outDir);
-  const spool = new TensorSpool(path.join(partial.dir, '.quantized.tmp'));
+  const spool = new TensorSpool(path.join(partial.dir, '.quantized.tmp'), options.spoolMemory);
   const reader = new WeightReader();
   const load = (i: number): Promise<Float32Array | Uint16Array> => {
     const target = plan.targets[i];
@@ -167,9 +171,14 @@ export async function quantizeWeightOnly(modelPath: string, stepInput: QuantizeR
     sweepUnusedInitializers(graph);
     if (step.format === 'matmulnbits') ensureOpset(model.proto, 'com.microsoft', 1);
 
-    ctx.progress({ phase: 'write', done: 0, total: 1, message: MODEL_FILE });
     const outModel = path.join(partial.dir, MODEL_FILE);
-    await writeModel(model, outModel, { externalData: 'auto', threshold: 1024, dataFileName: DATA_FILE, signal: ctx.signal });
+    let reported = -Infinity;
+    const onProgress = (done: number, totalBytes: number): void => {
+      if (done - reported < 64 * 2 ** 20 && done < totalBytes) return; // at most one event per 64 MiB
+      reported = done;
+      ctx.progress({ phase: 'write', done, total: totalBytes, message: MODEL_FILE });
+    };
+    await writeModel(model, outModel, { externalData: 'auto', threshold: 1024, dataFileName: DATA_FILE, signal: ctx.signal, onProgress });
     await spool.remove();
     throwIfAborted(ctx.signal);
 
@@ -194,7 +203,6 @@ export async function quantizeWeightOnly(modelPath: string, stepInput: QuantizeR
     await writeManifest(partial.dir, manifest);
     throwIfAborted(ctx.signal);
     const finalDir = await partial.commit();
-    ctx.progress({ phase: 'write', done: 1, total: 1, message: MODEL_FILE });
     ctx.log('info', `quantized ${quantized.length} weight(s) to ${step.bits} bits (block ${step.blockSize}); skipped ${plan.skipped.length}`);
     return {
       outDir: finalDir,

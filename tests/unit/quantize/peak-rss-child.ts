@@ -1,7 +1,8 @@
 /**
- * Child process for memory measurements: quantizes argv[2] into argv[3] with the step JSON argv[4] and
- * prints one JSON line { baselineRssKb, peakRssKb, wallMs } read from /proc/self/status (VmRSS, VmHWM).
- * Run as `node peak-rss-child.ts model.onnx outDir '{"bits":4}'`.
+ * Child process for memory measurements: quantizes argv[2] into argv[3] with the step JSON argv[4]
+ * (argv[5]: optional spool memory budget in bytes) and prints one JSON line { baselineRssKb, peakRssKb,
+ * wallMs, … } read from /proc/self/status (VmRSS, VmHWM).
+ * Run as `node peak-rss-child.ts model.onnx outDir '{"bits":4}' [spoolBytes]`.
  */
 import { readFileSync } from 'node:fs';
 import { quietContext } from '../../../main/engine/job-context.ts';
@@ -13,10 +14,10 @@ function statusKb(field: string): number {
   return m ? Number(m[1]) : NaN;
 }
 
-const [modelPath, outDir, stepJson] = process.argv.slice(2);
+const [modelPath, outDir, stepJson, spool] = process.argv.slice(2);
 const step = QuantizeRtnStep.parse({ type: 'quantize', method: 'rtn', ...JSON.parse(stepJson ?? '{}') });
 const baselineRssKb = statusKb('VmRSS');
 const t0 = performance.now();
-const r = await quantizeWeightOnly(modelPath, step, outDir, quietContext(outDir + '.work'));
+const r = await quantizeWeightOnly(modelPath, step, outDir, quietContext(outDir + '.work'), { spoolMemory: spool === undefined ? undefined : Number(spool) });
 const wallMs = performance.now() - t0;
 process.stdout.write(`${JSON.stringify({ baselineRssKb, peakRssKb: statusKb('VmHWM'), wallMs, quantized: r.quantized.length, bytes: r.bytes })}\n`);

@@ -11,7 +11,7 @@ describe('errors in the UI', () => {
     expect(toUiError('boom')).toEqual({ code: 'INTERNAL', message: 'boom' });
     expect(toUiError(undefined).code).toBe('INTERNAL');
     expect(errorTitle('MODEL_PARSE')).toBe('Not a readable ONNX model');
-    class ConnectionError extends Error { code = 'IO'; name = 'ConnectionError'; }
+    class ConnectionError extends Error { code = 'IO'; override name = 'ConnectionError'; }
     const lost = toUiError(new ConnectionError('The connection to Whittle was lost.'));
     expect(lost).toEqual({ code: 'IO', message: 'The connection to Whittle was lost.', details: { connection: true } });
     expect(errorTitleFor(lost)).toBe('No connection to Whittle');
