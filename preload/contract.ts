@@ -5,7 +5,7 @@
  * `import type` from this file and the transports can validate with it.
  */
 import { z } from 'zod';
-import type { Recipe } from './recipe.ts';
+import { QuantizeRtnStep, type Recipe } from './recipe.ts';
 
 export { Recipe } from './recipe.ts';
 export type { RecipeInput } from './recipe.ts';
@@ -148,6 +148,10 @@ export const calls = {
     params: z.strictObject({ id: Id, name: z.string().min(1).max(200).optional(), notes: z.string().max(20_000).optional(), tags: z.array(z.string().min(1).max(40)).max(20).optional() }),
   },
   'recipes.validate': { params: z.strictObject({ recipe: z.unknown() }) },
+  /** What a quantize step would do to a model, weight by weight, and the size it would write (no work done). */
+  'quantize.plan': { params: z.strictObject({ path: FilePath, step: QuantizeRtnStep }) },
+  /** Shows a file or folder in the OS file manager (desktop). In serve mode answers { opened: false, reason }. */
+  'files.reveal': { params: z.strictObject({ path: FilePath }) },
 } as const;
 
 export interface AppInfo {
@@ -168,6 +172,30 @@ export interface JobInfo {
   progress: JobProgress | null;
 }
 
+/** One weight in a quantize plan: what the step would do with it and the bytes before and after. */
+export interface QuantizePlanWeight {
+  name: string;
+  node: string;
+  op: QuantizableWeight['op'];
+  shape: number[];
+  dtype: string;
+  /** 'keep': left in full precision by a keep pattern; 'skip': Whittle cannot or will not quantize it. */
+  action: 'quantize' | 'keep' | 'skip';
+  reason?: string;
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+export interface QuantizePlan {
+  path: string;
+  weights: QuantizePlanWeight[];
+  /** Whole model on disk before, and the estimate after (model file + external data). */
+  bytesBefore: number;
+  bytesAfter: number;
+  modelBytes: number;
+  counts: { quantize: number; keep: number; skip: number };
+}
+
 /** Result types of the calls, by method. */
 export interface CallResults {
   'app.info': AppInfo;
@@ -183,6 +211,8 @@ export interface CallResults {
   'history.delete': { deleted: boolean };
   'history.update': ExperimentDetail;
   'recipes.validate': { ok: true; recipe: Recipe } | { ok: false; issues: { path: string; message: string }[] };
+  'quantize.plan': QuantizePlan;
+  'files.reveal': { opened: boolean; reason?: string };
 }
 
 export type CallName = keyof typeof calls;

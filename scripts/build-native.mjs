@@ -21,17 +21,16 @@ function fail(message) {
   process.exit(1);
 }
 
-function newestSourceTime(dir) {
+function newestTime(file) {
+  if (!statSync(file).isDirectory()) return statSync(file).mtimeMs;
   let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) {
-      if (entry.name !== 'build') newest = Math.max(newest, newestSourceTime(full));
-    } else {
-      newest = Math.max(newest, statSync(full).mtimeMs);
-    }
-  }
+  for (const entry of readdirSync(file)) newest = Math.max(newest, newestTime(path.join(file, entry)));
   return newest;
+}
+
+/** Newest modification time of what the build reads: src/, CMakeLists.txt, package.json. */
+function newestSourceTime() {
+  return Math.max(...['src', 'CMakeLists.txt', 'package.json'].map((p) => newestTime(path.join(project, p))));
 }
 
 function works(command, commandArgs = ['--version']) {
@@ -41,7 +40,7 @@ function works(command, commandArgs = ['--version']) {
 
 if (!existsSync(path.join(project, 'CMakeLists.txt'))) fail(`no CMakeLists.txt in ${project}.`);
 
-if (!force && existsSync(output) && statSync(output).mtimeMs >= newestSourceTime(project)) {
+if (!force && existsSync(output) && statSync(output).mtimeMs >= newestSourceTime()) {
   console.log(`native: up to date (${path.relative(root, output)})`);
   process.exit(0);
 }

@@ -17,6 +17,7 @@ import type { History } from '../history/history.ts';
 import { appPaths, appRoot, appVersion } from '../paths.ts';
 import type { EventBus } from './events.ts';
 import { readableIssues } from './issues.ts';
+import { planQuantize } from './quantize-plan.ts';
 import type { Handlers, TransportKind } from './router.ts';
 
 /** What the services need from the job service (main/jobs). */
@@ -34,6 +35,8 @@ export type PickPurpose = ParsedParams<'models.pickFile'>['purpose'];
 /** Native file dialogs (desktop only). */
 export interface Dialogs {
   pickFile(purpose: PickPurpose): Promise<string | null>;
+  /** Shows an existing file or folder in the OS file manager; resolves false (with why) when it could not. */
+  reveal?(path: string): Promise<{ opened: boolean; reason?: string }>;
 }
 
 export interface ServiceDeps {
@@ -94,6 +97,17 @@ export function resolveModelPath(input: string): string {
   if (stat.isDirectory()) {
     throw new WhittleError('INVALID_INPUT', `${p} is a folder. Choose the .onnx file inside it.`, { path: p });
   }
+  return p;
+}
+
+/** An existing file or folder the user named, as an absolute path (files.reveal). */
+export function resolveExistingPath(input: string): string {
+  const trimmed = input.trim();
+  const p = path.normalize(trimmed === '~' || trimmed.startsWith('~/') ? path.join(os.homedir(), trimmed.slice(1)) : trimmed);
+  if (!path.isAbsolute(p)) {
+    throw new WhittleError('INVALID_INPUT', `"${input}" is not a full path.`, { path: input });
+  }
+  if (!existsSync(p)) throw new WhittleError('NOT_FOUND', `There is nothing at ${p} any more: it was moved or deleted.`, { path: p });
   return p;
 }
 
@@ -179,6 +193,17 @@ export function createServices(deps: ServiceDeps): Handlers {
       const parsed = Recipe.safeParse(recipe);
       if (parsed.success) return { ok: true, recipe: parsed.data };
       return { ok: false, issues: readableIssues(parsed.error) };
+    },
+
+    async 'quantize.plan'({ path: input, step }) {
+      const file = resolveModelPath(input);
+      return planQuantize(await deps.inspectModel(file), step);
+    },
+
+    async 'files.reveal'({ path: input }) {
+      const target = resolveExistingPath(input);
+      if (!deps.dialogs?.reveal) return { opened: false, reason: `The output is at ${target} on the machine running Whittle.` };
+      return await deps.dialogs.reveal(target);
     },
   } satisfies Handlers;
 

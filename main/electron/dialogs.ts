@@ -1,5 +1,6 @@
-/** Native open dialogs for models.pickFile, attached to the window that asked. */
-import { dialog, type BrowserWindow, type OpenDialogOptions } from 'electron';
+/** Native open dialogs for models.pickFile, attached to the window that asked, and files.reveal. */
+import { statSync } from 'node:fs';
+import { dialog, shell, type BrowserWindow, type OpenDialogOptions } from 'electron';
 import type { Dialogs, PickPurpose } from '../api/services.ts';
 
 const OPTIONS: Record<PickPurpose, OpenDialogOptions> = {
@@ -15,6 +16,17 @@ export function electronDialogs(window: () => BrowserWindow | null): Dialogs {
       const parent = window();
       const result = parent ? await dialog.showOpenDialog(parent, OPTIONS[purpose]) : await dialog.showOpenDialog(OPTIONS[purpose]);
       return result.canceled || result.filePaths.length === 0 ? null : result.filePaths[0];
+    },
+
+    // A folder opens in the file manager; a file is only shown selected in its folder, never opened
+    // (openPath on a file would launch it with its default application).
+    async reveal(target) {
+      if (!statSync(target).isDirectory()) {
+        shell.showItemInFolder(target);
+        return { opened: true };
+      }
+      const failure = await shell.openPath(target);
+      return failure ? { opened: false, reason: `The file manager could not open ${target}: ${failure}` } : { opened: true };
     },
   };
 }

@@ -2,8 +2,8 @@
 // com.microsoft.MatMulNBits layout (B [N, k_blocks, block*bits/8], scales [N, k_blocks], zero points
 // [N, ceil(k_blocks*bits/8)]), and the inverse. Layout and scale / zero-point rule: blockwise_format.h.
 //
-// W is row-major [K, N] but blocks run down a column, so the work is cut into tiles of kTile columns
-// (one tile per task, tasks spread over the pool). Within a tile, one block at a time: copy the block's
+// W is row-major [K, N] but blocks run down a column, so the work is cut into tiles of 16..256 columns
+// (TileWidth: a few tiles per thread; one tile per task, tasks spread over the pool). Within a tile, one block at a time: copy the block's
 // rows (contiguous kTile-wide row pieces, float16 converted on the way) into a small buffer, then
 // per column: min/max -> scale and zero point -> quantize -> pack, and the squared error. Loops run over
 // the tile's columns innermost so the compiler vectorizes them.
@@ -28,8 +28,9 @@ namespace {
 constexpr size_t kTile = 256;  // most columns per task (the row stride of the tile buffers)
 
 // round(clamp(x, 0, qmax)) for the tie rule kHalfEven (ties to even) or not (ties away from zero).
-// (x + 2^23) - 2^23 rounds x in [0, 2^23) to an integer in the current rounding mode, exactly as
-// nearbyint does; at a tie that went down (x - t == 1/2) the away-from-zero rule takes the next integer.
+// (x + 2^23) - 2^23 rounds x in [0, 2^23) to an integer in the current rounding mode (ties to even by
+// default), exactly as nearbyint does; at a tie that went down (x - t == 1/2) the away-from-zero rule
+// takes the next integer.
 template <bool kHalfEven>
 inline float RoundClamped(float x, float qmax) {
   constexpr float kMagic = 8388608.0f;  // 2^23
@@ -40,8 +41,8 @@ inline float RoundClamped(float x, float qmax) {
   return t;
 }
 
-// Packs `rows` rows of quantized values q[row][kTile] (row = k within the block) into bytes
-// out[byte][kTile], `bits` wide, first value in the low bits — vectorized over the tile's columns.
+// Packs a block of quantized values q[r][kTile] (r = k within the block) into bytes out[i][kTile],
+// kBits wide, first value in the low bits — vectorized over the tile's columns.
 template <int kBits>
 void PackRows(uint8_t* __restrict out, const uint8_t* __restrict q, size_t block, size_t cols) {
   constexpr int kPerByte = 8 / kBits;

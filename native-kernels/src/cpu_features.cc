@@ -19,13 +19,9 @@ CpuFeatures Detect() {
   __builtin_cpu_init();
   f.avx2 = __builtin_cpu_supports("avx2");
   f.fma = __builtin_cpu_supports("fma");
-#if defined(__clang__)
-  f.f16c = __builtin_cpu_supports("f16c");
-#else
-  // GCC 12 has no "f16c" name for __builtin_cpu_supports: read CPUID.1:ECX bit 29.
+  // F16C: CPUID.1:ECX bit 29 (GCC 12 has no "f16c" name for __builtin_cpu_supports).
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (__get_cpuid(1, &eax, &ebx, &ecx, &edx)) f.f16c = (ecx & bit_F16C) != 0;
-#endif
 #endif
   return f;
 }

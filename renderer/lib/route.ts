@@ -17,6 +17,7 @@ export type Route =
   | { name: 'home' }
   | { name: 'model'; path: string }
   | { name: 'evaluate'; path: string; jobId: string | null; experimentId: number | null }
+  | { name: 'quantize'; path: string; jobId: string | null; experimentId: number | null }
   | { name: 'history'; query: HistoryQuery }
   | { name: 'historyDetail'; id: number }
   | { name: 'notFound'; hash: string };
@@ -43,9 +44,9 @@ export function parseHash(hash: string): Route {
     const path = params.get('path');
     return path ? { name: 'model', path } : { name: 'home' };
   }
-  if (segments.length === 1 && segments[0] === 'evaluate') {
+  if (segments.length === 1 && (segments[0] === 'evaluate' || segments[0] === 'quantize')) {
     return {
-      name: 'evaluate',
+      name: segments[0] === 'quantize' ? 'quantize' : 'evaluate',
       path: params.get('path') ?? '',
       jobId: params.get('job') || null,
       experimentId: positiveInt(params.get('exp')),
@@ -86,6 +87,8 @@ export const href = {
   model: (path: string): string => withQuery('/model', [['path', path]]),
   evaluate: (path: string, job?: { jobId: string; experimentId: number }): string =>
     withQuery('/evaluate', [['path', path], ['job', job?.jobId], ['exp', job?.experimentId]]),
+  quantize: (path: string, job?: { jobId: string; experimentId: number }): string =>
+    withQuery('/quantize', [['path', path], ['job', job?.jobId], ['exp', job?.experimentId]]),
   history: (query: Partial<HistoryQuery> = {}): string => {
     const q = { ...DEFAULT_HISTORY_QUERY, ...query };
     return withQuery('/history', [
