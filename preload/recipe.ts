@@ -32,6 +32,13 @@ export const SpeedConfig = z.strictObject({
 });
 export type SpeedConfig = z.infer<typeof SpeedConfig>;
 
+/**
+ * Prompts for the greedy generations shown beside each other when a recipe compresses a model and names
+ * no prompts of its own (TinyStories-style: the bundled sample is a TinyStories model).
+ */
+export const DEFAULT_SAMPLE_PROMPTS: readonly string[] = ['Once upon a time', 'The little dog', 'One day, a girl named Lily'];
+export const DEFAULT_MAX_NEW_TOKENS = 48;
+
 export const EvaluationConfig = z.strictObject({
   perplexity: PerplexityConfig.optional(),
   speed: SpeedConfig.optional(),
@@ -40,26 +47,125 @@ export const EvaluationConfig = z.strictObject({
   /** Greedy generations from these prompts (original beside compressed when there is a comparison). */
   samples: z.strictObject({
     prompts: z.array(z.string().min(1)).min(1).max(16),
-    maxNewTokens: z.int().min(1).max(512).default(48),
+    maxNewTokens: z.int().min(1).max(512).default(DEFAULT_MAX_NEW_TOKENS),
   }).optional(),
 });
 export type EvaluationConfig = z.infer<typeof EvaluationConfig>;
 
-export const QuantizeRtnStep = z.strictObject({
+const regexList = z.array(z.string().min(1)).default([]);
+const bitsOf = z.union([z.literal(2), z.literal(4), z.literal(8)]);
+const blockSize = z.int().refine((b) => b >= 16 && b <= 256 && (b & (b - 1)) === 0, 'block size must be a power of two from 16 to 256');
+
+/** Calibration data: N samples of L tokens drawn reproducibly (seed) from a user text file. */
+export const CalibrationConfig = z.strictObject({
+  text: path,
+  samples: z.int().min(1).max(4096).default(128),
+  length: z.int().min(8).max(8192).default(256),
+  seed: z.int().min(0).max(2 ** 31 - 1).default(0),
+});
+export type CalibrationConfig = z.infer<typeof CalibrationConfig>;
+
+/** Mixed precision: weights whose names match `pattern` get other bits (e.g. the most sensitive at 8). */
+export const BitsOverride = z.strictObject({ pattern: z.string().min(1), bits: bitsOf });
+export type BitsOverride = z.infer<typeof BitsOverride>;
+
+const weightOnlyFields = {
   type: z.literal('quantize'),
-  method: z.literal('rtn'),
-  bits: z.union([z.literal(2), z.literal(4), z.literal(8)]).default(4),
-  blockSize: z.int().refine((b) => b >= 16 && b <= 256 && (b & (b - 1)) === 0, 'block size must be a power of two from 16 to 256').default(32),
+  bits: bitsOf.default(4),
+  blockSize: blockSize.default(32),
   symmetric: z.boolean().default(false),
   /** MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 (the fast CPU kernel). */
   accuracyLevel: z.int().min(0).max(4).default(4),
   format: z.enum(['matmulnbits', 'qdq']).default('matmulnbits'),
   /** Regular expressions on weight (initializer) names to keep in full precision, e.g. the LM head. */
-  keep: z.array(z.string().min(1)).default([]),
-});
+  keep: regexList,
+  /** Per-weight bit widths that differ from `bits` (first matching pattern wins). */
+  overrides: z.array(BitsOverride).default([]),
+};
+
+export const QuantizeRtnStep = z.strictObject({ ...weightOnlyFields, method: z.literal('rtn') });
 export type QuantizeRtnStep = z.infer<typeof QuantizeRtnStep>;
 
-export const Step = z.discriminatedUnion('type', [QuantizeRtnStep]);
+/** GPTQ (arXiv 2210.17323): weight-only, error-compensating, needs calibration activations. */
+export const QuantizeGptqStep = z.strictObject({
+  ...weightOnlyFields,
+  method: z.literal('gptq'),
+  calibration: CalibrationConfig,
+  /** Dampening added to the Hessian diagonal, as a fraction of its mean. */
+  percdamp: z.number().min(0).max(1).default(0.01),
+  /** Quantize columns in order of decreasing Hessian diagonal (static groups, no g_idx). */
+  actOrder: z.boolean().default(false),
+  /** Columns swept together before the lazy batch update. */
+  columnBlock: z.int().min(1).max(4096).default(128),
+});
+export type QuantizeGptqStep = z.infer<typeof QuantizeGptqStep>;
+
+export const DEFAULT_FP16_BLOCK_OPS = [
+  'LayerNormalization', 'SimplifiedLayerNormalization', 'SkipLayerNormalization', 'SkipSimplifiedLayerNormalization',
+  'RMSNormalization', 'GroupNormalization', 'InstanceNormalization', 'BatchNormalization',
+  'ReduceMean', 'ReduceSum', 'ReduceSumSquare', 'ReduceL2', 'ReduceLogSumExp', 'Softmax', 'LogSoftmax', 'Pow', 'Sqrt', 'Reciprocal',
+];
+
+/** All float tensors to fp16; ops in `blockOps` keep computing in fp32 behind Casts. */
+export const QuantizeFp16Step = z.strictObject({
+  type: z.literal('quantize'),
+  method: z.literal('fp16'),
+  /** Keep float32 graph inputs and outputs (Casts at the boundary). */
+  keepIoTypes: z.boolean().default(true),
+  blockOps: z.array(z.string().min(1)).default(DEFAULT_FP16_BLOCK_OPS),
+  /** Regular expressions on node or initializer names kept in float32. */
+  keep: regexList,
+});
+export type QuantizeFp16Step = z.infer<typeof QuantizeFp16Step>;
+
+/** Weights int8 per output channel; activations quantized at run time (uint8). */
+export const QuantizeInt8DynamicStep = z.strictObject({
+  type: z.literal('quantize'),
+  method: z.literal('int8-dynamic'),
+  format: z.enum(['matmulinteger', 'dynamic-quantize-matmul']).default('matmulinteger'),
+  perChannel: z.boolean().default(true),
+  keep: regexList,
+});
+export type QuantizeInt8DynamicStep = z.infer<typeof QuantizeInt8DynamicStep>;
+
+/** QDQ around MatMul/Gemm inputs and weights, activation ranges from calibration. */
+export const QuantizeInt8StaticStep = z.strictObject({
+  type: z.literal('quantize'),
+  method: z.literal('int8-static'),
+  calibration: CalibrationConfig,
+  rangeMethod: z.enum(['minmax', 'percentile', 'entropy']).default('minmax'),
+  percentile: z.number().min(90).max(100).default(99.999),
+  /** Entropy (KL) calibration: quantized bins. */
+  entropyBins: z.int().min(16).max(2048).default(128),
+  perChannel: z.boolean().default(true),
+  activationType: z.enum(['uint8', 'int8']).default('uint8'),
+  /** Regular expressions on node names left unquantized. */
+  exclude: regexList,
+  keep: regexList,
+});
+export type QuantizeInt8StaticStep = z.infer<typeof QuantizeInt8StaticStep>;
+
+export const QuantizeStep = z.discriminatedUnion('method', [
+  QuantizeRtnStep, QuantizeGptqStep, QuantizeFp16Step, QuantizeInt8DynamicStep, QuantizeInt8StaticStep,
+]);
+export type QuantizeStep = z.infer<typeof QuantizeStep>;
+export type QuantizeMethod = QuantizeStep['method'];
+
+/**
+ * Per-layer sensitivity: for each quantizable weight (or transformer block), the mean KL against the
+ * original when only it is quantized with `quantize`. An analysis: the model is not changed.
+ */
+export const SensitivityStep = z.strictObject({
+  type: z.literal('sensitivity'),
+  quantize: z.discriminatedUnion('method', [QuantizeRtnStep, QuantizeGptqStep]),
+  granularity: z.enum(['weight', 'block']).default('weight'),
+  /** Sequences of the calibration text scored per candidate. */
+  samples: z.int().min(1).max(256).default(8),
+  calibration: CalibrationConfig,
+});
+export type SensitivityStep = z.infer<typeof SensitivityStep>;
+
+export const Step = z.discriminatedUnion('type', [QuantizeStep, SensitivityStep]);
 export type Step = z.infer<typeof Step>;
 
 export const Recipe = z.strictObject({
@@ -76,6 +182,8 @@ export type Recipe = z.infer<typeof Recipe>;
 export type RecipeInput = z.input<typeof Recipe>;
 
 /** The kind of job a recipe describes, for lists and filters. */
-export function recipeKind(r: Pick<Recipe, 'steps'>): 'evaluate' | 'quantize' {
-  return r.steps.some((s) => s.type === 'quantize') ? 'quantize' : 'evaluate';
+export function recipeKind(r: Pick<Recipe, 'steps'>): 'evaluate' | 'quantize' | 'sensitivity' {
+  if (r.steps.some((s) => s.type === 'quantize')) return 'quantize';
+  if (r.steps.some((s) => s.type === 'sensitivity')) return 'sensitivity';
+  return 'evaluate';
 }

@@ -104,7 +104,7 @@ describe('runRecipe', () => {
   it('runs steps in order and evaluates the original beside the result', async () => {
     const copies: string[] = [];
     const steps: StepRegistry = {
-      quantize: {
+      'quantize:rtn': {
         async run({ modelPath, index }, ctx) {
           const out = path.join(ctx.workDir, `step${index}.onnx`);
           copyFileSync(modelPath, out);

@@ -26,7 +26,7 @@ it('runs stories260K → int4 through the runner, with artefacts, details and fo
     steps: [{ type: 'quantize', method: 'rtn', bits: 4, blockSize: 32 }],
     output: { dir: out },
   });
-  const r = await runRecipe(recipe, quietContext(tmp.dir), { steps: { quantize: quantizeRtnStep } });
+  const r = await runRecipe(recipe, quietContext(tmp.dir), { steps: { 'quantize:rtn': quantizeRtnStep } });
   expect(r.artefacts.map((a) => a.kind)).toEqual(['folder', 'model']);
   expect(r.artefacts[0].path).toBe(out);
   expect(r.artefacts[1].path).toBe(path.join(out, 'model.onnx'));

@@ -2,13 +2,13 @@
  * Negative log-likelihood of next tokens from logits, accumulated in float64.
  *
  *   logits: [rows, vocab] float32, row r predicting targets[r]
+ *   logsumexp(row) = m + log Σ_v exp(row[v] − m),  m = max_v row[v]
  *   nll(r) = logsumexp(logits[r]) − logits[r][target]
- *          = m + log Σ_v exp(logits[r][v] − m) − logits[r][target],  m = max_v logits[r][v]
  * Subtracting the row maximum keeps every exp() in (0, 1], so nothing overflows.
  */
 
-/** NLL of `target` under the row of `logits` starting at `offset` (vocab entries long). */
-export function tokenNll(logits: Float32Array, offset: number, vocab: number, target: number): number {
+/** log Σ_v exp(logits[offset + v]) over `vocab` entries, stable and in float64. */
+export function logSumExp(logits: Float32Array, offset: number, vocab: number): number {
   let max = -Infinity;
   for (let v = 0; v < vocab; v++) {
     const x = logits[offset + v];
@@ -16,7 +16,12 @@ export function tokenNll(logits: Float32Array, offset: number, vocab: number, ta
   }
   let sum = 0;
   for (let v = 0; v < vocab; v++) sum += Math.exp(logits[offset + v] - max);
-  return max + Math.log(sum) - logits[offset + target];
+  return max + Math.log(sum);
+}
+
+/** NLL of `target` under the row of `logits` starting at `offset` (vocab entries long). */
+export function tokenNll(logits: Float32Array, offset: number, vocab: number, target: number): number {
+  return logSumExp(logits, offset, vocab) - logits[offset + target];
 }
 
 /**

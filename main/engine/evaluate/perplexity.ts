@@ -97,63 +97,56 @@ export function perplexitySamples(text: string, tokenizer: TextTokenizer, config
   };
 }
 
-function describeProtocol(config: PerplexitySettings): string {
+export function describeProtocol(config: PerplexitySettings): string {
   return config.protocol === 'documents'
     ? `documents: blank-line paragraphs, BOS + tokens truncated to ${config.window}, paragraphs under ${config.minTokens} tokens skipped, first ${config.maxSamples}`
     : `stream: paragraphs joined by blank lines, tokenized once, non-overlapping windows of ${config.window} tokens, first ${config.maxSamples}`;
 }
 
-function quantile(sorted: number[], q: number): number {
+export function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * (sorted.length - 1) + 0.5))];
 }
 
-export async function evaluatePerplexity(
-  decoder: Decoder,
-  tokenizer: TextTokenizer,
-  text: string,
-  config: PerplexitySettings,
-  ctx: JobContext,
-  options: PerplexityOptions = {},
-): Promise<PerplexityResult> {
-  const phase = 'evaluate:perplexity';
-  throwIfAborted(ctx.signal);
+/** The samples of `text` under `config`, or INVALID_INPUT when not one sample can be scored. */
+export function samplesOrThrow(text: string, tokenizer: TextTokenizer, config: PerplexitySettings): PerplexitySamples & { tokenizeSeconds: number } {
   const tokenizeStart = performance.now();
-  const { samples, info } = perplexitySamples(text, tokenizer, config);
+  const prepared = perplexitySamples(text, tokenizer, config);
   const tokenizeSeconds = (performance.now() - tokenizeStart) / 1000;
-  if (samples.length === 0) {
+  if (prepared.samples.length === 0) {
     const why = config.protocol === 'documents'
       ? `no paragraph has at least ${config.minTokens} tokens`
       : `the text has fewer than ${config.window} tokens, so not one window fits`;
-    throw new WhittleError('INVALID_INPUT', `Nothing to evaluate: ${why}. Use a longer text or a smaller window.`, { protocol: config.protocol, ...info });
+    throw new WhittleError('INVALID_INPUT', `Nothing to evaluate: ${why}. Use a longer text or a smaller window.`, { protocol: config.protocol, ...prepared.info });
   }
+  return { ...prepared, tokenizeSeconds };
+}
 
-  const vocab = decoder.vocabSize;
+/** Batches of sample indices: longest first (each batch pads little), `batchSize` rows at most. */
+export interface BatchPlan {
+  batchSize: number;
+  batches: number[][];
+}
+
+export function planBatches(samples: readonly number[][], vocab: number, batchSize?: number): BatchPlan {
   const longest = Math.max(...samples.map((s) => s.length));
-  const batchSize = Math.max(1, options.batchSize ?? Math.min(MAX_BATCH, Math.floor(LOGITS_BUDGET_BYTES / (longest * vocab * 4))));
-  // Longest first, so each batch pads little; results are stored back in protocol order.
+  const size = Math.max(1, batchSize ?? Math.min(MAX_BATCH, Math.floor(LOGITS_BUDGET_BYTES / (longest * vocab * 4))));
   const order = samples.map((_, i) => i).sort((a, b) => samples[b].length - samples[a].length || a - b);
-  const sampleNll = new Array<number>(samples.length).fill(0);
+  const batches: number[][] = [];
+  for (let start = 0; start < order.length; start += size) batches.push(order.slice(start, start + size));
+  return { batchSize: size, batches };
+}
+
+/** Perplexity and its details from per-sample NLL sums (in protocol order). */
+export function summarizePerplexity(
+  config: PerplexitySettings,
+  prepared: PerplexitySamples & { tokenizeSeconds: number },
+  sampleNll: number[],
+  batchSize: number,
+  evalSeconds: number,
+): PerplexityResult {
+  const { samples, info, tokenizeSeconds } = prepared;
   const sampleTokens = samples.map((s) => s.length - 1);
-
-  ctx.progress({ phase, done: 0, total: samples.length, message: `${samples.length} ${config.protocol === 'documents' ? 'documents' : 'windows'}` });
-  const evalStart = performance.now();
-  let done = 0;
-  for (let start = 0; start < order.length; start += batchSize) {
-    throwIfAborted(ctx.signal);
-    const indices = order.slice(start, start + batchSize);
-    const rows = indices.map((i) => samples[i]);
-    const { logits, seqLen } = await decoder.forwardBatch(rows);
-    rows.forEach((ids, b) => {
-      const offset = b * seqLen * vocab;
-      sampleNll[indices[b]] = sequenceNll(logits, offset, vocab, ids);
-      options.observe?.({ index: indices[b], ids, logits: logits.subarray(offset, offset + ids.length * vocab), vocab });
-    });
-    done += rows.length;
-    ctx.progress({ phase, done, total: samples.length });
-  }
-  const evalSeconds = (performance.now() - evalStart) / 1000;
-
   let totalNll = 0;
   let predictedTokens = 0;
   for (let i = 0; i < samples.length; i++) { totalNll += sampleNll[i]; predictedTokens += sampleTokens[i]; }
@@ -190,6 +183,40 @@ export async function evaluatePerplexity(
       evalSeconds,
     },
   };
+}
+
+export async function evaluatePerplexity(
+  decoder: Decoder,
+  tokenizer: TextTokenizer,
+  text: string,
+  config: PerplexitySettings,
+  ctx: JobContext,
+  options: PerplexityOptions = {},
+): Promise<PerplexityResult> {
+  const phase = 'evaluate:perplexity';
+  throwIfAborted(ctx.signal);
+  const prepared = samplesOrThrow(text, tokenizer, config);
+  const { samples } = prepared;
+  const vocab = decoder.vocabSize;
+  const plan = planBatches(samples, vocab, options.batchSize);
+  const sampleNll = new Array<number>(samples.length).fill(0);
+
+  ctx.progress({ phase, done: 0, total: samples.length, message: `${samples.length} ${config.protocol === 'documents' ? 'documents' : 'windows'}` });
+  const evalStart = performance.now();
+  let done = 0;
+  for (const indices of plan.batches) {
+    throwIfAborted(ctx.signal);
+    const rows = indices.map((i) => samples[i]);
+    const { logits, seqLen } = await decoder.forwardBatch(rows);
+    rows.forEach((ids, b) => {
+      const offset = b * seqLen * vocab;
+      sampleNll[indices[b]] = sequenceNll(logits, offset, vocab, ids);
+      options.observe?.({ index: indices[b], ids, logits: logits.subarray(offset, offset + ids.length * vocab), vocab });
+    });
+    done += rows.length;
+    ctx.progress({ phase, done, total: samples.length });
+  }
+  return summarizePerplexity(config, prepared, sampleNll, plan.batchSize, (performance.now() - evalStart) / 1000);
 }
 
 export function perplexityMetrics(result: PerplexityResult, subject = 'model'): Metric[] {

@@ -29,13 +29,21 @@ export interface StepRunner<S extends Step = Step> {
   run(input: StepInput<S>, ctx: JobContext): Promise<StepOutput>;
 }
 
-export type StepRegistry = { [T in Step['type']]?: StepRunner<Extract<Step, { type: T }>> };
+/** Registry key of a step: its type, and for quantize steps the method too ('quantize:rtn'). */
+export type StepKey = { [S in Step as S['type']]: S extends { method: infer M extends string } ? `${S['type']}:${M}` : S['type'] }[Step['type']];
+type StepOfKey<K extends StepKey> = K extends `${infer T}:${infer M}` ? Extract<Step, { type: T; method: M }> : Extract<Step, { type: K }>;
+
+export type StepRegistry = { [K in StepKey]?: StepRunner<StepOfKey<K>> };
+
+export function stepKey(step: Step): StepKey {
+  return ('method' in step ? `${step.type}:${step.method}` : step.type) as StepKey;
+}
 
 /** The steps this build of Whittle can run. */
-export const defaultSteps: StepRegistry = { quantize: quantizeRtnStep };
+export const defaultSteps: StepRegistry = { 'quantize:rtn': quantizeRtnStep };
 
 export function stepRunnerFor(registry: StepRegistry, step: Step, index: number): StepRunner {
-  const runner = registry[step.type] as StepRunner | undefined;
+  const runner = registry[stepKey(step)] as StepRunner | undefined;
   if (!runner) {
     const method = 'method' in step ? ` (${step.method})` : '';
     throw new WhittleError(
