@@ -12,8 +12,9 @@ import { MetricsGrid } from './MetricsGrid.tsx';
 
 const PHASE_COLOR: Record<JobPhase, string> = { starting: 'gray', running: 'blue', done: 'green', failed: 'red', cancelled: 'gray' };
 
-/** A job while it runs (progress, ETA, log, Cancel) and after (metrics, outcome, link to its history entry). */
-export function JobPanel({ job }: { job: JobState }) {
+/** A job while it runs (progress, ETA, log, Cancel) and after (metrics, outcome, link to its history entry).
+ *  `showMetrics={false}` leaves the metrics to a page that presents them itself (the Quantize comparison). */
+export function JobPanel({ job, showMetrics = true }: { job: JobState; showMetrics?: boolean }) {
   const api = useApi();
   const toast = useToast();
   const [cancelling, setCancelling] = useState(false);
@@ -74,7 +75,7 @@ export function JobPanel({ job }: { job: JobState }) {
           </Group>
         </div>
 
-        {job.result && (
+        {job.result && showMetrics && (
           <div data-testid="job-results">
             <Text size="sm" fw={600} mb={6}>Results</Text>
             <MetricsGrid metrics={job.result.metrics} />

@@ -1,20 +1,27 @@
 /**
  * Runs one recipe: checks every input before any work, runs the steps in order (each may write a new
- * model), then evaluates. Without steps the recipe's model is evaluated as subject 'model'; with steps the
- * original and the final result are evaluated on the same data as subjects 'original' and 'result'.
+ * model), then evaluates. Without steps the recipe's model is evaluated as subject 'model'. With steps the
+ * original and the final result are compared (TECHNIQUES.md §4) as subjects 'original' and 'result':
+ * both decoders open at once, the same perplexity batches through both in lockstep (both perplexities,
+ * KL(original ‖ result), top-1 agreement), speed and footprint of each, and greedy generations from the
+ * same prompts side by side. The metrics are then written into the output folder's whittle.json.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Artefact, Metric } from '../../../preload/contract.ts';
-import { Recipe } from '../../../preload/recipe.ts';
+import { DEFAULT_MAX_NEW_TOKENS, DEFAULT_SAMPLE_PROMPTS, Recipe } from '../../../preload/recipe.ts';
 import { readTextFile } from '../data/text-file.ts';
 import { checkTokenizerFitsModel, loadTokenizer, type TextTokenizer } from '../data/tokenizer.ts';
 import { throwIfAborted, WhittleError } from '../errors.ts';
+import { agreementMetrics, compareOnText } from '../evaluate/agreement.ts';
 import { createSession, openDecoder, type Decoder } from '../evaluate/decoder-session.ts';
 import { footprintMetrics, measureFootprint, type InspectModel } from '../evaluate/footprint.ts';
 import { generate, type Generation } from '../evaluate/generate.ts';
-import { evaluatePerplexity, perplexityMetrics } from '../evaluate/perplexity.ts';
+import { modelIdentity } from '../evaluate/model-identity.ts';
+import { evaluatePerplexity, perplexityMetrics, type PerplexityResult } from '../evaluate/perplexity.ts';
 import { measureSpeed, speedMetrics } from '../evaluate/speed.ts';
 import type { JobContext } from '../job-context.ts';
+import { MANIFEST_FILE, updateManifest } from '../quantize/manifest.ts';
 import { defaultSteps, stepRunnerFor, type StepRegistry } from './steps.ts';
 
 export interface RecipeResult {
@@ -23,12 +30,28 @@ export interface RecipeResult {
   details: Record<string, unknown>;
 }
 
+/** The original's metrics from an earlier evaluation of the same model with the same settings. */
+export interface CachedOriginal {
+  metrics: Metric[];
+  /** The experiment that measured them, and when (for the details). */
+  from?: number | null;
+  created?: string;
+}
+
 export interface RunRecipeOptions {
   /** Step implementations; the built-in registry by default. */
   steps?: StepRegistry;
   /** Model inspection used for the footprint; by default the graph is read by the footprint itself. */
   inspect?: InspectModel;
+  /**
+   * With steps: the original's cached metrics. Its speed is then not measured again; its perplexity
+   * still comes from the lockstep pass, which needs the original's logits for the agreement.
+   */
+  cachedOriginal?: CachedOriginal;
 }
+
+/** Metric names of a speed measurement (what a cached original can spare). */
+const SPEED_METRICS = ['prefill_ms', 'prefill_tokens', 'decode_tokens_per_s'];
 
 /** What every evaluated model is measured on, loaded once. */
 interface EvaluationInputs {
@@ -36,6 +59,14 @@ interface EvaluationInputs {
   tokenizer: TextTokenizer | null;
   text: string | null;
   threads: number;
+  samples: SamplePlan | null;
+}
+
+interface SamplePlan {
+  prompts: readonly string[];
+  maxNewTokens: number;
+  /** True when the recipe named no prompts and the defaults are used. */
+  defaulted: boolean;
 }
 
 function parseRecipe(input: Recipe): Recipe {
@@ -47,13 +78,21 @@ function parseRecipe(input: Recipe): Recipe {
   return parsed.data;
 }
 
-const needsDecoder = (r: Recipe): boolean => Boolean(r.evaluation.perplexity || r.evaluation.speed || r.evaluation.samples);
+/** The recipe's prompts; for a comparison without any, the default prompts (when there is a tokenizer). */
+function samplePlan(r: Recipe): SamplePlan | null {
+  if (r.evaluation.samples) return { ...r.evaluation.samples, defaulted: false };
+  if (r.steps.length > 0 && r.tokenizer) return { prompts: DEFAULT_SAMPLE_PROMPTS, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, defaulted: true };
+  return null;
+}
+
+const needsDecoder = (r: Recipe): boolean => Boolean(r.evaluation.perplexity || r.evaluation.speed || samplePlan(r));
 
 /** Checks everything a recipe names before any work; returns what evaluation needs and the open decoder. */
 async function prepare(recipe: Recipe, registry: StepRegistry, ctx: JobContext): Promise<{ inputs: EvaluationInputs; decoder: Decoder | null }> {
   recipe.steps.forEach((step, i) => stepRunnerFor(registry, step, i));
   const evaluation = recipe.evaluation;
-  const wantsTokenizer = Boolean(evaluation.perplexity || evaluation.samples);
+  const samples = samplePlan(recipe);
+  const wantsTokenizer = Boolean(evaluation.perplexity || samples);
   if (wantsTokenizer && !recipe.tokenizer) {
     const what = evaluation.perplexity ? 'perplexity' : 'samples';
     throw new WhittleError('INVALID_INPUT', `The recipe asks for ${what}, which needs a tokenizer. Add the model's tokenizer.json to the recipe.`);
@@ -72,13 +111,53 @@ async function prepare(recipe: Recipe, registry: StepRegistry, ctx: JobContext):
     if (tokenizer && decoder) checkTokenizerFitsModel(tokenizer, decoder.vocabSize);
     const text = evaluation.perplexity ? await readTextFile(evaluation.perplexity.text) : null;
     ctx.progress({ phase: 'load', done: 1, total: 1 });
-    return { inputs: { recipe, tokenizer, text, threads }, decoder };
+    return { inputs: { recipe, tokenizer, text, threads, samples }, decoder };
   } catch (e) {
     await decoder?.release();
     throw e;
   }
 }
 
+const decoderFacts = (d: Decoder): Record<string, unknown> => ({ layout: d.layout.kind, vocabSize: d.vocabSize, cacheTensors: d.layout.cache.length });
+
+function perplexityDetails(result: PerplexityResult, textPath: string): Record<string, unknown> {
+  return { ...result.details, text: textPath, perplexity: result.perplexity, sampleNll: result.sampleNll, sampleTokens: result.sampleTokens };
+}
+
+async function speedOf(decoder: Decoder, inputs: EvaluationInputs, subject: string, ctx: JobContext): Promise<{ metrics: Metric[]; details: Record<string, unknown> }> {
+  const config = inputs.recipe.evaluation.speed!;
+  throwIfAborted(ctx.signal);
+  const { tokenizer, text } = inputs;
+  const prompt = tokenizer && text !== null ? tokenizer.encode(text.slice(0, 64 * config.promptTokens)) : undefined;
+  const speed = await measureSpeed(decoder, config, ctx, prompt);
+  return {
+    metrics: speedMetrics(speed, subject),
+    details: {
+      ...speed,
+      note: speed.decodeMode === 're-forward' ? 'The graph has no KV cache: each decoded token re-runs the whole sequence.' : 'Decoding feeds the KV cache back (present → past).',
+    },
+  };
+}
+
+async function footprintOf(modelPath: string, subject: string, ctx: JobContext, options: RunRecipeOptions): Promise<{ metrics: Metric[]; details: Record<string, unknown> }> {
+  throwIfAborted(ctx.signal);
+  const footprint = await measureFootprint(modelPath, { inspect: options.inspect });
+  return { metrics: footprintMetrics(footprint, subject), details: { ...footprint } };
+}
+
+async function generateAll(decoder: Decoder, tokenizer: TextTokenizer, plan: SamplePlan, ctx: JobContext, progress: { done: number; total: number }): Promise<Generation[]> {
+  const out: Generation[] = [];
+  for (const prompt of plan.prompts) {
+    throwIfAborted(ctx.signal);
+    ctx.progress({ phase: 'evaluate:samples', done: progress.done, total: progress.total });
+    out.push(await generate(decoder, tokenizer, prompt, plan.maxNewTokens, ctx.signal));
+    progress.done++;
+  }
+  ctx.progress({ phase: 'evaluate:samples', done: progress.done, total: progress.total });
+  return out;
+}
+
+/** One model on its own (a recipe without steps): subject 'model'. */
 async function evaluateModel(modelPath: string, subject: string, inputs: EvaluationInputs, ctx: JobContext, options: RunRecipeOptions, open: Decoder | null): Promise<{ metrics: Metric[]; details: Record<string, unknown> }> {
   const { recipe, tokenizer, text } = inputs;
   const evaluation = recipe.evaluation;
@@ -90,51 +169,137 @@ async function evaluateModel(modelPath: string, subject: string, inputs: Evaluat
     if (tokenizer) checkTokenizerFitsModel(tokenizer, decoder.vocabSize);
   }
   try {
-    if (decoder) details.decoder = { layout: decoder.layout.kind, vocabSize: decoder.vocabSize, cacheTensors: decoder.layout.cache.length };
+    if (decoder) details.decoder = decoderFacts(decoder);
 
     if (evaluation.perplexity && decoder && tokenizer && text !== null) {
       ctx.log('info', `${subject}: perplexity (${evaluation.perplexity.protocol}, L = ${evaluation.perplexity.window}, N = ${evaluation.perplexity.maxSamples})`);
       const result = await evaluatePerplexity(decoder, tokenizer, text, evaluation.perplexity, ctx);
       metrics.push(...perplexityMetrics(result, subject));
-      details.perplexity = { ...result.details, text: evaluation.perplexity.text, perplexity: result.perplexity, sampleNll: result.sampleNll, sampleTokens: result.sampleTokens };
+      details.perplexity = perplexityDetails(result, evaluation.perplexity.text);
       ctx.log('info', `${subject}: perplexity ${result.perplexity.toFixed(4)} over ${result.predictedTokens} tokens`);
     }
 
     if (evaluation.speed && decoder) {
-      throwIfAborted(ctx.signal);
-      const prompt = tokenizer && text !== null ? tokenizer.encode(text.slice(0, 64 * evaluation.speed.promptTokens)) : undefined;
-      const speed = await measureSpeed(decoder, evaluation.speed, ctx, prompt);
-      metrics.push(...speedMetrics(speed, subject));
-      details.speed = {
-        ...speed,
-        note: speed.decodeMode === 're-forward' ? 'The graph has no KV cache: each decoded token re-runs the whole sequence.' : 'Decoding feeds the KV cache back (present → past).',
-      };
+      const speed = await speedOf(decoder, inputs, subject, ctx);
+      metrics.push(...speed.metrics);
+      details.speed = speed.details;
     }
 
     if (evaluation.footprint) {
-      throwIfAborted(ctx.signal);
       ctx.progress({ phase: 'evaluate:footprint', done: 0, total: 1 });
-      const footprint = await measureFootprint(modelPath, { inspect: options.inspect });
-      metrics.push(...footprintMetrics(footprint, subject));
-      details.footprint = footprint;
+      const footprint = await footprintOf(modelPath, subject, ctx, options);
+      metrics.push(...footprint.metrics);
+      details.footprint = footprint.details;
       ctx.progress({ phase: 'evaluate:footprint', done: 1, total: 1 });
     }
 
-    if (evaluation.samples && decoder && tokenizer) {
-      const { prompts, maxNewTokens } = evaluation.samples;
-      const samples: Generation[] = [];
-      for (const [i, prompt] of prompts.entries()) {
-        throwIfAborted(ctx.signal);
-        ctx.progress({ phase: 'evaluate:samples', done: i, total: prompts.length });
-        samples.push(await generate(decoder, tokenizer, prompt, maxNewTokens, ctx.signal));
-      }
-      ctx.progress({ phase: 'evaluate:samples', done: prompts.length, total: prompts.length });
+    if (inputs.samples && decoder && tokenizer) {
+      const samples = await generateAll(decoder, tokenizer, inputs.samples, ctx, { done: 0, total: inputs.samples.prompts.length });
       details.samples = samples.map((s) => ({ prompt: s.prompt, completion: s.completion, text: s.text, newTokens: s.newTokens.length, stoppedAtEos: s.stoppedAtEos }));
     }
   } finally {
     await decoder?.release();
   }
   return { metrics, details };
+}
+
+/** The original beside the result of the steps, on the same data (see the file header). */
+async function compareModels(
+  originalPath: string,
+  resultPath: string,
+  inputs: EvaluationInputs,
+  ctx: JobContext,
+  options: RunRecipeOptions,
+  open: Decoder | null,
+): Promise<{ metrics: Metric[]; details: Record<string, unknown> }> {
+  const { recipe, tokenizer, text } = inputs;
+  const evaluation = recipe.evaluation;
+  const metrics: Metric[] = [];
+  const original: Record<string, unknown> = { modelPath: originalPath };
+  const result: Record<string, unknown> = { modelPath: resultPath };
+  const details: Record<string, unknown> = { evaluation: { original, result } };
+  const cached = options.cachedOriginal;
+  const cachedSpeed = evaluation.speed && cached ? cached.metrics.filter((m) => SPEED_METRICS.includes(m.name)) : [];
+
+  let p = open;
+  let q: Decoder | null = null;
+  try {
+    if (needsDecoder(recipe)) {
+      p ??= await openDecoder(originalPath, { threads: inputs.threads });
+      q = await openDecoder(resultPath, { threads: inputs.threads });
+      if (tokenizer) checkTokenizerFitsModel(tokenizer, q.vocabSize);
+      original.decoder = decoderFacts(p);
+      result.decoder = decoderFacts(q);
+    }
+
+    if (evaluation.perplexity && p && q && tokenizer && text !== null) {
+      const config = evaluation.perplexity;
+      ctx.log('info', `original and result in lockstep: perplexity, KL and top-1 agreement (${config.protocol}, L = ${config.window}, N = ${config.maxSamples})`);
+      const c = await compareOnText(p, q, tokenizer, text, config, ctx);
+      metrics.push(...perplexityMetrics(c.original, 'original'), ...perplexityMetrics(c.result, 'result'), ...agreementMetrics(c.agreement, 'result'));
+      original.perplexity = perplexityDetails(c.original, config.text);
+      result.perplexity = perplexityDetails(c.result, config.text);
+      details.agreement = c.agreement.details;
+      ctx.log('info', `perplexity ${c.original.perplexity.toFixed(4)} → ${c.result.perplexity.toFixed(4)}; KL ${c.agreement.klMean.toExponential(3)} nats/token; top-1 agreement ${(100 * c.agreement.top1).toFixed(2)} % over ${c.agreement.tokens} tokens`);
+    }
+
+    if (evaluation.speed) {
+      if (cachedSpeed.length > 0) {
+        metrics.push(...cachedSpeed.map((m) => ({ ...m, subject: 'original' })));
+        original.speed = { cached: true, from: cached?.from ?? null, created: cached?.created ?? null };
+        ctx.log('info', `original: speed taken from the evaluation cache${cached?.from ? ` (experiment ${cached.from})` : ''}`);
+      } else if (p) {
+        const s = await speedOf(p, inputs, 'original', ctx);
+        metrics.push(...s.metrics);
+        original.speed = s.details;
+      }
+      if (q) {
+        const s = await speedOf(q, inputs, 'result', ctx);
+        metrics.push(...s.metrics);
+        result.speed = s.details;
+      }
+    }
+
+    if (evaluation.footprint) {
+      ctx.progress({ phase: 'evaluate:footprint', done: 0, total: 2 });
+      const a = await footprintOf(originalPath, 'original', ctx, options);
+      ctx.progress({ phase: 'evaluate:footprint', done: 1, total: 2 });
+      const b = await footprintOf(resultPath, 'result', ctx, options);
+      ctx.progress({ phase: 'evaluate:footprint', done: 2, total: 2 });
+      metrics.push(...a.metrics, ...b.metrics);
+      original.footprint = a.details;
+      result.footprint = b.details;
+    }
+
+    if (inputs.samples && p && q && tokenizer) {
+      const plan = inputs.samples;
+      const progress = { done: 0, total: 2 * plan.prompts.length };
+      const fromOriginal = await generateAll(p, tokenizer, plan, ctx, progress);
+      const fromResult = await generateAll(q, tokenizer, plan, ctx, progress);
+      details.samples = plan.prompts.map((prompt, i) => ({ prompt, original: fromOriginal[i].completion, result: fromResult[i].completion }));
+      details.samplePrompts = { source: plan.defaulted ? 'default' : 'recipe', maxNewTokens: plan.maxNewTokens };
+    }
+  } finally {
+    await p?.release();
+    await q?.release();
+  }
+
+  if (cached) {
+    details.cachedOriginal = {
+      from: cached.from ?? null,
+      created: cached.created ?? null,
+      used: cachedSpeed.map((m) => m.name),
+      note: 'The original was evaluated before with the same settings. Its speed is taken from that evaluation; '
+        + 'its perplexity, the KL divergence and the top-1 agreement are computed again, because the lockstep pass needs the '
+        + "original's logits, which the cache does not keep.",
+    };
+  }
+  return { metrics, details };
+}
+
+/** JSON has no NaN or infinity: such values are written as strings ("Infinity"). */
+function manifestMetrics(metrics: readonly Metric[]): unknown[] {
+  return metrics.map((m) => (Number.isFinite(m.value) ? m : { ...m, value: String(m.value) }));
 }
 
 export async function runRecipe(recipe: Recipe, ctx: JobContext, options: RunRecipeOptions = {}): Promise<RecipeResult> {
@@ -146,7 +311,8 @@ export async function runRecipe(recipe: Recipe, ctx: JobContext, options: RunRec
   // Steps: each starts from the previous one's model.
   const artefacts: Artefact[] = [];
   const stepDetails: Record<string, unknown>[] = [];
-  let modelPath = path.resolve(parsed.model.path);
+  const originalPath = path.resolve(parsed.model.path);
+  let modelPath = originalPath;
   try {
     for (const [index, step] of parsed.steps.entries()) {
       throwIfAborted(ctx.signal);
@@ -161,17 +327,36 @@ export async function runRecipe(recipe: Recipe, ctx: JobContext, options: RunRec
     throw e;
   }
 
-  // Evaluation: the model alone, or the original beside the result of the steps.
-  const subjects = parsed.steps.length === 0
-    ? [{ subject: 'model', path: modelPath }]
-    : [{ subject: 'original', path: path.resolve(parsed.model.path) }, { subject: 'result', path: modelPath }];
-  const metrics: Metric[] = [];
-  const evaluation: Record<string, unknown> = {};
-  for (const [i, s] of subjects.entries()) {
-    throwIfAborted(ctx.signal);
-    const { metrics: m, details } = await evaluateModel(s.path, s.subject, inputs, ctx, options, i === 0 ? decoder : null);
-    metrics.push(...m);
-    evaluation[s.subject] = details;
+  throwIfAborted(ctx.signal);
+  let metrics: Metric[];
+  const extra: Record<string, unknown> = {};
+  if (parsed.steps.length === 0) {
+    const { metrics: m, details } = await evaluateModel(modelPath, 'model', inputs, ctx, options, decoder);
+    metrics = m;
+    extra.evaluation = { model: details };
+  } else {
+    const { metrics: m, details } = await compareModels(originalPath, modelPath, inputs, ctx, options, decoder);
+    metrics = m;
+    Object.assign(extra, details);
+    const identity = await modelIdentity(modelPath);
+    extra.result = { path: identity.path, sha256: identity.sha256, contentSha256: identity.contentSha256 };
+
+    // The output folder's whittle.json gets the numbers (never an input folder that happens to have one).
+    const outDir = path.dirname(modelPath);
+    const delivered = modelPath !== originalPath && artefacts.some((a) => a.kind === 'folder' && path.resolve(a.path) === outDir);
+    if (delivered && existsSync(path.join(outDir, MANIFEST_FILE))) {
+      await updateManifest(outDir, {
+        metrics: manifestMetrics(metrics),
+        evaluation: {
+          created: new Date().toISOString(),
+          original: originalPath,
+          settings: parsed.evaluation,
+          agreement: extra.agreement ? { klMean: (extra.agreement as { klMean: number }).klMean, top1Agreement: (extra.agreement as { top1Agreement: number }).top1Agreement } : null,
+          samples: extra.samples ?? null,
+        },
+      });
+      ctx.log('info', `metrics written to ${path.join(outDir, MANIFEST_FILE)}`);
+    }
   }
 
   return {
@@ -179,11 +364,11 @@ export async function runRecipe(recipe: Recipe, ctx: JobContext, options: RunRec
     artefacts,
     details: {
       recipe: { name: parsed.name ?? null, steps: parsed.steps.length },
-      model: path.resolve(parsed.model.path),
+      model: originalPath,
       tokenizer: inputs.tokenizer ? { path: inputs.tokenizer.path, vocabSize: inputs.tokenizer.vocabSize, bosId: inputs.tokenizer.bosId, eosId: inputs.tokenizer.eosId } : null,
       settings: { threads: inputs.threads, evaluation: parsed.evaluation },
       steps: stepDetails,
-      evaluation,
+      ...extra,
       seconds: (performance.now() - started) / 1000,
     },
   };

@@ -1,0 +1,373 @@
+import {
+  Alert, Button, Collapse, Grid, Group, NumberInput, Paper, Stack, Stepper, Switch, Table, Text, Textarea, TextInput, Title,
+} from '@mantine/core';
+import { useDebouncedValue } from '@mantine/hooks';
+import { IconArrowLeft, IconArrowRight, IconChartBar, IconCode, IconPlayerPlay, IconSparkles } from '@tabler/icons-react';
+import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
+import type { ErrorShape, ExperimentDetail, Sample } from '../../preload/contract.ts';
+import { ErrorAlert } from '../components/ErrorAlert.tsx';
+import { JobPanel } from '../components/JobPanel.tsx';
+import { JsonBlock } from '../components/JsonBlock.tsx';
+import { PathInput } from '../components/PathInput.tsx';
+import { QuantizeMethodFields } from '../components/QuantizeMethodFields.tsx';
+import { QuantizeResult, type QuantizeOutcome } from '../components/QuantizeResult.tsx';
+import { QuantizeWeightsTable } from '../components/QuantizeWeightsTable.tsx';
+import { SizeEstimate } from '../components/SizeEstimate.tsx';
+import { useApi } from '../hooks/useApi.ts';
+import { useCall } from '../hooks/useCall.ts';
+import { useJob, useJobStore } from '../hooks/useJobs.ts';
+import { replaceHash } from '../hooks/useRoute.ts';
+import { toUiError } from '../lib/errors.ts';
+import { baseName, formatBytes } from '../lib/format.ts';
+import { jobPhase } from '../lib/job-state.ts';
+import {
+  buildQuantizeRecipe, defaultQuantizeForm, firstStepWithIssues, FORMATS, issuesForStep, METHODS, parseKeepPatterns, parsePrompts, planStep,
+  quantizeFormFromRecipe, quantizeIssuesFromServer, validateQuantizeForm, type QuantizeForm, type QuantizeIssues,
+} from '../lib/quantize-form.ts';
+import { href } from '../lib/route.ts';
+
+interface Props { path: string; jobId: string | null; experimentId: number | null }
+
+const STEP = { model: 0, method: 1, weights: 2, run: 3, result: 4 } as const;
+
+/** Fill what the user has not typed: the sample text, and the sample's tokenizer for the sample model. */
+function withSampleDefaults(form: QuantizeForm, samples: readonly Sample[]): QuantizeForm {
+  if (samples.length === 0) return form;
+  const match = samples.find((s) => s.modelPath === form.modelPath.trim());
+  const next = { ...form };
+  if (!next.textPath) next.textPath = (match ?? samples[0]).textPath;
+  if (!next.tokenizerPath && match) next.tokenizerPath = match.tokenizerPath;
+  return next;
+}
+
+function hasIssues(issues: QuantizeIssues): boolean {
+  return Object.values(issues).some(Boolean);
+}
+
+/** "RTN 4-bit, block 32, asymmetric, MatMulNBits". */
+export function settingsLine(form: QuantizeForm): string {
+  const method = form.method.toUpperCase();
+  const format = form.format === 'qdq' ? 'QDQ' : `MatMulNBits, accuracy level ${form.accuracyLevel}`;
+  return `${method} ${form.bits}-bit, block ${form.blockSize}, ${form.symmetric ? 'symmetric' : 'asymmetric'}, ${format}`;
+}
+
+function defaultName(form: QuantizeForm): string {
+  return `Quantize ${baseName(form.modelPath.trim())} · ${form.method.toUpperCase()} ${form.bits}-bit b${form.blockSize}`.slice(0, 200);
+}
+
+function StepBody({ testId, title, intro, children }: { testId: string; title: string; intro: ReactNode; children: ReactNode }) {
+  return (
+    <Stack gap="md" pt="md" data-testid={testId}>
+      <Stack gap={2}>
+        <Title order={3}>{title}</Title>
+        <Text size="sm" c="dimmed">{intro}</Text>
+      </Stack>
+      {children}
+    </Stack>
+  );
+}
+
+function ModelFields({ form, issues, samples, onChange, onSample }: {
+  form: QuantizeForm; issues: QuantizeIssues; samples: readonly Sample[]; onChange: (f: QuantizeForm) => void; onSample: (s: Sample) => void;
+}) {
+  const set = <K extends keyof QuantizeForm>(key: K, value: QuantizeForm[K]) => onChange({ ...form, [key]: value });
+  const sample = samples[0];
+  return (
+    <Paper withBorder radius="md" p="md">
+      <Stack gap="md">
+        {sample && (
+          <Group gap="sm" wrap="nowrap">
+            <Button variant="light" leftSection={<IconSparkles size={16} />} onClick={() => onSample(sample)} data-testid="quantize-use-sample">Use the sample</Button>
+            <Text size="sm" c="dimmed">{sample.name}: model, tokenizer and evaluation text in one click.</Text>
+          </Group>
+        )}
+        <PathInput label="Model" placeholder="/path/to/model.onnx" value={form.modelPath} onChange={(v) => set('modelPath', v)}
+          purpose="model" error={issues.modelPath} testId="quantize-model-path" />
+        <PathInput label="Tokenizer" description="The model's Hugging Face tokenizer.json (needed to evaluate; copied beside the output)."
+          placeholder="/path/to/tokenizer.json" value={form.tokenizerPath} onChange={(v) => set('tokenizerPath', v)}
+          purpose="tokenizer" error={issues.tokenizerPath} testId="quantize-tokenizer-path" />
+        <Switch label="Evaluate original and result" description="Perplexity on a text, agreement with the original, and generations from the same prompts, side by side."
+          checked={form.evaluate} onChange={(e) => set('evaluate', e.currentTarget.checked)} data-testid="quantize-evaluate-toggle" />
+        {form.evaluate && (
+          <Stack gap="sm" pl="md" className="indented">
+            <PathInput label="Evaluation text" description="A UTF-8 text file; blank-line separated documents, each scored from its start."
+              placeholder="/path/to/text.txt" value={form.textPath} onChange={(v) => set('textPath', v)} purpose="text" error={issues.textPath} testId="quantize-text-path" />
+            <Group grow align="flex-start">
+              <NumberInput label="Window L (tokens)" value={form.window} onChange={(v) => set('window', v)} min={8} max={65536} step={64}
+                allowDecimal={false} error={issues.window} data-testid="quantize-window" />
+              <NumberInput label="Documents N" value={form.maxSamples} onChange={(v) => set('maxSamples', v)} min={1} max={1_000_000}
+                allowDecimal={false} error={issues.maxSamples} data-testid="quantize-samples" />
+            </Group>
+            <Textarea label="Prompts for generations" description="One per line (at most 16); both models continue each greedily for 48 tokens."
+              value={form.prompts} onChange={(e) => set('prompts', e.currentTarget.value)} autosize minRows={2} maxRows={6}
+              error={issues.prompts} data-testid="quantize-prompts" />
+          </Stack>
+        )}
+        <Switch label="Speed test" description="Prefill time for 64 prompt tokens and decode speed for 64 generated tokens, for both models."
+          checked={form.speed} onChange={(e) => set('speed', e.currentTarget.checked)} data-testid="quantize-speed-toggle" />
+      </Stack>
+    </Paper>
+  );
+}
+
+function Review({ form, planBytes }: { form: QuantizeForm; planBytes: { before: number; after: number } | null }) {
+  const keep = parseKeepPatterns(form.keepText);
+  const method = METHODS.find((m) => m.id === form.method);
+  const rows: [string, ReactNode][] = [
+    ['Model', <Text key="m" size="sm" ff="monospace" className="wrap-anywhere">{form.modelPath}</Text>],
+    ['Method', method?.name ?? form.method],
+    ['Settings', settingsLine(form)],
+    ['Format', FORMATS.find((f) => f.value === form.format)?.label ?? form.format],
+    ['Keep in float', keep.length === 0 ? 'no patterns' : <Text key="k" size="sm" ff="monospace" className="wrap-anywhere">{keep.join('  ·  ')}</Text>],
+    ['Evaluation', form.evaluate
+      ? `perplexity (documents, L = ${form.window}, N = ${form.maxSamples}), ${parsePrompts(form.prompts).length} prompt(s)${form.speed ? ', speed' : ''}, footprint`
+      : `${form.speed ? 'speed, ' : ''}footprint only`],
+    ['Estimated size', planBytes ? `${formatBytes(planBytes.before)} → ${formatBytes(planBytes.after)}` : '—'],
+  ];
+  return (
+    <Table data-testid="quantize-review" verticalSpacing={6}>
+      <Table.Tbody>
+        {rows.map(([k, v]) => (
+          <Table.Tr key={k}><Table.Td w={140}><Text size="sm" c="dimmed">{k}</Text></Table.Td><Table.Td><Text size="sm" component="div">{v}</Text></Table.Td></Table.Tr>
+        ))}
+      </Table.Tbody>
+    </Table>
+  );
+}
+
+export function QuantizePage({ path, jobId, experimentId }: Props) {
+  const api = useApi();
+  const store = useJobStore();
+  const [form, setForm] = useState<QuantizeForm>(() => defaultQuantizeForm(path));
+  const [samples, setSamples] = useState<Sample[]>([]);
+  const [active, setActive] = useState<number>(jobId || experimentId ? STEP.run : STEP.model);
+  const [issues, setIssues] = useState<QuantizeIssues>({});
+  const [checked, setChecked] = useState(false);
+  const [checking, setChecking] = useState(false);
+  const [modelError, setModelError] = useState<ErrorShape | null>(null);
+  const [startError, setStartError] = useState<ErrorShape | null>(null);
+  const [starting, setStarting] = useState(false);
+  const [showRecipe, setShowRecipe] = useState(false);
+  const [stored, setStored] = useState<ExperimentDetail | null>(null);
+  const job = useJob(jobId, experimentId);
+  const phase = job ? jobPhase(job) : null;
+  const running = phase === 'starting' || phase === 'running';
+
+  // Prefill: the experiment's stored recipe when attached to one, else the sample's files.
+  useEffect(() => {
+    let alive = true;
+    (async () => {
+      const list = await api.call('samples.list', {}).catch(() => [] as Sample[]);
+      if (!alive) return;
+      setSamples(list);
+      let fromRecipe: QuantizeForm | null = null;
+      if (experimentId !== null) {
+        const detail = await api.call('history.get', { id: experimentId }).catch(() => null);
+        if (!alive) return;
+        fromRecipe = detail ? quantizeFormFromRecipe(detail.recipe) : null;
+        if (detail && !jobId) {
+          // Attached by experiment only (from the history): follow the job if it still runs.
+          const running = (await api.call('jobs.list', {}).catch(() => [])).find((j) => j.experimentId === experimentId);
+          if (!alive) return;
+          if (running) replaceHash(href.quantize(detail.modelPath, running));
+          else {
+            setStored(detail);
+            if (detail.status === 'done') setActive(STEP.result);
+          }
+        }
+      }
+      setForm((f) => fromRecipe ?? withSampleDefaults(f, list));
+    })();
+    return () => { alive = false; };
+    // Once per visit (the page is re-created on navigation); later URL changes come from this page.
+  }, [api]);
+
+  // A job that finishes well moves the wizard to the comparison (once per job).
+  const advancedFor = useRef<string | null>(null);
+  useEffect(() => {
+    if (!job || advancedFor.current === job.jobId) return;
+    if (job.finished?.status === 'done' && job.result) {
+      advancedFor.current = job.jobId;
+      setActive(STEP.result);
+    }
+  }, [job]);
+
+  const outcome: QuantizeOutcome | null = job?.result
+    ?? (!jobId && stored && stored.status === 'done' ? { metrics: stored.metrics, artefacts: stored.artefacts, details: stored.details } : null);
+
+  // The plan (weights and size estimate) follows the settings, debounced; asked from the Method step on.
+  const step = useMemo(() => planStep(form), [form]);
+  const planKey = form.modelPath.trim() && step ? JSON.stringify({ path: form.modelPath.trim(), step }) : null;
+  const [debouncedKey] = useDebouncedValue(planKey, 250);
+  const wantPlan = active >= STEP.method && active <= STEP.run && debouncedKey !== null;
+  const plan = useCall('quantize.plan', wantPlan ? (JSON.parse(debouncedKey!) as { path: string; step: NonNullable<typeof step> }) : null);
+  const planLoading = plan.loading || (planKey !== debouncedKey && planKey !== null);
+
+  const recipe = useMemo(() => buildQuantizeRecipe(form), [form]);
+
+  function change(next: QuantizeForm) {
+    const sample = samples.find((s) => s.modelPath === next.modelPath.trim());
+    if (sample && next.modelPath !== form.modelPath && !next.tokenizerPath) next = { ...next, tokenizerPath: sample.tokenizerPath };
+    if (next.modelPath !== form.modelPath) setModelError(null);
+    setForm(next);
+    if (checked) setIssues(validateQuantizeForm(next));
+  }
+
+  function useSample(s: Sample) {
+    change({ ...form, modelPath: s.modelPath, tokenizerPath: s.tokenizerPath, textPath: s.textPath });
+  }
+
+  async function next() {
+    setChecked(true);
+    const all = validateQuantizeForm(form);
+    setIssues(all);
+    if (hasIssues(issuesForStep(all, active))) return;
+    if (active === STEP.model) {
+      setChecking(true);
+      setModelError(null);
+      try {
+        await api.call('models.inspect', { path: form.modelPath.trim() });
+      } catch (e) {
+        setModelError(toUiError(e));
+        return;
+      } finally {
+        setChecking(false);
+      }
+    }
+    setActive((a) => Math.min(a + 1, STEP.run));
+  }
+
+  async function run() {
+    setChecked(true);
+    setStartError(null);
+    const local = validateQuantizeForm(form);
+    setIssues(local);
+    const bad = firstStepWithIssues(local);
+    if (bad >= 0) {
+      if (bad < STEP.run) setActive(bad);
+      return;
+    }
+    setStarting(true);
+    try {
+      const verdict = await api.call('recipes.validate', { recipe });
+      if (!verdict.ok) {
+        const server = quantizeIssuesFromServer(verdict.issues);
+        setIssues(server);
+        const at = firstStepWithIssues(server);
+        if (at >= 0 && at < STEP.run) setActive(at);
+        return;
+      }
+      const started = await api.call('jobs.start', { recipe, name: form.name.trim() || defaultName(form) });
+      store.track(started.jobId, started.experimentId);
+      replaceHash(href.quantize(form.modelPath.trim(), started));
+    } catch (e) {
+      setStartError(toUiError(e));
+    } finally {
+      setStarting(false);
+    }
+  }
+
+  function again() {
+    setStored(null);
+    setStartError(null);
+    setActive(STEP.method);
+    replaceHash(href.quantize(form.modelPath.trim()));
+  }
+
+  const planBytes = plan.data ? { before: plan.data.bytesBefore, after: plan.data.bytesAfter } : null;
+  const estimate = <SizeEstimate plan={plan.data} loading={planLoading} error={plan.error} />;
+  const shownIssues = checked ? issues : {};
+
+  return (
+    <Stack gap="md">
+      <Stack gap={2}>
+        <Title order={2}>Quantize</Title>
+        <Text size="sm" c="dimmed">Store a model's weights in fewer bits, then measure the result against the original on the same text. Every run is kept in the history.</Text>
+      </Stack>
+      <Stepper active={active} onStepClick={(i) => { if (!running && !starting && i < active) setActive(i); }} allowNextStepsSelect={false} size="sm" data-testid="wizard">
+        <Stepper.Step label="Model" description="What to quantize" data-testid="wizard-tab-model">
+          <StepBody testId="wizard-step-model" title="Model" intro="The ONNX model, its tokenizer, and the text both models are evaluated on.">
+            <ModelFields form={form} issues={shownIssues} samples={samples} onChange={change} onSample={useSample} />
+            {modelError && <ErrorAlert error={modelError} testId="quantize-model-error" />}
+          </StepBody>
+        </Stepper.Step>
+        <Stepper.Step label="Method" description="How" data-testid="wizard-tab-method">
+          <StepBody testId="wizard-step-method" title="Method" intro="Weight-only quantization: activations stay in float, so no calibration step is needed for these methods.">
+            <Paper withBorder radius="md" p="md"><QuantizeMethodFields form={form} issues={shownIssues} onChange={change} /></Paper>
+            {estimate}
+          </StepBody>
+        </Stepper.Step>
+        <Stepper.Step label="Weights" description="Which" data-testid="wizard-tab-weights">
+          <StepBody testId="wizard-step-weights" title="Weights" intro="What the step will do with each weight. Keep sensitive ones (often the LM head) in full precision.">
+            {estimate}
+            {plan.error && <ErrorAlert error={plan.error} testId="plan-error" />}
+            {plan.data && (
+              <QuantizeWeightsTable plan={plan.data} keepText={form.keepText} onKeepText={(keepText) => change({ ...form, keepText })}
+                keepError={issues.keepText} />
+            )}
+            {!plan.data && !plan.error && shownIssues.keepText && <Alert color="red" variant="light">{shownIssues.keepText}</Alert>}
+            {!plan.data && !plan.error && !shownIssues.keepText && <Text size="sm" c="dimmed">Reading the model…</Text>}
+          </StepBody>
+        </Stepper.Step>
+        <Stepper.Step label="Run" description="Quantize and evaluate" data-testid="wizard-tab-run">
+          <StepBody testId="wizard-step-run" title="Run" intro="Check the settings, then run. The weights are quantized one by one, then the original and the result are evaluated.">
+            <Grid gap="md">
+              <Grid.Col span={{ base: 12, lg: job ? 6 : 8 }}>
+                <Paper withBorder radius="md" p="md">
+                  <Stack gap="md">
+                    <Review form={form} planBytes={planBytes} />
+                    <TextInput label="Name" description="Shown in the history; optional." placeholder={defaultName(form)} value={form.name}
+                      onChange={(e) => change({ ...form, name: e.currentTarget.value })} maxLength={200} error={shownIssues.name} disabled={running}
+                      data-testid="quantize-name" />
+                    {shownIssues.form && <Alert color="red" variant="light" title="The recipe is not valid" data-testid="validation-issues">{shownIssues.form}</Alert>}
+                    {startError && <ErrorAlert error={startError} testId="quantize-error" />}
+                    <Group justify="space-between">
+                      <Button variant="subtle" leftSection={<IconCode size={16} />} onClick={() => setShowRecipe((s) => !s)} data-testid="show-recipe">
+                        {showRecipe ? 'Hide recipe' : 'Show recipe'}
+                      </Button>
+                      <Button leftSection={<IconPlayerPlay size={16} />} onClick={run} loading={starting} disabled={running} data-testid="quantize-start">
+                        {running ? 'Running…' : 'Run'}
+                      </Button>
+                    </Group>
+                    <Collapse expanded={showRecipe}>
+                      <JsonBlock value={recipe} testId="recipe-json" />
+                    </Collapse>
+                  </Stack>
+                </Paper>
+              </Grid.Col>
+              {job && (
+                <Grid.Col span={{ base: 12, lg: 6 }}>
+                  <Stack gap="sm">
+                    <JobPanel job={job} showMetrics={false} />
+                    {outcome && (
+                      <Button leftSection={<IconChartBar size={16} />} onClick={() => setActive(STEP.result)} data-testid="show-comparison">See the comparison</Button>
+                    )}
+                  </Stack>
+                </Grid.Col>
+              )}
+            </Grid>
+          </StepBody>
+        </Stepper.Step>
+        <Stepper.Step label="Result" description="Original vs result" data-testid="wizard-tab-result">
+          <Stack gap="md" pt="md" data-testid="wizard-step-result">
+            {outcome
+              ? <QuantizeResult outcome={outcome} experimentId={job?.experimentId ?? stored?.id ?? experimentId} settings={settingsLine(form)} onAgain={again} />
+              : <Text size="sm" c="dimmed">No result yet.</Text>}
+          </Stack>
+        </Stepper.Step>
+      </Stepper>
+
+      {active < STEP.run && (
+        <Group justify="space-between">
+          <Button variant="default" leftSection={<IconArrowLeft size={16} />} onClick={() => setActive((a) => Math.max(0, a - 1))} disabled={active === 0} data-testid="wizard-back">Back</Button>
+          <Button rightSection={<IconArrowRight size={16} />} onClick={next} loading={checking} data-testid="wizard-next">Next</Button>
+        </Group>
+      )}
+      {active === STEP.run && (
+        <Group>
+          <Button variant="default" leftSection={<IconArrowLeft size={16} />} onClick={() => setActive(STEP.weights)} disabled={running || starting} data-testid="wizard-back">Back</Button>
+        </Group>
+      )}
+    </Stack>
+  );
+}
