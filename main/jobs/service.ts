@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type {
-  ErrorShape, EventName, EventPayloads, JobFinished, JobInfo, JobProgress, LogLine,
+  ErrorShape, EventName, EventPayloads, JobFinished, JobInfo, JobProgress, LogLine, Metric,
 } from '../../preload/contract.ts';
 import { recipeKind, type Recipe } from '../../preload/recipe.ts';
 import { toErrorShape, WhittleError } from '../engine/errors.ts';
@@ -19,6 +19,7 @@ import { Coalescer } from './coalescer.ts';
 import { OutputTail, unexpectedExitError } from './crash.ts';
 import type { EngineHost, EngineProcess } from './engine-host.ts';
 import { EtaEstimator } from './eta.ts';
+import { answerableFromCache, EvaluationCache, metricsOfSubject, type CacheHit, type CacheKey, type StoredEntry } from './evaluation-cache.ts';
 import { ModelFileFactsCache } from './model-file.ts';
 import { jobFolderName } from './output-folder.ts';
 import type { EngineResult, EngineToHost } from './protocol.ts';
@@ -30,6 +31,7 @@ export type Emit = <E extends EventName>(channel: E, payload: EventPayloads[E]) 
 export type JobHistory = Pick<
   History,
   'createExperiment' | 'markRunning' | 'finish' | 'addMetrics' | 'addArtefacts' | 'appendLog' | 'setDetails' | 'transaction'
+  | 'cacheGet' | 'cachePut' | 'db'
 >;
 
 export interface JobServiceOptions {
@@ -46,17 +48,32 @@ export interface JobServiceOptions {
   progressIntervalMs?: number;
   /** Log lines are written to the history in batches at most this far apart. Default 250 ms. */
   logFlushMs?: number;
+  /** Answer repeated evaluations from the evaluation cache (see evaluation-cache.ts). Default true. */
+  evaluationCache?: boolean;
 }
 
 export interface StartedJob { jobId: string; experimentId: number }
 
 type Progressless = Omit<JobProgress, 'seq'>;
 
+/** What the evaluation cache knows about a job, found when it is submitted. */
+interface JobCache {
+  /** The settings hash; null when the evaluation is not cached. */
+  settings: string | null;
+  /** The recipe's model (the original of a compression job). */
+  model: { path: string; sha256: string; contentSha256: string } | null;
+  /** An earlier evaluation of the model with the same settings. */
+  hit: CacheHit | null;
+  /** An evaluate-only job answered from `hit` without an engine process. */
+  answer: boolean;
+}
+
 interface Job {
   readonly jobId: string;
   readonly experimentId: number;
   readonly name: string;
   readonly recipe: Recipe;
+  readonly cache: JobCache;
   state: 'queued' | 'running' | 'finished';
   seq: number;
   progress: JobProgress | null;
@@ -98,6 +115,7 @@ export class JobService {
   private readonly live = new Set<EngineProcess>();
   private readonly recentlyFinished = new Map<string, JobFinished>();
   private readonly modelFacts = new ModelFileFactsCache();
+  private readonly evaluations: EvaluationCache | null;
   private idleWaiters: (() => void)[] = [];
   private closed = false;
 
@@ -110,6 +128,7 @@ export class JobService {
     this.cancelGraceMs = options.cancelGraceMs ?? 3000;
     this.progressIntervalMs = options.progressIntervalMs ?? 100;
     this.logFlushMs = options.logFlushMs ?? 250;
+    this.evaluations = options.evaluationCache === false ? null : new EvaluationCache(this.history, this.modelFacts);
   }
 
   // ── public API ─────────────────────────────────────────────────────────────────────────────────────
@@ -126,11 +145,15 @@ export class JobService {
     const facts = await this.modelFacts.facts(modelPath);
     this.assertOpen();
     const kind = recipeKind(recipe);
+    const cache = await this.cacheFor(recipe, modelPath);
+    this.assertOpen();
     const jobName = name?.trim() || recipe.name?.trim() || `${kind === 'quantize' ? 'Quantize' : 'Evaluate'} ${path.basename(modelPath)}`;
+    // A compression experiment hangs under the latest evaluation of its original, when there is one.
+    const parentId = recipe.steps.length > 0 ? this.evaluations?.latestEvaluation(facts.sha256) ?? null : null;
     const experimentId = this.history.createExperiment({
-      name: jobName, kind, recipe: recipeInput, modelPath, modelBytes: facts.bytes, modelSha256: facts.sha256, status: 'queued',
+      name: jobName, kind, recipe: recipeInput, modelPath, modelBytes: facts.bytes, modelSha256: facts.sha256, parentId, status: 'queued',
     });
-    const job = this.newJob(randomUUID(), experimentId, jobName, recipe);
+    const job = this.newJob(randomUUID(), experimentId, jobName, recipe, cache);
     this.jobs.set(job.jobId, job);
     this.queue.push(job);
     this.emit('history.changed', { experimentId });
@@ -192,17 +215,77 @@ export class JobService {
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
+  // ── evaluation cache ───────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * The job's cache facts. Anything that goes wrong here (a model the engine will reject with a precise
+   * message, a text file that vanished) only means no cache: the job then runs and reports it.
+   */
+  private async cacheFor(recipe: Recipe, modelPath: string): Promise<JobCache> {
+    const none: JobCache = { settings: null, model: null, hit: null, answer: false };
+    if (!this.evaluations) return none;
+    try {
+      const settings = await this.evaluations.settingsHash(recipe);
+      if (settings === null && recipe.steps.length === 0) return none;
+      const identity = await this.evaluations.identity(modelPath);
+      const model = { path: identity.path, sha256: identity.sha256, contentSha256: identity.contentSha256 };
+      const hit = settings === null ? null : this.evaluations.lookup({ model: model.contentSha256, settings });
+      return { settings, model, hit, answer: hit !== null && answerableFromCache(recipe) };
+    } catch {
+      return none;
+    }
+  }
+
+  /** Answers an evaluate-only job from the cache: recorded as done, no engine process. */
+  private answerFromCache(job: Job): void {
+    const hit = job.cache.hit!;
+    const source = hit.from !== null ? `experiment ${hit.from}` : 'an earlier experiment (since deleted)';
+    this.onLog(job, 'info', `Answered from the evaluation cache: ${source} evaluated this model (sha256 ${job.cache.model!.contentSha256.slice(0, 12)}…) with the same settings on ${hit.created}. No engine process was started.`);
+    job.result = {
+      type: 'result',
+      metrics: hit.metrics,
+      artefacts: [],
+      details: {
+        cached: { from: hit.from, created: hit.created },
+        model: job.cache.model!.path,
+        settings: { evaluation: job.recipe.evaluation },
+        note: 'These metrics were measured earlier on the same model file with the same evaluation settings, and were not measured again.',
+      },
+    };
+    this.finalize(job, 'done', null);
+  }
+
+  /**
+   * After a successful job: what it measured goes into the cache, one entry per model (the evaluated
+   * model; or the original and the result of a compression), each under its own content sha256.
+   * Returns the entries, which the experiment's details record. Nothing is stored for a cached answer.
+   */
+  private cacheEntries(job: Job, result: EngineResult): { key: CacheKey; metrics: Metric[]; subject: string }[] {
+    const { settings, model, hit } = job.cache;
+    if (!this.evaluations || settings === null || !model || job.cache.answer) return [];
+    const entries: { key: CacheKey; metrics: Metric[]; subject: string }[] = [];
+    if (job.recipe.steps.length === 0) {
+      entries.push({ subject: 'model', key: { model: model.contentSha256, settings }, metrics: metricsOfSubject(result.metrics, 'model') });
+      return entries;
+    }
+    // The original's entry is already there when it came from the cache.
+    if (!hit) entries.push({ subject: 'original', key: { model: model.contentSha256, settings }, metrics: metricsOfSubject(result.metrics, 'original') });
+    const produced = (result.details.result as { contentSha256?: unknown } | undefined)?.contentSha256;
+    if (typeof produced === 'string') entries.push({ subject: 'result', key: { model: produced, settings }, metrics: metricsOfSubject(result.metrics, 'result') });
+    return entries.filter((e) => e.metrics.length > 0);
+  }
+
   // ── queue ──────────────────────────────────────────────────────────────────────────────────────────
 
   private assertOpen(): void {
     if (this.closed) throw new WhittleError('INTERNAL', 'Whittle is shutting down and accepts no new jobs.');
   }
 
-  private newJob(jobId: string, experimentId: number, name: string, recipe: Recipe): Job {
+  private newJob(jobId: string, experimentId: number, name: string, recipe: Recipe, cache: JobCache): Job {
     let resolveFinished!: (f: JobFinished) => void;
     const finished = new Promise<JobFinished>((resolve) => { resolveFinished = resolve; });
     const job: Job = {
-      jobId, experimentId, name, recipe,
+      jobId, experimentId, name, recipe, cache,
       state: 'queued', seq: 0, progress: null,
       eta: new EtaEstimator(),
       coalescer: new Coalescer<Progressless>(this.progressIntervalMs, (p) => this.deliverProgress(job, p), { sameKind: (a, b) => a.phase === b.phase }),
@@ -235,6 +318,10 @@ export class JobService {
       return;
     }
     this.emit('history.changed', { experimentId: job.experimentId });
+    if (job.cache.answer) {
+      this.answerFromCache(job);
+      return;
+    }
 
     let proc: EngineProcess;
     try {
@@ -248,7 +335,12 @@ export class JobService {
     proc.onOutput((stream, text) => this.onOutput(job, stream, text));
     proc.onMessage((m) => this.onEngineMessage(job, m));
     proc.onExit((code, signal) => this.onEngineExit(job, proc, code, signal));
-    proc.send({ type: 'run', jobId: job.jobId, experimentId: job.experimentId, recipe: job.recipe, workDir });
+    const hit = job.recipe.steps.length > 0 ? job.cache.hit : null;
+    if (hit) this.onLog(job, 'info', `The original was evaluated before with the same settings (${hit.from !== null ? `experiment ${hit.from}` : 'an earlier experiment'}, ${hit.created}): its speed is not measured again.`);
+    proc.send({
+      type: 'run', jobId: job.jobId, experimentId: job.experimentId, recipe: job.recipe, workDir,
+      ...(hit ? { cachedOriginal: { metrics: hit.metrics, from: hit.from, created: hit.created } } : {}),
+    });
   }
 
   private requestStop(job: Job, message: string, graceMs: number): void {
@@ -362,6 +454,8 @@ export class JobService {
     job.state = 'finished';
     const durationMs = ran ? performance.now() - job.startedAt : null;
     const result = status === 'done' ? job.result : null;
+    const cacheEntries = result ? this.cacheEntries(job, result) : [];
+    if (result) this.addCacheDetails(job, result, cacheEntries);
 
     try {
       this.history.transaction(() => {
@@ -385,6 +479,12 @@ export class JobService {
     }
 
     if (status === 'done' && result) {
+      try {
+        for (const e of cacheEntries) this.evaluations?.store(e.key, e.metrics);
+      } catch (e) {
+        // The results are saved; only a later repeat of this evaluation will not be spared.
+        console.error(`whittle: could not store the evaluation of experiment ${job.experimentId} in the cache:`, e);
+      }
       this.emit('job.result', {
         jobId: job.jobId, experimentId: job.experimentId, seq: ++job.seq,
         metrics: result.metrics, artefacts: result.artefacts, details: result.details,
@@ -402,6 +502,15 @@ export class JobService {
     const proc = job.process;
     if (proc && this.live.has(proc) && !job.killTimer) job.killTimer = setTimeout(() => proc.kill(), this.cancelGraceMs);
     job.resolveFinished(finished);
+  }
+
+  /** The models compared (compression) and the cache entries stored, in the result's details. */
+  private addCacheDetails(job: Job, result: EngineResult, entries: { key: CacheKey; subject: string }[]): void {
+    const { model, settings } = job.cache;
+    if (job.recipe.steps.length > 0 && model) result.details.original = { path: model.path, sha256: model.sha256, contentSha256: model.contentSha256 };
+    if (settings === null || job.cache.answer) return;
+    const stored: StoredEntry[] = entries.map((e) => ({ subject: e.subject, model: e.key.model, settings: e.key.settings }));
+    result.details.evaluationCache = { settings, stored, original: job.recipe.steps.length > 0 && job.cache.hit ? { from: job.cache.hit.from, created: job.cache.hit.created } : null };
   }
 
   private emit<E extends EventName>(channel: E, payload: EventPayloads[E]): void {

@@ -1,5 +1,5 @@
 import { Anchor, Group, Text } from '@mantine/core';
-import { IconHistory, IconHome, IconScissors } from '@tabler/icons-react';
+import { IconHistory, IconHome, IconScissors, IconStack2 } from '@tabler/icons-react';
 import type { ReactNode } from 'react';
 import type { Route } from '../lib/route.ts';
 import { href } from '../lib/route.ts';
@@ -16,6 +16,7 @@ function NavLink({ to, active, icon, label, testId }: { to: string; active: bool
 
 export function AppHeader({ route }: { route: Route }) {
   const inHistory = route.name === 'history' || route.name === 'historyDetail';
+  const inQuantize = route.name === 'quantize';
   return (
     <Group h="100%" px="md" justify="space-between" wrap="nowrap">
       <Group gap="lg" wrap="nowrap">
@@ -26,7 +27,8 @@ export function AppHeader({ route }: { route: Route }) {
           </Group>
         </Anchor>
         <Group gap={4} wrap="nowrap" component="nav">
-          <NavLink to={href.home()} active={!inHistory} icon={<IconHome size={16} />} label="Models" testId="nav-home" />
+          <NavLink to={href.home()} active={!inHistory && !inQuantize} icon={<IconHome size={16} />} label="Models" testId="nav-home" />
+          <NavLink to={href.quantize('')} active={inQuantize} icon={<IconStack2 size={16} />} label="Quantize" testId="nav-quantize" />
           <NavLink to={href.history()} active={inHistory} icon={<IconHistory size={16} />} label="History" testId="nav-history" />
         </Group>
       </Group>

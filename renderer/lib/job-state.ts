@@ -35,14 +35,16 @@ export function jobPhase(s: JobState): JobPhase {
   return s.progress ? 'running' : 'starting';
 }
 
-/** Live lines and lines read back from the history may overlap; the same (seq, text) is one line. */
+/** Live lines and lines read back from the history may overlap; the same (time, level, text) is one line. */
 function mergeLog(log: JobState['log'], lines: readonly Pick<LogLine, 'seq' | 'time' | 'level' | 'text'>[]): JobState['log'] {
   if (lines.length === 0) return log;
   const byKey = new Map<string, JobState['log'][number]>();
-  for (const l of log) byKey.set(`${l.seq}\u0000${l.text}`, l);
+  // Live events and history rows number lines differently (job-event seq vs log seq): match on content.
+  const keyOf = (l: Pick<LogLine, 'time' | 'level' | 'text'>) => `${l.time}\u0000${l.level}\u0000${l.text}`;
+  for (const l of log) byKey.set(keyOf(l), l);
   let added = false;
   for (const l of lines) {
-    const key = `${l.seq}\u0000${l.text}`;
+    const key = keyOf(l);
     if (byKey.has(key)) continue;
     byKey.set(key, { seq: l.seq, time: l.time, level: l.level, text: l.text });
     added = true;

@@ -87,7 +87,7 @@ export const href = {
   model: (path: string): string => withQuery('/model', [['path', path]]),
   evaluate: (path: string, job?: { jobId: string; experimentId: number }): string =>
     withQuery('/evaluate', [['path', path], ['job', job?.jobId], ['exp', job?.experimentId]]),
-  quantize: (path: string, job?: { jobId: string; experimentId: number }): string =>
+  quantize: (path: string, job?: { jobId?: string; experimentId: number }): string =>
     withQuery('/quantize', [['path', path], ['job', job?.jobId], ['exp', job?.experimentId]]),
   history: (query: Partial<HistoryQuery> = {}): string => {
     const q = { ...DEFAULT_HISTORY_QUERY, ...query };

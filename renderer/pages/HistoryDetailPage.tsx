@@ -1,7 +1,7 @@
 import {
   ActionIcon, Anchor, Button, Collapse, Group, Modal, Paper, SimpleGrid, Skeleton, Stack, Table, TagsInput, Text, Textarea, TextInput, Title, Tooltip,
 } from '@mantine/core';
-import { IconArrowLeft, IconCheck, IconChevronDown, IconChevronRight, IconPencil, IconRefresh, IconTrash, IconX } from '@tabler/icons-react';
+import { IconArrowLeft, IconArrowsLeftRight, IconCheck, IconChevronDown, IconChevronRight, IconPencil, IconRefresh, IconTrash, IconX } from '@tabler/icons-react';
 import { useEffect, useState, type ReactNode } from 'react';
 import type { ExperimentDetail } from '../../preload/contract.ts';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
@@ -137,7 +137,7 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
     try {
       const started = await api.call('jobs.start', { recipe: detail.recipe, name: `${detail.name} (re-run)`.slice(0, 200) });
       store.track(started.jobId, started.experimentId);
-      navigate(href.evaluate('', started));
+      navigate(detail.kind === 'quantize' ? href.quantize(detail.modelPath, started) : href.evaluate('', started));
     } catch (e) {
       toast.error(e, 'Re-run');
       setRerunning(false);
@@ -158,6 +158,9 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
         </Stack>
         <Group gap="xs" wrap="nowrap">
           <Button component="a" href={href.history()} variant="default" leftSection={<IconArrowLeft size={16} />}>History</Button>
+          {detail.kind === 'quantize' && (
+            <Button component="a" href={href.quantize(detail.modelPath, { experimentId: detail.id })} variant="light" leftSection={<IconArrowsLeftRight size={16} />} data-testid="detail-compare">Compare</Button>
+          )}
           <Button variant="light" leftSection={<IconRefresh size={16} />} onClick={rerun} loading={rerunning} disabled={active} data-testid="detail-rerun">Re-run</Button>
           <Button color="red" variant="light" leftSection={<IconTrash size={16} />} onClick={() => setConfirmDelete(true)} disabled={active} data-testid="detail-delete">Delete</Button>
         </Group>

@@ -1,5 +1,5 @@
 import { Alert, Anchor, Badge, Button, Card, Group, Paper, SimpleGrid, Skeleton, Stack, Text, TextInput, Title } from '@mantine/core';
-import { IconChartBar, IconDragDrop, IconFileDescription, IconFolderOpen, IconPlayerPlay } from '@tabler/icons-react';
+import { IconChartBar, IconDragDrop, IconFileDescription, IconFolderOpen, IconPlayerPlay, IconStack2 } from '@tabler/icons-react';
 import { useRef, useState, type DragEvent } from 'react';
 import type { Sample } from '../../preload/contract.ts';
 import { pathForDroppedFile, transport } from '../bridge/index.ts';
@@ -114,6 +114,7 @@ function SampleCard({ sample }: { sample: Sample }) {
       <Group gap="xs">
         <Button component="a" href={href.model(sample.modelPath)} variant="light" leftSection={<IconFileDescription size={16} />} data-testid="open-sample">Open sample</Button>
         <Button component="a" href={href.evaluate(sample.modelPath)} leftSection={<IconPlayerPlay size={16} />} data-testid="evaluate-sample">Evaluate sample</Button>
+        <Button component="a" href={href.quantize(sample.modelPath)} variant="light" color="grape" leftSection={<IconStack2 size={16} />} data-testid="quantize-sample">Quantize sample</Button>
       </Group>
     </Card>
   );

@@ -213,7 +213,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
     if (checked) setIssues(validateQuantizeForm(next));
   }
 
-  function useSample(s: Sample) {
+  function pickSample(s: Sample) {
     change({ ...form, modelPath: s.modelPath, tokenizerPath: s.tokenizerPath, textPath: s.textPath });
   }
 
@@ -287,7 +287,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
       <Stepper active={active} onStepClick={(i) => { if (!running && !starting && i < active) setActive(i); }} allowNextStepsSelect={false} size="sm" data-testid="wizard">
         <Stepper.Step label="Model" description="What to quantize" data-testid="wizard-tab-model">
           <StepBody testId="wizard-step-model" title="Model" intro="The ONNX model, its tokenizer, and the text both models are evaluated on.">
-            <ModelFields form={form} issues={shownIssues} samples={samples} onChange={change} onSample={useSample} />
+            <ModelFields form={form} issues={shownIssues} samples={samples} onChange={change} onSample={pickSample} />
             {modelError && <ErrorAlert error={modelError} testId="quantize-model-error" />}
           </StepBody>
         </Stepper.Step>

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EventName, EventPayloads, JobInfo, WhittleApi } from '../../../preload/contract.ts';
 import { createJobStore } from '../../../renderer/lib/job-store.ts';
-import { applyJobEvent, initialJobState, jobPhase, LOG_TAIL, phaseLabel } from '../../../renderer/lib/job-state.ts';
+import { applyJobEvent, initialJobState, jobPhase, LOG_TAIL, phaseLabel, withEarlierLog } from '../../../renderer/lib/job-state.ts';
 
 const progress = (seq: number, done: number, jobId = 'j1') => ({ jobId, experimentId: 5, seq, phase: 'perplexity', done, total: 400, etaSeconds: 3, message: '' });
 
@@ -18,6 +18,15 @@ describe('one job folded from its events', () => {
     s = applyJobEvent(s, { channel: 'job.finished', payload: { jobId: 'j1', experimentId: 5, seq: 10, status: 'cancelled', error: null } });
     expect(jobPhase(s)).toBe('cancelled');
     expect(applyJobEvent(s, { channel: 'job.progress', payload: progress(11, 100) })).toBe(s);
+  });
+
+  it('shows a line once when it arrives live and again from the history under another number', () => {
+    const time = new Date(1_700_000_000_000).toISOString();
+    let s = initialJobState('j1', 5);
+    // Live events carry the job's event sequence; the history numbers log lines on their own.
+    s = applyJobEvent(s, { channel: 'job.log', payload: { jobId: 'j1', experimentId: 5, seq: 7, time, level: 'info', text: 'model: perplexity' } });
+    s = withEarlierLog(s, [{ seq: 1, time, level: 'info', text: 'model: perplexity' }, { seq: 2, time, level: 'info', text: 'another line' }]);
+    expect(s.log.map((l) => l.text)).toEqual(['model: perplexity', 'another line']);
   });
 
   it('words phases for the progress line', () => {
