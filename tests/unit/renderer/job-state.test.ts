@@ -25,7 +25,7 @@ describe('one job folded from its events', () => {
     let s = initialJobState('j1', 5);
     // Live events carry the job's event sequence; the history numbers log lines on their own.
     s = applyJobEvent(s, { channel: 'job.log', payload: { jobId: 'j1', experimentId: 5, seq: 7, time, level: 'info', text: 'model: perplexity' } });
-    s = withEarlierLog(s, [{ seq: 1, time, level: 'info', text: 'model: perplexity' }, { seq: 2, time, level: 'info', text: 'another line' }]);
+    s = withEarlierLog(s, [{ seq: 1, time, level: 'info', text: 'model: perplexity' }, { seq: 2, time: new Date(1_700_000_000_500).toISOString(), level: 'info', text: 'another line' }]);
     expect(s.log.map((l) => l.text)).toEqual(['model: perplexity', 'another line']);
   });
 
