@@ -16,6 +16,8 @@ export interface OptionSpec {
   min?: number;
   max?: number;
   choices?: readonly string[];
+  /** May be given several times; the values are collected in order (a string[]). */
+  repeatable?: boolean;
 }
 
 export interface PositionalSpec { name: string; description: string; optional?: boolean }
@@ -30,7 +32,7 @@ export interface CommandSpec {
   notes?: readonly string[];
 }
 
-export type OptionValues = Record<string, string | number | boolean | undefined>;
+export type OptionValues = Record<string, string | number | boolean | string[] | undefined>;
 
 export interface ParsedCommand {
   command: CommandSpec;
@@ -126,7 +128,7 @@ function readOption(cursor: Cursor, specs: readonly OptionSpec[], values: Option
       suggestion ? `Did you mean --${suggestion}? See \`${scope} --help\`.` : `See \`${scope} --help\` for the options.`,
     );
   }
-  if (values[spec.name] !== undefined) throw new UsageError(`--${spec.name} is given more than once.`);
+  if (values[spec.name] !== undefined && !spec.repeatable) throw new UsageError(`--${spec.name} is given more than once.`);
   if (spec.type === 'boolean') {
     if (inline !== undefined) throw new UsageError(`--${spec.name} is a switch and takes no value (got "${inline}").`);
     values[spec.name] = true;
@@ -142,7 +144,9 @@ function readOption(cursor: Cursor, specs: readonly OptionSpec[], values: Option
     raw = next;
     cursor.i++;
   }
-  values[spec.name] = convert(spec, raw, what);
+  const value = convert(spec, raw, what);
+  if (spec.repeatable) values[spec.name] = [...((values[spec.name] as string[] | undefined) ?? []), String(value)];
+  else values[spec.name] = value;
 }
 
 /**
@@ -226,7 +230,7 @@ export function parseCommandLine(argv: readonly string[], commands: readonly Com
 function optionLabel(o: OptionSpec): string {
   const short = o.short ? `-${o.short}, ` : '';
   const value = o.type === 'boolean' ? '' : ` ${o.value ?? (o.type === 'int' ? 'N' : 'VALUE')}`;
-  return `${short}--${o.name}${value}`;
+  return `${short}--${o.name}${value}${o.repeatable ? ' …' : ''}`;
 }
 
 export function usageLine(command: CommandSpec): string {

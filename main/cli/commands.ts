@@ -52,6 +52,35 @@ export const runCommand: CommandSpec = {
   ],
 };
 
+export const quantizeCommand: CommandSpec = {
+  name: 'quantize',
+  summary: 'Quantize the weights of a model (round-to-nearest, block-wise) and compare the result with the original.',
+  positionals: [{ name: 'model', description: 'the .onnx model to quantize' }],
+  options: [
+    { name: 'bits', type: 'string', value: 'B', choices: ['2', '4', '8'], description: 'bits per weight: 2, 4 or 8 (default 4)' },
+    { name: 'block-size', type: 'int', value: 'N', description: 'weights per block along K, a power of two from 16 to 256 (default 32)' },
+    { name: 'symmetric', type: 'boolean', description: 'symmetric quantization (no zero points)' },
+    { name: 'accuracy-level', type: 'int', value: 'N', max: 4, description: "MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 (default 4, onnxruntime's fast CPU kernel)" },
+    { name: 'format', type: 'string', value: 'F', choices: ['matmulnbits', 'qdq'], description: 'matmulnbits (com.microsoft.MatMulNBits, default) or qdq (DequantizeLinear → MatMul, opset 21)' },
+    { name: 'keep', type: 'string', value: 'REGEX', repeatable: true, description: 'keep weights whose name matches REGEX in full precision (may be repeated)' },
+    { name: 'out', type: 'string', value: 'DIR', description: "the output folder (default: a folder of the experiment in Whittle's home)" },
+    { name: 'eval-text', type: 'string', value: 'FILE', description: 'a UTF-8 text to compare original and result on (perplexity, KL, top-1 agreement)' },
+    { name: 'tokenizer', type: 'string', value: 'FILE', description: "the model's tokenizer.json (default: tokenizer.json beside the model)" },
+    { name: 'window', type: 'int', value: 'L', description: 'with --eval-text: document length in tokens (default 256)' },
+    { name: 'samples', type: 'int', value: 'N', description: 'with --eval-text: number of documents (default 400)' },
+    { name: 'speed', type: 'boolean', description: 'also time prefill and decode of both models' },
+    { name: 'threads', type: 'int', value: 'T', description: "onnxruntime intra-op threads for the speed timing (default: onnxruntime's choice)" },
+    { name: 'name', type: 'string', value: 'NAME', description: 'a name for the experiment in the history' },
+  ],
+  notes: [
+    'The perplexity protocol is "documents": blank-line separated paragraphs, BOS + tokens truncated to L.',
+    'Ctrl-C cancels the job; nothing half-written is left in the output folder.',
+    'Examples:',
+    '  whittle quantize model.onnx --bits 4 --block-size 32 --eval-text eval.txt',
+    '  whittle quantize model.onnx --bits 8 --keep "lm_head" --out model-int8 --eval-text eval.txt --speed --json',
+  ],
+};
+
 export const historyListCommand: CommandSpec = {
   name: 'history list',
   summary: 'List experiments, newest first.',
@@ -89,5 +118,5 @@ export const serveCommand: CommandSpec = {
 };
 
 export const COMMANDS: readonly CommandSpec[] = [
-  inspectCommand, evalCommand, runCommand, historyListCommand, historyShowCommand, historyDeleteCommand, serveCommand,
+  inspectCommand, evalCommand, runCommand, quantizeCommand, historyListCommand, historyShowCommand, historyDeleteCommand, serveCommand,
 ];

@@ -8,6 +8,7 @@ import type { RecipeInput } from '../../preload/recipe.ts';
 import { Recipe } from '../../preload/recipe.ts';
 import { issuePath } from '../api/issues.ts';
 import { UsageError, type OptionValues } from './args.ts';
+import { comparisonText, isComparison } from './comparison.ts';
 import { formatDuration, formatMetric, metricLabel, renderTable } from './format.ts';
 import { runJob, type JobOutcome } from './job-runner.ts';
 import { EXIT_FAILURE, EXIT_OK, exitCodeFor, type Output } from './output.ts';
@@ -101,8 +102,11 @@ export function metricsTable(metrics: readonly Metric[]): string {
 }
 
 export function experimentText(e: ExperimentDetail): string {
+  if (isComparison(e.metrics)) return comparisonText(e);
   const took = e.durationMs !== null ? ` in ${formatDuration(e.durationMs / 1000)}` : '';
   const lines = [`Experiment ${e.id} · ${e.name} · ${e.status}${took}`, ''];
+  const cached = e.details.cached as { from?: number | null; created?: string } | undefined;
+  if (cached) lines.push(`From the evaluation cache: measured ${cached.from ? `by experiment ${cached.from} ` : ''}on ${cached.created ?? 'an earlier run'}, same model and settings.`, '');
   if (e.metrics.length) lines.push(metricsTable(e.metrics));
   for (const a of e.artefacts) lines.push(`${a.kind}: ${a.path}`);
   if (e.artefacts.length) lines.push('');
@@ -112,13 +116,20 @@ export function experimentText(e: ExperimentDetail): string {
 
 // ── commands ─────────────────────────────────────────────────────────────────────────────────────────
 
-async function runAndReport(submit: unknown, name: string | undefined, out: Output, home: string | undefined): Promise<number> {
+/** Runs a recipe as a job and prints the finished experiment (`json` may add to the JSON document). */
+export async function runAndReport(
+  submit: unknown,
+  name: string | undefined,
+  out: Output,
+  home: string | undefined,
+  json: (outcome: JobOutcome, base: Record<string, unknown>) => Record<string, unknown> = (_, base) => base,
+): Promise<number> {
   const session = await openSession({ home, transport: 'memory', needsEngine: true, out });
   try {
     const outcome = await runJob(session, out, submit, name);
     const { finished, experiment } = outcome;
     if (finished.status === 'done') {
-      out.result(experimentJson(outcome, experiment), experimentText(experiment));
+      out.result(json(outcome, experimentJson(outcome, experiment)), experimentText(experiment));
       return EXIT_OK;
     }
     const error = finished.error ?? experiment.error ?? { code: finished.status === 'cancelled' ? 'CANCELLED' : 'INTERNAL', message: `The job ${finished.status}.` };

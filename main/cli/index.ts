@@ -5,6 +5,7 @@
  *   whittle inspect <model>
  *   whittle eval <model> --tokenizer FILE --text FILE [...]  |  whittle eval --recipe FILE
  *   whittle run <recipe.json>
+ *   whittle quantize <model> --bits 4 --block-size 32 [--eval-text FILE] [...]
  *   whittle history list|show|delete
  *   whittle serve [--port N] [--open]
  *

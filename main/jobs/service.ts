@@ -264,11 +264,9 @@ export class JobService {
     const { settings, model, hit } = job.cache;
     if (!this.evaluations || settings === null || !model || job.cache.answer) return [];
     const entries: { key: CacheKey; metrics: Metric[]; subject: string }[] = [];
-    if (job.recipe.steps.length === 0) {
-      entries.push({ subject: 'model', key: { model: model.contentSha256, settings }, metrics: metricsOfSubject(result.metrics, 'model') });
-      return entries;
-    }
-    // The original's entry is already there when it came from the cache.
+    // The recipe's model evaluated alone (no steps, or only analyses that leave it unchanged).
+    entries.push({ subject: 'model', key: { model: model.contentSha256, settings }, metrics: metricsOfSubject(result.metrics, 'model') });
+    // A compression: the original (unless its entry is where its metrics came from) and the result.
     if (!hit) entries.push({ subject: 'original', key: { model: model.contentSha256, settings }, metrics: metricsOfSubject(result.metrics, 'original') });
     const produced = (result.details.result as { contentSha256?: unknown } | undefined)?.contentSha256;
     if (typeof produced === 'string') entries.push({ subject: 'result', key: { model: produced, settings }, metrics: metricsOfSubject(result.metrics, 'result') });
@@ -335,7 +333,8 @@ export class JobService {
     proc.onOutput((stream, text) => this.onOutput(job, stream, text));
     proc.onMessage((m) => this.onEngineMessage(job, m));
     proc.onExit((code, signal) => this.onEngineExit(job, proc, code, signal));
-    const hit = job.recipe.steps.length > 0 ? job.cache.hit : null;
+    // A compression (not an analysis alone) can spare the original's speed measurement.
+    const hit = job.recipe.steps.length > 0 && recipeKind(job.recipe) !== 'sensitivity' ? job.cache.hit : null;
     if (hit) this.onLog(job, 'info', `The original was evaluated before with the same settings (${hit.from !== null ? `experiment ${hit.from}` : 'an earlier experiment'}, ${hit.created}): its speed is not measured again.`);
     proc.send({
       type: 'run', jobId: job.jobId, experimentId: job.experimentId, recipe: job.recipe, workDir,

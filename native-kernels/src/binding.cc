@@ -7,6 +7,9 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports);    // cpu_features.cc
 void RegisterFp16(Napi::Env env, Napi::Object exports);       // fp16.cc
 void RegisterGemm(Napi::Env env, Napi::Object exports);       // gemm.cc
 void RegisterBlockwise(Napi::Env env, Napi::Object exports);  // blockwise.cc
+void RegisterLinalg(Napi::Env env, Napi::Object exports);     // linalg.cc
+void RegisterHessian(Napi::Env env, Napi::Object exports);    // hessian.cc
+void RegisterGptq(Napi::Env env, Napi::Object exports);       // gptq.cc
 }  // namespace whittle
 
 namespace {
@@ -16,6 +19,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   whittle::RegisterFp16(env, exports);
   whittle::RegisterGemm(env, exports);
   whittle::RegisterBlockwise(env, exports);
+  whittle::RegisterLinalg(env, exports);
+  whittle::RegisterHessian(env, exports);
+  whittle::RegisterGptq(env, exports);
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
   return exports;
 }

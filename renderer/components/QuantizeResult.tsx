@@ -71,11 +71,11 @@ function CompareChart({ metrics }: { metrics: readonly Metric[] }) {
   if (data.size.length === 0 && data.perplexity.length === 0) return <Text size="sm" c="dimmed">Nothing to chart: neither size nor perplexity was measured for both models.</Text>;
   return (
     <SimpleGrid cols={2} spacing="md">
-      {[{ key: 'size', rows: data.size, fmt: (v: number) => `${formatDecimal(v, 2)} MB` }, { key: 'perplexity', rows: data.perplexity, fmt: (v: number) => formatDecimal(v, 3) }]
+      {[{ key: 'size', rows: data.size, fmt: (v: number) => formatDecimal(v, 2) }, { key: 'perplexity', rows: data.perplexity, fmt: (v: number) => formatDecimal(v, 3) }]
         .filter((c) => c.rows.length > 0)
         .map((c) => (
-          <BarChart key={c.key} h={220} data={c.rows} dataKey="label" series={SERIES} withLegend legendProps={{ verticalAlign: 'bottom' }}
-            withBarValueLabel valueFormatter={c.fmt} gridAxis="y" yAxisProps={{ width: 48 }} barProps={{ radius: 4 }} maxBarWidth={56}
+          <BarChart key={c.key} h={300} data={c.rows} dataKey="label" series={SERIES} withLegend legendProps={{ verticalAlign: 'bottom' }}
+            withBarValueLabel valueFormatter={c.fmt} gridAxis="y" yAxisProps={{ width: 40 }} barProps={{ radius: 4 }} maxBarWidth={56}
             data-testid={`compare-chart-${c.key}`} />
         ))}
     </SimpleGrid>

@@ -6,7 +6,7 @@ import { formatBytes, formatInteger, formatShape } from '../lib/format.ts';
 import { exactNamePattern, findLmHead, matchingKeepPatterns, parseKeepPatterns, toggleKeepPattern } from '../lib/quantize-form.ts';
 
 const ACTION_COLOR: Record<QuantizePlanWeight['action'], string> = { quantize: 'teal', keep: 'blue', skip: 'gray' };
-const ACTION_WORD: Record<QuantizePlanWeight['action'], string> = { quantize: 'quantize', keep: 'keep (float)', skip: 'skip' };
+const ACTION_WORD: Record<QuantizePlanWeight['action'], string> = { quantize: 'quantize', keep: 'keep', skip: 'skip' };
 const ROWS = 150;
 
 type Filter = 'all' | QuantizePlanWeight['action'];

@@ -22,7 +22,7 @@ export const COMPARE_METRICS: readonly CompareMetric[] = [
   { name: 'top1_agreement', better: 'higher', relative: true },
   { name: 'bytes_on_disk', better: 'lower', label: 'Size on disk' },
   { name: 'bits_per_weight', better: 'lower' },
-  { name: 'prefill_ms', better: 'lower', label: 'Prefill (ms)' },
+  { name: 'prefill_ms', better: 'lower', label: 'Prefill time' },
   { name: 'decode_tokens_per_s', better: 'higher', label: 'Decode speed' },
   { name: 'parameters', better: null },
 ];
@@ -108,14 +108,17 @@ export interface SamplePair { prompt: string; original: string | null; result: s
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** A generation as text: a string, or an object with `completion` (preferred) or `text`. */
-function generationText(g: unknown): string | null {
-  if (typeof g === 'string') return g;
-  if (isRecord(g)) {
-    if (typeof g.completion === 'string') return g.completion;
-    if (typeof g.text === 'string') return g.text;
-  }
-  return null;
+/**
+ * The continuation after the prompt, as it reads after it. A generation is a completion string, or an
+ * object with the full decoded `text` (preferred: its spacing is the tokenizer's) or a `completion`.
+ * A completion decoded on its own loses its leading space with SentencePiece tokenizers, so between a
+ * prompt ending in a word and a completion starting with one a space is put back.
+ */
+export function continuation(prompt: string, g: unknown): string | null {
+  if (isRecord(g) && typeof g.text === 'string' && g.text.startsWith(prompt)) return g.text.slice(prompt.length);
+  const completion = typeof g === 'string' ? g : isRecord(g) && typeof g.completion === 'string' ? g.completion : null;
+  if (completion === null) return null;
+  return /[\p{L}\p{N}]$/u.test(prompt) && /^[\p{L}\p{N}]/u.test(completion) ? ` ${completion}` : completion;
 }
 
 /**
@@ -125,11 +128,10 @@ function generationText(g: unknown): string | null {
 export function samplePairs(details: Record<string, unknown> | null | undefined): SamplePair[] {
   if (!details) return [];
   if (Array.isArray(details.samples)) {
-    return details.samples.filter(isRecord).map((s) => ({
-      prompt: typeof s.prompt === 'string' ? s.prompt : '',
-      original: generationText(s.original),
-      result: generationText(s.result),
-    }));
+    return details.samples.filter(isRecord).map((s) => {
+      const prompt = typeof s.prompt === 'string' ? s.prompt : '';
+      return { prompt, original: continuation(prompt, s.original), result: continuation(prompt, s.result) };
+    });
   }
   const evaluation = isRecord(details.evaluation) ? details.evaluation : null;
   const list = (subject: string): unknown[] => {
@@ -144,7 +146,7 @@ export function samplePairs(details: Record<string, unknown> | null | undefined)
     const o = original[i];
     const r = result[i];
     const prompt = (isRecord(o) && typeof o.prompt === 'string' ? o.prompt : isRecord(r) && typeof r.prompt === 'string' ? r.prompt : '');
-    pairs.push({ prompt, original: generationText(o), result: generationText(r) });
+    pairs.push({ prompt, original: continuation(prompt, o), result: continuation(prompt, r) });
   }
   return pairs;
 }

@@ -279,8 +279,8 @@ export function quantizeFormFromRecipe(recipe: unknown): QuantizeForm | null {
   const parsed = Recipe.safeParse(recipe);
   if (!parsed.success) return null;
   const r = parsed.data;
-  const step = r.steps.find((s) => s.type === 'quantize');
-  if (!step) return null;
+  const step = r.steps.find((s) => s.type === 'quantize' && s.method === 'rtn');
+  if (!step || step.type !== 'quantize' || step.method !== 'rtn') return null;
   const form = defaultQuantizeForm(r.model.path);
   form.tokenizerPath = r.tokenizer?.path ?? '';
   form.name = r.name ?? '';

@@ -4,7 +4,7 @@ import {
 import { useDebouncedValue } from '@mantine/hooks';
 import { IconArrowLeft, IconArrowRight, IconChartBar, IconCode, IconPlayerPlay, IconSparkles } from '@tabler/icons-react';
 import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
-import type { ErrorShape, ExperimentDetail, Sample } from '../../preload/contract.ts';
+import type { ErrorShape, ExperimentDetail, QuantizePlan, Sample } from '../../preload/contract.ts';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { JobPanel } from '../components/JobPanel.tsx';
 import { JsonBlock } from '../components/JsonBlock.tsx';
@@ -21,7 +21,7 @@ import { toUiError } from '../lib/errors.ts';
 import { baseName, formatBytes } from '../lib/format.ts';
 import { jobPhase } from '../lib/job-state.ts';
 import {
-  buildQuantizeRecipe, defaultQuantizeForm, firstStepWithIssues, FORMATS, issuesForStep, METHODS, parseKeepPatterns, parsePrompts, planStep,
+  buildQuantizeRecipe, defaultQuantizeForm, firstStepWithIssues, FORMATS, invalidKeepPatterns, issuesForStep, METHODS, parseKeepPatterns, parsePrompts, planStep,
   quantizeFormFromRecipe, quantizeIssuesFromServer, validateQuantizeForm, type QuantizeForm, type QuantizeIssues,
 } from '../lib/quantize-form.ts';
 import { href } from '../lib/route.ts';
@@ -202,6 +202,12 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
   const wantPlan = active >= STEP.method && active <= STEP.run && debouncedKey !== null;
   const plan = useCall('quantize.plan', wantPlan ? (JSON.parse(debouncedKey!) as { path: string; step: NonNullable<typeof step> }) : null);
   const planLoading = plan.loading || (planKey !== debouncedKey && planKey !== null);
+  // While a keep pattern is being typed and is not valid yet, the last plan stays on screen.
+  const badKeep = invalidKeepPatterns(parseKeepPatterns(form.keepText))[0];
+  const keepError = badKeep ? `"${badKeep.pattern}" is not a valid regular expression (${badKeep.message}).` : undefined;
+  const [lastPlan, setLastPlan] = useState<QuantizePlan | null>(null);
+  useEffect(() => { if (plan.data) setLastPlan(plan.data); }, [plan.data]);
+  const shownPlan = plan.data ?? (badKeep && lastPlan && lastPlan.path === form.modelPath.trim() ? lastPlan : null);
 
   const recipe = useMemo(() => buildQuantizeRecipe(form), [form]);
 
@@ -275,7 +281,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
   }
 
   const planBytes = plan.data ? { before: plan.data.bytesBefore, after: plan.data.bytesAfter } : null;
-  const estimate = <SizeEstimate plan={plan.data} loading={planLoading} error={plan.error} />;
+  const estimate = <SizeEstimate plan={shownPlan} loading={planLoading} error={plan.error} />;
   const shownIssues = checked ? issues : {};
 
   return (
@@ -301,12 +307,12 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
           <StepBody testId="wizard-step-weights" title="Weights" intro="What the step will do with each weight. Keep sensitive ones (often the LM head) in full precision.">
             {estimate}
             {plan.error && <ErrorAlert error={plan.error} testId="plan-error" />}
-            {plan.data && (
-              <QuantizeWeightsTable plan={plan.data} keepText={form.keepText} onKeepText={(keepText) => change({ ...form, keepText })}
-                keepError={issues.keepText} />
+            {shownPlan && (
+              <QuantizeWeightsTable plan={shownPlan} keepText={form.keepText} onKeepText={(keepText) => change({ ...form, keepText })}
+                keepError={keepError} />
             )}
-            {!plan.data && !plan.error && shownIssues.keepText && <Alert color="red" variant="light">{shownIssues.keepText}</Alert>}
-            {!plan.data && !plan.error && !shownIssues.keepText && <Text size="sm" c="dimmed">Reading the model…</Text>}
+            {!shownPlan && !plan.error && keepError && <Alert color="red" variant="light">{keepError}</Alert>}
+            {!shownPlan && !plan.error && !keepError && <Text size="sm" c="dimmed">Reading the model…</Text>}
           </StepBody>
         </Stepper.Step>
         <Stepper.Step label="Run" description="Quantize and evaluate" data-testid="wizard-tab-run">

@@ -9,12 +9,16 @@ import type { StepInput, StepOutput, StepRunner } from '../recipe/steps.ts';
 import { DATA_FILE, MODEL_FILE } from './output-folder.ts';
 import { quantizeWeightOnly } from './weight-only.ts';
 
+/** Where a step writes: the last step delivers to the recipe's output folder, an earlier one an intermediate model. */
+export function stepOutputDir(input: StepInput, ctx: JobContext): string {
+  const last = input.index === input.recipe.steps.length - 1;
+  return path.resolve(last ? (input.recipe.output?.dir ?? path.join(ctx.workDir, 'output')) : path.join(ctx.workDir, `step-${input.index + 1}`));
+}
+
 export const quantizeRtnStep: StepRunner<QuantizeRtnStep> = {
   async run(input: StepInput<QuantizeRtnStep>, ctx: JobContext): Promise<StepOutput> {
     const { recipe, step } = input;
-    // The last step delivers to the recipe's output folder; an earlier one writes an intermediate model.
-    const last = input.index === recipe.steps.length - 1;
-    const outDir = path.resolve(last ? (recipe.output?.dir ?? path.join(ctx.workDir, 'output')) : path.join(ctx.workDir, `step-${input.index + 1}`));
+    const outDir = stepOutputDir(input, ctx);
     const r = await quantizeWeightOnly(input.modelPath, step, outDir, ctx, { recipe });
     const modelBytes = r.files.filter((f) => f.name === MODEL_FILE || f.name === DATA_FILE).reduce((a, f) => a + f.bytes, 0);
     return {
@@ -31,7 +35,8 @@ export const quantizeRtnStep: StepRunner<QuantizeRtnStep> = {
         symmetric: step.symmetric,
         accuracyLevel: step.accuracyLevel,
         quantized: r.quantized.length,
-        quantizedWeights: r.quantized.map((w) => ({ name: w.name, shape: w.shape, sqError: w.sqError })),
+        quantizedWeights: r.quantized.map((w) => ({ name: w.name, shape: w.shape, bits: w.bits, sqError: w.sqError })),
+        overrides: step.overrides,
         skipped: r.skipped.map((s) => ({ name: s.name, reason: s.reason })),
         sqError: r.sqError,
         outputDir: r.outDir,

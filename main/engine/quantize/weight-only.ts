@@ -10,25 +10,30 @@
  * The rewrite is "node in → nodes out" (rewrite.ts); unused float initializers are swept afterwards and
  * everything else is copied through by reference by the model writer. Memory: two float weights plus a
  * bounded spool of quantized bytes (spool.ts), whatever the model's size.
+ *
+ * Mixed precision: `overrides` [{ pattern, bits }] give a weight other bits than `bits` (the first pattern
+ * matching its initializer name wins); each weight's bits are recorded in whittle.json.
+ * The loop itself (`quantizeWeightsInto`) is shared with GPTQ (gptq.ts), which plugs in its own
+ * per-weight quantizer after a calibration pass; RTN's quantizer is `quantizeBlockwise`.
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { QuantizeRtnStep, type Recipe } from '../../../preload/recipe.ts';
+import { QuantizeRtnStep, type BitsOverride, type QuantizeGptqStep, type Recipe } from '../../../preload/recipe.ts';
 import { WhittleError, throwIfAborted } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
 import { readModel } from '../onnx/reader.ts';
 import { writeModel } from '../onnx/writer.ts';
 import { ensureOpset, initializerMap, NameScope, sweepUnusedInitializers } from '../onnx/graph.ts';
 import { floatToHalf } from '../onnx/tensor-data.ts';
-import type { NodeProto } from '../onnx/proto-types.ts';
-import { quantizeBlockwise } from '../native/index.ts';
+import type { NodeProto, OnnxModel } from '../onnx/proto-types.ts';
+import { quantizeBlockwise, type BlockwiseQuantized as NativeQuantized, type QuantBits } from '../native/index.ts';
 import { scaleInPlace, transpose2d, type BlockwiseQuantized } from './layout.ts';
 import { planTargets, type QuantTarget, type SkippedWeight, type TargetPlan } from './targets.ts';
 import { toDequantizeMatMul, toMatMulNBits, type RewriteOptions } from './rewrite.ts';
 import { prepareForBlockedDequantize } from './qdq-opset.ts';
 import { TensorSpool } from './spool.ts';
 import { WeightReader } from './weight-reader.ts';
-import { copyCompanions, createPartialFolder, DATA_FILE, listFiles, MODEL_FILE } from './output-folder.ts';
+import { copyCompanions, createPartialFolder, DATA_FILE, listFiles, MODEL_FILE, type PartialFolder } from './output-folder.ts';
 import { sha256File, whittleVersion, writeManifest, type Manifest, type ManifestWeight } from './manifest.ts';
 
 export interface QuantizeOptions {
@@ -40,11 +45,15 @@ export interface QuantizeOptions {
   spoolMemory?: number;
 }
 
+/** A quantized weight as recorded in whittle.json, with the facts its quantizer adds (GPTQ: loss, dead inputs). */
+export type QuantizedWeight = ManifestWeight & Record<string, unknown>;
+
 export interface QuantizeResult {
   outDir: string;
   modelPath: string;
-  quantized: ManifestWeight[];
+  quantized: QuantizedWeight[];
   skipped: SkippedWeight[];
+  /** The step's default bits (overrides may give single weights others; see `quantized[i].bits`). */
   bits: number;
   blockSize: number;
   format: 'matmulnbits' | 'qdq';
@@ -55,14 +64,49 @@ export interface QuantizeResult {
   sqError: number;
 }
 
-function compileKeep(patterns: string[]): RegExp[] {
+/** The settings of a weight-only step that the shared loop reads (RTN and GPTQ). */
+export type WeightOnlyStep = QuantizeRtnStep | QuantizeGptqStep;
+
+/** One weight quantized by a pipeline's quantizer. */
+export interface WeightQuantization {
+  q: NativeQuantized;
+  /** Extra facts recorded with the weight in whittle.json and the step details. */
+  facts?: Record<string, unknown>;
+}
+
+export interface WeightQuantizer {
+  /** Quantizes one target's weight W [K, N] (row-major; float32, or float16 bits for fp16 models). */
+  quantize(target: QuantTarget, weight: Float32Array | Uint16Array, bits: QuantBits): Promise<WeightQuantization>;
+}
+
+/** How a weight-only method plugs into the shared loop. */
+export interface WeightOnlyPipeline {
+  /**
+   * Runs after the targets are planned and before the output folder is created (GPTQ calibrates here).
+   * `bitsOf` gives each target's bits (step.bits or an override).
+   */
+  prepare(model: OnnxModel, plan: TargetPlan, bitsOf: (weight: string) => QuantBits): Promise<WeightQuantizer>;
+  /** Extra top-level entries of whittle.json (e.g. the calibration settings). */
+  manifestExtra?(): Record<string, unknown>;
+}
+
+export function compilePatterns(patterns: string[], what: string): RegExp[] {
   return patterns.map((p) => {
     try {
       return new RegExp(p);
     } catch (e) {
-      throw new WhittleError('INVALID_INPUT', `The keep pattern '${p}' is not a valid regular expression: ${(e as Error).message}`, { pattern: p });
+      throw new WhittleError('INVALID_INPUT', `The ${what} pattern '${p}' is not a valid regular expression: ${(e as Error).message}`, { pattern: p });
     }
   });
+}
+
+/**
+ * Each weight's bits: the first override whose pattern matches the initializer name, else `bits`.
+ * Bad patterns are INVALID_INPUT errors (before any work).
+ */
+export function bitsResolver(bits: QuantBits, overrides: BitsOverride[]): (weight: string) => QuantBits {
+  const compiled = compilePatterns(overrides.map((o) => o.pattern), 'override').map((re, i) => ({ re, bits: overrides[i].bits as QuantBits }));
+  return (weight) => compiled.find((o) => o.re.test(weight))?.bits ?? bits;
 }
 
 /** The pinned message for a model with nothing left to quantize. */
@@ -77,7 +121,7 @@ export function nothingToQuantizeMessage(plan: TargetPlan): string {
 }
 
 /** The weight as the kernel wants it: row-major [K, N], float32 or fp16 bits. */
-function asKernelWeight(bytes: Uint8Array, target: QuantTarget): Float32Array | Uint16Array {
+export function asKernelWeight(bytes: Uint8Array, target: QuantTarget): Float32Array | Uint16Array {
   const width = target.dtype === 'float16' ? 2 : 4;
   const elements = target.k * target.n;
   if (bytes.length !== elements * width) {
@@ -91,6 +135,20 @@ function asKernelWeight(bytes: Uint8Array, target: QuantTarget): Float32Array | 
   return target.transposed ? transpose2d(w, target.n, target.k) : w;
 }
 
+/** Round-to-nearest: each weight on its own (no calibration). */
+export function rtnPipeline(step: Pick<WeightOnlyStep, 'blockSize' | 'symmetric'>): WeightOnlyPipeline {
+  return {
+    prepare: async () => ({
+      quantize: async (target, weight, bits) => ({
+        q: await quantizeBlockwise(weight, {
+          k: target.k, n: target.n, bits, blockSize: step.blockSize, symmetric: step.symmetric,
+          weightIsFp16: target.dtype === 'float16',
+        }),
+      }),
+    }),
+  };
+}
+
 /**
  * Quantizes every eligible MatMul/Gemm weight of `modelPath` and writes the output folder `outDir`
  * (model.onnx + model.onnx.data, tokenizer/config companions, genai_config.json, whittle.json).
@@ -98,10 +156,37 @@ function asKernelWeight(bytes: Uint8Array, target: QuantTarget): Float32Array | 
  */
 export async function quantizeWeightOnly(modelPath: string, stepInput: QuantizeRtnStep, outDir: string, ctx: JobContext, options: QuantizeOptions = {}): Promise<QuantizeResult> {
   const step = QuantizeRtnStep.parse(stepInput);
-  const keep = compileKeep(step.keep);
-  if (step.format === 'qdq' && step.bits === 2) {
-    throw new WhittleError('INVALID_INPUT', 'The QDQ format has no 2-bit type that onnxruntime runs; use the MatMulNBits format for 2-bit weights, or 4/8 bits.', { bits: step.bits });
+  return quantizeWeightsInto(modelPath, step, outDir, ctx, options, rtnPipeline(step));
+}
+
+/** Checks a weight-only step's patterns and format before any work; returns the keep patterns and each weight's bits. */
+export function checkWeightOnlySettings(step: WeightOnlyStep): { keep: RegExp[]; bitsOf: (weight: string) => QuantBits } {
+  const keep = compilePatterns(step.keep, 'keep');
+  const bitsOf = bitsResolver(step.bits, step.overrides);
+  if (step.format === 'qdq' && (step.bits === 2 || step.overrides.some((o) => o.bits === 2))) {
+    throw new WhittleError('INVALID_INPUT', 'The QDQ format has no 2-bit type that onnxruntime runs; use the MatMulNBits format for 2-bit weights, or 4/8 bits.', { bits: 2 });
   }
+  return { keep, bitsOf };
+}
+
+/** Plans the targets of a weight-only step (keep patterns, skip reasons). */
+export function planWeightOnly(model: OnnxModel, step: WeightOnlyStep): { plan: TargetPlan; bitsOf: (weight: string) => QuantBits } {
+  const { keep, bitsOf } = checkWeightOnlySettings(step);
+  const graph = model.proto.graph;
+  if (!graph) throw new WhittleError('MODEL_PARSE', `${model.path} has no graph.`);
+  return { plan: planTargets(graph, { blockSize: step.blockSize, keep }), bitsOf };
+}
+
+/** The shared weight-only loop (see the file header); `pipeline` supplies the per-weight quantizer. */
+export async function quantizeWeightsInto(
+  modelPath: string,
+  step: WeightOnlyStep,
+  outDir: string,
+  ctx: JobContext,
+  options: QuantizeOptions,
+  pipeline: WeightOnlyPipeline,
+): Promise<QuantizeResult> {
+  const { keep, bitsOf } = checkWeightOnlySettings(step);
   throwIfAborted(ctx.signal);
   const source = path.resolve(modelPath);
   const model = await readModel(source);
@@ -113,6 +198,8 @@ export async function quantizeWeightOnly(modelPath: string, stepInput: QuantizeR
   if (plan.targets.length === 0) {
     throw new WhittleError('INVALID_INPUT', nothingToQuantizeMessage(plan), { skipped: plan.skipped, alreadyQuantized: plan.alreadyQuantized });
   }
+  const quantizer = await pipeline.prepare(model, plan, bitsOf);
+  throwIfAborted(ctx.signal);
 
   const names = NameScope.fromModel(model.proto);
   const uniqueName = (base: string): string => names.fresh(base);
@@ -138,7 +225,7 @@ export async function quantizeWeightOnly(modelPath: string, stepInput: QuantizeR
   let next: Promise<Float32Array | Uint16Array> | null = null;
   try {
     const replacements = new Map<NodeProto, NodeProto[]>();
-    const quantized: ManifestWeight[] = [];
+    const quantized: QuantizedWeight[] = [];
     let sqError = 0;
     const total = plan.targets.length;
     ctx.progress({ phase: 'quantize', done: 0, total });
@@ -149,10 +236,8 @@ export async function quantizeWeightOnly(modelPath: string, stepInput: QuantizeR
       const weight = await next!;
       // Read the next weight (into the reader's other buffer) while this one is quantized.
       next = i + 1 < total ? load(i + 1) : null;
-      const q = await quantizeBlockwise(weight, {
-        k: target.k, n: target.n, bits: step.bits, blockSize: step.blockSize, symmetric: step.symmetric,
-        weightIsFp16: target.dtype === 'float16',
-      });
+      const bits = bitsOf(target.weight);
+      const { q, facts } = await quantizer.quantize(target, weight, bits);
       if (target.alpha !== 1) scaleInPlace(q.scales, target.alpha);
       const blockwise: BlockwiseQuantized = q;
       const rep = step.format === 'qdq' ? toDequantizeMatMul(target, blockwise, rewriteOptions) : toMatMulNBits(target, blockwise, rewriteOptions);
@@ -161,7 +246,7 @@ export async function quantizeWeightOnly(modelPath: string, stepInput: QuantizeR
       }
       replacements.set(target.node, rep.nodes);
       sqError += q.sqError;
-      quantized.push({ name: target.weight, shape: target.shape, bits: step.bits, blockSize: step.blockSize, status: 'quantized', sqError: q.sqError });
+      quantized.push({ name: target.weight, shape: target.shape, bits, blockSize: step.blockSize, status: 'quantized', sqError: q.sqError, ...facts });
       ctx.progress({ phase: 'quantize', done: i + 1, total, message: target.weight });
     }
     await reader.close();
@@ -171,49 +256,22 @@ export async function quantizeWeightOnly(modelPath: string, stepInput: QuantizeR
     sweepUnusedInitializers(graph);
     if (step.format === 'matmulnbits') ensureOpset(model.proto, 'com.microsoft', 1);
 
-    const outModel = path.join(partial.dir, MODEL_FILE);
-    let reported = -Infinity;
-    const onProgress = (done: number, totalBytes: number): void => {
-      if (done - reported < 64 * 2 ** 20 && done < totalBytes) return; // at most one event per 64 MiB
-      reported = done;
-      ctx.progress({ phase: 'write', done, total: totalBytes, message: MODEL_FILE });
-    };
-    await writeModel(model, outModel, { externalData: 'auto', threshold: 1024, dataFileName: DATA_FILE, signal: ctx.signal, onProgress });
-    await spool.remove();
-    throwIfAborted(ctx.signal);
-
-    await copyCompanions(source, options.tokenizerPath ?? options.recipe?.tokenizer?.path, partial.dir, ctx.log);
-    const files = await listFiles(partial.dir);
-    const bytes = files.reduce((a, f) => a + f.bytes, 0);
     const skippedWeights: ManifestWeight[] = plan.skipped.map((s) => ({ name: s.name, shape: s.shape, bits: null, blockSize: null, status: 'skipped', reason: s.reason }));
-    const manifest: Manifest = {
-      whittle: whittleVersion(),
-      created: new Date().toISOString(),
-      recipe: options.recipe ?? null,
-      step,
-      source: {
-        path: source,
-        sha256: await sha256File(source),
-        bytes: model.fileBytes + (await Promise.all(model.externalDataFiles.map(async (f) => (await stat(f)).size))).reduce((a, b) => a + b, 0),
-        externalData: model.externalDataFiles.map((f) => path.basename(f)),
-      },
-      output: { bytes, files },
-      weights: [...quantized, ...skippedWeights],
-    };
-    await writeManifest(partial.dir, manifest);
-    throwIfAborted(ctx.signal);
-    const finalDir = await partial.commit();
-    ctx.log('info', `quantized ${quantized.length} weight(s) to ${step.bits} bits (block ${step.blockSize}); skipped ${plan.skipped.length}`);
+    const out = await finishOutputFolder({
+      model, source, partial, spool, step, options, weights: [...quantized, ...skippedWeights], extra: pipeline.manifestExtra?.() ?? {},
+    }, ctx);
+    const overridden = quantized.filter((w) => w.bits !== step.bits).length;
+    ctx.log('info', `quantized ${quantized.length} weight(s) to ${step.bits} bits (block ${step.blockSize})${overridden ? `, ${overridden} with other bits by override` : ''}; skipped ${plan.skipped.length}`);
     return {
-      outDir: finalDir,
-      modelPath: path.join(finalDir, MODEL_FILE),
+      outDir: out.outDir,
+      modelPath: out.modelPath,
       quantized,
       skipped: plan.skipped,
       bits: step.bits,
       blockSize: step.blockSize,
       format: step.format,
-      bytes,
-      files,
+      bytes: out.bytes,
+      files: out.files,
       sqError,
     };
   } catch (e) {
@@ -223,4 +281,61 @@ export async function quantizeWeightOnly(modelPath: string, stepInput: QuantizeR
     await partial.discard();
     throw e;
   }
+}
+
+/** What `finishOutputFolder` writes: the rewritten model (tensors referenced from the source, the spool or memory). */
+export interface OutputFolderContents {
+  model: OnnxModel;
+  /** Absolute path of the source model (for whittle.json). */
+  source: string;
+  partial: PartialFolder;
+  /** Where new tensors wait; removed once the model is written. */
+  spool: TensorSpool | null;
+  /** The step recorded in whittle.json. */
+  step: unknown;
+  options: QuantizeOptions;
+  weights: ManifestWeight[];
+  /** Extra top-level entries of whittle.json. */
+  extra: Record<string, unknown>;
+}
+
+/**
+ * The tail every quantization step shares: write model.onnx (+ model.onnx.data) into the partial folder,
+ * copy the companions, write whittle.json and rename the folder into place. On failure the caller
+ * discards the partial folder.
+ */
+export async function finishOutputFolder(c: OutputFolderContents, ctx: JobContext): Promise<{ outDir: string; modelPath: string; files: { name: string; bytes: number }[]; bytes: number }> {
+  const outModel = path.join(c.partial.dir, MODEL_FILE);
+  let reported = -Infinity;
+  const onProgress = (done: number, totalBytes: number): void => {
+    if (done - reported < 64 * 2 ** 20 && done < totalBytes) return; // at most one event per 64 MiB
+    reported = done;
+    ctx.progress({ phase: 'write', done, total: totalBytes, message: MODEL_FILE });
+  };
+  await writeModel(c.model, outModel, { externalData: 'auto', threshold: 1024, dataFileName: DATA_FILE, signal: ctx.signal, onProgress });
+  await c.spool?.remove();
+  throwIfAborted(ctx.signal);
+
+  await copyCompanions(c.source, c.options.tokenizerPath ?? c.options.recipe?.tokenizer?.path, c.partial.dir, ctx.log);
+  const files = await listFiles(c.partial.dir);
+  const bytes = files.reduce((a, f) => a + f.bytes, 0);
+  const manifest: Manifest = {
+    whittle: whittleVersion(),
+    created: new Date().toISOString(),
+    recipe: c.options.recipe ?? null,
+    step: c.step,
+    source: {
+      path: c.source,
+      sha256: await sha256File(c.source),
+      bytes: c.model.fileBytes + (await Promise.all(c.model.externalDataFiles.map(async (f) => (await stat(f)).size))).reduce((a, b) => a + b, 0),
+      externalData: c.model.externalDataFiles.map((f) => path.basename(f)),
+    },
+    output: { bytes, files },
+    weights: c.weights,
+    ...c.extra,
+  };
+  await writeManifest(c.partial.dir, manifest);
+  throwIfAborted(ctx.signal);
+  const finalDir = await c.partial.commit();
+  return { outDir: finalDir, modelPath: path.join(finalDir, MODEL_FILE), files, bytes };
 }

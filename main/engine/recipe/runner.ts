@@ -1,7 +1,7 @@
 /**
  * Runs one recipe: checks every input before any work, runs the steps in order (each may write a new
- * model), then evaluates. Without steps the recipe's model is evaluated as subject 'model'. With steps the
- * original and the final result are compared (TECHNIQUES.md §4) as subjects 'original' and 'result':
+ * model), then evaluates. When no step wrote a new model (no steps, or only analyses such as sensitivity)
+ * the recipe's model is evaluated as subject 'model'. Otherwise the original and the final result are compared (TECHNIQUES.md §4) as subjects 'original' and 'result':
  * both decoders open at once, the same perplexity batches through both in lockstep (both perplexities,
  * KL(original ‖ result), top-1 agreement), speed and footprint of each, and greedy generations from the
  * same prompts side by side. The metrics are then written into the output folder's whittle.json.
@@ -78,10 +78,16 @@ function parseRecipe(input: Recipe): Recipe {
   return parsed.data;
 }
 
+/** Steps that analyse the model and leave it as it is (no result to compare). */
+const ANALYSIS_STEPS: ReadonlySet<string> = new Set(['sensitivity']);
+
+/** Whether the recipe writes a new model, which is then compared with the original. */
+const compresses = (r: Recipe): boolean => r.steps.some((s) => !ANALYSIS_STEPS.has(s.type));
+
 /** The recipe's prompts; for a comparison without any, the default prompts (when there is a tokenizer). */
 function samplePlan(r: Recipe): SamplePlan | null {
   if (r.evaluation.samples) return { ...r.evaluation.samples, defaulted: false };
-  if (r.steps.length > 0 && r.tokenizer) return { prompts: DEFAULT_SAMPLE_PROMPTS, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, defaulted: true };
+  if (compresses(r) && r.tokenizer) return { prompts: DEFAULT_SAMPLE_PROMPTS, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, defaulted: true };
   return null;
 }
 
@@ -330,7 +336,8 @@ export async function runRecipe(recipe: Recipe, ctx: JobContext, options: RunRec
   throwIfAborted(ctx.signal);
   let metrics: Metric[];
   const extra: Record<string, unknown> = {};
-  if (parsed.steps.length === 0) {
+  if (modelPath === originalPath) {
+    // No steps, or only analyses: the model as it is.
     const { metrics: m, details } = await evaluateModel(modelPath, 'model', inputs, ctx, options, decoder);
     metrics = m;
     extra.evaluation = { model: details };
@@ -343,7 +350,7 @@ export async function runRecipe(recipe: Recipe, ctx: JobContext, options: RunRec
 
     // The output folder's whittle.json gets the numbers (never an input folder that happens to have one).
     const outDir = path.dirname(modelPath);
-    const delivered = modelPath !== originalPath && artefacts.some((a) => a.kind === 'folder' && path.resolve(a.path) === outDir);
+    const delivered = artefacts.some((a) => a.kind === 'folder' && path.resolve(a.path) === outDir);
     if (delivered && existsSync(path.join(outDir, MANIFEST_FILE))) {
       await updateManifest(outDir, {
         metrics: manifestMetrics(metrics),

@@ -7,6 +7,9 @@ import type { Artefact } from '../../../preload/contract.ts';
 import type { Recipe, Step } from '../../../preload/recipe.ts';
 import { WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
+import { quantizeGptqStep } from '../quantize/gptq.ts';
+import { quantizeInt8StaticStep } from '../quantize/int8-static.ts';
+import { sensitivityStep } from '../quantize/sensitivity.ts';
 import { quantizeRtnStep } from '../quantize/step.ts';
 
 export interface StepInput<S extends Step = Step> {
@@ -40,7 +43,12 @@ export function stepKey(step: Step): StepKey {
 }
 
 /** The steps this build of Whittle can run. */
-export const defaultSteps: StepRegistry = { 'quantize:rtn': quantizeRtnStep };
+export const defaultSteps: StepRegistry = {
+  'quantize:rtn': quantizeRtnStep,
+  'quantize:gptq': quantizeGptqStep,
+  'quantize:int8-static': quantizeInt8StaticStep,
+  sensitivity: sensitivityStep,
+};
 
 export function stepRunnerFor(registry: StepRegistry, step: Step, index: number): StepRunner {
   const runner = registry[stepKey(step)] as StepRunner | undefined;

@@ -1,0 +1,94 @@
+/**
+ * The original beside the compressed result, as the CLI prints it: one row per headline metric with the
+ * original's value, the result's value and the change, then the greedy generations side by side.
+ */
+import type { ExperimentDetail, Metric } from '../../preload/contract.ts';
+import { formatDuration, formatMetric, formatNumber, renderTable } from './format.ts';
+
+interface Row {
+  label: string;
+  name: string;
+  /** Only the result has it (agreement with the original). */
+  pair?: boolean;
+}
+
+const ROWS: readonly Row[] = [
+  { label: 'perplexity', name: 'perplexity' },
+  { label: 'KL(original ‖ result)', name: 'kl_mean', pair: true },
+  { label: 'top-1 agreement', name: 'top1_agreement', pair: true },
+  { label: 'size on disk', name: 'bytes_on_disk' },
+  { label: 'bits per weight', name: 'bits_per_weight' },
+  { label: 'prefill time', name: 'prefill_ms' },
+  { label: 'decode speed', name: 'decode_tokens_per_s' },
+];
+
+export function isComparison(metrics: readonly Metric[]): boolean {
+  return metrics.some((m) => m.subject === 'original') && metrics.some((m) => m.subject === 'result');
+}
+
+/** The relative change from a to b as a signed percentage ('+9.15 %'), '' when it has no meaning. */
+export function relativeChange(a: number | undefined, b: number | undefined): string {
+  if (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || a === 0) return '';
+  const change = (100 * (b - a)) / Math.abs(a);
+  const text = Math.abs(change) >= 100 ? change.toFixed(0) : Math.abs(change) >= 10 ? change.toFixed(1) : change.toFixed(2);
+  return `${change >= 0 ? '+' : ''}${text} %`;
+}
+
+function formatPairMetric(m: Metric): string {
+  if (m.name === 'kl_mean') return `${Number.isFinite(m.value) ? (m.value === 0 ? '0' : m.value.toExponential(3)) : '—'} nats/token`;
+  if (m.name === 'top1_agreement') return `${formatNumber(m.value)} %`;
+  return formatMetric(m);
+}
+
+export function comparisonTable(metrics: readonly Metric[]): string {
+  const find = (name: string, subject: string): Metric | undefined => metrics.find((m) => m.name === name && m.subject === subject);
+  const rows: string[][] = [['', 'original', 'result', 'change']];
+  for (const row of ROWS) {
+    const b = find(row.name, 'result');
+    if (!b) continue;
+    if (row.pair) {
+      rows.push([row.label, '', formatPairMetric(b), '']);
+      continue;
+    }
+    const a = find(row.name, 'original');
+    rows.push([row.label, a ? formatMetric(a) : '', formatMetric(b), relativeChange(a?.value, b.value)]);
+  }
+  return renderTable(rows, { header: true, rightAlign: [1, 2, 3] });
+}
+
+interface SideBySide { prompt: string; original: string; result: string }
+
+function oneLine(text: string, width = 110): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > width ? `${flat.slice(0, width - 1)}…` : flat;
+}
+
+/** The generations of a comparison (details.samples), original above result. */
+export function samplesText(details: Record<string, unknown>): string {
+  const samples = details.samples;
+  if (!Array.isArray(samples) || samples.length === 0) return '';
+  const lines = ['Greedy generations (original / result):'];
+  for (const s of samples as SideBySide[]) {
+    if (typeof s?.prompt !== 'string') continue;
+    lines.push(`  "${s.prompt}"`, `    original: ${oneLine(String(s.original))}`, `    result:   ${oneLine(String(s.result))}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The output folder a compression delivered (its 'folder' artefact). */
+export function outputFolder(e: Pick<ExperimentDetail, 'artefacts'>): string | null {
+  return e.artefacts.find((a) => a.kind === 'folder')?.path ?? null;
+}
+
+/** A finished compression experiment for people: the table, the generations, where the result is. */
+export function comparisonText(e: ExperimentDetail): string {
+  const took = e.durationMs !== null ? ` in ${formatDuration(e.durationMs / 1000)}` : '';
+  const lines = [`Experiment ${e.id} · ${e.name} · ${e.status}${took}`, '', comparisonTable(e.metrics)];
+  const samples = samplesText(e.details);
+  if (samples) lines.push(samples);
+  const folder = outputFolder(e);
+  if (folder) lines.push(`output folder: ${folder}`);
+  for (const a of e.artefacts) if (a.kind !== 'folder') lines.push(`${a.kind}: ${a.path}`);
+  lines.push('', `See it again with: whittle history show ${e.id}`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,180 @@
+/**
+ * INT8 dynamic quantization: MatMul/Gemm weights to int8 (symmetric, per output channel or per tensor),
+ * activations quantized to uint8 at run time by onnxruntime; written as a complete output folder.
+ *
+ * Which weights: the shared planner (targets.ts: constant 2-D float weights feeding one MatMul/Gemm;
+ * embeddings, tied, shared, batched weights and `keep` matches skipped with their reasons).
+ * Per weight, one at a time (read into a reused buffer → quantized → int8 bytes spooled → dropped):
+ *   s_n = max_k |W[k, n]| / 127 (per tensor: one s), W_q = clamp(round_half_even(W / s), −127, 127)
+ * (quantizeInt8Symmetric, shared with the static INT8 step), then the node rewrite of
+ * int8-dynamic-rewrite.ts. Unused float weights are swept; everything else is copied by reference.
+ *
+ * Accuracy note: onnxruntime's uint8 × int8 kernels on x86 CPUs without VNNI (AVX2 only) add pairs of
+ * products in int16 and can saturate; on VNNI CPUs (and ARM) the products are exact.
+ */
+import path from 'node:path';
+import { QuantizeInt8DynamicStep } from '../../../preload/recipe.ts';
+import { throwIfAborted, WhittleError } from '../errors.ts';
+import type { JobContext } from '../job-context.ts';
+import { DataType } from '../onnx/dtype.ts';
+import { ensureOpset, initializerMap, NameScope, opsetVersion, sweepUnusedInitializers } from '../onnx/graph.ts';
+import type { NodeProto } from '../onnx/proto-types.ts';
+import { readModel } from '../onnx/reader.ts';
+import { makeTensor } from '../onnx/tensor-data.ts';
+import { f16ToF32 } from '../native/index.ts';
+import type { StepInput, StepOutput, StepRunner } from '../recipe/steps.ts';
+import { quantizeInt8Symmetric } from './int8-static.ts';
+import { toDynamicInt8, type Int8DynamicContext } from './int8-dynamic-rewrite.ts';
+import type { ManifestWeight } from './manifest.ts';
+import { createPartialFolder, DATA_FILE, MODEL_FILE } from './output-folder.ts';
+import { TensorSpool } from './spool.ts';
+import { stepOutputDir } from './step.ts';
+import { planTargets, type SkippedWeight } from './targets.ts';
+import { WeightReader } from './weight-reader.ts';
+import { asKernelWeight, compilePatterns, finishOutputFolder, nothingToQuantizeMessage, type QuantizeOptions } from './weight-only.ts';
+
+export interface Int8DynamicResult {
+  outDir: string;
+  modelPath: string;
+  quantized: ManifestWeight[];
+  skipped: SkippedWeight[];
+  format: QuantizeInt8DynamicStep['format'];
+  perChannel: boolean;
+  /** Activations cast from float16 to float32 for the quantizer (float16 models). */
+  activationCasts: number;
+  bytes: number;
+  files: { name: string; bytes: number }[];
+  /** Σ over quantized weights of Σ (w − s·q)². */
+  sqError: number;
+}
+
+/** DynamicQuantizeLinear came with opset 11. */
+const MIN_OPSET = 11;
+
+/**
+ * Quantizes every eligible MatMul/Gemm weight of `modelPath` to int8 with run-time activation
+ * quantization and writes the output folder `outDir`. Nothing is left at `outDir` unless the whole job
+ * succeeds.
+ */
+export async function quantizeInt8Dynamic(modelPath: string, stepInput: QuantizeInt8DynamicStep, outDir: string, ctx: JobContext, options: QuantizeOptions = {}): Promise<Int8DynamicResult> {
+  const step = QuantizeInt8DynamicStep.parse(stepInput);
+  const keep = compilePatterns(step.keep, 'keep');
+  throwIfAborted(ctx.signal);
+  const source = path.resolve(modelPath);
+  const model = await readModel(source);
+  const graph = model.proto.graph;
+  if (!graph) throw new WhittleError('MODEL_PARSE', `${source} has no graph.`);
+  const opset = opsetVersion(model.proto, '') ?? 0;
+  if (step.format === 'matmulinteger' && opset < MIN_OPSET) {
+    throw new WhittleError('UNSUPPORTED_MODEL', `The model imports ONNX opset ${opset}; DynamicQuantizeLinear needs opset ${MIN_OPSET} or later. Export the model at a newer opset, or use the 'dynamic-quantize-matmul' format.`, { opset });
+  }
+
+  // Per-channel int8 has no blocks: any K qualifies.
+  const plan = planTargets(graph, { blockSize: 1, keep });
+  for (const s of plan.skipped) ctx.log('info', `skip ${s.name}: ${s.reason}`);
+  if (plan.targets.length === 0) {
+    throw new WhittleError('INVALID_INPUT', nothingToQuantizeMessage(plan), { skipped: plan.skipped, alreadyQuantized: plan.alreadyQuantized });
+  }
+
+  const names = NameScope.fromModel(model.proto);
+  const initializers = initializerMap(graph);
+  const rewriteContext: Int8DynamicContext = {
+    format: step.format, uniqueName: (b) => names.fresh(b), initializer: (n) => initializers.get(n), shared: new Map(),
+  };
+  const partial = await createPartialFolder(outDir);
+  const spool = new TensorSpool(path.join(partial.dir, '.quantized.tmp'), options.spoolMemory);
+  const reader = new WeightReader();
+  const load = (i: number): Promise<Float32Array> => {
+    const target = plan.targets[i];
+    const p = reader.read(initializers.get(target.weight)!).then(async (bytes) => {
+      // A view into one of the reader's two buffers stays valid until the weight after next is read,
+      // and each weight is quantized (synchronously) before that read starts.
+      const w = asKernelWeight(bytes, target);
+      return w instanceof Uint16Array ? f16ToF32(w) : w;
+    });
+    p.catch(() => undefined); // awaited later; never an unhandled rejection if the loop stops first
+    return p;
+  };
+  let next: Promise<Float32Array> | null = null;
+  try {
+    const replacements = new Map<NodeProto, NodeProto[]>();
+    const quantized: ManifestWeight[] = [];
+    let sqError = 0;
+    const total = plan.targets.length;
+    ctx.progress({ phase: 'quantize', done: 0, total });
+    next = load(0);
+    for (let i = 0; i < total; i++) {
+      throwIfAborted(ctx.signal);
+      const target = plan.targets[i];
+      const weight = await next!;
+      next = i + 1 < total ? load(i + 1) : null;
+      // W [K, N]: channels are the columns (output features).
+      const q = quantizeInt8Symmetric(weight, target.k, target.n, step.perChannel ? 1 : null);
+      if (target.alpha !== 1) for (let c = 0; c < q.scales.length; c++) q.scales[c] *= target.alpha;
+      const weightQ = names.fresh(`${target.weight}_Q8`);
+      const scales = names.fresh(`${target.weight}_scales`);
+      graph.initializer.push({
+        name: weightQ, dataType: DataType.int8, dims: [target.k, target.n],
+        data: await spool.append(new Uint8Array(q.q.buffer, q.q.byteOffset, q.q.byteLength)), stringData: [], externalData: [], metadataProps: [],
+      });
+      graph.initializer.push(makeTensor(scales, DataType.float32, step.perChannel ? [target.n] : [], q.scales));
+      const rep = toDynamicInt8(target, weightQ, scales, target.dtype === 'float16', rewriteContext);
+      graph.initializer.push(...rep.tensors);
+      replacements.set(target.node, rep.nodes);
+      sqError += q.sqError;
+      quantized.push({ name: target.weight, shape: target.shape, bits: 8, blockSize: null, status: 'quantized', sqError: q.sqError });
+      ctx.progress({ phase: 'quantize', done: i + 1, total, message: target.weight });
+    }
+    await reader.close();
+    throwIfAborted(ctx.signal);
+
+    graph.node = graph.node.flatMap((n) => replacements.get(n) ?? [n]);
+    sweepUnusedInitializers(graph);
+    if (step.format === 'dynamic-quantize-matmul') ensureOpset(model.proto, 'com.microsoft', 1);
+    const activationCasts = [...rewriteContext.shared.values()].filter((s) => s.a32).length;
+
+    const skippedWeights: ManifestWeight[] = plan.skipped.map((s) => ({ name: s.name, shape: s.shape, bits: null, blockSize: null, status: 'skipped', reason: s.reason }));
+    const out = await finishOutputFolder({
+      model, source, partial, spool, step, options, weights: [...quantized, ...skippedWeights],
+      extra: { int8Dynamic: { format: step.format, perChannel: step.perChannel, activationCasts } },
+    }, ctx);
+    ctx.log('info', `quantized ${quantized.length} weight(s) to int8 (${step.perChannel ? 'per channel' : 'per tensor'}, ${step.format}); skipped ${plan.skipped.length}`);
+    return {
+      outDir: out.outDir, modelPath: out.modelPath, quantized, skipped: plan.skipped, format: step.format, perChannel: step.perChannel,
+      activationCasts, bytes: out.bytes, files: out.files, sqError,
+    };
+  } catch (e) {
+    await next?.catch(() => undefined);
+    await reader.close();
+    await spool.close().catch(() => {});
+    await partial.discard();
+    throw e;
+  }
+}
+
+export const quantizeInt8DynamicStep: StepRunner<QuantizeInt8DynamicStep> = {
+  async run(input: StepInput<QuantizeInt8DynamicStep>, ctx: JobContext): Promise<StepOutput> {
+    const r = await quantizeInt8Dynamic(input.modelPath, input.step, stepOutputDir(input, ctx), ctx, { recipe: input.recipe });
+    const modelBytes = r.files.filter((f) => f.name === MODEL_FILE || f.name === DATA_FILE).reduce((a, f) => a + f.bytes, 0);
+    return {
+      modelPath: r.modelPath,
+      artefacts: [
+        { kind: 'folder', path: r.outDir, bytes: r.bytes },
+        { kind: 'model', path: r.modelPath, bytes: modelBytes },
+      ],
+      details: {
+        method: 'int8-dynamic',
+        format: r.format,
+        perChannel: r.perChannel,
+        quantized: r.quantized.length,
+        quantizedWeights: r.quantized.map((w) => ({ name: w.name, shape: w.shape, sqError: w.sqError })),
+        skipped: r.skipped.map((s) => ({ name: s.name, reason: s.reason })),
+        activationCasts: r.activationCasts,
+        sqError: r.sqError,
+        outputDir: r.outDir,
+        outputBytes: r.bytes,
+        modelBytes,
+      },
+    };
+  },
+};

@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import type { Metric } from '../../../preload/contract.ts';
+import {
+  changePercent, chartData, compareRows, continuation, formatChange, formatEstimate, formatRatio, outputFolder, samplePairs, stepReport,
+} from '../../../renderer/lib/quantize-compare.ts';
+
+const m = (name: string, value: number, subject: string, unit = ''): Metric => ({ name, value, unit, subject });
+
+const metrics: Metric[] = [
+  m('perplexity', 4.1844, 'original'), m('perplexity', 4.5801, 'result'),
+  m('bytes_on_disk', 1_090_282, 'original', 'bytes'), m('bytes_on_disk', 473_125, 'result', 'bytes'),
+  m('decode_tokens_per_s', 1348.6, 'original', 'tokens/s'), m('decode_tokens_per_s', 2140.4, 'result', 'tokens/s'),
+  m('prefill_ms', 2.04, 'original', 'ms'), m('prefill_ms', 2.04, 'result', 'ms'),
+  m('parameters', 264_133, 'original'), m('parameters', 264_133, 'result'),
+  m('kl_mean', 0.0412, 'result'), m('top1_agreement', 91.5, 'result', '%'),
+  m('eval_seconds', 0.3, 'original', 's'),
+];
+
+describe('comparison rows', () => {
+  const rows = compareRows(metrics);
+  const row = (name: string) => rows.find((r) => r.metric === name)!;
+
+  it('lists the fixed metrics in order, whether measured or not', () => {
+    expect(rows.map((r) => r.metric)).toEqual(['perplexity', 'kl_mean', 'top1_agreement', 'bytes_on_disk', 'bits_per_weight', 'prefill_ms', 'decode_tokens_per_s', 'parameters']);
+    expect(row('bits_per_weight')).toMatchObject({ original: null, result: null, changePercent: null, verdict: null });
+  });
+
+  it('computes the change against the original and judges it by the metric\u2019s direction', () => {
+    expect(row('perplexity').changePercent).toBeCloseTo(((4.5801 - 4.1844) / 4.1844) * 100, 10);
+    expect(row('perplexity').verdict).toBe('worse');
+    expect(row('bytes_on_disk').verdict).toBe('better');
+    expect(row('bytes_on_disk').changePercent).toBeCloseTo(-56.6, 1);
+    expect(row('decode_tokens_per_s').verdict).toBe('better');
+    expect(row('prefill_ms').verdict).toBe('same');
+    expect(row('parameters').verdict).toBeNull();
+  });
+
+  it('agreement metrics belong to the result only: no change is computed', () => {
+    expect(row('kl_mean')).toMatchObject({ relative: true, original: null, changePercent: null });
+    expect(row('kl_mean').result?.value).toBe(0.0412);
+  });
+
+  it('formats changes with a sign and sizes as a ratio', () => {
+    expect(formatChange(9.456)).toBe('+9.46 %');
+    expect(formatChange(-56.61)).toBe('−56.6 %');
+    expect(formatChange(-120.4)).toBe('−120 %');
+    expect(formatChange(0.01)).toBe('±0 %');
+    expect(formatChange(null)).toBe('—');
+    expect(changePercent(0, 5)).toBeNull();
+    expect(formatRatio(1_090_282, 461_602)).toBe('2.36× smaller');
+    expect(formatRatio(100, 200)).toBe('2× larger');
+    expect(formatEstimate(1_090_282, 461_602)).toBe('1.09 MB → 462 kB (2.36× smaller, −57.7 %)');
+  });
+
+  it('charts size (MB) and perplexity only when both models have them', () => {
+    const data = chartData(metrics);
+    expect(data.size).toEqual([{ label: 'Size on disk (MB)', original: 1.090282, result: 0.473125 }]);
+    expect(data.perplexity[0]).toMatchObject({ original: 4.1844, result: 4.5801 });
+    expect(chartData([m('perplexity', 4, 'original')])).toEqual({ size: [], perplexity: [] });
+  });
+});
+
+describe('generations side by side', () => {
+  it('reads details.samples = [{ prompt, original, result }] (strings or generation objects)', () => {
+    expect(samplePairs({ samples: [{ prompt: 'Once', original: ' upon', result: { completion: 'upon', text: 'Once upon' } }] }))
+      .toEqual([{ prompt: 'Once', original: ' upon', result: ' upon' }]);
+  });
+
+  it('puts back the space a completion decoded on its own lost, and only between words', () => {
+    expect(continuation('The little dog', 'was happy')).toBe(' was happy');
+    expect(continuation('Once upon a time', ', there was')).toBe(', there was');
+    expect(continuation('She said "', 'hi')).toBe('hi');
+    expect(continuation('The dog', { text: 'The dog\nran', completion: 'ran' })).toBe('\nran');
+    expect(continuation('x', 42)).toBeNull();
+  });
+
+  it('else pairs the per-subject lists by position', () => {
+    const details = {
+      evaluation: {
+        original: { samples: [{ prompt: 'P1', completion: ' o1' }, { prompt: 'P2', completion: ' o2' }] },
+        result: { samples: [{ prompt: 'P1', completion: ' r1' }] },
+      },
+    };
+    expect(samplePairs(details)).toEqual([{ prompt: 'P1', original: ' o1', result: ' r1' }, { prompt: 'P2', original: ' o2', result: null }]);
+    expect(samplePairs({})).toEqual([]);
+    expect(samplePairs(null)).toEqual([]);
+  });
+});
+
+describe('the step report and the output', () => {
+  const details = {
+    steps: [{
+      type: 'quantize', quantized: 35, outputDir: '/h/experiments/5/output',
+      skipped: [{ name: 'rope_cos', reason: 'rotary table' }, { name: 'emb', reason: 'tied embeddings' }],
+    }],
+  };
+
+  it('reads quantized and skipped weights from details.steps[0]', () => {
+    expect(stepReport(details)).toEqual({ quantized: 35, skipped: [{ name: 'rope_cos', reason: 'rotary table' }, { name: 'emb', reason: 'tied embeddings' }], outputDir: '/h/experiments/5/output' });
+    expect(stepReport({ steps: [{ type: 'quantize', quantized: [{ name: 'a' }, { name: 'b' }] }] }).quantized).toBe(2);
+    expect(stepReport({})).toEqual({ quantized: null, skipped: [], outputDir: null });
+  });
+
+  it('finds the output folder from the artefacts, the model\u2019s folder, or the step', () => {
+    expect(outputFolder([{ kind: 'model', path: '/o/model.onnx', bytes: 1 }, { kind: 'folder', path: '/o', bytes: 2 }])).toBe('/o');
+    expect(outputFolder([{ kind: 'model', path: '/o/x/model.onnx', bytes: 1 }])).toBe('/o/x');
+    expect(outputFolder([], details)).toBe('/h/experiments/5/output');
+    expect(outputFolder([])).toBeNull();
+  });
+});
