@@ -58,6 +58,8 @@ const LABELS: Record<string, string> = {
   decode_tokens_per_s: 'decode speed',
   bytes_on_disk: 'size on disk',
   bits_per_weight: 'bits per weight',
+  kl_mean: 'KL(original ‖ result)',
+  top1_agreement: 'top-1 agreement',
 };
 
 /** 'decode_tokens_per_s' → 'decode speed'; unknown names with their underscores as spaces. */

@@ -53,6 +53,8 @@ export interface NewLogLine {
 export interface CachedEvaluation {
   metrics: Metric[];
   created: string;
+  /** The experiment that measured them (null once it is deleted). */
+  from: number | null;
 }
 
 interface ExperimentRow {
@@ -336,20 +338,29 @@ export class History {
   // ── evaluation cache ───────────────────────────────────────────────────────────────────────────────
 
   cacheGet(modelSha256: string, settingsHash: string): CachedEvaluation | null {
-    const r = this.db.prepare<{ metrics_json: string; created: string }>(
-      `SELECT metrics_json, created FROM evaluation_cache WHERE model_sha256 = ? AND settings_hash = ?`,
+    const r = this.db.prepare<{ metrics_json: string; created: string; experiment: number | null }>(
+      `SELECT metrics_json, created, experiment FROM evaluation_cache WHERE model_sha256 = ? AND settings_hash = ?`,
     ).get(modelSha256, settingsHash);
     if (!r) return null;
     const metrics = (JSON.parse(r.metrics_json) as (Omit<Metric, 'value'> & { value: number | string })[])
       .map((m) => ({ ...m, value: Number(m.value) }));
-    return { metrics, created: r.created };
+    return { metrics, created: r.created, from: r.experiment };
   }
 
-  cachePut(modelSha256: string, settingsHash: string, metrics: readonly Metric[]): void {
+  /** Stores the metrics of one evaluated model; `experimentId` is the experiment that measured them. */
+  cachePut(modelSha256: string, settingsHash: string, metrics: readonly Metric[], experimentId: number | null = null): void {
     this.db.prepare(
-      `INSERT INTO evaluation_cache (model_sha256, settings_hash, metrics_json, created) VALUES (?, ?, ?, ?)
-       ON CONFLICT (model_sha256, settings_hash) DO UPDATE SET metrics_json = excluded.metrics_json, created = excluded.created`,
-    ).run(modelSha256, settingsHash, JSON.stringify(metrics.map((m) => (Number.isFinite(m.value) ? m : { ...m, value: String(m.value) }))), now());
+      `INSERT INTO evaluation_cache (model_sha256, settings_hash, metrics_json, created, experiment) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (model_sha256, settings_hash) DO UPDATE SET metrics_json = excluded.metrics_json, created = excluded.created, experiment = excluded.experiment`,
+    ).run(modelSha256, settingsHash, JSON.stringify(metrics.map((m) => (Number.isFinite(m.value) ? m : { ...m, value: String(m.value) }))), now(), experimentId);
+  }
+
+  /** The latest finished evaluate-only experiment of the model whose .onnx file has this sha256. */
+  latestEvaluation(modelSha256: string): number | null {
+    const id = this.db.prepare<number>(
+      `SELECT id FROM experiments WHERE model_sha256 = ? AND status = 'done' AND kind = 'evaluate' ORDER BY id DESC LIMIT 1`,
+    ).pluck().get(modelSha256);
+    return id ?? null;
   }
 }
 

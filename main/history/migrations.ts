@@ -93,6 +93,11 @@ export const MIGRATIONS: readonly Migration[] = [
     PRIMARY KEY (model_sha256, settings_hash)
   ) STRICT, WITHOUT ROWID;
   `,
+  // 3: which experiment stored a cache entry, so a cache hit can point at it.
+  `
+  ALTER TABLE evaluation_cache ADD COLUMN experiment INTEGER REFERENCES experiments(id) ON DELETE SET NULL;
+  CREATE INDEX experiments_model_sha ON experiments(model_sha256, status, kind);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

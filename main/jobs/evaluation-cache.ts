@@ -47,7 +47,7 @@ export interface StoredEntry extends CacheKey {
   subject: string;
 }
 
-export type CacheHistory = Pick<History, 'cacheGet' | 'cachePut' | 'db'>;
+export type CacheHistory = Pick<History, 'cacheGet' | 'cachePut' | 'latestEvaluation'>;
 
 /** JSON with object keys sorted at every level, so equal settings always hash alike. */
 export function canonicalJson(value: unknown): string {
@@ -118,31 +118,15 @@ export class EvaluationCache {
 
   lookup(key: CacheKey): CacheHit | null {
     const hit = this.history.cacheGet(key.model, key.settings);
-    if (!hit) return null;
-    return { metrics: hit.metrics, created: hit.created, from: this.storedBy(key) };
+    return hit ? { metrics: hit.metrics, created: hit.created, from: hit.from } : null;
   }
 
-  store(key: CacheKey, metrics: readonly Metric[]): void {
-    if (metrics.length > 0) this.history.cachePut(key.model, key.settings, metrics);
-  }
-
-  /** The latest finished experiment whose details record storing `key`. */
-  private storedBy(key: CacheKey): number | null {
-    const id = this.history.db.prepare<number>(
-      `SELECT e.id FROM experiments e JOIN details d ON d.experiment = e.id
-       WHERE e.status = 'done' AND EXISTS (
-         SELECT 1 FROM json_each(d.json, '$.evaluationCache.stored') k
-         WHERE json_extract(k.value, '$.model') = ? AND json_extract(k.value, '$.settings') = ?)
-       ORDER BY e.id DESC LIMIT 1`,
-    ).pluck().get(key.model, key.settings);
-    return id ?? null;
+  store(key: CacheKey, metrics: readonly Metric[], experimentId: number): void {
+    if (metrics.length > 0) this.history.cachePut(key.model, key.settings, metrics, experimentId);
   }
 
   /** The latest finished evaluate-only experiment of the model with this .onnx sha256. */
   latestEvaluation(modelSha256: string): number | null {
-    const id = this.history.db.prepare<number>(
-      `SELECT id FROM experiments WHERE model_sha256 = ? AND status = 'done' AND kind = 'evaluate' ORDER BY id DESC LIMIT 1`,
-    ).pluck().get(modelSha256);
-    return id ?? null;
+    return this.history.latestEvaluation(modelSha256);
   }
 }

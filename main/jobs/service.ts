@@ -31,7 +31,7 @@ export type Emit = <E extends EventName>(channel: E, payload: EventPayloads[E]) 
 export type JobHistory = Pick<
   History,
   'createExperiment' | 'markRunning' | 'finish' | 'addMetrics' | 'addArtefacts' | 'appendLog' | 'setDetails' | 'transaction'
-  | 'cacheGet' | 'cachePut' | 'db'
+  | 'cacheGet' | 'cachePut' | 'latestEvaluation'
 >;
 
 export interface JobServiceOptions {
@@ -479,7 +479,7 @@ export class JobService {
 
     if (status === 'done' && result) {
       try {
-        for (const e of cacheEntries) this.evaluations?.store(e.key, e.metrics);
+        for (const e of cacheEntries) this.evaluations?.store(e.key, e.metrics, job.experimentId);
       } catch (e) {
         // The results are saved; only a later repeat of this evaluation will not be spared.
         console.error(`whittle: could not store the evaluation of experiment ${job.experimentId} in the cache:`, e);

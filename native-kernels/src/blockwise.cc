@@ -2,25 +2,44 @@
 // com.microsoft.MatMulNBits layout (B [N, k_blocks, block*bits/8], scales [N, k_blocks], zero points
 // [N, ceil(k_blocks*bits/8)]), and the inverse. Layout and scale / zero-point rule: blockwise_format.h.
 //
-// W is row-major [K, N] but blocks run down a column, so the work is cut into tiles of 16..256 columns
-// (TileWidth: a few tiles per thread; one tile per task, tasks spread over the pool). Within a tile, one block at a time: copy the block's
-// rows (contiguous kTile-wide row pieces, float16 converted on the way) into a small buffer, then
-// per column: min/max -> scale and zero point -> quantize -> pack, and the squared error. Loops run over
-// the tile's columns innermost so the compiler vectorizes them.
-// Rounding avoids libm so the loops vectorize: x is clamped to [0, 2^bits - 1] first (rounding is
-// monotonic and the bounds are integers, so clamp∘round == round∘clamp), then rounded with the 2^23
-// trick (RoundClamped) — checked bit for bit against std::nearbyint / std::round in the reference.
+// W is row-major [K, N] but blocks run down a column, so the work is cut into strips of 16..256 columns
+// (TileWidth: a few strips per thread; one strip per task, tasks spread over the pool), each walked one
+// K block at a time, so W is read in contiguous row pieces.
+//
+// AVX2 path (UseAvx2()): eight columns at a time, one column per 32-bit lane, float16 converted with
+// F16C on load. Per block: min / max down the block's rows (8 lanes per instruction), the eight scales
+// and zero points at once, then each row is quantized and its codes OR-ed into 32-bit words — word t of a
+// column holds codes t·32/bits .. (t+1)·32/bits - 1, first in the low bits, exactly the column's packed
+// bytes. Four such word vectors are transposed in registers (4×4 per 128-bit half) into one 16-byte
+// store per column. Columns left over (N mod 8) go through the baseline code.
+// Baseline path: the same strips, one block at a time copied into a small buffer, per column min/max ->
+// scale and zero point -> quantize -> pack, with loops over the strip's columns innermost so the compiler
+// vectorizes them.
+//
+// Both paths are byte-identical to the reference: the same float operations in the same order (w·(1/s)
+// + zp as a multiply then an add, no FMA contraction), and the squared error summed in double per column
+// in k order (one accumulator per column lane), then over columns in order. Rounding avoids libm: x is
+// clamped to [0, 2^bits - 1] first (rounding is monotonic and the bounds are integers, so clamp∘round ==
+// round∘clamp), then rounded to nearest-even (ROUNDPS, or the 2^23 trick in RoundClamped — both exactly
+// std::nearbyint in the default rounding mode); for ties away from zero a tie that went down
+// (x - t == 1/2) takes the next integer, which is std::round for x >= 0.
 #include "blockwise.h"
 
 #include <algorithm>
 #include <cfloat>
+#include <cstring>
 #include <vector>
 
 #include "blockwise_checks.h"
+#include "cpu_features.h"
 #include "fp16.h"
 #include "napi_helpers.h"
 #include "parallel.h"
 #include "reference/blockwise_ref.h"
+
+#if WHITTLE_X86_SIMD
+#include <immintrin.h>
+#endif
 
 namespace whittle {
 namespace {
@@ -173,6 +192,315 @@ void DequantizeTile(size_t n0, size_t cols, float* weight, const uint8_t* packed
   }
 }
 
+#if WHITTLE_X86_SIMD
+// ---- AVX2 path: eight columns per vector ------------------------------------------------------------
+
+#define WHITTLE_AVX2_INLINE WHITTLE_TARGET_AVX2 inline __attribute__((always_inline))
+
+WHITTLE_AVX2_INLINE __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
+WHITTLE_AVX2_INLINE __m256 Load8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline float ToFloat(float v) { return v; }
+inline float ToFloat(uint16_t h) { return F16ToF32Ref(h); }
+
+// True when all eight lanes are finite.
+WHITTLE_AVX2_INLINE bool AllFinite(__m256 v) {
+  const __m256 abs = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
+  return _mm256_movemask_ps(_mm256_cmp_ps(abs, _mm256_set1_ps(FLT_MAX), _CMP_LE_OQ)) == 0xff;
+}
+
+// Lane j of a, b, c, d (32-bit words) -> word 0..3 of column j: column j in {0..3} ends up in the low
+// 128 bits of (a, b, c, d)[j], column j + 4 in the high 128 bits. Its own inverse.
+WHITTLE_AVX2_INLINE void Transpose4x4Halves(__m256i& a, __m256i& b, __m256i& c, __m256i& d) {
+  const __m256i t0 = _mm256_unpacklo_epi32(a, b), t1 = _mm256_unpackhi_epi32(a, b);
+  const __m256i t2 = _mm256_unpacklo_epi32(c, d), t3 = _mm256_unpackhi_epi32(c, d);
+  a = _mm256_unpacklo_epi64(t0, t2);
+  b = _mm256_unpackhi_epi64(t0, t2);
+  c = _mm256_unpacklo_epi64(t1, t3);
+  d = _mm256_unpackhi_epi64(t1, t3);
+}
+
+// Rounds x >= 0 to an integer: ties to even (kHalfEven) or away from zero.
+template <bool kHalfEven>
+WHITTLE_AVX2_INLINE __m256 RoundNonNegative(__m256 x) {
+  __m256 t = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  if (!kHalfEven) {
+    const __m256 tie_down = _mm256_cmp_ps(_mm256_sub_ps(x, t), _mm256_set1_ps(0.5f), _CMP_EQ_OQ);
+    t = _mm256_add_ps(t, _mm256_and_ps(tie_down, _mm256_set1_ps(1.0f)));
+  }
+  return t;
+}
+
+struct LaneParams {
+  __m256 scale;       // as stored
+  __m256 reciprocal;  // 1/scale, 0 when scale == 0 or 1/scale overflows
+  __m256 zero_point;  // integral, as float
+};
+
+// ComputeBlockParams (blockwise_format.h) for eight columns, operation for operation.
+template <bool kHalfEven>
+WHITTLE_AVX2_INLINE LaneParams BlockParamsAvx2(__m256 min, __m256 max, const BlockwiseShape& s) {
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  LaneParams p;
+  __m256 scale;
+  if (s.symmetric) {
+    // m = |max| > |min| ? max : min; scale = -m / 2^(bits-1)
+    const __m256 larger = _mm256_cmp_ps(_mm256_andnot_ps(sign, max), _mm256_andnot_ps(sign, min), _CMP_GT_OQ);
+    const __m256 m = _mm256_blendv_ps(min, max, larger);
+    scale = _mm256_div_ps(_mm256_xor_ps(m, sign), _mm256_set1_ps(static_cast<float>(s.DefaultZeroPoint())));
+    p.zero_point = _mm256_set1_ps(static_cast<float>(s.DefaultZeroPoint()));
+  } else {
+    const __m256 qmax = _mm256_set1_ps(static_cast<float>(s.QMax()));
+    min = _mm256_min_ps(zero, min);  // std::min(min, 0.0f) == (0 < min) ? 0 : min
+    max = _mm256_max_ps(zero, max);  // std::max(max, 0.0f) == (max < 0) ? 0 : max
+    scale = _mm256_div_ps(_mm256_sub_ps(max, min), qmax);
+    const __m256 nonzero = _mm256_cmp_ps(scale, zero, _CMP_NEQ_UQ);
+    const __m256 zp = _mm256_blendv_ps(min, _mm256_sub_ps(zero, _mm256_div_ps(min, scale)), nonzero);
+    __m256 rounded = RoundNonNegative<kHalfEven>(zp);  // only kept where 0 <= zp <= qmax
+    rounded = _mm256_blendv_ps(rounded, zero, _mm256_cmp_ps(zp, zero, _CMP_LT_OQ));
+    p.zero_point = _mm256_blendv_ps(rounded, qmax, _mm256_cmp_ps(zp, qmax, _CMP_GT_OQ));
+  }
+  if (s.fp16_scales) {
+    scale = _mm256_cvtph_ps(_mm256_cvtps_ph(scale, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  scale = _mm256_and_ps(scale, _mm256_cmp_ps(scale, zero, _CMP_NEQ_UQ));  // -0 -> +0
+  p.scale = scale;
+  const __m256 reciprocal = _mm256_div_ps(_mm256_set1_ps(1.0f), scale);
+  const __m256 finite = _mm256_cmp_ps(_mm256_andnot_ps(sign, reciprocal), _mm256_set1_ps(FLT_MAX), _CMP_LE_OQ);
+  p.reciprocal = _mm256_and_ps(reciprocal, finite);
+  return p;
+}
+
+// One row of eight columns: q = round(clamp(v·(1/scale) + zp, 0, qmax)); error += (v - (q - zp)·scale)²
+// in double, lanes 0..3 in error_lo, 4..7 in error_hi.
+template <bool kHalfEven>
+WHITTLE_AVX2_INLINE __m256i QuantizeRow(__m256 v, const LaneParams& p, __m256 qmax, __m256d& error_lo,
+                                        __m256d& error_hi) {
+  __m256 x = _mm256_add_ps(_mm256_mul_ps(v, p.reciprocal), p.zero_point);
+  x = _mm256_max_ps(x, _mm256_setzero_ps());  // x > 0 ? x : 0
+  x = _mm256_min_ps(x, qmax);                 // x < qmax ? x : qmax
+  const __m256 q = RoundNonNegative<kHalfEven>(x);
+  const __m256 dequantized = _mm256_mul_ps(_mm256_sub_ps(q, p.zero_point), p.scale);  // == float(q - zp)·scale
+  const __m256d d_lo = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+                                     _mm256_cvtps_pd(_mm256_castps256_ps128(dequantized)));
+  const __m256d d_hi = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)),
+                                     _mm256_cvtps_pd(_mm256_extractf128_ps(dequantized, 1)));
+  error_lo = _mm256_add_pd(error_lo, _mm256_mul_pd(d_lo, d_lo));
+  error_hi = _mm256_add_pd(error_hi, _mm256_mul_pd(d_hi, d_hi));
+  return _mm256_cvttps_epi32(q);
+}
+
+// Columns n0 .. n0 + 8·groups - 1, all blocks. column_error[n] is set for those columns.
+template <typename Src, int kBits, bool kHalfEven>
+WHITTLE_TARGET_AVX2 void QuantizeStripAvx2(size_t n0, size_t groups, uint8_t* packed, float* scales,
+                                           uint8_t* zero_points, const Src* w, const BlockwiseShape& s,
+                                           double* column_error) {
+  constexpr size_t kPerWord = 32 / kBits;  // codes per 32-bit word
+  constexpr int kPerByte = 8 / kBits;
+  const size_t k_blocks = s.KBlocks();
+  const size_t blob = s.BlobBytes();
+  const size_t words = blob / 4;  // 32-bit words per column and block: 1 .. 64
+  const size_t column_stride = k_blocks * blob;
+  const size_t zp_bytes = s.ZeroPointBytesPerColumn();
+  const __m256 qmax = _mm256_set1_ps(static_cast<float>(s.QMax()));
+
+  __m256i word[64];
+  alignas(32) float lane_scale[8];
+  alignas(32) int32_t lane_zp[8];
+  alignas(32) uint32_t small[4 * 8];  // words < 4: [word][lane]
+
+  if (zero_points) std::fill_n(zero_points + n0 * zp_bytes, groups * 8 * zp_bytes, uint8_t{0});
+  std::fill_n(column_error + n0, groups * 8, 0.0);
+
+  for (size_t b = 0; b < k_blocks; b++) {
+    const size_t k0 = b * s.block;
+    const size_t rows = std::min(s.block, s.k - k0);
+    for (size_t g = 0; g < groups; g++) {
+      const size_t n = n0 + 8 * g;
+      const Src* base = w + k0 * s.n + n;
+
+      // Range of each column; a NaN or ±inf makes the plain sum non-finite (so may a huge finite
+      // block: then the scalar check finds nothing and the work goes on).
+      __m256 min = _mm256_set1_ps(FLT_MAX), max = _mm256_set1_ps(-FLT_MAX), sum = _mm256_setzero_ps();
+      for (size_t r = 0; r < rows; r++) {
+        const __m256 v = Load8(base + r * s.n);
+        min = _mm256_min_ps(v, min);  // v < min ? v : min
+        max = _mm256_max_ps(v, max);  // v > max ? v : max
+        sum = _mm256_add_ps(sum, v);
+      }
+      if (!AllFinite(sum)) {
+        for (size_t j = 0; j < 8; j++) {
+          for (size_t r = 0; r < rows; r++) CheckFiniteWeight(ToFloat(base[r * s.n + j]), k0 + r, n + j);
+        }
+      }
+
+      const LaneParams p = BlockParamsAvx2<kHalfEven>(min, max, s);
+      _mm256_store_ps(lane_scale, p.scale);
+      if (!AllFinite(p.scale)) {
+        for (size_t j = 0; j < 8; j++) CheckScale(lane_scale[j], s, b, n + j);
+      }
+      for (size_t j = 0; j < 8; j++) scales[(n + j) * k_blocks + b] = lane_scale[j];
+      const __m256i zp = _mm256_cvttps_epi32(p.zero_point);
+      if (zero_points) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(lane_zp), zp);
+        const int shift = static_cast<int>(b % kPerByte) * kBits;
+        for (size_t j = 0; j < 8; j++) {
+          zero_points[(n + j) * zp_bytes + b / kPerByte] |= static_cast<uint8_t>(lane_zp[j] << shift);
+        }
+      }
+
+      __m256d error_lo = _mm256_loadu_pd(column_error + n);
+      __m256d error_hi = _mm256_loadu_pd(column_error + n + 4);
+      const size_t full_words = rows / kPerWord;
+      for (size_t t = 0; t < full_words; t++) {
+        const Src* row = base + t * kPerWord * s.n;
+        __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 16
+        for (size_t v = 0; v < kPerWord; v++) {
+          const __m256i q = QuantizeRow<kHalfEven>(Load8(row + v * s.n), p, qmax, error_lo, error_hi);
+          acc = _mm256_or_si256(acc, _mm256_slli_epi32(q, static_cast<int>(v * kBits)));
+        }
+        word[t] = acc;
+      }
+      for (size_t t = full_words; t < words; t++) {  // the last block's padding holds the zero point
+        __m256i acc = _mm256_setzero_si256();
+        for (size_t v = 0; v < kPerWord; v++) {
+          const size_t r = t * kPerWord + v;
+          const __m256i q = r < rows ? QuantizeRow<kHalfEven>(Load8(base + r * s.n), p, qmax, error_lo, error_hi) : zp;
+          acc = _mm256_or_si256(acc, _mm256_sll_epi32(q, _mm_cvtsi32_si128(static_cast<int>(v * kBits))));
+        }
+        word[t] = acc;
+      }
+      _mm256_storeu_pd(column_error + n, error_lo);
+      _mm256_storeu_pd(column_error + n + 4, error_hi);
+
+      uint8_t* out = packed + (n * k_blocks + b) * blob;
+      if (words >= 4) {
+        for (size_t t = 0; t < words; t += 4) {
+          __m256i c0 = word[t], c1 = word[t + 1], c2 = word[t + 2], c3 = word[t + 3];
+          Transpose4x4Halves(c0, c1, c2, c3);
+          uint8_t* o = out + 4 * t;
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm256_castsi256_si128(c0));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + column_stride), _mm256_castsi256_si128(c1));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 2 * column_stride), _mm256_castsi256_si128(c2));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 3 * column_stride), _mm256_castsi256_si128(c3));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 4 * column_stride), _mm256_extracti128_si256(c0, 1));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 5 * column_stride), _mm256_extracti128_si256(c1, 1));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 6 * column_stride), _mm256_extracti128_si256(c2, 1));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 7 * column_stride), _mm256_extracti128_si256(c3, 1));
+        }
+      } else {
+        for (size_t t = 0; t < words; t++) _mm256_store_si256(reinterpret_cast<__m256i*>(small + 8 * t), word[t]);
+        for (size_t j = 0; j < 8; j++) {
+          for (size_t t = 0; t < words; t++) std::memcpy(out + j * column_stride + 4 * t, small + 8 * t + j, 4);
+        }
+      }
+    }
+  }
+}
+
+template <typename Src, bool kHalfEven>
+void QuantizeStripAvx2Bits(size_t n0, size_t groups, uint8_t* packed, float* scales, uint8_t* zero_points,
+                           const Src* w, const BlockwiseShape& s, double* column_error) {
+  switch (s.bits) {
+    case 2: return QuantizeStripAvx2<Src, 2, kHalfEven>(n0, groups, packed, scales, zero_points, w, s, column_error);
+    case 4: return QuantizeStripAvx2<Src, 4, kHalfEven>(n0, groups, packed, scales, zero_points, w, s, column_error);
+    default: return QuantizeStripAvx2<Src, 8, kHalfEven>(n0, groups, packed, scales, zero_points, w, s, column_error);
+  }
+}
+
+template <typename Src>
+void QuantizeStripAvx2Dispatch(size_t n0, size_t groups, uint8_t* packed, float* scales, uint8_t* zero_points,
+                               const Src* w, const BlockwiseShape& s, double* column_error) {
+  if (s.rounding == Rounding::kHalfEven) {
+    QuantizeStripAvx2Bits<Src, true>(n0, groups, packed, scales, zero_points, w, s, column_error);
+  } else {
+    QuantizeStripAvx2Bits<Src, false>(n0, groups, packed, scales, zero_points, w, s, column_error);
+  }
+}
+
+// Inverse for columns n0 .. n0 + 8·groups - 1: the words of eight columns are transposed back into
+// vectors whose lane j is column j, then each row is w = float(q - zp)·scale, stored 8 columns wide.
+template <int kBits>
+WHITTLE_TARGET_AVX2 void DequantizeStripAvx2(size_t n0, size_t groups, float* weight, const uint8_t* packed,
+                                             const float* scales, const uint8_t* zero_points, const BlockwiseShape& s) {
+  constexpr size_t kPerWord = 32 / kBits;
+  const size_t k_blocks = s.KBlocks();
+  const size_t blob = s.BlobBytes();
+  const size_t words = blob / 4;
+  const size_t column_stride = k_blocks * blob;
+  const __m256i mask = _mm256_set1_epi32((1 << kBits) - 1);
+  alignas(32) float lane_scale[8];
+  alignas(32) int32_t lane_zp[8];
+  alignas(32) uint32_t small[4 * 8];
+  __m256i word[4];
+
+  for (size_t b = 0; b < k_blocks; b++) {
+    const size_t k0 = b * s.block;
+    const size_t rows = std::min(s.block, s.k - k0);
+    for (size_t g = 0; g < groups; g++) {
+      const size_t n = n0 + 8 * g;
+      for (size_t j = 0; j < 8; j++) {
+        lane_scale[j] = scales[(n + j) * k_blocks + b];
+        lane_zp[j] = zero_points ? UnpackValue(zero_points + (n + j) * s.ZeroPointBytesPerColumn(), b, kBits)
+                                 : s.DefaultZeroPoint();
+      }
+      const __m256 scale = _mm256_load_ps(lane_scale);
+      const __m256i zp = _mm256_load_si256(reinterpret_cast<const __m256i*>(lane_zp));
+      const uint8_t* in = packed + (n * k_blocks + b) * blob;
+      float* out = weight + k0 * s.n + n;
+
+      for (size_t t0 = 0; t0 < words; t0 += 4) {
+        const size_t count = std::min<size_t>(4, words - t0);
+        if (count == 4) {
+          const uint8_t* i = in + 4 * t0;
+          auto half = [&](size_t j) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(i + j * column_stride)); };
+          word[0] = _mm256_inserti128_si256(_mm256_castsi128_si256(half(0)), half(4), 1);
+          word[1] = _mm256_inserti128_si256(_mm256_castsi128_si256(half(1)), half(5), 1);
+          word[2] = _mm256_inserti128_si256(_mm256_castsi128_si256(half(2)), half(6), 1);
+          word[3] = _mm256_inserti128_si256(_mm256_castsi128_si256(half(3)), half(7), 1);
+          Transpose4x4Halves(word[0], word[1], word[2], word[3]);
+        } else {
+          for (size_t j = 0; j < 8; j++) {
+            for (size_t t = 0; t < count; t++) std::memcpy(small + 8 * t + j, in + j * column_stride + 4 * t, 4);
+          }
+          for (size_t t = 0; t < count; t++) word[t] = _mm256_load_si256(reinterpret_cast<const __m256i*>(small + 8 * t));
+        }
+        for (size_t t = 0; t < count; t++) {
+          const size_t r0 = (t0 + t) * kPerWord;
+          const size_t n_rows = std::min(kPerWord, rows > r0 ? rows - r0 : 0);
+          if (n_rows == kPerWord) {
+#pragma GCC unroll 16
+            for (size_t v = 0; v < kPerWord; v++) {
+              const __m256i q = _mm256_and_si256(_mm256_srli_epi32(word[t], static_cast<int>(v * kBits)), mask);
+              _mm256_storeu_ps(out + (r0 + v) * s.n, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, zp)), scale));
+            }
+          } else {
+            for (size_t v = 0; v < n_rows; v++) {
+              const __m256i q = _mm256_and_si256(_mm256_srl_epi32(word[t], _mm_cvtsi32_si128(static_cast<int>(v * kBits))), mask);
+              _mm256_storeu_ps(out + (r0 + v) * s.n, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, zp)), scale));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void DequantizeStripAvx2Bits(size_t n0, size_t groups, float* weight, const uint8_t* packed, const float* scales,
+                             const uint8_t* zero_points, const BlockwiseShape& s) {
+  switch (s.bits) {
+    case 2: return DequantizeStripAvx2<2>(n0, groups, weight, packed, scales, zero_points, s);
+    case 4: return DequantizeStripAvx2<4>(n0, groups, weight, packed, scales, zero_points, s);
+    default: return DequantizeStripAvx2<8>(n0, groups, weight, packed, scales, zero_points, s);
+  }
+}
+
+#undef WHITTLE_AVX2_INLINE
+#endif  // WHITTLE_X86_SIMD
+
 // Columns per task: wide tiles read W in long row pieces (better streaming), but there should be a few
 // tasks per thread to balance the load.
 size_t TileWidth(size_t n) {
@@ -187,9 +515,23 @@ double QuantizeBlockwise(uint8_t* packed, float* scales, uint8_t* zero_points, c
                          const uint16_t* weight_f16, const BlockwiseShape& s) {
   std::vector<double> column_error(s.n);
   const size_t width = TileWidth(s.n);
+  const bool avx2 = UseAvx2();
   ParallelFor(CeilDiv(s.n, width), [&](size_t tile) {
-    const size_t n0 = tile * width;
-    const size_t cols = std::min(width, s.n - n0);
+    size_t n0 = tile * width;
+    size_t cols = std::min(width, s.n - n0);
+#if WHITTLE_X86_SIMD
+    if (avx2 && cols >= 8) {
+      const size_t groups = cols / 8;
+      if (weight_f16) {
+        QuantizeStripAvx2Dispatch(n0, groups, packed, scales, zero_points, weight_f16, s, column_error.data());
+      } else {
+        QuantizeStripAvx2Dispatch(n0, groups, packed, scales, zero_points, weight_f32, s, column_error.data());
+      }
+      n0 += 8 * groups;
+      cols -= 8 * groups;
+      if (cols == 0) return;
+    }
+#endif
     if (s.rounding == Rounding::kHalfEven) {
       QuantizeTile<true>(n0, cols, packed, scales, zero_points, weight_f32, weight_f16, s, column_error.data());
     } else {
@@ -204,9 +546,20 @@ double QuantizeBlockwise(uint8_t* packed, float* scales, uint8_t* zero_points, c
 void DequantizeBlockwise(float* weight, const uint8_t* packed, const float* scales, const uint8_t* zero_points,
                          const BlockwiseShape& s) {
   const size_t width = TileWidth(s.n);
+  const bool avx2 = UseAvx2();
   ParallelFor(CeilDiv(s.n, width), [&](size_t tile) {
-    const size_t n0 = tile * width;
-    DequantizeTile(n0, std::min(width, s.n - n0), weight, packed, scales, zero_points, s);
+    size_t n0 = tile * width;
+    size_t cols = std::min(width, s.n - n0);
+#if WHITTLE_X86_SIMD
+    if (avx2 && cols >= 8) {
+      const size_t groups = cols / 8;
+      DequantizeStripAvx2Bits(n0, groups, weight, packed, scales, zero_points, s);
+      n0 += 8 * groups;
+      cols -= 8 * groups;
+      if (cols == 0) return;
+    }
+#endif
+    DequantizeTile(n0, cols, weight, packed, scales, zero_points, s);
   });
 }
 

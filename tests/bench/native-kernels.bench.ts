@@ -4,15 +4,17 @@
  *
  *   GEMM 512×512×512 (C = A·B; another size as the 2nd argument): GFLOP/s = 2·M·N·K / time — AVX2 path on all threads and on 1 thread,
  *     baseline (SSE2 / portable) path on all threads, naive double-accumulating reference.
- *   Block-wise quantization of a 4096×4096 float32 weight to 4-bit, block 32 (symmetric and asymmetric):
- *     MB/s of float32 input — fast on all threads / 1 thread, and the reference.
+ *   Block-wise quantization of a 4096×4096 weight, float32 and float16, block 32 (4-bit symmetric and
+ *     asymmetric, 8-bit symmetric): MB/s of input as stored (4 or 2 bytes a weight) — fast on all threads /
+ *     1 thread, baseline (SSE2 / portable) path on all threads, and the reference; dequantization of the
+ *     4-bit asymmetric result: MB/s of float32 output.
  *   fp32 → fp16 of 16 M values: M values/s — fast (F16C) vs reference.
  * Each fast figure is the best of `rounds` runs; references run once (they are slow).
  *
  *   $N tests/bench/native-kernels.bench.ts [rounds=5] [gemmSize=512]
  */
 import {
-  cpuInfo, f32ToF16, gemm, getThreads, quantizeBlockwise, reference, setForceBaseline, setThreads,
+  cpuInfo, dequantizeBlockwise, f32ToF16, gemm, getThreads, quantizeBlockwise, reference, setForceBaseline, setThreads,
 } from '../../main/engine/native/index.ts';
 
 const rounds = Number(process.argv[2] ?? 5);
@@ -84,20 +86,44 @@ const useOne = (): void => { setForceBaseline(false); setThreads(1); };
   fillRatios(label);
 }
 
-// Block-wise quantization, 4096×4096 float32 → 4-bit, block 32
+// Block-wise quantization of a 4096×4096 weight (float32, and the same values as float16), block 32:
+// 4-bit symmetric / asymmetric and 8-bit symmetric; then dequantization of the 4-bit asymmetric result.
 {
   const k = 4096;
   const n = 4096;
-  const w = randomArray(k * n, 3);
-  const mb = (k * n * 4) / 1e6;
-  for (const symmetric of [true, false]) {
-    const label = `quantize 4096² 4-bit b32 ${symmetric ? 'sym' : 'asym'}`;
-    const opts = { k, n, bits: 4 as const, blockSize: 32, symmetric };
-    await measure(label, `fast, ${allThreads} threads`, 'MB/s', mb, rounds, () => quantizeBlockwise(w, opts), useAll);
-    await measure(label, 'fast, 1 thread', 'MB/s', mb, rounds, () => quantizeBlockwise(w, opts), useOne);
-    await measure(label, 'reference', 'MB/s', mb, 1, () => reference.quantizeBlockwise(w, opts), useAll);
-    fillRatios(label);
+  const w32 = randomArray(k * n, 3);
+  const w16 = await f32ToF16(w32);
+  const configs = [
+    { bits: 4 as const, symmetric: true, name: '4-bit b32 sym' },
+    { bits: 4 as const, symmetric: false, name: '4-bit b32 asym' },
+    { bits: 8 as const, symmetric: true, name: '8-bit b32 sym' },
+  ];
+  for (const fp16 of [false, true]) {
+    const w = fp16 ? w16 : w32;
+    const mb = (k * n * (fp16 ? 2 : 4)) / 1e6;
+    for (const c of configs) {
+      const label = `quantize 4096² ${fp16 ? 'fp16' : 'fp32'} ${c.name}`;
+      const opts = { k, n, bits: c.bits, blockSize: 32, symmetric: c.symmetric, weightIsFp16: fp16 };
+      await measure(label, `fast, ${allThreads} threads`, 'MB/s', mb, rounds, () => quantizeBlockwise(w, opts), useAll);
+      await measure(label, 'fast, 1 thread', 'MB/s', mb, rounds, () => quantizeBlockwise(w, opts), useOne);
+      if (cpu.simd === 'avx2') {
+        await measure(label, `baseline ISA, ${allThreads} threads`, 'MB/s', mb, rounds, () => quantizeBlockwise(w, opts), () => { setThreads(0); setForceBaseline(true); });
+      }
+      await measure(label, 'reference', 'MB/s', mb, 1, () => reference.quantizeBlockwise(w, opts), useAll);
+      fillRatios(label);
+    }
   }
+  useAll();
+  const q = await quantizeBlockwise(w32, { k, n, bits: 4, blockSize: 32, symmetric: false });
+  const label = 'dequantize 4096² 4-bit b32 asym';
+  const mb = (k * n * 4) / 1e6;
+  await measure(label, `fast, ${allThreads} threads`, 'MB/s', mb, rounds, () => dequantizeBlockwise(q), useAll);
+  await measure(label, 'fast, 1 thread', 'MB/s', mb, rounds, () => dequantizeBlockwise(q), useOne);
+  if (cpu.simd === 'avx2') {
+    await measure(label, `baseline ISA, ${allThreads} threads`, 'MB/s', mb, rounds, () => dequantizeBlockwise(q), () => { setThreads(0); setForceBaseline(true); });
+  }
+  await measure(label, 'reference', 'MB/s', mb, 1, () => reference.dequantizeBlockwise(q), useAll);
+  fillRatios(label);
 }
 
 // fp32 → fp16, 16 M values

@@ -8,7 +8,7 @@
  *   l2         Σ_rows x_j² per input channel j [d] float64; ‖x_j‖₂ = √l2[j] (Wanda, arXiv 2306.11695).
  */
 import { WhittleError } from '../errors.ts';
-import * as native from '../native/index.ts';
+import { hessianAccumulate, nativeAvailable } from '../native/index.ts';
 import { SymmetricHistogram } from './histogram.ts';
 
 export type AccumulatorKind = 'hessian' | 'minmax' | 'histogram' | 'l2';
@@ -29,17 +29,13 @@ export interface TensorStats {
   l2?: Float64Array;
 }
 
-/** H += XᵀX for X [n × d]: the native kernel (native-kernels, hessian). */
+/** H += XᵀX for X [n × d]: the native kernel (native-kernels/src/hessian.cc). */
 type HessianKernel = (h: Float32Array, x: Float32Array, n: number, d: number) => Promise<void>;
 
 /** The native Hessian kernel, or INTERNAL when the addon is not built (checked before any work). */
 export function hessianKernel(): HessianKernel {
-  const kernel = (native as { hessianAccumulate?: HessianKernel }).hessianAccumulate;
-  if (typeof kernel !== 'function') {
-    throw new WhittleError('INTERNAL', 'This build of Whittle has no Hessian kernel (hessianAccumulate); rebuild the native kernels with `npm run build:native`.');
-  }
-  if (!native.nativeAvailable()) throw new WhittleError('INTERNAL', 'The native kernels are not built. Run `npm run build:native`.');
-  return kernel;
+  if (!nativeAvailable()) throw new WhittleError('INTERNAL', 'The native kernels are not built. Run `npm run build:native`.');
+  return hessianAccumulate;
 }
 
 export class TensorAccumulator {

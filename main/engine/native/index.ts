@@ -112,6 +112,43 @@ interface Addon {
   quantizeBlockwiseRef(packed: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array | null, weight: Float32Array | Uint16Array, params: BlockwiseParams): number;
   dequantizeBlockwise(weight: Float32Array, packed: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array | null, params: BlockwiseParams): Promise<Float32Array>;
   dequantizeBlockwiseRef(weight: Float32Array, packed: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array | null, params: BlockwiseParams): void;
+  choleskyLower(a: Float64Array, d: number): Promise<number>;
+  choleskyLowerRef(a: Float64Array, d: number): number;
+  invertLower(a: Float64Array, d: number): Promise<Float64Array>;
+  invertLowerRef(a: Float64Array, d: number): void;
+  hessianAccumulate(h: Float32Array, x: Float32Array, n: number, d: number): Promise<Float32Array>;
+  hessianAccumulateRef(h: Float32Array, x: Float32Array, n: number, d: number): void;
+  prepareHessian(hinvUpper: Float32Array, dead: Uint8Array, sum: Float32Array, d: number, params: PrepareParams): Promise<number>;
+  prepareHessianRef(hinvUpper: Float32Array, dead: Uint8Array, sum: Float32Array, d: number, params: PrepareParams): number;
+  hessianActOrder(order: Int32Array, sum: Float32Array, d: number, count: number): void;
+  gptqSweep(packed: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array | null, weight: Float32Array, hinvUpper: Float32Array,
+    order: Int32Array | null, dead: Uint8Array, params: GptqParams): Promise<GptqNativeResult>;
+  gptqSweepRef(packed: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array | null, weight: Float32Array, hinvUpper: Float32Array,
+    order: Int32Array | null, dead: Uint8Array, params: GptqParams): GptqNativeResult;
+  gptqQuantize(packed: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array | null, weight: Float32Array, hessianSum: Float32Array,
+    params: GptqParams): Promise<GptqNativeResult & { dead: number }>;
+  gptqQuantizeRef(packed: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array | null, weight: Float32Array, hessianSum: Float32Array,
+    params: GptqParams): GptqNativeResult & { dead: number };
+}
+
+interface PrepareParams {
+  count: number;
+  percdamp: number;
+  order?: Int32Array;
+  label?: string;
+}
+
+interface GptqParams extends BlockwiseParams {
+  columnBlock: number;
+  count?: number;
+  percdamp?: number;
+  actOrder?: boolean;
+  label?: string;
+}
+
+interface GptqNativeResult {
+  loss: number;
+  sqError: number;
 }
 
 const NOT_BUILT = 'The native kernels are not built. Run `npm run build:native`.';
@@ -374,6 +411,271 @@ export async function dequantizeBlockwise(q: BlockwiseQuantized): Promise<Float3
   return callAsync(() => load().dequantizeBlockwise(new Float32Array(q.k * q.n), q.packed, q.scales, q.zeroPoints, params));
 }
 
+// ---- float64 linear algebra (the Hessian core's building blocks) --------------------------------------
+
+function checkSquare(a: Float64Array, d: number, fn: string): void {
+  if (!(a instanceof Float64Array)) throw invalid(`${fn}: a must be a Float64Array.`);
+  checkCount(d, `${fn}: d`);
+  checkLength(a, d * d, `${fn}: a`, 'd·d');
+}
+
+/**
+ * A[d×d] = L·Lᵀ in place (row-major float64; the lower triangle is read, L overwrites it and the strict
+ * upper triangle is zeroed). Blocked and multi-threaded. Resolves with -1 when A is positive definite,
+ * otherwise with the index of the first pivot that is not positive (A is then left partly factored).
+ */
+export async function choleskyLower(a: Float64Array, d: number): Promise<number> {
+  checkSquare(a, d, 'choleskyLower');
+  return callAsync(() => load().choleskyLower(a, d));
+}
+
+/** L → L⁻¹ in place for a lower-triangular L[d×d] (float64, zero strict upper triangle, non-zero diagonal). */
+export async function invertLower(a: Float64Array, d: number): Promise<Float64Array> {
+  checkSquare(a, d, 'invertLower');
+  return callAsync(() => load().invertLower(a, d));
+}
+
+// ---- Hessian (GPTQ / SparseGPT) ------------------------------------------------------------------------
+
+function checkAccumulate(h: Float32Array, x: Float32Array, n: number, d: number): void {
+  checkArray(h, Float32Array, 'hessianAccumulate: h');
+  checkArray(x, Float32Array, 'hessianAccumulate: x');
+  checkCount(n, 'hessianAccumulate: n');
+  checkCount(d, 'hessianAccumulate: d', 1);
+  checkLength(h, d * d, 'hessianAccumulate: h', 'd·d');
+  checkLength(x, n * d, 'hessianAccumulate: x', 'n·d');
+}
+
+/**
+ * H[d×d] += Xᵀ·X for a batch X [n×d] (row-major float32): H is float32, both triangles updated in place
+ * (by the same increments, so a symmetric H stays exactly symmetric). Multi-threaded SYRK.
+ */
+export async function hessianAccumulate(h: Float32Array, x: Float32Array, n: number, d: number): Promise<void> {
+  checkAccumulate(h, x, n, d);
+  await callAsync(() => load().hessianAccumulate(h, x, n, d));
+}
+
+export interface PrepareHessianOptions {
+  /** Dampening: H += percdamp · mean(diag H) · I (GPTQ: 0.01). ≥ 0. */
+  percdamp: number;
+  /** Sweep order: order[a] = the input at position a (a permutation of 0..d−1), e.g. hessianActOrder. */
+  order?: Int32Array;
+  /** Names the layer in error messages ("the Hessian of <label> is not positive definite"). */
+  label?: string;
+}
+
+export interface PreparedHessian {
+  /** U [d×d] row-major, upper triangular (zero below the diagonal), Uᵀ·U = H⁻¹, rows and columns in sweep order. */
+  hinvUpper: Float32Array;
+  /** Dead inputs (S[i,i] == 0), ascending: their weights must be zeroed. */
+  dead: Int32Array;
+  /** The order it was prepared in (null: natural order). */
+  order: Int32Array | null;
+}
+
+interface PreparePlan {
+  hinvUpper: Float32Array;
+  deadMask: Uint8Array;
+  order: Int32Array | null;
+  params: PrepareParams;
+}
+
+function checkPercdamp(percdamp: unknown): number {
+  if (typeof percdamp !== 'number' || !Number.isFinite(percdamp) || percdamp < 0) {
+    throw invalid(`percdamp must be a finite number ≥ 0, got ${String(percdamp)}.`);
+  }
+  return percdamp;
+}
+
+function checkRowCount(count: unknown): number {
+  if (typeof count !== 'number' || !Number.isFinite(count) || count <= 0) {
+    throw invalid(`count (the calibration rows summed into the Hessian) must be a positive number, got ${String(count)}.`);
+  }
+  return count;
+}
+
+function planPrepare(sum: Float32Array, d: number, count: number, opts: PrepareHessianOptions): PreparePlan {
+  checkArray(sum, Float32Array, 'prepareHessian: sum');
+  checkCount(d, 'prepareHessian: d', 1);
+  checkLength(sum, d * d, 'prepareHessian: sum', 'd·d');
+  checkRowCount(count);
+  if (typeof opts !== 'object' || opts === null) throw invalid('prepareHessian: options are required.');
+  const percdamp = checkPercdamp(opts.percdamp);
+  const order = opts.order ?? null;
+  if (order !== null) {
+    if (!(order instanceof Int32Array)) throw invalid('prepareHessian: order must be an Int32Array.');
+    checkLength(order, d, 'prepareHessian: order', 'd');
+  }
+  const params: PrepareParams = { count, percdamp };
+  if (order) params.order = order;
+  if (opts.label !== undefined) params.label = String(opts.label);
+  return { hinvUpper: new Float32Array(d * d), deadMask: new Uint8Array(d), order, params };
+}
+
+function finishPrepare(p: PreparePlan, deadCount: number): PreparedHessian {
+  const dead = new Int32Array(deadCount);
+  let j = 0;
+  for (let i = 0; i < p.deadMask.length; i++) if (p.deadMask[i]) dead[j++] = i;
+  return { hinvUpper: p.hinvUpper, dead, order: p.order };
+}
+
+/**
+ * The shared Hessian core (GPTQ and SparseGPT): from S = Σ XᵀX over `count` rows, H = 2/count · S;
+ * dead inputs (S[i,i] = 0) get H[i,i] = 1 and are reported; H += percdamp · mean(diag H) · I; optionally
+ * permuted (opts.order); returns U, the upper Cholesky factor of H⁻¹ (float64 inside: one blocked
+ * Cholesky of the reversed H and one triangular inverse, multi-threaded). A damped H that is not
+ * positive definite → INVALID_INPUT "The Hessian of <label> is not positive definite …; increase percdamp."
+ */
+export async function prepareHessian(sum: Float32Array, d: number, count: number, opts: PrepareHessianOptions): Promise<PreparedHessian> {
+  const p = planPrepare(sum, d, count, opts);
+  const dead = await callAsync(() => load().prepareHessian(p.hinvUpper, p.deadMask, sum, d, p.params));
+  return finishPrepare(p, dead);
+}
+
+/** GPTQ's act-order: inputs by decreasing diag(H) (dead inputs count as 1), ties in input order. Synchronous, O(d log d). */
+export function hessianActOrder(sum: Float32Array, d: number, count: number): Int32Array {
+  checkArray(sum, Float32Array, 'hessianActOrder: sum');
+  checkCount(d, 'hessianActOrder: d', 1);
+  checkLength(sum, d * d, 'hessianActOrder: sum', 'd·d');
+  checkRowCount(count);
+  const order = new Int32Array(d);
+  callSync(() => load().hessianActOrder(order, sum, d, count));
+  return order;
+}
+
+// ---- GPTQ (arXiv 2210.17323) → MatMulNBits ------------------------------------------------------------
+
+export interface GptqSweepOptions {
+  /** Input features (rows of W [K, N]); the Hessian is [K×K]. */
+  k: number;
+  /** Output features. */
+  n: number;
+  bits: QuantBits;
+  /** The group: MatMulNBits block along K, power of two 16..256. */
+  blockSize: number;
+  symmetric: boolean;
+  /** Inputs per lazy-update block (GPTQ: 128). */
+  columnBlock: number;
+  /** Default 'half-even'. */
+  rounding?: Rounding;
+  /** Round scales to float16 before quantizing with them (a float16 model's MatMulNBits). Default false. */
+  scalesFp16?: boolean;
+}
+
+export interface GptqOptions extends GptqSweepOptions {
+  /** Dampening, see prepareHessian (GPTQ: 0.01). */
+  percdamp: number;
+  /** Sweep inputs by decreasing diag(H), with static groups (still plain MatMulNBits, no g_idx). */
+  actOrder: boolean;
+  /** Names the layer in error messages. */
+  label?: string;
+}
+
+/**
+ * A GPTQ-quantized weight: the MatMulNBits layout of quantizeBlockwise (sqError = Σ (w − dequantized)²
+ * against the original weight), plus `loss` = ½ Σ_{i,channel} err², err = (w − q)/Hinv[i,i] — GPTQ's
+ * Σ (w − q)²/Hinv[i,i]²/2, the output error the sweep predicts — and `dead`, the count of dead inputs.
+ */
+export interface GptqQuantized extends BlockwiseQuantized {
+  loss: number;
+  dead: number;
+}
+
+interface GptqPlan {
+  result: GptqQuantized;
+  params: GptqParams;
+}
+
+function planGptqShape(weight: Float32Array, opts: GptqSweepOptions, fn: string): GptqPlan {
+  if (typeof opts !== 'object' || opts === null) throw invalid(`${fn}: options are required.`);
+  const { k, n, bits, blockSize, symmetric, columnBlock } = opts;
+  checkBlockwiseShape(k, n, bits, blockSize);
+  if (typeof symmetric !== 'boolean') throw invalid('symmetric must be true or false.');
+  checkCount(columnBlock, 'columnBlock', 1);
+  if (!(weight instanceof Float32Array)) throw invalid(`${fn}: the weight must be a Float32Array (convert float16 with f16ToF32).`);
+  checkLength(weight, k * n, `${fn}: weight`, 'k·n');
+  const rounding = opts.rounding ?? 'half-even';
+  if (rounding !== 'half-even' && rounding !== 'half-away') throw invalid(`rounding must be 'half-even' or 'half-away', got ${String(rounding)}.`);
+  const layout = blockwiseLayout(k, n, bits, blockSize);
+  return {
+    result: {
+      packed: new Uint8Array(layout.packedBytes),
+      scales: new Float32Array(layout.scaleCount),
+      zeroPoints: symmetric ? null : new Uint8Array(layout.zeroPointBytes),
+      k, n, bits, blockSize,
+      kBlocks: layout.kBlocks,
+      sqError: 0,
+      loss: 0,
+      dead: 0,
+    },
+    params: { k, n, bits, blockSize, symmetric, fp16Scales: opts.scalesFp16 ?? false, rounding, columnBlock },
+  };
+}
+
+function planGptq(weight: Float32Array, hessianSum: Float32Array, count: number, opts: GptqOptions): GptqPlan {
+  const p = planGptqShape(weight, opts, 'gptqQuantize');
+  checkArray(hessianSum, Float32Array, 'gptqQuantize: hessianSum');
+  checkLength(hessianSum, opts.k * opts.k, 'gptqQuantize: hessianSum', 'k·k');
+  p.params.count = checkRowCount(count);
+  p.params.percdamp = checkPercdamp(opts.percdamp);
+  if (typeof opts.actOrder !== 'boolean') throw invalid('actOrder must be true or false.');
+  p.params.actOrder = opts.actOrder;
+  if (opts.label !== undefined) p.params.label = String(opts.label);
+  return p;
+}
+
+interface SweepPlan extends GptqPlan {
+  deadMask: Uint8Array;
+}
+
+function planSweep(weight: Float32Array, prepared: PreparedHessian, opts: GptqSweepOptions): SweepPlan {
+  const p = planGptqShape(weight, opts, 'gptqSweep');
+  if (typeof prepared !== 'object' || prepared === null) throw invalid('gptqSweep: a prepared Hessian is required.');
+  checkArray(prepared.hinvUpper, Float32Array, 'gptqSweep: hinvUpper');
+  checkLength(prepared.hinvUpper, opts.k * opts.k, 'gptqSweep: hinvUpper', 'k·k');
+  if (prepared.order !== null) {
+    if (!(prepared.order instanceof Int32Array)) throw invalid('gptqSweep: order must be an Int32Array or null.');
+    checkLength(prepared.order, opts.k, 'gptqSweep: order', 'k');
+  }
+  if (!(prepared.dead instanceof Int32Array)) throw invalid('gptqSweep: dead must be an Int32Array.');
+  const deadMask = new Uint8Array(opts.k);
+  for (const i of prepared.dead) {
+    if (!Number.isInteger(i) || i < 0 || i >= opts.k) throw invalid(`gptqSweep: dead input ${i} is out of range 0..${opts.k - 1}.`);
+    deadMask[i] = 1;
+  }
+  return { ...p, deadMask };
+}
+
+function finishGptq(result: GptqQuantized, r: GptqNativeResult, dead: number): GptqQuantized {
+  result.loss = r.loss;
+  result.sqError = r.sqError;
+  result.dead = dead;
+  return result;
+}
+
+/**
+ * GPTQ for one MatMul weight W [K, N] (ONNX layout, K = d_in) from its input's Hessian sum S [K×K]
+ * (Σ XᵀX over `count` calibration rows, hessianAccumulate), into the MatMulNBits layout of
+ * quantizeBlockwise (same scale / zero-point rule). Dead inputs → their weights zeroed; act-order sweeps
+ * by decreasing diag(H) with static groups; without it each group's grid is fitted when the sweep reaches
+ * it. Column blocks of `columnBlock` with the lazy batch update. Multi-threaded across output channels
+ * and bit-identical to reference.gptqSweep given the same prepared Hessian. Not positive definite →
+ * INVALID_INPUT (increase percdamp).
+ */
+export async function gptqQuantize(weight: Float32Array, hessianSum: Float32Array, count: number, opts: GptqOptions): Promise<GptqQuantized> {
+  const p = planGptq(weight, hessianSum, count, opts);
+  const r = await callAsync(() => load().gptqQuantize(p.result.packed, p.result.scales, p.result.zeroPoints, weight, hessianSum, p.params));
+  return finishGptq(p.result, r, r.dead);
+}
+
+/** The GPTQ sweep alone, on a Hessian prepared by prepareHessian (with the order it was prepared in: act-order ⇔ static groups). */
+export async function gptqSweep(weight: Float32Array, prepared: PreparedHessian, opts: GptqSweepOptions): Promise<GptqQuantized> {
+  const p = planSweep(weight, prepared, opts);
+  const r = await callAsync(() => load().gptqSweep(p.result.packed, p.result.scales, p.result.zeroPoints, weight, prepared.hinvUpper,
+    prepared.order, p.deadMask, p.params));
+  return finishGptq(p.result, r, prepared.dead.length);
+}
+
 // ---- references --------------------------------------------------------------------------------------
 
 /** Synchronous single-threaded scalar references (native-kernels/src/reference/), same contracts as above. */
@@ -411,5 +713,40 @@ export const reference = {
     const out = new Float32Array(q.k * q.n);
     callSync(() => load().dequantizeBlockwiseRef(out, q.packed, q.scales, q.zeroPoints, params));
     return out;
+  },
+  /** Unblocked Cholesky (same contract as choleskyLower). */
+  choleskyLower(a: Float64Array, d: number): number {
+    checkSquare(a, d, 'choleskyLower');
+    return callSync(() => load().choleskyLowerRef(a, d));
+  },
+  /** Forward-substitution inverse (same contract as invertLower). */
+  invertLower(a: Float64Array, d: number): Float64Array {
+    checkSquare(a, d, 'invertLower');
+    callSync(() => load().invertLowerRef(a, d));
+    return a;
+  },
+  /** H[i,j] += Σ_t x[t,i]·x[t,j], each sum taken in double. */
+  hessianAccumulate(h: Float32Array, x: Float32Array, n: number, d: number): void {
+    checkAccumulate(h, x, n, d);
+    callSync(() => load().hessianAccumulateRef(h, x, n, d));
+  },
+  /** GPTQ's literal sequence in double: chol(H) → cholesky_inverse → chol(·, upper). */
+  prepareHessian(sum: Float32Array, d: number, count: number, opts: PrepareHessianOptions): PreparedHessian {
+    const p = planPrepare(sum, d, count, opts);
+    const dead = callSync(() => load().prepareHessianRef(p.hinvUpper, p.deadMask, sum, d, p.params));
+    return finishPrepare(p, dead);
+  },
+  /** One output channel at a time; same codes, scales, zero points, loss and sqError as gptqSweep. */
+  gptqSweep(weight: Float32Array, prepared: PreparedHessian, opts: GptqSweepOptions): GptqQuantized {
+    const p = planSweep(weight, prepared, opts);
+    const r = callSync(() => load().gptqSweepRef(p.result.packed, p.result.scales, p.result.zeroPoints, weight, prepared.hinvUpper,
+      prepared.order, p.deadMask, p.params));
+    return finishGptq(p.result, r, prepared.dead.length);
+  },
+  /** reference.prepareHessian + reference.gptqSweep. */
+  gptqQuantize(weight: Float32Array, hessianSum: Float32Array, count: number, opts: GptqOptions): GptqQuantized {
+    const p = planGptq(weight, hessianSum, count, opts);
+    const r = callSync(() => load().gptqQuantizeRef(p.result.packed, p.result.scales, p.result.zeroPoints, weight, hessianSum, p.params));
+    return finishGptq(p.result, r, r.dead);
   },
 };

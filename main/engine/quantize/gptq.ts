@@ -20,8 +20,7 @@ import { QuantizeGptqStep, type CalibrationConfig, type Recipe } from '../../../
 import { activationInputsFor, collectCalibrationStats, validateCalibration } from '../calibrate/index.ts';
 import { throwIfAborted, WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
-import * as native from '../native/index.ts';
-import { f16ToF32 } from '../native/index.ts';
+import { f16ToF32, gptqQuantize } from '../native/index.ts';
 import type { OnnxModel } from '../onnx/proto-types.ts';
 import type { StepInput, StepOutput, StepRunner } from '../recipe/steps.ts';
 import { DATA_FILE, MODEL_FILE } from './output-folder.ts';
@@ -104,14 +103,6 @@ export async function collectHessians(
   return out;
 }
 
-type GptqKernel = (weight: Float32Array, hessianSum: Float32Array, count: number, opts: Record<string, unknown>) => Promise<native.BlockwiseQuantized & { loss: number; dead: number }>;
-
-function gptqKernel(): GptqKernel {
-  const kernel = (native as { gptqQuantize?: GptqKernel }).gptqQuantize;
-  if (typeof kernel !== 'function') throw new WhittleError('INTERNAL', 'This build of Whittle has no GPTQ kernel; rebuild the native kernels with `npm run build:native`.');
-  return kernel;
-}
-
 /** A weight as float32 [K, N] for the GPTQ math (fp16 bits converted). */
 async function asFloat32(weight: Float32Array | Uint16Array): Promise<Float32Array> {
   return weight instanceof Float32Array ? weight : f16ToF32(weight);
@@ -125,10 +116,10 @@ export function gptqQuantizer(hessians: ReadonlyMap<string, HessianStats>, setti
       if (!h) throw new WhittleError('INTERNAL', `No Hessian was collected for ${target.weight}.`);
       if (h.d !== target.k) throw new WhittleError('INTERNAL', `The Hessian of ${target.weight}'s input has ${h.d} features; the weight has K = ${target.k}.`);
       const w = await asFloat32(weight);
-      const q = await gptqKernel()(w, h.hessian, h.rows, {
+      const q = await gptqQuantize(w, h.hessian, h.rows, {
         k: target.k, n: target.n, bits, blockSize: settings.blockSize, symmetric: settings.symmetric,
         percdamp: settings.percdamp, actOrder: settings.actOrder, columnBlock: settings.columnBlock,
-        scalesFp16: target.dtype === 'float16',
+        scalesFp16: target.dtype === 'float16', label: target.weight,
       });
       return { q, facts: { loss: q.loss, deadInputs: q.dead } };
     },

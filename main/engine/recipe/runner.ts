@@ -92,6 +92,8 @@ function samplePlan(r: Recipe): SamplePlan | null {
 }
 
 const needsDecoder = (r: Recipe): boolean => Boolean(r.evaluation.perplexity || r.evaluation.speed || samplePlan(r));
+/** After preparation (default generations may have been dropped there). */
+const decodersNeeded = (inputs: EvaluationInputs): boolean => Boolean(inputs.recipe.evaluation.perplexity || inputs.recipe.evaluation.speed || inputs.samples);
 
 /** Checks everything a recipe names before any work; returns what evaluation needs and the open decoder. */
 async function prepare(recipe: Recipe, registry: StepRegistry, ctx: JobContext): Promise<{ inputs: EvaluationInputs; decoder: Decoder | null }> {
@@ -113,11 +115,23 @@ async function prepare(recipe: Recipe, registry: StepRegistry, ctx: JobContext):
     await (await createSession(recipe.model.path, threads)).release();
   }
   try {
-    const tokenizer = wantsTokenizer && recipe.tokenizer ? await loadTokenizer(recipe.tokenizer.path) : null;
-    if (tokenizer && decoder) checkTokenizerFitsModel(tokenizer, decoder.vocabSize);
+    let tokenizer: TextTokenizer | null = null;
+    let plan = samples;
+    if (wantsTokenizer && recipe.tokenizer) {
+      try {
+        tokenizer = await loadTokenizer(recipe.tokenizer.path);
+        if (decoder) checkTokenizerFitsModel(tokenizer, decoder.vocabSize);
+      } catch (e) {
+        // Only the default generations wanted it: they are left out rather than failing the job.
+        if (evaluation.perplexity || !samples?.defaulted) throw e;
+        ctx.log('warn', `No sample generations: ${(e as Error).message}`);
+        tokenizer = null;
+        plan = null;
+      }
+    }
     const text = evaluation.perplexity ? await readTextFile(evaluation.perplexity.text) : null;
     ctx.progress({ phase: 'load', done: 1, total: 1 });
-    return { inputs: { recipe, tokenizer, text, threads, samples }, decoder };
+    return { inputs: { recipe, tokenizer, text, threads, samples: plan }, decoder };
   } catch (e) {
     await decoder?.release();
     throw e;
@@ -170,7 +184,7 @@ async function evaluateModel(modelPath: string, subject: string, inputs: Evaluat
   const metrics: Metric[] = [];
   const details: Record<string, unknown> = { modelPath };
   let decoder = open;
-  if (!decoder && needsDecoder(recipe)) {
+  if (!decoder && decodersNeeded(inputs)) {
     decoder = await openDecoder(modelPath, { threads: inputs.threads });
     if (tokenizer) checkTokenizerFitsModel(tokenizer, decoder.vocabSize);
   }
@@ -230,7 +244,7 @@ async function compareModels(
   let p = open;
   let q: Decoder | null = null;
   try {
-    if (needsDecoder(recipe)) {
+    if (decodersNeeded(inputs)) {
       p ??= await openDecoder(originalPath, { threads: inputs.threads });
       q = await openDecoder(resultPath, { threads: inputs.threads });
       if (tokenizer) checkTokenizerFitsModel(tokenizer, q.vocabSize);

@@ -7,7 +7,9 @@ import type { Artefact } from '../../../preload/contract.ts';
 import type { Recipe, Step } from '../../../preload/recipe.ts';
 import { WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
+import { quantizeFp16Step } from '../quantize/fp16.ts';
 import { quantizeGptqStep } from '../quantize/gptq.ts';
+import { quantizeInt8DynamicStep } from '../quantize/int8-dynamic.ts';
 import { quantizeInt8StaticStep } from '../quantize/int8-static.ts';
 import { sensitivityStep } from '../quantize/sensitivity.ts';
 import { quantizeRtnStep } from '../quantize/step.ts';
@@ -46,6 +48,8 @@ export function stepKey(step: Step): StepKey {
 export const defaultSteps: StepRegistry = {
   'quantize:rtn': quantizeRtnStep,
   'quantize:gptq': quantizeGptqStep,
+  'quantize:fp16': quantizeFp16Step,
+  'quantize:int8-dynamic': quantizeInt8DynamicStep,
   'quantize:int8-static': quantizeInt8StaticStep,
   sensitivity: sensitivityStep,
 };

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WhittleError } from '../../../main/engine/errors.ts';
 import { History, openHistory, resolveHome, SCHEMA_VERSION } from '../../../main/history/index.ts';
+import { MIGRATIONS } from '../../../main/history/migrations.ts';
 import { tempDir } from '../../helpers/fixtures.ts';
 
 let scratch: ReturnType<typeof tempDir>;
@@ -23,6 +24,32 @@ function caught(fn: () => unknown): WhittleError {
 const experiment = { name: 'e', kind: 'evaluate', recipe: { model: { path: '/m.onnx' } }, modelPath: '/m.onnx' };
 
 describe('openHistory', () => {
+  it('upgrades a database written by an earlier schema in place, keeping its rows', () => {
+    // A history as Whittle with the first two migrations left it, holding an experiment and a cache entry.
+    const file = path.join(scratch.dir, 'history.db');
+    const old = new Database(file);
+    for (const m of MIGRATIONS.slice(0, 2)) old.exec(m as string);
+    old.pragma('user_version = 2');
+    old.prepare(`INSERT INTO evaluation_cache (model_sha256, settings_hash, metrics_json, created) VALUES ('abc', 'def', '[{"name":"perplexity","value":4.2,"unit":"","subject":"model"}]', '2026-01-01T00:00:00Z')`).run();
+    old.close();
+
+    const h = openHistory({ home: scratch.dir });
+    try {
+      expect(h.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      expect(h.cacheGet('abc', 'def')).toEqual({ metrics: [{ name: 'perplexity', value: 4.2, unit: '', subject: 'model' }], created: '2026-01-01T00:00:00Z', from: null });
+      const id = h.createExperiment(experiment);
+      h.cachePut('abc', 'def', [{ name: 'perplexity', value: 4.3, unit: '', subject: 'model' }], id);
+      expect(h.cacheGet('abc', 'def')?.from).toBe(id);
+      // Deleting the experiment keeps the measurement but forgets who made it.
+      h.finish(id, 'done');
+      h.delete(id);
+      expect(h.cacheGet('abc', 'def')?.from).toBeNull();
+    } finally {
+      h.close();
+    }
+  });
+
+
   it('creates the schema from an empty folder: every table STRICT, user_version recorded', () => {
     const home = path.join(scratch.dir, 'nested', 'home');
     const h = openHistory({ home });
