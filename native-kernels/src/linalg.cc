@@ -40,7 +40,7 @@ constexpr size_t MR = 6;      // micro-kernel rows
 constexpr size_t NR = 8;      // micro-kernel columns (two 4-double AVX registers)
 constexpr size_t KC = 256;    // depth of one packed slice
 constexpr size_t NB = 128;    // block columns of the factorizations
-constexpr size_t TILE = 128;  // square tiles of the trailing update / row tiles of the inverse
+constexpr size_t TILE = 192;  // square tiles of the trailing update / row tiles of the inverse (32·MR, 24·NR)
 
 // Bp[panel][kk][NR] = op(B)[k0 + kk, panel·NR + j], zero beyond n.
 void PackB(double* bp, const double* b, size_t ldb, bool trans_b, size_t n, size_t k0, size_t kc) {
@@ -230,17 +230,24 @@ size_t CholeskyLower(double* a, size_t d, double* pivot) {
     if (k1 == d) break;
     const size_t rows = d - k1;
 
-    // L21 = A21 · L11⁻ᵀ: for each row x of A21, x_j = (x_j − Σ_{k0<=p<j} x_p L[j,p]) / L[j,j].
+    // L21 = A21 · L11⁻ᵀ: each row x of A21 solves x · L11ᵀ = a by forward substitution, column-oriented
+    // (x_j /= L[j,j], then x_p −= x_j · L[p,j] for p > j) so the inner loop is a vectorizable axpy over
+    // a row of L11ᵀ rather than a latency-bound dot product.
+    const size_t nb = k1 - k0;
+    std::vector<double> l11t(nb * nb);  // L11ᵀ
+    for (size_t j = 0; j < nb; j++) {
+      for (size_t p = j; p < nb; p++) l11t[j * nb + p] = a[(k0 + p) * d + k0 + j];
+    }
     constexpr size_t kRowsPerTask = 32;
     ParallelFor(CeilDiv(rows, kRowsPerTask), [&](size_t t) {
       const size_t r_end = std::min(d, k1 + (t + 1) * kRowsPerTask);
       for (size_t i = k1 + t * kRowsPerTask; i < r_end; i++) {
-        double* ri = a + i * d;
-        for (size_t j = k0; j < k1; j++) {
-          const double* rj = a + j * d;
-          double s = ri[j];
-          for (size_t p = k0; p < j; p++) s -= ri[p] * rj[p];
-          ri[j] = s / rj[j];
+        double* __restrict x = a + i * d + k0;
+        for (size_t j = 0; j < nb; j++) {
+          const double* __restrict lt = l11t.data() + j * nb;
+          const double xj = x[j] / lt[j];
+          x[j] = xj;
+          for (size_t p = j + 1; p < nb; p++) x[p] -= xj * lt[p];
         }
       }
     });

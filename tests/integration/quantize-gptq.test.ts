@@ -4,9 +4,11 @@
  * the end of the TinyStories file, evaluation on its first 400 paragraphs) 4-bit GPTQ beats 4-bit RTN,
  * and 8-bit GPTQ and RTN stay within 0.3 % of fp32.
  */
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleCalibration } from '../../main/engine/calibrate/index.ts';
+import { loadTokenizer } from '../../main/engine/data/tokenizer.ts';
 import { WhittleError } from '../../main/engine/errors.ts';
 import { openDecoder } from '../../main/engine/evaluate/decoder-session.ts';
 import { quietContext, type Progress } from '../../main/engine/job-context.ts';
@@ -15,6 +17,7 @@ import { attrInt, initializerMap } from '../../main/engine/onnx/graph.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
 import { quantizeGptq } from '../../main/engine/quantize/gptq.ts';
 import { readManifest } from '../../main/engine/quantize/manifest.ts';
+import { measureKl } from '../../main/engine/quantize/sensitivity.ts';
 import { quantizeWeightOnly } from '../../main/engine/quantize/weight-only.ts';
 import { runRecipe } from '../../main/engine/recipe/runner.ts';
 import { QuantizeGptqStep, QuantizeRtnStep, Recipe } from '../../preload/recipe.ts';
@@ -86,13 +89,16 @@ describe('stories260K', () => {
     expect(pg).toBeLessThan(pr);
   });
 
-  it('4-bit act-order, symmetric: runs and also beats RTN', async () => {
+  it('4-bit act-order, symmetric: also closer to the original than RTN (KL on held-out calibration sequences)', async () => {
     const g = await quantizeGptq(STORIES.model, gptq({ bits: 4, blockSize: 32, symmetric: true, actOrder: true }), outDir('gptq4-act'), quietContext(tmp.dir), options);
     const r = await quantizeWeightOnly(STORIES.model, rtn({ bits: 4, blockSize: 32, symmetric: true }), outDir('rtn4-sym'), quietContext(tmp.dir));
-    const pg = await storiesPerplexity(g.modelPath, tmp.dir);
-    const pr = await storiesPerplexity(r.modelPath, tmp.dir);
-    console.log(`4-bit block 32 (sym, act-order): GPTQ ${pg.toFixed(6)}, RTN ${pr.toFixed(6)}`);
-    expect(pg).toBeLessThan(pr);
+    expect((await readManifest(g.outDir)).gptq).toMatchObject({ actOrder: true });
+    // sequences drawn with another seed than the calibration's
+    const samples = sampleCalibration(readFileSync(calibText, 'utf8'), await loadTokenizer(STORIES.tokenizer), { samples: 8, length: 128, seed: 99 });
+    const kg = (await measureKl(STORIES.model, g.modelPath, samples)).kl;
+    const kr = (await measureKl(STORIES.model, r.modelPath, samples)).kl;
+    console.log(`4-bit block 32 (sym, act-order): KL(original ‖ ·) GPTQ ${kg.toExponential(4)}, RTN ${kr.toExponential(4)} nats/token`);
+    expect(kg).toBeLessThan(kr);
   });
 
   it('8-bit: GPTQ and RTN within 0.3 % of fp32', async () => {
@@ -114,6 +120,14 @@ describe('stories260K', () => {
     expect(nbits.filter((n) => attrInt(n, 'bits', 0) === 4).length).toBe(34);
     expect(g.quantized.find((w) => w.name === target)?.bits).toBe(8);
     expect((await readManifest(g.outDir)).weights.find((w) => w.name === target)?.bits).toBe(8);
+  });
+
+  it('the QDQ format: GPTQ codes through blocked DequantizeLinear → MatMul, runs', async () => {
+    const g = await quantizeGptq(STORIES.model, gptq({ bits: 4, format: 'qdq', calibration: { text: calibText, samples: 8, length: 64, seed: 0 } }), outDir('gptq-qdq'), quietContext(tmp.dir), options);
+    const nodes = (await readModel(g.modelPath)).proto.graph!.node;
+    expect(nodes.filter((n) => n.opType === 'DequantizeLinear').length).toBe(35);
+    expect(nodes.filter((n) => n.opType === 'MatMulNBits')).toEqual([]);
+    await runsInOrt(g.modelPath, [1, 403, 407, 261]);
   });
 
   it('the Hessian memory budget is checked before calibrating (OUT_OF_MEMORY)', async () => {

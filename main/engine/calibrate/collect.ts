@@ -13,8 +13,8 @@
  */
 import path from 'node:path';
 import type { z } from 'zod';
-import * as ort from 'onnxruntime-node';
-import { CalibrationConfig } from '../../../preload/recipe.ts';
+import type * as ort from 'onnxruntime-node';
+import type { CalibrationConfig } from '../../../preload/recipe.ts';
 import { throwIfAborted, WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
 import { createSession, decoderFeeds, detectDecoderLayoutFromSession } from '../evaluate/decoder-session.ts';

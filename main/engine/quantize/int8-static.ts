@@ -118,12 +118,12 @@ export function quantizeInt8Symmetric(w: Float32Array, rows: number, cols: numbe
     for (let c = 0; c < cols; c++) {
       const ch = axis === null ? 0 : axis === 0 ? r : c;
       const v = Math.abs(w[r * cols + c]);
-      if (!(v <= absmax[ch])) absmax[ch] = v; // also catches NaN
+      if (!(v < Infinity)) throw new WhittleError('INVALID_INPUT', 'The weight holds NaN or infinite values; it cannot be quantized.');
+      if (v > absmax[ch]) absmax[ch] = v;
     }
   }
   const scales = new Float32Array(channels);
   for (let ch = 0; ch < channels; ch++) {
-    if (!Number.isFinite(absmax[ch])) throw new WhittleError('INVALID_INPUT', 'The weight holds NaN or infinite values; it cannot be quantized.');
     scales[ch] = absmax[ch] > 0 ? roundScale(absmax[ch] / 127) : 1;
   }
   const q = new Int8Array(rows * cols);

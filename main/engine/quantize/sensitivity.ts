@@ -18,13 +18,13 @@
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { SensitivityStep, type CalibrationConfig, type QuantizeGptqStep, type QuantizeRtnStep } from '../../../preload/recipe.ts';
+import { SensitivityStep, type CalibrationConfig } from '../../../preload/recipe.ts';
 import { sampleCalibration, validateCalibration, writeCaptureModel } from '../calibrate/index.ts';
 import { throwIfAborted, WhittleError } from '../errors.ts';
 import { compareSequence } from '../evaluate/agreement.ts';
 import { openDecoder, type Decoder } from '../evaluate/decoder-session.ts';
 import type { JobContext } from '../job-context.ts';
-import { dequantizeBlockwise, f32ToF16, quantizeBlockwise, type QuantBits } from '../native/index.ts';
+import { dequantizeBlockwise, f32ToF16 } from '../native/index.ts';
 import { initializerMap } from '../onnx/graph.ts';
 import type { OnnxModel, TensorProto, TensorSource } from '../onnx/proto-types.ts';
 import { readModel } from '../onnx/reader.ts';
@@ -35,7 +35,7 @@ import type { SensitivityEntry } from './mixed-precision.ts';
 import { TensorSpool } from './spool.ts';
 import type { QuantTarget } from './targets.ts';
 import { WeightReader } from './weight-reader.ts';
-import { asKernelWeight, nothingToQuantizeMessage, planWeightOnly, type WeightQuantizer } from './weight-only.ts';
+import { asKernelWeight, nothingToQuantizeMessage, planWeightOnly, rtnQuantizer, type WeightQuantizer } from './weight-only.ts';
 
 export interface SensitivityOptions {
   tokenizerPath?: string;
@@ -175,14 +175,6 @@ async function storedBytes(w: Float32Array, target: QuantTarget): Promise<Uint8A
   const stored = target.transposed ? transpose2d(w, target.k, target.n) : w;
   const out = target.dtype === 'float16' ? await f32ToF16(stored) : stored;
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-}
-
-function rtnQuantizer(step: QuantizeRtnStep | QuantizeGptqStep): WeightQuantizer {
-  return {
-    quantize: async (target, weight, bits) => ({
-      q: await quantizeBlockwise(weight, { k: target.k, n: target.n, bits, blockSize: step.blockSize, symmetric: step.symmetric, weightIsFp16: target.dtype === 'float16' }),
-    }),
-  };
 }
 
 function withData(t: TensorProto, data: TensorSource): TensorProto {

@@ -135,18 +135,20 @@ export function asKernelWeight(bytes: Uint8Array, target: QuantTarget): Float32A
   return target.transposed ? transpose2d(w, target.n, target.k) : w;
 }
 
-/** Round-to-nearest: each weight on its own (no calibration). */
-export function rtnPipeline(step: Pick<WeightOnlyStep, 'blockSize' | 'symmetric'>): WeightOnlyPipeline {
+/** Round-to-nearest: each weight on its own with the block-wise quantizer (no calibration). */
+export function rtnQuantizer(step: Pick<WeightOnlyStep, 'blockSize' | 'symmetric'>): WeightQuantizer {
   return {
-    prepare: async () => ({
-      quantize: async (target, weight, bits) => ({
-        q: await quantizeBlockwise(weight, {
-          k: target.k, n: target.n, bits, blockSize: step.blockSize, symmetric: step.symmetric,
-          weightIsFp16: target.dtype === 'float16',
-        }),
+    quantize: async (target, weight, bits) => ({
+      q: await quantizeBlockwise(weight, {
+        k: target.k, n: target.n, bits, blockSize: step.blockSize, symmetric: step.symmetric,
+        weightIsFp16: target.dtype === 'float16',
       }),
     }),
   };
+}
+
+export function rtnPipeline(step: Pick<WeightOnlyStep, 'blockSize' | 'symmetric'>): WeightOnlyPipeline {
+  return { prepare: async () => rtnQuantizer(step) };
 }
 
 /**

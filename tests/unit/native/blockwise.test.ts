@@ -133,6 +133,72 @@ describe.each(simdPaths())('quantizeBlockwise fast path (%s) vs reference', (pat
     });
   }
 
+  it('edge columns inside 8-column groups (ties, subnormal and tiny blocks, huge values, zero-point ties): same bytes for every option', async () => {
+    useSimdPath(path);
+    // N = 27: three full 8-column groups and a remainder. Per block of `blockSize` rows, column 0 has
+    // −8 and 7 (scale 1 for 4-bit sym and asym) and half-integers between (ties); column 1 subnormal
+    // values; column 2 zeros; column 3 values up to 3e38 (their plain sum overflows; 3e4 where scales are
+    // float16); column 4 values of 1e-30 (an fp16 scale rounds to 0); column 5 spans [−1.25, 6.25] (zero point −min/scale = 2.5, a
+    // tie); columns 8 and 17 are zero except one block; the rest bell-shaped of varied magnitude.
+    const n = 27;
+    for (const blockSize of [16, 32, 64]) {
+      const k = 2 * blockSize + 7;
+      const next = rng(blockSize);
+      const w32 = randomWeight(k, n, 900 + blockSize, blockSize);
+      for (let r = 0; r < k; r++) {
+        const inBlock = r % blockSize;
+        const set = (c: number, v: number): void => { w32[r * n + c] = v; };
+        set(0, inBlock === 0 ? -8 : inBlock === 1 ? 7 : Math.floor(next() * 15) - 7.5);
+        set(1, (Math.floor(next() * 17) - 8) * 1e-44);
+        set(2, 0);
+        set(3, (0.5 + next() / 2) * 3e38);
+        set(4, (next() - 0.5) * 1e-30);
+        set(5, inBlock === 0 ? -1.25 : inBlock === 1 ? 6.25 : next() * 7.5 - 1.25);
+        if (r >= blockSize) { set(8, 0); set(17, 0); }
+      }
+      const small = w32.map((v, i) => (i % n === 3 ? v / 1e34 : v));  // column 3 within float16 scales
+      const w16 = reference.f32ToF16(small);
+      for (const bits of [2, 4, 8] as const) {
+        for (const symmetric of [true, false]) {
+          for (const rounding of ['half-even', 'half-away'] as const) {
+            for (const [weight, weightIsFp16, scalesFp16] of [[w32, false, false], [small, false, true], [w16, true, true]] as const) {
+              const opts: BlockwiseOptions = { k, n, bits, blockSize, symmetric, rounding, weightIsFp16, scalesFp16 };
+              const fast = await quantizeBlockwise(weight, opts);
+              const ref = reference.quantizeBlockwise(weight, opts);
+              expectSameBytes(fast, ref);
+              const deq = await dequantizeBlockwise(fast);
+              expect(firstMismatches(bytesOf(deq), bytesOf(reference.dequantizeBlockwise(ref))), JSON.stringify(opts)).toEqual([]);
+            }
+          }
+        }
+      }
+    }
+  });
+
+  it('NaN / infinite weights and scales that overflow are rejected inside an 8-column group too', async () => {
+    useSimdPath(path);
+    const k = 64;
+    const n = 16;
+    const base: BlockwiseOptions = { k, n, bits: 4, blockSize: 32, symmetric: true };
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      const w = randomWeight(k, n, 5);
+      w[40 * n + 10] = bad;
+      await expect(quantizeBlockwise(w, base)).rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringMatching(/k=40, n=10/) });
+      expect(() => reference.quantizeBlockwise(w, base)).toThrow(/k=40, n=10/);
+    }
+    // max − min overflows float32 (asymmetric), or the scale does not fit float16
+    const wide = randomWeight(k, n, 6);
+    wide[33 * n + 9] = 3e38;
+    wide[34 * n + 9] = -3e38;
+    const asym = { ...base, symmetric: false };
+    await expect(quantizeBlockwise(wide, asym)).rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringMatching(/block 1 of column 9 span too wide/) });
+    expect(() => reference.quantizeBlockwise(wide, asym)).toThrow(/block 1 of column 9 span too wide/);
+    const big = randomWeight(k, n, 7);
+    big[3 * n + 12] = 1e9;
+    await expect(quantizeBlockwise(big, { ...base, scalesFp16: true })).rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringMatching(/block 0 of column 12 .*float16/) });
+    expect(() => reference.quantizeBlockwise(big, { ...base, scalesFp16: true })).toThrow(/block 0 of column 12 .*float16/);
+  });
+
   it('a larger weight: same bytes with 1 thread and with all threads, both rounding rules', async () => {
     useSimdPath(path);
     const k = 1000;

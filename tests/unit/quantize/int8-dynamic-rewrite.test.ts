@@ -13,7 +13,7 @@ import { buildModel, makeNode, makeTensor, valueInfo } from './build-model.ts';
 
 const F = DataType.float32;
 
-function qkvModel(dtype = F): ModelProto {
+function qkvModel(dtype: number = F): ModelProto {
   const w = (name: string) => makeTensor(name, dtype, [8, 4], dtype === F ? new Float32Array(32) : new Uint16Array(32));
   return buildModel({
     nodes: [
