@@ -84,6 +84,8 @@ export interface Sample {
   modelPath: string;
   tokenizerPath: string;
   textPath: string;
+  /** Text for calibration (GPTQ, static INT8, sensitivity) that does not overlap the evaluation text. */
+  calibrationTextPath: string;
 }
 
 export interface RecentModel { path: string; lastOpened: string; exists: boolean }

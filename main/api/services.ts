@@ -63,7 +63,7 @@ export function onnxruntimeVersion(): string {
   }
 }
 
-const SAMPLE_FILES = ['stories260K-kv.onnx', 'tokenizer.json', 'tokenizer_config.json', 'tinystories-eval.txt', 'LICENSE', 'README.md'];
+const SAMPLE_FILES = ['stories260K-kv.onnx', 'tokenizer.json', 'tokenizer_config.json', 'tinystories-eval.txt', 'tinystories-calibration.txt', 'LICENSE', 'README.md'];
 
 /** The bundled sample, when all its files are present (a partial copy is not offered). */
 export function listSamples(resourcesDir: string): Sample[] {
@@ -77,6 +77,7 @@ export function listSamples(resourcesDir: string): Sample[] {
     modelPath: path.join(dir, 'stories260K-kv.onnx'),
     tokenizerPath: path.join(dir, 'tokenizer.json'),
     textPath: path.join(dir, 'tinystories-eval.txt'),
+    calibrationTextPath: path.join(dir, 'tinystories-calibration.txt'),
   }];
 }
 

@@ -197,8 +197,6 @@ void DequantizeTile(size_t n0, size_t cols, float* weight, const uint8_t* packed
 
 #define WHITTLE_AVX2_INLINE WHITTLE_TARGET_AVX2 inline __attribute__((always_inline))
 
-constexpr size_t kPrefetchBlocks = 2;  // how many K blocks ahead W is prefetched
-
 WHITTLE_AVX2_INLINE __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
 WHITTLE_AVX2_INLINE __m256 Load8(const uint16_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -322,15 +320,6 @@ WHITTLE_TARGET_AVX2 void QuantizeStripAvx2(size_t n0, size_t groups, uint8_t* pa
     for (size_t g = 0; g < groups; g++) {
       const size_t n = n0 + 8 * g;
       const Src* base = w + k0 * s.n + n;
-
-      // W is read in 32-row by 8-column pieces at a stride of N: ask for the same columns of the next
-      // block now (one K block of the strip ahead), the hardware prefetchers do not follow this pattern.
-      if (b + kPrefetchBlocks < k_blocks) {
-        const size_t pk0 = (b + kPrefetchBlocks) * s.block;
-        const size_t prows = std::min(s.block, s.k - pk0);
-        const Src* next = w + pk0 * s.n + n;
-        for (size_t r = 0; r < prows; r++) _mm_prefetch(reinterpret_cast<const char*>(next + r * s.n), _MM_HINT_T0);
-      }
 
       // Range of each column; a NaN or ±inf makes the plain sum non-finite (so may a huge finite
       // block: then the scalar check finds nothing and the work goes on).
@@ -526,7 +515,7 @@ double QuantizeBlockwise(uint8_t* packed, float* scales, uint8_t* zero_points, c
                          const uint16_t* weight_f16, const BlockwiseShape& s) {
   std::vector<double> column_error(s.n);
   const size_t width = TileWidth(s.n);
-  const bool avx2 = UseAvx2();
+  [[maybe_unused]] const bool avx2 = UseAvx2();
   ParallelFor(CeilDiv(s.n, width), [&](size_t tile) {
     size_t n0 = tile * width;
     size_t cols = std::min(width, s.n - n0);
@@ -557,7 +546,7 @@ double QuantizeBlockwise(uint8_t* packed, float* scales, uint8_t* zero_points, c
 void DequantizeBlockwise(float* weight, const uint8_t* packed, const float* scales, const uint8_t* zero_points,
                          const BlockwiseShape& s) {
   const size_t width = TileWidth(s.n);
-  const bool avx2 = UseAvx2();
+  [[maybe_unused]] const bool avx2 = UseAvx2();
   ParallelFor(CeilDiv(s.n, width), [&](size_t tile) {
     size_t n0 = tile * width;
     size_t cols = std::min(width, s.n - n0);

@@ -302,7 +302,7 @@ async function ensureDir(dir: string): Promise<string> {
 /** The recipe step `{ type: 'sensitivity' }`: an analysis, so the model passes through unchanged. */
 export const sensitivityStep: StepRunner<SensitivityStep> = {
   async run(input: StepInput<SensitivityStep>, ctx: JobContext): Promise<StepOutput> {
-    const r = await analyzeSensitivity(input.modelPath, input.step, ctx, { tokenizerPath: input.recipe.tokenizer?.path });
+    const r = await analyzeSensitivity(input.modelPath, input.step, ctx, { tokenizerPath: input.recipe.tokenizer?.path, threads: input.recipe.evaluation.speed?.threads ?? 0 });
     const q = input.step.quantize;
     return {
       modelPath: input.modelPath,

@@ -94,7 +94,7 @@ describe('services over the in-memory transport', () => {
     expect(samples).toHaveLength(1);
     const [sample] = samples;
     expect(sample.id).toBe('stories260K');
-    for (const p of [sample.modelPath, sample.tokenizerPath, sample.textPath]) expect(existsSync(p)).toBe(true);
+    for (const p of [sample.modelPath, sample.tokenizerPath, sample.textPath, sample.calibrationTextPath]) expect(existsSync(p)).toBe(true);
     expect(path.basename(sample.modelPath)).toBe('stories260K-kv.onnx');
   });
 
