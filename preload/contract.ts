@@ -5,7 +5,7 @@
  * `import type` from this file and the transports can validate with it.
  */
 import { z } from 'zod';
-import { QuantizeRtnStep, type Recipe } from './recipe.ts';
+import { QuantizeStep, type Recipe } from './recipe.ts';
 
 export { Recipe } from './recipe.ts';
 export type { RecipeInput } from './recipe.ts';
@@ -150,8 +150,8 @@ export const calls = {
     params: z.strictObject({ id: Id, name: z.string().min(1).max(200).optional(), notes: z.string().max(20_000).optional(), tags: z.array(z.string().min(1).max(40)).max(20).optional() }),
   },
   'recipes.validate': { params: z.strictObject({ recipe: z.unknown() }) },
-  /** What a quantize step would do to a model, weight by weight, and the size it would write (no work done). */
-  'quantize.plan': { params: z.strictObject({ path: FilePath, step: QuantizeRtnStep }) },
+  /** What a quantize step (any method) would do to a model, weight by weight, and the size it would write (no work done). */
+  'quantize.plan': { params: z.strictObject({ path: FilePath, step: QuantizeStep }) },
   /** Shows a file or folder in the OS file manager (desktop). In serve mode answers { opened: false, reason }. */
   'files.reveal': { params: z.strictObject({ path: FilePath }) },
 } as const;
@@ -184,6 +184,10 @@ export interface QuantizePlanWeight {
   /** 'keep': left in full precision by a keep pattern; 'skip': Whittle cannot or will not quantize it. */
   action: 'quantize' | 'keep' | 'skip';
   reason?: string;
+  /** Bits per stored value after the step, for 'quantize' rows (16 for FP16; an override's bits where one matches). */
+  bits?: number;
+  /** The `overrides` pattern that gives this weight other bits than the step's. */
+  override?: string;
   bytesBefore: number;
   bytesAfter: number;
 }
@@ -196,6 +200,11 @@ export interface QuantizePlan {
   bytesAfter: number;
   modelBytes: number;
   counts: { quantize: number; keep: number; skip: number };
+  /** The step's method, and the model's parameter count (for rough time estimates). */
+  method?: QuantizeStep['method'];
+  parameters?: number;
+  /** What the estimate leaves out, in words (e.g. FP16: tensors feeding float32-only ops stay float32). */
+  note?: string;
 }
 
 /** Result types of the calls, by method. */

@@ -8,10 +8,11 @@
  *   gptq      gptqQuantize = prepare + sweep
  *   rtn       quantizeBlockwise on the same weight; gptq / rtn is the price of GPTQ over RTN
  * 4-bit, group 128 (MatMulNBits block), asymmetric, columnBlock 128, percdamp 0.01, act-order off.
- * Each figure is the best of `rounds` runs (default 1: the large layers take seconds).
+ * Each figure is the best of `rounds` runs (default 2: the first run of a size also pays for page faults).
+ * d_in × d_out = 2048 × 2048, 4096 × 4096 and 4096 × 11008 (a 7B model's MLP up projection; about 10 s
+ * per configuration on one thread — --quick leaves it out).
  *
- *   $N tests/bench/gptq.bench.ts [--large] [--rounds=N] [--rows=N] [--threads=1,2]
- *     --large adds d_in × d_out = 4096 × 11008 (an MLP up projection of a 7B model; tens of seconds).
+ *   $N tests/bench/gptq.bench.ts [--quick] [--rounds=N] [--rows=N] [--threads=1,2]
  */
 import {
   cpuInfo, getThreads, gptqQuantize, gptqSweep, hessianAccumulate, prepareHessian, quantizeBlockwise, setThreads,
@@ -19,10 +20,10 @@ import {
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string): string => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback;
-const rounds = Number(option('rounds', '1'));
+const rounds = Number(option('rounds', '2'));
 const threadCounts = option('threads', '1,2').split(',').map(Number);
 const shapes: [number, number][] = [[2048, 2048], [4096, 4096]];
-if (args.includes('--large')) shapes.push([4096, 11008]);
+if (!args.includes('--quick')) shapes.push([4096, 11008]);
 
 function seeded(seed: number): () => number {
   let a = seed >>> 0;

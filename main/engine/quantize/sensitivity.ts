@@ -14,7 +14,10 @@
  * with p the original's next-token distribution and p_c the candidate's (agreement.ts compareRow). The
  * ranking sorts candidates by KL_c, largest first; the baseline is the KL with every weight quantized.
  * The original's logits are computed once and kept when they fit in `logitsBudgetBytes`, else recomputed
- * beside each candidate.
+ * beside each candidate. The scored sequences are `samples` sequences drawn from `calibration` (its text,
+ * length and seed); a GPTQ `quantize` calibrates its Hessians on its own `calibration`.
+ * Memory: one float weight at a time while quantizing (Ŵ goes straight to a scratch file), then two
+ * onnxruntime sessions (original and candidate) and one batch of logits each.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
