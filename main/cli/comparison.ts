@@ -80,10 +80,44 @@ export function outputFolder(e: Pick<ExperimentDetail, 'artefacts'>): string | n
   return e.artefacts.find((a) => a.kind === 'folder')?.path ?? null;
 }
 
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const count = (v: unknown): number | null => (typeof v === 'number' ? v : Array.isArray(v) ? v.length : null);
+
+/** One line per step of a finished recipe: the method, its main settings and what it did. */
+export function stepSummaries(details: Record<string, unknown>): string[] {
+  const steps = Array.isArray(details.steps) ? details.steps.filter(isRecord) : [];
+  return steps.map((s) => {
+    if (s.type === 'sensitivity') {
+      const list = Array.isArray(s.sensitivity) ? s.sensitivity.filter(isRecord) : [];
+      const top = list[0];
+      return `sensitivity: ${list.length} candidate(s)${top ? `; most sensitive ${String(top.name)} (KL ${Number(top.kl).toExponential(3)} nats/token)` : ''}`;
+    }
+    const method = String(s.method ?? s.type);
+    const skipped = count(s.skipped) ?? 0;
+    const parts: string[] = [];
+    if (method === 'rtn' || method === 'gptq') {
+      parts.push(`${s.bits}-bit, block ${s.blockSize}, ${s.symmetric ? 'symmetric' : 'asymmetric'}, ${s.format}`);
+      const eight = Array.isArray(s.quantizedWeights) ? s.quantizedWeights.filter((w) => isRecord(w) && w.bits !== s.bits).length : 0;
+      if (eight > 0) parts.push(`${eight} weight(s) at other bits`);
+      if (method === 'gptq') parts.push(`percdamp ${s.percdamp}${s.actOrder ? ', act-order' : ''}`);
+    } else if (method === 'fp16') {
+      parts.push(`${count(s.converted) ?? 0} tensor(s) to float16, ${count(s.keptFp32) ?? 0} kept in float32, ${count(s.fp32Nodes) ?? 0} node(s) computing in float32`);
+    } else if (method === 'int8-dynamic') {
+      parts.push(`${s.format}, ${s.perChannel ? 'per channel' : 'per tensor'}`);
+    } else if (method === 'int8-static') {
+      parts.push(`${s.rangeMethod}${s.rangeMethod === 'percentile' ? ` ${s.percentile}` : ''} ranges, ${s.activationType} activations, ${count(s.skippedNodes) ?? 0} node(s) left in float`);
+    }
+    const calibration = isRecord(s.calibration) ? `; calibration ${s.calibration.samples} × ${s.calibration.length} tokens` : '';
+    const quantized = count(s.quantized);
+    const did = quantized !== null ? `; ${quantized} weight(s) quantized, ${skipped} left as they were` : '';
+    return `${method}: ${parts.join('; ')}${calibration}${did}`;
+  });
+}
+
 /** A finished compression experiment for people: the table, the generations, where the result is. */
 export function comparisonText(e: ExperimentDetail): string {
   const took = e.durationMs !== null ? ` in ${formatDuration(e.durationMs / 1000)}` : '';
-  const lines = [`Experiment ${e.id} · ${e.name} · ${e.status}${took}`, '', comparisonTable(e.metrics)];
+  const lines = [`Experiment ${e.id} · ${e.name} · ${e.status}${took}`, ...stepSummaries(e.details), '', comparisonTable(e.metrics)];
   const samples = samplesText(e.details);
   if (samples) lines.push(samples);
   const folder = outputFolder(e);

@@ -1,12 +1,12 @@
 /**
- * `whittle quantize <model> --bits 4 --block-size 32 …`: builds a recipe (a weight-only RTN step, and an
- * evaluation of the original beside the result when --eval-text is given), runs it through the job
- * system exactly like `whittle run`, and prints the two models side by side.
+ * `whittle quantize <model> --method gptq --bits 4 …`: builds a recipe (one quantize step of the chosen
+ * method — rtn by default — and an evaluation of the original beside the result when --eval-text is
+ * given), runs it through the job system exactly like `whittle run`, and prints the two models side by
+ * side. Flags that belong to another method are refused (exit 2) rather than silently ignored.
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { RecipeInput } from '../../preload/recipe.ts';
-import { Recipe } from '../../preload/recipe.ts';
+import { Recipe, type RecipeInput } from '../../preload/recipe.ts';
 import { issuePath } from '../api/issues.ts';
 import { checkOutputDir } from '../engine/quantize/output-folder.ts';
 import { UsageError, type OptionValues } from './args.ts';
@@ -17,17 +17,106 @@ import { checkRecipeFiles } from './recipe-file.ts';
 
 /** Which option sets each recipe field, for messages about flag values. */
 const FLAG_FOR_FIELD: Record<string, string> = {
+  'steps[0].method': '--method',
   'steps[0].bits': '--bits',
   'steps[0].blockSize': '--block-size',
   'steps[0].accuracyLevel': '--accuracy-level',
   'steps[0].format': '--format',
   'steps[0].keep': '--keep',
+  'steps[0].overrides': '--8bit',
+  'steps[0].calibration.text': '--calib-text',
+  'steps[0].calibration.samples': '--calib-samples',
+  'steps[0].calibration.length': '--calib-len',
+  'steps[0].calibration.seed': '--seed',
+  'steps[0].percdamp': '--percdamp',
+  'steps[0].rangeMethod': '--range',
+  'steps[0].percentile': '--percentile',
+  'steps[0].activationType': '--activation-type',
+  'steps[0].exclude': '--exclude',
   'evaluation.perplexity.window': '--window',
   'evaluation.perplexity.maxSamples': '--samples',
   'evaluation.speed.threads': '--threads',
   'output.dir': '--out',
   name: '--name',
 };
+
+export const METHODS = ['rtn', 'gptq', 'fp16', 'int8-dynamic', 'int8-static'] as const;
+export type CliMethod = (typeof METHODS)[number];
+
+const WEIGHT_ONLY: readonly CliMethod[] = ['rtn', 'gptq'];
+const CALIBRATED: readonly CliMethod[] = ['gptq', 'int8-static'];
+const INT8: readonly CliMethod[] = ['int8-dynamic', 'int8-static'];
+
+/** The methods each method-specific flag applies to (flags not listed apply to every method). */
+export const FLAG_METHODS: Readonly<Record<string, readonly CliMethod[]>> = {
+  'bits': WEIGHT_ONLY,
+  'block-size': WEIGHT_ONLY,
+  'symmetric': WEIGHT_ONLY,
+  'accuracy-level': WEIGHT_ONLY,
+  '8bit': WEIGHT_ONLY,
+  'format': [...WEIGHT_ONLY, 'int8-dynamic'],
+  'calib-text': CALIBRATED,
+  'calib-samples': CALIBRATED,
+  'calib-len': CALIBRATED,
+  'seed': CALIBRATED,
+  'act-order': ['gptq'],
+  'percdamp': ['gptq'],
+  'range': ['int8-static'],
+  'percentile': ['int8-static'],
+  'activation-type': ['int8-static'],
+  'exclude': ['int8-static'],
+  'per-channel': INT8,
+  'no-per-channel': INT8,
+  'keep-io-types': ['fp16'],
+  'no-keep-io-types': ['fp16'],
+};
+
+const FORMATS: Partial<Record<CliMethod, readonly string[]>> = {
+  rtn: ['matmulnbits', 'qdq'],
+  gptq: ['matmulnbits', 'qdq'],
+  'int8-dynamic': ['matmulinteger', 'dynamic-quantize-matmul'],
+};
+
+/** Every flag given that the method does not use → one UsageError naming them all. */
+export function checkFlagsApply(method: CliMethod, o: OptionValues): void {
+  const wrong = Object.entries(FLAG_METHODS).filter(([flag, methods]) => o[flag] !== undefined && !methods.includes(method));
+  if (wrong.length > 0) {
+    const list = wrong.map(([flag, methods]) => `--${flag} (${methods.join(', ')})`).join(', ');
+    throw new UsageError(
+      `${wrong.length === 1 ? 'This flag does' : 'These flags do'} not apply to --method ${method}: ${list}.`,
+      `Remove ${wrong.length === 1 ? 'it' : 'them'}, or choose a method ${wrong.length === 1 ? 'it applies' : 'they apply'} to. See \`whittle quantize --help\`.`,
+    );
+  }
+  for (const [yes, no] of [['per-channel', 'no-per-channel'], ['keep-io-types', 'no-keep-io-types']]) {
+    if (o[yes] === true && o[no] === true) throw new UsageError(`--${yes} and --${no} contradict each other; give one.`);
+  }
+  const formats = FORMATS[method];
+  if (o.format !== undefined && formats && !formats.includes(String(o.format))) {
+    throw new UsageError(`--format ${String(o.format)} is not a format of --method ${method}; choose ${formats.join(' or ')}.`);
+  }
+  if (o.percentile !== undefined && o.range !== 'percentile') throw new UsageError('--percentile only applies with --range percentile.');
+  if (CALIBRATED.includes(method) && o['calib-text'] === undefined) {
+    throw new UsageError(
+      `--method ${method} calibrates on real text: give --calib-text FILE (a UTF-8 text of the kind the model will see).`,
+      'Prefer a text that does not overlap the evaluation text (--eval-text), so the comparison stays fair.',
+    );
+  }
+}
+
+function regexList(o: OptionValues, flag: string): string[] {
+  const list = (o[flag] as string[] | undefined) ?? [];
+  for (const pattern of list) {
+    try { new RegExp(pattern); } catch (e) { throw new UsageError(`--${flag} "${pattern}" is not a valid regular expression: ${(e as Error).message}.`); }
+  }
+  return list;
+}
+
+function decimal(o: OptionValues, flag: string): number {
+  const raw = String(o[flag]).trim();
+  const n = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isFinite(n)) throw new UsageError(`--${flag} needs a number, got "${raw}".`);
+  return n;
+}
 
 /** The tokenizer: --tokenizer, else tokenizer.json beside the model when there is one. */
 function tokenizerFor(model: string, o: OptionValues): string | null {
@@ -36,31 +125,69 @@ function tokenizerFor(model: string, o: OptionValues): string | null {
   return existsSync(beside) ? beside : null;
 }
 
+/** The quantize step the method flags describe (values checked by the recipe schema afterwards). */
+function stepFromFlags(method: CliMethod, o: OptionValues, keep: string[]): Record<string, unknown> {
+  const step: Record<string, unknown> = { type: 'quantize', method };
+  if (keep.length) step.keep = keep;
+  if (CALIBRATED.includes(method)) {
+    const calibration: Record<string, unknown> = { text: path.resolve(String(o['calib-text'])) };
+    if (o['calib-samples'] !== undefined) calibration.samples = o['calib-samples'];
+    if (o['calib-len'] !== undefined) calibration.length = o['calib-len'];
+    if (o.seed !== undefined) calibration.seed = o.seed;
+    step.calibration = calibration;
+  }
+  if (WEIGHT_ONLY.includes(method)) {
+    if (o.bits !== undefined) step.bits = Number(o.bits);
+    if (o['block-size'] !== undefined) step.blockSize = o['block-size'];
+    if (o.symmetric === true) step.symmetric = true;
+    if (o['accuracy-level'] !== undefined) step.accuracyLevel = o['accuracy-level'];
+    if (o.format !== undefined) step.format = o.format;
+    const eight = regexList(o, '8bit');
+    if (eight.length) step.overrides = eight.map((pattern) => ({ pattern, bits: 8 }));
+  }
+  if (method === 'gptq') {
+    if (o['act-order'] === true) step.actOrder = true;
+    if (o.percdamp !== undefined) step.percdamp = decimal(o, 'percdamp');
+  }
+  if (method === 'fp16') {
+    if (o['keep-io-types'] === true) step.keepIoTypes = true;
+    if (o['no-keep-io-types'] === true) step.keepIoTypes = false;
+  }
+  if (INT8.includes(method)) {
+    if (o['per-channel'] === true) step.perChannel = true;
+    if (o['no-per-channel'] === true) step.perChannel = false;
+  }
+  if (method === 'int8-dynamic' && o.format !== undefined) step.format = o.format;
+  if (method === 'int8-static') {
+    if (o.range !== undefined) step.rangeMethod = o.range;
+    if (o.percentile !== undefined) step.percentile = decimal(o, 'percentile');
+    if (o['activation-type'] !== undefined) step.activationType = o['activation-type'];
+    const exclude = regexList(o, 'exclude');
+    if (exclude.length) step.exclude = exclude;
+  }
+  return step;
+}
+
 /** The recipe the command line describes (paths made absolute). */
 export function quantizeRecipe(modelArg: string, o: OptionValues): RecipeInput {
   const model = path.resolve(modelArg);
+  const method = (o.method ?? 'rtn') as CliMethod;
+  checkFlagsApply(method, o);
   const evalText = o['eval-text'] === undefined ? null : path.resolve(String(o['eval-text']));
   for (const flag of ['window', 'samples']) {
     if (o[flag] !== undefined && !evalText) throw new UsageError(`--${flag} only applies with --eval-text FILE (the text original and result are compared on).`);
   }
   if (o.threads !== undefined && o.speed !== true) throw new UsageError('--threads only applies with --speed.');
-  const keep = (o.keep as string[] | undefined) ?? [];
-  for (const pattern of keep) {
-    try { new RegExp(pattern); } catch (e) { throw new UsageError(`--keep "${pattern}" is not a valid regular expression: ${(e as Error).message}.`); }
-  }
+  const keep = regexList(o, 'keep');
   const tokenizer = tokenizerFor(model, o);
   if (evalText && !tokenizer) {
     throw new UsageError(`--eval-text needs the model's tokenizer: there is no tokenizer.json beside ${path.basename(model)}.`, 'Give it with --tokenizer FILE.');
   }
+  if (CALIBRATED.includes(method) && !tokenizer) {
+    throw new UsageError(`--calib-text needs the model's tokenizer: there is no tokenizer.json beside ${path.basename(model)}.`, 'Give it with --tokenizer FILE.');
+  }
 
-  const step: Record<string, unknown> = { type: 'quantize', method: 'rtn' };
-  if (o.bits !== undefined) step.bits = Number(o.bits);
-  if (o['block-size'] !== undefined) step.blockSize = o['block-size'];
-  if (o.symmetric === true) step.symmetric = true;
-  if (o['accuracy-level'] !== undefined) step.accuracyLevel = o['accuracy-level'];
-  if (o.format !== undefined) step.format = o.format;
-  if (keep.length) step.keep = keep;
-
+  const step = stepFromFlags(method, o, keep);
   const evaluation: Record<string, unknown> = { footprint: true };
   if (evalText) {
     evaluation.perplexity = { text: evalText, protocol: 'documents', window: o.window ?? 256, maxSamples: o.samples ?? 400 };
@@ -76,16 +203,29 @@ export function quantizeRecipe(modelArg: string, o: OptionValues): RecipeInput {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = issuePath(issue.path);
-    const flag = FLAG_FOR_FIELD[field] ?? FLAG_FOR_FIELD[field.replace(/\[\d+\]$/, '')];
+    const flag = FLAG_FOR_FIELD[field] ?? FLAG_FOR_FIELD[field.replace(/\[\d+\]$/, '')] ?? FLAG_FOR_FIELD[field.replace(/\[\d+\](\.pattern)?$/, '')];
     throw new UsageError(flag ? `${flag}: ${issue.message.replace(/^Invalid input: /, '')}` : `${field}: ${issue.message}`);
   }
   return recipe as RecipeInput;
+}
+
+/** The calibration text of a recipe's steps that is also its evaluation text, if any. */
+export function sharedCalibrationText(recipe: Recipe): string | null {
+  const evalText = recipe.evaluation.perplexity?.text;
+  if (!evalText) return null;
+  for (const s of recipe.steps) {
+    const calibration = 'calibration' in s ? s.calibration : undefined;
+    if (calibration && path.resolve(calibration.text) === path.resolve(evalText)) return evalText;
+  }
+  return null;
 }
 
 export async function runQuantize(modelArg: string, o: OptionValues, out: Output, home: string | undefined): Promise<number> {
   const recipe = quantizeRecipe(modelArg, o);
   const parsed = Recipe.parse(recipe);
   checkRecipeFiles(parsed);
+  const shared = sharedCalibrationText(parsed);
+  if (shared) out.warn(`calibration and evaluation use the same text (${path.basename(shared)}): the result is measured on text it was tuned on, so the comparison flatters it.`);
   if (parsed.output?.dir) {
     if (existsSync(parsed.output.dir) && !statSync(parsed.output.dir).isDirectory()) {
       throw new UsageError(`--out ${parsed.output.dir} is a file; give a folder.`);

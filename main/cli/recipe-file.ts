@@ -103,6 +103,11 @@ export function recipeFiles(recipe: Recipe): { path: string; what: string; folde
   const files = [{ path: recipe.model.path, what: 'model' }];
   if (recipe.tokenizer) files.push({ path: recipe.tokenizer.path, what: 'tokenizer' });
   if (recipe.evaluation.perplexity) files.push({ path: recipe.evaluation.perplexity.text, what: 'evaluation text' });
+  recipe.steps.forEach((step, i) => {
+    const where = recipe.steps.length > 1 ? ` of step ${i + 1}` : '';
+    if ('calibration' in step) files.push({ path: step.calibration.text, what: `calibration text${where}` });
+    if (step.type === 'sensitivity' && step.quantize.method === 'gptq') files.push({ path: step.quantize.calibration.text, what: `GPTQ calibration text${where}` });
+  });
   return files;
 }
 
@@ -139,6 +144,14 @@ export function resolveRecipePaths(raw: unknown, base: string): { recipe: unknow
   const evaluation = copy.evaluation;
   const perplexity = evaluation && typeof evaluation === 'object' ? (evaluation.perplexity as Record<string, unknown> | undefined) : undefined;
   fix(perplexity && typeof perplexity === 'object' ? perplexity : undefined, 'text', 'evaluation.perplexity.text');
+  const steps = (copy as Record<string, unknown>).steps;
+  const record = (v: unknown): Record<string, unknown> | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : undefined);
+  if (Array.isArray(steps)) {
+    steps.forEach((step, i) => {
+      fix(record(record(step)?.calibration), 'text', `steps[${i}].calibration.text`);
+      fix(record(record(record(step)?.quantize)?.calibration), 'text', `steps[${i}].quantize.calibration.text`);
+    });
+  }
   fix(copy.output, 'dir', 'output.dir');
   return changed.length ? { recipe: copy, changed } : { recipe: raw, changed };
 }
