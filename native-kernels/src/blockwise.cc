@@ -7,11 +7,12 @@
 // K block at a time, so W is read in contiguous row pieces.
 //
 // AVX2 path (UseAvx2()): eight columns at a time, one column per 32-bit lane, float16 converted with
-// F16C on load. Per block: min / max down the block's rows (8 lanes per instruction), the eight scales
-// and zero points at once, then each row is quantized and its codes OR-ed into 32-bit words — word t of a
-// column holds codes t·32/bits .. (t+1)·32/bits - 1, first in the low bits, exactly the column's packed
-// bytes. Four such word vectors are transposed in registers (4×4 per 128-bit half) into one 16-byte
-// store per column. Columns left over (N mod 8) go through the baseline code.
+// F16C on load. Per block: min / max down the block's rows (8 lanes per instruction; the rows are kept
+// in a small stash for the second pass), the eight scales and zero points at once, then each row is
+// quantized and its codes OR-ed into 32-bit words — word t of a column holds codes t·32/bits ..
+// (t+1)·32/bits - 1, first in the low bits, exactly the column's packed bytes. Four such word vectors are
+// transposed in registers (4×4 per 128-bit half) into one 16-byte store per column. Columns left over
+// (N mod 8) go through the baseline code. Dequantization runs the same transpose backwards.
 // Baseline path: the same strips, one block at a time copied into a small buffer, per column min/max ->
 // scale and zero point -> quantize -> pack, with loops over the strip's columns innermost so the compiler
 // vectorizes them.
@@ -27,6 +28,7 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -292,13 +294,43 @@ WHITTLE_AVX2_INLINE __m256i QuantizeRow(__m256 v, const LaneParams& p, __m256 qm
   return _mm256_cvttps_epi32(q);
 }
 
+// Range pass over kGroups adjacent 8-column groups of a K block of W: per group, min,
+// max and the plain sum of the block's rows; the rows are also converted into stash [group][row][8]
+// for the quantize pass. A NaN or ±inf makes the sum non-finite (so may a huge finite block: then the
+// scalar check finds nothing and the work goes on).
+template <size_t kGroups, typename Src>
+WHITTLE_AVX2_INLINE void RangePass(const Src* base, size_t stride, size_t rows, size_t block, float* stash,
+                                   __m256* min, __m256* max, __m256* sum) {
+  for (size_t i = 0; i < kGroups; i++) {
+    min[i] = _mm256_set1_ps(FLT_MAX);
+    max[i] = _mm256_set1_ps(-FLT_MAX);
+    sum[i] = _mm256_setzero_ps();
+  }
+  for (size_t r = 0; r < rows; r++) {
+#pragma GCC unroll 4
+    for (size_t i = 0; i < kGroups; i++) {
+      const __m256 v = Load8(base + r * stride + 8 * i);
+      _mm256_store_ps(stash + (i * block + r) * 8, v);
+      min[i] = _mm256_min_ps(v, min[i]);  // v < min ? v : min
+      max[i] = _mm256_max_ps(v, max[i]);  // v > max ? v : max
+      sum[i] = _mm256_add_ps(sum[i], v);
+    }
+  }
+}
+
 // Columns n0 .. n0 + 8·groups - 1, all blocks. column_error[n] is set for those columns.
+// W is read one K block at a time, kLineGroups groups at once; the quantize pass then works from the
+// stash, not from W: rows of W lie N·4 (or N·2) bytes apart, for the usual power-of-two N a multiple of
+// 4 KiB, so a block's rows all fall into one L1 set and would not stay cached between the passes.
 template <typename Src, int kBits, bool kHalfEven>
 WHITTLE_TARGET_AVX2 void QuantizeStripAvx2(size_t n0, size_t groups, uint8_t* packed, float* scales,
                                            uint8_t* zero_points, const Src* w, const BlockwiseShape& s,
                                            double* column_error) {
   constexpr size_t kPerWord = 32 / kBits;  // codes per 32-bit word
   constexpr int kPerByte = 8 / kBits;
+  // float32: two groups, one 64-byte line of each row; float16: one group (four, a whole line, need
+  // more registers than there are and measured slower).
+  constexpr size_t kLineGroups = sizeof(Src) == 4 ? 2 : 1;
   const size_t k_blocks = s.KBlocks();
   const size_t blob = s.BlobBytes();
   const size_t words = blob / 4;  // 32-bit words per column and block: 1 .. 64
@@ -307,6 +339,9 @@ WHITTLE_TARGET_AVX2 void QuantizeStripAvx2(size_t n0, size_t groups, uint8_t* pa
   const __m256 qmax = _mm256_set1_ps(static_cast<float>(s.QMax()));
 
   __m256i word[64];
+  std::vector<float> stash_buffer(kLineGroups * s.block * 8 + 8);  // [group][row][8], 32-byte aligned below
+  float* stash = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(stash_buffer.data()) + 31) & ~uintptr_t{31});
+  __m256 min[kLineGroups], max[kLineGroups], sum[kLineGroups];
   alignas(32) float lane_scale[8];
   alignas(32) int32_t lane_zp[8];
   alignas(32) uint32_t small[4 * 8];  // words < 4: [word][lane]
@@ -317,84 +352,88 @@ WHITTLE_TARGET_AVX2 void QuantizeStripAvx2(size_t n0, size_t groups, uint8_t* pa
   for (size_t b = 0; b < k_blocks; b++) {
     const size_t k0 = b * s.block;
     const size_t rows = std::min(s.block, s.k - k0);
-    for (size_t g = 0; g < groups; g++) {
-      const size_t n = n0 + 8 * g;
-      const Src* base = w + k0 * s.n + n;
-
-      // Range of each column; a NaN or ±inf makes the plain sum non-finite (so may a huge finite
-      // block: then the scalar check finds nothing and the work goes on).
-      __m256 min = _mm256_set1_ps(FLT_MAX), max = _mm256_set1_ps(-FLT_MAX), sum = _mm256_setzero_ps();
-      for (size_t r = 0; r < rows; r++) {
-        const __m256 v = Load8(base + r * s.n);
-        min = _mm256_min_ps(v, min);  // v < min ? v : min
-        max = _mm256_max_ps(v, max);  // v > max ? v : max
-        sum = _mm256_add_ps(sum, v);
-      }
-      if (!AllFinite(sum)) {
-        for (size_t j = 0; j < 8; j++) {
-          for (size_t r = 0; r < rows; r++) CheckFiniteWeight(ToFloat(base[r * s.n + j]), k0 + r, n + j);
-        }
-      }
-
-      const LaneParams p = BlockParamsAvx2<kHalfEven>(min, max, s);
-      _mm256_store_ps(lane_scale, p.scale);
-      if (!AllFinite(p.scale)) {
-        for (size_t j = 0; j < 8; j++) CheckScale(lane_scale[j], s, b, n + j);
-      }
-      for (size_t j = 0; j < 8; j++) scales[(n + j) * k_blocks + b] = lane_scale[j];
-      const __m256i zp = _mm256_cvttps_epi32(p.zero_point);
-      if (zero_points) {
-        _mm256_store_si256(reinterpret_cast<__m256i*>(lane_zp), zp);
-        const int shift = static_cast<int>(b % kPerByte) * kBits;
-        for (size_t j = 0; j < 8; j++) {
-          zero_points[(n + j) * zp_bytes + b / kPerByte] |= static_cast<uint8_t>(lane_zp[j] << shift);
-        }
-      }
-
-      __m256d error_lo = _mm256_loadu_pd(column_error + n);
-      __m256d error_hi = _mm256_loadu_pd(column_error + n + 4);
-      const size_t full_words = rows / kPerWord;
-      for (size_t t = 0; t < full_words; t++) {
-        const Src* row = base + t * kPerWord * s.n;
-        __m256i acc = _mm256_setzero_si256();
-#pragma GCC unroll 16
-        for (size_t v = 0; v < kPerWord; v++) {
-          const __m256i q = QuantizeRow<kHalfEven>(Load8(row + v * s.n), p, qmax, error_lo, error_hi);
-          acc = _mm256_or_si256(acc, _mm256_slli_epi32(q, static_cast<int>(v * kBits)));
-        }
-        word[t] = acc;
-      }
-      for (size_t t = full_words; t < words; t++) {  // the last block's padding holds the zero point
-        __m256i acc = _mm256_setzero_si256();
-        for (size_t v = 0; v < kPerWord; v++) {
-          const size_t r = t * kPerWord + v;
-          const __m256i q = r < rows ? QuantizeRow<kHalfEven>(Load8(base + r * s.n), p, qmax, error_lo, error_hi) : zp;
-          acc = _mm256_or_si256(acc, _mm256_sll_epi32(q, _mm_cvtsi32_si128(static_cast<int>(v * kBits))));
-        }
-        word[t] = acc;
-      }
-      _mm256_storeu_pd(column_error + n, error_lo);
-      _mm256_storeu_pd(column_error + n + 4, error_hi);
-
-      uint8_t* out = packed + (n * k_blocks + b) * blob;
-      if (words >= 4) {
-        for (size_t t = 0; t < words; t += 4) {
-          __m256i c0 = word[t], c1 = word[t + 1], c2 = word[t + 2], c3 = word[t + 3];
-          Transpose4x4Halves(c0, c1, c2, c3);
-          uint8_t* o = out + 4 * t;
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm256_castsi256_si128(c0));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + column_stride), _mm256_castsi256_si128(c1));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 2 * column_stride), _mm256_castsi256_si128(c2));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 3 * column_stride), _mm256_castsi256_si128(c3));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 4 * column_stride), _mm256_extracti128_si256(c0, 1));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 5 * column_stride), _mm256_extracti128_si256(c1, 1));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 6 * column_stride), _mm256_extracti128_si256(c2, 1));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 7 * column_stride), _mm256_extracti128_si256(c3, 1));
-        }
+    for (size_t g0 = 0; g0 < groups; g0 += kLineGroups) {
+      const size_t count = std::min(kLineGroups, groups - g0);
+      const Src* line = w + k0 * s.n + n0 + 8 * g0;
+      if (count == kLineGroups) {
+        RangePass<kLineGroups>(line, s.n, rows, s.block, stash, min, max, sum);
       } else {
-        for (size_t t = 0; t < words; t++) _mm256_store_si256(reinterpret_cast<__m256i*>(small + 8 * t), word[t]);
-        for (size_t j = 0; j < 8; j++) {
-          for (size_t t = 0; t < words; t++) std::memcpy(out + j * column_stride + 4 * t, small + 8 * t + j, 4);
+        for (size_t i = 0; i < count; i++) {
+          RangePass<1>(line + 8 * i, s.n, rows, s.block, stash + i * s.block * 8, min + i, max + i, sum + i);
+        }
+      }
+
+      for (size_t i = 0; i < count; i++) {
+        const size_t n = n0 + 8 * (g0 + i);
+        const Src* base = line + 8 * i;
+        const float* values = stash + i * s.block * 8;  // [row][8]
+        if (!AllFinite(sum[i])) {
+          for (size_t j = 0; j < 8; j++) {
+            for (size_t r = 0; r < rows; r++) CheckFiniteWeight(ToFloat(base[r * s.n + j]), k0 + r, n + j);
+          }
+        }
+
+        const LaneParams p = BlockParamsAvx2<kHalfEven>(min[i], max[i], s);
+        _mm256_store_ps(lane_scale, p.scale);
+        if (!AllFinite(p.scale)) {
+          for (size_t j = 0; j < 8; j++) CheckScale(lane_scale[j], s, b, n + j);
+        }
+        for (size_t j = 0; j < 8; j++) scales[(n + j) * k_blocks + b] = lane_scale[j];
+        const __m256i zp = _mm256_cvttps_epi32(p.zero_point);
+        if (zero_points) {
+          _mm256_store_si256(reinterpret_cast<__m256i*>(lane_zp), zp);
+          const int shift = static_cast<int>(b % kPerByte) * kBits;
+          for (size_t j = 0; j < 8; j++) {
+            zero_points[(n + j) * zp_bytes + b / kPerByte] |= static_cast<uint8_t>(lane_zp[j] << shift);
+          }
+        }
+
+        __m256d error_lo = _mm256_loadu_pd(column_error + n);
+        __m256d error_hi = _mm256_loadu_pd(column_error + n + 4);
+        const size_t full_words = rows / kPerWord;
+        for (size_t t = 0; t < full_words; t++) {
+          const float* row = values + t * kPerWord * 8;
+          __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 16
+          for (size_t v = 0; v < kPerWord; v++) {
+            const __m256i q = QuantizeRow<kHalfEven>(_mm256_load_ps(row + v * 8), p, qmax, error_lo, error_hi);
+            acc = _mm256_or_si256(acc, _mm256_slli_epi32(q, static_cast<int>(v * kBits)));
+          }
+          word[t] = acc;
+        }
+        for (size_t t = full_words; t < words; t++) {  // the last block's padding holds the zero point
+          __m256i acc = _mm256_setzero_si256();
+          for (size_t v = 0; v < kPerWord; v++) {
+            const size_t r = t * kPerWord + v;
+            const __m256i q =
+                r < rows ? QuantizeRow<kHalfEven>(_mm256_load_ps(values + r * 8), p, qmax, error_lo, error_hi) : zp;
+            acc = _mm256_or_si256(acc, _mm256_sll_epi32(q, _mm_cvtsi32_si128(static_cast<int>(v * kBits))));
+          }
+          word[t] = acc;
+        }
+        _mm256_storeu_pd(column_error + n, error_lo);
+        _mm256_storeu_pd(column_error + n + 4, error_hi);
+
+        uint8_t* out = packed + (n * k_blocks + b) * blob;
+        if (words >= 4) {
+          for (size_t t = 0; t < words; t += 4) {
+            __m256i c0 = word[t], c1 = word[t + 1], c2 = word[t + 2], c3 = word[t + 3];
+            Transpose4x4Halves(c0, c1, c2, c3);
+            uint8_t* o = out + 4 * t;
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm256_castsi256_si128(c0));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(o + column_stride), _mm256_castsi256_si128(c1));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 2 * column_stride), _mm256_castsi256_si128(c2));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 3 * column_stride), _mm256_castsi256_si128(c3));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 4 * column_stride), _mm256_extracti128_si256(c0, 1));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 5 * column_stride), _mm256_extracti128_si256(c1, 1));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 6 * column_stride), _mm256_extracti128_si256(c2, 1));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 7 * column_stride), _mm256_extracti128_si256(c3, 1));
+          }
+        } else {
+          for (size_t t = 0; t < words; t++) _mm256_store_si256(reinterpret_cast<__m256i*>(small + 8 * t), word[t]);
+          for (size_t j = 0; j < 8; j++) {
+            for (size_t t = 0; t < words; t++) std::memcpy(out + j * column_stride + 4 * t, small + 8 * t + j, 4);
+          }
         }
       }
     }

@@ -10,6 +10,7 @@ import {
   chartData, compareRows, formatChange, formatCompareValue, outputFolder, samplePairs, stepReport, type CompareRow,
 } from '../lib/quantize-compare.ts';
 import { href } from '../lib/route.ts';
+import { MethodDetails } from './MethodDetails.tsx';
 
 export interface QuantizeOutcome {
   metrics: Metric[];
@@ -175,6 +176,8 @@ export function QuantizeResult({ outcome, experimentId, settings, onAgain }: Pro
         <Section title="Measurements"><CompareTable rows={rows} /></Section>
         <Section title="Size and perplexity" testId="compare-chart"><CompareChart metrics={outcome.metrics} /></Section>
       </div>
+
+      <MethodDetails details={outcome.details} />
 
       <Section title="Generations, side by side" testId="samples-side-by-side"><Samples details={outcome.details} /></Section>
 

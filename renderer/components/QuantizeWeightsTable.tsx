@@ -1,12 +1,20 @@
 import { Alert, Badge, Button, Group, Paper, ScrollArea, SegmentedControl, Stack, Switch, Table, Text, Textarea, Title, Tooltip } from '@mantine/core';
-import { IconBulb } from '@tabler/icons-react';
+import { IconArrowBigUpLines, IconBulb } from '@tabler/icons-react';
 import { useMemo, useState } from 'react';
 import type { QuantizePlan, QuantizePlanWeight } from '../../preload/contract.ts';
+import type { BitsOverride } from '../../preload/recipe.ts';
 import { formatBytes, formatInteger, formatShape } from '../lib/format.ts';
 import { exactNamePattern, findLmHead, matchingKeepPatterns, parseKeepPatterns, toggleKeepPattern } from '../lib/quantize-form.ts';
 
 const ACTION_COLOR: Record<QuantizePlanWeight['action'], string> = { quantize: 'teal', keep: 'blue', skip: 'gray' };
-const ACTION_WORD: Record<QuantizePlanWeight['action'], string> = { quantize: 'quantize', keep: 'keep', skip: 'skip' };
+
+/** The action column: the bits a quantized weight gets ("4-bit", "8-bit" for an override, "fp16"), "float" when kept. */
+function actionWord(w: QuantizePlanWeight): string {
+  if (w.action === 'keep') return 'float';
+  if (w.action === 'skip') return 'skip';
+  if (w.bits === undefined) return 'quantize';
+  return w.bits === 16 ? 'fp16' : `${w.bits}-bit`;
+}
 const ROWS = 150;
 
 type Filter = 'all' | QuantizePlanWeight['action'];
@@ -17,6 +25,24 @@ interface Props {
   onKeepText: (text: string) => void;
   keepError?: string;
   disabled?: boolean;
+  /** Weights at other bits (mixed precision); cleared with onOverrides([]). */
+  overrides?: readonly BitsOverride[];
+  onOverrides?: (next: BitsOverride[]) => void;
+}
+
+function OverridesSummary({ overrides, onOverrides }: { overrides: readonly BitsOverride[]; onOverrides: (next: BitsOverride[]) => void }) {
+  const bits = [...new Set(overrides.map((o) => o.bits))].join('/');
+  return (
+    <Alert variant="light" color="orange" icon={<IconArrowBigUpLines size={18} />} p="sm" data-testid="overrides-summary" data-count={overrides.length}>
+      <Group justify="space-between" wrap="nowrap" gap="sm">
+        <Stack gap={2}>
+          <Text size="sm">Mixed precision: {overrides.length} pattern{overrides.length === 1 ? '' : 's'} at {bits}-bit (the recipe's <Text span ff="monospace" size="sm">overrides</Text>).</Text>
+          <Text size="xs" ff="monospace" c="dimmed" className="wrap-anywhere">{overrides.map((o) => o.pattern).join('  ·  ')}</Text>
+        </Stack>
+        <Button size="compact-sm" variant="subtle" color="orange" onClick={() => onOverrides([])} data-testid="clear-overrides">Clear</Button>
+      </Group>
+    </Alert>
+  );
 }
 
 function LmHeadHint({ plan, keepText, onKeepText }: Pick<Props, 'plan' | 'keepText' | 'onKeepText'>) {
@@ -31,7 +57,7 @@ function LmHeadHint({ plan, keepText, onKeepText }: Pick<Props, 'plan' | 'keepTe
             ? <>The LM head <Text span ff="monospace" size="sm">{head.name}</Text> stays in full precision anyway: {head.reason}.</>
             : already
               ? <>The LM head <Text span ff="monospace" size="sm">{head.name}</Text> is kept in full precision.</>
-              : <>Keeping the LM head <Text span ff="monospace" size="sm">{head.name}</Text> in full precision often recovers much of the 4-bit loss for {formatBytes(head.bytesBefore - head.bytesAfter)} more.</>}
+              : <>Keeping the LM head <Text span ff="monospace" size="sm">{head.name}</Text> in full precision often recovers much of the quantization loss for {formatBytes(head.bytesBefore - head.bytesAfter)} more.</>}
         </Text>
         {head.action === 'quantize' && (
           <Button size="compact-sm" variant="light" onClick={() => onKeepText(toggleKeepPattern(keepText, head.name, true))} data-testid="keep-lm-head">Keep the LM head</Button>
@@ -42,7 +68,7 @@ function LmHeadHint({ plan, keepText, onKeepText }: Pick<Props, 'plan' | 'keepTe
 }
 
 /** Every weight the plan lists, what the step will do with it, and keep toggles / keep patterns. */
-export function QuantizeWeightsTable({ plan, keepText, onKeepText, keepError, disabled }: Props) {
+export function QuantizeWeightsTable({ plan, keepText, onKeepText, keepError, disabled, overrides = [], onOverrides }: Props) {
   const [filter, setFilter] = useState<Filter>('all');
   const [all, setAll] = useState(false);
   const patterns = useMemo(() => parseKeepPatterns(keepText), [keepText]);
@@ -56,6 +82,7 @@ export function QuantizeWeightsTable({ plan, keepText, onKeepText, keepError, di
   return (
     <Stack gap="md">
       <LmHeadHint plan={plan} keepText={keepText} onKeepText={onKeepText} />
+      {overrides.length > 0 && onOverrides && <OverridesSummary overrides={overrides} onOverrides={onOverrides} />}
       <Textarea
         label="Keep patterns"
         description="Regular expressions on weight names, one per line; matching weights stay in full precision. The Keep switches below add exact-name patterns here."
@@ -96,14 +123,18 @@ export function QuantizeWeightsTable({ plan, keepText, onKeepText, keepError, di
                 const matching = matchingKeepPatterns(patterns, w.name);
                 const byOther = w.action === 'keep' && !exact;
                 return (
-                  <Table.Tr key={`${w.name}/${w.node}/${i}`} data-testid="weight-row" data-action={w.action} data-name={w.name} className={w.action === 'skip' ? 'weight-skipped' : undefined}>
+                  <Table.Tr key={`${w.name}/${w.node}/${i}`} data-testid="weight-row" data-action={w.action} data-bits={w.bits} data-name={w.name} className={w.action === 'skip' ? 'weight-skipped' : undefined}>
                     <Table.Td>
                       <Text size="sm" ff="monospace" className="wrap-anywhere" title={`node ${w.node}`}>{w.name}</Text>
                       {w.reason && <Text size="xs" c="dimmed" className="wrap-anywhere" data-testid="weight-reason">{w.reason}</Text>}
                     </Table.Td>
                     <Table.Td><Text size="sm">{w.op}</Text></Table.Td>
                     <Table.Td><Text size="sm" ff="monospace" style={{ whiteSpace: 'nowrap' }}>{formatShape(w.shape)}</Text></Table.Td>
-                    <Table.Td><Badge variant="light" color={ACTION_COLOR[w.action]} style={{ whiteSpace: 'nowrap' }}>{ACTION_WORD[w.action]}</Badge></Table.Td>
+                    <Table.Td>
+                      <Tooltip label={w.override ? `An override gives it ${w.bits} bits: ${w.override}` : w.action === 'keep' ? 'Left in full precision' : ''} disabled={!w.override && w.action !== 'keep'}>
+                        <Badge variant="light" color={w.override ? 'orange' : ACTION_COLOR[w.action]} style={{ whiteSpace: 'nowrap' }} data-testid="weight-action">{actionWord(w)}</Badge>
+                      </Tooltip>
+                    </Table.Td>
                     <Table.Td ta="right">
                       <Text size="sm" style={{ whiteSpace: 'nowrap' }} title={`${formatInteger(w.bytesBefore)} → ${formatInteger(w.bytesAfter)} bytes`}>
                         {w.action === 'quantize' ? <>{formatBytes(w.bytesBefore)} → <b>{formatBytes(w.bytesAfter)}</b></> : formatBytes(w.bytesBefore)}

@@ -32,8 +32,8 @@ export function SizeEstimate({ plan, loading, error }: Props) {
       )}
       {plan && (
         <Text size="xs" c="dimmed" mt={6}>
-          {formatInteger(plan.counts.quantize)} weight{plan.counts.quantize === 1 ? '' : 's'} quantized, {formatInteger(plan.counts.keep)} kept in full precision,
-          {' '}{formatInteger(plan.counts.skip)} skipped. Estimated from the shapes: model file plus external data, 4 KiB aligned.
+          {formatInteger(plan.counts.quantize)} weight{plan.counts.quantize === 1 ? '' : 's'} {plan.method === 'fp16' ? 'to float16' : 'quantized'}, {formatInteger(plan.counts.keep)} kept in full precision,
+          {' '}{formatInteger(plan.counts.skip)} skipped. {plan.note ?? 'Estimated from the shapes: model file plus external data, 4 KiB aligned.'}
         </Text>
       )}
     </Paper>

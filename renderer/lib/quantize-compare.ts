@@ -164,7 +164,9 @@ export function stepReport(details: Record<string, unknown> | null | undefined):
   const steps = details && Array.isArray(details.steps) ? details.steps : [];
   const step = steps.find((s) => isRecord(s) && s.type === 'quantize') ?? steps[0];
   if (!isRecord(step)) return { quantized: null, skipped: [], outputDir: null };
-  const quantized = typeof step.quantized === 'number' ? step.quantized : Array.isArray(step.quantized) ? step.quantized.length : null;
+  // FP16 reports the tensors it converted rather than weights quantized.
+  const quantized = typeof step.quantized === 'number' ? step.quantized : Array.isArray(step.quantized) ? step.quantized.length
+    : typeof step.converted === 'number' ? step.converted : null;
   const rawSkipped = Array.isArray(step.skipped) ? step.skipped : [];
   const skipped = rawSkipped.filter(isRecord).map((s) => ({ name: String(s.name ?? ''), reason: String(s.reason ?? '') }));
   const outputDir = typeof step.outputDir === 'string' ? step.outputDir : typeof step.output === 'string' ? step.output : null;

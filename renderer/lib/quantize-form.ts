@@ -1,14 +1,21 @@
 /**
- * The Quantize wizard's form ⇄ a recipe with one quantize step. The form keeps what the user typed
- * (numbers may be empty strings while editing, keep patterns are one per line); `buildQuantizeRecipe`
+ * The Quantize wizard's form ⇄ a recipe with one quantize step (any method). The form keeps what the user
+ * typed (numbers may be empty strings while editing, patterns are one per line); `buildQuantizeRecipe`
  * turns it into a recipe, `validateQuantizeForm` checks it with the schema main uses and maps each issue to
  * its field, and `quantizeFormFromRecipe` reads a stored recipe back (re-attach, "Quantize again").
+ * `buildSensitivityRecipe` makes the per-layer sensitivity job of the Weights step.
  */
-import { QuantizeRtnStep, Recipe, type RecipeInput } from '../../preload/recipe.ts';
+import {
+  DEFAULT_FP16_BLOCK_OPS, QuantizeStep, Recipe,
+  type BitsOverride, type QuantizeInt8DynamicStep, type QuantizeInt8StaticStep, type QuantizeMethod, type RecipeInput,
+} from '../../preload/recipe.ts';
 
 export type Bits = 2 | 4 | 8;
 export type QuantFormat = 'matmulnbits' | 'qdq';
-export type MethodId = QuantizeRtnStep['method'];
+export type Int8Format = QuantizeInt8DynamicStep['format'];
+export type RangeMethod = QuantizeInt8StaticStep['rangeMethod'];
+export type ActivationType = QuantizeInt8StaticStep['activationType'];
+export type MethodId = QuantizeMethod;
 
 export interface QuantizeForm {
   modelPath: string;
@@ -22,11 +29,34 @@ export interface QuantizeForm {
   prompts: string;
   speed: boolean;
   method: MethodId;
+  // RTN and GPTQ (weight-only)
   bits: Bits;
   blockSize: number | string;
   symmetric: boolean;
   accuracyLevel: number;
   format: QuantFormat;
+  /** Weights at other bits than `bits` (mixed precision, e.g. from the sensitivity chart). */
+  overrides: BitsOverride[];
+  // GPTQ
+  percdamp: number | string;
+  actOrder: boolean;
+  columnBlock: number | string;
+  // Calibration: GPTQ, INT8 static and the sensitivity analysis
+  calibText: string;
+  calibSamples: number | string;
+  calibLength: number | string;
+  calibSeed: number | string;
+  // FP16
+  keepIoTypes: boolean;
+  blockOps: string[];
+  // INT8 dynamic and static
+  int8Format: Int8Format;
+  perChannel: boolean;
+  rangeMethod: RangeMethod;
+  percentile: number | string;
+  activationType: ActivationType;
+  /** INT8 static: node-name patterns left in float, one per line. */
+  excludeText: string;
   /** Keep patterns (regular expressions on weight names), one per line. */
   keepText: string;
   name: string;
@@ -35,14 +65,16 @@ export interface QuantizeForm {
 export type QuantizeField = keyof QuantizeForm | 'form';
 export type QuantizeIssues = Partial<Record<QuantizeField, string>>;
 
-/** What a method card shows. New methods are added here; the wizard renders whatever this lists. */
+/** What a method card shows. The wizard renders whatever this lists. */
 export interface MethodDescriptor {
   id: MethodId;
   name: string;
   /** One line: what it costs and what it gives. */
   tradeoff: string;
-  /** Whether the method needs calibration text (RTN does not). */
+  /** Whether the method needs calibration text. */
   calibration: boolean;
+  /** RTN and GPTQ: block-wise weight-only 2/4/8-bit (bits, block size, MatMulNBits/QDQ, overrides, sensitivity). */
+  weightOnly: boolean;
 }
 
 export const METHODS: readonly MethodDescriptor[] = [
@@ -51,8 +83,50 @@ export const METHODS: readonly MethodDescriptor[] = [
     name: 'RTN — round to nearest',
     tradeoff: 'Fastest; rounds each weight block to the nearest level. Good at 8-bit, noticeably lossy at 4-bit on small models.',
     calibration: false,
+    weightOnly: true,
+  },
+  {
+    id: 'gptq',
+    name: 'GPTQ — error-compensating',
+    tradeoff: 'Same size as RTN; corrects each rounding error using real activations, so 4-bit loses less. Needs a calibration pass.',
+    calibration: true,
+    weightOnly: true,
+  },
+  {
+    id: 'fp16',
+    name: 'FP16 — half precision',
+    tradeoff: 'Halves every float tensor; norms and Softmax stay in float32. About half the size, nearly the same answers.',
+    calibration: false,
+    weightOnly: false,
+  },
+  {
+    id: 'int8-dynamic',
+    name: 'INT8 dynamic',
+    tradeoff: 'Int8 weights per channel; activations quantized on the fly at run time. About a quarter of float32, no calibration.',
+    calibration: false,
+    weightOnly: false,
+  },
+  {
+    id: 'int8-static',
+    name: 'INT8 static (QDQ)',
+    tradeoff: 'Int8 weights and activations with ranges measured on calibration text; portable QDQ graph, depends on the calibration.',
+    calibration: true,
+    weightOnly: false,
   },
 ];
+
+export const methodOf = (id: MethodId): MethodDescriptor => METHODS.find((m) => m.id === id) ?? METHODS[0];
+
+/** Expected quality, in words (an expectation, not a measurement: the Result step measures it). */
+export function expectedQuality(method: MethodId, bits: Bits): { label: string; color: string } {
+  switch (method) {
+    case 'fp16': return { label: 'nearly lossless', color: 'teal' };
+    case 'int8-dynamic': return { label: 'small loss', color: 'teal' };
+    case 'int8-static': return { label: 'small loss if the calibration text is typical', color: 'yellow' };
+    case 'gptq': return bits === 8 ? { label: 'small loss' , color: 'teal' } : { label: `better than RTN at the same size${bits === 2 ? ' (2-bit still lossy)' : ''}`, color: bits === 2 ? 'orange' : 'yellow' };
+    case 'rtn': return bits === 8 ? { label: 'small loss', color: 'teal' } : bits === 4 ? { label: 'noticeable on small models', color: 'orange' } : { label: 'large loss', color: 'red' };
+  }
+}
 
 export const BITS: readonly Bits[] = [2, 4, 8];
 export const BLOCK_SIZES: readonly number[] = [16, 32, 64, 128, 256];
@@ -72,7 +146,28 @@ export const FORMATS: readonly { value: QuantFormat; label: string; help: string
   { value: 'qdq', label: 'QDQ (DequantizeLinear → MatMul)', help: 'Standard ONNX (opset 21 blocked DequantizeLinear before each MatMul): portable to other runtimes, usually slower on CPU.' },
 ];
 
+export const INT8_FORMATS: readonly { value: Int8Format; label: string; help: string }[] = [
+  { value: 'matmulinteger', label: 'MatMulInteger (standard ONNX)', help: 'DynamicQuantizeLinear → MatMulInteger → scale: standard operators (opset 11+), runs anywhere.' },
+  { value: 'dynamic-quantize-matmul', label: 'DynamicQuantizeMatMul (com.microsoft)', help: 'One fused ONNX Runtime operator per weight: fewer nodes, ONNX Runtime only.' },
+];
+
+export const RANGE_METHODS: readonly { value: RangeMethod; label: string; help: string }[] = [
+  { value: 'minmax', label: 'MinMax', help: 'The smallest and largest activation seen: simple, but one outlier widens the range for every value.' },
+  { value: 'percentile', label: 'Percentile', help: 'Clips the rarest extreme values (the chosen percentile of |x|): finer steps for the common values.' },
+  { value: 'entropy', label: 'Entropy (KL)', help: 'Picks the clipping threshold whose 128-level histogram stays closest (KL) to the real distribution.' },
+];
+
+export const ACTIVATION_TYPES: readonly { value: ActivationType; label: string }[] = [
+  { value: 'uint8', label: 'uint8 (asymmetric)' },
+  { value: 'int8', label: 'int8 (symmetric)' },
+];
+
+export const RTN_VS_GPTQ = 'RTN rounds every weight on its own; GPTQ rounds one input row at a time and spreads each rounding error over the rows not yet rounded, weighted by how the calibration activations use them — the same file size, usually a lower loss.';
+
 export const DEFAULT_PROMPTS = ['Once upon a time', 'The little dog', 'Lily wanted to'];
+
+export const DEFAULT_CALIBRATION = { samples: 128, length: 256, seed: 0 } as const;
+export const DEFAULT_SENSITIVITY_SAMPLES = 8;
 
 export function defaultQuantizeForm(modelPath = ''): QuantizeForm {
   return {
@@ -90,14 +185,30 @@ export function defaultQuantizeForm(modelPath = ''): QuantizeForm {
     symmetric: false,
     accuracyLevel: 4,
     format: 'matmulnbits',
+    overrides: [],
+    percdamp: 0.01,
+    actOrder: false,
+    columnBlock: 128,
+    calibText: '',
+    calibSamples: DEFAULT_CALIBRATION.samples,
+    calibLength: DEFAULT_CALIBRATION.length,
+    calibSeed: DEFAULT_CALIBRATION.seed,
+    keepIoTypes: true,
+    blockOps: [...DEFAULT_FP16_BLOCK_OPS],
+    int8Format: 'matmulinteger',
+    perChannel: true,
+    rangeMethod: 'minmax',
+    percentile: 99.999,
+    activationType: 'uint8',
+    excludeText: '',
     keepText: '',
     name: '',
   };
 }
 
-// ── keep patterns ───────────────────────────────────────────────────────────────────────────────────
+// ── patterns ────────────────────────────────────────────────────────────────────────────────────────
 
-/** The keep patterns in the text field: one per line, blank lines ignored. */
+/** The patterns in a text field: one per line, blank lines ignored. */
 export function parseKeepPatterns(text: string): string[] {
   return text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
 }
@@ -139,6 +250,103 @@ export function matchingKeepPatterns(patterns: readonly string[], name: string):
   });
 }
 
+// ── sensitivity → mixed precision ───────────────────────────────────────────────────────────────────
+
+/** One candidate of a sensitivity analysis, as the step reports it (details.steps[i].sensitivity). */
+export interface SensitivityRow {
+  name: string;
+  /** Mean KL(original ‖ only this candidate quantized), nats per token. */
+  kl: number;
+  bits: number;
+  params: number;
+  /** The initializers the candidate covers (one per weight). */
+  weights: string[];
+}
+
+/**
+ * The `k` most sensitive candidates → exact-name patterns, written into the form in one go: mode '8bit'
+ * replaces the overrides with those weights at 8 bits (and takes them out of the keep list); mode 'float'
+ * adds them to the keep list (and takes them out of the overrides). Other keep patterns stay.
+ * The same rule as main/engine/quantize/mixed-precision.ts `mixedPrecisionFromSensitivity`.
+ */
+export function applyTopK(form: QuantizeForm, rows: readonly SensitivityRow[], k: number, mode: '8bit' | 'float'): QuantizeForm {
+  const top = [...rows].sort((a, b) => b.kl - a.kl).slice(0, Math.max(0, Math.floor(k)));
+  const patterns = [...new Set(top.flatMap((r) => (r.weights.length > 0 ? r.weights : [r.name])))].map(exactNamePattern);
+  const chosen = new Set(patterns);
+  const keep = parseKeepPatterns(form.keepText);
+  if (mode === '8bit') {
+    return { ...form, overrides: patterns.map((pattern) => ({ pattern, bits: 8 })), keepText: keep.filter((p) => !chosen.has(p)).join('\n') };
+  }
+  return {
+    ...form,
+    overrides: form.overrides.filter((o) => !chosen.has(o.pattern)),
+    keepText: [...keep.filter((p) => !chosen.has(p)), ...patterns].join('\n'),
+  };
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The sensitivity analysis of a finished job (its `sensitivity` step's details), or null. */
+export function sensitivityOf(details: Record<string, unknown> | null | undefined): {
+  rows: SensitivityRow[]; baseline: { kl: number; params: number } | null; method: string; bits: number | null; samples: number | null; tokens: number | null;
+} | null {
+  const steps = details && Array.isArray(details.steps) ? details.steps : [];
+  const step = steps.find((s) => isRecord(s) && (s.type === 'sensitivity' || s.analysis === 'sensitivity'));
+  if (!isRecord(step) || !Array.isArray(step.sensitivity)) return null;
+  const rows = step.sensitivity.filter(isRecord).map((r): SensitivityRow => ({
+    name: String(r.name ?? ''),
+    kl: typeof r.kl === 'number' ? r.kl : Number(r.kl),
+    bits: typeof r.bits === 'number' ? r.bits : 0,
+    params: typeof r.params === 'number' ? r.params : 0,
+    weights: Array.isArray(r.weights) ? r.weights.map(String) : [String(r.name ?? '')],
+  })).sort((a, b) => b.kl - a.kl);
+  const b = isRecord(step.baseline) ? step.baseline : null;
+  const q = isRecord(step.quantize) ? step.quantize : null;
+  return {
+    rows,
+    baseline: b && typeof b.kl === 'number' ? { kl: b.kl, params: typeof b.params === 'number' ? b.params : 0 } : null,
+    method: String(step.method ?? q?.method ?? ''),
+    bits: typeof q?.bits === 'number' ? q.bits : null,
+    samples: typeof step.samples === 'number' ? step.samples : null,
+    tokens: typeof step.tokens === 'number' ? step.tokens : null,
+  };
+}
+
+/** A short label for a weight name in a chart: the common "model." prefix and ".weight…" suffix dropped. */
+export function shortWeightName(name: string): string {
+  return name.replace(/^model\./, '').replace(/\.weight(_t)?$/, '');
+}
+
+// ── estimates ───────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Assumed effective CPU throughput for the rough time estimates, in FLOP/s. A calibration pass costs
+ * about 4·P FLOPs per token for a model of P parameters (the forward pass, 2·P, plus gathering the
+ * statistics, about as much again); a sensitivity candidate costs a forward pass (2·P per token) and
+ * about a third of a second to write and load its model.
+ */
+export const ASSUMED_FLOPS = 1e11;
+const CALIBRATION_SETUP_S = 1;
+const CANDIDATE_OVERHEAD_S = 0.3;
+
+export function calibrationSeconds(parameters: number, tokens: number): number {
+  return CALIBRATION_SETUP_S + (tokens * 4 * parameters) / ASSUMED_FLOPS;
+}
+
+export function sensitivitySeconds(parameters: number, candidates: number, tokens: number): number {
+  return CALIBRATION_SETUP_S + (candidates + 1) * (CANDIDATE_OVERHEAD_S + (tokens * 2 * parameters) / ASSUMED_FLOPS);
+}
+
+/** "about 2 s", "about 4 min", "about 2.5 h" — deliberately coarse. */
+export function roughDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return 'unknown';
+  if (seconds < 5) return 'a few seconds';
+  if (seconds < 90) return `about ${Math.round(seconds / 5) * 5} s`;
+  if (seconds < 90 * 60) return `about ${Math.round(seconds / 60)} min`;
+  const h = seconds / 3600;
+  return `about ${h < 10 ? h.toFixed(1) : Math.round(h)} h`;
+}
+
 // ── form ⇄ recipe ───────────────────────────────────────────────────────────────────────────────────
 
 function toNumber(v: number | string): number {
@@ -151,18 +359,47 @@ export function parsePrompts(text: string): string[] {
   return text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
 }
 
-/** The recipe's quantize step (the same object `quantize.plan` is asked about). */
-export function buildQuantizeStep(form: QuantizeForm): Extract<NonNullable<RecipeInput['steps']>[number], { type: 'quantize' }> {
-  return {
-    type: 'quantize',
-    method: form.method,
-    bits: form.bits,
-    blockSize: toNumber(form.blockSize),
-    symmetric: form.symmetric,
-    accuracyLevel: form.accuracyLevel,
-    format: form.format,
-    keep: parseKeepPatterns(form.keepText),
+type StepInput = Extract<NonNullable<RecipeInput['steps']>[number], { type: 'quantize' }>;
+type CalibrationInput = { text: string; samples: number; length: number; seed: number };
+
+export function buildCalibration(form: QuantizeForm): CalibrationInput {
+  return { text: form.calibText.trim(), samples: toNumber(form.calibSamples), length: toNumber(form.calibLength), seed: toNumber(form.calibSeed) };
+}
+
+/** The recipe's quantize step for the form's method (the same object `quantize.plan` is asked about). */
+export function buildQuantizeStep(form: QuantizeForm, method: MethodId = form.method): StepInput {
+  const keep = parseKeepPatterns(form.keepText);
+  const weightOnly = {
+    type: 'quantize' as const, bits: form.bits, blockSize: toNumber(form.blockSize), symmetric: form.symmetric, accuracyLevel: form.accuracyLevel,
+    format: form.format, keep, overrides: form.overrides.map((o) => ({ ...o })),
   };
+  switch (method) {
+    case 'rtn':
+      return { ...weightOnly, method: 'rtn' };
+    case 'gptq':
+      return {
+        ...weightOnly, method: 'gptq', calibration: buildCalibration(form), percdamp: toNumber(form.percdamp), actOrder: form.actOrder,
+        columnBlock: toNumber(form.columnBlock),
+      };
+    case 'fp16':
+      return { type: 'quantize', method: 'fp16', keepIoTypes: form.keepIoTypes, blockOps: [...form.blockOps], keep };
+    case 'int8-dynamic':
+      return { type: 'quantize', method: 'int8-dynamic', format: form.int8Format, perChannel: form.perChannel, keep };
+    case 'int8-static':
+      return {
+        type: 'quantize', method: 'int8-static', calibration: buildCalibration(form), rangeMethod: form.rangeMethod, percentile: toNumber(form.percentile),
+        perChannel: form.perChannel, activationType: form.activationType, exclude: parseKeepPatterns(form.excludeText), keep,
+      };
+  }
+}
+
+function baseRecipe(form: QuantizeForm): RecipeInput {
+  const recipe: RecipeInput = { version: 1, model: { path: form.modelPath.trim() } };
+  const name = form.name.trim();
+  if (name) recipe.name = name;
+  const tokenizer = form.tokenizerPath.trim();
+  if (tokenizer) recipe.tokenizer = { path: tokenizer };
+  return recipe;
 }
 
 export function buildQuantizeRecipe(form: QuantizeForm): RecipeInput {
@@ -173,12 +410,29 @@ export function buildQuantizeRecipe(form: QuantizeForm): RecipeInput {
     if (prompts.length > 0) evaluation.samples = { prompts, maxNewTokens: 48 };
   }
   if (form.speed) evaluation.speed = { promptTokens: 64, decodeTokens: 64 };
-  const recipe: RecipeInput = { version: 1, model: { path: form.modelPath.trim() }, steps: [buildQuantizeStep(form)], evaluation };
-  const name = form.name.trim();
-  if (name) recipe.name = name;
-  const tokenizer = form.tokenizerPath.trim();
-  if (tokenizer) recipe.tokenizer = { path: tokenizer };
-  return recipe;
+  const { version, name, model, tokenizer } = baseRecipe(form);
+  return { version, ...(name ? { name } : {}), model, ...(tokenizer ? { tokenizer } : {}), steps: [buildQuantizeStep(form)], evaluation };
+}
+
+/**
+ * The per-layer sensitivity job: the current RTN/GPTQ settings (without overrides, so every weight is
+ * measured at the step's own bits), the calibration text, `samples` sequences scored; no evaluation.
+ */
+export function buildSensitivityRecipe(form: QuantizeForm, samples: number | string = DEFAULT_SENSITIVITY_SAMPLES): RecipeInput {
+  const method = form.method === 'gptq' ? 'gptq' : 'rtn';
+  const quantize = { ...buildQuantizeStep(form, method), overrides: [] } as Extract<StepInput, { method: 'rtn' | 'gptq' }>;
+  const recipe = baseRecipe(form);
+  if (!recipe.name) recipe.name = `Sensitivity ${baseNameOf(form.modelPath)} · ${method.toUpperCase()} ${form.bits}-bit`.slice(0, 200);
+  return {
+    ...recipe,
+    steps: [{ type: 'sensitivity', quantize, calibration: buildCalibration(form), samples: toNumber(samples) }],
+    evaluation: { footprint: false },
+  };
+}
+
+function baseNameOf(p: string): string {
+  const parts = p.trim().split(/[\\/]/);
+  return parts[parts.length - 1] || p;
 }
 
 const FIELD_BY_PATH: Record<string, QuantizeField> = {
@@ -198,6 +452,21 @@ const FIELD_BY_PATH: Record<string, QuantizeField> = {
   'steps.0.format': 'format',
   'steps.0.keep': 'keepText',
   'steps.0.method': 'method',
+  'steps.0.overrides': 'overrides',
+  'steps.0.percdamp': 'percdamp',
+  'steps.0.actOrder': 'actOrder',
+  'steps.0.columnBlock': 'columnBlock',
+  'steps.0.calibration.text': 'calibText',
+  'steps.0.calibration.samples': 'calibSamples',
+  'steps.0.calibration.length': 'calibLength',
+  'steps.0.calibration.seed': 'calibSeed',
+  'steps.0.keepIoTypes': 'keepIoTypes',
+  'steps.0.blockOps': 'blockOps',
+  'steps.0.perChannel': 'perChannel',
+  'steps.0.rangeMethod': 'rangeMethod',
+  'steps.0.percentile': 'percentile',
+  'steps.0.activationType': 'activationType',
+  'steps.0.exclude': 'excludeText',
 };
 
 /** A recipe issue path ("steps.0.blockSize", "/steps/0/keep/1" or an array) → the form field. */
@@ -217,31 +486,45 @@ function addIssue(issues: QuantizeIssues, field: QuantizeField, message: string)
 
 function friendly(message: string, field: QuantizeField): string {
   if (/expected number, received NaN/i.test(message)) return 'Enter a number.';
-  const m = /expected number to be (>=|<=)\s*(-?\d+)/.exec(message);
+  const m = /expected number to be (>=|<=)\s*(-?[\d.]+)/.exec(message);
   if (m) return m[1] === '>=' ? `At least ${m[2]}.` : `At most ${m[2]}.`;
   if (/expected int/i.test(message)) return 'Enter a whole number.';
   if (field === 'prompts' && /too big|<=16/i.test(message)) return 'At most 16 prompts.';
+  if (field === 'calibText' && /path is required|too small/i.test(message)) return 'Choose a UTF-8 text file to calibrate on.';
   return message;
 }
 
 /** Which wizard step holds each field (the wizard checks a step's fields before going on). */
 export const STEP_FIELDS: readonly (readonly QuantizeField[])[] = [
   ['modelPath', 'tokenizerPath', 'textPath', 'window', 'maxSamples', 'prompts'],
-  ['method', 'bits', 'blockSize', 'symmetric', 'accuracyLevel', 'format'],
-  ['keepText'],
+  [
+    'method', 'bits', 'blockSize', 'symmetric', 'accuracyLevel', 'format', 'percdamp', 'actOrder', 'columnBlock',
+    'calibText', 'calibSamples', 'calibLength', 'calibSeed', 'keepIoTypes', 'blockOps', 'int8Format', 'perChannel',
+    'rangeMethod', 'percentile', 'activationType', 'excludeText',
+  ],
+  ['keepText', 'overrides'],
   ['name', 'form'],
 ];
+
+function checkPatterns(issues: QuantizeIssues, field: QuantizeField, text: string): void {
+  const bad = invalidKeepPatterns(parseKeepPatterns(text));
+  if (bad.length > 0) addIssue(issues, field, `"${bad[0].pattern}" is not a valid regular expression (${bad[0].message}).`);
+}
 
 /** Issues that block running, by field; empty when the form makes a valid recipe. */
 export function validateQuantizeForm(form: QuantizeForm): QuantizeIssues {
   const issues: QuantizeIssues = {};
   if (!form.modelPath.trim()) addIssue(issues, 'modelPath', 'Choose the model file (.onnx).');
-  if (form.evaluate) {
-    if (!form.tokenizerPath.trim()) addIssue(issues, 'tokenizerPath', 'Evaluating quality needs the model\'s tokenizer (tokenizer.json).');
-    if (!form.textPath.trim()) addIssue(issues, 'textPath', 'Choose a UTF-8 text file to measure perplexity on.');
+  const calibrates = methodOf(form.method).calibration;
+  if (form.evaluate || calibrates) {
+    if (!form.tokenizerPath.trim()) {
+      addIssue(issues, 'tokenizerPath', form.evaluate ? 'Evaluating quality needs the model\'s tokenizer (tokenizer.json).' : 'Calibration needs the model\'s tokenizer (tokenizer.json).');
+    }
   }
-  const bad = invalidKeepPatterns(parseKeepPatterns(form.keepText));
-  if (bad.length > 0) addIssue(issues, 'keepText', `"${bad[0].pattern}" is not a valid regular expression (${bad[0].message}).`);
+  if (form.evaluate && !form.textPath.trim()) addIssue(issues, 'textPath', 'Choose a UTF-8 text file to measure perplexity on.');
+  if (calibrates && !form.calibText.trim()) addIssue(issues, 'calibText', 'Choose a UTF-8 text file to calibrate on.');
+  checkPatterns(issues, 'keepText', form.keepText);
+  if (form.method === 'int8-static') checkPatterns(issues, 'excludeText', form.excludeText);
   const parsed = Recipe.safeParse(buildQuantizeRecipe(form));
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -250,6 +533,31 @@ export function validateQuantizeForm(form: QuantizeForm): QuantizeIssues {
     }
   }
   return issues;
+}
+
+const SENSITIVITY_LABELS: Record<string, string | null> = {
+  'steps.0.samples': 'Sequences scored',
+  'steps.0.calibration.text': null,
+  'steps.0.calibration.samples': 'Samples N',
+  'steps.0.calibration.length': 'Length L',
+  'steps.0.calibration.seed': 'Seed',
+  'steps.0.quantize.calibration.text': null,
+};
+
+/** Issues that stop the sensitivity job from starting, in words (empty when it can start). */
+export function sensitivityIssues(form: QuantizeForm, samples: number | string): string[] {
+  const out: string[] = [];
+  if (!form.tokenizerPath.trim()) out.push('The analysis scores calibration text, which needs the model\'s tokenizer (Model step).');
+  if (!form.calibText.trim()) out.push('Choose a calibration text file.');
+  const parsed = Recipe.safeParse(buildSensitivityRecipe(form, samples));
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const where = issue.path.join('.');
+      const label = where in SENSITIVITY_LABELS ? SENSITIVITY_LABELS[where] : (where.startsWith('steps.0.quantize') ? 'Method settings' : where || 'Recipe');
+      if (label) out.push(`${label}: ${friendly(issue.message, 'form')}`);
+    }
+  }
+  return [...new Set(out)];
 }
 
 export function issuesForStep(issues: QuantizeIssues, step: number): QuantizeIssues {
@@ -274,13 +582,13 @@ export function quantizeIssuesFromServer(list: readonly { path: string; message:
   return issues;
 }
 
-/** A stored recipe with one quantize step back into the form; null when it is not one. */
+/** A stored recipe with a quantize step (of any method) back into the form; null when it is not one. */
 export function quantizeFormFromRecipe(recipe: unknown): QuantizeForm | null {
   const parsed = Recipe.safeParse(recipe);
   if (!parsed.success) return null;
   const r = parsed.data;
-  const step = r.steps.find((s) => s.type === 'quantize' && s.method === 'rtn');
-  if (!step || step.type !== 'quantize' || step.method !== 'rtn') return null;
+  const step = r.steps.find((s) => s.type === 'quantize');
+  if (!step || step.type !== 'quantize') return null;
   const form = defaultQuantizeForm(r.model.path);
   form.tokenizerPath = r.tokenizer?.path ?? '';
   form.name = r.name ?? '';
@@ -294,21 +602,81 @@ export function quantizeFormFromRecipe(recipe: unknown): QuantizeForm | null {
   form.prompts = r.evaluation.samples ? r.evaluation.samples.prompts.join('\n') : (p ? '' : form.prompts);
   form.speed = r.evaluation.speed !== undefined;
   form.method = step.method;
-  form.bits = step.bits;
-  form.blockSize = step.blockSize;
-  form.symmetric = step.symmetric;
-  form.accuracyLevel = step.accuracyLevel;
-  form.format = step.format;
   form.keepText = step.keep.join('\n');
+  if ('calibration' in step) {
+    form.calibText = step.calibration.text;
+    form.calibSamples = step.calibration.samples;
+    form.calibLength = step.calibration.length;
+    form.calibSeed = step.calibration.seed;
+  }
+  switch (step.method) {
+    case 'rtn':
+    case 'gptq':
+      form.bits = step.bits;
+      form.blockSize = step.blockSize;
+      form.symmetric = step.symmetric;
+      form.accuracyLevel = step.accuracyLevel;
+      form.format = step.format;
+      form.overrides = step.overrides.map((o) => ({ ...o }));
+      if (step.method === 'gptq') {
+        form.percdamp = step.percdamp;
+        form.actOrder = step.actOrder;
+        form.columnBlock = step.columnBlock;
+      }
+      break;
+    case 'fp16':
+      form.keepIoTypes = step.keepIoTypes;
+      form.blockOps = [...step.blockOps];
+      break;
+    case 'int8-dynamic':
+      form.int8Format = step.format;
+      form.perChannel = step.perChannel;
+      break;
+    case 'int8-static':
+      form.rangeMethod = step.rangeMethod;
+      form.percentile = step.percentile;
+      form.perChannel = step.perChannel;
+      form.activationType = step.activationType;
+      form.excludeText = step.exclude.join('\n');
+      break;
+  }
   return form;
 }
 
-/** The step as `quantize.plan` wants it, or null while the form cannot make one (then no plan is asked). */
-export function planStep(form: QuantizeForm): QuantizeRtnStep | null {
-  const parsed = QuantizeRtnStep.safeParse(buildQuantizeStep(form));
+/** Stands in for a calibration text not chosen yet: the plan never reads it. */
+const PLAN_CALIBRATION_PLACEHOLDER = '(calibration text not chosen yet)';
+
+/**
+ * The step as `quantize.plan` wants it for `method` (the form's own by default), or null while the form
+ * cannot make one (then no plan is asked). A calibration text not chosen yet does not hold the plan back.
+ */
+export function planStep(form: QuantizeForm, method: MethodId = form.method): QuantizeStep | null {
+  const step = buildQuantizeStep(form, method);
+  if ('calibration' in step && !step.calibration.text) step.calibration = { ...step.calibration, text: PLAN_CALIBRATION_PLACEHOLDER };
+  const parsed = QuantizeStep.safeParse(step);
   if (!parsed.success) return null;
   if (invalidKeepPatterns(parsed.data.keep).length > 0) return null;
+  if (parsed.data.method === 'int8-static' && invalidKeepPatterns(parsed.data.exclude).length > 0) return null;
   return parsed.data;
+}
+
+/** "RTN 4-bit, block 32, asymmetric, MatMulNBits, accuracy level 4" — one line describing the step. */
+export function settingsLine(form: QuantizeForm): string {
+  switch (form.method) {
+    case 'rtn':
+    case 'gptq': {
+      const format = form.format === 'qdq' ? 'QDQ' : `MatMulNBits, accuracy level ${form.accuracyLevel}`;
+      const extra = form.method === 'gptq' ? `, percdamp ${form.percdamp}${form.actOrder ? ', act-order' : ''}` : '';
+      const mixed = form.overrides.length > 0 ? `, ${form.overrides.length} at ${[...new Set(form.overrides.map((o) => o.bits))].join('/')}-bit` : '';
+      return `${form.method.toUpperCase()} ${form.bits}-bit, block ${form.blockSize}, ${form.symmetric ? 'symmetric' : 'asymmetric'}, ${format}${extra}${mixed}`;
+    }
+    case 'fp16':
+      return `FP16, ${form.keepIoTypes ? 'float32 inputs and outputs kept' : 'float16 inputs and outputs'}, ${form.blockOps.length} op type(s) kept in float32`;
+    case 'int8-dynamic':
+      return `INT8 dynamic, ${form.int8Format === 'matmulinteger' ? 'MatMulInteger' : 'DynamicQuantizeMatMul'}, ${form.perChannel ? 'per channel' : 'per tensor'}`;
+    case 'int8-static':
+      return `INT8 static (QDQ), ${RANGE_METHODS.find((r) => r.value === form.rangeMethod)?.label ?? form.rangeMethod}${form.rangeMethod === 'percentile' ? ` ${form.percentile}` : ''}, ${form.activationType} activations, ${form.perChannel ? 'per channel' : 'per tensor'}`;
+  }
 }
 
 // ── the LM head hint ────────────────────────────────────────────────────────────────────────────────

@@ -8,6 +8,7 @@ import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { JobLog } from '../components/JobLog.tsx';
 import { JsonBlock } from '../components/JsonBlock.tsx';
 import { MetricsTable } from '../components/MetricsGrid.tsx';
+import { SensitivityChart } from '../components/SensitivityChart.tsx';
 import { StatCard } from '../components/StatCard.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
 import { useApi } from '../hooks/useApi.ts';
@@ -17,6 +18,7 @@ import { useJobStore } from '../hooks/useJobs.ts';
 import { navigate } from '../hooks/useRoute.ts';
 import { useToast } from '../hooks/useToast.ts';
 import { formatBytes, formatDateTime, formatDuration } from '../lib/format.ts';
+import { sensitivityOf } from '../lib/quantize-form.ts';
 import { href } from '../lib/route.ts';
 
 function Section({ title, children, testId }: { title: string; children: ReactNode; testId?: string }) {
@@ -145,6 +147,7 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
   }
 
   const active = detail.status === 'running' || detail.status === 'queued';
+  const sensitivity = sensitivityOf(detail.details);
 
   return (
     <Stack gap="md" data-testid="history-detail" data-id={detail.id}>
@@ -183,6 +186,12 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
       </Section>
 
       <Section title="Metrics" testId="detail-metrics"><MetricsTable metrics={detail.metrics} /></Section>
+
+      {sensitivity && sensitivity.rows.length > 0 && (
+        <Section title="Per-layer sensitivity" testId="detail-sensitivity">
+          <SensitivityChart rows={sensitivity.rows} baseline={sensitivity.baseline} bits={sensitivity.bits} />
+        </Section>
+      )}
 
       <div className="two-columns">
         <Section title="Recipe" testId="detail-recipe-section"><JsonBlock value={detail.recipe} testId="detail-recipe" /></Section>

@@ -12,6 +12,7 @@ import { PathInput } from '../components/PathInput.tsx';
 import { QuantizeMethodFields } from '../components/QuantizeMethodFields.tsx';
 import { QuantizeResult, type QuantizeOutcome } from '../components/QuantizeResult.tsx';
 import { QuantizeWeightsTable } from '../components/QuantizeWeightsTable.tsx';
+import { SensitivityPanel } from '../components/SensitivityPanel.tsx';
 import { SizeEstimate } from '../components/SizeEstimate.tsx';
 import { useApi } from '../hooks/useApi.ts';
 import { useCall } from '../hooks/useCall.ts';
@@ -21,8 +22,9 @@ import { toUiError } from '../lib/errors.ts';
 import { baseName, formatBytes } from '../lib/format.ts';
 import { jobPhase } from '../lib/job-state.ts';
 import {
-  buildQuantizeRecipe, defaultQuantizeForm, firstStepWithIssues, FORMATS, invalidKeepPatterns, issuesForStep, METHODS, parseKeepPatterns, parsePrompts, planStep,
-  quantizeFormFromRecipe, quantizeIssuesFromServer, validateQuantizeForm, type QuantizeForm, type QuantizeIssues,
+  applyTopK, buildQuantizeRecipe, buildSensitivityRecipe, DEFAULT_SENSITIVITY_SAMPLES, defaultQuantizeForm, firstStepWithIssues, invalidKeepPatterns,
+  issuesForStep, methodOf, parseKeepPatterns, parsePrompts, planStep, quantizeFormFromRecipe, quantizeIssuesFromServer, sensitivityIssues, sensitivityOf,
+  settingsLine, validateQuantizeForm, type QuantizeForm, type QuantizeIssues,
 } from '../lib/quantize-form.ts';
 import { href } from '../lib/route.ts';
 
@@ -30,12 +32,16 @@ interface Props { path: string; jobId: string | null; experimentId: number | nul
 
 const STEP = { model: 0, method: 1, weights: 2, run: 3, result: 4 } as const;
 
-/** Fill what the user has not typed: the sample text, and the sample's tokenizer for the sample model. */
+/** The sample's calibration text: one that does not overlap its evaluation text, when the sample has one. */
+const calibrationTextOf = (s: Sample): string => s.calibrationTextPath ?? s.textPath;
+
+/** Fill what the user has not typed: the sample texts, and the sample's tokenizer for the sample model. */
 function withSampleDefaults(form: QuantizeForm, samples: readonly Sample[]): QuantizeForm {
   if (samples.length === 0) return form;
   const match = samples.find((s) => s.modelPath === form.modelPath.trim());
   const next = { ...form };
   if (!next.textPath) next.textPath = (match ?? samples[0]).textPath;
+  if (!next.calibText) next.calibText = calibrationTextOf(match ?? samples[0]);
   if (!next.tokenizerPath && match) next.tokenizerPath = match.tokenizerPath;
   return next;
 }
@@ -44,16 +50,20 @@ function hasIssues(issues: QuantizeIssues): boolean {
   return Object.values(issues).some(Boolean);
 }
 
-/** "RTN 4-bit, block 32, asymmetric, MatMulNBits". */
-export function settingsLine(form: QuantizeForm): string {
-  const method = form.method.toUpperCase();
-  const format = form.format === 'qdq' ? 'QDQ' : `MatMulNBits, accuracy level ${form.accuracyLevel}`;
-  return `${method} ${form.bits}-bit, block ${form.blockSize}, ${form.symmetric ? 'symmetric' : 'asymmetric'}, ${format}`;
+function defaultName(form: QuantizeForm): string {
+  const how = methodOf(form.method).weightOnly
+    ? `${form.method.toUpperCase()} ${form.bits}-bit b${form.blockSize}${form.overrides.length ? ` +${form.overrides.length}×8` : ''}`
+    : form.method === 'fp16' ? 'FP16' : form.method === 'int8-dynamic' ? 'INT8 dynamic' : `INT8 static ${form.rangeMethod}`;
+  return `Quantize ${baseName(form.modelPath.trim())} · ${how}`.slice(0, 200);
 }
 
-function defaultName(form: QuantizeForm): string {
-  return `Quantize ${baseName(form.modelPath.trim())} · ${form.method.toUpperCase()} ${form.bits}-bit b${form.blockSize}`.slice(0, 200);
-}
+const METHOD_INTRO: Record<QuantizeForm['method'], string> = {
+  rtn: 'Weight-only quantization: activations stay in float. RTN needs no calibration data.',
+  gptq: 'Weight-only quantization with error compensation: GPTQ runs the original model on calibration text to learn how each layer\'s inputs use its weights.',
+  fp16: 'Half precision: every float tensor in float16, the numerically sensitive ops kept in float32. No calibration.',
+  'int8-dynamic': 'Int8 weights; activations are quantized at run time from their actual range, so no calibration is needed.',
+  'int8-static': 'Int8 weights and activations: activation ranges are measured once on calibration text and fixed in the graph (QDQ).',
+};
 
 function StepBody({ testId, title, intro, children }: { testId: string; title: string; intro: ReactNode; children: ReactNode }) {
   return (
@@ -112,18 +122,25 @@ function ModelFields({ form, issues, samples, onChange, onSample }: {
 
 function Review({ form, planBytes }: { form: QuantizeForm; planBytes: { before: number; after: number } | null }) {
   const keep = parseKeepPatterns(form.keepText);
-  const method = METHODS.find((m) => m.id === form.method);
+  const method = methodOf(form.method);
   const rows: [string, ReactNode][] = [
     ['Model', <Text key="m" size="sm" ff="monospace" className="wrap-anywhere">{form.modelPath}</Text>],
-    ['Method', method?.name ?? form.method],
+    ['Method', method.name],
     ['Settings', settingsLine(form)],
-    ['Format', FORMATS.find((f) => f.value === form.format)?.label ?? form.format],
+  ];
+  if (method.calibration) {
+    rows.push(['Calibration', <Text key="c" size="sm" className="wrap-anywhere">{`${form.calibSamples} × ${form.calibLength} tokens, seed ${form.calibSeed}, from `}<Text span size="sm" ff="monospace">{form.calibText}</Text></Text>]);
+  }
+  if (method.weightOnly && form.overrides.length > 0) {
+    rows.push(['At other bits', <Text key="o" size="sm" ff="monospace" className="wrap-anywhere">{form.overrides.map((o) => `${o.pattern} → ${o.bits}-bit`).join('  ·  ')}</Text>]);
+  }
+  rows.push(
     ['Keep in float', keep.length === 0 ? 'no patterns' : <Text key="k" size="sm" ff="monospace" className="wrap-anywhere">{keep.join('  ·  ')}</Text>],
     ['Evaluation', form.evaluate
       ? `perplexity (documents, L = ${form.window}, N = ${form.maxSamples}), ${parsePrompts(form.prompts).length} prompt(s)${form.speed ? ', speed' : ''}, footprint`
       : `${form.speed ? 'speed, ' : ''}footprint only`],
     ['Estimated size', planBytes ? `${formatBytes(planBytes.before)} → ${formatBytes(planBytes.after)}` : '—'],
-  ];
+  );
   return (
     <Table data-testid="quantize-review" verticalSpacing={6}>
       <Table.Tbody>
@@ -150,6 +167,15 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
   const [showRecipe, setShowRecipe] = useState(false);
   const [stored, setStored] = useState<ExperimentDetail | null>(null);
   const job = useJob(jobId, experimentId);
+  // The per-layer sensitivity analysis of the Weights step: its own job, kept while the page lives.
+  const [sensitivityRun, setSensitivityRun] = useState<{ jobId: string; experimentId: number } | null>(null);
+  const [sensitivitySamples, setSensitivitySamples] = useState<number | string>(DEFAULT_SENSITIVITY_SAMPLES);
+  const [sensitivityStarting, setSensitivityStarting] = useState(false);
+  const [sensitivityProblems, setSensitivityProblems] = useState<string[]>([]);
+  const [sensitivityError, setSensitivityError] = useState<ErrorShape | null>(null);
+  const [topK, setTopK] = useState<number | string | undefined>(undefined);
+  const sensitivityJob = useJob(sensitivityRun?.jobId ?? null, sensitivityRun?.experimentId ?? null);
+  const sensitivity = useMemo(() => sensitivityOf(sensitivityJob?.result?.details), [sensitivityJob?.result]);
   const phase = job ? jobPhase(job) : null;
   const running = phase === 'starting' || phase === 'running';
 
@@ -220,7 +246,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
   }
 
   function pickSample(s: Sample) {
-    change({ ...form, modelPath: s.modelPath, tokenizerPath: s.tokenizerPath, textPath: s.textPath });
+    change({ ...form, modelPath: s.modelPath, tokenizerPath: s.tokenizerPath, textPath: s.textPath, calibText: calibrationTextOf(s) });
   }
 
   async function next() {
@@ -273,6 +299,24 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
     }
   }
 
+  async function measureSensitivity() {
+    setSensitivityError(null);
+    const problems = sensitivityIssues(form, sensitivitySamples);
+    setSensitivityProblems(problems);
+    if (problems.length > 0) return;
+    setSensitivityStarting(true);
+    try {
+      const recipe = buildSensitivityRecipe(form, sensitivitySamples);
+      const started = await api.call('jobs.start', { recipe, name: recipe.name });
+      store.track(started.jobId, started.experimentId);
+      setSensitivityRun(started);
+    } catch (e) {
+      setSensitivityError(toUiError(e));
+    } finally {
+      setSensitivityStarting(false);
+    }
+  }
+
   function again() {
     setStored(null);
     setStartError(null);
@@ -298,8 +342,8 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
           </StepBody>
         </Stepper.Step>
         <Stepper.Step label="Method" description="How" data-testid="wizard-tab-method">
-          <StepBody testId="wizard-step-method" title="Method" intro="Weight-only quantization: activations stay in float, so no calibration step is needed for these methods.">
-            <Paper withBorder radius="md" p="md"><QuantizeMethodFields form={form} issues={shownIssues} onChange={change} /></Paper>
+          <StepBody testId="wizard-step-method" title="Method" intro={METHOD_INTRO[form.method]}>
+            <QuantizeMethodFields form={form} issues={shownIssues} onChange={change} />
             {estimate}
           </StepBody>
         </Stepper.Step>
@@ -307,9 +351,17 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
           <StepBody testId="wizard-step-weights" title="Weights" intro="What the step will do with each weight. Keep sensitive ones (often the LM head) in full precision.">
             {estimate}
             {plan.error && <ErrorAlert error={plan.error} testId="plan-error" />}
+            {methodOf(form.method).weightOnly ? (
+              <SensitivityPanel form={form} onChange={change} plan={shownPlan} samples={sensitivitySamples} onSamples={setSensitivitySamples}
+                onMeasure={measureSensitivity} starting={sensitivityStarting} problems={sensitivityProblems} startError={sensitivityError}
+                job={sensitivityJob} result={sensitivity} onApply={(k, mode) => change(applyTopK(form, sensitivity?.rows ?? [], k, mode))}
+                topK={topK} onTopK={setTopK} />
+            ) : (
+              <Text size="sm" c="dimmed" data-testid="sensitivity-unavailable">Per-layer sensitivity is measured for the block-wise methods (RTN, GPTQ), whose 8-bit overrides it fills in.</Text>
+            )}
             {shownPlan && (
               <QuantizeWeightsTable plan={shownPlan} keepText={form.keepText} onKeepText={(keepText) => change({ ...form, keepText })}
-                keepError={keepError} />
+                keepError={keepError} overrides={methodOf(form.method).weightOnly ? form.overrides : []} onOverrides={(overrides) => change({ ...form, overrides })} />
             )}
             {!shownPlan && !plan.error && keepError && <Alert color="red" variant="light">{keepError}</Alert>}
             {!shownPlan && !plan.error && !keepError && <Text size="sm" c="dimmed">Reading the model…</Text>}

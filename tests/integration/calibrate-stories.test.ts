@@ -229,19 +229,20 @@ describe('cancellation and memory', () => {
   });
 
   // 32 and 128 samples of 256 tokens: the larger run streams ~170 MB more activations through the
-  // accumulators (20 tensors × 96 more sequences). Both runs are past V8's first collections of the
-  // batches' garbage (which happen every ~64 MB of array buffers), so a flat peak means nothing is kept.
-  it('peak memory does not grow with the number of samples (32 vs 128, child processes)', () => {
+  // accumulators (20 tensors × 96 more sequences); keeping them would show as +170 MB. What is held after
+  // a full collection must not grow at all; the peak (VmHWM) moves by up to ~±20 MB with V8's heap sizing,
+  // which adapts to the allocation rate, hence the generous bound on it.
+  it('memory does not grow with the number of samples (32 vs 128, child processes)', () => {
     const child = path.resolve(import.meta.dirname, '../unit/calibrate/peak-rss-child.ts');
-    const run = (samples: number): { peakRssKb: number; rows: number } => {
-      const out = execFileSync(process.execPath, [child, STORIES.model, STORIES.tokenizer, STORIES.text, String(samples), '256', work(), ACCUMULATORS.join(',')], { encoding: 'utf8' });
+    const run = (samples: number): { peakRssKb: number; rows: number; retainedKb: number } => {
+      const out = execFileSync(process.execPath, ['--expose-gc', child, STORIES.model, STORIES.tokenizer, STORIES.text, String(samples), '256', work(), ACCUMULATORS.join(',')], { encoding: 'utf8' });
       return JSON.parse(out.trim().split('\n').pop()!);
     };
     const few = run(32);
     const many = run(128);
     expect(few.rows).toBe(32 * 256);
     expect(many.rows).toBe(128 * 256);
-    const growthMb = (many.peakRssKb - few.peakRssKb) / 1024;
-    expect(growthMb).toBeLessThan(30);
+    expect((many.retainedKb - few.retainedKb) / 1024).toBeLessThan(4);
+    expect((many.peakRssKb - few.peakRssKb) / 1024).toBeLessThan(60);
   }, 120_000);
 });

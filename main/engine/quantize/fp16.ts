@@ -22,9 +22,9 @@ import type { StepInput, StepOutput, StepRunner } from '../recipe/steps.ts';
 import { normaliseFloatConstants, rewriteForFp16, type Fp16Decisions } from './fp16-graph.ts';
 import { inferModelTypes } from './fp16-types.ts';
 import type { ManifestWeight } from './manifest.ts';
-import { createPartialFolder, DATA_FILE, MODEL_FILE } from './output-folder.ts';
+import { createPartialFolder } from './output-folder.ts';
 import { TensorSpool } from './spool.ts';
-import { stepOutputDir } from './step.ts';
+import { folderStepOutput, stepOutputDir } from './step.ts';
 import { WeightReader } from './weight-reader.ts';
 import { compilePatterns, finishOutputFolder, type QuantizeOptions } from './weight-only.ts';
 
@@ -244,26 +244,15 @@ function allGraphsSparse(model: ModelProto): string[] {
 export const quantizeFp16Step: StepRunner<QuantizeFp16Step> = {
   async run(input: StepInput<QuantizeFp16Step>, ctx: JobContext): Promise<StepOutput> {
     const r = await convertToFp16(input.modelPath, input.step, stepOutputDir(input, ctx), ctx, { recipe: input.recipe });
-    const modelBytes = r.files.filter((f) => f.name === MODEL_FILE || f.name === DATA_FILE).reduce((a, f) => a + f.bytes, 0);
-    return {
-      modelPath: r.modelPath,
-      artefacts: [
-        { kind: 'folder', path: r.outDir, bytes: r.bytes },
-        { kind: 'model', path: r.modelPath, bytes: modelBytes },
-      ],
-      details: {
-        method: 'fp16',
-        converted: r.converted,
-        keptFp32: r.keptFp32,
-        blockOps: r.blockOps,
-        keepIoTypes: r.keepIoTypes,
-        fp32Nodes: r.fp32Nodes,
-        casts: r.casts,
-        warnings: r.warnings,
-        outputDir: r.outDir,
-        outputBytes: r.bytes,
-        modelBytes,
-      },
-    };
+    return folderStepOutput(r, {
+      method: 'fp16',
+      converted: r.converted,
+      keptFp32: r.keptFp32,
+      blockOps: r.blockOps,
+      keepIoTypes: r.keepIoTypes,
+      fp32Nodes: r.fp32Nodes,
+      casts: r.casts,
+      warnings: r.warnings,
+    });
   },
 };

@@ -23,8 +23,7 @@ import type { JobContext } from '../job-context.ts';
 import { f16ToF32, gptqQuantize } from '../native/index.ts';
 import type { OnnxModel } from '../onnx/proto-types.ts';
 import type { StepInput, StepOutput, StepRunner } from '../recipe/steps.ts';
-import { DATA_FILE, MODEL_FILE } from './output-folder.ts';
-import { stepOutputDir } from './step.ts';
+import { folderStepOutput, stepOutputDir } from './step.ts';
 import type { QuantTarget } from './targets.ts';
 import { checkWeightOnlySettings, quantizeWeightsInto, type QuantizeOptions, type QuantizeResult, type WeightOnlyPipeline, type WeightQuantizer } from './weight-only.ts';
 
@@ -170,35 +169,24 @@ export const quantizeGptqStep: StepRunner<QuantizeGptqStep> = {
   async run(input: StepInput<QuantizeGptqStep>, ctx: JobContext): Promise<StepOutput> {
     const { recipe, step } = input;
     const r = await quantizeGptq(input.modelPath, step, stepOutputDir(input, ctx), ctx, { recipe: recipe as Recipe });
-    const modelBytes = r.files.filter((f) => f.name === MODEL_FILE || f.name === DATA_FILE).reduce((a, f) => a + f.bytes, 0);
-    return {
-      modelPath: r.modelPath,
-      artefacts: [
-        { kind: 'folder', path: r.outDir, bytes: r.bytes },
-        { kind: 'model', path: r.modelPath, bytes: modelBytes },
-      ],
-      details: {
-        method: 'gptq',
-        format: r.format,
-        bits: r.bits,
-        blockSize: r.blockSize,
-        symmetric: step.symmetric,
-        accuracyLevel: step.accuracyLevel,
-        percdamp: step.percdamp,
-        actOrder: step.actOrder,
-        columnBlock: step.columnBlock,
-        calibration: r.calibration,
-        calibrationPass: 'one pass over the original model (not sequential)',
-        hessians: r.hessians,
-        quantized: r.quantized.length,
-        quantizedWeights: r.quantized.map((w) => ({ name: w.name, shape: w.shape, bits: w.bits, sqError: w.sqError, loss: w.loss, deadInputs: w.deadInputs })),
-        overrides: step.overrides,
-        skipped: r.skipped.map((s) => ({ name: s.name, reason: s.reason })),
-        sqError: r.sqError,
-        outputDir: r.outDir,
-        outputBytes: r.bytes,
-        modelBytes,
-      },
-    };
+    return folderStepOutput(r, {
+      method: 'gptq',
+      format: r.format,
+      bits: r.bits,
+      blockSize: r.blockSize,
+      symmetric: step.symmetric,
+      accuracyLevel: step.accuracyLevel,
+      percdamp: step.percdamp,
+      actOrder: step.actOrder,
+      columnBlock: step.columnBlock,
+      calibration: r.calibration,
+      calibrationPass: 'one pass over the original model (not sequential)',
+      hessians: r.hessians,
+      quantized: r.quantized.length,
+      quantizedWeights: r.quantized.map((w) => ({ name: w.name, shape: w.shape, bits: w.bits, sqError: w.sqError, loss: w.loss, deadInputs: w.deadInputs })),
+      overrides: step.overrides,
+      skipped: r.skipped.map((s) => ({ name: s.name, reason: s.reason })),
+      sqError: r.sqError,
+    });
   },
 };

@@ -26,10 +26,10 @@ import type { StepInput, StepOutput, StepRunner } from '../recipe/steps.ts';
 import { quantizeInt8Symmetric } from './int8-static.ts';
 import { toDynamicInt8, type Int8DynamicContext } from './int8-dynamic-rewrite.ts';
 import type { ManifestWeight } from './manifest.ts';
-import { createPartialFolder, DATA_FILE, MODEL_FILE } from './output-folder.ts';
+import { createPartialFolder } from './output-folder.ts';
 import { TensorSpool } from './spool.ts';
-import { stepOutputDir } from './step.ts';
-import { planTargets, type SkippedWeight } from './targets.ts';
+import { folderStepOutput, stepOutputDir } from './step.ts';
+import { planTargets, type QuantTarget, type SkippedWeight } from './targets.ts';
 import { WeightReader } from './weight-reader.ts';
 import { asKernelWeight, compilePatterns, finishOutputFolder, nothingToQuantizeMessage, type QuantizeOptions } from './weight-only.ts';
 
@@ -84,30 +84,19 @@ export async function quantizeInt8Dynamic(modelPath: string, stepInput: Quantize
   const partial = await createPartialFolder(outDir);
   const spool = new TensorSpool(path.join(partial.dir, '.quantized.tmp'), options.spoolMemory);
   const reader = new WeightReader();
-  const load = (i: number): Promise<Float32Array> => {
-    const target = plan.targets[i];
-    const p = reader.read(initializers.get(target.weight)!).then(async (bytes) => {
-      // A view into one of the reader's two buffers stays valid until the weight after next is read,
-      // and each weight is quantized (synchronously) before that read starts.
-      const w = asKernelWeight(bytes, target);
-      return w instanceof Uint16Array ? f16ToF32(w) : w;
-    });
-    p.catch(() => undefined); // awaited later; never an unhandled rejection if the loop stops first
-    return p;
+  const asFloat32 = async (bytes: Uint8Array, target: QuantTarget): Promise<Float32Array> => {
+    const w = asKernelWeight(bytes, target);
+    return w instanceof Uint16Array ? f16ToF32(w) : w;
   };
-  let next: Promise<Float32Array> | null = null;
   try {
     const replacements = new Map<NodeProto, NodeProto[]>();
     const quantized: ManifestWeight[] = [];
     let sqError = 0;
     const total = plan.targets.length;
     ctx.progress({ phase: 'quantize', done: 0, total });
-    next = load(0);
-    for (let i = 0; i < total; i++) {
+    const weights = reader.stream(plan.targets, (t) => initializers.get(t.weight)!, asFloat32);
+    for await (const { index: i, item: target, value: weight } of weights) {
       throwIfAborted(ctx.signal);
-      const target = plan.targets[i];
-      const weight = await next!;
-      next = i + 1 < total ? load(i + 1) : null;
       // W [K, N]: channels are the columns (output features).
       const q = quantizeInt8Symmetric(weight, target.k, target.n, step.perChannel ? 1 : null);
       if (target.alpha !== 1) for (let c = 0; c < q.scales.length; c++) q.scales[c] *= target.alpha;
@@ -144,7 +133,6 @@ export async function quantizeInt8Dynamic(modelPath: string, stepInput: Quantize
       activationCasts, bytes: out.bytes, files: out.files, sqError,
     };
   } catch (e) {
-    await next?.catch(() => undefined);
     await reader.close();
     await spool.close().catch(() => {});
     await partial.discard();
@@ -155,26 +143,15 @@ export async function quantizeInt8Dynamic(modelPath: string, stepInput: Quantize
 export const quantizeInt8DynamicStep: StepRunner<QuantizeInt8DynamicStep> = {
   async run(input: StepInput<QuantizeInt8DynamicStep>, ctx: JobContext): Promise<StepOutput> {
     const r = await quantizeInt8Dynamic(input.modelPath, input.step, stepOutputDir(input, ctx), ctx, { recipe: input.recipe });
-    const modelBytes = r.files.filter((f) => f.name === MODEL_FILE || f.name === DATA_FILE).reduce((a, f) => a + f.bytes, 0);
-    return {
-      modelPath: r.modelPath,
-      artefacts: [
-        { kind: 'folder', path: r.outDir, bytes: r.bytes },
-        { kind: 'model', path: r.modelPath, bytes: modelBytes },
-      ],
-      details: {
-        method: 'int8-dynamic',
-        format: r.format,
-        perChannel: r.perChannel,
-        quantized: r.quantized.length,
-        quantizedWeights: r.quantized.map((w) => ({ name: w.name, shape: w.shape, sqError: w.sqError })),
-        skipped: r.skipped.map((s) => ({ name: s.name, reason: s.reason })),
-        activationCasts: r.activationCasts,
-        sqError: r.sqError,
-        outputDir: r.outDir,
-        outputBytes: r.bytes,
-        modelBytes,
-      },
-    };
+    return folderStepOutput(r, {
+      method: 'int8-dynamic',
+      format: r.format,
+      perChannel: r.perChannel,
+      quantized: r.quantized.length,
+      quantizedWeights: r.quantized.map((w) => ({ name: w.name, shape: w.shape, sqError: w.sqError })),
+      skipped: r.skipped.map((s) => ({ name: s.name, reason: s.reason })),
+      activationCasts: r.activationCasts,
+      sqError: r.sqError,
+    });
   },
 };

@@ -32,10 +32,10 @@ import { readModel } from '../onnx/reader.ts';
 import { floatToHalf, halfToFloat } from '../onnx/tensor-data.ts';
 import type { StepInput, StepOutput, StepRunner } from '../recipe/steps.ts';
 import type { ManifestWeight } from './manifest.ts';
-import { createPartialFolder, DATA_FILE, MODEL_FILE } from './output-folder.ts';
+import { createPartialFolder } from './output-folder.ts';
 import { defaultOpset, prepareForBlockedDequantize } from './qdq-opset.ts';
 import { TensorSpool } from './spool.ts';
-import { stepOutputDir } from './step.ts';
+import { folderStepOutput, stepOutputDir } from './step.ts';
 import { planTargets, type QuantTarget, type SkippedWeight } from './targets.ts';
 import { WeightReader } from './weight-reader.ts';
 import { compilePatterns, finishOutputFolder, nothingToQuantizeMessage, type QuantizeOptions } from './weight-only.ts';
@@ -324,35 +324,24 @@ export const quantizeInt8StaticStep: StepRunner<QuantizeInt8StaticStep> = {
   async run(input: StepInput<QuantizeInt8StaticStep>, ctx: JobContext): Promise<StepOutput> {
     const { recipe, step } = input;
     const r = await quantizeInt8Static(input.modelPath, step, stepOutputDir(input, ctx), ctx, { recipe: recipe as Recipe });
-    const modelBytes = r.files.filter((f) => f.name === MODEL_FILE || f.name === DATA_FILE).reduce((a, f) => a + f.bytes, 0);
-    return {
-      modelPath: r.modelPath,
-      artefacts: [
-        { kind: 'folder', path: r.outDir, bytes: r.bytes },
-        { kind: 'model', path: r.modelPath, bytes: modelBytes },
-      ],
-      details: {
-        method: 'int8-static',
-        format: 'qdq',
-        bits: 8,
-        rangeMethod: step.rangeMethod,
-        percentile: step.rangeMethod === 'percentile' ? step.percentile : undefined,
-        entropyBins: step.rangeMethod === 'entropy' ? step.entropyBins : undefined,
-        activationType: step.activationType,
-        perChannel: step.perChannel,
-        weightGranularity: r.weightGranularity,
-        weightGranularityNote: r.weightGranularityNote ?? undefined,
-        calibration: step.calibration,
-        quantized: r.quantized.length,
-        quantizedWeights: r.quantized.map((w) => ({ name: w.name, shape: w.shape, bits: 8, sqError: w.sqError })),
-        activations: r.activations,
-        skipped: r.skipped.map((s) => ({ name: s.name, reason: s.reason })),
-        skippedNodes: r.skippedNodes,
-        sqError: r.sqError,
-        outputDir: r.outDir,
-        outputBytes: r.bytes,
-        modelBytes,
-      },
-    };
+    return folderStepOutput(r, {
+      method: 'int8-static',
+      format: 'qdq',
+      bits: 8,
+      rangeMethod: step.rangeMethod,
+      percentile: step.rangeMethod === 'percentile' ? step.percentile : undefined,
+      entropyBins: step.rangeMethod === 'entropy' ? step.entropyBins : undefined,
+      activationType: step.activationType,
+      perChannel: step.perChannel,
+      weightGranularity: r.weightGranularity,
+      weightGranularityNote: r.weightGranularityNote ?? undefined,
+      calibration: step.calibration,
+      quantized: r.quantized.length,
+      quantizedWeights: r.quantized.map((w) => ({ name: w.name, shape: w.shape, bits: 8, sqError: w.sqError })),
+      activations: r.activations,
+      skipped: r.skipped.map((s) => ({ name: s.name, reason: s.reason })),
+      skippedNodes: r.skippedNodes,
+      sqError: r.sqError,
+    });
   },
 };

@@ -15,34 +15,44 @@ export function stepOutputDir(input: StepInput, ctx: JobContext): string {
   return path.resolve(last ? (input.recipe.output?.dir ?? path.join(ctx.workDir, 'output')) : path.join(ctx.workDir, `step-${input.index + 1}`));
 }
 
+/** What every quantization method reports about the folder it wrote. */
+export interface WrittenFolder {
+  outDir: string;
+  modelPath: string;
+  bytes: number;
+  files: readonly { name: string; bytes: number }[];
+}
+
+/** A quantization step's output: the folder and model artefacts, and the method's details plus the sizes. */
+export function folderStepOutput(r: WrittenFolder, details: Record<string, unknown>): StepOutput {
+  const modelBytes = r.files.filter((f) => f.name === MODEL_FILE || f.name === DATA_FILE).reduce((a, f) => a + f.bytes, 0);
+  return {
+    modelPath: r.modelPath,
+    artefacts: [
+      { kind: 'folder', path: r.outDir, bytes: r.bytes },
+      { kind: 'model', path: r.modelPath, bytes: modelBytes },
+    ],
+    details: { ...details, outputDir: r.outDir, outputBytes: r.bytes, modelBytes },
+  };
+}
+
 export const quantizeRtnStep: StepRunner<QuantizeRtnStep> = {
   async run(input: StepInput<QuantizeRtnStep>, ctx: JobContext): Promise<StepOutput> {
     const { recipe, step } = input;
     const outDir = stepOutputDir(input, ctx);
     const r = await quantizeWeightOnly(input.modelPath, step, outDir, ctx, { recipe });
-    const modelBytes = r.files.filter((f) => f.name === MODEL_FILE || f.name === DATA_FILE).reduce((a, f) => a + f.bytes, 0);
-    return {
-      modelPath: r.modelPath,
-      artefacts: [
-        { kind: 'folder', path: r.outDir, bytes: r.bytes },
-        { kind: 'model', path: r.modelPath, bytes: modelBytes },
-      ],
-      details: {
-        method: 'rtn',
-        format: r.format,
-        bits: r.bits,
-        blockSize: r.blockSize,
-        symmetric: step.symmetric,
-        accuracyLevel: step.accuracyLevel,
-        quantized: r.quantized.length,
-        quantizedWeights: r.quantized.map((w) => ({ name: w.name, shape: w.shape, bits: w.bits, sqError: w.sqError })),
-        overrides: step.overrides,
-        skipped: r.skipped.map((s) => ({ name: s.name, reason: s.reason })),
-        sqError: r.sqError,
-        outputDir: r.outDir,
-        outputBytes: r.bytes,
-        modelBytes,
-      },
-    };
+    return folderStepOutput(r, {
+      method: 'rtn',
+      format: r.format,
+      bits: r.bits,
+      blockSize: r.blockSize,
+      symmetric: step.symmetric,
+      accuracyLevel: step.accuracyLevel,
+      quantized: r.quantized.length,
+      quantizedWeights: r.quantized.map((w) => ({ name: w.name, shape: w.shape, bits: w.bits, sqError: w.sqError })),
+      overrides: step.overrides,
+      skipped: r.skipped.map((s) => ({ name: s.name, reason: s.reason })),
+      sqError: r.sqError,
+    });
   },
 };

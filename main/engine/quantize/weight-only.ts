@@ -218,26 +218,16 @@ export async function quantizeWeightsInto(
   const partial = await createPartialFolder(outDir);
   const spool = new TensorSpool(path.join(partial.dir, '.quantized.tmp'), options.spoolMemory);
   const reader = new WeightReader();
-  const load = (i: number): Promise<Float32Array | Uint16Array> => {
-    const target = plan.targets[i];
-    const p = reader.read(initializers.get(target.weight)!).then((bytes) => asKernelWeight(bytes, target));
-    p.catch(() => undefined); // awaited later; never an unhandled rejection if the loop stops first
-    return p;
-  };
-  let next: Promise<Float32Array | Uint16Array> | null = null;
   try {
     const replacements = new Map<NodeProto, NodeProto[]>();
     const quantized: QuantizedWeight[] = [];
     let sqError = 0;
     const total = plan.targets.length;
     ctx.progress({ phase: 'quantize', done: 0, total });
-    next = load(0);
-    for (let i = 0; i < total; i++) {
+    // Each weight is read (into the reader's other buffer) while the one before it is quantized.
+    const weights = reader.stream(plan.targets, (t) => initializers.get(t.weight)!, asKernelWeight);
+    for await (const { index: i, item: target, value: weight } of weights) {
       throwIfAborted(ctx.signal);
-      const target = plan.targets[i];
-      const weight = await next!;
-      // Read the next weight (into the reader's other buffer) while this one is quantized.
-      next = i + 1 < total ? load(i + 1) : null;
       const bits = bitsOf(target.weight);
       const { q, facts } = await quantizer.quantize(target, weight, bits);
       if (target.alpha !== 1) scaleInPlace(q.scales, target.alpha);
@@ -277,7 +267,6 @@ export async function quantizeWeightsInto(
       sqError,
     };
   } catch (e) {
-    await next?.catch(() => undefined);
     await reader.close();
     await spool.close().catch(() => {});
     await partial.discard();

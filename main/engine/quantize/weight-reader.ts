@@ -37,6 +37,29 @@ export class WeightReader {
     return out;
   }
 
+  /**
+   * The items' tensors in order, each decoded by `decode`, the next one read while the caller works on
+   * the current. A decoded view into a reader buffer stays valid until the caller asks for the item after
+   * the next one.
+   */
+  async *stream<T, W>(items: readonly T[], tensorOf: (item: T) => TensorProto, decode: (bytes: Uint8Array, item: T) => W | Promise<W>): AsyncGenerator<{ index: number; item: T; value: W }> {
+    const load = (i: number): Promise<W> => {
+      const p = this.read(tensorOf(items[i])).then((bytes) => decode(bytes, items[i]));
+      p.catch(() => undefined); // awaited below; never an unhandled rejection if the caller stops early
+      return p;
+    };
+    let next: Promise<W> | null = items.length > 0 ? load(0) : null;
+    try {
+      for (let i = 0; i < items.length; i++) {
+        const value = await next!;
+        next = i + 1 < items.length ? load(i + 1) : null;
+        yield { index: i, item: items[i], value };
+      }
+    } finally {
+      await next?.catch(() => undefined);
+    }
+  }
+
   private handle(file: string, t: TensorProto): Promise<FileHandle> {
     let h = this.handles.get(file);
     if (!h) {

@@ -1,7 +1,8 @@
 /**
  * Child process for calibration memory measurements: collects statistics of every distinct MatMul/Gemm
- * input of a model and prints one JSON line { baselineRssKb, peakRssKb, wallMs, rows } from
- * /proc/self/status (VmRSS before, VmHWM after).
+ * input of a model and prints one JSON line { baselineRssKb, peakRssKb, wallMs, rows, retainedKb } from
+ * /proc/self/status (VmRSS before, VmHWM after). Run with --expose-gc, `retainedKb` is the JavaScript heap
+ * plus external memory still held after a full collection at the end (null otherwise).
  * Run as `node peak-rss-child.ts model.onnx tokenizer.json text.txt samples length workDir [accumulators]`.
  */
 import { readFileSync } from 'node:fs';
@@ -26,4 +27,11 @@ const stats = await collectCalibrationStats({
 }, quietContext(workDir));
 const wallMs = performance.now() - t0;
 const rows = stats.get(tensors[0])?.rows ?? 0;
-process.stdout.write(`${JSON.stringify({ baselineRssKb, peakRssKb: statusKb('VmHWM'), wallMs, rows, tensors: tensors.length })}\n`);
+const gc = (globalThis as { gc?: () => void }).gc;
+let retainedKb: number | null = null;
+if (gc) {
+  gc();
+  const m = process.memoryUsage();
+  retainedKb = Math.round((m.heapUsed + m.external) / 1024);
+}
+process.stdout.write(`${JSON.stringify({ baselineRssKb, peakRssKb: statusKb('VmHWM'), wallMs, rows, tensors: tensors.length, retainedKb })}\n`);
