@@ -18,8 +18,12 @@ function findElectron() {
     cwd: projectRoot, encoding: 'utf8', timeout: 300_000,
   });
   if (probe.status === 0 && probe.stdout) return { executable: probe.stdout.trim() };
-  const why = `${probe.stderr ?? ''}`.split('\n').find((l) => /Error|failed/i.test(l)) ?? 'the Electron runtime is not installed';
-  return { reason: why.replace(/^.*?Error:\s*/, '').trim() };
+  const output = `${probe.stderr ?? ''}${probe.stdout ?? ''}`;
+  if (/fetch failed|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT/.test(output)) {
+    return { reason: 'it is not installed and could not be downloaded' };
+  }
+  const why = output.split('\n').find((l) => /Error|failed/i.test(l));
+  return { reason: why ? why.replace(/^.*?Error:\s*/, '').trim() : 'it is not installed' };
 }
 
 function run(cmd, args) {
