@@ -19,7 +19,7 @@ function Fact({ label, value }: { label: string; value: ReactNode }) {
 }
 
 function Scroll({ children }: { children: ReactNode }) {
-  return <ScrollArea.Autosize mah={300} type="auto">{children}</ScrollArea.Autosize>;
+  return <ScrollArea.Autosize mah={300} type="auto" offsetScrollbars="y">{children}</ScrollArea.Autosize>;
 }
 
 function Calibration({ step }: { step: Record<string, unknown> }) {

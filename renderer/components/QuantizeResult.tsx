@@ -158,7 +158,9 @@ export function QuantizeResult({ outcome, experimentId, settings, onAgain }: Pro
           <Title order={3}>Original vs result</Title>
           <Text size="sm" c="dimmed" data-testid="result-summary">
             {settings ? `${settings}. ` : ''}
-            {report.quantized !== null ? `${formatInteger(report.quantized)} weight${report.quantized === 1 ? '' : 's'} quantized` : 'Quantized'}
+            {report.quantized === null ? 'Quantized'
+              : report.method === 'fp16' ? `${formatInteger(report.quantized)} tensor${report.quantized === 1 ? '' : 's'} converted to float16`
+                : `${formatInteger(report.quantized)} weight${report.quantized === 1 ? '' : 's'} quantized`}
             {`, ${formatInteger(report.skipped.length)} left in full precision.`}
           </Text>
         </Stack>

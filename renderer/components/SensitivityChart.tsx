@@ -54,8 +54,11 @@ export function SensitivityChart({ rows, baseline, bits, stateOf, onApply, no8bi
         {' '}Sums of single-weight KLs only approximate the joint effect.
       </Text>
       <BarChart h={height} data={data} dataKey="label" orientation="vertical" type="stacked"
-        series={[{ name: 'quantized', label: `Quantized${bits ? ` at ${bits}-bit` : ''}`, color: 'blue.6' }, { name: 'raised', label: 'Raised (8-bit or float)', color: 'orange.6' }]}
-        withLegend legendProps={{ verticalAlign: 'top', height: 36 }} valueFormatter={formatKl} gridAxis="x" withXAxis
+        series={[
+          { name: 'quantized', label: `Quantized${bits ? ` at ${bits}-bit` : ''}`, color: 'blue.6' },
+          ...(stateOf ? [{ name: 'raised', label: 'Raised (8-bit or float)', color: 'orange.6' }] : []),
+        ]}
+        withLegend={Boolean(stateOf)} legendProps={{ verticalAlign: 'top', height: 36 }} valueFormatter={formatKl} gridAxis="x" withXAxis
         xAxisLabel="KL, nats per token" yAxisProps={{ width: 210, interval: 0, tick: { fontSize: 11 } }} barProps={{ radius: 2 }} maxBarWidth={14}
         tooltipAnimationDuration={0} />
       {onApply && (
@@ -74,7 +77,7 @@ export function SensitivityChart({ rows, baseline, bits, stateOf, onApply, no8bi
           )}
         </Group>
       )}
-      <ScrollArea.Autosize mah={320} type="auto">
+      <ScrollArea.Autosize mah={320} type="auto" offsetScrollbars="y">
         <Table verticalSpacing={3} stickyHeader data-testid="sensitivity-table">
           <Table.Thead>
             <Table.Tr><Table.Th w={40}>#</Table.Th><Table.Th>Weight</Table.Th><Table.Th ta="right">KL</Table.Th><Table.Th ta="right">Parameters</Table.Th>{stateOf && <Table.Th>Step</Table.Th>}</Table.Tr>

@@ -154,6 +154,8 @@ export function samplePairs(details: Record<string, unknown> | null | undefined)
 // ── the quantize step's own report ──────────────────────────────────────────────────────────────────
 
 export interface StepReport {
+  /** The quantize step's method ('rtn', 'fp16', …), when it says. */
+  method: string | null;
   quantized: number | null;
   skipped: { name: string; reason: string }[];
   outputDir: string | null;
@@ -163,14 +165,14 @@ export interface StepReport {
 export function stepReport(details: Record<string, unknown> | null | undefined): StepReport {
   const steps = details && Array.isArray(details.steps) ? details.steps : [];
   const step = steps.find((s) => isRecord(s) && s.type === 'quantize') ?? steps[0];
-  if (!isRecord(step)) return { quantized: null, skipped: [], outputDir: null };
+  if (!isRecord(step)) return { method: null, quantized: null, skipped: [], outputDir: null };
   // FP16 reports the tensors it converted rather than weights quantized.
   const quantized = typeof step.quantized === 'number' ? step.quantized : Array.isArray(step.quantized) ? step.quantized.length
     : typeof step.converted === 'number' ? step.converted : null;
   const rawSkipped = Array.isArray(step.skipped) ? step.skipped : [];
   const skipped = rawSkipped.filter(isRecord).map((s) => ({ name: String(s.name ?? ''), reason: String(s.reason ?? '') }));
   const outputDir = typeof step.outputDir === 'string' ? step.outputDir : typeof step.output === 'string' ? step.output : null;
-  return { quantized, skipped, outputDir };
+  return { method: typeof step.method === 'string' ? step.method : null, quantized, skipped, outputDir };
 }
 
 /** The output folder (artefact kind 'folder', else the model's folder, else the step's report). */

@@ -4,7 +4,7 @@
  * one JSON document, its output model loads and runs in onnxruntime, its graph carries the method's
  * operators, and the plan's size estimate is close to the size written. Bad combinations exit 2.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,5 +156,18 @@ describe('whittle quantize --method', () => {
       expect(r.code, `${flags.join(' ')}: ${r.stderr}`).toBe(2);
       expect(r.stderr, flags.join(' ')).toMatch(message);
     }
+  });
+
+  it('whittle run reads a calibration path relative to the recipe file and checks it before any job', async () => {
+    const dir = path.join(scratch.dir, 'recipes');
+    mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, 'sensitivity.json');
+    writeFileSync(file, JSON.stringify({
+      model: { path: STORIES.model }, tokenizer: { path: STORIES.tokenizer },
+      steps: [{ type: 'sensitivity', quantize: { type: 'quantize', method: 'rtn' }, calibration: { text: 'calib/missing.txt' } }],
+    }));
+    const r = await runCli(['run', file, '--home', home]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`The calibration text file ${path.join(dir, 'calib', 'missing.txt')} does not exist`);
   });
 });

@@ -96,9 +96,11 @@ describe('the step report and the output', () => {
   };
 
   it('reads quantized and skipped weights from details.steps[0]', () => {
-    expect(stepReport(details)).toEqual({ quantized: 35, skipped: [{ name: 'rope_cos', reason: 'rotary table' }, { name: 'emb', reason: 'tied embeddings' }], outputDir: '/h/experiments/5/output' });
+    expect(stepReport(details)).toEqual({ method: null, quantized: 35, skipped: [{ name: 'rope_cos', reason: 'rotary table' }, { name: 'emb', reason: 'tied embeddings' }], outputDir: '/h/experiments/5/output' });
     expect(stepReport({ steps: [{ type: 'quantize', quantized: [{ name: 'a' }, { name: 'b' }] }] }).quantized).toBe(2);
-    expect(stepReport({})).toEqual({ quantized: null, skipped: [], outputDir: null });
+    expect(stepReport({})).toEqual({ method: null, quantized: null, skipped: [], outputDir: null });
+    // FP16 reports the tensors it converted.
+    expect(stepReport({ steps: [{ type: 'quantize', method: 'fp16', converted: 52 }] })).toMatchObject({ method: 'fp16', quantized: 52 });
   });
 
   it('finds the output folder from the artefacts, the model\u2019s folder, or the step', () => {
