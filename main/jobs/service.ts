@@ -27,6 +27,9 @@ import { parseRecipe } from './recipe-input.ts';
 
 export type Emit = <E extends EventName>(channel: E, payload: EventPayloads[E]) => void;
 
+/** Default experiment names start with what the job does. */
+const KIND_TITLES: Record<ReturnType<typeof recipeKind>, string> = { evaluate: 'Evaluate', quantize: 'Quantize', sensitivity: 'Sensitivity of' };
+
 /** The history calls the job service makes. */
 export type JobHistory = Pick<
   History,
@@ -147,7 +150,7 @@ export class JobService {
     const kind = recipeKind(recipe);
     const cache = await this.cacheFor(recipe, modelPath);
     this.assertOpen();
-    const jobName = name?.trim() || recipe.name?.trim() || `${kind === 'quantize' ? 'Quantize' : 'Evaluate'} ${path.basename(modelPath)}`;
+    const jobName = name?.trim() || recipe.name?.trim() || `${KIND_TITLES[kind]} ${path.basename(modelPath)}`;
     // A compression experiment hangs under the latest evaluation of its original, when there is one.
     const parentId = recipe.steps.length > 0 ? this.evaluations?.latestEvaluation(facts.sha256) ?? null : null;
     const experimentId = this.history.createExperiment({
