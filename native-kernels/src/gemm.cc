@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cpu_features.h"
+#include "microkernel.h"
 #include "napi_helpers.h"
 #include "parallel.h"
 #include "reference/gemm_ref.h"
@@ -31,8 +32,8 @@
 namespace whittle {
 namespace {
 
-constexpr size_t MR = 6;    // micro-kernel rows
-constexpr size_t NR = 16;   // micro-kernel columns (two 8-float AVX registers)
+constexpr size_t MR = kTileRows;  // micro-kernel rows (microkernel.h)
+constexpr size_t NR = kTileCols;  // micro-kernel columns (two 8-float AVX registers)
 constexpr size_t KC = 256;  // depth of one packed slice: an Ap panel (6 KiB) + a Bp panel (16 KiB) fit in L1/L2
 constexpr size_t MC = 96;   // largest tile of C: MC rows (a 96 KiB slice of Ap, L2) ...
 constexpr size_t NC = 256;  // ... by NC columns
@@ -132,31 +133,9 @@ void MicroKernelBaseline(size_t kc, const float* ap, const float* bp, float* c, 
 #if WHITTLE_X86_SIMD
 WHITTLE_TARGET_AVX2 void MicroKernelAvx2(size_t kc, const float* ap, const float* bp, float* c, size_t ldc,
                                          float alpha, size_t mr, size_t nr) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-  for (size_t kk = 0; kk < kc; kk++) {
-    const __m256 b0 = _mm256_loadu_ps(bp + kk * NR);
-    const __m256 b1 = _mm256_loadu_ps(bp + kk * NR + 8);
-    const float* a = ap + kk * MR;
-    __m256 av = _mm256_broadcast_ss(a + 0);
-    c00 = _mm256_fmadd_ps(av, b0, c00), c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a + 1);
-    c10 = _mm256_fmadd_ps(av, b0, c10), c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a + 2);
-    c20 = _mm256_fmadd_ps(av, b0, c20), c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a + 3);
-    c30 = _mm256_fmadd_ps(av, b0, c30), c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a + 4);
-    c40 = _mm256_fmadd_ps(av, b0, c40), c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a + 5);
-    c50 = _mm256_fmadd_ps(av, b0, c50), c51 = _mm256_fmadd_ps(av, b1, c51);
-  }
+  __m256 acc[MR][2];
+  FmaTile6x16(kc, ap, bp, acc);
   const __m256 valpha = _mm256_set1_ps(alpha);
-  const __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
   if (mr == MR && nr == NR) {
     for (size_t r = 0; r < MR; r++) {
       float* row = c + r * ldc;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cpu_features.h"
+#include "microkernel.h"
 #include "linalg.h"
 #include "napi_helpers.h"
 #include "parallel.h"
@@ -77,8 +78,8 @@ namespace {
 
 using namespace hessian_detail;
 
-constexpr size_t MR = 6;
-constexpr size_t NR = 16;
+constexpr size_t MR = kTileRows;  // the register tile of microkernel.h
+constexpr size_t NR = kTileCols;
 constexpr size_t KC = 256;
 constexpr size_t TILE = 192;  // 32 row panels × 12 column panels
 
@@ -99,30 +100,8 @@ void SyrkMicroBaseline(size_t kc, const float* ap, const float* bp, float* acc, 
 
 #if WHITTLE_X86_SIMD
 WHITTLE_TARGET_AVX2 void SyrkMicroAvx2(size_t kc, const float* ap, const float* bp, float* acc, size_t ldc) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-  for (size_t kk = 0; kk < kc; kk++) {
-    const __m256 b0 = _mm256_loadu_ps(bp + kk * NR);
-    const __m256 b1 = _mm256_loadu_ps(bp + kk * NR + 8);
-    const float* a = ap + kk * MR;
-    __m256 av = _mm256_broadcast_ss(a + 0);
-    c00 = _mm256_fmadd_ps(av, b0, c00), c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a + 1);
-    c10 = _mm256_fmadd_ps(av, b0, c10), c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a + 2);
-    c20 = _mm256_fmadd_ps(av, b0, c20), c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a + 3);
-    c30 = _mm256_fmadd_ps(av, b0, c30), c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a + 4);
-    c40 = _mm256_fmadd_ps(av, b0, c40), c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a + 5);
-    c50 = _mm256_fmadd_ps(av, b0, c50), c51 = _mm256_fmadd_ps(av, b1, c51);
-  }
-  const __m256 rows[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  __m256 rows[MR][2];
+  FmaTile6x16(kc, ap, bp, rows);
   for (size_t r = 0; r < MR; r++) {
     float* row = acc + r * ldc;
     _mm256_storeu_ps(row, _mm256_add_ps(_mm256_loadu_ps(row), rows[r][0]));
