@@ -1,11 +1,10 @@
-import { Alert, Button, Collapse, Grid, Group, Paper, Stack, Text, Title } from '@mantine/core';
-import { IconCode, IconPlayerPlay } from '@tabler/icons-react';
+import { Alert, Grid, Group, Paper, Stack, Text, Title } from '@mantine/core';
 import { useEffect, useMemo, useState } from 'react';
 import type { ErrorShape, Sample } from '../../preload/contract.ts';
 import { EvaluateFormFields } from '../components/EvaluateFormFields.tsx';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { JobPanel } from '../components/JobPanel.tsx';
-import { JsonBlock } from '../components/JsonBlock.tsx';
+import { RecipeActions } from '../components/RecipeActions.tsx';
 import { useApi } from '../hooks/useApi.ts';
 import { useJob, useJobStore } from '../hooks/useJobs.ts';
 import { replaceHash } from '../hooks/useRoute.ts';
@@ -42,7 +41,6 @@ export function EvaluatePage({ path, jobId, experimentId }: Props) {
   const [checked, setChecked] = useState(false);
   const [startError, setStartError] = useState<ErrorShape | null>(null);
   const [starting, setStarting] = useState(false);
-  const [showRecipe, setShowRecipe] = useState(false);
   const job = useJob(jobId, experimentId);
   const running = job !== null && (jobPhase(job) === 'starting' || jobPhase(job) === 'running');
 
@@ -116,17 +114,7 @@ export function EvaluatePage({ path, jobId, experimentId }: Props) {
                 <Text size="sm" c="red" data-testid="validation-issues">Fix the highlighted fields to run.</Text>
               )}
               {startError && <ErrorAlert error={startError} testId="evaluate-error" />}
-              <Group justify="space-between">
-                <Button variant="subtle" leftSection={<IconCode size={16} />} onClick={() => setShowRecipe((s) => !s)} data-testid="show-recipe">
-                  {showRecipe ? 'Hide recipe' : 'Show recipe'}
-                </Button>
-                <Button leftSection={<IconPlayerPlay size={16} />} onClick={run} loading={starting} disabled={running} data-testid="evaluate-start">
-                  {running ? 'Running…' : 'Run'}
-                </Button>
-              </Group>
-              <Collapse expanded={showRecipe}>
-                <JsonBlock value={recipe} testId="recipe-json" />
-              </Collapse>
+              <RecipeActions recipe={recipe} onRun={run} starting={starting} running={running} runTestId="evaluate-start" />
             </Stack>
           </Paper>
         </Grid.Col>

@@ -1,13 +1,13 @@
 import {
-  Alert, Button, Collapse, Grid, Group, NumberInput, Paper, Stack, Stepper, Switch, Table, Text, Textarea, TextInput, Title,
+  Alert, Button, Grid, Group, NumberInput, Paper, Stack, Stepper, Switch, Table, Text, Textarea, TextInput, Title,
 } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
-import { IconArrowLeft, IconArrowRight, IconChartBar, IconCode, IconPlayerPlay, IconSparkles } from '@tabler/icons-react';
+import { IconArrowLeft, IconArrowRight, IconChartBar, IconSparkles } from '@tabler/icons-react';
 import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import type { ErrorShape, ExperimentDetail, QuantizePlan, Sample } from '../../preload/contract.ts';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { JobPanel } from '../components/JobPanel.tsx';
-import { JsonBlock } from '../components/JsonBlock.tsx';
+import { RecipeActions } from '../components/RecipeActions.tsx';
 import { PathInput } from '../components/PathInput.tsx';
 import { QuantizeMethodFields } from '../components/QuantizeMethodFields.tsx';
 import { QuantizeResult, type QuantizeOutcome } from '../components/QuantizeResult.tsx';
@@ -164,7 +164,6 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
   const [modelError, setModelError] = useState<ErrorShape | null>(null);
   const [startError, setStartError] = useState<ErrorShape | null>(null);
   const [starting, setStarting] = useState(false);
-  const [showRecipe, setShowRecipe] = useState(false);
   const [stored, setStored] = useState<ExperimentDetail | null>(null);
   const job = useJob(jobId, experimentId);
   // The per-layer sensitivity analysis of the Weights step: its own job, kept while the page lives.
@@ -379,17 +378,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
                       data-testid="quantize-name" />
                     {shownIssues.form && <Alert color="red" variant="light" title="The recipe is not valid" data-testid="validation-issues">{shownIssues.form}</Alert>}
                     {startError && <ErrorAlert error={startError} testId="quantize-error" />}
-                    <Group justify="space-between">
-                      <Button variant="subtle" leftSection={<IconCode size={16} />} onClick={() => setShowRecipe((s) => !s)} data-testid="show-recipe">
-                        {showRecipe ? 'Hide recipe' : 'Show recipe'}
-                      </Button>
-                      <Button leftSection={<IconPlayerPlay size={16} />} onClick={run} loading={starting} disabled={running} data-testid="quantize-start">
-                        {running ? 'Running…' : 'Run'}
-                      </Button>
-                    </Group>
-                    <Collapse expanded={showRecipe}>
-                      <JsonBlock value={recipe} testId="recipe-json" />
-                    </Collapse>
+                    <RecipeActions recipe={recipe} onRun={run} starting={starting} running={running} runTestId="quantize-start" />
                   </Stack>
                 </Paper>
               </Grid.Col>
