@@ -26,20 +26,25 @@ export type ErrorShape = z.infer<typeof ErrorShape>;
 export const ExperimentStatus = z.enum(['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted']);
 export type ExperimentStatus = z.infer<typeof ExperimentStatus>;
 
+/** Any JS number, NaN and ±Infinity included: a measurement can be undefined (e.g. perplexity of nothing). */
+const AnyNumber = z.custom<number>((v) => typeof v === 'number', 'expected a number');
+
 /** One measured number. `subject` says which model it belongs to: the evaluated model, or in a
  *  comparison the 'original' or the 'result'. */
-export interface Metric {
-  name: string;           // 'perplexity', 'prefill_ms', 'decode_tokens_per_s', 'bytes_on_disk', ...
-  value: number;
-  unit: string;           // '', 'ms', 'tokens/s', 'bytes', 'bits', '%'
-  subject: string;        // 'model' | 'original' | 'result'
-}
+export const Metric = z.strictObject({
+  name: z.string().min(1),   // 'perplexity', 'prefill_ms', 'decode_tokens_per_s', 'bytes_on_disk', ...
+  value: AnyNumber,
+  unit: z.string(),          // '', 'ms', 'tokens/s', 'bytes', 'bits', '%'
+  subject: z.string().min(1), // 'model' | 'original' | 'result'
+});
+export type Metric = z.infer<typeof Metric>;
 
-export interface Artefact {
-  kind: string;           // 'model', 'folder', 'report', 'log'
-  path: string;
-  bytes: number | null;
-}
+export const Artefact = z.strictObject({
+  kind: z.string().min(1),   // 'model', 'folder', 'report', 'log'
+  path: z.string().min(1),
+  bytes: z.number().nonnegative().nullable(),
+});
+export type Artefact = z.infer<typeof Artefact>;
 
 export type GraphKind = 'decoder' | 'decoder-hf-cache' | 'decoder-genai-cache' | 'encoder' | 'unknown';
 
@@ -102,7 +107,8 @@ export interface ExperimentSummary {
   headline: Metric[];                  // a few key metrics for the list
 }
 
-export interface LogLine { seq: number; time: string; level: 'debug' | 'info' | 'warn' | 'error'; text: string }
+export const LogLevel = z.enum(['debug', 'info', 'warn', 'error']);
+export interface LogLine { seq: number; time: string; level: z.infer<typeof LogLevel>; text: string }
 
 export interface ExperimentDetail extends ExperimentSummary {
   recipe: unknown;                     // verbatim as submitted
@@ -232,43 +238,46 @@ export type ParsedParams<M extends CallName> = z.output<(typeof calls)[M]['param
 
 // ── events ───────────────────────────────────────────────────────────────────────────────────────────
 
-export interface JobProgress {
-  jobId: string;
-  experimentId: number;
-  seq: number;
-  phase: string;
-  done: number;
-  total: number;
-  etaSeconds: number | null;
-  message: string;
-}
+const JobRef = { jobId: z.string().min(1), experimentId: z.int().positive(), seq: z.int().positive() };
 
-export interface JobLog { jobId: string; experimentId: number; seq: number; time: string; level: LogLine['level']; text: string }
+export const JobProgress = z.strictObject({
+  ...JobRef,
+  phase: z.string().min(1),
+  done: z.number().nonnegative(),
+  total: z.number().nonnegative(),
+  etaSeconds: z.number().nonnegative().nullable(),
+  message: z.string(),
+});
+export type JobProgress = z.infer<typeof JobProgress>;
 
-export interface JobResult {
-  jobId: string;
-  experimentId: number;
-  seq: number;
-  metrics: Metric[];
-  artefacts: Artefact[];
-  details: Record<string, unknown>;
-}
+export const JobLog = z.strictObject({ ...JobRef, time: z.string().min(1), level: LogLevel, text: z.string() });
+export type JobLog = z.infer<typeof JobLog>;
 
-export interface JobFinished {
-  jobId: string;
-  experimentId: number;
-  seq: number;
-  status: 'done' | 'failed' | 'cancelled';
-  error: ErrorShape | null;
-}
+export const JobResult = z.strictObject({
+  ...JobRef,
+  metrics: z.array(Metric),
+  artefacts: z.array(Artefact),
+  details: z.record(z.string(), z.unknown()),
+});
+export type JobResult = z.infer<typeof JobResult>;
 
-export interface EventPayloads {
-  'job.progress': JobProgress;
-  'job.log': JobLog;
-  'job.result': JobResult;
-  'job.finished': JobFinished;
-  'history.changed': { experimentId: number | null };
-}
+export const JobFinished = z.strictObject({
+  ...JobRef,
+  status: z.enum(['done', 'failed', 'cancelled']),
+  error: ErrorShape.nullable(),
+});
+export type JobFinished = z.infer<typeof JobFinished>;
+
+/** Every event main sends, by channel. Clients validate what they receive against these. */
+export const events = {
+  'job.progress': JobProgress,
+  'job.log': JobLog,
+  'job.result': JobResult,
+  'job.finished': JobFinished,
+  'history.changed': z.strictObject({ experimentId: z.int().positive().nullable() }),
+} as const;
+
+export type EventPayloads = { [E in keyof typeof events]: z.infer<(typeof events)[E]> };
 export type EventName = keyof EventPayloads;
 export const eventNames = ['job.progress', 'job.log', 'job.result', 'job.finished', 'history.changed'] as const satisfies readonly EventName[];
 

@@ -4,8 +4,9 @@
  * in-memory transport both use it, so tests over the in-memory pair exercise the same client code the
  * browser runs. Plain TypeScript: no DOM, no Node.
  */
-import type {
-  CallMessage, CallName, CallParams, CallResults, ErrorShape, EventName, EventPayloads, WhittleApi,
+import {
+  events, type CallMessage, type CallName, type CallParams, type CallResults, type ErrorShape, type EventName, type EventPayloads,
+  type WhittleApi,
 } from '../../preload/contract.ts';
 
 type ErrorCode = ErrorShape['code'];
@@ -83,6 +84,13 @@ export function createLinkClient(send: (message: CallMessage) => void): LinkClie
   function deliverEvent(channel: string, payload: unknown): void {
     const set = listeners.get(channel);
     if (!set) return;
+    // Events are checked against the contract like calls are: a malformed one never reaches the UI.
+    const schema = Object.prototype.hasOwnProperty.call(events, channel) ? events[channel as EventName] : null;
+    const checked = schema?.safeParse(payload);
+    if (!checked?.success) {
+      console.error(`whittle: dropped an event on "${channel}" that does not match the contract`, checked?.error.issues ?? 'unknown channel');
+      return;
+    }
     for (const listener of [...set]) {
       try {
         listener(payload);

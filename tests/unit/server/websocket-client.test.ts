@@ -83,7 +83,7 @@ describe('the WebSocket client', () => {
     await expect.poll(() => p.connections.length).toBe(1);
     await expect.poll(() => client.state).toBe('open');
     const socket = p.connections[0].socket;
-    const progressEvent = (seq: number) => encodeWire({ type: 'event', channel: 'job.progress', payload: { jobId: 'j', experimentId: 1, seq, phase: 'x', done: seq, total: 3, etaSeconds: Infinity, message: '' } });
+    const progressEvent = (seq: number) => encodeWire({ type: 'event', channel: 'job.progress', payload: { jobId: 'j', experimentId: 1, seq, phase: 'x', done: seq, total: 3, etaSeconds: null, message: '' } });
     socket.send(progressEvent(1));
     socket.send(progressEvent(2));
     socket.send(encodeWire({ type: 'event', channel: 'history.changed', payload: { experimentId: null } }));
@@ -94,6 +94,13 @@ describe('the WebSocket client', () => {
     await expect.poll(() => changed.length).toBe(2);
     expect(progress).toEqual([1, 2]);
     expect(changed).toEqual([null, 4]);
+
+    // Non-finite numbers survive the text wire where the contract allows them (a diverged metric).
+    const results: number[] = [];
+    client.on('job.result', (e) => results.push(e.metrics[0].value));
+    socket.send(encodeWire({ type: 'event', channel: 'job.result', payload: { jobId: 'j', experimentId: 1, seq: 9, metrics: [{ name: 'perplexity', value: Infinity, unit: '', subject: 'model' }], artefacts: [], details: {} } }));
+    await expect.poll(() => results.length).toBe(1);
+    expect(results).toEqual([Infinity]);
   });
 
   it('rejects waiting calls when closed, and every call after', async () => {
