@@ -616,30 +616,7 @@ namespace {
 BlockwiseShape ParseShape(const Napi::CallbackInfo& info, size_t index, bool for_quantize) {
   Napi::Env env = info.Env();
   if (index >= info.Length() || !info[index].IsObject()) ThrowInvalid(env, "params must be an object.");
-  Napi::Object o = info[index].As<Napi::Object>();
-  BlockwiseShape s;
-  s.k = FieldSize(env, o, "k");
-  s.n = FieldSize(env, o, "n");
-  s.bits = static_cast<int>(FieldSize(env, o, "bits"));
-  s.block = FieldSize(env, o, "blockSize");
-  if (for_quantize) {
-    s.symmetric = FieldBool(env, o, "symmetric", true);
-    s.fp16_scales = FieldBool(env, o, "fp16Scales", false);
-    Napi::Value rounding = o.Get("rounding");
-    if (!rounding.IsUndefined()) {
-      const std::string r = rounding.IsString() ? rounding.As<Napi::String>().Utf8Value() : "";
-      if (r == "half-even") {
-        s.rounding = Rounding::kHalfEven;
-      } else if (r == "half-away") {
-        s.rounding = Rounding::kHalfAway;
-      } else {
-        ThrowInvalid(env, "rounding must be 'half-even' or 'half-away'.");
-      }
-    }
-  }
-  const std::string problem = ValidateShape(s);
-  if (!problem.empty()) ThrowInvalid(env, problem);
-  return s;
+  return ParseBlockwiseParams(env, info[index].As<Napi::Object>(), for_quantize);
 }
 
 void ExpectLength(Napi::Env env, size_t actual, size_t expected, const char* name, const char* shape) {

@@ -1,5 +1,5 @@
-// blockwise_checks.h — the data checks shared by the fast and reference block-wise quantizers: a weight
-// must be finite, and a block's scale must be finite (and fit float16 when scales are stored as such).
+// blockwise_checks.h — the checks shared by the block-wise quantizers (RTN fast and reference, GPTQ): the
+// parameters of a call, a finite weight, and a finite scale (that fits float16 when scales are stored so).
 #pragma once
 
 #include <cfloat>
@@ -10,6 +10,33 @@
 #include "napi_helpers.h"
 
 namespace whittle {
+
+// { k, n, bits, blockSize } of a JS call, plus { symmetric, fp16Scales, rounding } when it quantizes; validated.
+inline BlockwiseShape ParseBlockwiseParams(Napi::Env env, const Napi::Object& o, bool for_quantize) {
+  BlockwiseShape s;
+  s.k = FieldSize(env, o, "k");
+  s.n = FieldSize(env, o, "n");
+  s.bits = static_cast<int>(FieldSize(env, o, "bits"));
+  s.block = FieldSize(env, o, "blockSize");
+  if (for_quantize) {
+    s.symmetric = FieldBool(env, o, "symmetric", true);
+    s.fp16_scales = FieldBool(env, o, "fp16Scales", false);
+    Napi::Value rounding = o.Get("rounding");
+    if (!rounding.IsUndefined()) {
+      const std::string r = rounding.IsString() ? rounding.As<Napi::String>().Utf8Value() : "";
+      if (r == "half-even") {
+        s.rounding = Rounding::kHalfEven;
+      } else if (r == "half-away") {
+        s.rounding = Rounding::kHalfAway;
+      } else {
+        ThrowInvalid(env, "rounding must be 'half-even' or 'half-away'.");
+      }
+    }
+  }
+  const std::string problem = ValidateShape(s);
+  if (!problem.empty()) ThrowInvalid(env, problem);
+  return s;
+}
 
 inline void CheckFiniteWeight(float v, size_t k, size_t n) {
   if (!(std::fabs(v) <= FLT_MAX)) {

@@ -460,26 +460,8 @@ GptqArgs ParseGptq(const Napi::CallbackInfo& info, bool for_quantize) {
   }
   if (params_index >= info.Length() || !info[params_index].IsObject()) ThrowInvalid(env, "params must be an object.");
   Napi::Object o = info[params_index].As<Napi::Object>();
-  BlockwiseShape& s = a.shape.q;
-  s.k = FieldSize(env, o, "k");
-  s.n = FieldSize(env, o, "n");
-  s.bits = static_cast<int>(FieldSize(env, o, "bits"));
-  s.block = FieldSize(env, o, "blockSize");
-  s.symmetric = FieldBool(env, o, "symmetric", true);
-  s.fp16_scales = FieldBool(env, o, "fp16Scales", false);
-  Napi::Value rounding = o.Get("rounding");
-  if (!rounding.IsUndefined()) {
-    const std::string r = rounding.IsString() ? rounding.As<Napi::String>().Utf8Value() : "";
-    if (r == "half-even") {
-      s.rounding = Rounding::kHalfEven;
-    } else if (r == "half-away") {
-      s.rounding = Rounding::kHalfAway;
-    } else {
-      ThrowInvalid(env, "rounding must be 'half-even' or 'half-away'.");
-    }
-  }
-  const std::string problem = ValidateShape(s);
-  if (!problem.empty()) ThrowInvalid(env, problem);
+  a.shape.q = ParseBlockwiseParams(env, o, /*for_quantize=*/true);
+  const BlockwiseShape& s = a.shape.q;
   a.shape.column_block = FieldSize(env, o, "columnBlock");
   if (a.shape.column_block == 0) ThrowInvalid(env, "columnBlock must be at least 1.");
   if (for_quantize) {
