@@ -4,6 +4,7 @@
  * schema main uses, mapping each issue back to the field it belongs to.
  */
 import { Recipe, type RecipeInput } from '../../preload/recipe.ts';
+import { addIssue, issuePathParts, issuesFromList, numberMessage, type Issues } from './form-issues.ts';
 
 export type Protocol = 'documents' | 'stream';
 
@@ -22,7 +23,7 @@ export interface EvaluateForm {
 }
 
 export type FormField = keyof EvaluateForm | 'form';
-export type FormIssues = Partial<Record<FormField, string>>;
+export type FormIssues = Issues<FormField>;
 
 export const DEFAULT_SAMPLES: Record<Protocol, number> = { documents: 400, stream: 128 };
 
@@ -96,23 +97,14 @@ const FIELD_BY_PATH: Record<string, keyof EvaluateForm> = {
 
 /** "evaluation.perplexity.window", "/evaluation/perplexity/window" or ["evaluation", …] → a form field. */
 export function fieldForIssuePath(path: string | readonly PropertyKey[]): FormField {
-  const parts = typeof path === 'string' ? path.split(/[./]/).filter(Boolean) : path.map(String);
-  return FIELD_BY_PATH[parts.join('.')] ?? 'form';
+  return FIELD_BY_PATH[issuePathParts(path).join('.')] ?? 'form';
 }
 
-function addIssue(issues: FormIssues, field: FormField, message: string): void {
-  if (!issues[field]) issues[field] = message;
-  else if (field === 'form' && !issues.form!.includes(message)) issues.form = `${issues.form} ${message}`;
-}
+const NUMBER_FIELDS: readonly FormField[] = ['window', 'maxSamples', 'promptTokens', 'decodeTokens'];
 
 function friendly(message: string, field: FormField): string {
   if (/expected number, received NaN/i.test(message)) return 'Enter a number.';
-  if (field === 'window' || field === 'maxSamples' || field === 'promptTokens' || field === 'decodeTokens') {
-    const m = /expected number to be (>=|<=|>|<)\s*(-?\d+)/.exec(message);
-    if (m) return m[1] === '>=' ? `At least ${m[2]}.` : m[1] === '<=' ? `At most ${m[2]}.` : message;
-    if (/expected int/i.test(message)) return 'Enter a whole number.';
-  }
-  return message;
+  return (NUMBER_FIELDS.includes(field) ? numberMessage(message) : null) ?? message;
 }
 
 /** Issues that block running, by field; empty when the form makes a valid recipe. */
@@ -135,12 +127,7 @@ export function validateEvaluateForm(form: EvaluateForm): FormIssues {
 
 /** Issues reported by `recipes.validate`, by field. */
 export function issuesFromServer(list: readonly { path: string; message: string }[]): FormIssues {
-  const issues: FormIssues = {};
-  for (const i of list) {
-    const field = fieldForIssuePath(i.path);
-    addIssue(issues, field, field === 'form' && i.path ? `${i.path}: ${i.message}` : friendly(i.message, field));
-  }
-  return issues;
+  return issuesFromList(list, fieldForIssuePath, friendly);
 }
 
 /** A stored recipe back into the form (for re-running or editing an experiment); null if it is not one. */

@@ -9,6 +9,7 @@ import {
   DEFAULT_FP16_BLOCK_OPS, QuantizeStep, Recipe,
   type BitsOverride, type QuantizeInt8DynamicStep, type QuantizeInt8StaticStep, type QuantizeMethod, type RecipeInput,
 } from '../../preload/recipe.ts';
+import { addIssue, issuePathParts, issuesFromList, numberMessage, type Issues } from './form-issues.ts';
 
 export type Bits = 2 | 4 | 8;
 export type QuantFormat = 'matmulnbits' | 'qdq';
@@ -63,7 +64,7 @@ export interface QuantizeForm {
 }
 
 export type QuantizeField = keyof QuantizeForm | 'form';
-export type QuantizeIssues = Partial<Record<QuantizeField, string>>;
+export type QuantizeIssues = Issues<QuantizeField>;
 
 /** What a method card shows. The wizard renders whatever this lists. */
 export interface MethodDescriptor {
@@ -471,7 +472,7 @@ const FIELD_BY_PATH: Record<string, QuantizeField> = {
 
 /** A recipe issue path ("steps.0.blockSize", "/steps/0/keep/1" or an array) → the form field. */
 export function quantizeFieldForIssuePath(path: string | readonly PropertyKey[]): QuantizeField {
-  const parts = typeof path === 'string' ? path.split(/[./]/).filter(Boolean) : path.map(String);
+  const parts = issuePathParts(path);
   for (let n = parts.length; n > 0; n--) {
     const field = FIELD_BY_PATH[parts.slice(0, n).join('.')];
     if (field) return field;
@@ -479,16 +480,9 @@ export function quantizeFieldForIssuePath(path: string | readonly PropertyKey[])
   return 'form';
 }
 
-function addIssue(issues: QuantizeIssues, field: QuantizeField, message: string): void {
-  if (!issues[field]) issues[field] = message;
-  else if (field === 'form' && !issues.form!.includes(message)) issues.form = `${issues.form} ${message}`;
-}
-
 function friendly(message: string, field: QuantizeField): string {
-  if (/expected number, received NaN/i.test(message)) return 'Enter a number.';
-  const m = /expected number to be (>=|<=)\s*(-?[\d.]+)/.exec(message);
-  if (m) return m[1] === '>=' ? `At least ${m[2]}.` : `At most ${m[2]}.`;
-  if (/expected int/i.test(message)) return 'Enter a whole number.';
+  const number = numberMessage(message);
+  if (number) return number;
   if (field === 'prompts' && /too big|<=16/i.test(message)) return 'At most 16 prompts.';
   if (field === 'calibText' && /path is required|too small/i.test(message)) return 'Choose a UTF-8 text file to calibrate on.';
   return message;
@@ -574,12 +568,7 @@ export function firstStepWithIssues(issues: QuantizeIssues): number {
 
 /** Issues reported by `recipes.validate`, by field. */
 export function quantizeIssuesFromServer(list: readonly { path: string; message: string }[]): QuantizeIssues {
-  const issues: QuantizeIssues = {};
-  for (const i of list) {
-    const field = quantizeFieldForIssuePath(i.path);
-    addIssue(issues, field, field === 'form' && i.path ? `${i.path}: ${i.message}` : friendly(i.message, field));
-  }
-  return issues;
+  return issuesFromList(list, quantizeFieldForIssuePath, friendly);
 }
 
 /** A stored recipe with a quantize step (of any method) back into the form; null when it is not one. */

@@ -6,6 +6,7 @@ import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { JobPanel } from '../components/JobPanel.tsx';
 import { RecipeActions } from '../components/RecipeActions.tsx';
 import { useApi } from '../hooks/useApi.ts';
+import { fetchPrefill } from '../lib/prefill.ts';
 import { useJob, useJobStore } from '../hooks/useJobs.ts';
 import { replaceHash } from '../hooks/useRoute.ts';
 import { toUiError } from '../lib/errors.ts';
@@ -48,16 +49,11 @@ export function EvaluatePage({ path, jobId, experimentId }: Props) {
   useEffect(() => {
     let alive = true;
     (async () => {
-      const list = await api.call('samples.list', {}).catch(() => [] as Sample[]);
+      const { samples: list, stored } = await fetchPrefill(api, experimentId);
       if (!alive) return;
       setSamples(list);
-      let stored: EvaluateForm | null = null;
-      if (experimentId !== null) {
-        const detail = await api.call('history.get', { id: experimentId }).catch(() => null);
-        if (!alive) return;
-        stored = detail ? formFromRecipe(detail.recipe) : null;
-      }
-      setForm((f) => stored ?? withSampleDefaults(f, list));
+      const fromRecipe = stored ? formFromRecipe(stored.recipe) : null;
+      setForm((f) => fromRecipe ?? withSampleDefaults(f, list));
     })();
     return () => { alive = false; };
     // Once per visit (the page is re-created on navigation); later URL changes come from this page.

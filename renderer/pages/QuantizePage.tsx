@@ -15,6 +15,7 @@ import { QuantizeWeightsTable } from '../components/QuantizeWeightsTable.tsx';
 import { SensitivityPanel } from '../components/SensitivityPanel.tsx';
 import { SizeEstimate } from '../components/SizeEstimate.tsx';
 import { useApi } from '../hooks/useApi.ts';
+import { fetchPrefill } from '../lib/prefill.ts';
 import { useCall } from '../hooks/useCall.ts';
 import { useJob, useJobStore } from '../hooks/useJobs.ts';
 import { replaceHash } from '../hooks/useRoute.ts';
@@ -182,23 +183,18 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
   useEffect(() => {
     let alive = true;
     (async () => {
-      const list = await api.call('samples.list', {}).catch(() => [] as Sample[]);
+      const { samples: list, stored: detail } = await fetchPrefill(api, experimentId);
       if (!alive) return;
       setSamples(list);
-      let fromRecipe: QuantizeForm | null = null;
-      if (experimentId !== null) {
-        const detail = await api.call('history.get', { id: experimentId }).catch(() => null);
+      const fromRecipe = detail ? quantizeFormFromRecipe(detail.recipe) : null;
+      if (detail && !jobId) {
+        // Attached by experiment only (from the history): follow the job if it still runs.
+        const running = (await api.call('jobs.list', {}).catch(() => [])).find((j) => j.experimentId === experimentId);
         if (!alive) return;
-        fromRecipe = detail ? quantizeFormFromRecipe(detail.recipe) : null;
-        if (detail && !jobId) {
-          // Attached by experiment only (from the history): follow the job if it still runs.
-          const running = (await api.call('jobs.list', {}).catch(() => [])).find((j) => j.experimentId === experimentId);
-          if (!alive) return;
-          if (running) replaceHash(href.quantize(detail.modelPath, running));
-          else {
-            setStored(detail);
-            if (detail.status === 'done') setActive(STEP.result);
-          }
+        if (running) replaceHash(href.quantize(detail.modelPath, running));
+        else {
+          setStored(detail);
+          if (detail.status === 'done') setActive(STEP.result);
         }
       }
       setForm((f) => fromRecipe ?? withSampleDefaults(f, list));
