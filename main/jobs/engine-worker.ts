@@ -8,7 +8,7 @@
  */
 import type { JobContext, LogLevel, Progress } from '../engine/job-context.ts';
 import { toErrorShape, WhittleError } from '../engine/errors.ts';
-import { runRecipe } from '../engine/recipe/runner.ts';
+import { runRecipe } from '../engine/pipeline/runner.ts';
 import { Coalescer } from './coalescer.ts';
 import { parseHostMessage, type EngineToHost, type RunMessage } from './protocol.ts';
 

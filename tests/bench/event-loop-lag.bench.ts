@@ -12,7 +12,7 @@ import path from 'node:path';
 import { createWhittleApp } from '../../main/app.ts';
 import { createMemoryClient } from '../../main/api/memory-transport.ts';
 import { quietContext } from '../../main/engine/job-context.ts';
-import { runRecipe } from '../../main/engine/recipe/runner.ts';
+import { runRecipe } from '../../main/engine/pipeline/runner.ts';
 import { appRoot } from '../../main/paths.ts';
 import { Recipe } from '../../preload/recipe.ts';
 

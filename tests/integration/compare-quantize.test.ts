@@ -10,7 +10,7 @@ import { DEFAULT_SAMPLE_PROMPTS, Recipe } from '../../preload/recipe.ts';
 import type { Progress } from '../../main/engine/job-context.ts';
 import { quietContext } from '../../main/engine/job-context.ts';
 import { readManifest } from '../../main/engine/quantize/manifest.ts';
-import { runRecipe, type RecipeResult } from '../../main/engine/recipe/runner.ts';
+import { runRecipe, type RecipeResult } from '../../main/engine/pipeline/runner.ts';
 import { STORIES, tempDir } from '../helpers/fixtures.ts';
 
 let tmp: ReturnType<typeof tempDir>;

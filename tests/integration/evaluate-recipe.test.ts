@@ -5,8 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Recipe, type RecipeInput } from '../../preload/recipe.ts';
 import { WhittleError } from '../../main/engine/errors.ts';
 import { quietContext, type JobContext, type Progress } from '../../main/engine/job-context.ts';
-import { runRecipe } from '../../main/engine/recipe/runner.ts';
-import type { StepRegistry } from '../../main/engine/recipe/steps.ts';
+import { runRecipe } from '../../main/engine/pipeline/runner.ts';
+import type { StepRegistry } from '../../main/engine/pipeline/registry.ts';
 import { fixture, STORIES, tempDir } from '../helpers/fixtures.ts';
 
 const tmp = tempDir();

@@ -16,7 +16,7 @@ import { readModel } from '../../main/engine/onnx/reader.ts';
 import { ALREADY_FP16_MESSAGE, convertToFp16 } from '../../main/engine/quantize/fp16.ts';
 import { quantizeInt8Dynamic } from '../../main/engine/quantize/int8-dynamic.ts';
 import { readManifest } from '../../main/engine/quantize/manifest.ts';
-import { runRecipe } from '../../main/engine/recipe/runner.ts';
+import { runRecipe } from '../../main/engine/pipeline/runner.ts';
 import { QuantizeFp16Step, Recipe } from '../../preload/recipe.ts';
 import { fixture, STORIES, tempDir } from '../helpers/fixtures.ts';
 import { buildModel, DataType, floatAttr, intAttr, makeNode, makeTensor, randomFloats, saveModel, valueInfo } from '../unit/quantize/build-model.ts';

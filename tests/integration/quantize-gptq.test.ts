@@ -19,7 +19,7 @@ import { quantizeGptq } from '../../main/engine/quantize/gptq.ts';
 import { readManifest } from '../../main/engine/quantize/manifest.ts';
 import { measureKl } from '../../main/engine/quantize/sensitivity.ts';
 import { quantizeWeightOnly } from '../../main/engine/quantize/weight-only.ts';
-import { runRecipe } from '../../main/engine/recipe/runner.ts';
+import { runRecipe } from '../../main/engine/pipeline/runner.ts';
 import { QuantizeGptqStep, QuantizeRtnStep, Recipe } from '../../preload/recipe.ts';
 import { fixture, STORIES, tempDir } from '../helpers/fixtures.ts';
 import { calibrationTextFromEnd, FP32_PERPLEXITY, storiesPerplexity } from './quantize-gptq-helpers.ts';

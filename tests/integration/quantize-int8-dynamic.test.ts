@@ -14,7 +14,7 @@ import { initializerMap } from '../../main/engine/onnx/graph.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
 import { quantizeInt8Dynamic } from '../../main/engine/quantize/int8-dynamic.ts';
 import { readManifest } from '../../main/engine/quantize/manifest.ts';
-import { runRecipe } from '../../main/engine/recipe/runner.ts';
+import { runRecipe } from '../../main/engine/pipeline/runner.ts';
 import { QuantizeInt8DynamicStep, Recipe } from '../../preload/recipe.ts';
 import { fixture, STORIES, tempDir } from '../helpers/fixtures.ts';
 import { buildModel, DataType, floatAttr, intAttr, makeNode, makeTensor, randomFloats, saveModel, singleMatMul, valueInfo } from '../unit/quantize/build-model.ts';

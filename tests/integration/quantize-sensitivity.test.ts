@@ -13,7 +13,7 @@ import { quietContext, type Progress } from '../../main/engine/job-context.ts';
 import { mixedPrecisionFromSensitivity } from '../../main/engine/quantize/mixed-precision.ts';
 import { analyzeSensitivity, measureKl, sensitivityStep } from '../../main/engine/quantize/sensitivity.ts';
 import { quantizeWeightOnly } from '../../main/engine/quantize/weight-only.ts';
-import { runRecipe } from '../../main/engine/recipe/runner.ts';
+import { runRecipe } from '../../main/engine/pipeline/runner.ts';
 import { QuantizeRtnStep, Recipe, SensitivityStep } from '../../preload/recipe.ts';
 import { STORIES, tempDir } from '../helpers/fixtures.ts';
 import { calibrationTextFromEnd } from './quantize-gptq-helpers.ts';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { quietContext } from '../../main/engine/job-context.ts';
 import { inspectModel } from '../../main/engine/model/inspect.ts';
-import { runRecipe } from '../../main/engine/recipe/runner.ts';
+import { runRecipe } from '../../main/engine/pipeline/runner.ts';
 import { estimateQuantizedSize } from '../../main/engine/quantize/estimate.ts';
 import { readManifest } from '../../main/engine/quantize/manifest.ts';
 import { quantizeRtnStep } from '../../main/engine/quantize/step.ts';

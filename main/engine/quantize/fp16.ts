@@ -18,7 +18,7 @@ import type { ModelProto, TensorProto, TensorSource } from '../onnx/proto-types.
 import { readModel } from '../onnx/reader.ts';
 import { elementCount } from '../onnx/tensor-data.ts';
 import { f32ToF16 } from '../native/index.ts';
-import type { StepInput, StepOutput, StepRunner } from '../recipe/steps.ts';
+import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
 import { normaliseFloatConstants, rewriteForFp16, type Fp16Decisions } from './fp16-graph.ts';
 import { inferModelTypes } from './fp16-types.ts';
 import type { ManifestWeight } from './manifest.ts';

@@ -22,7 +22,7 @@ import { throwIfAborted, WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
 import { f16ToF32, gptqQuantize } from '../native/index.ts';
 import type { OnnxModel } from '../onnx/proto-types.ts';
-import type { StepInput, StepOutput, StepRunner } from '../recipe/steps.ts';
+import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
 import { folderStepOutput, stepOutputDir } from './step.ts';
 import type { QuantTarget } from './targets.ts';
 import { checkWeightOnlySettings, quantizeWeightsInto, type QuantizeOptions, type QuantizeResult, type WeightOnlyPipeline, type WeightQuantizer } from './weight-only.ts';

@@ -22,7 +22,7 @@ import type { NodeProto } from '../onnx/proto-types.ts';
 import { readModel } from '../onnx/reader.ts';
 import { makeTensor } from '../onnx/tensor-data.ts';
 import { f16ToF32 } from '../native/index.ts';
-import type { StepInput, StepOutput, StepRunner } from '../recipe/steps.ts';
+import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
 import { quantizeInt8Symmetric } from './int8-static.ts';
 import { toDynamicInt8, type Int8DynamicContext } from './int8-dynamic-rewrite.ts';
 import type { ManifestWeight } from './manifest.ts';

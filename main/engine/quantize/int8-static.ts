@@ -30,7 +30,7 @@ import { initializerMap, intAttr, makeNode, NameScope, producerMap, sweepUnusedI
 import type { NodeProto, TensorProto } from '../onnx/proto-types.ts';
 import { readModel } from '../onnx/reader.ts';
 import { floatToHalf, halfToFloat } from '../onnx/tensor-data.ts';
-import type { StepInput, StepOutput, StepRunner } from '../recipe/steps.ts';
+import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
 import type { ManifestWeight } from './manifest.ts';
 import { createPartialFolder } from './output-folder.ts';
 import { defaultOpset, prepareForBlockedDequantize } from './qdq-opset.ts';

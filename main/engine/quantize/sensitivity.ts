@@ -31,7 +31,7 @@ import { dequantizeBlockwise, f32ToF16 } from '../native/index.ts';
 import { initializerMap } from '../onnx/graph.ts';
 import type { OnnxModel, TensorProto, TensorSource } from '../onnx/proto-types.ts';
 import { readModel } from '../onnx/reader.ts';
-import type { StepInput, StepOutput, StepRunner } from '../recipe/steps.ts';
+import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
 import { collectHessians, gptqQuantizer, type GptqSettings } from './gptq.ts';
 import { transpose2d } from './layout.ts';
 import type { SensitivityEntry } from './mixed-precision.ts';

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import type { QuantizeRtnStep } from '../../../preload/recipe.ts';
 import type { JobContext } from '../job-context.ts';
-import type { StepInput, StepOutput, StepRunner } from '../recipe/steps.ts';
+import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
 import { DATA_FILE, MODEL_FILE } from './output-folder.ts';
 import { quantizeWeightOnly } from './weight-only.ts';
 

@@ -22,7 +22,7 @@ import { evaluatePerplexity, perplexityMetrics, type PerplexityResult } from '..
 import { measureSpeed, speedMetrics } from '../evaluate/speed.ts';
 import type { JobContext } from '../job-context.ts';
 import { MANIFEST_FILE, updateManifest } from '../quantize/manifest.ts';
-import { defaultSteps, stepRunnerFor, type StepRegistry } from './steps.ts';
+import { defaultSteps, stepRunnerFor, type StepRegistry } from './registry.ts';
 
 export interface RecipeResult {
   metrics: Metric[];

@@ -1,38 +1,16 @@
 /**
  * The step registry: recipe step type → the code that runs it (ARCHITECTURE seam 6).
- * A step takes the current model and writes a new one (or returns the same path when it changes nothing);
- * the runner chains steps in recipe order and evaluates the original beside the final result.
+ * The runner chains steps in recipe order and evaluates the original beside the final result.
  */
-import type { Artefact } from '../../../preload/contract.ts';
-import type { Recipe, Step } from '../../../preload/recipe.ts';
+import type { Step } from '../../../preload/recipe.ts';
 import { WhittleError } from '../errors.ts';
-import type { JobContext } from '../job-context.ts';
 import { quantizeFp16Step } from '../quantize/fp16.ts';
 import { quantizeGptqStep } from '../quantize/gptq.ts';
 import { quantizeInt8DynamicStep } from '../quantize/int8-dynamic.ts';
 import { quantizeInt8StaticStep } from '../quantize/int8-static.ts';
 import { sensitivityStep } from '../quantize/sensitivity.ts';
 import { quantizeRtnStep } from '../quantize/step.ts';
-
-export interface StepInput<S extends Step = Step> {
-  /** The model this step starts from: the recipe's model or the previous step's output. */
-  modelPath: string;
-  recipe: Recipe;
-  step: S;
-  /** Position of the step in the recipe, from 0. */
-  index: number;
-}
-
-export interface StepOutput {
-  /** The model the step wrote (complete on disk), or the input path when it changed nothing. */
-  modelPath: string;
-  artefacts: Artefact[];
-  details: Record<string, unknown>;
-}
-
-export interface StepRunner<S extends Step = Step> {
-  run(input: StepInput<S>, ctx: JobContext): Promise<StepOutput>;
-}
+import type { StepRunner } from './step.ts';
 
 /** Registry key of a step: its type, and for quantize steps the method too ('quantize:rtn'). */
 export type StepKey = { [S in Step as S['type']]: S extends { method: infer M extends string } ? `${S['type']}:${M}` : S['type'] }[Step['type']];
