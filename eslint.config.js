@@ -1,12 +1,16 @@
 // Lint: TypeScript recommended rules plus the layer rules that keep code where it may run.
 //   renderer/**    browser code: no main/, no Node built-ins, no Electron, no native modules.
+//   main/**        no renderer/ (what both sides need lives in preload/).
 //   main/engine/** plain Node: no Electron, no database, no API/transport layers (runs in the engine process).
-//   preload/contract.ts, preload/recipe.ts: shared by all sides, zod only.
+//   preload/contract.ts, recipe.ts, methods.ts, wire.ts: shared by all sides, zod only.
+// Import cycles are found by tests/unit/smoke/import-cycles.test.ts, which walks the import graph.
 import tseslint from 'typescript-eslint';
 import { builtinModules } from 'node:module';
 
 const nodeBuiltins = builtinModules.filter((m) => !m.startsWith('_'));
 const nativeModules = ['better-sqlite3', 'onnxruntime-node', 'ws', 'cmake-js'];
+
+const mainNoRenderer = { group: ['**/renderer/**', '../renderer', '../../renderer'], message: 'main/ may not import the renderer: what both sides need lives in preload/.' };
 
 export const layerRules = {
   renderer: {
@@ -19,12 +23,16 @@ export const layerRules = {
       { group: ['**/native-kernels/**'], message: 'renderer may not load native code.' },
     ],
   },
+  main: {
+    patterns: [mainNoRenderer],
+  },
   engine: {
     paths: ['electron', 'better-sqlite3'].map((name) => ({
       name, message: 'engine modules are plain Node: no Electron, no database (the main process owns the history).',
     })),
     patterns: [
       { group: ['**/history/**', '**/api/**', '**/electron/**', '**/server/**', '**/jobs/**'], message: 'engine modules may not depend on the app layers above them.' },
+      mainNoRenderer,
     ],
   },
   shared: {
@@ -42,7 +50,8 @@ export default tseslint.config(
     },
   },
   { files: ['renderer/**/*.{ts,tsx}'], rules: { 'no-restricted-imports': ['error', layerRules.renderer] } },
+  { files: ['main/**/*.ts'], rules: { 'no-restricted-imports': ['error', layerRules.main] } },
   { files: ['main/engine/**/*.ts'], rules: { 'no-restricted-imports': ['error', layerRules.engine] } },
-  { files: ['preload/contract.ts', 'preload/recipe.ts'], rules: { 'no-restricted-imports': ['error', layerRules.shared] } },
+  { files: ['preload/contract.ts', 'preload/recipe.ts', 'preload/methods.ts', 'preload/wire.ts'], rules: { 'no-restricted-imports': ['error', layerRules.shared] } },
   { files: ['scripts/**/*.mjs', 'bin/**/*.js', 'eslint.config.js'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
 );

@@ -6,7 +6,7 @@
  * BigInt) fails here too instead of passing in tests.
  */
 import type { CallMessage, EventMessage, ReplyMessage, WhittleApi } from '../../preload/contract.ts';
-import { ConnectionError, createLinkClient, decodeWire, encodeWire } from '../../renderer/bridge/memory.ts';
+import { ConnectionError, createLinkClient, decodeWire, encodeWire } from '../../preload/wire.ts';
 import type { EventBus } from './events.ts';
 import { silentLogger, type Logger } from './logger.ts';
 import type { Router, SenderInfo } from './router.ts';

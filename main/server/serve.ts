@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import path from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ErrorShape, EventMessage, ReplyMessage } from '../../preload/contract.ts';
-import { decodeWire, encodeWire } from '../../renderer/bridge/memory.ts';
+import { decodeWire, encodeWire } from '../../preload/wire.ts';
 import { appPaths } from '../paths.ts';
 import { WhittleError } from '../engine/errors.ts';
 import type { EventBus } from '../api/events.ts';

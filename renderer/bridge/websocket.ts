@@ -6,9 +6,9 @@
  * WHATWG WebSocket implementation works (the browser's, or Node's global one in tests).
  */
 import type { CallMessage, WhittleApi } from '../../preload/contract.ts';
-import { ConnectionError, WhittleCallError, createLinkClient, decodeWire, encodeWire } from './memory.ts';
+import { ConnectionError, WhittleCallError, createLinkClient, decodeWire, encodeWire } from '../../preload/wire.ts';
 
-export { ConnectionError, WhittleCallError } from './memory.ts';
+export { ConnectionError, WhittleCallError } from '../../preload/wire.ts';
 
 export type ConnectionState = 'connecting' | 'open' | 'closed';
 

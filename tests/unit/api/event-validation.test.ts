@@ -1,6 +1,6 @@
 import { afterEach, expect, it, vi } from 'vitest';
 import type { JobProgress } from '../../../preload/contract.ts';
-import { createLinkClient } from '../../../renderer/bridge/memory.ts';
+import { createLinkClient } from '../../../preload/wire.ts';
 
 afterEach(() => { vi.restoreAllMocks(); });
 

@@ -4,7 +4,7 @@ import { createEventBus } from '../../../main/api/events.ts';
 import { memoryLogger } from '../../../main/api/logger.ts';
 import { createMemoryClient, wireCopy, wireProblem } from '../../../main/api/memory-transport.ts';
 import { createRouter, type Handlers } from '../../../main/api/router.ts';
-import { ConnectionError, WhittleCallError } from '../../../renderer/bridge/memory.ts';
+import { ConnectionError, WhittleCallError } from '../../../preload/wire.ts';
 
 function handlers(overrides: Partial<Handlers>): Handlers {
   const all = {} as Record<CallName, unknown>;

@@ -12,7 +12,7 @@ import { memoryLogger } from '../../../main/api/logger.ts';
 import { createMemoryClient, type MemoryClient } from '../../../main/api/memory-transport.ts';
 import { inspectModel } from '../../../main/engine/model/inspect.ts';
 import { appRoot } from '../../../main/paths.ts';
-import { WhittleCallError } from '../../../renderer/bridge/memory.ts';
+import { WhittleCallError } from '../../../preload/wire.ts';
 import { STORIES, tempDir } from '../../helpers/fixtures.ts';
 
 const WORKER = path.join(appRoot(), 'main', 'jobs', 'engine-worker.ts');

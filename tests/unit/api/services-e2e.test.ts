@@ -11,7 +11,7 @@ import { memoryLogger } from '../../../main/api/logger.ts';
 import { listSamples } from '../../../main/api/services.ts';
 import { createMemoryClient, type MemoryClient } from '../../../main/api/memory-transport.ts';
 import { appRoot } from '../../../main/paths.ts';
-import { WhittleCallError } from '../../../renderer/bridge/memory.ts';
+import { WhittleCallError } from '../../../preload/wire.ts';
 import { STORIES, tempDir } from '../../helpers/fixtures.ts';
 
 const WORKER = path.join(appRoot(), 'main', 'jobs', 'engine-worker.ts');

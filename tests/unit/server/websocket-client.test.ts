@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ConnectionError, WhittleCallError, connectWebSocket, serveSocketUrl, type WebSocketClient } from '../../../renderer/bridge/websocket.ts';
-import { encodeWire } from '../../../renderer/bridge/memory.ts';
+import { encodeWire } from '../../../preload/wire.ts';
 
 interface Peer { wss: WebSocketServer; url: string; connections: { socket: WebSocket; url: string; calls: Record<string, unknown>[] }[] }
 

@@ -25,6 +25,19 @@ describe('layer rules', () => {
     expect(await lintText("import { openHistory } from '../history/db.ts';\nexport const x = openHistory;\n", 'main/engine/bad.ts')).toHaveLength(1);
   });
 
+  it('forbid the renderer in main/, engine modules included', async () => {
+    expect(await lintText("import { encodeWire } from '../../renderer/bridge/websocket.ts';\nexport const x = encodeWire;\n", 'main/server/bad.ts')).toHaveLength(1);
+    expect(await lintText("import { encodeWire } from '../../../renderer/bridge/websocket.ts';\nexport const x = encodeWire;\n", 'main/engine/pipeline/bad.ts')).toHaveLength(1);
+    expect(await lintText("import { encodeWire } from '../../preload/wire.ts';\nexport const x = encodeWire;\n", 'main/server/good.ts')).toHaveLength(0);
+  });
+
+  it('keep the shared preload modules to zod', async () => {
+    for (const file of ['preload/methods.ts', 'preload/wire.ts']) {
+      expect(await lintText("import { appRoot } from '../main/paths.ts';\nexport const x = appRoot;\n", file)).toHaveLength(1);
+      expect(await lintText("import fs from 'node:fs';\nexport const x = fs;\n", file)).toHaveLength(1);
+    }
+  });
+
   it('the whole tree lints clean', async () => {
     const results = await eslint.lintFiles(['main', 'preload', 'renderer', 'tests', 'scripts']);
     const problems = results.flatMap((r) => r.messages.filter((m) => m.severity === 2).map((m) => `${path.relative(appRoot(), r.filePath)}:${m.line} ${m.ruleId}: ${m.message}`));

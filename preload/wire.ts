@@ -7,7 +7,7 @@
 import {
   events, type CallMessage, type CallName, type CallParams, type CallResults, type ErrorShape, type EventName, type EventPayloads,
   type WhittleApi,
-} from '../../preload/contract.ts';
+} from './contract.ts';
 
 type ErrorCode = ErrorShape['code'];
 
