@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { describeChromium, ensureChromium } from './chromium.mjs';
 import { projectRoot } from './node-runtime.mjs';
 
 const args = process.argv.slice(2);
@@ -53,10 +54,17 @@ if (only === null || only === 'vitest') {
 if (only === null || only === 'e2e') {
   const report = path.join(resultsDir, 'e2e.json');
   rmSync(report, { force: true });
-  const status = run('end-to-end tests (Playwright, Chromium)', node, [
+  let browser = null;
+  try {
+    browser = await ensureChromium();
+  } catch (error) {
+    console.log(`whittle: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (browser) console.log(`\nEnd-to-end tests use ${describeChromium(browser)}`);
+  const status = !browser ? 1 : run('end-to-end tests (Playwright, Chromium)', node, [
     path.join(projectRoot, 'node_modules', '@playwright', 'test', 'cli.js'), 'test',
     '--config', path.join(projectRoot, 'tests', 'e2e', 'playwright.config.ts'),
-  ], { PLAYWRIGHT_JSON_OUTPUT_NAME: report });
+  ], { PLAYWRIGHT_JSON_OUTPUT_NAME: report, WHITTLE_CHROMIUM: browser.executablePath, WHITTLE_CHROMIUM_ANNOUNCED: '1' });
   const json = readJson(report);
   if (json?.stats) {
     totals.passed += json.stats.expected + json.stats.flaky;
