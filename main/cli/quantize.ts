@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Recipe, type RecipeInput } from '../../preload/recipe.ts';
 import { issuePath } from '../api/issues.ts';
-import { checkOutputDir } from '../engine/quantize/output-folder.ts';
+import { checkOutputDir } from '../engine/rewrite/output-folder.ts';
 import { UsageError, type OptionValues } from './args.ts';
 import { outputFolder } from './comparison.ts';
 import { runAndReport } from './experiment.ts';

@@ -13,7 +13,7 @@ import { QuantizeStep } from '../../preload/recipe.ts';
 import { planQuantize } from '../../main/api/quantize-plan.ts';
 import { openDecoder } from '../../main/engine/evaluate/decoder-session.ts';
 import { inspectModel } from '../../main/engine/model/inspect.ts';
-import { readManifest } from '../../main/engine/quantize/manifest.ts';
+import { readManifest } from '../../main/engine/rewrite/manifest.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
 import { STORIES, tempDir } from '../helpers/fixtures.ts';
 import { onlyJson, runCli } from './cli-process.ts';

@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Metric } from '../../preload/contract.ts';
 import { openDecoder } from '../../main/engine/evaluate/decoder-session.ts';
-import { readManifest } from '../../main/engine/quantize/manifest.ts';
+import { readManifest } from '../../main/engine/rewrite/manifest.ts';
 import { STORIES, tempDir } from '../helpers/fixtures.ts';
 import { onlyJson, runCli } from './cli-process.ts';
 

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExperimentDetail, JobFinished, Metric, RecipeInput } from '../../preload/contract.ts';
-import { readManifest } from '../../main/engine/quantize/manifest.ts';
+import { readManifest } from '../../main/engine/rewrite/manifest.ts';
 import { openHistory, type History } from '../../main/history/index.ts';
 import { ChildProcessHost, JobService, sha256File, type EngineHost } from '../../main/jobs/index.ts';
 import { appRoot } from '../../main/paths.ts';

@@ -9,7 +9,7 @@ import type { Metric } from '../../preload/contract.ts';
 import { DEFAULT_SAMPLE_PROMPTS, Recipe } from '../../preload/recipe.ts';
 import type { Progress } from '../../main/engine/job-context.ts';
 import { quietContext } from '../../main/engine/job-context.ts';
-import { readManifest } from '../../main/engine/quantize/manifest.ts';
+import { readManifest } from '../../main/engine/rewrite/manifest.ts';
 import { runRecipe, type RecipeResult } from '../../main/engine/pipeline/runner.ts';
 import { STORIES, tempDir } from '../helpers/fixtures.ts';
 

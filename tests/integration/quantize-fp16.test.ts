@@ -15,7 +15,7 @@ import { getAttribute } from '../../main/engine/onnx/graph.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
 import { ALREADY_FP16_MESSAGE, convertToFp16 } from '../../main/engine/quantize/fp16.ts';
 import { quantizeInt8Dynamic } from '../../main/engine/quantize/int8-dynamic.ts';
-import { readManifest } from '../../main/engine/quantize/manifest.ts';
+import { readManifest } from '../../main/engine/rewrite/manifest.ts';
 import { runRecipe } from '../../main/engine/pipeline/runner.ts';
 import { QuantizeFp16Step, Recipe } from '../../preload/recipe.ts';
 import { fixture, STORIES, tempDir } from '../helpers/fixtures.ts';

@@ -16,7 +16,7 @@ import { DataType } from '../../main/engine/onnx/dtype.ts';
 import { attrInt, initializerMap } from '../../main/engine/onnx/graph.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
 import { quantizeGptq } from '../../main/engine/quantize/gptq.ts';
-import { readManifest } from '../../main/engine/quantize/manifest.ts';
+import { readManifest } from '../../main/engine/rewrite/manifest.ts';
 import { measureKl } from '../../main/engine/quantize/sensitivity.ts';
 import { quantizeWeightOnly } from '../../main/engine/quantize/weight-only.ts';
 import { runRecipe } from '../../main/engine/pipeline/runner.ts';

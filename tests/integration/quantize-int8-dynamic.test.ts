@@ -13,7 +13,7 @@ import { quietContext, type Progress } from '../../main/engine/job-context.ts';
 import { initializerMap } from '../../main/engine/onnx/graph.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
 import { quantizeInt8Dynamic } from '../../main/engine/quantize/int8-dynamic.ts';
-import { readManifest } from '../../main/engine/quantize/manifest.ts';
+import { readManifest } from '../../main/engine/rewrite/manifest.ts';
 import { runRecipe } from '../../main/engine/pipeline/runner.ts';
 import { QuantizeInt8DynamicStep, Recipe } from '../../preload/recipe.ts';
 import { fixture, STORIES, tempDir } from '../helpers/fixtures.ts';

@@ -15,7 +15,7 @@ import { attrInt, initializerMap } from '../../main/engine/onnx/graph.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
 import { readTensorBytes } from '../../main/engine/onnx/tensor-data.ts';
 import { quantizeInt8Static } from '../../main/engine/quantize/int8-static.ts';
-import { readManifest } from '../../main/engine/quantize/manifest.ts';
+import { readManifest } from '../../main/engine/rewrite/manifest.ts';
 import { measureKl } from '../../main/engine/quantize/sensitivity.ts';
 import { QuantizeInt8StaticStep } from '../../preload/recipe.ts';
 import { fixture, STORIES, tempDir } from '../helpers/fixtures.ts';

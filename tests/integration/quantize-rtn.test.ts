@@ -13,7 +13,7 @@ import { attrInt, initializerMap } from '../../main/engine/onnx/graph.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
 import type { NodeProto } from '../../main/engine/onnx/proto-types.ts';
 import { quantizeWeightOnly } from '../../main/engine/quantize/weight-only.ts';
-import { readManifest, updateManifest } from '../../main/engine/quantize/manifest.ts';
+import { readManifest, updateManifest } from '../../main/engine/rewrite/manifest.ts';
 import { QuantizeRtnStep, type RecipeInput } from '../../preload/recipe.ts';
 import { fixture, STORIES, tempDir } from '../helpers/fixtures.ts';
 

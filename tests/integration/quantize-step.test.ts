@@ -9,7 +9,7 @@ import { quietContext } from '../../main/engine/job-context.ts';
 import { inspectModel } from '../../main/engine/model/inspect.ts';
 import { runRecipe } from '../../main/engine/pipeline/runner.ts';
 import { estimateQuantizedSize } from '../../main/engine/quantize/estimate.ts';
-import { readManifest } from '../../main/engine/quantize/manifest.ts';
+import { readManifest } from '../../main/engine/rewrite/manifest.ts';
 import { quantizeRtnStep } from '../../main/engine/quantize/step.ts';
 import { Recipe, QuantizeRtnStep } from '../../preload/recipe.ts';
 import { STORIES, tempDir } from '../helpers/fixtures.ts';

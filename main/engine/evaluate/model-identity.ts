@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { sha256File } from '../quantize/manifest.ts';
+import { sha256File } from '../rewrite/manifest.ts';
 import { readModel } from '../onnx/reader.ts';
 
 export interface ModelIdentity {

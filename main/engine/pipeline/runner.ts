@@ -21,7 +21,7 @@ import { modelIdentity } from '../evaluate/model-identity.ts';
 import { evaluatePerplexity, perplexityMetrics, type PerplexityResult } from '../evaluate/perplexity.ts';
 import { measureSpeed, speedMetrics } from '../evaluate/speed.ts';
 import type { JobContext } from '../job-context.ts';
-import { MANIFEST_FILE, updateManifest } from '../quantize/manifest.ts';
+import { MANIFEST_FILE, updateManifest } from '../rewrite/manifest.ts';
 import { defaultSteps, stepRunnerFor, type StepRegistry } from './registry.ts';
 
 export interface RecipeResult {

@@ -5,6 +5,7 @@
 import type { Artefact } from '../../../preload/contract.ts';
 import type { Recipe, Step } from '../../../preload/recipe.ts';
 import type { JobContext } from '../job-context.ts';
+import type { PartialFolder } from '../rewrite/output-folder.ts';
 
 export interface StepInput<S extends Step = Step> {
   /** The model this step starts from: the recipe's model or the previous step's output. */
@@ -20,6 +21,11 @@ export interface StepOutput {
   modelPath: string;
   artefacts: Artefact[];
   details: Record<string, unknown>;
+  /**
+   * A folder the step wrote under its partial name (paths above point into it). The runner commits it
+   * to its final name as the last act of a successful job, or discards it.
+   */
+  pending?: PartialFolder;
 }
 
 export interface StepRunner<S extends Step = Step> {

@@ -21,12 +21,10 @@ import { f32ToF16 } from '../native/index.ts';
 import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
 import { normaliseFloatConstants, rewriteForFp16, type Fp16Decisions } from './fp16-graph.ts';
 import { inferModelTypes } from './fp16-types.ts';
-import type { ManifestWeight } from './manifest.ts';
-import { createPartialFolder } from './output-folder.ts';
-import { TensorSpool } from './spool.ts';
+import type { ManifestWeight } from '../rewrite/manifest.ts';
+import { writeOutputFolder, type WrittenFolder } from '../rewrite/write-folder.ts';
 import { folderStepOutput, stepOutputDir } from './step.ts';
-import { WeightReader } from './weight-reader.ts';
-import { compilePatterns, finishOutputFolder, type QuantizeOptions } from './weight-only.ts';
+import { compilePatterns, type QuantizeOptions } from './weight-only.ts';
 
 /** float16's largest finite value. */
 export const FP16_MAX = 65504;
@@ -38,9 +36,7 @@ export interface KeptTensor {
   reason: string;
 }
 
-export interface Fp16Result {
-  outDir: string;
-  modelPath: string;
+export interface Fp16Result extends WrittenFolder {
   /** Tensors stored as float16. */
   converted: number;
   keptFp32: KeptTensor[];
@@ -50,8 +46,6 @@ export interface Fp16Result {
   warnings: string[];
   blockOps: string[];
   keepIoTypes: boolean;
-  bytes: number;
-  files: { name: string; bytes: number }[];
 }
 
 export const ALREADY_FP16_MESSAGE = 'Nothing to convert: the model is already float16.';
@@ -155,82 +149,80 @@ export async function convertToFp16(modelPath: string, stepInput: QuantizeFp16St
   }
   const sparse = allGraphsSparse(model.proto);
 
-  const partial = await createPartialFolder(outDir);
-  const spool = new TensorSpool(path.join(partial.dir, '.fp16.tmp'), options.spoolMemory);
-  const reader = new WeightReader();
-  try {
-    // 1. Every float32 tensor, one at a time: range check, conversion, spool.
-    const decisions: Fp16Decisions = { kept: new Map(), large: new Set() };
-    for (const s of sparse) decisions.kept.set(s, 'sparse initializers stay as they are');
-    const halves = new Map<TensorProto, TensorSource | null>();
-    const warnings: string[] = [];
-    const total = tensors.length;
-    ctx.progress({ phase: 'convert', done: 0, total });
-    for (let i = 0; i < total; i++) {
-      throwIfAborted(ctx.signal);
-      const { name, nodeName, tensor } = tensors[i];
-      const matched = keep.find((re) => re.test(name) || (nodeName !== undefined && re.test(nodeName)));
-      if (matched) {
-        decisions.kept.set(name, `the name matches a keep pattern (${matched})`);
-      } else {
-        const count = elementCount(tensor.dims);
-        const values = asFloat32(await reader.read(tensor), count, name);
-        const { maxAbs, nonzero } = checkFloat32(values);
-        if (maxAbs > FP16_MAX) {
-          decisions.kept.set(name, `max |x| = ${fmt(maxAbs)} exceeds fp16's ${FP16_MAX}; kept in float32`);
-          decisions.large.add(name);
-        } else if (count === 0) {
-          halves.set(tensor, null);
+  const out = await writeOutputFolder(model, outDir, ctx, {
+    step,
+    options,
+    async rewrite(_, { spool, reader }) {
+      // 1. Every float32 tensor, one at a time: range check, conversion, spool.
+      const decisions: Fp16Decisions = { kept: new Map(), large: new Set() };
+      for (const s of sparse) decisions.kept.set(s, 'sparse initializers stay as they are');
+      const halves = new Map<TensorProto, TensorSource | null>();
+      const warnings: string[] = [];
+      const total = tensors.length;
+      ctx.progress({ phase: 'convert', done: 0, total });
+      for (let i = 0; i < total; i++) {
+        throwIfAborted(ctx.signal);
+        const { name, nodeName, tensor } = tensors[i];
+        const matched = keep.find((re) => re.test(name) || (nodeName !== undefined && re.test(nodeName)));
+        if (matched) {
+          decisions.kept.set(name, `the name matches a keep pattern (${matched})`);
         } else {
-          const half = await f32ToF16(values);
-          const flushed = countFlushed(values, half);
-          if (nonzero > 0 && flushed / nonzero > UNDERFLOW_WARNING_SHARE) {
-            warnings.push(`${name}: ${Math.round((100 * flushed) / nonzero)} % of its ${nonzero} nonzero values underflow to 0 in float16`);
+          const count = elementCount(tensor.dims);
+          const values = asFloat32(await reader.read(tensor), count, name);
+          const { maxAbs, nonzero } = checkFloat32(values);
+          if (maxAbs > FP16_MAX) {
+            decisions.kept.set(name, `max |x| = ${fmt(maxAbs)} exceeds fp16's ${FP16_MAX}; kept in float32`);
+            decisions.large.add(name);
+          } else if (count === 0) {
+            halves.set(tensor, null);
+          } else {
+            const half = await f32ToF16(values);
+            const flushed = countFlushed(values, half);
+            if (nonzero > 0 && flushed / nonzero > UNDERFLOW_WARNING_SHARE) {
+              warnings.push(`${name}: ${Math.round((100 * flushed) / nonzero)} % of its ${nonzero} nonzero values underflow to 0 in float16`);
+            }
+            halves.set(tensor, await spool.append(new Uint8Array(half.buffer, half.byteOffset, half.byteLength)));
           }
-          halves.set(tensor, await spool.append(new Uint8Array(half.buffer, half.byteOffset, half.byteLength)));
         }
+        ctx.progress({ phase: 'convert', done: i + 1, total, message: name });
       }
-      ctx.progress({ phase: 'convert', done: i + 1, total, message: name });
-    }
-    await reader.close();
-    throwIfAborted(ctx.signal);
+      await reader.close();
+      throwIfAborted(ctx.signal);
 
-    // 2. The graph: precisions, Casts, types.
-    const names = NameScope.fromModel(model.proto);
-    const rewrite = rewriteForFp16(model.proto, types, decisions, {
-      blockOps: new Set(step.blockOps), keepNodes: keep, keepIoTypes: step.keepIoTypes, uniqueName: (b) => names.fresh(b),
-    });
-    for (const t of rewrite.convert) {
-      const half = halves.get(t);
-      if (half === undefined) throw new WhittleError('INTERNAL', `Tensor '${t.name ?? ''}' was not converted to float16 before the rewrite.`);
-      t.dataType = DataType.float16;
-      if (half) t.data = half;
-    }
-    for (const w of warnings) ctx.log('warn', w);
-    const keptFp32 = rewrite.kept.map((k) => ({ name: k.name, reason: k.reason }));
-    for (const k of keptFp32) ctx.log('info', `kept in float32: ${k.name}: ${k.reason}`);
-
-    // 3. The output folder.
-    const weights: ManifestWeight[] = [
-      ...[...rewrite.convert].map((t): ManifestWeight => ({ name: t.name ?? '', shape: t.dims.map(Number), bits: 16, blockSize: null, status: 'quantized' })),
-      ...rewrite.kept.map((k): ManifestWeight => ({ name: k.name, shape: k.tensor.dims.map(Number), bits: null, blockSize: null, status: 'skipped', reason: k.reason })),
-    ];
-    const fp32Nodes = rewrite.fp32Nodes.map(({ name, op, reason }) => ({ name, op, reason }));
-    const extra = {
-      fp16: { converted: rewrite.convert.size, keptFp32, warnings, fp32Nodes, casts: rewrite.casts, blockOps: step.blockOps, keepIoTypes: step.keepIoTypes },
-    };
-    const out = await finishOutputFolder({ model, source, partial, spool, step, options, weights, extra }, ctx);
-    ctx.log('info', `converted ${rewrite.convert.size} tensor(s) to float16; ${keptFp32.length} kept in float32; ${fp32Nodes.length} node(s) compute in float32 behind ${rewrite.casts} Cast(s)`);
-    return {
-      outDir: out.outDir, modelPath: out.modelPath, converted: rewrite.convert.size, keptFp32, fp32Nodes, casts: rewrite.casts, warnings,
-      blockOps: step.blockOps, keepIoTypes: step.keepIoTypes, bytes: out.bytes, files: out.files,
-    };
-  } catch (e) {
-    await reader.close();
-    await spool.close().catch(() => {});
-    await partial.discard();
-    throw e;
-  }
+      // 2. The graph: precisions, Casts, types.
+      const names = NameScope.fromModel(model.proto);
+      const rewrite = rewriteForFp16(model.proto, types, decisions, {
+        blockOps: new Set(step.blockOps), keepNodes: keep, keepIoTypes: step.keepIoTypes, uniqueName: (b) => names.fresh(b),
+      });
+      for (const t of rewrite.convert) {
+        const half = halves.get(t);
+        if (half === undefined) throw new WhittleError('INTERNAL', `Tensor '${t.name ?? ''}' was not converted to float16 before the rewrite.`);
+        t.dataType = DataType.float16;
+        if (half) t.data = half;
+      }
+      for (const w of warnings) ctx.log('warn', w);
+      const keptFp32 = rewrite.kept.map((k) => ({ name: k.name, reason: k.reason }));
+      for (const k of keptFp32) ctx.log('info', `kept in float32: ${k.name}: ${k.reason}`);
+      const fp32Nodes = rewrite.fp32Nodes.map(({ name, op, reason }) => ({ name, op, reason }));
+      return { rewrite, keptFp32, fp32Nodes, warnings };
+    },
+    // 3. whittle.json: every tensor converted or kept, and why.
+    manifest: ({ rewrite, keptFp32, fp32Nodes, warnings }) => ({
+      weights: [
+        ...[...rewrite.convert].map((t): ManifestWeight => ({ name: t.name ?? '', shape: t.dims.map(Number), bits: 16, blockSize: null, status: 'quantized' })),
+        ...rewrite.kept.map((k): ManifestWeight => ({ name: k.name, shape: k.tensor.dims.map(Number), bits: null, blockSize: null, status: 'skipped', reason: k.reason })),
+      ],
+      extra: {
+        fp16: { converted: rewrite.convert.size, keptFp32, warnings, fp32Nodes, casts: rewrite.casts, blockOps: step.blockOps, keepIoTypes: step.keepIoTypes },
+      },
+    }),
+  });
+  const { rewrite, keptFp32, fp32Nodes, warnings } = out.result;
+  ctx.log('info', `converted ${rewrite.convert.size} tensor(s) to float16; ${keptFp32.length} kept in float32; ${fp32Nodes.length} node(s) compute in float32 behind ${rewrite.casts} Cast(s)`);
+  return {
+    outDir: out.outDir, modelPath: out.modelPath, pending: out.pending, converted: rewrite.convert.size, keptFp32, fp32Nodes, casts: rewrite.casts, warnings,
+    blockOps: step.blockOps, keepIoTypes: step.keepIoTypes, bytes: out.bytes, files: out.files,
+  };
 }
 
 function allGraphsSparse(model: ModelProto): string[] {
@@ -243,7 +235,7 @@ function allGraphsSparse(model: ModelProto): string[] {
 
 export const quantizeFp16Step: StepRunner<QuantizeFp16Step> = {
   async run(input: StepInput<QuantizeFp16Step>, ctx: JobContext): Promise<StepOutput> {
-    const r = await convertToFp16(input.modelPath, input.step, stepOutputDir(input, ctx), ctx, { recipe: input.recipe });
+    const r = await convertToFp16(input.modelPath, input.step, stepOutputDir(input, ctx), ctx, { recipe: input.recipe, deliver: 'partial' });
     return folderStepOutput(r, {
       method: 'fp16',
       converted: r.converted,

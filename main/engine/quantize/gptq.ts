@@ -168,7 +168,7 @@ export async function quantizeGptq(modelPath: string, stepInput: QuantizeGptqSte
 export const quantizeGptqStep: StepRunner<QuantizeGptqStep> = {
   async run(input: StepInput<QuantizeGptqStep>, ctx: JobContext): Promise<StepOutput> {
     const { recipe, step } = input;
-    const r = await quantizeGptq(input.modelPath, step, stepOutputDir(input, ctx), ctx, { recipe: recipe as Recipe });
+    const r = await quantizeGptq(input.modelPath, step, stepOutputDir(input, ctx), ctx, { recipe: recipe as Recipe, deliver: 'partial' });
     return folderStepOutput(r, {
       method: 'gptq',
       format: r.format,

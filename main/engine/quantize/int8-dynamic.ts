@@ -17,33 +17,27 @@ import { QuantizeInt8DynamicStep } from '../../../preload/recipe.ts';
 import { throwIfAborted, WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
 import { DataType } from '../onnx/dtype.ts';
-import { ensureOpset, initializerMap, NameScope, opsetVersion, sweepUnusedInitializers } from '../onnx/graph.ts';
-import type { NodeProto } from '../onnx/proto-types.ts';
+import { ensureOpset, initializerMap, NameScope, opsetVersion } from '../onnx/graph.ts';
 import { readModel } from '../onnx/reader.ts';
 import { makeTensor } from '../onnx/tensor-data.ts';
 import { f16ToF32 } from '../native/index.ts';
 import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
 import { quantizeInt8Symmetric } from './int8-static.ts';
 import { toDynamicInt8, type Int8DynamicContext } from './int8-dynamic-rewrite.ts';
-import type { ManifestWeight } from './manifest.ts';
-import { createPartialFolder } from './output-folder.ts';
-import { TensorSpool } from './spool.ts';
+import type { ManifestWeight } from '../rewrite/manifest.ts';
+import { transformWeights, type WeightEdit } from '../rewrite/weight-loop.ts';
+import { writeOutputFolder, type WrittenFolder } from '../rewrite/write-folder.ts';
 import { folderStepOutput, stepOutputDir } from './step.ts';
 import { planTargets, type QuantTarget, type SkippedWeight } from './targets.ts';
-import { WeightReader } from './weight-reader.ts';
-import { asKernelWeight, compilePatterns, finishOutputFolder, nothingToQuantizeMessage, type QuantizeOptions } from './weight-only.ts';
+import { asKernelWeight, compilePatterns, nothingToQuantizeMessage, skippedManifestWeights, type QuantizeOptions } from './weight-only.ts';
 
-export interface Int8DynamicResult {
-  outDir: string;
-  modelPath: string;
+export interface Int8DynamicResult extends WrittenFolder {
   quantized: ManifestWeight[];
   skipped: SkippedWeight[];
   format: QuantizeInt8DynamicStep['format'];
   perChannel: boolean;
   /** Activations cast from float16 to float32 for the quantizer (float16 models). */
   activationCasts: number;
-  bytes: number;
-  files: { name: string; bytes: number }[];
   /** Σ over quantized weights of Σ (w − s·q)². */
   sqError: number;
 }
@@ -81,68 +75,57 @@ export async function quantizeInt8Dynamic(modelPath: string, stepInput: Quantize
   const rewriteContext: Int8DynamicContext = {
     format: step.format, uniqueName: (b) => names.fresh(b), initializer: (n) => initializers.get(n), shared: new Map(),
   };
-  const partial = await createPartialFolder(outDir);
-  const spool = new TensorSpool(path.join(partial.dir, '.quantized.tmp'), options.spoolMemory);
-  const reader = new WeightReader();
   const asFloat32 = async (bytes: Uint8Array, target: QuantTarget): Promise<Float32Array> => {
     const w = asKernelWeight(bytes, target);
     return w instanceof Uint16Array ? f16ToF32(w) : w;
   };
-  try {
-    const replacements = new Map<NodeProto, NodeProto[]>();
-    const quantized: ManifestWeight[] = [];
-    let sqError = 0;
-    const total = plan.targets.length;
-    ctx.progress({ phase: 'quantize', done: 0, total });
-    const weights = reader.stream(plan.targets, (t) => initializers.get(t.weight)!, asFloat32);
-    for await (const { index: i, item: target, value: weight } of weights) {
-      throwIfAborted(ctx.signal);
-      // W [K, N]: channels are the columns (output features).
-      const q = quantizeInt8Symmetric(weight, target.k, target.n, step.perChannel ? 1 : null);
-      if (target.alpha !== 1) for (let c = 0; c < q.scales.length; c++) q.scales[c] *= target.alpha;
-      const weightQ = names.fresh(`${target.weight}_Q8`);
-      const scales = names.fresh(`${target.weight}_scales`);
-      graph.initializer.push({
-        name: weightQ, dataType: DataType.int8, dims: [target.k, target.n],
-        data: await spool.append(new Uint8Array(q.q.buffer, q.q.byteOffset, q.q.byteLength)), stringData: [], externalData: [], metadataProps: [],
+  const quantized: ManifestWeight[] = [];
+  let sqError = 0;
+  const activationCasts = (): number => [...rewriteContext.shared.values()].filter((s) => s.a32).length;
+  const out = await writeOutputFolder(model, outDir, ctx, {
+    step,
+    options,
+    async rewrite(m, io) {
+      await transformWeights(graph, plan.targets, io, ctx, {
+        phase: 'quantize',
+        decode: asFloat32,
+        async transform(target, weight): Promise<WeightEdit> {
+          // W [K, N]: channels are the columns (output features).
+          const q = quantizeInt8Symmetric(weight, target.k, target.n, step.perChannel ? 1 : null);
+          if (target.alpha !== 1) for (let c = 0; c < q.scales.length; c++) q.scales[c] *= target.alpha;
+          const weightQ = names.fresh(`${target.weight}_Q8`);
+          const scales = names.fresh(`${target.weight}_scales`);
+          const rep = toDynamicInt8(target, weightQ, scales, target.dtype === 'float16', rewriteContext);
+          sqError += q.sqError;
+          quantized.push({ name: target.weight, shape: target.shape, bits: 8, blockSize: null, status: 'quantized', sqError: q.sqError });
+          return {
+            kind: 'replace-nodes',
+            nodes: rep.nodes,
+            tensors: [
+              { name: weightQ, dataType: DataType.int8, dims: [target.k, target.n], bytes: new Uint8Array(q.q.buffer, q.q.byteOffset, q.q.byteLength) },
+              makeTensor(scales, DataType.float32, step.perChannel ? [target.n] : [], q.scales),
+              ...rep.tensors,
+            ],
+          };
+        },
       });
-      graph.initializer.push(makeTensor(scales, DataType.float32, step.perChannel ? [target.n] : [], q.scales));
-      const rep = toDynamicInt8(target, weightQ, scales, target.dtype === 'float16', rewriteContext);
-      graph.initializer.push(...rep.tensors);
-      replacements.set(target.node, rep.nodes);
-      sqError += q.sqError;
-      quantized.push({ name: target.weight, shape: target.shape, bits: 8, blockSize: null, status: 'quantized', sqError: q.sqError });
-      ctx.progress({ phase: 'quantize', done: i + 1, total, message: target.weight });
-    }
-    await reader.close();
-    throwIfAborted(ctx.signal);
-
-    graph.node = graph.node.flatMap((n) => replacements.get(n) ?? [n]);
-    sweepUnusedInitializers(graph);
-    if (step.format === 'dynamic-quantize-matmul') ensureOpset(model.proto, 'com.microsoft', 1);
-    const activationCasts = [...rewriteContext.shared.values()].filter((s) => s.a32).length;
-
-    const skippedWeights: ManifestWeight[] = plan.skipped.map((s) => ({ name: s.name, shape: s.shape, bits: null, blockSize: null, status: 'skipped', reason: s.reason }));
-    const out = await finishOutputFolder({
-      model, source, partial, spool, step, options, weights: [...quantized, ...skippedWeights],
-      extra: { int8Dynamic: { format: step.format, perChannel: step.perChannel, activationCasts } },
-    }, ctx);
-    ctx.log('info', `quantized ${quantized.length} weight(s) to int8 (${step.perChannel ? 'per channel' : 'per tensor'}, ${step.format}); skipped ${plan.skipped.length}`);
-    return {
-      outDir: out.outDir, modelPath: out.modelPath, quantized, skipped: plan.skipped, format: step.format, perChannel: step.perChannel,
-      activationCasts, bytes: out.bytes, files: out.files, sqError,
-    };
-  } catch (e) {
-    await reader.close();
-    await spool.close().catch(() => {});
-    await partial.discard();
-    throw e;
-  }
+      if (step.format === 'dynamic-quantize-matmul') ensureOpset(m.proto, 'com.microsoft', 1);
+    },
+    manifest: () => ({
+      weights: [...quantized, ...skippedManifestWeights(plan.skipped)],
+      extra: { int8Dynamic: { format: step.format, perChannel: step.perChannel, activationCasts: activationCasts() } },
+    }),
+  });
+  ctx.log('info', `quantized ${quantized.length} weight(s) to int8 (${step.perChannel ? 'per channel' : 'per tensor'}, ${step.format}); skipped ${plan.skipped.length}`);
+  return {
+    outDir: out.outDir, modelPath: out.modelPath, pending: out.pending, quantized, skipped: plan.skipped, format: step.format, perChannel: step.perChannel,
+    activationCasts: activationCasts(), bytes: out.bytes, files: out.files, sqError,
+  };
 }
 
 export const quantizeInt8DynamicStep: StepRunner<QuantizeInt8DynamicStep> = {
   async run(input: StepInput<QuantizeInt8DynamicStep>, ctx: JobContext): Promise<StepOutput> {
-    const r = await quantizeInt8Dynamic(input.modelPath, input.step, stepOutputDir(input, ctx), ctx, { recipe: input.recipe });
+    const r = await quantizeInt8Dynamic(input.modelPath, input.step, stepOutputDir(input, ctx), ctx, { recipe: input.recipe, deliver: 'partial' });
     return folderStepOutput(r, {
       method: 'int8-dynamic',
       format: r.format,

@@ -26,19 +26,18 @@ import { activationInputsFor, collectCalibrationStats, rangeFromStats, validateC
 import { throwIfAborted, WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
 import { DataType } from '../onnx/dtype.ts';
-import { initializerMap, intAttr, makeNode, NameScope, producerMap, sweepUnusedInitializers } from '../onnx/graph.ts';
+import { initializerMap, intAttr, makeNode, NameScope, producerMap } from '../onnx/graph.ts';
 import type { NodeProto, TensorProto } from '../onnx/proto-types.ts';
 import { readModel } from '../onnx/reader.ts';
 import { floatToHalf, halfToFloat } from '../onnx/tensor-data.ts';
 import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
-import type { ManifestWeight } from './manifest.ts';
-import { createPartialFolder } from './output-folder.ts';
+import type { ManifestWeight } from '../rewrite/manifest.ts';
+import { transformWeights, type WeightEdit } from '../rewrite/weight-loop.ts';
+import { writeOutputFolder, type WrittenFolder } from '../rewrite/write-folder.ts';
 import { defaultOpset, prepareForBlockedDequantize } from './qdq-opset.ts';
-import { TensorSpool } from './spool.ts';
 import { folderStepOutput, stepOutputDir } from './step.ts';
 import { planTargets, type QuantTarget, type SkippedWeight } from './targets.ts';
-import { WeightReader } from './weight-reader.ts';
-import { compilePatterns, finishOutputFolder, nothingToQuantizeMessage, type QuantizeOptions } from './weight-only.ts';
+import { compilePatterns, nothingToQuantizeMessage, skippedManifestWeights, type QuantizeOptions } from './weight-only.ts';
 
 export interface ActivationQuantization {
   /** The activation tensor (input 0 of its consumers). */
@@ -59,9 +58,7 @@ export interface SkippedNode {
   reason: string;
 }
 
-export interface Int8StaticResult {
-  outDir: string;
-  modelPath: string;
+export interface Int8StaticResult extends WrittenFolder {
   quantized: ManifestWeight[];
   skipped: SkippedWeight[];
   /** Nodes left in float: excluded by pattern, or MatMuls of two activations. */
@@ -71,8 +68,6 @@ export interface Int8StaticResult {
   weightGranularity: 'per-channel' | 'per-tensor';
   /** Why per-channel was asked for but not used, or null. */
   weightGranularityNote: string | null;
-  bytes: number;
-  files: { name: string; bytes: number }[];
   /** Σ (w − dequant(w))² over the quantized weights. */
   sqError: number;
 }
@@ -264,66 +259,61 @@ export async function quantizeInt8Static(modelPath: string, stepInput: QuantizeI
     activations.push({ tensor: input.tensor, min: range.min, max: range.max, scale, zeroPoint: p.zeroPoint, type: step.activationType, consumers: consumers.map((t) => t.weight) });
   }
 
-  const partial = await createPartialFolder(outDir);
-  const spool = new TensorSpool(path.join(partial.dir, '.quantized.tmp'), options.spoolMemory);
-  const reader = new WeightReader();
-  try {
-    const quantized: ManifestWeight[] = [];
-    let sqError = 0;
-    ctx.progress({ phase: 'quantize', done: 0, total: targets.length });
-    for (const [i, t] of targets.entries()) {
-      throwIfAborted(ctx.signal);
-      const [rows, cols] = t.shape;
-      const w = toFloat32(await reader.read(inits.get(t.weight)!), t.dtype, rows * cols);
-      // Output channels: columns of [K, N]; rows of Gemm transB = 1's [N, K].
-      const axis = perChannel ? (t.transposed ? 0 : 1) : null;
-      const q = quantizeInt8Symmetric(w, rows, cols, axis, roundScale);
-      const qName = uniqueName(`${t.weight}_quantized`);
-      const sName = uniqueName(`${t.weight}_scale`);
-      const zName = uniqueName(`${t.weight}_zero_point`);
-      const dqOut = uniqueName(`${t.weight}_dequantized`);
-      const scaleDims = axis === null ? [] : [q.scales.length];
-      graph.initializer.push(
-        { ...tensor(qName, DataType.int8, [rows, cols], new Uint8Array(0)), data: await spool.append(asBytes(q.q)) },
-        floatTensor(sName, q.scales, scaleDims, t.dtype === 'float16'),
-        tensor(zName, DataType.int8, scaleDims, new Uint8Array(q.scales.length)),
-      );
-      insertBefore(t.node, [makeNode({
-        opType: 'DequantizeLinear', inputs: [qName, sName, zName], outputs: [dqOut], name: uniqueName(`${t.weight}_DequantizeLinear`),
-        attributes: axis === null ? [] : [intAttr('axis', axis)],
-      })]);
-      t.node.input[1] = dqOut;
-      sqError += q.sqError;
-      quantized.push({ name: t.weight, shape: t.shape, bits: 8, blockSize: null, status: 'quantized', sqError: q.sqError });
-      ctx.progress({ phase: 'quantize', done: i + 1, total: targets.length, message: t.weight });
-    }
-    await reader.close();
-    graph.node = graph.node.flatMap((n) => [...(before.get(n) ?? []), n]);
-    sweepUnusedInitializers(graph);
+  graph.node = graph.node.flatMap((n) => [...(before.get(n) ?? []), n]);
 
-    const skippedWeights: ManifestWeight[] = plan.skipped.map((s) => ({ name: s.name, shape: s.shape, bits: null, blockSize: null, status: 'skipped', reason: s.reason }));
-    const out = await finishOutputFolder({
-      model, source, partial, spool, step, options, weights: [...quantized, ...skippedWeights],
+  const quantized: ManifestWeight[] = [];
+  let sqError = 0;
+  const out = await writeOutputFolder(model, outDir, ctx, {
+    step,
+    options,
+    rewrite: (_, io) => transformWeights(graph, targets, io, ctx, {
+      phase: 'quantize',
+      decode: (bytes, t) => toFloat32(bytes, t.dtype, t.shape[0] * t.shape[1]),
+      async transform(t, w): Promise<WeightEdit> {
+        const [rows, cols] = t.shape;
+        // Output channels: columns of [K, N]; rows of Gemm transB = 1's [N, K].
+        const axis = perChannel ? (t.transposed ? 0 : 1) : null;
+        const q = quantizeInt8Symmetric(w, rows, cols, axis, roundScale);
+        const qName = uniqueName(`${t.weight}_quantized`);
+        const sName = uniqueName(`${t.weight}_scale`);
+        const zName = uniqueName(`${t.weight}_zero_point`);
+        const dqOut = uniqueName(`${t.weight}_dequantized`);
+        const scaleDims = axis === null ? [] : [q.scales.length];
+        const dq = makeNode({
+          opType: 'DequantizeLinear', inputs: [qName, sName, zName], outputs: [dqOut], name: uniqueName(`${t.weight}_DequantizeLinear`),
+          attributes: axis === null ? [] : [intAttr('axis', axis)],
+        });
+        t.node.input[1] = dqOut;
+        sqError += q.sqError;
+        quantized.push({ name: t.weight, shape: t.shape, bits: 8, blockSize: null, status: 'quantized', sqError: q.sqError });
+        return {
+          kind: 'replace-nodes',
+          nodes: [dq, t.node],
+          tensors: [
+            { name: qName, dataType: DataType.int8, dims: [rows, cols], bytes: asBytes(q.q) },
+            floatTensor(sName, q.scales, scaleDims, t.dtype === 'float16'),
+            tensor(zName, DataType.int8, scaleDims, new Uint8Array(q.scales.length)),
+          ],
+        };
+      },
+    }),
+    manifest: () => ({
+      weights: [...quantized, ...skippedManifestWeights(plan.skipped)],
       extra: { activations, skippedNodes, calibration: step.calibration, weightGranularity: perChannel ? 'per-channel' : 'per-tensor', weightGranularityNote: perChannelNote },
-    }, ctx);
-    ctx.log('info', `int8 static: ${quantized.length} weight(s), ${activations.length} activation QDQ pair(s) (${step.activationType}, ${step.rangeMethod}); ${skippedNodes.length} node(s) left in float`);
-    return {
-      outDir: out.outDir, modelPath: out.modelPath, quantized, skipped: plan.skipped, skippedNodes, activations,
-      weightGranularity: perChannel ? 'per-channel' : 'per-tensor', weightGranularityNote: perChannelNote, bytes: out.bytes, files: out.files, sqError,
-    };
-  } catch (e) {
-    await reader.close();
-    await spool.close().catch(() => {});
-    await partial.discard();
-    throw e;
-  }
+    }),
+  });
+  ctx.log('info', `int8 static: ${quantized.length} weight(s), ${activations.length} activation QDQ pair(s) (${step.activationType}, ${step.rangeMethod}); ${skippedNodes.length} node(s) left in float`);
+  return {
+    outDir: out.outDir, modelPath: out.modelPath, pending: out.pending, quantized, skipped: plan.skipped, skippedNodes, activations,
+    weightGranularity: perChannel ? 'per-channel' : 'per-tensor', weightGranularityNote: perChannelNote, bytes: out.bytes, files: out.files, sqError,
+  };
 }
 
 /** The recipe step `{ type: 'quantize', method: 'int8-static' }`. */
 export const quantizeInt8StaticStep: StepRunner<QuantizeInt8StaticStep> = {
   async run(input: StepInput<QuantizeInt8StaticStep>, ctx: JobContext): Promise<StepOutput> {
     const { recipe, step } = input;
-    const r = await quantizeInt8Static(input.modelPath, step, stepOutputDir(input, ctx), ctx, { recipe: recipe as Recipe });
+    const r = await quantizeInt8Static(input.modelPath, step, stepOutputDir(input, ctx), ctx, { recipe: recipe as Recipe, deliver: 'partial' });
     return folderStepOutput(r, {
       method: 'int8-static',
       format: 'qdq',

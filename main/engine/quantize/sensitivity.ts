@@ -35,9 +35,9 @@ import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
 import { collectHessians, gptqQuantizer, type GptqSettings } from './gptq.ts';
 import { transpose2d } from './layout.ts';
 import type { SensitivityEntry } from './mixed-precision.ts';
-import { TensorSpool } from './spool.ts';
+import { TensorSpool } from '../rewrite/spool.ts';
 import type { QuantTarget } from './targets.ts';
-import { WeightReader } from './weight-reader.ts';
+import { WeightReader } from '../rewrite/weight-reader.ts';
 import { asKernelWeight, nothingToQuantizeMessage, planWeightOnly, rtnQuantizer, type WeightQuantizer } from './weight-only.ts';
 
 export interface SensitivityOptions {

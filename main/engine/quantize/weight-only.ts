@@ -7,59 +7,46 @@
  *   kBlocks = ceil(K / blockSize); per column n and block b of W's column, a scale (and for asymmetric
  *   a zero point) from the block's min/max, q = clamp(round(w / scale) + zp) — ONNX Runtime's rule, in
  *   native-kernels/src/blockwise_format.h.
- * The rewrite is "node in → nodes out" (rewrite.ts); unused float initializers are swept afterwards and
- * everything else is copied through by reference by the model writer. Memory: two float weights plus a
- * bounded spool of quantized bytes (spool.ts), whatever the model's size.
+ * The rewrite is "node in → nodes out" (rewrite.ts) inside the shared weight loop (rewrite/weight-loop.ts);
+ * unused float initializers are swept afterwards and everything else is copied through by reference by
+ * the model writer. Memory: two float weights plus a bounded spool of quantized bytes (rewrite/spool.ts),
+ * whatever the model's size.
  *
  * Mixed precision: `overrides` [{ pattern, bits }] give a weight other bits than `bits` (the first pattern
  * matching its initializer name wins); each weight's bits are recorded in whittle.json.
- * The loop itself (`quantizeWeightsInto`) is shared with GPTQ (gptq.ts), which plugs in its own
+ * `quantizeWeightsInto` is shared with GPTQ (gptq.ts), which plugs in its own
  * per-weight quantizer after a calibration pass; RTN's quantizer is `quantizeBlockwise`.
  */
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { QuantizeRtnStep, type BitsOverride, type QuantizeGptqStep, type Recipe } from '../../../preload/recipe.ts';
+import { QuantizeRtnStep, type BitsOverride, type QuantizeGptqStep } from '../../../preload/recipe.ts';
 import { WhittleError, throwIfAborted } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
 import { readModel } from '../onnx/reader.ts';
-import { writeModel } from '../onnx/writer.ts';
-import { ensureOpset, initializerMap, NameScope, sweepUnusedInitializers } from '../onnx/graph.ts';
+import { ensureOpset, NameScope } from '../onnx/graph.ts';
 import { floatToHalf } from '../onnx/tensor-data.ts';
-import type { NodeProto, OnnxModel } from '../onnx/proto-types.ts';
+import type { OnnxModel } from '../onnx/proto-types.ts';
 import { quantizeBlockwise, type BlockwiseQuantized as NativeQuantized, type QuantBits } from '../native/index.ts';
+import type { ManifestWeight } from '../rewrite/manifest.ts';
+import { transformWeights, type WeightEdit } from '../rewrite/weight-loop.ts';
+import { writeOutputFolder, type OutputOptions, type WrittenFolder } from '../rewrite/write-folder.ts';
 import { scaleInPlace, transpose2d, type BlockwiseQuantized } from './layout.ts';
 import { planTargets, type QuantTarget, type SkippedWeight, type TargetPlan } from './targets.ts';
 import { toDequantizeMatMul, toMatMulNBits, type RewriteOptions } from './rewrite.ts';
 import { prepareForBlockedDequantize } from './qdq-opset.ts';
-import { TensorSpool } from './spool.ts';
-import { WeightReader } from './weight-reader.ts';
-import { copyCompanions, createPartialFolder, DATA_FILE, listFiles, MODEL_FILE, type PartialFolder } from './output-folder.ts';
-import { sha256File, whittleVersion, writeManifest, type Manifest, type ManifestWeight } from './manifest.ts';
 
-export interface QuantizeOptions {
-  /** The whole recipe, recorded in whittle.json. */
-  recipe?: Recipe;
-  /** A tokenizer.json to ship with the output (its folder's tokenizer files come along). */
-  tokenizerPath?: string;
-  /** Quantized bytes kept in memory before spilling to a scratch file (default 128 MiB). */
-  spoolMemory?: number;
-}
+/** Where the output goes and what travels with it (the output-folder lifecycle's options). */
+export type QuantizeOptions = OutputOptions;
 
 /** A quantized weight as recorded in whittle.json, with the facts its quantizer adds (GPTQ: loss, dead inputs). */
 export type QuantizedWeight = ManifestWeight & Record<string, unknown>;
 
-export interface QuantizeResult {
-  outDir: string;
-  modelPath: string;
+export interface QuantizeResult extends WrittenFolder {
   quantized: QuantizedWeight[];
   skipped: SkippedWeight[];
   /** The step's default bits (overrides may give single weights others; see `quantized[i].bits`). */
   bits: number;
   blockSize: number;
   format: 'matmulnbits' | 'qdq';
-  /** Bytes of the output folder. */
-  bytes: number;
-  files: { name: string; bytes: number }[];
   /** Σ over quantized weights of Σ (w − dequant(w))². */
   sqError: number;
 }
@@ -179,7 +166,11 @@ export function planWeightOnly(model: OnnxModel, step: WeightOnlyStep): { plan: 
   return { plan: planTargets(graph, { blockSize: step.blockSize, keep }), bitsOf };
 }
 
-/** The shared weight-only loop (see the file header); `pipeline` supplies the per-weight quantizer. */
+/**
+ * The weight-only method over the shared weight loop (rewrite/weight-loop.ts) and output-folder lifecycle
+ * (rewrite/write-folder.ts); `pipeline` supplies the per-weight quantizer. Each weight's transform is
+ * quantize → fold a Gemm alpha into the scales → node in, nodes out (MatMulNBits or DequantizeLinear → MatMul).
+ */
 export async function quantizeWeightsInto(
   modelPath: string,
   step: WeightOnlyStep,
@@ -213,120 +204,52 @@ export async function quantizeWeightsInto(
   // Gemm alpha was folded into them).
   const f32ToF16 = (x: Float32Array): Uint16Array => Uint16Array.from(x, floatToHalf);
   const rewriteOptions: RewriteOptions = { bits: step.bits, blockSize: step.blockSize, accuracyLevel: step.accuracyLevel, uniqueName, f32ToF16 };
-  const initializers = initializerMap(graph);
 
-  const partial = await createPartialFolder(outDir);
-  const spool = new TensorSpool(path.join(partial.dir, '.quantized.tmp'), options.spoolMemory);
-  const reader = new WeightReader();
-  try {
-    const replacements = new Map<NodeProto, NodeProto[]>();
-    const quantized: QuantizedWeight[] = [];
-    let sqError = 0;
-    const total = plan.targets.length;
-    ctx.progress({ phase: 'quantize', done: 0, total });
-    // Each weight is read (into the reader's other buffer) while the one before it is quantized.
-    const weights = reader.stream(plan.targets, (t) => initializers.get(t.weight)!, asKernelWeight);
-    for await (const { index: i, item: target, value: weight } of weights) {
-      throwIfAborted(ctx.signal);
-      const bits = bitsOf(target.weight);
-      const { q, facts } = await quantizer.quantize(target, weight, bits);
-      if (target.alpha !== 1) scaleInPlace(q.scales, target.alpha);
-      const blockwise: BlockwiseQuantized = q;
-      const rep = step.format === 'qdq' ? toDequantizeMatMul(target, blockwise, rewriteOptions) : toMatMulNBits(target, blockwise, rewriteOptions);
-      for (const t of rep.tensors) {
-        graph.initializer.push({ name: t.name, dataType: t.dataType, dims: t.dims, data: await spool.append(t.bytes), stringData: [], externalData: [], metadataProps: [] });
-      }
-      replacements.set(target.node, rep.nodes);
-      sqError += q.sqError;
-      quantized.push({ name: target.weight, shape: target.shape, bits, blockSize: step.blockSize, status: 'quantized', sqError: q.sqError, ...facts });
-      ctx.progress({ phase: 'quantize', done: i + 1, total, message: target.weight });
-    }
-    await reader.close();
-    throwIfAborted(ctx.signal);
-
-    graph.node = graph.node.flatMap((n) => replacements.get(n) ?? [n]);
-    sweepUnusedInitializers(graph);
-    if (step.format === 'matmulnbits') ensureOpset(model.proto, 'com.microsoft', 1);
-
-    const skippedWeights: ManifestWeight[] = plan.skipped.map((s) => ({ name: s.name, shape: s.shape, bits: null, blockSize: null, status: 'skipped', reason: s.reason }));
-    const out = await finishOutputFolder({
-      model, source, partial, spool, step, options, weights: [...quantized, ...skippedWeights], extra: pipeline.manifestExtra?.() ?? {},
-    }, ctx);
-    const overridden = quantized.filter((w) => w.bits !== step.bits).length;
-    ctx.log('info', `quantized ${quantized.length} weight(s) to ${step.bits} bits (block ${step.blockSize})${overridden ? `, ${overridden} with other bits by override` : ''}; skipped ${plan.skipped.length}`);
-    return {
-      outDir: out.outDir,
-      modelPath: out.modelPath,
-      quantized,
-      skipped: plan.skipped,
-      bits: step.bits,
-      blockSize: step.blockSize,
-      format: step.format,
-      bytes: out.bytes,
-      files: out.files,
-      sqError,
-    };
-  } catch (e) {
-    await reader.close();
-    await spool.close().catch(() => {});
-    await partial.discard();
-    throw e;
-  }
-}
-
-/** What `finishOutputFolder` writes: the rewritten model (tensors referenced from the source, the spool or memory). */
-export interface OutputFolderContents {
-  model: OnnxModel;
-  /** Absolute path of the source model (for whittle.json). */
-  source: string;
-  partial: PartialFolder;
-  /** Where new tensors wait; removed once the model is written. */
-  spool: TensorSpool | null;
-  /** The step recorded in whittle.json. */
-  step: unknown;
-  options: QuantizeOptions;
-  weights: ManifestWeight[];
-  /** Extra top-level entries of whittle.json. */
-  extra: Record<string, unknown>;
-}
-
-/**
- * The tail every quantization step shares: write model.onnx (+ model.onnx.data) into the partial folder,
- * copy the companions, write whittle.json and rename the folder into place. On failure the caller
- * discards the partial folder.
- */
-export async function finishOutputFolder(c: OutputFolderContents, ctx: JobContext): Promise<{ outDir: string; modelPath: string; files: { name: string; bytes: number }[]; bytes: number }> {
-  const outModel = path.join(c.partial.dir, MODEL_FILE);
-  let reported = -Infinity;
-  const onProgress = (done: number, totalBytes: number): void => {
-    if (done - reported < 64 * 2 ** 20 && done < totalBytes) return; // at most one event per 64 MiB
-    reported = done;
-    ctx.progress({ phase: 'write', done, total: totalBytes, message: MODEL_FILE });
-  };
-  await writeModel(c.model, outModel, { externalData: 'auto', threshold: 1024, dataFileName: DATA_FILE, signal: ctx.signal, onProgress });
-  await c.spool?.remove();
-  throwIfAborted(ctx.signal);
-
-  await copyCompanions(c.source, c.options.tokenizerPath ?? c.options.recipe?.tokenizer?.path, c.partial.dir, ctx.log);
-  const files = await listFiles(c.partial.dir);
-  const bytes = files.reduce((a, f) => a + f.bytes, 0);
-  const manifest: Manifest = {
-    whittle: whittleVersion(),
-    created: new Date().toISOString(),
-    recipe: c.options.recipe ?? null,
-    step: c.step,
-    source: {
-      path: c.source,
-      sha256: await sha256File(c.source),
-      bytes: c.model.fileBytes + (await Promise.all(c.model.externalDataFiles.map(async (f) => (await stat(f)).size))).reduce((a, b) => a + b, 0),
-      externalData: c.model.externalDataFiles.map((f) => path.basename(f)),
+  const quantized: QuantizedWeight[] = [];
+  let sqError = 0;
+  const out = await writeOutputFolder(model, outDir, ctx, {
+    step,
+    options,
+    async rewrite(m, io) {
+      await transformWeights(graph, plan.targets, io, ctx, {
+        phase: 'quantize',
+        decode: asKernelWeight,
+        async transform(target, weight): Promise<WeightEdit> {
+          const bits = bitsOf(target.weight);
+          const { q, facts } = await quantizer.quantize(target, weight, bits);
+          if (target.alpha !== 1) scaleInPlace(q.scales, target.alpha);
+          const blockwise: BlockwiseQuantized = q;
+          const rep = step.format === 'qdq' ? toDequantizeMatMul(target, blockwise, rewriteOptions) : toMatMulNBits(target, blockwise, rewriteOptions);
+          sqError += q.sqError;
+          quantized.push({ name: target.weight, shape: target.shape, bits, blockSize: step.blockSize, status: 'quantized', sqError: q.sqError, ...facts });
+          return { kind: 'replace-nodes', nodes: rep.nodes, tensors: rep.tensors };
+        },
+      });
+      if (step.format === 'matmulnbits') ensureOpset(m.proto, 'com.microsoft', 1);
     },
-    output: { bytes, files },
-    weights: c.weights,
-    ...c.extra,
+    manifest: () => ({
+      weights: [...quantized, ...skippedManifestWeights(plan.skipped)],
+      extra: pipeline.manifestExtra?.() ?? {},
+    }),
+  });
+  const overridden = quantized.filter((w) => w.bits !== step.bits).length;
+  ctx.log('info', `quantized ${quantized.length} weight(s) to ${step.bits} bits (block ${step.blockSize})${overridden ? `, ${overridden} with other bits by override` : ''}; skipped ${plan.skipped.length}`);
+  return {
+    outDir: out.outDir,
+    modelPath: out.modelPath,
+    pending: out.pending,
+    quantized,
+    skipped: plan.skipped,
+    bits: step.bits,
+    blockSize: step.blockSize,
+    format: step.format,
+    bytes: out.bytes,
+    files: out.files,
+    sqError,
   };
-  await writeManifest(c.partial.dir, manifest);
-  throwIfAborted(ctx.signal);
-  const finalDir = await c.partial.commit();
-  return { outDir: finalDir, modelPath: path.join(finalDir, MODEL_FILE), files, bytes };
+}
+
+/** The planner's skipped weights as whittle.json records them. */
+export function skippedManifestWeights(skipped: readonly SkippedWeight[]): ManifestWeight[] {
+  return skipped.map((s) => ({ name: s.name, shape: s.shape, bits: null, blockSize: null, status: 'skipped', reason: s.reason }));
 }

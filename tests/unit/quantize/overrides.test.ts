@@ -10,7 +10,7 @@ import { WhittleError } from '../../../main/engine/errors.ts';
 import { quietContext } from '../../../main/engine/job-context.ts';
 import { attrInt, initializerMap } from '../../../main/engine/onnx/graph.ts';
 import { readModel } from '../../../main/engine/onnx/reader.ts';
-import { readManifest } from '../../../main/engine/quantize/manifest.ts';
+import { readManifest } from '../../../main/engine/rewrite/manifest.ts';
 import { exactNamePattern, mixedPrecisionFromSensitivity, type SensitivityEntry } from '../../../main/engine/quantize/mixed-precision.ts';
 import { bitsResolver, quantizeWeightOnly } from '../../../main/engine/quantize/weight-only.ts';
 import { QuantizeRtnStep } from '../../../preload/recipe.ts';
