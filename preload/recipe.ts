@@ -97,6 +97,11 @@ export const QuantizeGptqStep = z.strictObject({
   actOrder: z.boolean().default(false),
   /** Columns swept together before the lazy batch update. */
   columnBlock: z.int().min(1).max(4096).default(128),
+  /**
+   * Calibrate level by level on the already-quantized model (GPTQ's "true-sequential"; default), or
+   * false: one pass over the original model for every layer at once (faster, less accurate).
+   */
+  sequential: z.boolean().default(true),
 });
 export type QuantizeGptqStep = z.infer<typeof QuantizeGptqStep>;
 
@@ -180,10 +185,3 @@ export const Recipe = z.strictObject({
 });
 export type Recipe = z.infer<typeof Recipe>;
 export type RecipeInput = z.input<typeof Recipe>;
-
-/** The kind of job a recipe describes, for lists and filters. */
-export function recipeKind(r: Pick<Recipe, 'steps'>): 'evaluate' | 'quantize' | 'sensitivity' {
-  if (r.steps.some((s) => s.type === 'quantize')) return 'quantize';
-  if (r.steps.some((s) => s.type === 'sensitivity')) return 'sensitivity';
-  return 'evaluate';
-}

@@ -12,7 +12,8 @@ import path from 'node:path';
 import type {
   ErrorShape, EventName, EventPayloads, JobFinished, JobInfo, JobProgress, LogLine, Metric,
 } from '../../preload/contract.ts';
-import { recipeKind, type Recipe } from '../../preload/recipe.ts';
+import { compresses, jobTitle, recipeKind } from '../../preload/methods.ts';
+import type { Recipe } from '../../preload/recipe.ts';
 import { toErrorShape, WhittleError } from '../engine/errors.ts';
 import type { History, NewLogLine } from '../history/history.ts';
 import { Coalescer } from './coalescer.ts';
@@ -26,9 +27,6 @@ import type { EngineResult, EngineToHost } from './protocol.ts';
 import { parseRecipe } from './recipe-input.ts';
 
 export type Emit = <E extends EventName>(channel: E, payload: EventPayloads[E]) => void;
-
-/** Default experiment names start with what the job does. */
-const KIND_TITLES: Record<ReturnType<typeof recipeKind>, string> = { evaluate: 'Evaluate', quantize: 'Quantize', sensitivity: 'Sensitivity of' };
 
 /** The history calls the job service makes. */
 export type JobHistory = Pick<
@@ -150,7 +148,7 @@ export class JobService {
     const kind = recipeKind(recipe);
     const cache = await this.cacheFor(recipe, modelPath);
     this.assertOpen();
-    const jobName = name?.trim() || recipe.name?.trim() || `${KIND_TITLES[kind]} ${path.basename(modelPath)}`;
+    const jobName = name?.trim() || recipe.name?.trim() || `${jobTitle(kind)} ${path.basename(modelPath)}`;
     // A compression experiment hangs under the latest evaluation of its original, when there is one.
     const parentId = recipe.steps.length > 0 ? this.evaluations?.latestEvaluation(facts.sha256) ?? null : null;
     const experimentId = this.history.createExperiment({
@@ -337,7 +335,7 @@ export class JobService {
     proc.onMessage((m) => this.onEngineMessage(job, m));
     proc.onExit((code, signal) => this.onEngineExit(job, proc, code, signal));
     // A compression (not an analysis alone) can spare the original's speed measurement.
-    const hit = job.recipe.steps.length > 0 && recipeKind(job.recipe) !== 'sensitivity' ? job.cache.hit : null;
+    const hit = compresses(job.recipe) ? job.cache.hit : null;
     if (hit) this.onLog(job, 'info', `The original was evaluated before with the same settings (${hit.from !== null ? `experiment ${hit.from}` : 'an earlier experiment'}, ${hit.created}): its speed is not measured again.`);
     proc.send({
       type: 'run', jobId: job.jobId, experimentId: job.experimentId, recipe: job.recipe, workDir,

@@ -2,6 +2,8 @@
 import { copyFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { RTN } from '../../preload/methods.ts';
 import { Recipe, type RecipeInput } from '../../preload/recipe.ts';
 import { WhittleError } from '../../main/engine/errors.ts';
 import { quietContext, type JobContext, type Progress } from '../../main/engine/job-context.ts';
@@ -10,6 +12,8 @@ import type { StepRegistry } from '../../main/engine/pipeline/registry.ts';
 import { fixture, STORIES, tempDir } from '../helpers/fixtures.ts';
 
 const tmp = tempDir();
+/** A stand-in for RTN that copies the model and says so in its details. */
+const COPY = { ...RTN, details: z.looseObject({ copied: z.literal(true) }) };
 afterAll(() => tmp.cleanup());
 
 const recipe = (over: Partial<RecipeInput> = {}): Recipe => Recipe.parse({
@@ -105,6 +109,7 @@ describe('runRecipe', () => {
     const copies: string[] = [];
     const steps: StepRegistry = {
       'quantize:rtn': {
+        description: COPY,
         async run({ modelPath, index }, ctx) {
           const out = path.join(ctx.workDir, `step${index}.onnx`);
           copyFileSync(modelPath, out);
@@ -124,6 +129,35 @@ describe('runRecipe', () => {
     expect(ppl.map((m) => m.subject)).toEqual(['original', 'result']);
     expect(ppl[0].value).toBe(ppl[1].value); // the steps only copied the model
     expect((result.details.steps as unknown[]).length).toBe(2);
+  });
+
+  it('refuses step details that do not match the step description, naming the step and the field', async () => {
+    const steps: StepRegistry = {
+      'quantize:rtn': {
+        description: COPY,
+        async run({ modelPath, index }, ctx) {
+          const out = path.join(ctx.workDir, `bad${index}.onnx`);
+          copyFileSync(modelPath, out);
+          return { modelPath: out, artefacts: [{ kind: 'model', path: out, bytes: null }], details: { copied: 'yes' } };
+        },
+      },
+    };
+    const e = await failure(runRecipe(recipe({ steps: [{ type: 'quantize', method: 'rtn' }], evaluation: { footprint: true } }), recordingContext(), { steps }));
+    expect(e.code).toBe('INTERNAL');
+    expect(e.message).toContain('Step 1 of the recipe (RTN — round to nearest)');
+    expect(e.message).toContain('copied');
+  });
+
+  it('refuses a step that reads text when the recipe has no tokenizer, before any work', async () => {
+    const r = Recipe.parse({
+      model: { path: STORIES.model },
+      steps: [{ type: 'quantize', method: 'rtn' }, { type: 'quantize', method: 'int8-static', calibration: { text: STORIES.text } }],
+    });
+    const ctx = recordingContext();
+    const e = await failure(runRecipe(r, ctx));
+    expect(e.code).toBe('INVALID_INPUT');
+    expect(e.message).toContain('Step 2 of the recipe (INT8 static (QDQ)) reads text, which needs a tokenizer');
+    expect(ctx.events).toEqual([]);
   });
 
   it('stops with CANCELLED when the job is cancelled mid-evaluation', async () => {

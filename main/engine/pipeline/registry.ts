@@ -2,6 +2,7 @@
  * The step registry: recipe step type → the code that runs it (ARCHITECTURE seam 6).
  * The runner chains steps in recipe order and evaluates the original beside the final result.
  */
+import { stepKey, type StepKey } from '../../../preload/methods.ts';
 import type { Step } from '../../../preload/recipe.ts';
 import { WhittleError } from '../errors.ts';
 import { quantizeFp16Step } from '../quantize/fp16.ts';
@@ -12,17 +13,12 @@ import { sensitivityStep } from '../quantize/sensitivity.ts';
 import { quantizeRtnStep } from '../quantize/step.ts';
 import type { StepRunner } from './step.ts';
 
-/** Registry key of a step: its type, and for quantize steps the method too ('quantize:rtn'). */
-export type StepKey = { [S in Step as S['type']]: S extends { method: infer M extends string } ? `${S['type']}:${M}` : S['type'] }[Step['type']];
+export { stepKey, type StepKey };
 type StepOfKey<K extends StepKey> = K extends `${infer T}:${infer M}` ? Extract<Step, { type: T; method: M }> : Extract<Step, { type: K }>;
 
 export type StepRegistry = { [K in StepKey]?: StepRunner<StepOfKey<K>> };
 
-export function stepKey(step: Step): StepKey {
-  return ('method' in step ? `${step.type}:${step.method}` : step.type) as StepKey;
-}
-
-/** The steps this build of Whittle can run. */
+/** The steps this build of Whittle can run: one runner per description in preload/methods.ts (a unit test checks both ways). */
 export const defaultSteps: StepRegistry = {
   'quantize:rtn': quantizeRtnStep,
   'quantize:gptq': quantizeGptqStep,

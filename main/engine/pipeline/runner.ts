@@ -9,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Artefact, Metric } from '../../../preload/contract.ts';
+import { compresses, describeStep } from '../../../preload/methods.ts';
 import { DEFAULT_MAX_NEW_TOKENS, DEFAULT_SAMPLE_PROMPTS, Recipe } from '../../../preload/recipe.ts';
 import { readTextFile } from '../data/text-file.ts';
 import { checkTokenizerFitsModel, loadTokenizer, type TextTokenizer } from '../data/tokenizer.ts';
@@ -23,6 +24,7 @@ import { measureSpeed, speedMetrics } from '../evaluate/speed.ts';
 import type { JobContext } from '../job-context.ts';
 import { MANIFEST_FILE, updateManifest } from '../rewrite/manifest.ts';
 import { defaultSteps, stepRunnerFor, type StepRegistry } from './registry.ts';
+import { checkStepDetails } from './step.ts';
 
 export interface RecipeResult {
   metrics: Metric[];
@@ -78,12 +80,6 @@ function parseRecipe(input: Recipe): Recipe {
   return parsed.data;
 }
 
-/** Steps that analyse the model and leave it as it is (no result to compare). */
-const ANALYSIS_STEPS: ReadonlySet<string> = new Set(['sensitivity']);
-
-/** Whether the recipe writes a new model, which is then compared with the original. */
-const compresses = (r: Recipe): boolean => r.steps.some((s) => !ANALYSIS_STEPS.has(s.type));
-
 /** The recipe's prompts; for a comparison without any, the default prompts (when there is a tokenizer). */
 function samplePlan(r: Recipe): SamplePlan | null {
   if (r.evaluation.samples) return { ...r.evaluation.samples, defaulted: false };
@@ -98,6 +94,11 @@ const decodersNeeded = (inputs: EvaluationInputs): boolean => Boolean(inputs.rec
 /** Checks everything a recipe names before any work; returns what evaluation needs and the open decoder. */
 async function prepare(recipe: Recipe, registry: StepRegistry, ctx: JobContext): Promise<{ inputs: EvaluationInputs; decoder: Decoder | null }> {
   recipe.steps.forEach((step, i) => stepRunnerFor(registry, step, i));
+  const needsTokenizer = recipe.steps.findIndex((s) => describeStep(s).needs.tokenizer);
+  if (needsTokenizer >= 0 && !recipe.tokenizer) {
+    const title = describeStep(recipe.steps[needsTokenizer]).title;
+    throw new WhittleError('INVALID_INPUT', `Step ${needsTokenizer + 1} of the recipe (${title}) reads text, which needs a tokenizer. Add the model's tokenizer.json to the recipe.`);
+  }
   const evaluation = recipe.evaluation;
   const samples = samplePlan(recipe);
   const wantsTokenizer = Boolean(evaluation.perplexity || samples);
@@ -337,7 +338,9 @@ export async function runRecipe(recipe: Recipe, ctx: JobContext, options: RunRec
     for (const [index, step] of parsed.steps.entries()) {
       throwIfAborted(ctx.signal);
       ctx.log('info', `step ${index + 1}/${parsed.steps.length}: ${step.type}`);
-      const output = await stepRunnerFor(registry, step, index).run({ modelPath, recipe: parsed, step, index }, ctx);
+      const runner = stepRunnerFor(registry, step, index);
+      const output = await runner.run({ modelPath, recipe: parsed, step, index }, ctx);
+      checkStepDetails(runner, output, index);
       artefacts.push(...output.artefacts);
       stepDetails.push({ type: step.type, input: modelPath, output: output.modelPath, ...output.details });
       modelPath = output.modelPath;

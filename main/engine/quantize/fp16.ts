@@ -9,6 +9,7 @@
  * is converted and listed as a warning. The graph rewrite (precisions, Casts, types) is fp16-graph.ts.
  */
 import path from 'node:path';
+import { FP16 } from '../../../preload/methods.ts';
 import { QuantizeFp16Step } from '../../../preload/recipe.ts';
 import { throwIfAborted, WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
@@ -234,6 +235,7 @@ function allGraphsSparse(model: ModelProto): string[] {
 }
 
 export const quantizeFp16Step: StepRunner<QuantizeFp16Step> = {
+  description: FP16,
   async run(input: StepInput<QuantizeFp16Step>, ctx: JobContext): Promise<StepOutput> {
     const r = await convertToFp16(input.modelPath, input.step, stepOutputDir(input, ctx), ctx, { recipe: input.recipe, deliver: 'partial' });
     return folderStepOutput(r, {

@@ -16,6 +16,7 @@
  * fp16 weights are converted to float32 for the math; their scales are written in fp16.
  */
 import os from 'node:os';
+import { GPTQ } from '../../../preload/methods.ts';
 import { QuantizeGptqStep, type CalibrationConfig, type Recipe } from '../../../preload/recipe.ts';
 import { activationInputsFor, collectCalibrationStats, validateCalibration } from '../calibrate/index.ts';
 import { throwIfAborted, WhittleError } from '../errors.ts';
@@ -166,6 +167,7 @@ export async function quantizeGptq(modelPath: string, stepInput: QuantizeGptqSte
 
 /** The recipe step `{ type: 'quantize', method: 'gptq' }`. */
 export const quantizeGptqStep: StepRunner<QuantizeGptqStep> = {
+  description: GPTQ,
   async run(input: StepInput<QuantizeGptqStep>, ctx: JobContext): Promise<StepOutput> {
     const { recipe, step } = input;
     const r = await quantizeGptq(input.modelPath, step, stepOutputDir(input, ctx), ctx, { recipe: recipe as Recipe, deliver: 'partial' });

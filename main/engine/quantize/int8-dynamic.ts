@@ -13,6 +13,7 @@
  * products in int16 and can saturate; on VNNI CPUs (and ARM) the products are exact.
  */
 import path from 'node:path';
+import { INT8_DYNAMIC } from '../../../preload/methods.ts';
 import { QuantizeInt8DynamicStep } from '../../../preload/recipe.ts';
 import { throwIfAborted, WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
@@ -124,6 +125,7 @@ export async function quantizeInt8Dynamic(modelPath: string, stepInput: Quantize
 }
 
 export const quantizeInt8DynamicStep: StepRunner<QuantizeInt8DynamicStep> = {
+  description: INT8_DYNAMIC,
   async run(input: StepInput<QuantizeInt8DynamicStep>, ctx: JobContext): Promise<StepOutput> {
     const r = await quantizeInt8Dynamic(input.modelPath, input.step, stepOutputDir(input, ctx), ctx, { recipe: input.recipe, deliver: 'partial' });
     return folderStepOutput(r, {

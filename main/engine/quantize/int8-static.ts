@@ -21,6 +21,7 @@
  * in float and are listed with the reason. Weights are read, quantized and spooled one at a time.
  */
 import path from 'node:path';
+import { INT8_STATIC } from '../../../preload/methods.ts';
 import { QuantizeInt8StaticStep, type Recipe } from '../../../preload/recipe.ts';
 import { activationInputsFor, collectCalibrationStats, rangeFromStats, validateCalibration } from '../calibrate/index.ts';
 import { throwIfAborted, WhittleError } from '../errors.ts';
@@ -311,6 +312,7 @@ export async function quantizeInt8Static(modelPath: string, stepInput: QuantizeI
 
 /** The recipe step `{ type: 'quantize', method: 'int8-static' }`. */
 export const quantizeInt8StaticStep: StepRunner<QuantizeInt8StaticStep> = {
+  description: INT8_STATIC,
   async run(input: StepInput<QuantizeInt8StaticStep>, ctx: JobContext): Promise<StepOutput> {
     const { recipe, step } = input;
     const r = await quantizeInt8Static(input.modelPath, step, stepOutputDir(input, ctx), ctx, { recipe: recipe as Recipe, deliver: 'partial' });

@@ -21,6 +21,7 @@
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { SENSITIVITY } from '../../../preload/methods.ts';
 import { SensitivityStep, type CalibrationConfig } from '../../../preload/recipe.ts';
 import { sampleCalibration, validateCalibration, writeCaptureModel } from '../calibrate/index.ts';
 import { throwIfAborted, WhittleError } from '../errors.ts';
@@ -304,6 +305,7 @@ async function ensureDir(dir: string): Promise<string> {
 
 /** The recipe step `{ type: 'sensitivity' }`: an analysis, so the model passes through unchanged. */
 export const sensitivityStep: StepRunner<SensitivityStep> = {
+  description: SENSITIVITY,
   async run(input: StepInput<SensitivityStep>, ctx: JobContext): Promise<StepOutput> {
     const r = await analyzeSensitivity(input.modelPath, input.step, ctx, { tokenizerPath: input.recipe.tokenizer?.path, threads: input.recipe.evaluation.speed?.threads ?? 0 });
     const q = input.step.quantize;

@@ -4,6 +4,7 @@
  * under its partial name for the runner to commit.
  */
 import path from 'node:path';
+import { RTN } from '../../../preload/methods.ts';
 import type { QuantizeRtnStep } from '../../../preload/recipe.ts';
 import type { JobContext } from '../job-context.ts';
 import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
@@ -35,6 +36,7 @@ export function folderStepOutput(r: WrittenFolder, details: Record<string, unkno
 }
 
 export const quantizeRtnStep: StepRunner<QuantizeRtnStep> = {
+  description: RTN,
   async run(input: StepInput<QuantizeRtnStep>, ctx: JobContext): Promise<StepOutput> {
     const { recipe, step } = input;
     const outDir = stepOutputDir(input, ctx);

@@ -4,7 +4,8 @@
  * "keep the top k" — the same patterns as the engine's mixedPrecisionFromSensitivity.
  */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_FP16_BLOCK_OPS, QuantizeStep, Recipe, recipeKind } from '../../../preload/recipe.ts';
+import { recipeKind } from '../../../preload/methods.ts';
+import { DEFAULT_FP16_BLOCK_OPS, QuantizeStep, Recipe } from '../../../preload/recipe.ts';
 import { mixedPrecisionFromSensitivity } from '../../../main/engine/quantize/mixed-precision.ts';
 import {
   applyTopK, buildQuantizeRecipe, buildSensitivityRecipe, calibrationSeconds, defaultQuantizeForm, expectedQuality, firstStepWithIssues, METHODS,

@@ -1,0 +1,312 @@
+/**
+ * One description per recipe step (per quantization method): what lists and cards call it, what it does
+ * in one line, whether it transforms or only analyses the model, what it needs, the options a user sets
+ * (recipe field, CLI flag, help), what it outputs, and the schema of the details its step reports.
+ *
+ * The engine's step runner points at its description (main/engine/pipeline/registry.ts); the CLI, the
+ * wizard's method cards, the job service, the history and the result pages read these, so a new method
+ * is described here once, beside its recipe schema (recipe.ts) and its step runner.
+ * This file only depends on zod so that main, preload and renderer can all share it.
+ */
+import { z } from 'zod';
+import {
+  CalibrationConfig, QuantizeFp16Step, QuantizeGptqStep, QuantizeInt8DynamicStep, QuantizeInt8StaticStep, QuantizeRtnStep, SensitivityStep,
+  type Recipe, type Step,
+} from './recipe.ts';
+
+// ── traits ──────────────────────────────────────────────────────────────────────────────────────────
+
+/** A transform writes a new model (compared with the original afterwards); an analysis leaves it as it is. */
+export type StepKind = 'transform' | 'analysis';
+
+/** Statistics a step gathers from calibration activations. */
+export type CalibrationStatistic = 'hessian' | 'minmax' | 'histogram' | 'l2';
+
+export interface StepNeeds {
+  /** The recipe's tokenizer (to turn calibration or scoring text into tokens). */
+  tokenizer?: boolean;
+  /** Statistics of the activations on calibration text. */
+  calibration?: readonly CalibrationStatistic[];
+  /** Calibration through the already transformed layers, layer by layer. */
+  sequentialCalibration?: boolean;
+  /** Gradients (training, distillation). */
+  gradients?: boolean;
+}
+
+export interface StepTraits {
+  kind: StepKind;
+  needs: StepNeeds;
+  /** The name in lists and cards ('GPTQ — error-compensating'). */
+  title: string;
+}
+
+/** Registry key of a step: its type, and for quantize steps the method too ('quantize:rtn'). */
+export type StepKey = { [S in Step as S['type']]: S extends { method: infer M extends string } ? `${S['type']}:${M}` : S['type'] }[Step['type']];
+
+export function stepKey(step: Pick<Step, 'type'> & { method?: string }): StepKey {
+  return (step.method !== undefined ? `${step.type}:${step.method}` : step.type) as StepKey;
+}
+
+/** One option of a method: the recipe field, the `whittle quantize` flag that sets it (if any), what it does. */
+export interface MethodOption {
+  field: string;
+  flag: string | null;
+  help: string;
+}
+
+export interface StepDescription<K extends StepKey = StepKey> extends StepTraits {
+  key: K;
+  type: Step['type'];
+  /** The quantization method, or null for a step type without methods. */
+  method: string | null;
+  /** Short name for tables and CLI listings ('GPTQ'). */
+  short: string;
+  /** One line: what it costs and what it gives. */
+  summary: string;
+  /** How a job whose first step is of this type starts its default name ('Quantize model.onnx'). */
+  jobTitle: string;
+  /** The recipe step's schema (recipe.ts); its defaults are the method's defaults. */
+  schema: z.ZodType;
+  options: readonly MethodOption[];
+  /** What the step writes or reports. */
+  outputs: string;
+  /** The schema of the step's `details`, checked by the runner when the step reports them. */
+  details: z.ZodType;
+}
+
+// ── details ─────────────────────────────────────────────────────────────────────────────────────────
+
+/** A number as JSON carries it here: NaN and ±Infinity are kept (a diverged error is still a result). */
+const real = z.custom<number>((v) => typeof v === 'number', 'a number');
+const count = z.int().min(0);
+
+export const SkippedWeight = z.looseObject({ name: z.string(), reason: z.string() });
+export const QuantizedWeight = z.looseObject({
+  name: z.string(), shape: z.array(z.int()), bits: z.int().optional(), sqError: real,
+  /** GPTQ: ‖X·W − X·Ŵ‖² over the calibration activations. */
+  loss: real.optional(),
+  deadInputs: count.optional(),
+});
+
+/** What every step that writes a model folder adds (quantize/step.ts folderStepOutput). */
+const folderDetails = { outputDir: z.string(), outputBytes: count, modelBytes: count };
+
+const weightOnlyDetails = {
+  ...folderDetails,
+  format: z.enum(['matmulnbits', 'qdq']), bits: z.int(), blockSize: z.int(), symmetric: z.boolean(), accuracyLevel: z.int(),
+  quantized: count, quantizedWeights: z.array(QuantizedWeight), skipped: z.array(SkippedWeight), sqError: real,
+};
+
+export const RtnDetails = z.looseObject({ method: z.literal('rtn'), ...weightOnlyDetails });
+export const GptqDetails = z.looseObject({
+  method: z.literal('gptq'), ...weightOnlyDetails,
+  percdamp: z.number(), actOrder: z.boolean(), columnBlock: z.int(), calibration: CalibrationConfig,
+  hessians: z.array(z.looseObject({ tensor: z.string(), d: z.int(), rows: z.int(), weights: z.array(z.string()) })),
+});
+export const Fp16Details = z.looseObject({
+  method: z.literal('fp16'), ...folderDetails,
+  converted: count, keptFp32: z.array(z.looseObject({ name: z.string(), reason: z.string() })), blockOps: z.array(z.string()), keepIoTypes: z.boolean(),
+  fp32Nodes: z.array(z.looseObject({ name: z.string(), op: z.string(), reason: z.string() })), casts: count, warnings: z.array(z.string()),
+});
+export const Int8DynamicDetails = z.looseObject({
+  method: z.literal('int8-dynamic'), ...folderDetails,
+  format: z.enum(['matmulinteger', 'dynamic-quantize-matmul']), perChannel: z.boolean(),
+  quantized: count, quantizedWeights: z.array(QuantizedWeight), skipped: z.array(SkippedWeight), activationCasts: count, sqError: real,
+});
+export const Int8StaticDetails = z.looseObject({
+  method: z.literal('int8-static'), ...folderDetails,
+  format: z.literal('qdq'), bits: z.literal(8), rangeMethod: z.enum(['minmax', 'percentile', 'entropy']), percentile: z.number().optional(), entropyBins: z.int().optional(),
+  activationType: z.enum(['uint8', 'int8']), perChannel: z.boolean(), weightGranularity: z.string(), weightGranularityNote: z.string().optional(),
+  calibration: CalibrationConfig, quantized: count, quantizedWeights: z.array(QuantizedWeight), activations: z.array(z.looseObject({})),
+  skipped: z.array(SkippedWeight), skippedNodes: z.array(z.looseObject({ name: z.string(), op: z.string(), reason: z.string() })), sqError: real,
+});
+export const SensitivityRow = z.looseObject({ name: z.string(), kl: real, bits: z.int(), params: count, weights: z.array(z.string()) });
+export const SensitivityDetails = z.looseObject({
+  analysis: z.literal('sensitivity'), granularity: z.enum(['weight', 'block']), method: z.string(),
+  quantize: z.looseObject({ method: z.enum(['rtn', 'gptq']), bits: z.int(), blockSize: z.int(), symmetric: z.boolean() }),
+  metric: z.string(), samples: count, tokens: count, sensitivity: z.array(SensitivityRow),
+  baseline: z.looseObject({ kl: real, params: count }).nullable(),
+});
+
+// ── the descriptions ────────────────────────────────────────────────────────────────────────────────
+
+const weightOnlyOptions: readonly MethodOption[] = [
+  { field: 'bits', flag: 'bits', help: 'bits per weight: 2, 4 or 8' },
+  { field: 'blockSize', flag: 'block-size', help: 'weights per block along K, a power of two from 16 to 256' },
+  { field: 'symmetric', flag: 'symmetric', help: 'symmetric quantization (no zero points)' },
+  { field: 'accuracyLevel', flag: 'accuracy-level', help: 'MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 (the fast CPU kernel)' },
+  { field: 'format', flag: 'format', help: 'matmulnbits (one fused ONNX Runtime operator) or qdq (DequantizeLinear → MatMul, portable)' },
+  { field: 'overrides', flag: '8bit', help: 'weights whose name matches a pattern get other bits (mixed precision)' },
+  { field: 'keep', flag: 'keep', help: 'weights whose name matches a pattern stay in full precision' },
+];
+
+const calibrationOptions: readonly MethodOption[] = [
+  { field: 'calibration.text', flag: 'calib-text', help: 'a UTF-8 calibration text, best not the evaluation text' },
+  { field: 'calibration.samples', flag: 'calib-samples', help: 'calibration sequences N' },
+  { field: 'calibration.length', flag: 'calib-len', help: 'tokens per calibration sequence L' },
+  { field: 'calibration.seed', flag: 'seed', help: 'seed for drawing the calibration sequences' },
+];
+
+const int8Options: readonly MethodOption[] = [
+  { field: 'perChannel', flag: 'per-channel', help: 'one weight scale per output channel (the default)' },
+  { field: 'perChannel', flag: 'no-per-channel', help: 'one weight scale per tensor' },
+];
+
+const QUANTIZE_OUTPUTS = 'A model folder (model.onnx, its weights, whittle.json) compared with the original.';
+
+export const RTN = {
+  key: 'quantize:rtn', type: 'quantize', method: 'rtn', kind: 'transform', needs: {},
+  title: 'RTN — round to nearest', short: 'RTN', jobTitle: 'Quantize',
+  summary: 'Fastest; rounds each weight block to the nearest level. Good at 8-bit, noticeably lossy at 4-bit on small models.',
+  schema: QuantizeRtnStep, options: weightOnlyOptions, outputs: QUANTIZE_OUTPUTS, details: RtnDetails,
+} as const satisfies StepDescription<'quantize:rtn'>;
+
+export const GPTQ = {
+  key: 'quantize:gptq', type: 'quantize', method: 'gptq', kind: 'transform', needs: { tokenizer: true, calibration: ['hessian'], sequentialCalibration: false },
+  title: 'GPTQ — error-compensating', short: 'GPTQ', jobTitle: 'Quantize',
+  summary: 'Same size as RTN; corrects each rounding error using real activations, so 4-bit loses less. Needs a calibration pass.',
+  schema: QuantizeGptqStep,
+  options: [
+    ...weightOnlyOptions, ...calibrationOptions,
+    { field: 'actOrder', flag: 'act-order', help: 'quantize input features in order of decreasing Hessian diagonal (act-order)' },
+    { field: 'percdamp', flag: 'percdamp', help: "dampening added to the Hessian's diagonal, a fraction of its mean" },
+    { field: 'columnBlock', flag: null, help: 'columns swept together before the lazy batch update' },
+  ],
+  outputs: `${QUANTIZE_OUTPUTS} Reports the GPTQ loss of every weight.`, details: GptqDetails,
+} as const satisfies StepDescription<'quantize:gptq'>;
+
+export const FP16 = {
+  key: 'quantize:fp16', type: 'quantize', method: 'fp16', kind: 'transform', needs: {},
+  title: 'FP16 — half precision', short: 'FP16', jobTitle: 'Quantize',
+  summary: 'Halves every float tensor; norms and Softmax stay in float32. About half the size, nearly the same answers.',
+  schema: QuantizeFp16Step,
+  options: [
+    { field: 'keepIoTypes', flag: 'keep-io-types', help: 'keep float32 graph inputs and outputs (the default)' },
+    { field: 'keepIoTypes', flag: 'no-keep-io-types', help: 'make the graph inputs and outputs float16 too' },
+    { field: 'blockOps', flag: null, help: 'operators that keep computing in float32 behind Casts' },
+    { field: 'keep', flag: 'keep', help: 'node or initializer names that stay in float32' },
+  ],
+  outputs: `${QUANTIZE_OUTPUTS} Reports what stayed in float32 and why.`, details: Fp16Details,
+} as const satisfies StepDescription<'quantize:fp16'>;
+
+export const INT8_DYNAMIC = {
+  key: 'quantize:int8-dynamic', type: 'quantize', method: 'int8-dynamic', kind: 'transform', needs: {},
+  title: 'INT8 dynamic', short: 'INT8 dynamic', jobTitle: 'Quantize',
+  summary: 'Int8 weights per channel; activations quantized on the fly at run time. About a quarter of float32, no calibration.',
+  schema: QuantizeInt8DynamicStep,
+  options: [
+    { field: 'format', flag: 'format', help: 'matmulinteger (standard ONNX) or dynamic-quantize-matmul (one fused ONNX Runtime operator)' },
+    ...int8Options,
+    { field: 'keep', flag: 'keep', help: 'weights whose name matches a pattern stay in full precision' },
+  ],
+  outputs: QUANTIZE_OUTPUTS, details: Int8DynamicDetails,
+} as const satisfies StepDescription<'quantize:int8-dynamic'>;
+
+export const INT8_STATIC = {
+  key: 'quantize:int8-static', type: 'quantize', method: 'int8-static', kind: 'transform', needs: { tokenizer: true, calibration: ['minmax', 'histogram'] },
+  title: 'INT8 static (QDQ)', short: 'INT8 static', jobTitle: 'Quantize',
+  summary: 'Int8 weights and activations with ranges measured on calibration text; portable QDQ graph, depends on the calibration.',
+  schema: QuantizeInt8StaticStep,
+  options: [
+    ...calibrationOptions,
+    { field: 'rangeMethod', flag: 'range', help: 'activation range from minmax, percentile or entropy (KL)' },
+    { field: 'percentile', flag: 'percentile', help: 'with the percentile range: the percentile of |x| kept' },
+    { field: 'entropyBins', flag: null, help: 'entropy (KL) calibration: quantized bins' },
+    { field: 'activationType', flag: 'activation-type', help: 'uint8 (asymmetric) or int8 (symmetric) activations' },
+    { field: 'exclude', flag: 'exclude', help: 'nodes whose name matches a pattern stay in float' },
+    ...int8Options,
+    { field: 'keep', flag: 'keep', help: 'weights whose name matches a pattern stay in full precision' },
+  ],
+  outputs: `${QUANTIZE_OUTPUTS} Reports the activation ranges and the nodes left in float.`, details: Int8StaticDetails,
+} as const satisfies StepDescription<'quantize:int8-static'>;
+
+export const SENSITIVITY = {
+  key: 'sensitivity', type: 'sensitivity', method: null, kind: 'analysis', needs: { tokenizer: true },
+  title: 'Per-layer sensitivity', short: 'Sensitivity', jobTitle: 'Sensitivity of',
+  summary: 'For each weight (or block), the KL against the original when only it is quantized: which layers to keep at more bits.',
+  schema: SensitivityStep,
+  options: [
+    { field: 'quantize', flag: null, help: 'the RTN or GPTQ settings each candidate is quantized with' },
+    { field: 'granularity', flag: null, help: 'one candidate per weight or per transformer block' },
+    { field: 'samples', flag: null, help: 'sequences of the calibration text scored per candidate' },
+    { field: 'calibration', flag: null, help: 'the text the candidates are scored on' },
+  ],
+  outputs: 'A ranking of the candidates by KL; the model is not changed.', details: SensitivityDetails,
+} as const satisfies StepDescription<'sensitivity'>;
+
+/** Every step this build describes, quantization methods in the order the wizard and the CLI list them. */
+export const STEP_DESCRIPTIONS = [RTN, GPTQ, FP16, INT8_DYNAMIC, INT8_STATIC, SENSITIVITY] as const satisfies readonly StepDescription[];
+export type DescribedStep = (typeof STEP_DESCRIPTIONS)[number];
+
+/** The quantization methods, in order. */
+export const QUANTIZE_METHODS = STEP_DESCRIPTIONS.filter((d): d is Extract<DescribedStep, { type: 'quantize' }> => d.type === 'quantize');
+export type QuantizeMethodId = (typeof QUANTIZE_METHODS)[number]['method'];
+export const QUANTIZE_METHOD_IDS: readonly QuantizeMethodId[] = QUANTIZE_METHODS.map((d) => d.method);
+
+const BY_KEY: ReadonlyMap<string, StepDescription> = new Map(STEP_DESCRIPTIONS.map((d) => [d.key, d]));
+
+/** The description of a step key, or undefined for a key this build does not describe. */
+export function describeKey(key: string): StepDescription | undefined {
+  return BY_KEY.get(key);
+}
+
+/** The description of a recipe step (every step of a parsed recipe has one). */
+export function describeStep(step: Pick<Step, 'type'> & { method?: string }): StepDescription {
+  const d = BY_KEY.get(stepKey(step));
+  if (!d) throw new Error(`No description of the step ${stepKey(step)}.`);
+  return d;
+}
+
+export function describeMethod(method: QuantizeMethodId): Extract<DescribedStep, { type: 'quantize' }> {
+  return QUANTIZE_METHODS.find((d) => d.method === method)!;
+}
+
+// ── recipes by their steps' traits ──────────────────────────────────────────────────────────────────
+
+/** Whether the recipe writes a new model, which is then compared with the original. */
+export function compresses(r: Pick<Recipe, 'steps'>): boolean {
+  return r.steps.some((s) => describeStep(s).kind === 'transform');
+}
+
+/** Job kinds for lists and filters: 'evaluate' (no steps) or a step type. */
+export const JOB_KINDS: readonly string[] = ['evaluate', ...new Set(STEP_DESCRIPTIONS.map((d) => d.type))];
+
+/** The kind of job a recipe describes: the type of its first transform step, else of its first analysis, else 'evaluate'. */
+export function recipeKind(r: Pick<Recipe, 'steps'>): string {
+  const transform = r.steps.find((s) => describeStep(s).kind === 'transform');
+  return (transform ?? r.steps[0])?.type ?? 'evaluate';
+}
+
+/** How a default job name starts for a job of this kind ('Quantize', 'Sensitivity of', 'Evaluate'). */
+export function jobTitle(kind: string): string {
+  return STEP_DESCRIPTIONS.find((d) => d.type === kind)?.jobTitle ?? 'Evaluate';
+}
+
+// ── step details, as the renderer reads them ────────────────────────────────────────────────────────
+
+/** What the runner adds to every step's details. */
+const stepFrame = { type: z.string(), input: z.string(), output: z.string() };
+
+export type StepDetails =
+  | ({ key: 'quantize:rtn' } & z.infer<typeof RtnDetails>)
+  | ({ key: 'quantize:gptq' } & z.infer<typeof GptqDetails>)
+  | ({ key: 'quantize:fp16' } & z.infer<typeof Fp16Details>)
+  | ({ key: 'quantize:int8-dynamic' } & z.infer<typeof Int8DynamicDetails>)
+  | ({ key: 'quantize:int8-static' } & z.infer<typeof Int8StaticDetails>)
+  | ({ key: 'sensitivity' } & z.infer<typeof SensitivityDetails>);
+
+/**
+ * The steps of a job's details (`details.steps`), each parsed with its description's schema and tagged
+ * with its key; a step that does not match its schema (an older history entry) is left out.
+ */
+export function parseStepDetails(details: unknown): StepDetails[] {
+  const steps = z.looseObject({ steps: z.array(z.looseObject({ ...stepFrame, method: z.unknown() })) }).safeParse(details);
+  if (!steps.success) return [];
+  const out: StepDetails[] = [];
+  for (const s of steps.data.steps) {
+    const d = describeKey(`${s.type}:${String(s.method)}`) ?? describeKey(s.type);
+    const parsed = d?.details.safeParse(s);
+    if (d && parsed?.success) out.push({ ...(parsed.data as object), key: d.key } as StepDetails);
+  }
+  return out;
+}
