@@ -154,40 +154,79 @@ export interface CaptureModelFiles {
 }
 
 /**
+ * A scratch folder for models derived from one source model (capture models, calibration segments):
+ * the files the source's tensors live in are hard-linked into it once, and every model written there
+ * points into them at the original offsets (see the header). Where a hard link is impossible each model
+ * is written out in full instead. `remove()` deletes the folder.
+ */
+export class ScratchModels {
+  readonly dir: string;
+  readonly mode: 'linked' | 'copied';
+  private readonly sources: Map<string, string>;
+  private written = 0;
+
+  private constructor(dir: string, mode: 'linked' | 'copied', sources: Map<string, string>) {
+    this.dir = dir;
+    this.mode = mode;
+    this.sources = sources;
+  }
+
+  static async create(model: OnnxModel, parentDir: string): Promise<ScratchModels> {
+    const dir = path.join(parentDir, `.calibration-${randomBytes(6).toString('hex')}`);
+    await mkdir(dir, { recursive: true });
+    try {
+      const sources = new Map<string, string>();
+      for (const t of allTensors(model.proto)) {
+        if (t.data?.kind === 'file' && !sources.has(t.data.path)) sources.set(t.data.path, `source-${sources.size}.bin`);
+      }
+      for (const [src, name] of sources) {
+        try {
+          await link(src, path.join(dir, name));
+        } catch {
+          await rm(dir, { recursive: true, force: true });
+          await mkdir(dir, { recursive: true });
+          return new ScratchModels(dir, 'copied', new Map());
+        }
+      }
+      return new ScratchModels(dir, 'linked', sources);
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Writes `proto` (its tensors referencing the source's files) as `<name>.onnx` in the folder; returns its path. */
+  async write(proto: ModelProto, name = `model-${this.written}`, signal?: AbortSignal): Promise<string> {
+    this.written++;
+    const modelPath = path.join(this.dir, `${name}.onnx`);
+    if (this.mode === 'linked') {
+      const placement = (t: TensorProto): ExternalPlacement | null => {
+        const d = t.data;
+        const location = d?.kind === 'file' ? this.sources.get(d.path) : undefined;
+        return d?.kind === 'file' && location ? { location, offset: d.offset, length: d.length } : null;
+      };
+      await writeFile(modelPath, encodeModel(proto, { placement }).toBytes());
+    } else {
+      await writeModel(proto, modelPath, { externalData: 'auto', dataFileName: `${name}.onnx.data`, signal });
+    }
+    return modelPath;
+  }
+
+  remove(): Promise<void> {
+    return rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
  * Writes `model` (read by readModel: tensors are references into its files) into a new scratch folder
  * under `parentDir` (see the header). The folder is removed by `remove()`, and on any error here.
  */
 export async function writeCaptureModel(model: OnnxModel, parentDir: string, signal?: AbortSignal): Promise<CaptureModelFiles> {
-  const dir = path.join(parentDir, `.calibration-${randomBytes(6).toString('hex')}`);
-  await mkdir(dir, { recursive: true });
-  const remove = (): Promise<void> => rm(dir, { recursive: true, force: true });
-  const modelPath = path.join(dir, 'model.onnx');
+  const scratch = await ScratchModels.create(model, parentDir);
+  const remove = (): Promise<void> => scratch.remove();
   try {
-    const sources = new Map<string, string>();
-    for (const t of allTensors(model.proto)) {
-      if (t.data?.kind === 'file' && !sources.has(t.data.path)) sources.set(t.data.path, `source-${sources.size}.bin`);
-    }
-    let linked = true;
-    for (const [src, name] of sources) {
-      try {
-        await link(src, path.join(dir, name));
-      } catch {
-        linked = false;
-        break;
-      }
-    }
-    if (linked) {
-      const placement = (t: TensorProto): ExternalPlacement | null => {
-        const d = t.data;
-        return d?.kind === 'file' ? { location: sources.get(d.path) as string, offset: d.offset, length: d.length } : null;
-      };
-      await writeFile(modelPath, encodeModel(model.proto, { placement }).toBytes());
-      return { dir, modelPath, mode: 'linked', remove };
-    }
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { recursive: true });
-    await writeModel(model, modelPath, { externalData: 'auto', signal });
-    return { dir, modelPath, mode: 'copied', remove };
+    const modelPath = await scratch.write(model.proto, 'model', signal);
+    return { dir: scratch.dir, modelPath, mode: scratch.mode, remove };
   } catch (e) {
     await remove().catch(() => undefined);
     throw e;

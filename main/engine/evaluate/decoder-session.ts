@@ -182,13 +182,14 @@ function intTensor(dtype: IntType, values: ArrayLike<number>, dims: number[]): o
  * only reads float16 input from a Uint16Array (a Float16Array feed arrives as 0 bytes: "not enough space").
  * The tensor constructor turns Uint16Array into Float16Array, so the raw bits are put back on the instance.
  */
-function float16Feed(bits: Uint16Array, dims: readonly number[]): ort.Tensor {
+export function float16Feed(bits: Uint16Array, dims: readonly number[]): ort.Tensor {
   const tensor = new ort.Tensor('float16', bits, dims);
   if (!(tensor.data instanceof Uint16Array)) Object.defineProperty(tensor, 'data', { value: bits });
   return tensor;
 }
 
-function asFeed(tensor: ort.Tensor): ort.Tensor {
+/** A tensor onnxruntime returned, made fit to feed back (float16 as raw bits: a Float16Array input reads as 0 bytes). */
+export function asFeed(tensor: ort.Tensor): ort.Tensor {
   if (tensor.type !== 'float16' || tensor.data instanceof Uint16Array) return tensor;
   const data = tensor.data as unknown as ArrayBufferView & { length: number };
   return float16Feed(new Uint16Array(data.buffer, data.byteOffset, data.length), tensor.dims);
