@@ -22,7 +22,7 @@ import type { EngineHost, EngineProcess } from './engine-host.ts';
 import { EtaEstimator } from './eta.ts';
 import { answerableFromCache, EvaluationCache, metricsOfSubject, type CacheHit, type CacheKey, type StoredEntry } from './evaluation-cache.ts';
 import { ModelFileFactsCache } from './model-file.ts';
-import { jobFolderName } from './output-folder.ts';
+import { cleanFailedJobOutput, cleanInterruptedOutput, jobFolderName } from './output-folder.ts';
 import type { EngineResult, EngineToHost } from './protocol.ts';
 import { parseRecipe } from './recipe-input.ts';
 
@@ -85,6 +85,10 @@ interface Job {
   cancelMessage: string;
   result: EngineResult | null;
   startedAt: number;
+  /** The job's folder, once created. */
+  workDir: string | null;
+  /** How the job ended, once it has. */
+  status: JobFinished['status'] | null;
   logs: NewLogLine[];
   logTimer: ReturnType<typeof setTimeout> | null;
   killTimer: ReturnType<typeof setTimeout> | null;
@@ -130,6 +134,13 @@ export class JobService {
     this.progressIntervalMs = options.progressIntervalMs ?? 100;
     this.logFlushMs = options.logFlushMs ?? 250;
     this.evaluations = options.evaluationCache === false ? null : new EvaluationCache(this.history, this.modelFacts);
+    // What jobs of an earlier run left when they were interrupted (crash, kill -9): partial output folders
+    // of engines that are gone, and job folders left empty.
+    try {
+      cleanInterruptedOutput(this.outputRoot);
+    } catch (e) {
+      console.error(`whittle: could not clean interrupted output in ${this.outputRoot}:`, e);
+    }
   }
 
   // ── public API ─────────────────────────────────────────────────────────────────────────────────────
@@ -288,7 +299,7 @@ export class JobService {
       state: 'queued', seq: 0, progress: null,
       eta: new EtaEstimator(),
       coalescer: new Coalescer<Progressless>(this.progressIntervalMs, (p) => this.deliverProgress(job, p), { sameKind: (a, b) => a.phase === b.phase }),
-      process: null, cancelRequested: false, cancelMessage: '', result: null, startedAt: 0,
+      process: null, cancelRequested: false, cancelMessage: '', result: null, startedAt: 0, workDir: null, status: null,
       logs: [], logTimer: null, killTimer: null, stderr: new OutputTail(),
       finished, resolveFinished,
     };
@@ -308,6 +319,7 @@ export class JobService {
     try {
       workDir = path.join(this.outputRoot, jobFolderName(job.experimentId, job.name));
       mkdirSync(workDir, { recursive: true });
+      job.workDir = workDir;
       this.history.markRunning(job.experimentId);
     } catch (e) {
       const shape = toErrorShape(e);
@@ -401,6 +413,7 @@ export class JobService {
       else this.finalize(job, 'failed', unexpectedExitError(code, signal, job.stderr.toString()));
     }
     job.process = null;
+    this.cleanOutput(job);
     if (this.live.size === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
@@ -452,6 +465,7 @@ export class JobService {
     // The last progress goes out before the end; nothing of this job is emitted after `job.finished`.
     job.coalescer.flush();
     job.state = 'finished';
+    job.status = status;
     const durationMs = ran ? performance.now() - job.startedAt : null;
     const result = status === 'done' ? job.result : null;
     const cacheEntries = result ? this.cacheEntries(job, result) : [];
@@ -495,6 +509,7 @@ export class JobService {
     this.emit('history.changed', { experimentId: job.experimentId });
 
     this.jobs.delete(job.jobId);
+    if (!job.process) this.cleanOutput(job);
     this.recentlyFinished.set(job.jobId, finished);
     if (this.recentlyFinished.size > RECENT_FINISHED) this.recentlyFinished.delete(this.recentlyFinished.keys().next().value!);
 
@@ -502,6 +517,19 @@ export class JobService {
     const proc = job.process;
     if (proc && this.live.has(proc) && !job.killTimer) job.killTimer = setTimeout(() => proc.kill(), this.cancelGraceMs);
     job.resolveFinished(finished);
+  }
+
+  /**
+   * After a job that did not succeed, once its engine is gone: nothing that looks like output stays
+   * (partial folders beside the output, an empty job folder).
+   */
+  private cleanOutput(job: Job): void {
+    if (job.status === null || job.status === 'done' || !job.workDir) return;
+    try {
+      cleanFailedJobOutput(job.workDir, job.recipe.output?.dir);
+    } catch (e) {
+      console.error(`whittle: could not clean the output of experiment ${job.experimentId}:`, e);
+    }
   }
 
   /** The models compared (compression) and the cache entries stored, in the result's details. */

@@ -22,7 +22,8 @@ import { modelIdentity } from '../evaluate/model-identity.ts';
 import { evaluatePerplexity, perplexityMetrics, type PerplexityResult } from '../evaluate/perplexity.ts';
 import { measureSpeed, speedMetrics } from '../evaluate/speed.ts';
 import type { JobContext } from '../job-context.ts';
-import { MANIFEST_FILE, updateManifest } from '../rewrite/manifest.ts';
+import { MANIFEST_FILE, readManifest, updateManifest } from '../rewrite/manifest.ts';
+import type { PartialFolder } from '../rewrite/output-folder.ts';
 import { defaultSteps, stepRunnerFor, type StepRegistry } from './registry.ts';
 import { checkStepDetails } from './step.ts';
 
@@ -334,6 +335,8 @@ export async function runRecipe(recipe: Recipe, ctx: JobContext, options: RunRec
   const stepDetails: Record<string, unknown>[] = [];
   const originalPath = path.resolve(parsed.model.path);
   let modelPath = originalPath;
+  // Folders the steps wrote under their partial names: committed at the very end, or discarded.
+  const pending: PartialFolder[] = [];
   try {
     for (const [index, step] of parsed.steps.entries()) {
       throwIfAborted(ctx.signal);
@@ -341,18 +344,55 @@ export async function runRecipe(recipe: Recipe, ctx: JobContext, options: RunRec
       const runner = stepRunnerFor(registry, step, index);
       const output = await runner.run({ modelPath, recipe: parsed, step, index }, ctx);
       checkStepDetails(runner, output, index);
+      if (output.pending) pending.push(output.pending);
       artefacts.push(...output.artefacts);
       stepDetails.push({ type: step.type, input: modelPath, output: output.modelPath, ...output.details });
       modelPath = output.modelPath;
     }
   } catch (e) {
     await decoder?.release();
+    await discardAll(pending);
     throw e;
   }
 
-  throwIfAborted(ctx.signal);
   let metrics: Metric[];
   const extra: Record<string, unknown> = {};
+  try {
+    metrics = await evaluateAndRecord(parsed, originalPath, modelPath, artefacts, inputs, decoder, extra, ctx, options);
+    // The last act of a successful job: the folders get their final names.
+    throwIfAborted(ctx.signal);
+    await commitAll(pending, ctx);
+  } catch (e) {
+    await discardAll(pending);
+    throw e;
+  }
+  const relocate = relocator(pending);
+
+  return {
+    metrics,
+    artefacts: relocate(artefacts),
+    details: {
+      recipe: { name: parsed.name ?? null, steps: parsed.steps.length },
+      model: originalPath,
+      tokenizer: inputs.tokenizer ? { path: inputs.tokenizer.path, vocabSize: inputs.tokenizer.vocabSize, bosId: inputs.tokenizer.bosId, eosId: inputs.tokenizer.eosId } : null,
+      settings: { threads: inputs.threads, evaluation: parsed.evaluation },
+      steps: relocate(stepDetails),
+      ...relocate(extra),
+      seconds: (performance.now() - started) / 1000,
+    },
+  };
+}
+
+/**
+ * Evaluates the result (or the model alone) and writes the metrics into the delivered folder's
+ * whittle.json, while that folder still has its partial name. Returns the metrics; details go to `extra`.
+ */
+async function evaluateAndRecord(
+  parsed: Recipe, originalPath: string, modelPath: string, artefacts: readonly Artefact[], inputs: EvaluationInputs, decoder: Decoder | null,
+  extra: Record<string, unknown>, ctx: JobContext, options: RunRecipeOptions,
+): Promise<Metric[]> {
+  throwIfAborted(ctx.signal);
+  let metrics: Metric[];
   if (modelPath === originalPath) {
     // No steps, or only analyses: the model as it is.
     const { metrics: m, details } = await evaluateModel(modelPath, 'model', inputs, ctx, options, decoder);
@@ -379,21 +419,47 @@ export async function runRecipe(recipe: Recipe, ctx: JobContext, options: RunRec
           samples: extra.samples ?? null,
         },
       });
-      ctx.log('info', `metrics written to ${path.join(outDir, MANIFEST_FILE)}`);
+      ctx.log('info', `metrics written to ${MANIFEST_FILE}`);
     }
   }
+  return metrics;
+}
 
-  return {
-    metrics,
-    artefacts,
-    details: {
-      recipe: { name: parsed.name ?? null, steps: parsed.steps.length },
-      model: originalPath,
-      tokenizer: inputs.tokenizer ? { path: inputs.tokenizer.path, vocabSize: inputs.tokenizer.vocabSize, bosId: inputs.tokenizer.bosId, eosId: inputs.tokenizer.eosId } : null,
-      settings: { threads: inputs.threads, evaluation: parsed.evaluation },
-      steps: stepDetails,
-      ...extra,
-      seconds: (performance.now() - started) / 1000,
-    },
+/** Commits the steps' folders in order (the delivered one last); a later step's source path follows its input's rename. */
+async function commitAll(pending: readonly PartialFolder[], ctx: JobContext): Promise<void> {
+  const relocate = relocator(pending);
+  for (const folder of pending) {
+    const manifest = path.join(folder.dir, MANIFEST_FILE);
+    if (!existsSync(manifest)) continue;
+    const { source } = await readManifest(folder.dir);
+    const moved = relocate(source.path);
+    if (moved !== source.path) await updateManifest(folder.dir, { source: { path: moved } });
+  }
+  for (const folder of pending) {
+    await folder.commit();
+    ctx.log('info', `output written to ${folder.finalDir}`);
+  }
+}
+
+async function discardAll(pending: readonly PartialFolder[]): Promise<void> {
+  for (const folder of pending) await folder.discard().catch(() => {});
+}
+
+/** Rewrites every path into a partial folder (in strings, arrays and plain objects) to the folder's final name. */
+function relocator(pending: readonly PartialFolder[]): <T>(value: T) => T {
+  const move = (text: string): string => {
+    for (const f of pending) {
+      if (text === f.dir || text.startsWith(f.dir + path.sep)) return f.finalDir + text.slice(f.dir.length);
+    }
+    return text;
   };
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return move(v);
+    if (Array.isArray(v)) return v.map(walk);
+    if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    }
+    return v;
+  };
+  return <T>(value: T): T => (pending.length === 0 ? value : walk(value) as T);
 }
