@@ -9,24 +9,36 @@
  * (native/index.ts gptqQuantize) dampens H (percdamp · mean diag), zeroes dead inputs (diag 0), optionally
  * sweeps in act-order (decreasing diag H, static groups: no g_idx), and writes the MatMulNBits layout.
  *
- * Calibration is one pass over the ORIGINAL model (not sequential, layer by layer, over the partly
- * quantized one as in the paper): the Hessians of every distinct activation input (q/k/v share one) are
- * accumulated at once. Memory = the onnxruntime session + all Hessians (Σ K² floats) + one batch of
- * activations; the Hessian total is logged and refused above `hessianBudgetBytes` (OUT_OF_MEMORY).
+ * Calibration is sequential by default (`sequential: true`, calibrate/sequential.ts): the weights are
+ * quantized level by level (q/k/v, then o, then gate/up, then down, block after block), each level
+ * calibrated on what the already-quantized levels before it produce, as in the paper's "true-sequential"
+ * mode; memory = one level's Hessians + the activations at one level boundary. With `sequential: false`
+ * it is one pass over the ORIGINAL model: the Hessians of every distinct activation input (q/k/v share
+ * one) are accumulated at once; memory = the session + all Hessians (Σ K² floats) + one batch. Either way
+ * the Hessian memory is logged and refused above `hessianBudgetBytes` (OUT_OF_MEMORY).
  * fp16 weights are converted to float32 for the math; their scales are written in fp16.
  */
 import os from 'node:os';
 import { GPTQ } from '../../../preload/methods.ts';
 import { QuantizeGptqStep, type CalibrationConfig, type Recipe } from '../../../preload/recipe.ts';
-import { activationInputsFor, collectCalibrationStats, validateCalibration } from '../calibrate/index.ts';
+import { activationInputsFor, collectCalibrationStats, validateCalibration, type TensorStats } from '../calibrate/index.ts';
+import { planSegments } from '../calibrate/segments.ts';
+import { calibrateSequentially, type WeightValue } from '../calibrate/sequential.ts';
 import { throwIfAborted, WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
-import { f16ToF32, gptqQuantize } from '../native/index.ts';
-import type { OnnxModel } from '../onnx/proto-types.ts';
+import { detectDecoderLayout } from '../model/layout.ts';
+import { dequantizeBlockwise, f16ToF32, f32ToF16, gptqQuantize, type BlockwiseQuantized, type QuantBits } from '../native/index.ts';
+import { initializerMap } from '../onnx/graph.ts';
+import type { GraphProto, OnnxModel, TensorProto } from '../onnx/proto-types.ts';
 import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
 import { folderStepOutput, stepOutputDir } from './step.ts';
+import { transpose2d } from './layout.ts';
 import type { QuantTarget } from './targets.ts';
-import { checkWeightOnlySettings, quantizeWeightsInto, type QuantizeOptions, type QuantizeResult, type WeightOnlyPipeline, type WeightQuantizer } from './weight-only.ts';
+import { WeightReader } from '../rewrite/weight-reader.ts';
+import {
+  asKernelWeight, checkWeightOnlySettings, quantizeWeightsInto, type QuantizeOptions, type QuantizeResult, type WeightOnlyPipeline, type WeightQuantization,
+  type WeightQuantizer,
+} from './weight-only.ts';
 
 export interface GptqOptions extends QuantizeOptions {
   /** Refuse when all Hessians together would take more bytes than this (default: half the physical memory). */
@@ -126,6 +138,91 @@ export function gptqQuantizer(hessians: ReadonlyMap<string, HessianStats>, setti
   };
 }
 
+/**
+ * Sequential GPTQ (calibrate/sequential.ts): the weights are quantized level by level while calibrating,
+ * each level from the inputs the already-quantized levels before it produce; the dequantized weights are
+ * what later levels see. The returned quantizer hands the loop the results made here. Memory: one level's
+ * Hessians (refused above `budget`) + the quantized weights until they are written (≈ bits/32 of the
+ * float weights).
+ */
+export async function quantizeGptqSequentially(
+  model: OnnxModel,
+  targets: readonly QuantTarget[],
+  bitsOf: (weight: string) => QuantBits,
+  settings: GptqSettings,
+  calibration: CalibrationConfig,
+  tokenizerPath: string,
+  ctx: JobContext,
+  budget = defaultHessianBudget(),
+): Promise<{ quantizer: WeightQuantizer; hessians: Map<string, HessianStats> }> {
+  const graph = model.proto.graph as GraphProto;
+  const { levels, activations } = planSegments(graph, targets, [detectDecoderLayout(model).inputIds.name]);
+  const levelBytes = levels.map((level) => hessianBytes(activationInputsFor(model, level)));
+  const peak = Math.max(0, ...levelBytes);
+  ctx.log('info', `GPTQ: ${targets.length} weight(s) in ${levels.length} level(s); the largest level's Hessians take ${gib(peak)} (${peak} bytes)`);
+  if (peak > budget) {
+    throw new WhittleError(
+      'OUT_OF_MEMORY',
+      `GPTQ needs ${gib(peak)} for the Hessians of one level of weights, more than the ${gib(budget)} allowed. Quantize fewer weights (keep patterns), use RTN, or run on a machine with more memory.`,
+      { hessianBytes: peak, budget },
+    );
+  }
+  const inits = initializerMap(graph);
+  const results = new Map<string, WeightQuantization>();
+  const hessians = new Map<string, HessianStats>();
+  const reader = new WeightReader();
+  try {
+    await calibrateSequentially({
+      model, targets, accumulators: ['hessian'], calibration, tokenizerPath, what: 'GPTQ',
+      compress: async (level) => {
+        const values = new Map<string, WeightValue>();
+        const byTensor = new Map<string, HessianStats>();
+        for (const target of level.targets) {
+          const s = level.stats.get(target.weight) as TensorStats;
+          const tensor = activations.get(target.weight) as string;
+          let h = byTensor.get(tensor);
+          if (!h) {
+            h = { tensor, d: s.d, rows: s.rows, hessian: s.hessian as Float32Array, weights: [] };
+            byTensor.set(tensor, h);
+          }
+          h.weights.push(target.weight);
+          hessians.set(target.weight, h);
+          const weight = asKernelWeight(await reader.read(inits.get(target.weight) as TensorProto), target);
+          const r = await gptqQuantizer(hessians, settings).quantize(target, weight, bitsOf(target.weight));
+          results.set(target.weight, r);
+          values.set(target.weight, await storedValue(r.q, target));
+        }
+        // The Hessians are not needed any more once the level is quantized; keep only their facts.
+        for (const h of byTensor.values()) h.hessian = EMPTY;
+        ctx.log('debug', `GPTQ: level ${level.index + 1}/${level.count} quantized (${level.targets.map((t) => t.weight).join(', ')})`);
+        return values;
+      },
+    }, ctx);
+  } finally {
+    await reader.close();
+  }
+  return {
+    hessians,
+    quantizer: {
+      async quantize(target) {
+        const r = results.get(target.weight);
+        if (!r) throw new WhittleError('INTERNAL', `GPTQ: ${target.weight} was not quantized during sequential calibration.`);
+        results.delete(target.weight);
+        return r;
+      },
+    },
+  };
+}
+
+const EMPTY = new Float32Array(0);
+
+/** The dequantized weight in the layout and type it is stored in (what onnxruntime sees in the next levels). */
+async function storedValue(q: BlockwiseQuantized, target: QuantTarget): Promise<WeightValue> {
+  const w = await dequantizeBlockwise(q); // [K, N]
+  const stored = target.transposed ? transpose2d(w, target.k, target.n) : w;
+  return target.dtype === 'float16' ? await f32ToF16(stored) : stored;
+}
+
 function tokenizerOf(options: QuantizeOptions, what: string): string {
   const tokenizerPath = options.tokenizerPath ?? options.recipe?.tokenizer?.path;
   if (!tokenizerPath) {
@@ -154,11 +251,16 @@ export async function quantizeGptq(modelPath: string, stepInput: QuantizeGptqSte
   let hessians = new Map<string, HessianStats>();
   const settings: GptqSettings = { blockSize: step.blockSize, symmetric: step.symmetric, percdamp: step.percdamp, actOrder: step.actOrder, columnBlock: step.columnBlock };
   const pipeline: WeightOnlyPipeline = {
-    async prepare(model, plan) {
+    async prepare(model, plan, bitsOf) {
+      if (step.sequential) {
+        const r = await quantizeGptqSequentially(model, plan.targets, bitsOf, settings, step.calibration, tokenizerPath, ctx, options.hessianBudgetBytes);
+        hessians = r.hessians;
+        return r.quantizer;
+      }
       hessians = await collectHessians(model, plan.targets, step.calibration, tokenizerPath, ctx, options.hessianBudgetBytes);
       return gptqQuantizer(hessians, settings);
     },
-    manifestExtra: () => ({ gptq: { percdamp: step.percdamp, actOrder: step.actOrder, columnBlock: step.columnBlock, calibration: step.calibration, sequential: false } }),
+    manifestExtra: () => ({ gptq: { percdamp: step.percdamp, actOrder: step.actOrder, columnBlock: step.columnBlock, calibration: step.calibration, sequential: step.sequential } }),
   };
   const r = await quantizeWeightsInto(modelPath, step, outDir, ctx, options, pipeline);
   const distinct = [...new Set(hessians.values())].map((h) => ({ tensor: h.tensor, d: h.d, rows: h.rows, weights: h.weights }));
@@ -182,7 +284,7 @@ export const quantizeGptqStep: StepRunner<QuantizeGptqStep> = {
       actOrder: step.actOrder,
       columnBlock: step.columnBlock,
       calibration: r.calibration,
-      calibrationPass: 'one pass over the original model (not sequential)',
+      calibrationPass: step.sequential ? 'sequential: level by level on the already-quantized model' : 'one pass over the original model',
       hessians: r.hessians,
       quantized: r.quantized.length,
       quantizedWeights: r.quantized.map((w) => ({ name: w.name, shape: w.shape, bits: w.bits, sqError: w.sqError, loss: w.loss, deadInputs: w.deadInputs })),
