@@ -155,14 +155,14 @@ const int8Options: readonly MethodOption[] = [
 const QUANTIZE_OUTPUTS = 'A model folder (model.onnx, its weights, whittle.json) compared with the original.';
 
 export const RTN = {
-  key: 'quantize:rtn', type: 'quantize', method: 'rtn', kind: 'transform', needs: {},
+  key: 'quantize:rtn', type: 'quantize', method: 'rtn', kind: 'transform', needs: {} as StepNeeds,
   title: 'RTN — round to nearest', short: 'RTN', jobTitle: 'Quantize',
   summary: 'Fastest; rounds each weight block to the nearest level. Good at 8-bit, noticeably lossy at 4-bit on small models.',
   schema: QuantizeRtnStep, options: weightOnlyOptions, outputs: QUANTIZE_OUTPUTS, details: RtnDetails,
 } as const satisfies StepDescription<'quantize:rtn'>;
 
 export const GPTQ = {
-  key: 'quantize:gptq', type: 'quantize', method: 'gptq', kind: 'transform', needs: { tokenizer: true, calibration: ['hessian'], sequentialCalibration: false },
+  key: 'quantize:gptq', type: 'quantize', method: 'gptq', kind: 'transform', needs: { tokenizer: true, calibration: ['hessian'], sequentialCalibration: true } as StepNeeds,
   title: 'GPTQ — error-compensating', short: 'GPTQ', jobTitle: 'Quantize',
   summary: 'Same size as RTN; corrects each rounding error using real activations, so 4-bit loses less. Needs a calibration pass.',
   schema: QuantizeGptqStep,
@@ -171,12 +171,13 @@ export const GPTQ = {
     { field: 'actOrder', flag: 'act-order', help: 'quantize input features in order of decreasing Hessian diagonal (act-order)' },
     { field: 'percdamp', flag: 'percdamp', help: "dampening added to the Hessian's diagonal, a fraction of its mean" },
     { field: 'columnBlock', flag: null, help: 'columns swept together before the lazy batch update' },
+    { field: 'sequential', flag: null, help: 'calibrate level by level on the already-quantized model (the default), or in one pass over the original' },
   ],
   outputs: `${QUANTIZE_OUTPUTS} Reports the GPTQ loss of every weight.`, details: GptqDetails,
 } as const satisfies StepDescription<'quantize:gptq'>;
 
 export const FP16 = {
-  key: 'quantize:fp16', type: 'quantize', method: 'fp16', kind: 'transform', needs: {},
+  key: 'quantize:fp16', type: 'quantize', method: 'fp16', kind: 'transform', needs: {} as StepNeeds,
   title: 'FP16 — half precision', short: 'FP16', jobTitle: 'Quantize',
   summary: 'Halves every float tensor; norms and Softmax stay in float32. About half the size, nearly the same answers.',
   schema: QuantizeFp16Step,
@@ -190,7 +191,7 @@ export const FP16 = {
 } as const satisfies StepDescription<'quantize:fp16'>;
 
 export const INT8_DYNAMIC = {
-  key: 'quantize:int8-dynamic', type: 'quantize', method: 'int8-dynamic', kind: 'transform', needs: {},
+  key: 'quantize:int8-dynamic', type: 'quantize', method: 'int8-dynamic', kind: 'transform', needs: {} as StepNeeds,
   title: 'INT8 dynamic', short: 'INT8 dynamic', jobTitle: 'Quantize',
   summary: 'Int8 weights per channel; activations quantized on the fly at run time. About a quarter of float32, no calibration.',
   schema: QuantizeInt8DynamicStep,
@@ -203,7 +204,7 @@ export const INT8_DYNAMIC = {
 } as const satisfies StepDescription<'quantize:int8-dynamic'>;
 
 export const INT8_STATIC = {
-  key: 'quantize:int8-static', type: 'quantize', method: 'int8-static', kind: 'transform', needs: { tokenizer: true, calibration: ['minmax', 'histogram'] },
+  key: 'quantize:int8-static', type: 'quantize', method: 'int8-static', kind: 'transform', needs: { tokenizer: true, calibration: ['minmax', 'histogram'] } as StepNeeds,
   title: 'INT8 static (QDQ)', short: 'INT8 static', jobTitle: 'Quantize',
   summary: 'Int8 weights and activations with ranges measured on calibration text; portable QDQ graph, depends on the calibration.',
   schema: QuantizeInt8StaticStep,
@@ -221,7 +222,7 @@ export const INT8_STATIC = {
 } as const satisfies StepDescription<'quantize:int8-static'>;
 
 export const SENSITIVITY = {
-  key: 'sensitivity', type: 'sensitivity', method: null, kind: 'analysis', needs: { tokenizer: true },
+  key: 'sensitivity', type: 'sensitivity', method: null, kind: 'analysis', needs: { tokenizer: true } as StepNeeds,
   title: 'Per-layer sensitivity', short: 'Sensitivity', jobTitle: 'Sensitivity of',
   summary: 'For each weight (or block), the KL against the original when only it is quantized: which layers to keep at more bits.',
   schema: SensitivityStep,
@@ -242,6 +243,14 @@ export type DescribedStep = (typeof STEP_DESCRIPTIONS)[number];
 export const QUANTIZE_METHODS = STEP_DESCRIPTIONS.filter((d): d is Extract<DescribedStep, { type: 'quantize' }> => d.type === 'quantize');
 export type QuantizeMethodId = (typeof QUANTIZE_METHODS)[number]['method'];
 export const QUANTIZE_METHOD_IDS: readonly QuantizeMethodId[] = QUANTIZE_METHODS.map((d) => d.method);
+
+/** The quantization methods with an option set by this `whittle quantize` flag, in order. */
+export function methodsWithFlag(flag: string): QuantizeMethodId[] {
+  return QUANTIZE_METHODS.filter((d) => d.options.some((o) => o.flag === flag)).map((d) => d.method);
+}
+
+/** Every flag some quantization method's options name, in first-use order. */
+export const METHOD_FLAGS: readonly string[] = [...new Set(QUANTIZE_METHODS.flatMap((d) => d.options.flatMap((o) => (o.flag === null ? [] : [o.flag]))))];
 
 const BY_KEY: ReadonlyMap<string, StepDescription> = new Map(STEP_DESCRIPTIONS.map((d) => [d.key, d]));
 

@@ -1,5 +1,9 @@
 /** The table of `whittle` commands: their arguments, options and help. */
+import { methodsWithFlag, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS } from '../../preload/methods.ts';
 import type { CommandSpec } from './args.ts';
+
+/** "rtn, gptq": the methods a flag applies to, from their descriptions. */
+const methodList = (flag: string): string => methodsWithFlag(flag).join(', ');
 
 export const inspectCommand: CommandSpec = {
   name: 'inspect',
@@ -54,34 +58,34 @@ export const runCommand: CommandSpec = {
 
 export const quantizeCommand: CommandSpec = {
   name: 'quantize',
-  summary: 'Quantize a model (RTN, GPTQ, FP16, INT8 dynamic or INT8 static) and compare the result with the original.',
+  summary: `Quantize a model (${QUANTIZE_METHODS.map((d) => d.short).join(', ')}) and compare the result with the original.`,
   positionals: [{ name: 'model', description: 'the .onnx model to quantize' }],
   options: [
-    { name: 'method', type: 'string', value: 'M', choices: ['rtn', 'gptq', 'fp16', 'int8-dynamic', 'int8-static'], description: 'rtn (default), gptq, fp16, int8-dynamic or int8-static' },
-    { name: 'bits', type: 'string', value: 'B', choices: ['2', '4', '8'], description: 'rtn, gptq: bits per weight: 2, 4 or 8 (default 4)' },
-    { name: 'block-size', type: 'int', value: 'N', description: 'rtn, gptq: weights per block along K, a power of two from 16 to 256 (default 32)' },
-    { name: 'symmetric', type: 'boolean', description: 'rtn, gptq: symmetric quantization (no zero points)' },
-    { name: 'accuracy-level', type: 'int', value: 'N', max: 4, description: "rtn, gptq: MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 (default 4, onnxruntime's fast CPU kernel)" },
+    { name: 'method', type: 'string', value: 'M', choices: [...QUANTIZE_METHOD_IDS], description: `${QUANTIZE_METHOD_IDS[0]} (default), ${QUANTIZE_METHOD_IDS.slice(1).join(', ')}` },
+    { name: 'bits', type: 'string', value: 'B', choices: ['2', '4', '8'], description: `${methodList('bits')}: bits per weight: 2, 4 or 8 (default 4)` },
+    { name: 'block-size', type: 'int', value: 'N', description: `${methodList('block-size')}: weights per block along K, a power of two from 16 to 256 (default 32)` },
+    { name: 'symmetric', type: 'boolean', description: `${methodList('symmetric')}: symmetric quantization (no zero points)` },
+    { name: 'accuracy-level', type: 'int', value: 'N', max: 4, description: `${methodList('accuracy-level')}: MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 (default 4, onnxruntime's fast CPU kernel)` },
     {
       name: 'format', type: 'string', value: 'F', choices: ['matmulnbits', 'qdq', 'matmulinteger', 'dynamic-quantize-matmul'],
       description: 'rtn, gptq: matmulnbits (default) or qdq (DequantizeLinear → MatMul); int8-dynamic: matmulinteger (default) or dynamic-quantize-matmul',
     },
-    { name: '8bit', type: 'string', value: 'REGEX', repeatable: true, description: 'rtn, gptq: weights whose name matches REGEX get 8 bits (mixed precision; may be repeated)' },
+    { name: '8bit', type: 'string', value: 'REGEX', repeatable: true, description: `${methodList('8bit')}: weights whose name matches REGEX get 8 bits (mixed precision; may be repeated)` },
     { name: 'keep', type: 'string', value: 'REGEX', repeatable: true, description: 'keep weights whose name matches REGEX in full precision (may be repeated)' },
-    { name: 'calib-text', type: 'string', value: 'FILE', description: 'gptq, int8-static (required): a UTF-8 calibration text; best not the evaluation text' },
-    { name: 'calib-samples', type: 'int', value: 'N', min: 1, max: 4096, description: 'gptq, int8-static: calibration sequences N (default 128)' },
-    { name: 'calib-len', type: 'int', value: 'L', min: 8, max: 8192, description: 'gptq, int8-static: tokens per calibration sequence L (default 256)' },
-    { name: 'seed', type: 'int', value: 'S', description: 'gptq, int8-static: seed for drawing the calibration sequences (default 0)' },
-    { name: 'act-order', type: 'boolean', description: 'gptq: quantize input features in order of decreasing Hessian diagonal (act-order)' },
-    { name: 'percdamp', type: 'string', value: 'X', description: "gptq: dampening added to the Hessian's diagonal, a fraction of its mean (default 0.01)" },
-    { name: 'range', type: 'string', value: 'R', choices: ['minmax', 'percentile', 'entropy'], description: 'int8-static: activation range from minmax (default), percentile or entropy (KL)' },
-    { name: 'percentile', type: 'string', value: 'P', description: 'int8-static with --range percentile: the percentile of |x| kept (default 99.999)' },
-    { name: 'activation-type', type: 'string', value: 'T', choices: ['uint8', 'int8'], description: 'int8-static: activation type, uint8 (default, asymmetric) or int8 (symmetric)' },
-    { name: 'exclude', type: 'string', value: 'REGEX', repeatable: true, description: 'int8-static: leave nodes whose name matches REGEX in float (may be repeated)' },
-    { name: 'per-channel', type: 'boolean', description: 'int8-dynamic, int8-static: one weight scale per output channel (the default)' },
-    { name: 'no-per-channel', type: 'boolean', description: 'int8-dynamic, int8-static: one weight scale per tensor' },
-    { name: 'keep-io-types', type: 'boolean', description: 'fp16: keep float32 graph inputs and outputs (the default)' },
-    { name: 'no-keep-io-types', type: 'boolean', description: 'fp16: make the graph inputs and outputs float16 too' },
+    { name: 'calib-text', type: 'string', value: 'FILE', description: `${methodList('calib-text')} (required): a UTF-8 calibration text; best not the evaluation text` },
+    { name: 'calib-samples', type: 'int', value: 'N', min: 1, max: 4096, description: `${methodList('calib-samples')}: calibration sequences N (default 128)` },
+    { name: 'calib-len', type: 'int', value: 'L', min: 8, max: 8192, description: `${methodList('calib-len')}: tokens per calibration sequence L (default 256)` },
+    { name: 'seed', type: 'int', value: 'S', description: `${methodList('seed')}: seed for drawing the calibration sequences (default 0)` },
+    { name: 'act-order', type: 'boolean', description: `${methodList('act-order')}: quantize input features in order of decreasing Hessian diagonal (act-order)` },
+    { name: 'percdamp', type: 'string', value: 'X', description: `${methodList('percdamp')}: dampening added to the Hessian's diagonal, a fraction of its mean (default 0.01)` },
+    { name: 'range', type: 'string', value: 'R', choices: ['minmax', 'percentile', 'entropy'], description: `${methodList('range')}: activation range from minmax (default), percentile or entropy (KL)` },
+    { name: 'percentile', type: 'string', value: 'P', description: `${methodList('percentile')} with --range percentile: the percentile of |x| kept (default 99.999)` },
+    { name: 'activation-type', type: 'string', value: 'T', choices: ['uint8', 'int8'], description: `${methodList('activation-type')}: activation type, uint8 (default, asymmetric) or int8 (symmetric)` },
+    { name: 'exclude', type: 'string', value: 'REGEX', repeatable: true, description: `${methodList('exclude')}: leave nodes whose name matches REGEX in float (may be repeated)` },
+    { name: 'per-channel', type: 'boolean', description: `${methodList('per-channel')}: one weight scale per output channel (the default)` },
+    { name: 'no-per-channel', type: 'boolean', description: `${methodList('no-per-channel')}: one weight scale per tensor` },
+    { name: 'keep-io-types', type: 'boolean', description: `${methodList('keep-io-types')}: keep float32 graph inputs and outputs (the default)` },
+    { name: 'no-keep-io-types', type: 'boolean', description: `${methodList('no-keep-io-types')}: make the graph inputs and outputs float16 too` },
     { name: 'out', type: 'string', value: 'DIR', description: "the output folder (default: a folder of the experiment in Whittle's home)" },
     { name: 'eval-text', type: 'string', value: 'FILE', description: 'a UTF-8 text to compare original and result on (perplexity, KL, top-1 agreement)' },
     { name: 'tokenizer', type: 'string', value: 'FILE', description: "the model's tokenizer.json (default: tokenizer.json beside the model)" },
@@ -92,10 +96,8 @@ export const quantizeCommand: CommandSpec = {
     { name: 'name', type: 'string', value: 'NAME', description: 'a name for the experiment in the history' },
   ],
   notes: [
-    'Methods: rtn rounds each block of weights to the nearest level (no calibration); gptq also rounds to 4/8 bits but',
-    'corrects each rounding error with calibration activations (better at the same size); fp16 halves every float tensor',
-    '(norms and Softmax stay float32); int8-dynamic stores int8 weights and quantizes activations at run time;',
-    'int8-static also quantizes activations, with ranges measured on calibration text (QDQ).',
+    'Methods:',
+    ...QUANTIZE_METHODS.map((d) => `  ${d.method.padEnd(13)}${d.summary}`),
     'A flag that does not apply to the chosen method is an error (exit 2), naming the flag.',
     'The perplexity protocol is "documents": blank-line separated paragraphs, BOS + tokens truncated to L.',
     'Ctrl-C cancels the job; nothing half-written is left in the output folder.',
@@ -139,8 +141,12 @@ export const serveCommand: CommandSpec = {
   options: [
     { name: 'port', type: 'int', value: 'N', max: 65535, description: 'port to listen on (default 0: any free port)' },
     { name: 'open', type: 'boolean', description: 'open the URL in the default browser' },
+    { name: 'root', type: 'string', value: 'DIR', repeatable: true, description: 'a folder the browser may read models and texts from and write outputs to (repeatable; default: your home folder; the history folder is always included)' },
   ],
-  notes: ['Runs until Ctrl-C or SIGTERM. Only this machine can connect; use an SSH tunnel from elsewhere.'],
+  notes: [
+    'Runs until Ctrl-C or SIGTERM. Only this machine can connect; use an SSH tunnel from elsewhere.',
+    'Every path a call names must lie inside a --root folder (symbolic links are followed); others are refused.',
+  ],
 };
 
 export const COMMANDS: readonly CommandSpec[] = [

@@ -6,6 +6,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { METHOD_FLAGS, methodsWithFlag, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, type QuantizeMethodId } from '../../preload/methods.ts';
 import { Recipe, type RecipeInput } from '../../preload/recipe.ts';
 import { issuePath } from '../api/issues.ts';
 import { checkOutputDir } from '../engine/rewrite/output-folder.ts';
@@ -40,36 +41,17 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   name: '--name',
 };
 
-export const METHODS = ['rtn', 'gptq', 'fp16', 'int8-dynamic', 'int8-static'] as const;
-export type CliMethod = (typeof METHODS)[number];
+/** The methods, as described in preload/methods.ts. */
+export const METHODS = QUANTIZE_METHOD_IDS;
+export type CliMethod = QuantizeMethodId;
 
-const WEIGHT_ONLY: readonly CliMethod[] = ['rtn', 'gptq'];
-const CALIBRATED: readonly CliMethod[] = ['gptq', 'int8-static'];
-const INT8: readonly CliMethod[] = ['int8-dynamic', 'int8-static'];
+/** Block-wise weight-only methods (bits, block size, overrides), those that calibrate, and the INT8 ones. */
+const WEIGHT_ONLY = methodsWithFlag('bits');
+const CALIBRATED: readonly CliMethod[] = QUANTIZE_METHODS.filter((d) => d.needs.calibration?.length).map((d) => d.method);
+const INT8 = methodsWithFlag('per-channel');
 
-/** The methods each method-specific flag applies to (flags not listed apply to every method). */
-export const FLAG_METHODS: Readonly<Record<string, readonly CliMethod[]>> = {
-  'bits': WEIGHT_ONLY,
-  'block-size': WEIGHT_ONLY,
-  'symmetric': WEIGHT_ONLY,
-  'accuracy-level': WEIGHT_ONLY,
-  '8bit': WEIGHT_ONLY,
-  'format': [...WEIGHT_ONLY, 'int8-dynamic'],
-  'calib-text': CALIBRATED,
-  'calib-samples': CALIBRATED,
-  'calib-len': CALIBRATED,
-  'seed': CALIBRATED,
-  'act-order': ['gptq'],
-  'percdamp': ['gptq'],
-  'range': ['int8-static'],
-  'percentile': ['int8-static'],
-  'activation-type': ['int8-static'],
-  'exclude': ['int8-static'],
-  'per-channel': INT8,
-  'no-per-channel': INT8,
-  'keep-io-types': ['fp16'],
-  'no-keep-io-types': ['fp16'],
-};
+/** The methods each method-specific flag applies to, from the methods' options (flags not listed apply to every method). */
+export const FLAG_METHODS: Readonly<Record<string, readonly CliMethod[]>> = Object.fromEntries(METHOD_FLAGS.map((flag) => [flag, methodsWithFlag(flag)]));
 
 const FORMATS: Partial<Record<CliMethod, readonly string[]>> = {
   rtn: ['matmulnbits', 'qdq'],

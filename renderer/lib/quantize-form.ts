@@ -9,6 +9,7 @@ import {
   DEFAULT_FP16_BLOCK_OPS, QuantizeStep, Recipe,
   type BitsOverride, type QuantizeInt8DynamicStep, type QuantizeInt8StaticStep, type QuantizeMethod, type RecipeInput,
 } from '../../preload/recipe.ts';
+import { QUANTIZE_METHODS } from '../../preload/methods.ts';
 import { addIssue, issuePathParts, issuesFromList, numberMessage, type Issues } from './form-issues.ts';
 
 export type Bits = 2 | 4 | 8;
@@ -78,43 +79,14 @@ export interface MethodDescriptor {
   weightOnly: boolean;
 }
 
-export const METHODS: readonly MethodDescriptor[] = [
-  {
-    id: 'rtn',
-    name: 'RTN — round to nearest',
-    tradeoff: 'Fastest; rounds each weight block to the nearest level. Good at 8-bit, noticeably lossy at 4-bit on small models.',
-    calibration: false,
-    weightOnly: true,
-  },
-  {
-    id: 'gptq',
-    name: 'GPTQ — error-compensating',
-    tradeoff: 'Same size as RTN; corrects each rounding error using real activations, so 4-bit loses less. Needs a calibration pass.',
-    calibration: true,
-    weightOnly: true,
-  },
-  {
-    id: 'fp16',
-    name: 'FP16 — half precision',
-    tradeoff: 'Halves every float tensor; norms and Softmax stay in float32. About half the size, nearly the same answers.',
-    calibration: false,
-    weightOnly: false,
-  },
-  {
-    id: 'int8-dynamic',
-    name: 'INT8 dynamic',
-    tradeoff: 'Int8 weights per channel; activations quantized on the fly at run time. About a quarter of float32, no calibration.',
-    calibration: false,
-    weightOnly: false,
-  },
-  {
-    id: 'int8-static',
-    name: 'INT8 static (QDQ)',
-    tradeoff: 'Int8 weights and activations with ranges measured on calibration text; portable QDQ graph, depends on the calibration.',
-    calibration: true,
-    weightOnly: false,
-  },
-];
+/** The method cards, one per quantization method described in preload/methods.ts, in its order. */
+export const METHODS: readonly MethodDescriptor[] = QUANTIZE_METHODS.map((d) => ({
+  id: d.method,
+  name: d.title,
+  tradeoff: d.summary,
+  calibration: (d.needs.calibration?.length ?? 0) > 0,
+  weightOnly: d.options.some((o) => o.field === 'bits'),
+}));
 
 export const methodOf = (id: MethodId): MethodDescriptor => METHODS.find((m) => m.id === id) ?? METHODS[0];
 

@@ -3,6 +3,7 @@ import { useDebouncedValue } from '@mantine/hooks';
 import { IconArrowDown, IconArrowUp, IconHistory, IconSearch, IconSelector } from '@tabler/icons-react';
 import { useEffect, useState } from 'react';
 import type { ExperimentStatus, ExperimentSummary } from '../../preload/contract.ts';
+import { JOB_KINDS } from '../../preload/methods.ts';
 import { EmptyNote } from '../components/EmptyNote.tsx';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
@@ -16,7 +17,6 @@ import { href, type HistoryQuery, type HistorySort } from '../lib/route.ts';
 export const PAGE_SIZE = 25;
 
 const STATUSES: ExperimentStatus[] = ['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted'];
-const KINDS = ['evaluate', 'quantize'];
 
 function durationOf(e: ExperimentSummary): string {
   if (!e.finished) return e.status === 'running' ? 'running' : '—';
@@ -118,7 +118,7 @@ export function HistoryPage({ query }: { query: HistoryQuery }) {
           onChange={(e) => setSearch(e.currentTarget.value)} aria-label="Search the history" style={{ flex: 1, minWidth: 220 }} data-testid="history-search" />
         <NativeSelect aria-label="Status" value={query.status} data={[{ value: '', label: 'Any status' }, ...STATUSES.map((s) => ({ value: s, label: s }))]}
           onChange={(e) => replaceHash(href.history({ ...query, status: e.currentTarget.value, page: 1 }))} data-testid="history-status-filter" />
-        <NativeSelect aria-label="Kind" value={query.kind} data={[{ value: '', label: 'Any kind' }, ...KINDS.map((k) => ({ value: k, label: k }))]}
+        <NativeSelect aria-label="Kind" value={query.kind} data={[{ value: '', label: 'Any kind' }, ...JOB_KINDS.map((k) => ({ value: k, label: k }))]}
           onChange={(e) => replaceHash(href.history({ ...query, kind: e.currentTarget.value, page: 1 }))} data-testid="history-kind-filter" />
       </Group>
       <Paper withBorder radius="md">
