@@ -2,7 +2,8 @@
  * Cancelling a compression job through the job system (real engine process, real history): the
  * experiment ends 'cancelled', no result is stored, and nothing in the output location looks finished.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import type { JobProgress, RecipeInput } from '../../preload/contract.ts';
@@ -67,4 +68,55 @@ it('a GPTQ job cancelled while it calibrates ends cancelled and leaves no output
   expect(progress.some((p) => p.jobId === jobId && p.phase === 'quantize' && p.done > 0)).toBe(false);
   expect(existsSync(outDir)).toBe(false);
   expect(readdirSync(scratch.dir).filter((f) => f.startsWith('gptq-out'))).toEqual([]);
+});
+
+it('kill -9 of the engine while it evaluates the written model leaves no finished-looking folder', async () => {
+  const outDir = path.join(scratch.dir, 'rtn-out');
+  const recipe: RecipeInput = {
+    model: { path: STORIES.model },
+    tokenizer: { path: STORIES.tokenizer },
+    steps: [{ type: 'quantize', method: 'rtn', bits: 4, blockSize: 32 }],
+    evaluation: { perplexity: { text: STORIES.text, window: 64, maxSamples: 64 }, footprint: true },
+    output: { dir: outDir },
+  };
+  const { jobId, experimentId } = await jobs.start(recipe, 'kill me');
+  let partialSeen: string[] = [];
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      if (progress.some((p) => p.jobId === jobId && p.phase.startsWith('evaluate'))) {
+        clearInterval(timer);
+        partialSeen = readdirSync(scratch.dir).filter((f) => f.startsWith('rtn-out'));
+        process.kill(jobs.enginePid(jobId)!, 'SIGKILL');
+        resolve();
+      }
+    }, 5);
+  });
+  const finished = await jobs.whenFinished(jobId);
+
+  expect(finished.status).toBe('failed');
+  expect(history.get(experimentId).metrics).toEqual([]);
+  // The model was written and being evaluated, under its partial name only.
+  expect(partialSeen).toHaveLength(1);
+  expect(partialSeen[0]).toMatch(/^rtn-out\.partial-\d+-[0-9a-f]+$/);
+  expect(readdirSync(scratch.dir).filter((f) => f.startsWith('rtn-out'))).toEqual([]);
+  // The job folder it had (empty) is gone too.
+  expect(existsSync(path.join(scratch.dir, 'experiments')) ? readdirSync(path.join(scratch.dir, 'experiments')) : []).toEqual([]);
+});
+
+it('the next start removes partial folders whose engine is gone and the job folders they leave empty', async () => {
+  await jobs.shutdown();
+  const root = path.join(scratch.dir, 'experiments');
+  const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+  const interrupted = path.join(root, '7-interrupted');
+  const kept = path.join(root, '8-done');
+  const partial = path.join(interrupted, `output.partial-${gone}-0badc0de`);
+  mkdirSync(partial, { recursive: true });
+  writeFileSync(path.join(partial, 'model.onnx'), 'half written');
+  mkdirSync(path.join(kept, 'output'), { recursive: true });
+  const live = path.join(kept, `output2.partial-${process.pid}-00c0ffee`);
+  mkdirSync(live);
+
+  jobs = new JobService({ history, host: new ChildProcessHost(WORKER), outputRoot: root, emit: () => {} });
+  expect(existsSync(interrupted)).toBe(false);
+  expect(readdirSync(kept).sort()).toEqual(['output', path.basename(live)].sort());
 });
