@@ -1,6 +1,7 @@
 /**
  * The router: one entry point for every transport. It parses the wire message, checks the sender,
- * validates the parameters against the contract (unknown keys rejected) and runs the handler. It never
+ * validates the parameters against the contract (unknown keys rejected), checks every path the call names
+ * against the sender's workspace when it has one (serve mode), and runs the handler. It never
  * throws: every outcome is a ReplyMessage, and a failure carries only an ErrorShape (stacks go to the log).
  */
 import {
@@ -8,8 +9,10 @@ import {
   type AppInfo, type CallName, type CallResults, type ErrorShape, type ParsedParams, type ReplyMessage,
 } from '../../preload/contract.ts';
 import { toErrorShape } from '../engine/errors.ts';
+import { callPaths } from './call-paths.ts';
 import { issuesText, readableIssues } from './issues.ts';
 import { silentLogger, type Logger } from './logger.ts';
+import type { Workspace } from './workspace.ts';
 
 export type TransportKind = AppInfo['transport'];
 
@@ -21,6 +24,9 @@ export interface SenderInfo {
   isMainFrame?: boolean;
   /** Serve mode: the connection presented the right token. */
   authenticated?: boolean;
+  /** Serve mode: the folders this caller may name; a call naming a path outside them is refused with
+   *  INVALID_INPUT before its handler runs. Absent: any path (the desktop app and the CLI). */
+  workspace?: Workspace;
 }
 
 export interface CallContext {
@@ -101,6 +107,16 @@ export function createRouter(handlers: Handlers, options: RouterOptions = {}): R
         message: `Invalid parameters for "${method}": ${issuesText(issues)}`,
         details: { issues },
       });
+    }
+
+    if (sender.workspace) {
+      try {
+        for (const { field, value } of callPaths(method, parsed.data)) sender.workspace.check(value, field);
+      } catch (error) {
+        const shape = toErrorShape(error);
+        logger.log('warn', `refused "${method}" from ${sender.transport}: ${shape.message}`);
+        return failure(id, shape);
+      }
     }
 
     try {

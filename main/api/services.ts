@@ -5,7 +5,6 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 import {
   Recipe,
@@ -18,6 +17,7 @@ import { appPaths, appRoot, appVersion } from '../paths.ts';
 import type { EventBus } from './events.ts';
 import { readableIssues } from './issues.ts';
 import { planQuantize } from './quantize-plan.ts';
+import { expandHome } from './workspace.ts';
 import type { Handlers, TransportKind } from './router.ts';
 
 /** What the services need from the job service (main/jobs). */
@@ -83,8 +83,7 @@ export function listSamples(resourcesDir: string): Sample[] {
 
 /** A user-typed model path as an absolute path, or a clear error. `~/` is the user's home folder. */
 export function resolveModelPath(input: string): string {
-  const trimmed = input.trim();
-  let p = trimmed === '~' || trimmed.startsWith('~/') ? path.join(os.homedir(), trimmed.slice(1)) : trimmed;
+  let p = expandHome(input);
   if (!path.isAbsolute(p)) {
     throw new WhittleError('INVALID_INPUT', `"${input}" is not a full path. Give the full path of the .onnx file (for example /home/me/models/model.onnx).`, { path: input });
   }
@@ -103,8 +102,7 @@ export function resolveModelPath(input: string): string {
 
 /** An existing file or folder the user named, as an absolute path (files.reveal). */
 export function resolveExistingPath(input: string): string {
-  const trimmed = input.trim();
-  const p = path.normalize(trimmed === '~' || trimmed.startsWith('~/') ? path.join(os.homedir(), trimmed.slice(1)) : trimmed);
+  const p = path.normalize(expandHome(input));
   if (!path.isAbsolute(p)) {
     throw new WhittleError('INVALID_INPUT', `"${input}" is not a full path.`, { path: input });
   }

@@ -34,6 +34,7 @@ export async function runServe(o: OptionValues, out: Output, home: string | unde
       app: session.app,
       port: o.port === undefined ? 0 : Number(o.port),
       host: '127.0.0.1',
+      roots: Array.isArray(o.root) ? o.root : undefined,
       logger: cliLogger(out),
     });
   } catch (error) {
@@ -49,6 +50,7 @@ export async function runServe(o: OptionValues, out: Output, home: string | unde
   if (!existsSync(path.join(appPaths.renderer(), 'index.html'))) {
     out.warn('the interface has not been built, so the page only says so; run `npm run build` and start again.');
   }
+  out.info(`Calls may name files in: ${server.roots.join(', ')}`);
   out.info('Press Ctrl-C to stop.');
   if (o.open) openInBrowser(server.url, out);
 

@@ -19,27 +19,47 @@ export function tokenMatches(expected: string, given: string | null | undefined)
   return timingSafeEqual(a, b);
 }
 
-/** The token a request carries: `?token=` in the URL, or `Authorization: Bearer <token>`. */
-export function requestToken(req: IncomingMessage, url: URL): string | null {
-  const fromQuery = url.searchParams.get('token');
-  if (fromQuery) return fromQuery;
+/**
+ * The token of an API request: only the `Authorization: Bearer <token>` header. A token in the URL
+ * (`?token=`) is not accepted there: URLs end up in logs and shell history.
+ */
+export function headerToken(req: IncomingMessage): string | null {
   const auth = req.headers.authorization;
   if (typeof auth === 'string' && auth.startsWith('Bearer ')) return auth.slice('Bearer '.length).trim();
   return null;
 }
 
-export function allowedHosts(port: number): string[] {
-  return [`127.0.0.1:${port}`, `localhost:${port}`];
+/**
+ * The token of a WebSocket upgrade: the Bearer header (non-browser clients), else `?token=` — a browser's
+ * WebSocket cannot set headers, and the page connects to its own server, so the URL never leaves it.
+ */
+export function upgradeToken(req: IncomingMessage, url: URL): string | null {
+  return headerToken(req) ?? url.searchParams.get('token');
 }
 
-/** The Host header must name this server (a rebound DNS name fails here); Origin, when sent, must be ours. */
-export function sameSiteRequest(req: IncomingMessage, port: number): boolean {
-  const hosts = allowedHosts(port);
+/** Host names that always mean this machine. Any port: an SSH tunnel (`ssh -L 9000:127.0.0.1:<port>`)
+ *  reaches the server as localhost:9000. */
+const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]'];
+
+/** Whether a Host header names this machine by a loopback name (a rebound DNS name fails here). */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (!host) return false;
+  const m = /^(\[[^\]]*\]|[^:]+)(?::(\d{1,5}))?$/.exec(host.toLowerCase());
+  if (!m) return false;
+  if (m[2] !== undefined && Number(m[2]) > 65535) return false;
+  return LOOPBACK_NAMES.includes(m[1]);
+}
+
+/**
+ * The Host header must be a loopback name (any port); Origin, when sent, must be the page's own origin
+ * `http://<that host>` — a page of another site, or of another local port, is refused.
+ */
+export function sameSiteRequest(req: IncomingMessage): boolean {
   const host = req.headers.host?.toLowerCase();
-  if (!host || !hosts.includes(host)) return false;
+  if (!host || !isLoopbackHost(host)) return false;
   const origin = req.headers.origin;
   if (origin === undefined) return true;
-  return hosts.some((h) => origin.toLowerCase() === `http://${h}`);
+  return origin.toLowerCase() === `http://${host}`;
 }
 
 export const UNAUTHORIZED: ErrorShape = {

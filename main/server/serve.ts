@@ -2,13 +2,15 @@
  * Serve mode (`whittle serve`): the renderer bundle over HTTP and the contract over a WebSocket, on
  * 127.0.0.1 only, guarded by a random token and Host/Origin checks. The printed URL carries the token in
  * its fragment (`#token=…`), which browsers never send to a server, so it stays out of Referer headers
- * and logs; the page reads it and connects to `/ws?token=…`.
+ * and logs; the page reads it and connects to `/ws?token=…`. Every path a call names must lie in the
+ * server's workspace (`--root` folders; default the user's home folder and the history folder).
  *
  *   GET  /…            the renderer bundle (no token: it is the public app; the data is behind the token)
- *   GET  /ws           WebSocket upgrade (token)  → CallMessage in, ReplyMessage and EventMessage out
- *   POST /api/call     one CallMessage as JSON (token) → its ReplyMessage
+ *   GET  /ws           WebSocket upgrade (Bearer header or ?token=) → CallMessage in, ReplyMessage and EventMessage out
+ *   POST /api/call     one CallMessage as JSON (Authorization: Bearer <token>) → its ReplyMessage
  */
 import { createReadStream, existsSync } from 'node:fs';
+import os from 'node:os';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import path from 'node:path';
@@ -20,14 +22,15 @@ import { WhittleError } from '../engine/errors.ts';
 import type { EventBus } from '../api/events.ts';
 import { silentLogger, type Logger } from '../api/logger.ts';
 import type { Router, SenderInfo } from '../api/router.ts';
-import { FOREIGN_ORIGIN, UNAUTHORIZED, newToken, requestToken, sameSiteRequest, tokenMatches } from './auth.ts';
+import { createWorkspace } from '../api/workspace.ts';
+import { FOREIGN_ORIGIN, UNAUTHORIZED, headerToken, newToken, sameSiteRequest, tokenMatches, upgradeToken } from './auth.ts';
 import { contentTypeFor, resolveStaticFile } from './static-files.ts';
 
 /** The renderer's Content-Security-Policy in serve mode (Mantine needs inline styles; nothing else inline). */
 export const SERVE_CSP = [
   "default-src 'self'",
   "script-src 'self'",
-  "connect-src 'self' ws://127.0.0.1:* ws://localhost:*",
+  "connect-src 'self' ws://127.0.0.1:* ws://localhost:* ws://[::1]:*",
   "img-src 'self' data:",
   "style-src 'self' 'unsafe-inline'",
   "font-src 'self' data:",
@@ -47,6 +50,9 @@ const SECURITY_HEADERS: Record<string, string> = {
 };
 
 const MAX_MESSAGE_BYTES = 1 << 20;
+/** An oversized request body is read and dropped up to this size so that the 413 reaches the client;
+ *  beyond it the connection is cut. */
+const MAX_DRAINED_BYTES = 64 << 20;
 /** Above this many unsent bytes on a socket, progress events are skipped (the next one supersedes them);
  *  results, logs and "finished" are always sent. */
 const PROGRESS_BACKPRESSURE_BYTES = 4 << 20;
@@ -54,6 +60,8 @@ const PROGRESS_BACKPRESSURE_BYTES = 4 << 20;
 export interface ServeTarget {
   router: Router;
   events: EventBus;
+  /** The history folder: one of the default workspace roots. */
+  home?: string;
 }
 
 export interface ServeOptions {
@@ -63,6 +71,9 @@ export interface ServeOptions {
   host?: '127.0.0.1';
   /** The built renderer; defaults to out/renderer. */
   rendererRoot?: string;
+  /** The folders calls may name (`whittle serve --root`); default the user's home folder. The history
+   *  folder (where outputs go) and the bundled sample's folder are always added. */
+  roots?: readonly string[];
   logger?: Logger;
 }
 
@@ -73,6 +84,8 @@ export interface RunningServer {
   port: number;
   /** Open WebSocket connections right now. */
   readonly connections: number;
+  /** The workspace: the real locations of the folders calls may name. */
+  readonly roots: readonly string[];
   close(): Promise<void>;
 }
 
@@ -110,22 +123,39 @@ function encodeReply(reply: ReplyMessage, logger: Logger): string {
   }
 }
 
+/**
+ * The body, or null when it is longer than `limit`. An oversized body is still read to its end (and
+ * dropped) so that the client, which is still sending, receives the answer instead of a reset
+ * connection; past MAX_DRAINED_BYTES the connection is cut.
+ */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > MAX_DRAINED_BYTES) {
+    req.destroy();
+    return Promise.resolve(null);
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
-        resolve(null);
+      if (size > MAX_DRAINED_BYTES) {
         req.destroy();
         return;
       }
-      chunks.push(chunk);
+      if (size <= limit) chunks.push(chunk);
+      else chunks.length = 0;
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('end', () => resolve(size > limit ? null : Buffer.concat(chunks)));
+    req.on('close', () => resolve(size > limit ? null : Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+/** The bundled sample's folder, which the sample flow reads in any workspace (when it is there). */
+function sampleFolder(): string[] {
+  const dir = path.join(appPaths.resources(), 'sample');
+  return existsSync(dir) ? [dir] : [];
 }
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
@@ -141,14 +171,19 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const logger = options.logger ?? silentLogger;
   const rendererRoot = options.rendererRoot ?? appPaths.renderer();
   const token = newToken();
-  const sender: SenderInfo = { transport: 'serve', authenticated: true };
+  const workspace = createWorkspace([
+    ...(options.roots && options.roots.length > 0 ? options.roots : [os.homedir()]),
+    ...(options.app.home ? [options.app.home] : []),
+    ...sampleFolder(),
+  ]);
+  const sender: SenderInfo = { transport: 'serve', authenticated: true, workspace };
   let boundPort = 0;
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   const sockets = new Set<WebSocket>();
 
   async function handleApi(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    if (!tokenMatches(token, requestToken(req, url))) return sendError(res, 401, UNAUTHORIZED);
+    if (!tokenMatches(token, headerToken(req))) return sendError(res, 401, UNAUTHORIZED);
     if (url.pathname !== '/api/call') return sendError(res, 404, { code: 'NOT_FOUND', message: `No API endpoint ${url.pathname}; use POST /api/call.` });
     if (req.method !== 'POST') {
       res.setHeader('Allow', 'POST');
@@ -158,7 +193,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       return sendError(res, 415, { code: 'INVALID_INPUT', message: 'Send the call as JSON (Content-Type: application/json).' });
     }
     const body = await readBody(req, MAX_MESSAGE_BYTES);
-    if (!body) return sendError(res, 413, { code: 'INVALID_INPUT', message: `A call may be at most ${MAX_MESSAGE_BYTES} bytes.` });
+    if (!body) {
+      res.setHeader('Connection', 'close');
+      return sendError(res, 413, { code: 'INVALID_INPUT', message: `A call may be at most ${MAX_MESSAGE_BYTES} bytes.` });
+    }
     let message: unknown;
     try {
       message = decodeWire(body.toString('utf8'));
@@ -215,7 +253,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   }
 
   const server = createServer((req, res) => {
-    if (!sameSiteRequest(req, boundPort)) return sendError(res, 403, FOREIGN_ORIGIN);
+    if (!sameSiteRequest(req)) return sendError(res, 403, FOREIGN_ORIGIN);
     let url: URL;
     try {
       url = new URL(req.url ?? '/', `http://127.0.0.1:${boundPort}`);
@@ -236,7 +274,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   server.on('clientError', (_error, socket) => socket.destroy());
 
   server.on('upgrade', (req, socket, head) => {
-    if (!sameSiteRequest(req, boundPort)) return refuseUpgrade(socket, 403, 'Forbidden', FOREIGN_ORIGIN);
+    if (!sameSiteRequest(req)) return refuseUpgrade(socket, 403, 'Forbidden', FOREIGN_ORIGIN);
     let url: URL;
     try {
       url = new URL(req.url ?? '/', `http://127.0.0.1:${boundPort}`);
@@ -244,7 +282,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       return refuseUpgrade(socket, 400, 'Bad Request', { code: 'INVALID_INPUT', message: 'Malformed request URL.' });
     }
     if (url.pathname !== '/ws') return refuseUpgrade(socket, 404, 'Not Found', { code: 'NOT_FOUND', message: 'The WebSocket endpoint is /ws.' });
-    if (!tokenMatches(token, requestToken(req, url))) return refuseUpgrade(socket, 401, 'Unauthorized', UNAUTHORIZED);
+    if (!tokenMatches(token, upgradeToken(req, url))) return refuseUpgrade(socket, 401, 'Unauthorized', UNAUTHORIZED);
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
 
@@ -306,6 +344,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     token,
     port: boundPort,
     get connections() { return sockets.size; },
+    roots: workspace.roots,
     close() {
       closing ??= new Promise<void>((resolve) => {
         unsubscribe();

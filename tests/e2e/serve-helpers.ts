@@ -1,4 +1,5 @@
-/** Starts the real `whittle serve` (the built CLI) on a free loopback port with its own history folder. */
+/** Starts the real `whittle serve` (the built CLI) on a free loopback port with its own history folder;
+ *  calls may name files in the project (and the history folder). */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -11,7 +12,7 @@ export interface ServeHandle { url: string; origin: string; token: string; home:
 
 export async function startServe(): Promise<ServeHandle> {
   const home = mkdtempSync(path.join(os.tmpdir(), 'whittle-e2e-'));
-  const child: ChildProcess = spawn(process.execPath, [path.join(projectRoot, 'out', 'cli.cjs'), 'serve', '--port', '0', '--home', home], {
+  const child: ChildProcess = spawn(process.execPath, [path.join(projectRoot, 'out', 'cli.cjs'), 'serve', '--port', '0', '--home', home, '--root', projectRoot], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -14,9 +14,9 @@ beforeAll(() => { scratch = tempDir('whittle-cli-serve-'); });
 afterAll(() => scratch.cleanup());
 
 function call(origin: string, token: string | null, method: string, params: unknown): Promise<Response> {
-  return fetch(`${origin}/api/call${token ? `?token=${token}` : ''}`, {
+  return fetch(`${origin}/api/call`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify({ type: 'call', id: 1, method, params }),
   });
 }

@@ -28,7 +28,9 @@ const logger = memoryLogger();
 beforeAll(async () => {
   scratch = tempDir('whittle-serve-ws-');
   app = createWhittleApp({ home: scratch.dir, transport: 'serve', workerPath: WORKER, logger });
-  server = await startServer({ app, port: 0, rendererRoot: path.join(scratch.dir, 'no-renderer'), logger });
+  // The fixtures live outside the home folder: the workspace names their folders.
+  const roots = [...new Set([STORIES.model, STORIES.tokenizer, STORIES.text].map((p) => path.dirname(p)))];
+  server = await startServer({ app, port: 0, rendererRoot: path.join(scratch.dir, 'no-renderer'), logger, roots });
 });
 
 afterAll(async () => {

@@ -1,10 +1,15 @@
-import { describe, expect, it } from 'vitest';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { calls, type CallName, type EventMessage, type ReplyMessage } from '../../../preload/contract.ts';
 import { WhittleError } from '../../../main/engine/errors.ts';
 import { createEventBus } from '../../../main/api/events.ts';
 import { memoryLogger } from '../../../main/api/logger.ts';
 import { createRouter, type Handlers, type SenderInfo } from '../../../main/api/router.ts';
 import { createMemoryClient } from '../../../main/api/memory-transport.ts';
+import { callPaths } from '../../../main/api/call-paths.ts';
+import { createWorkspace } from '../../../main/api/workspace.ts';
+import { tempDir } from '../../helpers/fixtures.ts';
 
 const memory: SenderInfo = { transport: 'memory' };
 
@@ -182,5 +187,111 @@ describe('events', () => {
     expect(a.map((m) => m.payload)).toEqual([{ experimentId: 1 }, { experimentId: 2 }]);
     expect(b.map((m) => m.payload)).toEqual([{ experimentId: 1 }]);
     expect(logger.entries.filter((e) => e.level === 'error')).toHaveLength(2);
+  });
+});
+
+describe('router: paths a call names, from the contract', () => {
+  it('finds every path of a recipe, nested ones included, and none in other fields', () => {
+    const found = callPaths('jobs.start', {
+      name: '/not/a/path/but/a/name',
+      recipe: {
+        model: { path: '/m/model.onnx' },
+        tokenizer: { path: '/m/tokenizer.json' },
+        steps: [
+          { type: 'quantize', method: 'gptq', calibration: { text: '/t/calib.txt' }, keep: ['/regex/'] },
+          { type: 'sensitivity', quantize: { type: 'quantize', method: 'rtn' }, calibration: { text: '/t/sens.txt' } },
+        ],
+        evaluation: { perplexity: { text: '/t/eval.txt' }, samples: { prompts: ['/a prompt/'] } },
+        output: { dir: '/o' },
+      },
+    });
+    expect(found).toEqual([
+      { field: 'recipe.model.path', value: '/m/model.onnx' },
+      { field: 'recipe.tokenizer.path', value: '/m/tokenizer.json' },
+      { field: 'recipe.steps[0].calibration.text', value: '/t/calib.txt' },
+      { field: 'recipe.steps[1].calibration.text', value: '/t/sens.txt' },
+      { field: 'recipe.evaluation.perplexity.text', value: '/t/eval.txt' },
+      { field: 'recipe.output.dir', value: '/o' },
+    ]);
+  });
+
+  it('finds the path of models.inspect, quantize.plan and files.reveal; none in a recipe that does not parse', () => {
+    expect(callPaths('models.inspect', { path: '/a.onnx' })).toEqual([{ field: 'path', value: '/a.onnx' }]);
+    expect(callPaths('quantize.plan', { path: '/b.onnx', step: { type: 'quantize', method: 'fp16' } })).toEqual([{ field: 'path', value: '/b.onnx' }]);
+    expect(callPaths('files.reveal', { path: '/c' })).toEqual([{ field: 'path', value: '/c' }]);
+    expect(callPaths('jobs.start', { recipe: { model: { path: '/m.onnx' }, unknown: 1 } })).toEqual([]);
+    expect(callPaths('history.list', { search: '/etc/passwd' })).toEqual([]);
+  });
+});
+
+describe('router: a sender with a workspace', () => {
+  const scratch = tempDir('whittle-router-ws-');
+  afterAll(() => scratch.cleanup());
+  const inside = path.join(scratch.dir, 'inside');
+  const outside = path.join(scratch.dir, 'outside');
+  mkdirSync(inside);
+  mkdirSync(outside);
+  writeFileSync(path.join(inside, 'model.onnx'), 'x');
+  writeFileSync(path.join(outside, 'secret.txt'), 'x');
+  symlinkSync(path.join(outside, 'secret.txt'), path.join(inside, 'link.txt'));
+  symlinkSync(outside, path.join(inside, 'out-link'));
+  symlinkSync(path.join(outside, 'not-yet'), path.join(inside, 'dangling'));
+
+  const ran: string[] = [];
+  const router = createRouter(echoHandlers({
+    'models.inspect': async ({ path: p }) => { ran.push(p); throw new WhittleError('MODEL_PARSE', 'not a model'); },
+  }));
+  const workspace = createWorkspace([inside]);
+  const serve: SenderInfo = { transport: 'serve', authenticated: true, workspace };
+
+  const inspect = (p: string, sender: SenderInfo = serve) => router.dispatch({ type: 'call', id: 1, method: 'models.inspect', params: { path: p } }, sender);
+
+  it('runs calls whose paths are inside, existing or not yet', async () => {
+    expect(errorOf(await inspect(path.join(inside, 'model.onnx'))).code).toBe('MODEL_PARSE');
+    const start = await router.dispatch({ type: 'call', id: 2, method: 'jobs.start', params: { recipe: { model: { path: path.join(inside, 'model.onnx') }, output: { dir: path.join(inside, 'new', 'deeper') } } } }, serve);
+    expect(start.ok).toBe(true);
+  });
+
+  it.each([
+    ['a file outside', () => path.join(outside, 'secret.txt'), false],
+    ['a path that climbs out', () => path.join(inside, '..', 'outside', 'secret.txt'), false],
+    ['a symlink to a file outside', () => path.join(inside, 'link.txt'), true],
+    ['a missing file under a symlinked folder', () => path.join(inside, 'out-link', 'new', 'file.onnx'), true],
+    ['a dangling symlink whose target is outside', () => path.join(inside, 'dangling'), true],
+    ['a missing file outside (no existence oracle)', () => path.join(outside, 'nothing-here'), false],
+  ])('refuses %s with INVALID_INPUT naming the path and the roots', async (_what, p, viaLink) => {
+    const before = ran.length;
+    const error = errorOf(await inspect(p()));
+    expect(error.code).toBe('INVALID_INPUT');
+    expect(error.message).toContain(p());
+    expect(error.message).toContain(workspace.roots[0]);
+    expect(error.message.includes('resolves to')).toBe(viaLink);
+    expect(error.details).toMatchObject({ path: p(), roots: workspace.roots });
+    expect(ran.length).toBe(before);
+  });
+
+  it('refuses a recipe with one path outside, naming its field, before the job service sees it', async () => {
+    let started = 0;
+    const guarded = createRouter(echoHandlers({ 'jobs.start': async () => { started++; return { jobId: 'j', experimentId: 1 }; } }));
+    const recipe = {
+      model: { path: path.join(inside, 'model.onnx') },
+      steps: [{ type: 'quantize', method: 'int8-static', calibration: { text: path.join(inside, 'link.txt') } }],
+    };
+    const error = errorOf(await guarded.dispatch({ type: 'call', id: 3, method: 'jobs.start', params: { recipe } }, serve));
+    expect(error.code).toBe('INVALID_INPUT');
+    expect(error.message).toMatch(/^recipe\.steps\[0\]\.calibration\.text: /);
+    expect(started).toBe(0);
+    const outputOutside = { model: { path: path.join(inside, 'model.onnx') }, output: { dir: path.join(outside, 'results') } };
+    expect(errorOf(await guarded.dispatch({ type: 'call', id: 4, method: 'jobs.start', params: { recipe: outputOutside } }, serve)).message).toMatch(/^recipe\.output\.dir: /);
+    expect(started).toBe(0);
+  });
+
+  it('leaves the desktop and the CLI (no workspace) free to name any path', async () => {
+    expect(errorOf(await inspect(path.join(outside, 'secret.txt'), memory)).code).toBe('MODEL_PARSE');
+  });
+
+  it('refuses a root that is not an existing folder', () => {
+    expect(() => createWorkspace([path.join(scratch.dir, 'missing')])).toThrow(/does not exist/);
+    expect(() => createWorkspace([path.join(inside, 'model.onnx')])).toThrow(/is a file/);
   });
 });

@@ -1,5 +1,6 @@
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -107,10 +108,16 @@ describe('serve mode', () => {
       }
     });
 
-    it('answers a call with the right token, as query or bearer', async () => {
-      const viaQuery = await fetch(`${base}/api/call?token=${server.token}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: callBody(7, 'app.info') });
-      expect(viaQuery.status).toBe(200);
-      const reply = await viaQuery.json() as { id: number; ok: boolean; value: { transport: string; home: string } };
+    it('refuses the right token in the URL: the API takes it only in the Authorization header', async () => {
+      const viaQuery = await raw(server.port, `/api/call?token=${server.token}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: callBody(7, 'app.info') });
+      expect(viaQuery.status).toBe(401);
+      expect(JSON.parse(viaQuery.body)).toEqual(UNAUTHORIZED_BODY);
+    });
+
+    it('answers a call with the right bearer token', async () => {
+      const viaHeader = await fetch(`${base}/api/call`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${server.token}` }, body: callBody(7, 'app.info') });
+      expect(viaHeader.status).toBe(200);
+      const reply = await viaHeader.json() as { id: number; ok: boolean; value: { transport: string; home: string } };
       expect(reply).toMatchObject({ type: 'reply', id: 7, ok: true });
       expect(reply.value.transport).toBe('serve');
       expect(reply.value.home).toBe(app.home);
@@ -120,14 +127,57 @@ describe('serve mode', () => {
     });
 
     it('validates what comes in: JSON body, content type, method', async () => {
-      const notJson = await raw(server.port, `/api/call?token=${server.token}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+      const notJson = await raw(server.port, '/api/call', { method: 'POST', headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' }, body: '{nope' });
       expect(notJson.status).toBe(400);
-      const form = await raw(server.port, `/api/call?token=${server.token}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=1' });
+      const form = await raw(server.port, '/api/call', { method: 'POST', headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=1' });
       expect(form.status).toBe(415);
-      const get = await raw(server.port, `/api/call?token=${server.token}`);
+      const get = await raw(server.port, '/api/call', { headers: { authorization: `Bearer ${server.token}` } });
       expect(get.status).toBe(405);
-      const other = await raw(server.port, `/api/files?token=${server.token}`);
+      const other = await raw(server.port, '/api/files', { headers: { authorization: `Bearer ${server.token}` } });
       expect(other.status).toBe(404);
+    });
+
+    it('answers 413 to a body over 1 MiB, and the client receives it (the connection is not reset)', async () => {
+      const big = callBody(1, 'history.list', { search: 'x'.repeat((1 << 20) + 10) });
+      const res = await raw(server.port, '/api/call', { method: 'POST', headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' }, body: big });
+      expect(res.status).toBe(413);
+      expect(JSON.parse(res.body)).toMatchObject({ code: 'INVALID_INPUT', message: expect.stringContaining(`${1 << 20} bytes`) });
+      // The server still answers afterwards.
+      const after = await raw(server.port, '/api/call', { method: 'POST', headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' }, body: callBody(2, 'jobs.list') });
+      expect(after.status).toBe(200);
+    });
+  });
+
+  describe('the workspace', () => {
+    const call = async (method: string, params: unknown) => {
+      const res = await fetch(`${base}/api/call`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${server.token}` }, body: callBody(1, method, params) });
+      return await res.json() as { ok: boolean; error?: { code: string; message: string } };
+    };
+
+    it('is the home folder and the history folder by default', () => {
+      expect(server.roots).toEqual(expect.arrayContaining([realpathSync(os.homedir()), realpathSync(app.home)]));
+    });
+
+    it('refuses paths outside it in models.inspect, files.reveal and jobs.start, naming the path and the roots', async () => {
+      const outside = path.join(home.dir, 'out', 'secret.txt');
+      for (const [method, params] of [
+        ['models.inspect', { path: outside }],
+        ['quantize.plan', { path: outside, step: { type: 'quantize', method: 'fp16' } }],
+        ['files.reveal', { path: outside }],
+        ['files.reveal', { path: path.join(home.dir, 'no-such-file') }],
+        ['jobs.start', { recipe: { model: { path: outside } } }],
+      ] as const) {
+        const reply = await call(method, params);
+        expect(reply.error?.code, method).toBe('INVALID_INPUT');
+        expect(reply.error?.message, method).toContain('is outside the folders this server may use');
+        expect(reply.error?.message, method).toContain(realpathSync(app.home));
+      }
+    });
+
+    it('lets calls name files inside it', async () => {
+      const inside = path.join(app.home, 'notes.txt');
+      writeFileSync(inside, 'not a model');
+      expect((await call('models.inspect', { path: inside })).error?.code).toBe('MODEL_PARSE');
     });
   });
 
@@ -251,7 +301,7 @@ describe('serve mode', () => {
       const page = await raw(server.port, '/', { headers: { origin: 'http://evil.example' } });
       expect(page.status).toBe(403);
       expect(JSON.parse(page.body).code).toBe('UNAUTHORIZED');
-      const api = await raw(server.port, `/api/call?token=${server.token}`, { method: 'POST', headers: { origin: 'http://evil.example', 'content-type': 'application/json' }, body: callBody(1, 'app.info') });
+      const api = await raw(server.port, '/api/call', { method: 'POST', headers: { authorization: `Bearer ${server.token}`, origin: 'http://evil.example', 'content-type': 'application/json' }, body: callBody(1, 'app.info') });
       expect(api.status).toBe(403);
       const ws = await openSocket(`ws://127.0.0.1:${server.port}/ws?token=${server.token}`, { origin: 'http://evil.example' });
       expect(ws.status).toBe(403);
@@ -260,7 +310,7 @@ describe('serve mode', () => {
     });
 
     it('refuses a foreign Host header (DNS rebinding), even with the token', async () => {
-      const res = await raw(server.port, `/api/call?token=${server.token}`, { method: 'POST', headers: { host: `evil.example:${server.port}`, 'content-type': 'application/json' }, body: callBody(1, 'app.info') });
+      const res = await raw(server.port, '/api/call', { method: 'POST', headers: { authorization: `Bearer ${server.token}`, host: `evil.example:${server.port}`, 'content-type': 'application/json' }, body: callBody(1, 'app.info') });
       expect(res.status).toBe(403);
       const page = await raw(server.port, '/', { headers: { host: 'evil.example' } });
       expect(page.status).toBe(403);
@@ -271,6 +321,29 @@ describe('serve mode', () => {
     it('accepts localhost as the host name', async () => {
       const res = await raw(server.port, '/', { headers: { host: `localhost:${server.port}`, origin: `http://localhost:${server.port}` } });
       expect(res.status).toBe(200);
+    });
+
+    it('accepts loopback Hosts on another port (an SSH tunnel), with their own Origin', async () => {
+      for (const host of ['localhost:9000', '127.0.0.1:8443', '[::1]:9000', 'localhost']) {
+        const page = await raw(server.port, '/', { headers: { host, origin: `http://${host}` } });
+        expect(page.status, host).toBe(200);
+        const api = await raw(server.port, '/api/call', { method: 'POST', headers: { host, authorization: `Bearer ${server.token}`, 'content-type': 'application/json' }, body: callBody(1, 'jobs.list') });
+        expect(api.status, host).toBe(200);
+      }
+      const ws = await openSocket(`ws://127.0.0.1:${server.port}/ws?token=${server.token}`, { host: 'localhost:9000', origin: 'http://localhost:9000' });
+      expect(ws.socket).toBeDefined();
+      ws.socket!.close();
+    });
+
+    it('still refuses other Hosts, and an Origin that is not the Host\'s own', async () => {
+      for (const host of ['127.0.0.2:9000', 'localhost.evil.example', 'evil.example', '[::2]:9000', 'localhost:99999', 'localhost:9000:1']) {
+        const res = await raw(server.port, '/', { headers: { host } });
+        expect(res.status, host).toBe(403);
+      }
+      const crossPort = await raw(server.port, '/', { headers: { host: 'localhost:9000', origin: 'http://localhost:3000' } });
+      expect(crossPort.status).toBe(403);
+      const https = await raw(server.port, '/', { headers: { host: 'localhost:9000', origin: 'https://localhost:9000' } });
+      expect(https.status).toBe(403);
     });
   });
 });
