@@ -1,7 +1,7 @@
 /** Native open dialogs for models.pickFile, attached to the window that asked, and files.reveal. */
-import { statSync } from 'node:fs';
 import { dialog, shell, type BrowserWindow, type OpenDialogOptions } from 'electron';
 import type { Dialogs, PickPurpose } from '../api/services.ts';
+import { revealInFolder } from './policy.ts';
 
 const OPTIONS: Record<PickPurpose, OpenDialogOptions> = {
   model: { title: 'Choose an ONNX model', properties: ['openFile'], filters: [{ name: 'ONNX models', extensions: ['onnx'] }, { name: 'All files', extensions: ['*'] }] },
@@ -18,15 +18,6 @@ export function electronDialogs(window: () => BrowserWindow | null): Dialogs {
       return result.canceled || result.filePaths.length === 0 ? null : result.filePaths[0];
     },
 
-    // A folder opens in the file manager; a file is only shown selected in its folder, never opened
-    // (openPath on a file would launch it with its default application).
-    async reveal(target) {
-      if (!statSync(target).isDirectory()) {
-        shell.showItemInFolder(target);
-        return { opened: true };
-      }
-      const failure = await shell.openPath(target);
-      return failure ? { opened: false, reason: `The file manager could not open ${target}: ${failure}` } : { opened: true };
-    },
+    reveal: revealInFolder((target) => shell.showItemInFolder(target)),
   };
 }

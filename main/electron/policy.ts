@@ -1,8 +1,11 @@
 /**
  * The desktop app's rules as plain functions (no Electron import, so they are tested under Node): which
- * URLs are ours, which IPC senders may call, which links may open outside, and the page's CSP.
+ * URLs are ours, which IPC senders may call, which links may open outside, where a page or frame may
+ * navigate, how files.reveal shows a file, and the page's CSP.
  */
+import { statSync } from 'node:fs';
 import type { SenderCheck, SenderInfo } from '../api/router.ts';
+import type { Dialogs } from '../api/services.ts';
 
 export const APP_SCHEME = 'whittle';
 export const APP_ORIGIN = `${APP_SCHEME}://app`;
@@ -58,5 +61,27 @@ export function senderFromIpc(event: IpcSenderLike, windowContentsIds: readonly 
     transport: 'electron',
     frameUrl: frame?.url,
     isMainFrame: ours && frame !== null && frame === event.sender.mainFrame,
+  };
+}
+
+/** A page or any frame in it may navigate only from our page to our page (will-navigate, will-frame-navigate). */
+export function navigationAllowed(targetUrl: string, currentUrl: string | undefined | null): boolean {
+  return isAppUrl(targetUrl) && isAppUrl(currentUrl);
+}
+
+/**
+ * files.reveal on the desktop: the file or folder is shown selected in its parent folder by the file
+ * manager (`shell.showItemInFolder`), never opened — opening a file would launch it with its default
+ * application, and a folder could hold one the user did not mean to run.
+ */
+export function revealInFolder(showItemInFolder: (fullPath: string) => void): NonNullable<Dialogs['reveal']> {
+  return async (target) => {
+    try {
+      statSync(target);
+    } catch {
+      return { opened: false, reason: `There is nothing at ${target} any more: it was moved or deleted.` };
+    }
+    showItemInFolder(target);
+    return { opened: true };
   };
 }

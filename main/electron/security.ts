@@ -1,10 +1,10 @@
 /**
  * Applies the desktop policy (policy.ts) to Electron: CSP on every response, permissions denied, no
- * navigation away from our pages, no new windows, no webviews. Applied to every web contents the app
+ * navigation away from our pages by the page or any frame, no new windows, no webviews. Applied to every web contents the app
  * creates.
  */
 import { shell, type Session, type WebContents } from 'electron';
-import { DESKTOP_CSP, isAppUrl, isSafeExternalUrl } from './policy.ts';
+import { DESKTOP_CSP, isAppUrl, isSafeExternalUrl, navigationAllowed } from './policy.ts';
 
 /** Links the user clicks open in the system browser, and only when they are https. */
 export function openExternalSafely(url: string): void {
@@ -22,9 +22,13 @@ export function hardenSession(session: Session): void {
 
 export function hardenContents(contents: WebContents): void {
   contents.on('will-navigate', (event, url) => {
-    if (isAppUrl(url) && isAppUrl(contents.getURL())) return;
+    if (navigationAllowed(url, contents.getURL())) return;
     event.preventDefault();
     openExternalSafely(url);
+  });
+  // Frames (iframes included) navigate under the same rule; a frame never opens anything outside.
+  contents.on('will-frame-navigate', (event) => {
+    if (!navigationAllowed(event.url, contents.getURL())) event.preventDefault();
   });
   contents.on('will-redirect', (event, url) => {
     if (!isAppUrl(url)) event.preventDefault();
