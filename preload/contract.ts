@@ -54,15 +54,46 @@ export interface TensorInfo {
   shape: (number | string | null)[];  // symbolic dims as strings, unknown as null
 }
 
+export const WeightRole = z.enum(['q', 'k', 'v', 'o', 'qkv', 'gate', 'up', 'down', 'fc1', 'fc2', 'lm_head', 'other']);
+export type WeightRole = z.infer<typeof WeightRole>;
+
 export interface QuantizableWeight {
   name: string;                       // initializer name
   node: string;                       // consuming node name
   op: 'MatMul' | 'Gemm' | 'Gather';
   shape: number[];
   dtype: string;
+  /** MatMul/Gemm: input features K and output features N (Gemm transB taken into account). */
+  k?: number;
+  n?: number;
+  /** Where the architecture map puts it: block index (null outside the blocks) and role. */
+  block?: number | null;
+  role?: WeightRole;
   /** When set, Whittle will not quantize it and says why. */
   skipReason?: string;
 }
+
+/** The architecture map as inspection reports it (main/engine/rewrite/architecture.ts has the full map). */
+const Weight = z.string().nullable();
+const Count = z.int().positive().nullable();
+export const ArchitectureBlockSummary = z.strictObject({
+  index: z.int().nonnegative(),
+  attention: z.strictObject({ q: Weight, k: Weight, v: Weight, o: Weight, qkv: Weight, heads: Count, kvHeads: Count, headSize: Count }),
+  mlp: z.strictObject({ gate: Weight, up: Weight, down: Weight, activation: z.string().nullable(), intermediate: Count }),
+  norms: z.array(z.strictObject({ kind: z.enum(['rms', 'layer']), at: z.enum(['attention', 'mlp']), weight: Weight })),
+  weights: z.array(z.string()),
+});
+export const ArchitectureSummary = z.strictObject({
+  family: z.enum(['llama', 'gpt2', 'bert', 'unknown']),
+  blocks: z.array(ArchitectureBlockSummary),
+  embedding: Weight,
+  lmHead: Weight,
+  tiedEmbedding: z.boolean(),
+  finalNorm: Weight,
+  normPlacement: z.enum(['pre', 'post']).nullable(),
+  issues: z.array(z.string()),
+});
+export type ArchitectureSummary = z.infer<typeof ArchitectureSummary>;
 
 export interface ModelInspection {
   path: string;
@@ -80,6 +111,8 @@ export interface ModelInspection {
   decoder?: { layers?: number; kvHeads?: number; headSize?: number; vocabSize?: number };
   quantizable: QuantizableWeight[];
   externalDataFiles: string[];
+  /** Which weight is which: blocks, attention q/k/v/o with head counts, MLP, embedding and LM head. */
+  architecture?: ArchitectureSummary;
 }
 
 export interface Sample {

@@ -107,7 +107,7 @@ function int8Fates(step: Extract<QuantizeStep, { method: 'int8-dynamic' | 'int8-
     if (excluded) return { status: 'kept', reason: `excluded: the node name ${w.node} matches an exclude pattern (${excluded})`, bytesAfter: bytes };
     if (w.dtype !== 'float32' && w.dtype !== 'float16') return { status: 'skipped', reason: `weight type ${w.dtype} is not supported`, bytesAfter: bytes };
     if (w.shape.length !== 2) return { status: 'skipped', reason: `${w.shape.length}-D weight (batched MatMul); only 2-D weights are quantized`, bytesAfter: bytes };
-    const [k, n] = w.shape;
+    const [k, n] = [w.k ?? w.shape[0], w.n ?? w.shape[1]];
     const channels = step.perChannel ? n : 1;
     const zeroPoints = step.method === 'int8-static' ? onDisk(channels) : 0;
     return { status: 'quantized', bits: 8, bytesAfter: onDisk(k * n) + onDisk(channels * 4) + zeroPoints };

@@ -5,16 +5,35 @@
  * tensor payloads are not loaded.
  */
 import { stat } from 'node:fs/promises';
-import type { ModelInspection } from '../../../preload/contract.ts';
+import type { ModelInspection, QuantizableWeight } from '../../../preload/contract.ts';
 import { WhittleError } from '../errors.ts';
 import { dtypeName } from '../onnx/dtype.ts';
 import { allGraphs, allNodes, qualifiedOpType, toNumber } from '../onnx/graph.ts';
 import type { OnnxModel } from '../onnx/proto-types.ts';
 import { readModel } from '../onnx/reader.ts';
+import { mapArchitecture } from '../rewrite/architecture.ts';
+import { summarizeArchitecture } from '../rewrite/architecture-summary.ts';
+import { eligibleWeights } from '../rewrite/eligibility.ts';
 import { elementCount, tensorByteLength } from '../onnx/tensor-data.ts';
 import { detectDecoderLayout, detectGraphKind } from './layout.ts';
 import { graphInputs, graphOutputs } from './tensor-info.ts';
 import { findWeightCandidates, toQuantizableWeights } from './weights.ts';
+
+const SUBGRAPH_REASON = 'inside an If/Loop/Scan body; only the main graph is rewritten';
+
+/**
+ * The weights a rewrite could touch: the main graph's rows come from the same eligibility decision the
+ * rewrite makes (rewrite/eligibility.ts); weights inside subgraphs are listed as not rewritten.
+ */
+function quantizableWeights(proto: OnnxModel['proto'], map: ReturnType<typeof mapArchitecture>): ModelInspection['quantizable'] {
+  const graph = proto.graph!;
+  const main = eligibleWeights(graph, map).map((w): QuantizableWeight => {
+    const { block, role, skipReason, k, n, ...rest } = w;
+    return { ...rest, ...(k !== undefined ? { k, n } : {}), block, role, ...(skipReason ? { skipReason } : {}) };
+  });
+  const inner = toQuantizableWeights(findWeightCandidates(proto).filter((c) => c.graph !== graph)).map((w) => ({ ...w, skipReason: SUBGRAPH_REASON }));
+  return [...main, ...inner];
+}
 
 export async function inspectModel(path: string): Promise<ModelInspection> {
   return inspectLoadedModel(await readModel(path));
@@ -46,6 +65,7 @@ export async function inspectLoadedModel(model: OnnxModel): Promise<ModelInspect
   for (const f of model.externalDataFiles) bytesOnDisk += (await stat(f)).size;
 
   const kind = detectGraphKind(proto);
+  const map = mapArchitecture(proto);
   const inspection: ModelInspection = {
     path: model.path,
     bytesOnDisk,
@@ -58,8 +78,9 @@ export async function inspectLoadedModel(model: OnnxModel): Promise<ModelInspect
     inputs: graphInputs(graph),
     outputs: graphOutputs(graph),
     kind,
-    quantizable: toQuantizableWeights(findWeightCandidates(proto)),
+    quantizable: quantizableWeights(proto, map),
     externalDataFiles: [...model.externalDataFiles],
+    architecture: summarizeArchitecture(map),
   };
   if (kind.startsWith('decoder')) {
     const layout = detectDecoderLayout(proto);

@@ -12,6 +12,7 @@
  */
 import type { ModelInspection, QuantizableWeight } from '../../../preload/contract.ts';
 import type { QuantizeRtnStep } from '../../../preload/recipe.ts';
+import { EMBEDDING_REASON, stepBlocker } from '../rewrite/eligibility.ts';
 
 export interface WeightEstimate {
   name: string;
@@ -50,21 +51,22 @@ export function quantizedTensorBytes(k: number, n: number, dtype: string, step: 
 const EXTERNAL_THRESHOLD = 1024, ALIGNMENT = 4096;
 const onDisk = (bytes: number): number => (bytes >= EXTERNAL_THRESHOLD ? Math.ceil(bytes / ALIGNMENT) * ALIGNMENT : bytes);
 
+/**
+ * Why a weight stays in float under this step: the inspection's reason (the same decision the rewrite
+ * makes, rewrite/eligibility.ts), then the step's own (keep patterns, K below one block: stepBlocker).
+ * Hand-made inspections without K get the dtype/rank checks here.
+ */
 function skipReason(w: QuantizableWeight, step: QuantizeRtnStep, keep: RegExp[]): string | undefined {
   if (w.skipReason) return w.skipReason;
-  if (w.op === 'Gather') return 'embeddings stay in float (GatherBlockQuantized comes later)';
-  const hit = keep.find((re) => re.test(w.name));
-  if (hit) return `kept in full precision: the name matches a keep pattern (${hit})`;
-  if (w.dtype !== 'float32' && w.dtype !== 'float16') return `weight type ${w.dtype} is not supported`;
-  if (w.shape.length !== 2) return `${w.shape.length}-D weight (batched MatMul); only 2-D weights are quantized`;
-  if (w.shape[0] < step.blockSize) return `K = ${w.shape[0]} is smaller than one block (${step.blockSize})`;
-  return undefined;
+  if (w.op === 'Gather') return EMBEDDING_REASON;
+  if (w.k === undefined) {
+    if (w.dtype !== 'float32' && w.dtype !== 'float16') return `weight type ${w.dtype} is not supported`;
+    if (w.shape.length !== 2) return `${w.shape.length}-D weight (batched MatMul); only 2-D weights are quantized`;
+  }
+  return stepBlocker({ name: w.name, k: w.k ?? w.shape[0] }, { blockSize: step.blockSize, keep }) ?? undefined;
 }
 
-/**
- * Size before and after, from an inspection. Gemm weights are taken as [K, N] (transB is not in the
- * inspection; it only changes the last block's padding).
- */
+/** Size before and after, from an inspection (K and N from the inspection, Gemm transB included). */
 export function estimateQuantizedSize(inspection: ModelInspection, step: QuantizeRtnStep): SizeEstimate {
   const keep = step.keep.map((p) => new RegExp(p));
   const perWeight: WeightEstimate[] = [];
@@ -80,7 +82,7 @@ export function estimateQuantizedSize(inspection: ModelInspection, step: Quantiz
       perWeight.push({ name: w.name, op: w.op, shape: w.shape, dtype: w.dtype, status: 'skipped', reason, bytesBefore: before, bytesAfter: before });
       continue;
     }
-    const after = quantizedTensorBytes(w.shape[0], w.shape[1], w.dtype, step).reduce((a, b) => a + onDisk(b), 0);
+    const after = quantizedTensorBytes(w.k ?? w.shape[0], w.n ?? w.shape[1], w.dtype, step).reduce((a, b) => a + onDisk(b), 0);
     saved += before - after;
     perWeight.push({ name: w.name, op: w.op, shape: w.shape, dtype: w.dtype, status: 'quantized', bytesBefore: before, bytesAfter: after });
   }

@@ -24,6 +24,23 @@ describe.each(corpus.models as Golden[])('inspection of $path', (g) => {
     expect(r.quantizable.length).toBe(g.quantizable.count);
     expect(r.quantizable.filter((q) => !q.skipReason).length).toBe(g.quantizable.ready);
     expect(r.quantizable.filter((q) => q.skipReason).map((q) => ({ name: q.name, node: q.node, op: q.op, skipReason: q.skipReason }))).toEqual(g.quantizable.skipped);
+    const a = r.architecture!;
+    const arch = g.architecture;
+    expect({ family: a.family, blocks: a.blocks.length, embedding: a.embedding, lmHead: a.lmHead, tiedEmbedding: a.tiedEmbedding })
+      .toEqual({ family: arch.family, blocks: arch.blocks, embedding: arch.embedding, lmHead: arch.lmHead, tiedEmbedding: arch.tiedEmbedding });
+    expect(a.issues.length).toBe(arch.issues);
+    if ('roles' in arch && arch.roles) {
+      for (const b of a.blocks) {
+        expect(b.attention, `block ${b.index}`).toMatchObject({ heads: arch.heads, kvHeads: arch.kvHeads, headSize: arch.headSize });
+        expect(b.mlp, `block ${b.index}`).toMatchObject({ intermediate: arch.intermediate, activation: arch.activation });
+      }
+      for (const [key, weight] of Object.entries(arch.roles)) {
+        const [index, role] = key.split('.');
+        const b = a.blocks[Number(index)];
+        const found = role in b.attention ? b.attention[role as 'q'] : b.mlp[role as 'up'];
+        expect(found, key).toBe(weight);
+      }
+    }
     if ('decoder' in g) {
       expect(r.decoder).toEqual(g.decoder);
       expect(r.producer).toBe(g.producer);
