@@ -1,8 +1,9 @@
 /**
- * `whittle serve --port 0` as a child process: prints one URL carrying a token, refuses requests without
- * the token, answers with it, and stops cleanly on SIGTERM.
+ * `whittle serve --port 0 --root DIR` as a child process: prints one URL carrying a token, refuses
+ * requests without the token, answers with it, keeps calls to its --root folder, and stops cleanly on SIGTERM.
  */
 import { once } from 'node:events';
+import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/fixtures.ts';
@@ -23,7 +24,10 @@ function call(origin: string, token: string | null, method: string, params: unkn
 
 describe('whittle serve', () => {
   it('prints a tokenised URL, answers 401 without the token, and stops on SIGTERM', async () => {
-    const child = startCli(['serve', '--port', '0', '--home', path.join(scratch.dir, 'home')]);
+    const root = path.join(scratch.dir, 'models');
+    mkdirSync(root);
+    writeFileSync(path.join(root, 'notes.txt'), 'not a model');
+    const child = startCli(['serve', '--port', '0', '--home', path.join(scratch.dir, 'home'), '--root', root]);
     let stdout = '';
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (t: string) => { stderr += t; });
@@ -52,6 +56,14 @@ describe('whittle serve', () => {
       const answered = await call(parsed.origin, token, 'history.list', {});
       expect(answered.status).toBe(200);
       expect(await answered.json()).toEqual({ type: 'reply', id: 1, ok: true, value: { items: [], total: 0 } });
+
+      // --root: files inside are used, others refused naming the path and the roots.
+      const inside = await (await call(parsed.origin, token, 'models.inspect', { path: path.join(root, 'notes.txt') })).json();
+      expect(inside).toMatchObject({ ok: false, error: { code: 'MODEL_PARSE' } });
+      const outside = await (await call(parsed.origin, token, 'models.inspect', { path: path.join(scratch.dir, 'elsewhere.onnx') })).json() as { error: { code: string; message: string } };
+      expect(outside.error.code).toBe('INVALID_INPUT');
+      expect(outside.error.message).toContain(path.join(scratch.dir, 'elsewhere.onnx'));
+      expect(outside.error.message).toContain(realpathSync(root));
     } finally {
       child.kill('SIGTERM');
     }
