@@ -10,6 +10,7 @@ void RegisterBlockwise(Napi::Env env, Napi::Object exports);  // blockwise.cc
 void RegisterLinalg(Napi::Env env, Napi::Object exports);     // linalg.cc
 void RegisterHessian(Napi::Env env, Napi::Object exports);    // hessian.cc
 void RegisterGptq(Napi::Env env, Napi::Object exports);       // gptq.cc
+void RegisterObsSweep(Napi::Env env, Napi::Object exports);   // obs_sweep.cc
 }  // namespace whittle
 
 namespace {
@@ -22,6 +23,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   whittle::RegisterLinalg(env, exports);
   whittle::RegisterHessian(env, exports);
   whittle::RegisterGptq(env, exports);
+  whittle::RegisterObsSweep(env, exports);
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
   return exports;
 }

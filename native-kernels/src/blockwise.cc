@@ -48,20 +48,6 @@ namespace {
 
 constexpr size_t kTile = 256;  // most columns per task (the row stride of the tile buffers)
 
-// round(clamp(x, 0, qmax)) for the tie rule kHalfEven (ties to even) or not (ties away from zero).
-// (x + 2^23) - 2^23 rounds x in [0, 2^23) to an integer in the current rounding mode (ties to even by
-// default), exactly as nearbyint does; at a tie that went down (x - t == 1/2) the away-from-zero rule
-// takes the next integer.
-template <bool kHalfEven>
-inline float RoundClamped(float x, float qmax) {
-  constexpr float kMagic = 8388608.0f;  // 2^23
-  x = x > 0.0f ? x : 0.0f;
-  x = x < qmax ? x : qmax;
-  float t = (x + kMagic) - kMagic;
-  if (!kHalfEven) t += (x - t == 0.5f) ? 1.0f : 0.0f;
-  return t;
-}
-
 // Packs a block of quantized values q[r][kTile] (r = k within the block) into bytes out[i][kTile],
 // kBits wide, first value in the low bits — vectorized over the tile's columns.
 template <int kBits>
@@ -617,13 +603,6 @@ BlockwiseShape ParseShape(const Napi::CallbackInfo& info, size_t index, bool for
   Napi::Env env = info.Env();
   if (index >= info.Length() || !info[index].IsObject()) ThrowInvalid(env, "params must be an object.");
   return ParseBlockwiseParams(env, info[index].As<Napi::Object>(), for_quantize);
-}
-
-void ExpectLength(Napi::Env env, size_t actual, size_t expected, const char* name, const char* shape) {
-  if (actual != expected) {
-    ThrowInvalid(env, std::string(name) + " must hold " + shape + " = " + std::to_string(expected) +
-                          " elements, but it has " + std::to_string(actual) + ".");
-  }
 }
 
 struct QuantizeArgs {

@@ -11,6 +11,16 @@
 
 namespace whittle {
 
+// params.rounding: 'half-even' (default) or 'half-away'.
+inline Rounding ParseRounding(Napi::Env env, const Napi::Object& o) {
+  Napi::Value rounding = o.Get("rounding");
+  if (rounding.IsUndefined()) return Rounding::kHalfEven;
+  const std::string r = rounding.IsString() ? rounding.As<Napi::String>().Utf8Value() : "";
+  if (r == "half-even") return Rounding::kHalfEven;
+  if (r == "half-away") return Rounding::kHalfAway;
+  ThrowInvalid(env, "rounding must be 'half-even' or 'half-away'.");
+}
+
 // { k, n, bits, blockSize } of a JS call, plus { symmetric, fp16Scales, rounding } when it quantizes; validated.
 inline BlockwiseShape ParseBlockwiseParams(Napi::Env env, const Napi::Object& o, bool for_quantize) {
   BlockwiseShape s;
@@ -21,17 +31,7 @@ inline BlockwiseShape ParseBlockwiseParams(Napi::Env env, const Napi::Object& o,
   if (for_quantize) {
     s.symmetric = FieldBool(env, o, "symmetric", true);
     s.fp16_scales = FieldBool(env, o, "fp16Scales", false);
-    Napi::Value rounding = o.Get("rounding");
-    if (!rounding.IsUndefined()) {
-      const std::string r = rounding.IsString() ? rounding.As<Napi::String>().Utf8Value() : "";
-      if (r == "half-even") {
-        s.rounding = Rounding::kHalfEven;
-      } else if (r == "half-away") {
-        s.rounding = Rounding::kHalfAway;
-      } else {
-        ThrowInvalid(env, "rounding must be 'half-even' or 'half-away'.");
-      }
-    }
+    s.rounding = ParseRounding(env, o);
   }
   const std::string problem = ValidateShape(s);
   if (!problem.empty()) ThrowInvalid(env, problem);

@@ -84,6 +84,21 @@ inline float RoundToIntegral(float x, Rounding rounding) {
   return rounding == Rounding::kHalfEven ? std::nearbyint(x) : std::round(x);
 }
 
+// round(clamp(x, 0, qmax)) without libm, for the tie rule kHalfEven (ties to even) or not (ties away
+// from zero): (x + 2^23) − 2^23 rounds x ∈ [0, 2^23) to an integer in the current rounding mode (ties to
+// even by default), exactly as std::nearbyint; at a tie that went down (x − t == 1/2) the away-from-zero
+// rule takes the next integer, which is std::round for x ≥ 0. NaN → 0 (the clamp's comparisons fail).
+// Clamping first is exact: rounding is monotonic and the bounds are integers (clamp∘round == round∘clamp).
+template <bool kHalfEven>
+inline float RoundClamped(float x, float qmax) {
+  constexpr float kMagic = 8388608.0f;  // 2^23
+  x = x > 0.0f ? x : 0.0f;
+  x = x < qmax ? x : qmax;
+  float t = (x + kMagic) - kMagic;
+  if (!kHalfEven) t += (x - t == 0.5f) ? 1.0f : 0.0f;
+  return t;
+}
+
 // Scale and zero point of a block whose real values span [min, max] (see the file comment).
 inline BlockParams ComputeBlockParams(float min, float max, const BlockwiseShape& s) {
   BlockParams p;

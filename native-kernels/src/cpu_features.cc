@@ -2,6 +2,7 @@
 #include "cpu_features.h"
 
 #include <atomic>
+#include <string>
 
 #if WHITTLE_X86_SIMD
 #include <cpuid.h>
@@ -22,11 +23,14 @@ CpuFeatures Detect() {
   // F16C: CPUID.1:ECX bit 29 (GCC 12 has no "f16c" name for __builtin_cpu_supports).
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (__get_cpuid(1, &eax, &ebx, &ecx, &edx)) f.f16c = (ecx & bit_F16C) != 0;
+  // libgcc reports the AVX-512 features only when XCR0 shows the OS saves the opmask and ZMM state.
+  f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 #endif
   return f;
 }
 
-std::atomic<bool> g_force_baseline{false};
+std::atomic<int> g_limit{static_cast<int>(SimdLevel::kAvx512)};
 
 }  // namespace
 
@@ -35,13 +39,28 @@ const CpuFeatures& DetectedCpu() {
   return features;
 }
 
-bool UseAvx2() {
+SimdLevel DetectedSimd() {
   const CpuFeatures& f = DetectedCpu();
-  return f.avx2 && f.fma && f.f16c && !g_force_baseline.load(std::memory_order_relaxed);
+  if (!(f.avx2 && f.fma && f.f16c)) return SimdLevel::kBaseline;
+  return f.avx512 ? SimdLevel::kAvx512 : SimdLevel::kAvx2;
 }
 
-void SetForceBaseline(bool force) { g_force_baseline.store(force, std::memory_order_relaxed); }
-bool ForceBaseline() { return g_force_baseline.load(std::memory_order_relaxed); }
+SimdLevel ActiveSimd() {
+  static const SimdLevel detected = DetectedSimd();
+  const int limit = g_limit.load(std::memory_order_relaxed);
+  return static_cast<int>(detected) < limit ? detected : static_cast<SimdLevel>(limit);
+}
+
+const char* SimdName(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::kAvx512: return "avx512";
+    case SimdLevel::kAvx2: return "avx2";
+    default: return "baseline";
+  }
+}
+
+void SetSimdLimit(SimdLevel limit) { g_limit.store(static_cast<int>(limit), std::memory_order_relaxed); }
+SimdLevel SimdLimit() { return static_cast<SimdLevel>(g_limit.load(std::memory_order_relaxed)); }
 
 // ---- bindings ---------------------------------------------------------------------------------------
 
@@ -56,7 +75,7 @@ void SetThreadsJs(const Napi::CallbackInfo& info) {
 
 Napi::Value GetThreadsJs(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), Threads()); }
 
-// cpuInfo(): { avx2, fma, f16c, hardwareThreads, simd: 'avx2' | 'baseline' }
+// cpuInfo(): { avx2, fma, f16c, avx512, hardwareThreads, simd: 'avx512' | 'avx2' | 'baseline' }
 Napi::Value CpuInfoJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const CpuFeatures& f = DetectedCpu();
@@ -64,13 +83,30 @@ Napi::Value CpuInfoJs(const Napi::CallbackInfo& info) {
   o.Set("avx2", f.avx2);
   o.Set("fma", f.fma);
   o.Set("f16c", f.f16c);
+  o.Set("avx512", f.avx512);
   o.Set("hardwareThreads", HardwareThreads());
-  o.Set("simd", UseAvx2() ? "avx2" : "baseline");
+  o.Set("simd", SimdName(ActiveSimd()));
   return o;
 }
 
-// setForceBaseline(force: boolean): void
-void SetForceBaselineJs(const Napi::CallbackInfo& info) { SetForceBaseline(ArgBool(info, 0, "force")); }
+// setForceBaseline(force: boolean): void — true: limit 'baseline'; false: no limit.
+void SetForceBaselineJs(const Napi::CallbackInfo& info) {
+  SetSimdLimit(ArgBool(info, 0, "force") ? SimdLevel::kBaseline : SimdLevel::kAvx512);
+}
+
+// setSimdLimit(limit: 'avx512' | 'avx2' | 'baseline'): void
+void SetSimdLimitJs(const Napi::CallbackInfo& info) {
+  const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  if (name == "avx512") {
+    SetSimdLimit(SimdLevel::kAvx512);
+  } else if (name == "avx2") {
+    SetSimdLimit(SimdLevel::kAvx2);
+  } else if (name == "baseline") {
+    SetSimdLimit(SimdLevel::kBaseline);
+  } else {
+    ThrowInvalid(info.Env(), "setSimdLimit: limit must be 'avx512', 'avx2' or 'baseline'.");
+  }
+}
 
 }  // namespace
 
@@ -79,6 +115,7 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("getThreads", Napi::Function::New(env, GetThreadsJs, "getThreads"));
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfoJs, "cpuInfo"));
   exports.Set("setForceBaseline", Napi::Function::New(env, SetForceBaselineJs, "setForceBaseline"));
+  exports.Set("setSimdLimit", Napi::Function::New(env, SetSimdLimitJs, "setSimdLimit"));
 }
 
 }  // namespace whittle

@@ -18,20 +18,16 @@
 //     from the weights as updated so far — including the updates from earlier inputs of the same column
 //     block (IST-DASLab/gptq and AutoGPTQ read the block's stale copy there; the two agree whenever
 //     groups start at column-block boundaries).
-// Sweep, in blocks of `column_block` inputs [i1, i2):
-//   for i in i1..i2:  q_i = quantize(w_i) (per output channel, the group's grid);  err_i = (w_i − deq(q_i)) / Hinv[i,i]
-//                     w_j −= err_i · Hinv[i,j]                                  for j in i+1..i2 (in order of i)
-//   w_k −= Σ_{i1<=i<i2} err_i · Hinv[i,k]                                       for k >= i2 (the sum formed first, in order of i)
-// all in float32 (as the reference implementations), each product and sum rounded separately
-// (-ffp-contract=off), so fast and reference agree bit for bit. loss = ½ Σ err² over all (i, channel),
-// the squares summed in double per channel in sweep order, then over channels: GPTQ's Σ (w−q)²/Hinv[i,i]²/2,
-// the increase of the layer's output error it predicts.
+// The sweep itself is obs_sweep.h's with the quantize policy; the codes are then packed by
+// PackMatMulNBits. loss = ½ Σ err², GPTQ's Σ (w−q)²/Hinv[i,i]²/2, the increase of the layer's output
+// error it predicts.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 #include "blockwise_format.h"
+#include "obs_sweep.h"
 
 namespace whittle {
 
@@ -52,16 +48,15 @@ struct GptqResult {
 GptqResult GptqSweep(uint8_t* packed, float* scales, uint8_t* zero_points, const float* weight,
                      const float* hinv_upper, const int32_t* order, const uint8_t* dead, const GptqShape& shape);
 
-namespace gptq_detail {
-// The checks shared with the reference, so both reject the same inputs with the same words.
-void CheckHinv(const float* hinv_upper, size_t k);
-[[noreturn]] void ThrowDiverged();
-// Nearest integer of clamp(x, 0, qmax), NaN → 0, with std::nearbyint (ties to even) or std::round.
-inline float QuantizeClamped(float x, float qmax, Rounding rounding) {
-  x = x > 0.0f ? x : 0.0f;
-  x = x < qmax ? x : qmax;
-  return RoundToIntegral(x, rounding);
+// The sweep's shape for GPTQ: the quantize policy alone.
+inline ObsShape GptqObsShape(const GptqShape& g) {
+  ObsShape s;
+  s.k = g.q.k;
+  s.n = g.q.n;
+  s.column_block = g.column_block;
+  s.quantize = true;
+  s.q = g.q;
+  return s;
 }
-}  // namespace gptq_detail
 
 }  // namespace whittle

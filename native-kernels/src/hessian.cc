@@ -254,13 +254,6 @@ void HessianActOrder(int32_t* order, const float* sum, size_t d, double count) {
 
 namespace {
 
-void ExpectLength(Napi::Env env, size_t actual, size_t expected, const char* name, const char* shape) {
-  if (actual != expected) {
-    ThrowInvalid(env, std::string(name) + " must hold " + shape + " = " + std::to_string(expected) +
-                          " elements, but it has " + std::to_string(actual) + ".");
-  }
-}
-
 struct AccumulateArgs {
   ArrayArg<float> h, x;
   size_t n = 0, d = 0;

@@ -132,6 +132,20 @@ inline size_t FieldSize(Napi::Env env, const Napi::Object& o, const char* name) 
   return ToSize(env, v.As<Napi::Number>().DoubleValue(), name);
 }
 
+inline double FieldNumber(Napi::Env env, const Napi::Object& o, const char* name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsNumber()) ThrowInvalid(env, std::string(name) + " must be a number.");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+// An array argument must hold exactly `expected` elements: "<name> must hold <shape> = <expected> elements …".
+inline void ExpectLength(Napi::Env env, size_t actual, size_t expected, const char* name, const char* shape) {
+  if (actual != expected) {
+    ThrowInvalid(env, std::string(name) + " must hold " + shape + " = " + std::to_string(expected) +
+                          " elements, but it has " + std::to_string(actual) + ".");
+  }
+}
+
 inline bool FieldBool(Napi::Env env, const Napi::Object& o, const char* name, bool fallback) {
   Napi::Value v = o.Get(name);
   if (v.IsUndefined()) return fallback;

@@ -4,11 +4,14 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  cpuInfo, gemm, getThreads, nativeAvailable, quantizeBlockwise, reference, setThreads,
+  cpuInfo, gemm, getThreads, nativeAvailable, quantizeBlockwise, reference, setForceBaseline, setSimdLimit, setThreads, type SimdPath,
 } from '../../../main/engine/native/index.ts';
 import { rng } from './simd-paths.ts';
 
-afterAll(() => setThreads(0));
+afterAll(() => {
+  setThreads(0);
+  setSimdLimit('avx512');
+});
 
 const random = (next: () => number, n: number): Float32Array => Float32Array.from({ length: n }, () => next() * 2 - 1);
 
@@ -17,7 +20,24 @@ describe('native runtime', () => {
     expect(nativeAvailable()).toBe(true);
     const cpu = cpuInfo();
     expect(cpu.hardwareThreads).toBeGreaterThanOrEqual(1);
-    expect(cpu.simd).toBe(cpu.avx2 && cpu.fma && cpu.f16c ? 'avx2' : 'baseline');
+    const best: SimdPath = !(cpu.avx2 && cpu.fma && cpu.f16c) ? 'baseline' : cpu.avx512 ? 'avx512' : 'avx2';
+    expect(cpu.simd).toBe(best);
+  });
+
+  it('setSimdLimit caps the path at what the CPU has; setForceBaseline is the baseline cap', () => {
+    const cpu = cpuInfo();
+    const has = { avx512: cpu.avx512 && cpu.avx2 && cpu.fma && cpu.f16c, avx2: cpu.avx2 && cpu.fma && cpu.f16c, baseline: true };
+    setSimdLimit('avx2');
+    expect(cpuInfo().simd).toBe(has.avx2 ? 'avx2' : 'baseline');
+    setSimdLimit('baseline');
+    expect(cpuInfo().simd).toBe('baseline');
+    setSimdLimit('avx512');
+    expect(cpuInfo().simd).toBe(has.avx512 ? 'avx512' : has.avx2 ? 'avx2' : 'baseline');
+    setForceBaseline(true);
+    expect(cpuInfo().simd).toBe('baseline');
+    setForceBaseline(false);
+    expect(cpuInfo().simd).toBe(has.avx512 ? 'avx512' : has.avx2 ? 'avx2' : 'baseline');
+    expect(() => setSimdLimit('sse' as SimdPath)).toThrow(/avx512/);
   });
 
   it('uses hardware concurrency by default; setThreads changes and restores it', async () => {

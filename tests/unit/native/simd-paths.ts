@@ -1,15 +1,22 @@
-/** The code paths a fast kernel can take on this machine: 'avx2' only where the CPU has AVX2+FMA+F16C. */
-import { cpuInfo, setForceBaseline } from '../../../main/engine/native/index.ts';
+/** The code paths a fast kernel can take on this machine: 'avx512' and 'avx2' only where the CPU has them. */
+import { cpuInfo, setSimdLimit, type SimdPath } from '../../../main/engine/native/index.ts';
 
-export type SimdPath = 'avx2' | 'baseline';
+export type { SimdPath };
 
 export function simdPaths(): SimdPath[] {
   const cpu = cpuInfo();
-  return cpu.avx2 && cpu.fma && cpu.f16c ? ['avx2', 'baseline'] : ['baseline'];
+  const paths: SimdPath[] = [];
+  if (cpu.avx2 && cpu.fma && cpu.f16c) {
+    if (cpu.avx512) paths.push('avx512');
+    paths.push('avx2');
+  }
+  paths.push('baseline');
+  return paths;
 }
 
+/** Caps the kernels at `path` and checks they report it. */
 export function useSimdPath(path: SimdPath): void {
-  setForceBaseline(path === 'baseline');
+  setSimdLimit(path);
   const active = cpuInfo().simd;
   if (active !== path) throw new Error(`asked for the ${path} path but the kernels report ${active}`);
 }
