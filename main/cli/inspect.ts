@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { ModelInspection } from '../../preload/contract.ts';
 import { WhittleError } from '../engine/errors.ts';
 import { inspectModel } from '../engine/model/inspect.ts';
+import { architectureLines } from '../engine/rewrite/architecture-summary.ts';
 import { formatBytes, formatCount, renderFacts, renderTable } from './format.ts';
 import { EXIT_OK, type Output } from './output.ts';
 
@@ -32,6 +33,7 @@ export function inspectionText(m: ModelInspection): string {
     ].filter(Boolean);
     if (parts.length) facts.push(['decoder', parts.join(', ')]);
   }
+  if (m.architecture) facts.push(...architectureLines(m.architecture));
   const quantizable = m.quantizable.filter((q) => !q.skipReason).length;
   facts.push(['quantizable weights', `${quantizable} of ${m.quantizable.length}`]);
 

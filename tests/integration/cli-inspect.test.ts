@@ -3,7 +3,7 @@
  * exactly the engine's inspection, with the layout Whittle must recognise for each kind.
  */
 import { describe, expect, it } from 'vitest';
-import type { ModelInspection } from '../../preload/contract.ts';
+import { ArchitectureSummary, type ModelInspection } from '../../preload/contract.ts';
 import { inspectModel } from '../../main/engine/model/inspect.ts';
 import { STORIES, fixture } from '../helpers/fixtures.ts';
 import { onlyJson, runCli } from './cli-process.ts';
@@ -59,6 +59,8 @@ describe('whittle inspect --json', () => {
       expect(doc.path).toBe(model.path);
       expect(doc.parameters).toBeGreaterThanOrEqual(0);
       model.check(doc);
+      // The architecture map is part of the document and matches the contract's schema.
+      expect(ArchitectureSummary.parse(doc.architecture)).toEqual(doc.architecture);
       // The CLI adds and drops nothing: the document is the engine's own inspection.
       expect(doc).toEqual(JSON.parse(JSON.stringify(await inspectModel(model.path))));
     });
@@ -71,5 +73,8 @@ describe('whittle inspect --json', () => {
     expect(r.stdout).toMatch(/^parameters\s+.*264,358/m);
     expect(r.stdout).toMatch(/^decoder\s+5 layers, 4 KV heads, head size 8, vocabulary 512$/m);
     expect(r.stdout).toMatch(/^in\s+input_ids\s+int64\s+\[batch_size, sequence_length\]$/m);
+    expect(r.stdout).toMatch(/^architecture\s+llama-like, 5 blocks, pre-norm$/m);
+    expect(r.stdout).toMatch(/^attention\s+8 heads, 4 KV heads, head size 8$/m);
+    expect(r.stdout).toMatch(/^embedding\s+model\.embed_tokens\.weight \(tied to the LM head\)$/m);
   });
 });
