@@ -4,6 +4,7 @@
  * metrics/details/artefacts defensively: a metric that was not measured shows as "—".
  */
 import type { Artefact, Metric } from '../../preload/contract.ts';
+import { parseStepDetails } from '../../preload/methods.ts';
 import { formatBytes, formatDecimal } from './format.ts';
 import { formatMetric, metricLabel } from './metrics.ts';
 
@@ -161,22 +162,17 @@ export interface StepReport {
   outputDir: string | null;
 }
 
-/** What `details.steps[0]` says: how many weights were quantized, which were skipped and why, where the output is. */
-export function stepReport(details: Record<string, unknown> | null | undefined): StepReport {
-  const steps = details && Array.isArray(details.steps) ? details.steps : [];
-  const step = steps.find((s) => isRecord(s) && s.type === 'quantize') ?? steps[0];
-  if (!isRecord(step)) return { method: null, quantized: null, skipped: [], outputDir: null };
+/** What the job's quantize step reports (its details, parsed by their schema): weights quantized, skipped and why, the output folder. */
+export function stepReport(details: unknown): StepReport {
+  const step = parseStepDetails(details).find((s) => s.type === 'quantize');
+  if (!step || step.key === 'sensitivity') return { method: null, quantized: null, skipped: [], outputDir: null };
   // FP16 reports the tensors it converted rather than weights quantized.
-  const quantized = typeof step.quantized === 'number' ? step.quantized : Array.isArray(step.quantized) ? step.quantized.length
-    : typeof step.converted === 'number' ? step.converted : null;
-  const rawSkipped = Array.isArray(step.skipped) ? step.skipped : [];
-  const skipped = rawSkipped.filter(isRecord).map((s) => ({ name: String(s.name ?? ''), reason: String(s.reason ?? '') }));
-  const outputDir = typeof step.outputDir === 'string' ? step.outputDir : typeof step.output === 'string' ? step.output : null;
-  return { method: typeof step.method === 'string' ? step.method : null, quantized, skipped, outputDir };
+  if (step.key === 'quantize:fp16') return { method: step.method, quantized: step.converted, skipped: [], outputDir: step.outputDir };
+  return { method: step.method, quantized: step.quantized, skipped: step.skipped.map((s) => ({ name: s.name, reason: s.reason })), outputDir: step.outputDir };
 }
 
 /** The output folder (artefact kind 'folder', else the model's folder, else the step's report). */
-export function outputFolder(artefacts: readonly Artefact[], details?: Record<string, unknown> | null): string | null {
+export function outputFolder(artefacts: readonly Artefact[], details?: unknown): string | null {
   const folder = artefacts.find((a) => a.kind === 'folder');
   if (folder) return folder.path;
   const model = artefacts.find((a) => a.kind === 'model');

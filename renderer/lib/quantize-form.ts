@@ -9,7 +9,7 @@ import {
   DEFAULT_FP16_BLOCK_OPS, QuantizeStep, Recipe,
   type BitsOverride, type QuantizeInt8DynamicStep, type QuantizeInt8StaticStep, type QuantizeMethod, type RecipeInput,
 } from '../../preload/recipe.ts';
-import { QUANTIZE_METHODS } from '../../preload/methods.ts';
+import { parseStepDetails, QUANTIZE_METHODS } from '../../preload/methods.ts';
 import { addIssue, issuePathParts, issuesFromList, numberMessage, type Issues } from './form-issues.ts';
 
 export type Bits = 2 | 4 | 8;
@@ -257,31 +257,21 @@ export function applyTopK(form: QuantizeForm, rows: readonly SensitivityRow[], k
   };
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** The sensitivity analysis of a finished job (its `sensitivity` step's details), or null. */
-export function sensitivityOf(details: Record<string, unknown> | null | undefined): {
+/** The sensitivity analysis of a finished job (its `sensitivity` step's details, parsed by their schema), or null. */
+export function sensitivityOf(details: unknown): {
   rows: SensitivityRow[]; baseline: { kl: number; params: number } | null; method: string; bits: number | null; samples: number | null; tokens: number | null;
 } | null {
-  const steps = details && Array.isArray(details.steps) ? details.steps : [];
-  const step = steps.find((s) => isRecord(s) && (s.type === 'sensitivity' || s.analysis === 'sensitivity'));
-  if (!isRecord(step) || !Array.isArray(step.sensitivity)) return null;
-  const rows = step.sensitivity.filter(isRecord).map((r): SensitivityRow => ({
-    name: String(r.name ?? ''),
-    kl: typeof r.kl === 'number' ? r.kl : Number(r.kl),
-    bits: typeof r.bits === 'number' ? r.bits : 0,
-    params: typeof r.params === 'number' ? r.params : 0,
-    weights: Array.isArray(r.weights) ? r.weights.map(String) : [String(r.name ?? '')],
-  })).sort((a, b) => b.kl - a.kl);
-  const b = isRecord(step.baseline) ? step.baseline : null;
-  const q = isRecord(step.quantize) ? step.quantize : null;
+  const step = parseStepDetails(details).find((s) => s.key === 'sensitivity');
+  if (!step || step.key !== 'sensitivity') return null;
+  const rows = step.sensitivity.map((r): SensitivityRow => ({ name: r.name, kl: r.kl, bits: r.bits, params: r.params, weights: r.weights.length > 0 ? r.weights : [r.name] }))
+    .sort((a, b) => b.kl - a.kl);
   return {
     rows,
-    baseline: b && typeof b.kl === 'number' ? { kl: b.kl, params: typeof b.params === 'number' ? b.params : 0 } : null,
-    method: String(step.method ?? q?.method ?? ''),
-    bits: typeof q?.bits === 'number' ? q.bits : null,
-    samples: typeof step.samples === 'number' ? step.samples : null,
-    tokens: typeof step.tokens === 'number' ? step.tokens : null,
+    baseline: step.baseline ? { kl: step.baseline.kl, params: step.baseline.params } : null,
+    method: step.method,
+    bits: step.quantize.bits,
+    samples: step.samples,
+    tokens: step.tokens,
   };
 }
 

@@ -88,19 +88,21 @@ describe('generations side by side', () => {
 });
 
 describe('the step report and the output', () => {
-  const details = {
-    steps: [{
-      type: 'quantize', quantized: 35, outputDir: '/h/experiments/5/output',
-      skipped: [{ name: 'rope_cos', reason: 'rotary table' }, { name: 'emb', reason: 'tied embeddings' }],
-    }],
+  const frame = { type: 'quantize', input: '/m/model.onnx', output: '/h/experiments/5/output/model.onnx', outputDir: '/h/experiments/5/output', outputBytes: 900, modelBytes: 800 };
+  const rtn = {
+    ...frame, method: 'rtn', format: 'matmulnbits', bits: 4, blockSize: 32, symmetric: false, accuracyLevel: 4, quantized: 35, quantizedWeights: [], sqError: 0.25,
+    skipped: [{ name: 'rope_cos', reason: 'rotary table' }, { name: 'emb', reason: 'tied embeddings' }],
   };
+  const details = { steps: [rtn] };
 
   it('reads quantized and skipped weights from details.steps[0]', () => {
-    expect(stepReport(details)).toEqual({ method: null, quantized: 35, skipped: [{ name: 'rope_cos', reason: 'rotary table' }, { name: 'emb', reason: 'tied embeddings' }], outputDir: '/h/experiments/5/output' });
-    expect(stepReport({ steps: [{ type: 'quantize', quantized: [{ name: 'a' }, { name: 'b' }] }] }).quantized).toBe(2);
+    expect(stepReport(details)).toEqual({ method: 'rtn', quantized: 35, skipped: [{ name: 'rope_cos', reason: 'rotary table' }, { name: 'emb', reason: 'tied embeddings' }], outputDir: '/h/experiments/5/output' });
     expect(stepReport({})).toEqual({ method: null, quantized: null, skipped: [], outputDir: null });
+    // Details that do not match the step's schema are not read.
+    expect(stepReport({ steps: [{ ...rtn, quantized: 'many' }] })).toEqual({ method: null, quantized: null, skipped: [], outputDir: null });
     // FP16 reports the tensors it converted.
-    expect(stepReport({ steps: [{ type: 'quantize', method: 'fp16', converted: 52 }] })).toMatchObject({ method: 'fp16', quantized: 52 });
+    const fp16 = { ...frame, method: 'fp16', converted: 52, keptFp32: [], blockOps: [], keepIoTypes: true, fp32Nodes: [], casts: 0, warnings: [] };
+    expect(stepReport({ steps: [fp16] })).toMatchObject({ method: 'fp16', quantized: 52 });
   });
 
   it('finds the output folder from the artefacts, the model\u2019s folder, or the step', () => {

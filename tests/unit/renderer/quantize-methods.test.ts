@@ -39,7 +39,7 @@ describe('every method card builds a step the recipe schema accepts', () => {
     const step = Recipe.parse(buildQuantizeRecipe(form)).steps[0];
     expect(step).toEqual({
       type: 'quantize', method: 'gptq', bits: 8, blockSize: 64, symmetric: false, accuracyLevel: 4, format: 'matmulnbits', keep: [], overrides: [],
-      calibration: { text: '/t/tinystories-calibration.txt', samples: 16, length: 128, seed: 7 }, percdamp: 0.05, actOrder: true, columnBlock: 128,
+      calibration: { text: '/t/tinystories-calibration.txt', samples: 16, length: 128, seed: 7 }, percdamp: 0.05, actOrder: true, columnBlock: 128, sequential: true,
     });
   });
 
@@ -150,11 +150,15 @@ describe('per-layer sensitivity', () => {
   });
 
   it('reads the ranking from a finished job, most sensitive first', () => {
-    const details = { steps: [{ type: 'sensitivity', analysis: 'sensitivity', method: 'rtn', quantize: { bits: 4 }, sensitivity: rows, baseline: { kl: 0.11, params: 17152 }, samples: 8, tokens: 1016 }] };
+    const details = { steps: [{
+      type: 'sensitivity', input: '/m/model.onnx', output: '/m/model.onnx', analysis: 'sensitivity', granularity: 'weight', method: 'rtn', metric: 'mean KL',
+      quantize: { method: 'rtn', bits: 4, blockSize: 32, symmetric: false }, sensitivity: rows, baseline: { kl: 0.11, params: 17152 }, samples: 8, tokens: 1016,
+    }] };
     const s = sensitivityOf(details)!;
     expect(s.rows.map((r) => r.kl)).toEqual([0.0081, 0.0066, 0.0012]);
     expect(s).toMatchObject({ baseline: { kl: 0.11 }, bits: 4, samples: 8, method: 'rtn' });
     expect(sensitivityOf({ steps: [{ type: 'quantize' }] })).toBeNull();
+    expect(sensitivityOf({ steps: [{ ...details.steps[0], sensitivity: [{ name: 'w' }] }] })).toBeNull();
     expect(sensitivityOf(null)).toBeNull();
     expect(shortWeightName('model.layers.1.self_attn.k_proj.weight_t')).toBe('layers.1.self_attn.k_proj');
   });
