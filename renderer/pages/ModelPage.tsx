@@ -3,6 +3,7 @@ import { BarChart } from '@mantine/charts';
 import { IconArrowLeft, IconChartBar, IconStack2 } from '@tabler/icons-react';
 import { useState } from 'react';
 import type { GraphKind, ModelInspection, QuantizableWeight } from '../../preload/contract.ts';
+import { ArchitectureMap } from '../components/ArchitectureMap.tsx';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { StatCard } from '../components/StatCard.tsx';
 import { useCall } from '../hooks/useCall.ts';
@@ -199,6 +200,7 @@ function Inspection({ m }: { m: ModelInspection }) {
         <IoTable m={m} />
         <BytesByDtype bytes={m.bytesByDtype} />
       </div>
+      {m.architecture && <ArchitectureMap a={m.architecture} />}
       <OpHistogram histogram={m.opHistogram} />
       <QuantizableTable weights={m.quantizable} />
     </Stack>

@@ -56,9 +56,10 @@ export interface QuantTarget {
   transposed: boolean;
   /** Gemm alpha, folded into the scales (1 for MatMul). */
   alpha: number;
-  /** Block index from the architecture map (null outside the blocks). */
-  block: number | null;
-  role: WeightRole;
+  /** Block index from the architecture map (null outside the blocks); planTargets always sets it. */
+  block?: number | null;
+  /** Role from the architecture map; planTargets always sets it ('other' when the map has none). */
+  role?: WeightRole;
 }
 
 export interface SkippedWeight {
@@ -244,7 +245,7 @@ export function eligibleWeights(graph: GraphProto, map: ArchitectureMap = mapArc
   const rows: EligibleWeight[] = [];
   const label = (n: NodeProto): string => n.name || `${n.opType ?? '?'}(${n.output[0] ?? ''})`;
   for (const node of graph.node) {
-    const op = node.opType;
+    const op = node.opType as EligibleWeight['op'];
     if ((op !== 'MatMul' && op !== 'Gemm' && op !== 'Gather') || !ONNX_DOMAINS.has(node.domain ?? '')) continue;
     let name = node.input[op === 'Gather' ? 0 : 1];
     let via: NodeProto | undefined;

@@ -44,7 +44,7 @@ describe('target roles', () => {
     for (const t of plan.targets) {
       const b = map.blocks[t.block!];
       const byRole: Record<string, string | null> = { q: b.attention.q, k: b.attention.k, v: b.attention.v, o: b.attention.o, gate: b.mlp.gate, up: b.mlp.up, down: b.mlp.down };
-      expect(byRole[t.role], t.weight).toBe(t.weight);
+      expect(byRole[t.role!], t.weight).toBe(t.weight);
     }
     expect(plan.skipped.find((s) => s.name === map.embedding)?.reason).toMatch(/embeddings stay in float/);
   });
