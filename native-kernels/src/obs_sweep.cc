@@ -588,13 +588,19 @@ double SweptSquaredError(const float* weight, const float* swept, size_t k, size
 //   : Promise<{ loss, sqError, dead }>  — prepareHessian (act-order: by decreasing diag) + the sweep;
 //   fills swept and mask, and the MatMulNBits arrays when packed is given (quantize with 2, 4 or 8 bits).
 //   sqError = Σ (w − swept)².
-// obsSweepRef: same arguments, synchronous, the reference.
+// obsSweepPrepared(swept, mask | null, packed | null, scales | null, zeroPoints | null, weight,
+//                  hinvUpper: Float32Array [K×K], order: Int32Array | null, dead: Uint8Array [K],
+//                  params: as obsSweep without count / percdamp / actOrder / label)
+//   : Promise<{ loss, sqError, dead }>  — the sweep alone on a Hessian prepared by prepareHessian.
+// obsSweepRef / obsSweepPreparedRef: same arguments, synchronous, the references.
 
 namespace {
 
 struct ObsArgs {
-  ArrayArg<float> swept, scales, weight, sum;
-  ArrayArg<uint8_t> mask, packed, zero_points;
+  ArrayArg<float> swept, scales, weight, sum;  // sum: hessianSum, or hinvUpper when prepared
+  ArrayArg<uint8_t> mask, packed, zero_points, dead;
+  ArrayArg<int32_t> order;
+  bool prepared = false;
   ObsShape shape;
   HessianPrepOptions prep;
   bool act_order = false;
@@ -604,27 +610,38 @@ bool Present(const Napi::CallbackInfo& info, size_t i) {
   return info.Length() > i && !info[i].IsNull() && !info[i].IsUndefined();
 }
 
-ObsArgs ParseObs(const Napi::CallbackInfo& info) {
+ObsArgs ParseObs(const Napi::CallbackInfo& info, bool prepared) {
   Napi::Env env = info.Env();
   ObsArgs a;
+  a.prepared = prepared;
   a.swept = ArgF32(info, 0, "swept");
   if (Present(info, 1)) a.mask = ArgU8(info, 1, "mask");
   if (Present(info, 2)) a.packed = ArgU8(info, 2, "packed");
   if (Present(info, 3)) a.scales = ArgF32(info, 3, "scales");
   if (Present(info, 4)) a.zero_points = ArgU8(info, 4, "zeroPoints");
   a.weight = ArgF32(info, 5, "weight");
-  a.sum = ArgF32(info, 6, "hessianSum");
-  if (info.Length() <= 7 || !info[7].IsObject()) ThrowInvalid(env, "params must be an object.");
-  Napi::Object o = info[7].As<Napi::Object>();
+  a.sum = ArgF32(info, 6, prepared ? "hinvUpper" : "hessianSum");
+  size_t params_index = 7;
+  if (prepared) {
+    if (Present(info, 7)) a.order = ArgArray<int32_t>(info, 7, "order (an Int32Array)", napi_int32_array);
+    a.dead = ArgU8(info, 8, "dead");
+    params_index = 9;
+  }
+  if (info.Length() <= params_index || !info[params_index].IsObject()) ThrowInvalid(env, "params must be an object.");
+  Napi::Object o = info[params_index].As<Napi::Object>();
   ObsShape& s = a.shape;
   s.k = FieldSize(env, o, "k");
   s.n = FieldSize(env, o, "n");
   s.column_block = FieldSize(env, o, "columnBlock");
-  a.prep.count = FieldNumber(env, o, "count");
-  if (!(a.prep.count > 0) || !std::isfinite(a.prep.count)) ThrowInvalid(env, "count must be a positive number.");
-  a.prep.percdamp = FieldNumber(env, o, "percdamp");
-  if (!(a.prep.percdamp >= 0) || !std::isfinite(a.prep.percdamp)) ThrowInvalid(env, "percdamp must be a finite number ≥ 0.");
-  a.act_order = FieldBool(env, o, "actOrder", false);
+  if (prepared) {
+    a.act_order = a.order.data != nullptr;
+  } else {
+    a.prep.count = FieldNumber(env, o, "count");
+    if (!(a.prep.count > 0) || !std::isfinite(a.prep.count)) ThrowInvalid(env, "count must be a positive number.");
+    a.prep.percdamp = FieldNumber(env, o, "percdamp");
+    if (!(a.prep.percdamp >= 0) || !std::isfinite(a.prep.percdamp)) ThrowInvalid(env, "percdamp must be a finite number ≥ 0.");
+    a.act_order = FieldBool(env, o, "actOrder", false);
+  }
   Napi::Value label = o.Get("label");
   if (label.IsString()) a.prep.label = label.As<Napi::String>().Utf8Value();
   s.quantize = FieldBool(env, o, "quantize", false);
@@ -653,7 +670,14 @@ ObsArgs ParseObs(const Napi::CallbackInfo& info) {
   ExpectLength(env, a.weight.length, s.k * s.n, "weight", "k·n");
   ExpectLength(env, a.swept.length, s.k * s.n, "swept", "k·n");
   if (a.mask.data) ExpectLength(env, a.mask.length, s.k * s.n, "mask", "k·n");
-  ExpectLength(env, a.sum.length, s.k * s.k, "hessianSum", "k·k");
+  ExpectLength(env, a.sum.length, s.k * s.k, prepared ? "hinvUpper" : "hessianSum", "k·k");
+  if (prepared) {
+    ExpectLength(env, a.dead.length, s.k, "dead", "k");
+    if (a.order.data) {
+      ExpectLength(env, a.order.length, s.k, "order", "k");
+      RunSync(env, [&] { hessian_detail::CheckOrder(a.order.data, s.k); });
+    }
+  }
   if (a.packed.data) {
     if (!s.quantize) ThrowInvalid(env, "packed needs the quantize policy.");
     const std::string shape_problem = ValidateShape(s.q);
@@ -669,7 +693,8 @@ ObsArgs ParseObs(const Napi::CallbackInfo& info) {
   }
   const struct { const void* p; size_t bytes; } outputs[] = {{a.swept.data, a.swept.length * 4}, {a.mask.data, a.mask.length},
       {a.packed.data, a.packed.length}, {a.scales.data, a.scales.length * 4}, {a.zero_points.data, a.zero_points.length}};
-  const struct { const void* p; size_t bytes; } inputs[] = {{a.weight.data, a.weight.length * 4}, {a.sum.data, a.sum.length * 4}};
+  const struct { const void* p; size_t bytes; } inputs[] = {{a.weight.data, a.weight.length * 4}, {a.sum.data, a.sum.length * 4},
+      {a.order.data, a.order.length * 4}, {a.dead.data, a.dead.length}};
   for (const auto& out : outputs) {
     for (const auto& in : inputs) {
       if (Overlaps(out.p, out.bytes, in.p, in.bytes)) ThrowInvalid(env, "The outputs must not share memory with the inputs.");
@@ -686,6 +711,9 @@ struct ObsJob {
   uint8_t* zero_points;
   const float* weight;
   const float* sum;
+  const int32_t* order;
+  const uint8_t* dead;
+  bool prepared;
   ObsShape shape;
   HessianPrepOptions prep;
   bool act_order;
@@ -693,7 +721,7 @@ struct ObsJob {
 
 ObsJob JobOf(const ObsArgs& a) {
   return {a.swept.data, a.mask.data, a.packed.data, a.scales.data, a.zero_points.data, a.weight.data, a.sum.data,
-          a.shape, a.prep, a.act_order};
+          a.order.data, a.dead.data, a.prepared, a.shape, a.prep, a.act_order};
 }
 
 struct ObsOutcome {
@@ -701,19 +729,23 @@ struct ObsOutcome {
   size_t dead = 0;
 };
 
-// Dead inputs and act-order from diag(S), the prepared Hessian, the sweep, the packers.
+// Dead inputs and act-order from diag(S), the prepared Hessian (unless given), the sweep, the packers.
 template <bool kReference>
 ObsOutcome RunObs(const ObsJob& a) {
   const size_t K = a.shape.k;
   std::vector<int32_t> order;
   HessianPrepOptions prep = a.prep;
-  if (a.act_order) {
+  if (a.prepared) {
+    prep.order = a.order;
+  } else if (a.act_order) {
     order.resize(K);
     HessianActOrder(order.data(), a.sum, K, prep.count);
     prep.order = order.data();
   }
-  std::vector<float> hinv(K * K);
-  std::vector<uint8_t> dead(K), codes(a.shape.quantize ? K * a.shape.n : 0);
+  std::vector<float> hinv(a.prepared ? 0 : K * K);
+  std::vector<uint8_t> dead(a.prepared ? 0 : K), codes(a.shape.quantize ? K * a.shape.n : 0);
+  const float* hinv_upper = a.prepared ? a.sum : hinv.data();
+  const uint8_t* dead_mask = a.prepared ? a.dead : dead.data();
   ObsGrid grid;
   ObsOutputs out;
   out.swept = a.swept;
@@ -721,13 +753,18 @@ ObsOutcome RunObs(const ObsJob& a) {
   out.codes = a.shape.quantize ? codes.data() : nullptr;
   out.grid = &grid;
   ObsOutcome r;
-  if (kReference) {
+  if (a.prepared) {
+    for (size_t i = 0; i < K; i++) r.dead += a.dead[i] ? 1 : 0;
+  } else if (kReference) {
     r.dead = PrepareHessianRef(hinv.data(), dead.data(), a.sum, K, prep);
-    r.loss = ObsSweepRef(out, a.weight, hinv.data(), prep.order, dead.data(), a.shape);
-    if (a.packed) PackMatMulNBitsRef(a.packed, a.scales, a.zero_points, codes.data(), grid, a.weight, a.shape.q);
   } else {
     r.dead = PrepareHessian(hinv.data(), dead.data(), a.sum, K, prep);
-    r.loss = ObsSweep(out, a.weight, hinv.data(), prep.order, dead.data(), a.shape);
+  }
+  if (kReference) {
+    r.loss = ObsSweepRef(out, a.weight, hinv_upper, prep.order, dead_mask, a.shape);
+    if (a.packed) PackMatMulNBitsRef(a.packed, a.scales, a.zero_points, codes.data(), grid, a.weight, a.shape.q);
+  } else {
+    r.loss = ObsSweep(out, a.weight, hinv_upper, prep.order, dead_mask, a.shape);
     if (a.packed) PackMatMulNBits(a.packed, a.scales, a.zero_points, codes.data(), grid, a.weight, a.shape.q);
   }
   r.sq_error = SweptSquaredError(a.weight, a.swept, K, a.shape.n);
@@ -742,8 +779,8 @@ Napi::Object OutcomeObject(Napi::Env env, const ObsOutcome& r) {
   return o;
 }
 
-Napi::Value ObsSweepJs(const Napi::CallbackInfo& info) {
-  ObsArgs a = ParseObs(info);
+Napi::Value StartObs(const Napi::CallbackInfo& info, bool prepared) {
+  ObsArgs a = ParseObs(info, prepared);
   auto outcome = std::make_shared<ObsOutcome>();
   auto* worker = new KernelWorker(
       info.Env(), "obsSweep", [job = JobOf(a), outcome] { *outcome = RunObs<false>(job); },
@@ -755,11 +792,13 @@ Napi::Value ObsSweepJs(const Napi::CallbackInfo& info) {
   if (a.zero_points.data) worker->Keep(a.zero_points.object);
   worker->Keep(a.weight.object);
   worker->Keep(a.sum.object);
+  if (a.order.data) worker->Keep(a.order.object);
+  if (a.dead.data) worker->Keep(a.dead.object);
   return KernelWorker::Start(worker);
 }
 
-Napi::Value ObsSweepRefJs(const Napi::CallbackInfo& info) {
-  ObsArgs a = ParseObs(info);
+Napi::Value RunObsRef(const Napi::CallbackInfo& info, bool prepared) {
+  ObsArgs a = ParseObs(info, prepared);
   ObsOutcome outcome;
   RunSync(info.Env(), [&] { outcome = RunObs<true>(JobOf(a)); });
   return OutcomeObject(info.Env(), outcome);
@@ -768,8 +807,12 @@ Napi::Value ObsSweepRefJs(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterObsSweep(Napi::Env env, Napi::Object exports) {
-  exports.Set("obsSweep", Napi::Function::New(env, ObsSweepJs, "obsSweep"));
-  exports.Set("obsSweepRef", Napi::Function::New(env, ObsSweepRefJs, "obsSweepRef"));
+  exports.Set("obsSweep", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return StartObs(info, false); }, "obsSweep"));
+  exports.Set("obsSweepRef", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return RunObsRef(info, false); }, "obsSweepRef"));
+  exports.Set("obsSweepPrepared",
+              Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return StartObs(info, true); }, "obsSweepPrepared"));
+  exports.Set("obsSweepPreparedRef",
+              Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return RunObsRef(info, true); }, "obsSweepPreparedRef"));
 }
 
 }  // namespace whittle

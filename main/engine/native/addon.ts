@@ -128,6 +128,10 @@ export interface Addon {
     weight: Float32Array, hessianSum: Float32Array, params: ObsParams): Promise<ObsNativeResult>;
   obsSweepRef(swept: Float32Array, mask: Uint8Array | null, packed: Uint8Array | null, scales: Float32Array | null, zeroPoints: Uint8Array | null,
     weight: Float32Array, hessianSum: Float32Array, params: ObsParams): ObsNativeResult;
+  obsSweepPrepared(swept: Float32Array, mask: Uint8Array | null, packed: Uint8Array | null, scales: Float32Array | null, zeroPoints: Uint8Array | null,
+    weight: Float32Array, hinvUpper: Float32Array, order: Int32Array | null, dead: Uint8Array, params: ObsParams): Promise<ObsNativeResult>;
+  obsSweepPreparedRef(swept: Float32Array, mask: Uint8Array | null, packed: Uint8Array | null, scales: Float32Array | null, zeroPoints: Uint8Array | null,
+    weight: Float32Array, hinvUpper: Float32Array, order: Int32Array | null, dead: Uint8Array, params: ObsParams): ObsNativeResult;
 }
 
 const NOT_BUILT = 'The native kernels are not built. Run `npm run build:native`.';

@@ -39,7 +39,7 @@ export { choleskyLower, invertLower } from './linalg.ts';
 export { hessianAccumulate, hessianActOrder, prepareHessian, type PreparedHessian, type PrepareHessianOptions } from './hessian.ts';
 export { gptqQuantize, gptqSweep, type GptqOptions, type GptqQuantized, type GptqSweepOptions } from './gptq.ts';
 export {
-  obsSweep, type ObsPruneOptions, type ObsQuantizeOptions, type ObsSweepOptions, type ObsSwept,
+  obsSweep, obsSweepPrepared, type ObsPruneOptions, type ObsQuantizeOptions, type ObsSweepOptions, type ObsSweepPreparedOptions, type ObsSwept,
 } from './obs.ts';
 
 /** Synchronous single-threaded scalar references (native-kernels/src/reference/), same contracts as the fast kernels. */

@@ -6,7 +6,7 @@
  *   quantize: the MatMulNBits grid of quantizeBlockwise (per group of `blockSize` inputs and output
  *             channel), any bits 2..8 — GPTQ, arXiv 2210.17323 (TECHNIQUES.md §1);
  *   prune:    SparseGPT's adaptive mask, arXiv 2301.00774 (TECHNIQUES.md §2): per output channel, the
- *             lowest w²/Hinv[i,i]² are pruned — unstructured, exactly round(sparsity · len) in every mask
+ *             lowest w²/Hinv[i,i]² are pruned — unstructured, exactly round(sparsity · len) (ties to even) in every mask
  *             block of `maskBlock` inputs; or N:M, M − N in every M consecutive inputs;
  *   both:     SparseGPT's joint mode — pruned weights are 0, the kept ones quantized.
  * Outputs: the swept W [K, N] (pruned zeros and/or dequantized values), the mask (1 = kept), and the
@@ -17,7 +17,7 @@ import {
   callAsync, callSync, checkArray, checkCount, checkLength, invalid, load, type ObsNativeResult, type ObsParams, type Rounding,
 } from './addon.ts';
 import { blockwiseLayout, type BlockwiseQuantized } from './blockwise.ts';
-import { checkPercdamp, checkRowCount } from './hessian.ts';
+import { checkPercdamp, checkRowCount, type PreparedHessian } from './hessian.ts';
 
 export interface ObsQuantizeOptions {
   /** 2..8; the MatMulNBits layout (`quantized`) needs 2, 4 or 8. */
@@ -57,6 +57,9 @@ export interface ObsSweepOptions {
   label?: string;
 }
 
+/** obsSweepPrepared's options: the prepared Hessian fixes the order (act-order ⇔ prepared.order) and the dampening. */
+export type ObsSweepPreparedOptions = Omit<ObsSweepOptions, 'percdamp' | 'actOrder' | 'label'>;
+
 export interface ObsSwept {
   /** The swept W [K, N], row-major: pruned weights 0, quantized ones dequantized, the others as updated by the sweep. */
   weight: Float32Array;
@@ -73,27 +76,53 @@ export interface ObsSwept {
 }
 
 interface ObsPlan {
+  deadMask: Uint8Array | null;
   swept: Float32Array;
   mask: Uint8Array | null;
   quantized: BlockwiseQuantized | null;
   params: ObsParams;
 }
 
-function planObs(weight: Float32Array, hessianSum: Float32Array, count: number, opts: ObsSweepOptions): ObsPlan {
-  if (typeof opts !== 'object' || opts === null) throw invalid('obsSweep: options are required.');
+/** The Hessian side: a sum to prepare (count, percdamp, actOrder) or a prepared factor. */
+type HessianInput = { sum: Float32Array; count: number } | { prepared: PreparedHessian };
+
+function planObs(weight: Float32Array, hessian: HessianInput, opts: ObsSweepOptions | ObsSweepPreparedOptions): ObsPlan {
+  const fn = 'prepared' in hessian ? 'obsSweepPrepared' : 'obsSweep';
+  if (typeof opts !== 'object' || opts === null) throw invalid(`${fn}: options are required.`);
   const { k, n, columnBlock } = opts;
   checkCount(k, 'k', 1);
   checkCount(n, 'n', 1);
   checkCount(columnBlock, 'columnBlock', 1);
-  if (!(weight instanceof Float32Array)) throw invalid('obsSweep: the weight must be a Float32Array (convert float16 with f16ToF32).');
-  checkLength(weight, k * n, 'obsSweep: weight', 'k·n');
-  checkArray(hessianSum, Float32Array, 'obsSweep: hessianSum');
-  checkLength(hessianSum, k * k, 'obsSweep: hessianSum', 'k·k');
-  if (typeof opts.actOrder !== 'boolean') throw invalid('actOrder must be true or false.');
-  const params: ObsParams = {
-    k, n, columnBlock, count: checkRowCount(count), percdamp: checkPercdamp(opts.percdamp), actOrder: opts.actOrder, quantize: false, prune: false,
-  };
-  if (opts.label !== undefined) params.label = String(opts.label);
+  if (!(weight instanceof Float32Array)) throw invalid(`${fn}: the weight must be a Float32Array (convert float16 with f16ToF32).`);
+  checkLength(weight, k * n, `${fn}: weight`, 'k·n');
+  let actOrder: boolean;
+  let deadMask: Uint8Array | null = null;
+  const params: ObsParams = { k, n, columnBlock, count: 1, percdamp: 0, actOrder: false, quantize: false, prune: false };
+  if ('prepared' in hessian) {
+    const { prepared } = hessian;
+    if (typeof prepared !== 'object' || prepared === null) throw invalid(`${fn}: a prepared Hessian is required.`);
+    checkArray(prepared.hinvUpper, Float32Array, `${fn}: hinvUpper`);
+    checkLength(prepared.hinvUpper, k * k, `${fn}: hinvUpper`, 'k·k');
+    if (prepared.order !== null) {
+      if (!(prepared.order instanceof Int32Array)) throw invalid(`${fn}: order must be an Int32Array or null.`);
+      checkLength(prepared.order, k, `${fn}: order`, 'k');
+    }
+    if (!(prepared.dead instanceof Int32Array)) throw invalid(`${fn}: dead must be an Int32Array.`);
+    deadMask = new Uint8Array(k);
+    for (const i of prepared.dead) {
+      if (!Number.isInteger(i) || i < 0 || i >= k) throw invalid(`${fn}: dead input ${i} is out of range 0..${k - 1}.`);
+      deadMask[i] = 1;
+    }
+    actOrder = prepared.order !== null;
+  } else {
+    const o = opts as ObsSweepOptions;
+    checkArray(hessian.sum, Float32Array, `${fn}: hessianSum`);
+    checkLength(hessian.sum, k * k, `${fn}: hessianSum`, 'k·k');
+    if (typeof o.actOrder !== 'boolean') throw invalid('actOrder must be true or false.');
+    actOrder = o.actOrder;
+    Object.assign(params, { count: checkRowCount(hessian.count), percdamp: checkPercdamp(o.percdamp), actOrder });
+    if (o.label !== undefined) params.label = String(o.label);
+  }
   const { quantize: q, prune: p } = opts;
   if (q === undefined && p === undefined) throw invalid('obsSweep: choose a column policy: quantize, prune, or both.');
   let quantized: BlockwiseQuantized | null = null;
@@ -127,7 +156,7 @@ function planObs(weight: Float32Array, hessianSum: Float32Array, count: number, 
       checkCount(m, 'prune.nm.m', 2);
       checkCount(keep, 'prune.nm.n', 1);
       if (keep >= m) throw invalid(`prune.nm: n must be below m, got ${keep}:${m}.`);
-      if (opts.actOrder) throw invalid('N:M pruning needs the natural input order: turn actOrder off.');
+      if (actOrder) throw invalid('N:M pruning needs the natural input order: turn actOrder off.');
       if (columnBlock % m !== 0) throw invalid(`N:M pruning needs columnBlock to be a multiple of m (${m}), got ${columnBlock}.`);
       Object.assign(params, { nmN: keep, nmM: m });
     } else {
@@ -137,7 +166,7 @@ function planObs(weight: Float32Array, hessianSum: Float32Array, count: number, 
       params.maskBlock = checkCount(p.maskBlock ?? 128, 'prune.maskBlock', 1);
     }
   }
-  return { swept: new Float32Array(k * n), mask: params.prune ? new Uint8Array(k * n) : null, quantized, params };
+  return { deadMask, swept: new Float32Array(k * n), mask: params.prune ? new Uint8Array(k * n) : null, quantized, params };
 }
 
 function finishObs(p: ObsPlan, r: ObsNativeResult): ObsSwept {
@@ -153,18 +182,34 @@ function finishObs(p: ObsPlan, r: ObsNativeResult): ObsSwept {
  * INVALID_INPUT (increase percdamp).
  */
 export async function obsSweep(weight: Float32Array, hessianSum: Float32Array, count: number, opts: ObsSweepOptions): Promise<ObsSwept> {
-  const p = planObs(weight, hessianSum, count, opts);
+  const p = planObs(weight, { sum: hessianSum, count }, opts);
   const q = p.quantized;
   const r = await callAsync(() => load().obsSweep(p.swept, p.mask, q?.packed ?? null, q?.scales ?? null, q?.zeroPoints ?? null, weight, hessianSum, p.params));
+  return finishObs(p, r);
+}
+
+/** The sweep alone, on a Hessian prepared by prepareHessian (with the order it was prepared in: act-order ⇔ prepared.order). */
+export async function obsSweepPrepared(weight: Float32Array, prepared: PreparedHessian, opts: ObsSweepPreparedOptions): Promise<ObsSwept> {
+  const p = planObs(weight, { prepared }, opts);
+  const q = p.quantized;
+  const r = await callAsync(() => load().obsSweepPrepared(p.swept, p.mask, q?.packed ?? null, q?.scales ?? null, q?.zeroPoints ?? null, weight,
+    prepared.hinvUpper, prepared.order, p.deadMask as Uint8Array, p.params));
   return finishObs(p, r);
 }
 
 /** One output channel at a time, masks chosen by a full sort; same outputs as obsSweep. */
 export const obsReference = {
   obsSweep(weight: Float32Array, hessianSum: Float32Array, count: number, opts: ObsSweepOptions): ObsSwept {
-    const p = planObs(weight, hessianSum, count, opts);
+    const p = planObs(weight, { sum: hessianSum, count }, opts);
     const q = p.quantized;
     const r = callSync(() => load().obsSweepRef(p.swept, p.mask, q?.packed ?? null, q?.scales ?? null, q?.zeroPoints ?? null, weight, hessianSum, p.params));
+    return finishObs(p, r);
+  },
+  obsSweepPrepared(weight: Float32Array, prepared: PreparedHessian, opts: ObsSweepPreparedOptions): ObsSwept {
+    const p = planObs(weight, { prepared }, opts);
+    const q = p.quantized;
+    const r = callSync(() => load().obsSweepPreparedRef(p.swept, p.mask, q?.packed ?? null, q?.scales ?? null, q?.zeroPoints ?? null, weight,
+      prepared.hinvUpper, prepared.order, p.deadMask as Uint8Array, p.params));
     return finishObs(p, r);
   },
 };
