@@ -153,8 +153,31 @@ WHITTLE_TARGET_AVX2 void MicroKernelAvx2(size_t kc, const float* ap, const float
     for (size_t j = 0; j < nr; j++) c[r * ldc + j] += tmp[r][j];
   }
 }
+
+// 6 × 32 on the AVX-512 path: two adjacent B panels (bp1 = bp0 + kc·NR), 12 ZMM accumulators, masked
+// loads and stores at the edges (nr ≤ 32; bp1 is not read when nr ≤ 16).
+WHITTLE_TARGET_AVX512 void MicroKernelAvx512(size_t kc, const float* ap, const float* bp0, float* c, size_t ldc, float alpha,
+                                             size_t mr, size_t nr) {
+  __m512 acc[MR][2];
+  FmaTile6x32(kc, ap, bp0, nr > NR ? bp0 + kc * NR : bp0, acc);
+  const __m512 valpha = _mm512_set1_ps(alpha);
+  const __mmask16 lo = LowMask(nr), hi = HighMask(nr);
+  for (size_t r = 0; r < mr; r++) {
+    float* row = c + r * ldc;
+    _mm512_mask_storeu_ps(row, lo, _mm512_fmadd_ps(valpha, acc[r][0], _mm512_maskz_loadu_ps(lo, row)));
+    _mm512_mask_storeu_ps(row + NR, hi, _mm512_fmadd_ps(valpha, acc[r][1], _mm512_maskz_loadu_ps(hi, row + NR)));
+  }
+}
 #endif
 
+// C[mr, nr] += alpha · Ap · (Bp0 | Bp1) for nr ≤ 32 with a 16-wide kernel: two calls.
+template <void (*kKernel)(size_t, const float*, const float*, float*, size_t, float, size_t, size_t)>
+void TwoPanels(size_t kc, const float* ap, const float* bp0, float* c, size_t ldc, float alpha, size_t mr, size_t nr) {
+  kKernel(kc, ap, bp0, c, ldc, alpha, mr, std::min(nr, NR));
+  if (nr > NR) kKernel(kc, ap, bp0 + kc * NR, c + NR, ldc, alpha, mr, nr - NR);
+}
+
+// A micro-kernel over up to two adjacent B panels (nr ≤ 32).
 using MicroKernel = void (*)(size_t, const float*, const float*, float*, size_t, float, size_t, size_t);
 
 void ScaleTile(float* c, size_t ldc, size_t rows, size_t cols, float beta) {
@@ -173,9 +196,13 @@ void ScaleTile(float* c, size_t ldc, size_t rows, size_t cols, float beta) {
 void Gemm(float* c, const float* a, const float* b, size_t m, size_t n, size_t k, bool trans_b, float alpha,
           float beta) {
   if (m == 0 || n == 0) return;
-  MicroKernel kernel = MicroKernelBaseline;
+  MicroKernel kernel = TwoPanels<MicroKernelBaseline>;
 #if WHITTLE_X86_SIMD
-  if (UseAvx2()) kernel = MicroKernelAvx2;
+  if (UseAvx512()) {
+    kernel = MicroKernelAvx512;
+  } else if (UseAvx2()) {
+    kernel = TwoPanels<MicroKernelAvx2>;
+  }
 #endif
 
   const size_t threads = static_cast<size_t>(Threads());
@@ -232,9 +259,9 @@ void Gemm(float* c, const float* a, const float* b, size_t m, size_t n, size_t k
       const size_t j_begin = p_begin * NR;
       const size_t j_end = std::min(n, p_end * NR);
       if (k0 == 0) ScaleTile(c + i0 * n + j_begin, n, rows, j_end - j_begin, beta);
-      for (size_t p = p_begin; p < p_end; p++) {
+      for (size_t p = p_begin; p < p_end; p += 2) {  // two B panels at a time (nc_panels is even)
         const size_t j0 = p * NR;
-        const size_t nr = std::min(NR, n - j0);
+        const size_t nr = std::min(p + 1 < p_end ? 2 * NR : NR, n - j0);
         for (size_t r0 = 0; r0 < rows; r0 += MR) {
           kernel(kc, ap.data() + ((i0 + r0) / MR) * kc * MR, bp.data() + p * kc * NR, c + (i0 + r0) * n + j0, n, alpha,
                  std::min(MR, rows - r0), nr);

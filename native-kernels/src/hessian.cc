@@ -84,7 +84,7 @@ constexpr size_t KC = 256;
 constexpr size_t TILE = 192;  // 32 row panels × 12 column panels
 
 // acc[MR×NR block, row stride ldc] += Ap[kc][MR] · Bp[kc][NR]
-void SyrkMicroBaseline(size_t kc, const float* ap, const float* bp, float* acc, size_t ldc) {
+void SyrkMicro16Baseline(size_t kc, const float* ap, const float* bp, float* acc, size_t ldc) {
   float c[MR][NR] = {};
   for (size_t kk = 0; kk < kc; kk++) {
     const float* a = ap + kk * MR;
@@ -99,7 +99,7 @@ void SyrkMicroBaseline(size_t kc, const float* ap, const float* bp, float* acc, 
 }
 
 #if WHITTLE_X86_SIMD
-WHITTLE_TARGET_AVX2 void SyrkMicroAvx2(size_t kc, const float* ap, const float* bp, float* acc, size_t ldc) {
+WHITTLE_TARGET_AVX2 void SyrkMicro16Avx2(size_t kc, const float* ap, const float* bp, float* acc, size_t ldc) {
   __m256 rows[MR][2];
   FmaTile6x16(kc, ap, bp, rows);
   for (size_t r = 0; r < MR; r++) {
@@ -108,7 +108,29 @@ WHITTLE_TARGET_AVX2 void SyrkMicroAvx2(size_t kc, const float* ap, const float* 
     _mm256_storeu_ps(row + 8, _mm256_add_ps(_mm256_loadu_ps(row + 8), rows[r][1]));
   }
 }
+
+// acc[MR × 32] += Ap · (Bp0 | Bp1): the 6×32 AVX-512 tile over two adjacent column panels (bp1 = bp0 + kc·NR).
+WHITTLE_TARGET_AVX512 void SyrkMicroAvx512(size_t kc, const float* ap, const float* bp0, float* acc, size_t ldc, bool pair) {
+  if (!pair) {
+    SyrkMicro16Avx2(kc, ap, bp0, acc, ldc);
+    return;
+  }
+  __m512 rows[MR][2];
+  FmaTile6x32(kc, ap, bp0, bp0 + kc * NR, rows);
+  for (size_t r = 0; r < MR; r++) {
+    float* row = acc + r * ldc;
+    _mm512_storeu_ps(row, _mm512_add_ps(_mm512_loadu_ps(row), rows[r][0]));
+    _mm512_storeu_ps(row + NR, _mm512_add_ps(_mm512_loadu_ps(row + NR), rows[r][1]));
+  }
+}
 #endif
+
+// A 16-wide kernel over one or two adjacent column panels (pair: bp0 and bp0 + kc·NR).
+template <void (*kKernel)(size_t, const float*, const float*, float*, size_t)>
+void TwoPanels(size_t kc, const float* ap, const float* bp0, float* acc, size_t ldc, bool pair) {
+  kKernel(kc, ap, bp0, acc, ldc);
+  if (pair) kKernel(kc, ap, bp0 + kc * NR, acc + NR, ldc);
+}
 
 // Panels of `width` consecutive columns of X starting at c0, rows t0..t0+kc: out[panel][kk][width],
 // zero beyond column d.
@@ -127,9 +149,13 @@ void PackColumns(float* out, const float* x, size_t d, size_t t0, size_t kc, siz
 }
 
 void AccumulateTile(float* h, const float* x, size_t n, size_t d, size_t ti, size_t tj) {
-  auto kernel = SyrkMicroBaseline;
+  auto kernel = TwoPanels<SyrkMicro16Baseline>;
 #if WHITTLE_X86_SIMD
-  if (UseAvx2()) kernel = SyrkMicroAvx2;
+  if (UseAvx512()) {
+    kernel = SyrkMicroAvx512;
+  } else if (UseAvx2()) {
+    kernel = TwoPanels<SyrkMicro16Avx2>;
+  }
 #endif
   const size_t i0 = ti * TILE, j0 = tj * TILE;
   const size_t rows = std::min(TILE, d - i0), cols = std::min(TILE, d - j0);
@@ -146,9 +172,10 @@ void AccumulateTile(float* h, const float* x, size_t n, size_t d, size_t ti, siz
     PackColumns(ap_buffer.data(), x, d, t0, kc, i0, rows, MR);
     PackColumns(bp_buffer.data(), x, d, t0, kc, j0, cols, NR);
     for (size_t p = 0; p < r_panels; p++) {
-      for (size_t q = 0; q < c_panels; q++) {
+      for (size_t q = 0; q < c_panels; q += 2) {  // two column panels at a time
         if (diagonal && q * NR > p * MR + MR - 1) break;  // block entirely above the diagonal
-        kernel(kc, ap_buffer.data() + p * kc * MR, bp_buffer.data() + q * kc * NR, acc + p * MR * ldc + q * NR, ldc);
+        const bool pair = q + 1 < c_panels && !(diagonal && (q + 1) * NR > p * MR + MR - 1);
+        kernel(kc, ap_buffer.data() + p * kc * MR, bp_buffer.data() + q * kc * NR, acc + p * MR * ldc + q * NR, ldc, pair);
       }
     }
   }
