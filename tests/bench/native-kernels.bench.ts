@@ -2,19 +2,21 @@
  * Native kernels, fast vs their scalar references in the same run (ratios are what to compare across
  * machines; absolute figures depend on the CPU and on what else is running).
  *
- *   GEMM 512×512×512 (C = A·B; another size as the 2nd argument): GFLOP/s = 2·M·N·K / time — AVX2 path on all threads and on 1 thread,
- *     baseline (SSE2 / portable) path on all threads, naive double-accumulating reference.
+ *   GEMM 512×512×512 (C = A·B; another size as the 2nd argument): GFLOP/s = 2·M·N·K / time — each SIMD
+ *     path this CPU has (AVX-512, AVX2, baseline SSE2 / portable; setSimdLimit) on all threads, the best
+ *     path on 1 thread, naive double-accumulating reference.
  *   Block-wise quantization of a 4096×4096 weight, float32 and float16, block 32 (4-bit symmetric and
- *     asymmetric, 8-bit symmetric): MB/s of input as stored (4 or 2 bytes a weight) — fast on all threads /
- *     1 thread, baseline (SSE2 / portable) path on all threads, and the reference; dequantization of the
+ *     asymmetric, 8-bit symmetric): MB/s of input as stored (4 or 2 bytes a weight) — each path on all
+ *     threads, the best on 1 thread, and the reference; dequantization of the
  *     4-bit asymmetric result: MB/s of float32 output.
  *   fp32 → fp16 of 16 M values: M values/s — fast (F16C) vs reference.
- * Each fast figure is the best of `rounds` runs; references run once (they are slow).
+ * Each fast figure is the best of `rounds` runs; references run once (they are slow). "× avx2" is the AVX2
+ * path's time over the row's (the AVX-512 speed-up on its row).
  *
  *   $N tests/bench/native-kernels.bench.ts [rounds=5] [gemmSize=512]
  */
 import {
-  cpuInfo, dequantizeBlockwise, f32ToF16, gemm, getThreads, quantizeBlockwise, reference, setForceBaseline, setThreads,
+  cpuInfo, dequantizeBlockwise, f32ToF16, gemm, getThreads, quantizeBlockwise, reference, setSimdLimit, setThreads, type SimdPath,
 } from '../../main/engine/native/index.ts';
 
 const rounds = Number(process.argv[2] ?? 5);
@@ -47,7 +49,7 @@ async function best(fn: () => Promise<unknown> | unknown, times: number): Promis
   return fastest;
 }
 
-interface Row { kernel: string; variant: string; ms: number; rate: number; unit: string; vsRef?: number }
+interface Row { kernel: string; variant: string; ms: number; rate: number; unit: string; vsRef?: number; vsAvx2?: number }
 const rows: Row[] = [];
 
 async function measure(kernel: string, variant: string, unit: string, work: number, times: number, fn: () => Promise<unknown> | unknown,
@@ -61,13 +63,26 @@ async function measure(kernel: string, variant: string, unit: string, work: numb
 function fillRatios(kernel: string): void {
   const ref = rows.find((r) => r.kernel === kernel && r.variant === 'reference');
   if (!ref) return;
-  for (const r of rows) if (r.kernel === kernel) r.vsRef = ref.ms / r.ms;
+  const avx2 = rows.find((r) => r.kernel === kernel && r.variant.startsWith('avx2,'));
+  for (const r of rows) {
+    if (r.kernel !== kernel) continue;
+    r.vsRef = ref.ms / r.ms;
+    if (avx2 && r.variant !== 'reference') r.vsAvx2 = avx2.ms / r.ms;
+  }
 }
 
 const cpu = cpuInfo();
 const allThreads = cpu.hardwareThreads;
-const useAll = (): void => { setForceBaseline(false); setThreads(0); };
-const useOne = (): void => { setForceBaseline(false); setThreads(1); };
+const paths: SimdPath[] = cpu.simd === 'baseline' ? ['baseline'] : cpu.avx512 ? ['avx512', 'avx2', 'baseline'] : ['avx2', 'baseline'];
+const useAll = (): void => { setSimdLimit('avx512'); setThreads(0); };
+const useOne = (): void => { setSimdLimit('avx512'); setThreads(1); };
+const usePath = (path: SimdPath) => (): void => { setSimdLimit(path); setThreads(0); };
+
+/** One row per SIMD path on all threads, then the best path on 1 thread. */
+async function measurePaths(label: string, unit: string, work: number, fn: () => Promise<unknown>): Promise<void> {
+  for (const path of paths) await measure(label, `${path}, ${allThreads} threads`, unit, work, rounds, fn, usePath(path));
+  await measure(label, `${paths[0]}, 1 thread`, unit, work, rounds, fn, useOne);
+}
 
 // GEMM n³
 {
@@ -77,11 +92,7 @@ const useOne = (): void => { setForceBaseline(false); setThreads(1); };
   const flops = 2 * n * n * n / 1e9;
   const label = `gemm ${n}³`;
   await gemm(a, b, n, n, n);  // warm up the pool
-  await measure(label, `fast, ${allThreads} threads`, 'GFLOP/s', flops, rounds, () => gemm(a, b, n, n, n), useAll);
-  await measure(label, 'fast, 1 thread', 'GFLOP/s', flops, rounds, () => gemm(a, b, n, n, n), useOne);
-  if (cpu.simd === 'avx2') {
-    await measure(label, `baseline ISA, ${allThreads} threads`, 'GFLOP/s', flops, rounds, () => gemm(a, b, n, n, n), () => { setThreads(0); setForceBaseline(true); });
-  }
+  await measurePaths(label, 'GFLOP/s', flops, () => gemm(a, b, n, n, n));
   await measure(label, 'reference', 'GFLOP/s', flops, 1, () => reference.gemm(a, b, n, n, n), useAll);
   fillRatios(label);
 }
@@ -104,11 +115,7 @@ const useOne = (): void => { setForceBaseline(false); setThreads(1); };
     for (const c of configs) {
       const label = `quantize 4096² ${fp16 ? 'fp16' : 'fp32'} ${c.name}`;
       const opts = { k, n, bits: c.bits, blockSize: 32, symmetric: c.symmetric, weightIsFp16: fp16 };
-      await measure(label, `fast, ${allThreads} threads`, 'MB/s', mb, rounds, () => quantizeBlockwise(w, opts), useAll);
-      await measure(label, 'fast, 1 thread', 'MB/s', mb, rounds, () => quantizeBlockwise(w, opts), useOne);
-      if (cpu.simd === 'avx2') {
-        await measure(label, `baseline ISA, ${allThreads} threads`, 'MB/s', mb, rounds, () => quantizeBlockwise(w, opts), () => { setThreads(0); setForceBaseline(true); });
-      }
+      await measurePaths(label, 'MB/s', mb, () => quantizeBlockwise(w, opts));
       await measure(label, 'reference', 'MB/s', mb, 1, () => reference.quantizeBlockwise(w, opts), useAll);
       fillRatios(label);
     }
@@ -117,11 +124,7 @@ const useOne = (): void => { setForceBaseline(false); setThreads(1); };
   const q = await quantizeBlockwise(w32, { k, n, bits: 4, blockSize: 32, symmetric: false });
   const label = 'dequantize 4096² 4-bit b32 asym';
   const mb = (k * n * 4) / 1e6;
-  await measure(label, `fast, ${allThreads} threads`, 'MB/s', mb, rounds, () => dequantizeBlockwise(q), useAll);
-  await measure(label, 'fast, 1 thread', 'MB/s', mb, rounds, () => dequantizeBlockwise(q), useOne);
-  if (cpu.simd === 'avx2') {
-    await measure(label, `baseline ISA, ${allThreads} threads`, 'MB/s', mb, rounds, () => dequantizeBlockwise(q), () => { setThreads(0); setForceBaseline(true); });
-  }
+  await measurePaths(label, 'MB/s', mb, () => dequantizeBlockwise(q));
   await measure(label, 'reference', 'MB/s', mb, 1, () => reference.dequantizeBlockwise(q), useAll);
   fillRatios(label);
 }
@@ -131,15 +134,16 @@ const useOne = (): void => { setForceBaseline(false); setThreads(1); };
   const src = randomArray(1 << 24, 4);
   const mvalues = src.length / 1e6;
   const label = 'f32ToF16 16M';
-  await measure(label, `fast, ${allThreads} threads`, 'M values/s', mvalues, rounds, () => f32ToF16(src), useAll);
+  await measure(label, `${paths[0]}, ${allThreads} threads`, 'M values/s', mvalues, rounds, () => f32ToF16(src), useAll);
   await measure(label, 'reference', 'M values/s', mvalues, 1, () => reference.f32ToF16(src), useAll);
   fillRatios(label);
 }
 useAll();
 
-console.log(`native kernels — CPU: avx2 ${cpu.avx2}, fma ${cpu.fma}, f16c ${cpu.f16c}; ${allThreads} hardware threads (default ${getThreads()}); rounds ${rounds}`);
-const header = ['kernel', 'variant', 'ms', 'rate', 'unit', '× reference'];
-const table = rows.map((r) => [r.kernel, r.variant, r.ms.toFixed(1), r.rate.toFixed(1), r.unit, r.vsRef === undefined ? '' : r.vsRef.toFixed(1)]);
+console.log(`native kernels — CPU: avx2 ${cpu.avx2}, fma ${cpu.fma}, f16c ${cpu.f16c}, avx512 ${cpu.avx512}; ${allThreads} hardware threads (default ${getThreads()}); rounds ${rounds}`);
+const header = ['kernel', 'variant', 'ms', 'rate', 'unit', '× reference', '× avx2'];
+const table = rows.map((r) => [r.kernel, r.variant, r.ms.toFixed(1), r.rate.toFixed(1), r.unit, r.vsRef === undefined ? '' : r.vsRef.toFixed(1),
+  r.vsAvx2 === undefined ? '' : r.vsAvx2.toFixed(2)]);
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
 const line = (cells: string[]): string => cells.map((c, i) => (i >= 2 && i !== 4 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
 console.log(line(header));
