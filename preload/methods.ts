@@ -101,6 +101,8 @@ export const RtnDetails = z.looseObject({ method: z.literal('rtn'), ...weightOnl
 export const GptqDetails = z.looseObject({
   method: z.literal('gptq'), ...weightOnlyDetails,
   percdamp: z.number(), actOrder: z.boolean(), columnBlock: z.int(), calibration: CalibrationConfig,
+  /** Absent in results of versions that only calibrated in one pass. */
+  sequential: z.boolean().optional(),
   hessians: z.array(z.looseObject({ tensor: z.string(), d: z.int(), rows: z.int(), weights: z.array(z.string()) })),
 });
 export const Fp16Details = z.looseObject({
@@ -171,7 +173,7 @@ export const GPTQ = {
     { field: 'actOrder', flag: 'act-order', help: 'quantize input features in order of decreasing Hessian diagonal (act-order)' },
     { field: 'percdamp', flag: 'percdamp', help: "dampening added to the Hessian's diagonal, a fraction of its mean" },
     { field: 'columnBlock', flag: null, help: 'columns swept together before the lazy batch update' },
-    { field: 'sequential', flag: null, help: 'calibrate level by level on the already-quantized model (the default), or in one pass over the original' },
+    { field: 'sequential', flag: 'one-pass', help: 'calibrate in one pass over the original model instead of level by level on the already-quantized one (faster, less accurate)' },
   ],
   outputs: `${QUANTIZE_OUTPUTS} Reports the GPTQ loss of every weight.`, details: GptqDetails,
 } as const satisfies StepDescription<'quantize:gptq'>;

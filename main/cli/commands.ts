@@ -77,6 +77,7 @@ export const quantizeCommand: CommandSpec = {
     { name: 'calib-len', type: 'int', value: 'L', min: 8, max: 8192, description: `${methodList('calib-len')}: tokens per calibration sequence L (default 256)` },
     { name: 'seed', type: 'int', value: 'S', description: `${methodList('seed')}: seed for drawing the calibration sequences (default 0)` },
     { name: 'act-order', type: 'boolean', description: `${methodList('act-order')}: quantize input features in order of decreasing Hessian diagonal (act-order)` },
+    { name: 'one-pass', type: 'boolean', description: `${methodList('one-pass')}: calibrate every layer in one pass over the original model, not level by level on the already-quantized model (faster, less accurate)` },
     { name: 'percdamp', type: 'string', value: 'X', description: `${methodList('percdamp')}: dampening added to the Hessian's diagonal, a fraction of its mean (default 0.01)` },
     { name: 'range', type: 'string', value: 'R', choices: ['minmax', 'percentile', 'entropy'], description: `${methodList('range')}: activation range from minmax (default), percentile or entropy (KL)` },
     { name: 'percentile', type: 'string', value: 'P', description: `${methodList('percentile')} with --range percentile: the percentile of |x| kept (default 99.999)` },

@@ -129,6 +129,7 @@ function stepFromFlags(method: CliMethod, o: OptionValues, keep: string[]): Reco
   }
   if (method === 'gptq') {
     if (o['act-order'] === true) step.actOrder = true;
+    if (o['one-pass'] === true) step.sequential = false;
     if (o.percdamp !== undefined) step.percdamp = decimal(o, 'percdamp');
   }
   if (method === 'fp16') {

@@ -38,6 +38,7 @@ function Gptq({ step }: { step: Of<'quantize:gptq'> }) {
         <Calibration step={step} />
         <Fact label="Dampening" value={String(step.percdamp)} />
         <Fact label="Act-order" value={step.actOrder ? 'on' : 'off'} />
+        <Fact label="Calibration" value={step.sequential === false ? 'one pass over the original' : 'sequential (level by level)'} />
         <Fact label="Layer inputs" value={`${step.hessians.length} Hessians`} />
       </SimpleGrid>
       <Scroll>

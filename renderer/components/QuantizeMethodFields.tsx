@@ -101,6 +101,8 @@ function WeightOnlyFields({ form, issues, onChange, disabled }: Props) {
         <>
           <Switch label="Act-order" checked={form.actOrder} onChange={(e) => set('actOrder', e.currentTarget.checked)} disabled={disabled} data-testid="act-order-toggle"
             description="Quantize the input rows whose activations are largest first, while the most error can still be spread over the rest (static groups: no g_idx, the same fast kernel)." />
+          <Switch label="Sequential calibration" checked={form.sequential} onChange={(e) => set('sequential', e.currentTarget.checked)} disabled={disabled} data-testid="sequential-toggle"
+            description="Quantize level by level (q/k/v, o, gate/up, down, block after block), each calibrated on what the already-quantized levels produce, so later weights correct earlier errors. Off: one faster pass over the original model." />
           <NumberInput label="Dampening (percdamp)" description="Added to the Hessian's diagonal as a fraction of its mean; raise it if GPTQ reports an unstable Cholesky."
             value={form.percdamp} onChange={(v) => set('percdamp', v)} min={0} max={1} step={0.005} decimalScale={4} error={issues.percdamp} disabled={disabled} data-testid="percdamp" />
           <NumberInput label="Column block" description="Rows swept together before the lazy batch update of the rest; changes speed, not the result's size."

@@ -42,6 +42,8 @@ export interface QuantizeForm {
   // GPTQ
   percdamp: number | string;
   actOrder: boolean;
+  /** GPTQ: calibrate level by level on the already-quantized model (else one pass over the original). */
+  sequential: boolean;
   columnBlock: number | string;
   // Calibration: GPTQ, INT8 static and the sensitivity analysis
   calibText: string;
@@ -161,6 +163,7 @@ export function defaultQuantizeForm(modelPath = ''): QuantizeForm {
     overrides: [],
     percdamp: 0.01,
     actOrder: false,
+    sequential: true,
     columnBlock: 128,
     calibText: '',
     calibSamples: DEFAULT_CALIBRATION.samples,
@@ -341,7 +344,7 @@ export function buildQuantizeStep(form: QuantizeForm, method: MethodId = form.me
       return { ...weightOnly, method: 'rtn' };
     case 'gptq':
       return {
-        ...weightOnly, method: 'gptq', calibration: buildCalibration(form), percdamp: toNumber(form.percdamp), actOrder: form.actOrder,
+        ...weightOnly, method: 'gptq', calibration: buildCalibration(form), percdamp: toNumber(form.percdamp), actOrder: form.actOrder, sequential: form.sequential,
         columnBlock: toNumber(form.columnBlock),
       };
     case 'fp16':
@@ -418,6 +421,7 @@ const FIELD_BY_PATH: Record<string, QuantizeField> = {
   'steps.0.overrides': 'overrides',
   'steps.0.percdamp': 'percdamp',
   'steps.0.actOrder': 'actOrder',
+  'steps.0.sequential': 'sequential',
   'steps.0.columnBlock': 'columnBlock',
   'steps.0.calibration.text': 'calibText',
   'steps.0.calibration.samples': 'calibSamples',
@@ -454,7 +458,7 @@ function friendly(message: string, field: QuantizeField): string {
 export const STEP_FIELDS: readonly (readonly QuantizeField[])[] = [
   ['modelPath', 'tokenizerPath', 'textPath', 'window', 'maxSamples', 'prompts'],
   [
-    'method', 'bits', 'blockSize', 'symmetric', 'accuracyLevel', 'format', 'percdamp', 'actOrder', 'columnBlock',
+    'method', 'bits', 'blockSize', 'symmetric', 'accuracyLevel', 'format', 'percdamp', 'actOrder', 'sequential', 'columnBlock',
     'calibText', 'calibSamples', 'calibLength', 'calibSeed', 'keepIoTypes', 'blockOps', 'int8Format', 'perChannel',
     'rangeMethod', 'percentile', 'activationType', 'excludeText',
   ],
@@ -572,6 +576,7 @@ export function quantizeFormFromRecipe(recipe: unknown): QuantizeForm | null {
       if (step.method === 'gptq') {
         form.percdamp = step.percdamp;
         form.actOrder = step.actOrder;
+        form.sequential = step.sequential;
         form.columnBlock = step.columnBlock;
       }
       break;
@@ -617,7 +622,7 @@ export function settingsLine(form: QuantizeForm): string {
     case 'rtn':
     case 'gptq': {
       const format = form.format === 'qdq' ? 'QDQ' : `MatMulNBits, accuracy level ${form.accuracyLevel}`;
-      const extra = form.method === 'gptq' ? `, percdamp ${form.percdamp}${form.actOrder ? ', act-order' : ''}` : '';
+      const extra = form.method === 'gptq' ? `, percdamp ${form.percdamp}${form.actOrder ? ', act-order' : ''}${form.sequential ? '' : ', one-pass calibration'}` : '';
       const mixed = form.overrides.length > 0 ? `, ${form.overrides.length} at ${[...new Set(form.overrides.map((o) => o.bits))].join('/')}-bit` : '';
       return `${form.method.toUpperCase()} ${form.bits}-bit, block ${form.blockSize}, ${form.symmetric ? 'symmetric' : 'asymmetric'}, ${format}${extra}${mixed}`;
     }

@@ -284,6 +284,7 @@ export const quantizeGptqStep: StepRunner<QuantizeGptqStep> = {
       actOrder: step.actOrder,
       columnBlock: step.columnBlock,
       calibration: r.calibration,
+      sequential: step.sequential,
       calibrationPass: step.sequential ? 'sequential: level by level on the already-quantized model' : 'one pass over the original model',
       hessians: r.hessians,
       quantized: r.quantized.length,
