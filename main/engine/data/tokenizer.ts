@@ -128,7 +128,8 @@ export async function loadTokenizer(tokenizerJsonPath: string): Promise<TextToke
       return addBos && bosId !== null ? [bosId, ...ids] : ids;
     },
     decode(ids) {
-      return tokenizer.decode(ids, { skip_special_tokens: true });
+      // The library refuses an empty list; no tokens (a generation that stopped at once) is no text.
+      return ids.length === 0 ? '' : tokenizer.decode(ids, { skip_special_tokens: true });
     },
   };
 }
