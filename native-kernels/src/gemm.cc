@@ -17,6 +17,7 @@
 #include <cstring>
 #include <vector>
 
+#include "aligned_buffer.h"
 #include "cpu_features.h"
 #include "microkernel.h"
 #include "napi_helpers.h"
@@ -161,6 +162,14 @@ WHITTLE_TARGET_AVX512 void MicroKernelAvx512(size_t kc, const float* ap, const f
   __m512 acc[MR][2];
   FmaTile6x32(kc, ap, bp0, nr > NR ? bp0 + kc * NR : bp0, acc);
   const __m512 valpha = _mm512_set1_ps(alpha);
+  if (mr == MR && nr == 2 * NR) {  // unmasked in the interior (masked stores are slow on some CPUs)
+    for (size_t r = 0; r < MR; r++) {
+      float* row = c + r * ldc;
+      _mm512_storeu_ps(row, _mm512_fmadd_ps(valpha, acc[r][0], _mm512_loadu_ps(row)));
+      _mm512_storeu_ps(row + NR, _mm512_fmadd_ps(valpha, acc[r][1], _mm512_loadu_ps(row + NR)));
+    }
+    return;
+  }
   const __mmask16 lo = LowMask(nr), hi = HighMask(nr);
   for (size_t r = 0; r < mr; r++) {
     float* row = c + r * ldc;
@@ -235,8 +244,8 @@ void Gemm(float* c, const float* a, const float* b, size_t m, size_t n, size_t k
   }
 
   const size_t kc_max = std::min(KC, k);
-  std::vector<float> ap(m_panels * MR * kc_max);
-  std::vector<float> bp(n_panels * NR * kc_max);
+  AlignedVector<float> ap(m_panels * MR * kc_max);
+  AlignedVector<float> bp(n_panels * NR * kc_max);
   for (size_t k0 = 0; k0 < k; k0 += KC) {
     const size_t kc = std::min(KC, k - k0);
     // Pack this slice of A and of op(B), 8 panels per task.

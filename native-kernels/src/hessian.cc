@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "aligned_buffer.h"
 #include "cpu_features.h"
 #include "microkernel.h"
 #include "linalg.h"
@@ -161,7 +162,7 @@ void AccumulateTile(float* h, const float* x, size_t n, size_t d, size_t ti, siz
   const size_t rows = std::min(TILE, d - i0), cols = std::min(TILE, d - j0);
   const size_t r_panels = CeilDiv(rows, MR), c_panels = CeilDiv(cols, NR);
   const size_t ldc = c_panels * NR;
-  thread_local std::vector<float> ap_buffer, bp_buffer, acc_buffer;
+  thread_local AlignedVector<float> ap_buffer, bp_buffer, acc_buffer;
   ap_buffer.resize(TILE * KC + MR * KC);
   bp_buffer.resize(TILE * KC + NR * KC);
   acc_buffer.assign(r_panels * MR * ldc, 0.0f);

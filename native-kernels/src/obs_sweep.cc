@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "aligned_buffer.h"
 #include "blockwise_checks.h"
 #include "cpu_features.h"
 #include "hessian.h"
@@ -132,7 +133,11 @@ WHITTLE_TARGET_AVX2 void UpdateRowAvx2(float* __restrict w, const float* __restr
 
 WHITTLE_TARGET_AVX512 void UpdateRowAvx512(float* __restrict w, const float* __restrict err, float h, size_t cols) {
   const __m512 hv = _mm512_set1_ps(h);
-  for (size_t j = 0; j < cols; j += 16) {
+  size_t j = 0;
+  for (; j + 16 <= cols; j += 16) {
+    _mm512_storeu_ps(w + j, _mm512_sub_ps(_mm512_loadu_ps(w + j), _mm512_mul_ps(_mm512_loadu_ps(err + j), hv)));
+  }
+  if (j < cols) {  // masked only at the tail (masked stores are slow on some CPUs)
     const __mmask16 m = LowMask(cols - j);
     const __m512 wv = _mm512_maskz_loadu_ps(m, w + j);
     _mm512_mask_storeu_ps(w + j, m, _mm512_sub_ps(wv, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, err + j), hv)));
@@ -349,6 +354,14 @@ WHITTLE_TARGET_AVX512 void LazyMicroAvx512(size_t nb, const float* ap, const flo
     c50 = _mm512_add_ps(c50, _mm512_mul_ps(av, e0)), c51 = _mm512_add_ps(c51, _mm512_mul_ps(av, e1));
   }
   const __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (mr == MR && nr == 2 * NR) {
+    for (size_t r = 0; r < MR; r++) {
+      float* row = c + r * ldc;
+      _mm512_storeu_ps(row, _mm512_sub_ps(_mm512_loadu_ps(row), acc[r][0]));
+      _mm512_storeu_ps(row + NR, _mm512_sub_ps(_mm512_loadu_ps(row + NR), acc[r][1]));
+    }
+    return;
+  }
   const __mmask16 lo = LowMask(nr), hi = HighMask(nr);
   for (size_t r = 0; r < mr; r++) {
     float* row = c + r * ldc;
@@ -359,7 +372,7 @@ WHITTLE_TARGET_AVX512 void LazyMicroAvx512(size_t nb, const float* ap, const flo
 #endif
 
 // Phase 2: Wp[i2:K, :] −= Hinv[i1:i2, i2:K]ᵀ · E, in 6 × 32 blocks (two error panels at a time).
-void LazyUpdate(const Sweep& sw, size_t i1, size_t i2, std::vector<float>& a_panels) {
+void LazyUpdate(const Sweep& sw, size_t i1, size_t i2, AlignedVector<float>& a_panels) {
   auto kernel = LazyMicroBaseline;
 #if WHITTLE_X86_SIMD
   if (UseAvx512()) {
@@ -446,7 +459,7 @@ double ObsSweep(const ObsOutputs& out, const float* weight, const float* hinv_up
   CheckHinv(hinv_upper, K);
 
   // Wp in sweep order, dead inputs zeroed; every weight checked.
-  std::vector<float> w(K * N);
+  AlignedVector<float> w(K * N);
   constexpr size_t kRows = 16;
   ParallelFor(CeilDiv(K, kRows), [&](size_t t) {
     for (size_t i = t * kRows; i < std::min(K, (t + 1) * kRows); i++) {
@@ -492,8 +505,8 @@ double ObsSweep(const ObsOutputs& out, const float* weight, const float* hinv_up
     mask = own_mask.data();
   }
   std::vector<double> loss(N, 0.0);
-  std::vector<float> err_panels(CeilDiv(N, NR) * column_block * NR, 0.0f);
-  std::vector<float> a_panels(CeilDiv(K, MR) * MR * column_block);
+  AlignedVector<float> err_panels(CeilDiv(N, NR) * column_block * NR, 0.0f);
+  AlignedVector<float> a_panels(CeilDiv(K, MR) * MR * column_block);
   const Sweep sw{sh, hinv_upper, order, w.data(), out, mask, loss.data(), err_panels.data(), ChooseUpdateRow()};
   for (size_t i1 = 0; i1 < K; i1 += column_block) {
     const size_t i2 = std::min(K, i1 + column_block);
