@@ -63,7 +63,7 @@ describe('stories260K', () => {
     expect(g.quantized.length).toBe(35);
     expect(g.quantized.map((w) => w.name)).toEqual(r.quantized.map((w) => w.name));
 
-    // one calibration pass (q/k/v and gate/up share an input): 4 distinct inputs per layer
+    // sequential calibration, level by level (q/k/v and gate/up share an input): 4 distinct inputs per layer
     expect(g.hessians.length).toBe(20);
     expect(g.hessians.every((h) => h.rows === CALIBRATION.samples * CALIBRATION.length)).toBe(true);
     const first = phases.findIndex((p) => p.phase === 'quantize');
@@ -80,7 +80,7 @@ describe('stories260K', () => {
     expect(nbits.length).toBe(35);
     expect(nbits.every((n) => attrInt(n, 'bits', 0) === 4 && attrInt(n, 'block_size', 0) === 32)).toBe(true);
     const manifest = await readManifest(g.outDir);
-    expect(manifest.gptq).toMatchObject({ percdamp: 0.01, actOrder: false, columnBlock: 128, sequential: false, calibration: { samples: 32, length: 128 } });
+    expect(manifest.gptq).toMatchObject({ percdamp: 0.01, actOrder: false, columnBlock: 128, sequential: true, calibration: { samples: 32, length: 128 } });
     expect(manifest.weights.filter((w) => w.status === 'quantized').every((w) => typeof (w as { loss?: number }).loss === 'number')).toBe(true);
 
     const pg = await storiesPerplexity(g.modelPath, tmp.dir);
@@ -130,11 +130,36 @@ describe('stories260K', () => {
     await runsInOrt(g.modelPath, [1, 403, 407, 261]);
   });
 
-  it('the Hessian memory budget is checked before calibrating (OUT_OF_MEMORY)', async () => {
+  it('sequential calibration: closer to the original than one pass over it (KL on held-out sequences)', async () => {
+    const seq = await quantizeGptq(STORIES.model, gptq({ bits: 4, blockSize: 32 }), outDir('gptq4-seq'), quietContext(tmp.dir), options);
+    const one = await quantizeGptq(STORIES.model, gptq({ bits: 4, blockSize: 32, sequential: false }), outDir('gptq4-one'), quietContext(tmp.dir), options);
+    expect((await readManifest(one.outDir)).gptq).toMatchObject({ sequential: false });
+    const samples = sampleCalibration(readFileSync(calibText, 'utf8'), await loadTokenizer(STORIES.tokenizer), { samples: 8, length: 128, seed: 99 });
+    const ks = (await measureKl(STORIES.model, seq.modelPath, samples)).kl;
+    const ko = (await measureKl(STORIES.model, one.modelPath, samples)).kl;
+    console.log(`4-bit block 32: KL(original ‖ ·) sequential ${ks.toExponential(4)}, one-pass ${ko.toExponential(4)} nats/token`);
+    expect(ks).toBeLessThan(ko);
+  });
+
+  it('the Hessian memory budget is checked before calibrating, sequential: one level at a time (OUT_OF_MEMORY)', async () => {
+    const phases: string[] = [];
+    const ctx = { ...quietContext(tmp.dir), progress: (p: Progress) => { phases.push(p.phase); } };
+    const out = outDir('oom-seq');
+    const e = await quantizeGptq(STORIES.model, gptq(), out, ctx, { ...options, hessianBudgetBytes: 1000 }).catch((x) => x);
+    expect(e).toBeInstanceOf(WhittleError);
+    expect(e.code).toBe('OUT_OF_MEMORY');
+    // the largest level is the down projections' input (172 wide) of one block
+    expect(e.details.hessianBytes).toBe(172 * 172 * 4);
+    expect(e.message).toMatch(/GPTQ needs 0\.00 GiB for the Hessians of one level of weights/);
+    expect(phases).toEqual([]);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('the Hessian memory budget is checked before calibrating, one pass: all at once (OUT_OF_MEMORY)', async () => {
     const phases: string[] = [];
     const ctx = { ...quietContext(tmp.dir), progress: (p: Progress) => { phases.push(p.phase); } };
     const out = outDir('oom');
-    const e = await quantizeGptq(STORIES.model, gptq(), out, ctx, { ...options, hessianBudgetBytes: 1000 }).catch((x) => x);
+    const e = await quantizeGptq(STORIES.model, gptq({ sequential: false }), out, ctx, { ...options, hessianBudgetBytes: 1000 }).catch((x) => x);
     expect(e).toBeInstanceOf(WhittleError);
     expect(e.code).toBe('OUT_OF_MEMORY');
     // per layer four float32 Hessians: attention input, attention output, MLP input (64 wide each), down-projection input (172)
