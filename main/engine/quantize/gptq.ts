@@ -194,7 +194,7 @@ export async function quantizeGptqSequentially(
         }
         // The Hessians are not needed any more once the level is quantized; keep only their facts.
         for (const h of byTensor.values()) h.hessian = EMPTY;
-        ctx.log('debug', `GPTQ: level ${level.index + 1}/${level.count} quantized (${level.targets.map((t) => t.weight).join(', ')})`);
+        ctx.log('info', `GPTQ: level ${level.index + 1}/${level.count} quantized: ${describeLevel(level.targets)}`);
         return values;
       },
     }, ctx);
@@ -215,6 +215,17 @@ export async function quantizeGptqSequentially(
 }
 
 const EMPTY = new Float32Array(0);
+
+/** "block 2: q, k, v" from the architecture map's roles (the weight names where a weight has none). */
+function describeLevel(targets: readonly QuantTarget[]): string {
+  const byBlock = new Map<string, string[]>();
+  for (const t of targets) {
+    const where = t.block === null || t.block === undefined ? 'outside the blocks' : `block ${t.block}`;
+    const what = t.role && t.role !== 'other' ? t.role : t.weight;
+    byBlock.set(where, [...(byBlock.get(where) ?? []), what]);
+  }
+  return [...byBlock].map(([where, roles]) => `${where}: ${roles.join(', ')}`).join('; ');
+}
 
 /** The dequantized weight in the layout and type it is stored in (what onnxruntime sees in the next levels). */
 async function storedValue(q: BlockwiseQuantized, target: QuantTarget): Promise<WeightValue> {
