@@ -8,6 +8,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { WhittleError } from '../errors.ts';
+import { checkTokenizerJson, TokenizerFieldError } from './tokenizer-schema.ts';
 
 export interface TextTokenizer {
   /** Token ids of `text`; with `addBos` (default: what tokenizer_config.json says) BOS comes first. */
@@ -85,6 +86,24 @@ async function readJson(file: string, what: 'tokenizer' | 'config'): Promise<unk
   }
 }
 
+/** Text with letters, digits, punctuation, spacing and non-ASCII characters for the probe. */
+const PROBE_TEXT = 'Once upon a time, 42 cats said: "Hello!"\n\tThe end. café — 日本 🙂';
+
+/**
+ * Encodes and decodes a sample text once, so a tokenizer that cannot run fails here, as invalid input,
+ * rather than in the middle of a job.
+ */
+function probe(tokenizer: Tokenizer, file: string): void {
+  try {
+    const ids = tokenizer.encode(PROBE_TEXT, { add_special_tokens: false }).ids;
+    const bad = ids.findIndex((id) => !Number.isSafeInteger(id) || id < 0);
+    if (bad >= 0) throw new Error(`token ${bad + 1} of a sample text has no id (no unknown token for characters outside the vocabulary)`);
+    if (ids.length > 0) tokenizer.decode(ids, { skip_special_tokens: true });
+  } catch (e) {
+    throw new WhittleError('INVALID_INPUT', `${path.basename(file)} is not a usable tokenizer: it fails on a sample text (${(e as Error).message}). Choose the tokenizer.json that came with the model.`, { path: file }, { cause: e });
+  }
+}
+
 export async function loadTokenizer(tokenizerJsonPath: string): Promise<TextTokenizer> {
   const file = path.resolve(tokenizerJsonPath);
   if (!existsSync(file)) throw new WhittleError('NOT_FOUND', `The tokenizer file ${file} does not exist.`, { path: file });
@@ -95,6 +114,12 @@ export async function loadTokenizer(tokenizerJsonPath: string): Promise<TextToke
   const type = modelType(json.model);
   if (type === null || !SUPPORTED_MODELS.includes(type)) {
     throw notATokenizer(file, `its model type ${type ?? '(unknown)'} is not one of ${SUPPORTED_MODELS.join(', ')}`);
+  }
+  try {
+    checkTokenizerJson(json, type);
+  } catch (e) {
+    if (!(e instanceof TokenizerFieldError)) throw e;
+    throw new WhittleError('INVALID_INPUT', `${path.basename(file)} is not a usable tokenizer: ${e.message}. Choose the tokenizer.json that came with the model.`, { path: file, field: e.field });
   }
 
   const configFile = path.join(path.dirname(file), 'tokenizer_config.json');
@@ -108,6 +133,8 @@ export async function loadTokenizer(tokenizerJsonPath: string): Promise<TextToke
   } catch (e) {
     throw notATokenizer(file, (e as Error).message);
   }
+
+  probe(tokenizer, file);
 
   const idOf = (token: string | null): number | null => (token === null ? null : tokenizer.token_to_id(token) ?? null);
   const bosToken = tokenContent(config.bos_token) ?? templateBos(json.post_processor);
