@@ -10,7 +10,8 @@
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { WhittleError } from '../errors.ts';
+import { loadTokenizer } from '../data/tokenizer.ts';
+import { isWhittleError, WhittleError } from '../errors.ts';
 import type { LogLevel } from '../job-context.ts';
 
 export const MODEL_FILE = 'model.onnx';
@@ -114,17 +115,22 @@ export async function createPartialFolder(outDir: string): Promise<PartialFolder
 /**
  * Copies tokenizer/config companions from the source model's folder, then the recipe's tokenizer
  * (tokenizer.json and its siblings, which win over the model folder's). Returns the file names copied.
+ * A tokenizer.json is checked before it is copied: the recipe's must be a usable tokenizer (INVALID_INPUT
+ * otherwise); one in the model's folder that is not is left out with a warning.
  */
 export async function copyCompanions(sourceModel: string, tokenizerPath: string | undefined, outDir: string, log: (level: LogLevel, text: string) => void): Promise<string[]> {
   const copied = new Set<string>();
   const srcDir = path.dirname(path.resolve(sourceModel));
+  const tokPath = tokenizerPath ? path.resolve(tokenizerPath) : null;
+  if (tokPath) await loadTokenizer(tokPath);
   for (const name of COMPANION_FILES) {
     const from = path.join(srcDir, name);
-    if (await exists(from)) { await copyFile(from, path.join(outDir, name)); copied.add(name); }
+    if (!(await exists(from))) continue;
+    if (name === 'tokenizer.json' && from !== tokPath && !(await usableTokenizer(from, log))) continue;
+    await copyFile(from, path.join(outDir, name));
+    copied.add(name);
   }
-  if (tokenizerPath) {
-    const tokPath = path.resolve(tokenizerPath);
-    if (!(await exists(tokPath))) throw new WhittleError('NOT_FOUND', `The tokenizer file ${tokPath} does not exist.`, { path: tokPath });
+  if (tokPath) {
     const tokDir = path.dirname(tokPath);
     if (tokDir !== srcDir) {
       await copyFile(tokPath, path.join(outDir, 'tokenizer.json'));
@@ -138,6 +144,18 @@ export async function copyCompanions(sourceModel: string, tokenizerPath: string 
   }
   await copyGenaiConfig(srcDir, outDir, log).then((ok) => ok && copied.add('genai_config.json'));
   return [...copied];
+}
+
+/** Whether the model folder's tokenizer.json loads; a warning says why not. */
+async function usableTokenizer(file: string, log: (level: LogLevel, text: string) => void): Promise<boolean> {
+  try {
+    await loadTokenizer(file);
+    return true;
+  } catch (e) {
+    if (!isWhittleError(e) || e.code !== 'INVALID_INPUT') throw e;
+    log('warn', `The model folder's tokenizer.json was not copied: ${e.message}`);
+    return false;
+  }
 }
 
 /**
