@@ -11,6 +11,7 @@ void RegisterLinalg(Napi::Env env, Napi::Object exports);     // linalg.cc
 void RegisterHessian(Napi::Env env, Napi::Object exports);    // hessian.cc
 void RegisterGptq(Napi::Env env, Napi::Object exports);       // gptq.cc
 void RegisterObsSweep(Napi::Env env, Napi::Object exports);   // obs_sweep.cc
+void RegisterLogits(Napi::Env env, Napi::Object exports);     // logits.cc
 }  // namespace whittle
 
 namespace {
@@ -24,6 +25,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   whittle::RegisterHessian(env, exports);
   whittle::RegisterGptq(env, exports);
   whittle::RegisterObsSweep(env, exports);
+  whittle::RegisterLogits(env, exports);
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
   return exports;
 }

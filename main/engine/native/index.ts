@@ -11,6 +11,7 @@
  *   hessian.ts    Hessian accumulation and preparation (GPTQ / SparseGPT)
  *   gptq.ts       GPTQ into MatMulNBits
  *   obs.ts        the shared optimal-brain-surgeon sweep: quantize, prune (SparseGPT), or both
+ *   logits.ts     NLL, KL and top-1 agreement of next-token logits (evaluation)
  *
  * Every function that does real work returns a promise: the addon runs it on a libuv thread and spreads
  * it over its own thread pool (setThreads), so the event loop never blocks. Do not modify or transfer
@@ -25,6 +26,7 @@ import { gemmReference } from './gemm.ts';
 import { gptqReference } from './gptq.ts';
 import { hessianReference } from './hessian.ts';
 import { linalgReference } from './linalg.ts';
+import { logitsReference } from './logits.ts';
 import { obsReference } from './obs.ts';
 
 export { nativeAvailable } from './addon.ts';
@@ -41,6 +43,7 @@ export { gptqQuantize, gptqSweep, type GptqOptions, type GptqQuantized, type Gpt
 export {
   obsSweep, obsSweepPrepared, type ObsPruneOptions, type ObsQuantizeOptions, type ObsSweepOptions, type ObsSweepPreparedOptions, type ObsSwept,
 } from './obs.ts';
+export { PAIR_STRIDE, rowCompare, rowNll, type LogitsArray } from './logits.ts';
 
 /** Synchronous single-threaded scalar references (native-kernels/src/reference/), same contracts as the fast kernels. */
 export const reference = {
@@ -51,4 +54,5 @@ export const reference = {
   ...hessianReference,
   ...gptqReference,
   ...obsReference,
+  ...logitsReference,
 };
