@@ -25,8 +25,8 @@ export const SpeedConfig = z.strictObject({
   promptTokens: z.int().min(1).max(8192).default(64),
   /** Tokens generated through the KV cache for the decode timing. */
   decodeTokens: z.int().min(1).max(4096).default(64),
-  /** Timed repetitions after one warm-up. */
-  repeats: z.int().min(1).max(50).default(3),
+  /** Timed runs of each model after one warm-up of each (models compared are timed interleaved, A B A B …). */
+  repeats: z.int().min(1).max(50).default(5),
   /** Intra-op threads for onnxruntime; 0 = its default. */
   threads: z.int().min(0).max(256).default(0),
 });
@@ -49,6 +49,11 @@ export const EvaluationConfig = z.strictObject({
     prompts: z.array(z.string().min(1)).min(1).max(16),
     maxNewTokens: z.int().min(1).max(512).default(DEFAULT_MAX_NEW_TOKENS),
   }).optional(),
+  /**
+   * false: measure everything again, even where an earlier evaluation of the same model with the same
+   * settings could answer (the new figures still refresh the evaluation cache). Unset means true.
+   */
+  cache: z.boolean().optional(),
 });
 export type EvaluationConfig = z.infer<typeof EvaluationConfig>;
 

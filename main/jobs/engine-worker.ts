@@ -83,7 +83,7 @@ async function run(message: RunMessage): Promise<void> {
     },
   };
   try {
-    const result = await runRecipe(message.recipe, ctx, { cachedOriginal: message.cachedOriginal });
+    const result = await runRecipe(message.recipe, ctx);
     progress.flush();
     if (signal.aborted) throw new WhittleError('CANCELLED', 'The job was cancelled.');
     if (finished) return;

@@ -64,9 +64,14 @@ export function isCacheable(recipe: Recipe): boolean {
   return Boolean(recipe.evaluation.perplexity || recipe.evaluation.speed);
 }
 
-/** An evaluate-only job the cache can answer by itself: no steps, and no generations to show. */
+/**
+ * An evaluate-only job the cache can answer by itself: no steps, no generations to show, and the recipe
+ * does not ask for fresh figures (`evaluation.cache: false`). This is the only use of a cached entry: a
+ * comparison never takes the original's figures from the cache, since speeds are only comparable when
+ * timed side by side in the same job.
+ */
 export function answerableFromCache(recipe: Recipe): boolean {
-  return recipe.steps.length === 0 && !recipe.evaluation.samples && isCacheable(recipe);
+  return recipe.steps.length === 0 && !recipe.evaluation.samples && recipe.evaluation.cache !== false && isCacheable(recipe);
 }
 
 /** Metrics of one subject, stored as subject 'model' (pair metrics such as KL are left out). */

@@ -32,13 +32,6 @@ export const RunMessage = z.strictObject({
   experimentId: z.int().positive(),
   recipe: Recipe,
   workDir: z.string().min(1),
-  /** The original's metrics from the evaluation cache (a compression job whose original was evaluated
-   *  before with the same settings): the engine does not measure its speed again. */
-  cachedOriginal: z.strictObject({
-    metrics: z.array(MetricMessage),
-    from: z.int().positive().nullable().optional(),
-    created: z.string().optional(),
-  }).optional(),
 });
 export const CancelMessage = z.strictObject({ type: z.literal('cancel') });
 

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type {
   ErrorShape, EventName, EventPayloads, JobFinished, JobInfo, JobProgress, LogLine, Metric,
 } from '../../preload/contract.ts';
-import { compresses, jobTitle, recipeKind } from '../../preload/methods.ts';
+import { jobTitle, recipeKind } from '../../preload/methods.ts';
 import type { Recipe } from '../../preload/recipe.ts';
 import { toErrorShape, WhittleError } from '../engine/errors.ts';
 import type { History, NewLogLine } from '../history/history.ts';
@@ -63,7 +63,7 @@ interface JobCache {
   settings: string | null;
   /** The recipe's model (the original of a compression job). */
   model: { path: string; sha256: string; contentSha256: string } | null;
-  /** An earlier evaluation of the model with the same settings. */
+  /** An earlier evaluation of the model with the same settings (looked up only for a job it can answer). */
   hit: CacheHit | null;
   /** An evaluate-only job answered from `hit` without an engine process. */
   answer: boolean;
@@ -241,8 +241,11 @@ export class JobService {
       if (settings === null && recipe.steps.length === 0) return none;
       const identity = await this.evaluations.identity(modelPath);
       const model = { path: identity.path, sha256: identity.sha256, contentSha256: identity.contentSha256 };
-      const hit = settings === null ? null : this.evaluations.lookup({ model: model.contentSha256, settings });
-      return { settings, model, hit, answer: hit !== null && answerableFromCache(recipe) };
+      // Only a whole evaluate-only job is answered from the cache; nothing is taken from it for part of a
+      // job (a comparison times the original beside the result), nor when the recipe asks for fresh figures.
+      const readable = settings !== null && answerableFromCache(recipe);
+      const hit = readable ? this.evaluations.lookup({ model: model.contentSha256, settings }) : null;
+      return { settings, model, hit, answer: hit !== null };
     } catch {
       return none;
     }
@@ -273,13 +276,13 @@ export class JobService {
    * Returns the entries, which the experiment's details record. Nothing is stored for a cached answer.
    */
   private cacheEntries(job: Job, result: EngineResult): { key: CacheKey; metrics: Metric[]; subject: string }[] {
-    const { settings, model, hit } = job.cache;
+    const { settings, model } = job.cache;
     if (!this.evaluations || settings === null || !model || job.cache.answer) return [];
     const entries: { key: CacheKey; metrics: Metric[]; subject: string }[] = [];
     // The recipe's model evaluated alone (no steps, or only analyses that leave it unchanged).
     entries.push({ subject: 'model', key: { model: model.contentSha256, settings }, metrics: metricsOfSubject(result.metrics, 'model') });
-    // A compression: the original (unless its entry is where its metrics came from) and the result.
-    if (!hit) entries.push({ subject: 'original', key: { model: model.contentSha256, settings }, metrics: metricsOfSubject(result.metrics, 'original') });
+    // A compression: the original and the result, both measured in this job.
+    entries.push({ subject: 'original', key: { model: model.contentSha256, settings }, metrics: metricsOfSubject(result.metrics, 'original') });
     const produced = (result.details.result as { contentSha256?: unknown } | undefined)?.contentSha256;
     if (typeof produced === 'string') entries.push({ subject: 'result', key: { model: produced, settings }, metrics: metricsOfSubject(result.metrics, 'result') });
     return entries.filter((e) => e.metrics.length > 0);
@@ -346,13 +349,9 @@ export class JobService {
     proc.onOutput((stream, text) => this.onOutput(job, stream, text));
     proc.onMessage((m) => this.onEngineMessage(job, m));
     proc.onExit((code, signal) => this.onEngineExit(job, proc, code, signal));
-    // A compression (not an analysis alone) can spare the original's speed measurement.
-    const hit = compresses(job.recipe) ? job.cache.hit : null;
-    if (hit) this.onLog(job, 'info', `The original was evaluated before with the same settings (${hit.from !== null ? `experiment ${hit.from}` : 'an earlier experiment'}, ${hit.created}): its speed is not measured again.`);
-    proc.send({
-      type: 'run', jobId: job.jobId, experimentId: job.experimentId, recipe: job.recipe, workDir,
-      ...(hit ? { cachedOriginal: { metrics: hit.metrics, from: hit.from, created: hit.created } } : {}),
-    });
+    // A comparison measures the original again, beside the result (speed is only comparable when timed
+    // in the same job): the cache never answers for part of a job.
+    proc.send({ type: 'run', jobId: job.jobId, experimentId: job.experimentId, recipe: job.recipe, workDir });
   }
 
   private requestStop(job: Job, message: string, graceMs: number): void {
@@ -538,7 +537,7 @@ export class JobService {
     if (job.recipe.steps.length > 0 && model) result.details.original = { path: model.path, sha256: model.sha256, contentSha256: model.contentSha256 };
     if (settings === null || job.cache.answer) return;
     const stored: StoredEntry[] = entries.map((e) => ({ subject: e.subject, model: e.key.model, settings: e.key.settings }));
-    result.details.evaluationCache = { settings, stored, original: job.recipe.steps.length > 0 && job.cache.hit ? { from: job.cache.hit.from, created: job.cache.hit.created } : null };
+    result.details.evaluationCache = { settings, stored, read: job.recipe.evaluation.cache !== false };
   }
 
   private emit<E extends EventName>(channel: E, payload: EventPayloads[E]): void {

@@ -19,6 +19,12 @@ const KNOWN: Record<string, MetricInfo> = {
   decode_tokens: { label: 'Decoded tokens', format: formatInteger },
   eval_seconds: { label: 'Evaluation time' },
   decode_tokens_per_s: { label: 'Decode speed' },
+  decode_tokens_per_s_min: { label: 'Decode speed, slowest run' },
+  decode_tokens_per_s_max: { label: 'Decode speed, fastest run' },
+  prefill_ms_min: { label: 'Prefill, fastest run' },
+  prefill_ms_max: { label: 'Prefill, slowest run' },
+  speed_repeats: { label: 'Timed runs', format: formatInteger },
+  speed_threads: { label: 'Threads', format: formatInteger },
   decode_ms_per_token: { label: 'Decode latency' },
   bytes_on_disk: { label: 'Size on disk' },
   parameters: { label: 'Parameters', format: formatCount },
@@ -33,8 +39,9 @@ const KNOWN: Record<string, MetricInfo> = {
 /** Display order: quality first, then speed, then footprint; anything else after, alphabetically. */
 const ORDER = [
   'perplexity', 'nll', 'predicted_tokens', 'documents', 'windows', 'kl_mean', 'top1_agreement',
-  'tokens_per_s', 'eval_tokens_per_s', 'eval_seconds', 'prefill_ms', 'prefill_tokens', 'decode_tokens_per_s', 'decode_tokens',
-  'decode_ms_per_token', 'threads',
+  'tokens_per_s', 'eval_tokens_per_s', 'eval_seconds', 'prefill_ms', 'prefill_ms_min', 'prefill_ms_max', 'prefill_tokens',
+  'decode_tokens_per_s', 'decode_tokens_per_s_min', 'decode_tokens_per_s_max', 'decode_tokens',
+  'decode_ms_per_token', 'speed_repeats', 'speed_threads', 'threads',
   'bytes_on_disk', 'parameters', 'bits_per_weight', 'peak_memory_bytes', 'duration_ms',
 ];
 

@@ -1,8 +1,9 @@
 /**
  * The evaluation cache and the history links, through the real job service, the real engine process and
  * a real history file: a repeated evaluation is answered without an engine process, a changed setting
- * misses, a compression hangs under the evaluation of its original and reuses its cached speed, and the
- * result's own metrics answer a later evaluation of the output model.
+ * misses, a compression hangs under the evaluation of its original but measures it again (never its speed
+ * from the cache), `cache: false` measures again, and the result's own metrics answer a later evaluation
+ * of the output model.
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -93,7 +94,18 @@ describe('evaluation cache and history links', () => {
     changed = c.detail;
   });
 
-  it('a compression hangs under the latest evaluation of its original and reuses its cached speed', async () => {
+  it('a compression hangs under the latest evaluation of its original and never takes its speed from the cache', async () => {
+    // The cache entry of the original with these settings is overwritten with figures no machine measures:
+    // the old code copied the original's speed from here into the comparison.
+    const settings = (first.details.evaluationCache as { settings: string }).settings;
+    const contentSha = (await sha256File(STORIES.model));
+    const planted: Metric[] = [
+      { name: 'prefill_ms', value: 987_654, unit: 'ms', subject: 'model' },
+      { name: 'prefill_tokens', value: 16, unit: 'tokens', subject: 'model' },
+      { name: 'decode_tokens_per_s', value: 0.000123, unit: 'tokens/s', subject: 'model' },
+    ];
+    history.cachePut(contentSha, settings, planted, first.id);
+
     const out = path.join(scratch.dir, 'q4');
     const d = await run(evaluate({ steps: [{ type: 'quantize', method: 'rtn', bits: 4, blockSize: 32 }], output: { dir: out } }), 'int4');
     expect(d.finished.status, JSON.stringify(d.finished.error)).toBe('done');
@@ -104,12 +116,18 @@ describe('evaluation cache and history links', () => {
 
     const original = byKey(d.detail.metrics, 'original');
     const before = byKey(first.metrics, 'model');
-    // Speed from the cache (the same numbers), perplexity from the lockstep pass (the same computation).
-    expect(original.prefill_ms).toBe(before.prefill_ms);
-    expect(original.decode_tokens_per_s).toBe(before.decode_tokens_per_s);
+    // Speed measured here, beside the result; perplexity from the lockstep pass (the same computation).
+    expect(original.prefill_ms).not.toBe(987_654);
+    expect(original.decode_tokens_per_s).not.toBe(0.000123);
+    expect(original.decode_tokens_per_s).toBeGreaterThan(1);
+    expect(original.speed_repeats).toBe(evaluation.speed.repeats);
     expect(original.perplexity).toBe(before.perplexity);
-    expect(d.detail.details.cachedOriginal).toMatchObject({ from: first.id, used: ['prefill_ms', 'prefill_tokens', 'decode_tokens_per_s'] });
-    expect(String((d.detail.details.cachedOriginal as { note: string }).note)).toContain("the lockstep pass needs the original's logits");
+    expect(d.detail.details.cachedOriginal).toBeUndefined();
+    expect(d.detail.log.map((l) => l.text).join('\n')).not.toMatch(/evaluation cache/i);
+    const speedOrder = ((d.detail.details.evaluation as { original: { speed: { order: string[] } } }).original.speed.order);
+    expect(speedOrder).toEqual(['original', 'result']);
+    // The fresh figures of the original replace the planted entry.
+    expect(history.cacheGet(contentSha, settings)?.metrics.find((m) => m.name === 'prefill_ms')?.value).toBe(original.prefill_ms);
 
     const sha = await sha256File(STORIES.model);
     expect(d.detail.details.original).toMatchObject({ path: STORIES.model, sha256: sha });
@@ -132,10 +150,21 @@ describe('evaluation cache and history links', () => {
     expect(byKey(e.detail.metrics, 'model')).toEqual(result);
   });
 
+  it('an evaluation with cache: false measures again, and its figures refresh the cache', async () => {
+    const g = await run(evaluate({ evaluation: { ...evaluation, cache: false } }), 'no cache');
+    expect(g.finished.status).toBe('done');
+    expect(host.spawned).toBe(4);
+    expect(g.detail.details.cached).toBeUndefined();
+    expect(g.detail.details.evaluationCache).toMatchObject({ read: false });
+    const again = await run(evaluate(), 'after no cache');
+    expect(host.spawned).toBe(4);
+    expect(again.detail.details.cached).toMatchObject({ from: g.detail.id });
+  });
+
   it('an evaluation that asks for generations always runs (they are not cached)', async () => {
     const f = await run(evaluate({ evaluation: { ...evaluation, samples: { prompts: ['Once upon a time'], maxNewTokens: 4 } } }), 'with samples');
     expect(f.finished.status).toBe('done');
-    expect(host.spawned).toBe(4);
+    expect(host.spawned).toBe(5);
     expect(f.detail.details.cached).toBeUndefined();
   });
 });

@@ -43,8 +43,8 @@ describe('runRecipe', () => {
     const result = await runRecipe(recipe(), ctx);
     const byName = Object.fromEntries(result.metrics.map((m) => [m.name, m]));
     expect(Object.keys(byName).sort()).toEqual([
-      'bits_per_weight', 'bytes_on_disk', 'decode_tokens_per_s', 'eval_seconds', 'eval_tokens_per_s', 'parameters',
-      'perplexity', 'predicted_tokens', 'prefill_ms', 'prefill_tokens',
+      'bits_per_weight', 'bytes_on_disk', 'decode_tokens_per_s', 'decode_tokens_per_s_max', 'decode_tokens_per_s_min', 'eval_seconds', 'eval_tokens_per_s', 'parameters',
+      'perplexity', 'predicted_tokens', 'prefill_ms', 'prefill_ms_max', 'prefill_ms_min', 'prefill_tokens', 'speed_repeats', 'speed_threads',
     ]);
     expect(result.metrics.every((m) => m.subject === 'model' && Number.isFinite(m.value))).toBe(true);
     expect(byName.perplexity.value).toBeGreaterThan(3);

@@ -78,7 +78,7 @@ describe('stories260K generation, speed and footprint', () => {
     expect(s.prefillRunsMs).toHaveLength(2);
     expect(s.prefillMs).toBeGreaterThan(0);
     expect(s.decodeTokensPerS).toBeGreaterThan(0);
-    expect(speedMetrics(s).map((m) => m.name)).toEqual(['prefill_ms', 'prefill_tokens', 'decode_tokens_per_s']);
+    expect(speedMetrics(s).map((m) => m.name)).toEqual(['prefill_ms', 'prefill_ms_min', 'prefill_ms_max', 'prefill_tokens', 'decode_tokens_per_s', 'decode_tokens_per_s_min', 'decode_tokens_per_s_max', 'speed_repeats', 'speed_threads']);
   });
 
   it('counts bytes, parameters and bits per weight', async () => {
