@@ -10,6 +10,8 @@ interface Row {
   name: string;
   /** Only the result has it (agreement with the original). */
   pair?: boolean;
+  /** A median over timed runs, with `<name>_min` / `<name>_max` beside it. */
+  timed?: boolean;
 }
 
 const ROWS: readonly Row[] = [
@@ -18,9 +20,11 @@ const ROWS: readonly Row[] = [
   { label: 'top-1 agreement', name: 'top1_agreement', pair: true },
   { label: 'size on disk', name: 'bytes_on_disk' },
   { label: 'bits per weight', name: 'bits_per_weight' },
-  { label: 'prefill time', name: 'prefill_ms' },
-  { label: 'decode speed', name: 'decode_tokens_per_s' },
+  { label: 'prefill time', name: 'prefill_ms', timed: true },
+  { label: 'decode speed', name: 'decode_tokens_per_s', timed: true },
 ];
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function isComparison(metrics: readonly Metric[]): boolean {
   return metrics.some((m) => m.subject === 'original') && metrics.some((m) => m.subject === 'result');
@@ -40,8 +44,24 @@ function formatPairMetric(m: Metric): string {
   return formatMetric(m);
 }
 
+/**
+ * The comparison table. A timing shows its median and its runs' range ('1,349 tokens/s (1,300–1,410)');
+ * when the two ranges overlap, the change reads "no measurable difference" rather than a percentage.
+ */
 export function comparisonTable(metrics: readonly Metric[]): string {
   const find = (name: string, subject: string): Metric | undefined => metrics.find((m) => m.name === name && m.subject === subject);
+  const range = (name: string, subject: string): { min: number; max: number } | null => {
+    const min = find(`${name}_min`, subject);
+    const max = find(`${name}_max`, subject);
+    return min && max ? { min: min.value, max: max.value } : null;
+  };
+  const withRange = (m: Metric, r: { min: number; max: number } | null): string => {
+    if (!r) return formatMetric(m);
+    const unit = ` ${m.unit}`;
+    const low = formatMetric({ ...m, value: r.min });
+    const high = formatMetric({ ...m, value: r.max });
+    return `${formatMetric(m)} (${low.endsWith(unit) ? low.slice(0, -unit.length) : low}–${high.endsWith(unit) ? high.slice(0, -unit.length) : high})`;
+  };
   const rows: string[][] = [['', 'original', 'result', 'change']];
   for (const row of ROWS) {
     const b = find(row.name, 'result');
@@ -51,9 +71,26 @@ export function comparisonTable(metrics: readonly Metric[]): string {
       continue;
     }
     const a = find(row.name, 'original');
+    if (row.timed) {
+      const ra = range(row.name, 'original');
+      const rb = range(row.name, 'result');
+      const overlap = ra !== null && rb !== null && ra.max >= rb.min && rb.max >= ra.min;
+      rows.push([row.label, a ? withRange(a, ra) : '', withRange(b, rb), overlap ? 'no measurable difference' : relativeChange(a?.value, b.value)]);
+      continue;
+    }
     rows.push([row.label, a ? formatMetric(a) : '', formatMetric(b), relativeChange(a?.value, b.value)]);
   }
   return renderTable(rows, { header: true, rightAlign: [1, 2, 3] });
+}
+
+/** How the speeds of a comparison were timed, from its details: one line, or '' without a speed measurement. */
+export function speedSettingText(details: Record<string, unknown>): string {
+  const evaluation = isRecord(details.evaluation) ? details.evaluation : null;
+  const result = evaluation && isRecord(evaluation.result) ? evaluation.result : null;
+  const speed = result && isRecord(result.speed) ? result.speed : null;
+  if (!speed || typeof speed.repeats !== 'number') return '';
+  return `Speed: original and result timed interleaved in this job; median (min–max) of ${speed.repeats} run(s) each after a warm-up; `
+    + `${String(speed.threads)} thread(s), ${String(speed.provider ?? 'cpu')}.`;
 }
 
 interface SideBySide { prompt: string; original: string; result: string }
@@ -80,7 +117,6 @@ export function outputFolder(e: Pick<ExperimentDetail, 'artefacts'>): string | n
   return e.artefacts.find((a) => a.kind === 'folder')?.path ?? null;
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const count = (v: unknown): number | null => (typeof v === 'number' ? v : Array.isArray(v) ? v.length : null);
 
 /** One line per step of a finished recipe: the method, its main settings and what it did. */
@@ -118,6 +154,8 @@ export function stepSummaries(details: Record<string, unknown>): string[] {
 export function comparisonText(e: ExperimentDetail): string {
   const took = e.durationMs !== null ? ` in ${formatDuration(e.durationMs / 1000)}` : '';
   const lines = [`Experiment ${e.id} · ${e.name} · ${e.status}${took}`, ...stepSummaries(e.details), '', comparisonTable(e.metrics)];
+  const speed = speedSettingText(e.details);
+  if (speed) lines.push(speed);
   const samples = samplesText(e.details);
   if (samples) lines.push(samples);
   const folder = outputFolder(e);

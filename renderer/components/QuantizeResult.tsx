@@ -7,7 +7,7 @@ import { useApi } from '../hooks/useApi.ts';
 import { useToast } from '../hooks/useToast.ts';
 import { formatDecimal, formatInteger } from '../lib/format.ts';
 import {
-  chartData, compareRows, formatChange, formatCompareValue, outputFolder, samplePairs, stepReport, type CompareRow,
+  chartData, compareRows, formatCompareValue, formatRowChange, formatRunSpread, outputFolder, samplePairs, speedSetting, stepReport, type CompareRow,
 } from '../lib/quantize-compare.ts';
 import { href } from '../lib/route.ts';
 import { MethodDetails } from './MethodDetails.tsx';
@@ -26,7 +26,7 @@ interface Props {
   onAgain: () => void;
 }
 
-const VERDICT_COLOR = { better: 'teal', worse: 'red', same: 'dimmed' } as const;
+const VERDICT_COLOR = { better: 'teal', worse: 'red', same: 'dimmed', 'within-spread': 'dimmed' } as const;
 
 function Section({ title, children, testId, right }: { title: string; children: ReactNode; testId?: string; right?: ReactNode }) {
   return (
@@ -52,11 +52,15 @@ function CompareTable({ rows }: { rows: CompareRow[] }) {
             <Table.Td>{r.label}</Table.Td>
             <Table.Td ta="right" data-testid={`compare-original-${r.metric}`} data-value={r.original?.value}>
               {r.relative && !r.original ? <Text span size="sm" c="dimmed">reference</Text> : formatCompareValue(r.original)}
+              {r.spread.original && <Text size="xs" c="dimmed" data-testid={`compare-spread-original-${r.metric}`}>{formatRunSpread(r.original, r.spread.original)}</Text>}
             </Table.Td>
-            <Table.Td ta="right" fw={600} data-testid={`compare-result-${r.metric}`} data-value={r.result?.value}>{formatCompareValue(r.result)}</Table.Td>
+            <Table.Td ta="right" fw={600} data-testid={`compare-result-${r.metric}`} data-value={r.result?.value}>
+              {formatCompareValue(r.result)}
+              {r.spread.result && <Text size="xs" fw={400} c="dimmed" data-testid={`compare-spread-result-${r.metric}`}>{formatRunSpread(r.result, r.spread.result)}</Text>}
+            </Table.Td>
             <Table.Td ta="right" data-testid={`compare-change-${r.metric}`} data-verdict={r.verdict ?? undefined}>
               <Text span size="sm" fw={r.verdict === 'better' || r.verdict === 'worse' ? 600 : undefined}
-                c={r.verdict ? VERDICT_COLOR[r.verdict] : 'dimmed'}>{formatChange(r.changePercent)}</Text>
+                c={r.verdict ? VERDICT_COLOR[r.verdict] : 'dimmed'}>{formatRowChange(r)}</Text>
             </Table.Td>
           </Table.Tr>
         ))}
@@ -149,6 +153,7 @@ function Output({ folder }: { folder: string | null }) {
 /** The original and the quantized model side by side: metrics with changes, a chart, generations, skipped weights, the output. */
 export function QuantizeResult({ outcome, experimentId, settings, onAgain }: Props) {
   const rows = compareRows(outcome.metrics);
+  const speedNote = speedSetting(outcome.details);
   const report = stepReport(outcome.details);
   const folder = outputFolder(outcome.artefacts, outcome.details);
   return (
@@ -175,7 +180,10 @@ export function QuantizeResult({ outcome, experimentId, settings, onAgain }: Pro
       </Group>
 
       <div className="two-columns">
-        <Section title="Measurements"><CompareTable rows={rows} /></Section>
+        <Section title="Measurements">
+          <CompareTable rows={rows} />
+          {speedNote && <Text size="xs" c="dimmed" mt="xs" data-testid="compare-speed-setting">{speedNote}</Text>}
+        </Section>
         <Section title="Size and perplexity" testId="compare-chart"><CompareChart metrics={outcome.metrics} /></Section>
       </div>
 

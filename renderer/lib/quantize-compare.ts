@@ -15,6 +15,11 @@ export interface CompareMetric {
   /** Measured against the original (the original is the reference, it has no value of its own). */
   relative?: boolean;
   label?: string;
+  /**
+   * A timing: each subject's value is a median over repeated runs, with the extremes as `<name>_min` and
+   * `<name>_max`. A change is only judged when the two min–max ranges do not overlap.
+   */
+  timed?: boolean;
 }
 
 export const COMPARE_METRICS: readonly CompareMetric[] = [
@@ -23,12 +28,16 @@ export const COMPARE_METRICS: readonly CompareMetric[] = [
   { name: 'top1_agreement', better: 'higher', relative: true },
   { name: 'bytes_on_disk', better: 'lower', label: 'Size on disk' },
   { name: 'bits_per_weight', better: 'lower' },
-  { name: 'prefill_ms', better: 'lower', label: 'Prefill time' },
-  { name: 'decode_tokens_per_s', better: 'higher', label: 'Decode speed' },
+  { name: 'prefill_ms', better: 'lower', label: 'Prefill time', timed: true },
+  { name: 'decode_tokens_per_s', better: 'higher', label: 'Decode speed', timed: true },
   { name: 'parameters', better: null },
 ];
 
-export type Verdict = 'better' | 'worse' | 'same' | null;
+/** 'within-spread': a timing whose change is inside the runs' spread — no measurable difference. */
+export type Verdict = 'better' | 'worse' | 'same' | 'within-spread' | null;
+
+/** The extremes of a timing's repeated runs. */
+export interface RunSpread { min: number; max: number; runs: number | null }
 
 export interface CompareRow {
   metric: string;
@@ -39,6 +48,8 @@ export interface CompareRow {
   /** (result − original) / original in percent; null when either is missing or the original is 0. */
   changePercent: number | null;
   verdict: Verdict;
+  /** Timings: each side's min–max over its runs (null when not recorded). */
+  spread: { original: RunSpread | null; result: RunSpread | null };
 }
 
 /** Changes smaller than this (in percent) count as "the same". */
@@ -60,12 +71,32 @@ function verdictOf(change: number | null, better: CompareMetric['better']): Verd
   return (change < 0) === (better === 'lower') ? 'better' : 'worse';
 }
 
+function spreadOf(metrics: readonly Metric[], name: string, subject: string): RunSpread | null {
+  const min = find(metrics, `${name}_min`, subject);
+  const max = find(metrics, `${name}_max`, subject);
+  if (!min || !max || !Number.isFinite(min.value) || !Number.isFinite(max.value)) return null;
+  return { min: min.value, max: max.value, runs: find(metrics, 'speed_repeats', subject)?.value ?? null };
+}
+
+/**
+ * A timing's verdict: judged by direction only when the two min–max ranges are apart; overlapping ranges
+ * are no measurable difference; without ranges (an older experiment) it is not judged at all.
+ */
+function timedVerdict(change: number | null, better: CompareMetric['better'], a: RunSpread | null, b: RunSpread | null): Verdict {
+  if (change === null || !a || !b) return null;
+  if (a.max >= b.min && b.max >= a.min) return 'within-spread';
+  return verdictOf(change, better);
+}
+
 /** The comparison table's rows: the fixed list, always present (absent values are shown as "—"). */
 export function compareRows(metrics: readonly Metric[]): CompareRow[] {
   return COMPARE_METRICS.map((c) => {
     const original = find(metrics, c.name, 'original');
     const result = find(metrics, c.name, 'result');
     const change = c.relative ? null : changePercent(original?.value, result?.value);
+    const spread = c.timed
+      ? { original: spreadOf(metrics, c.name, 'original'), result: spreadOf(metrics, c.name, 'result') }
+      : { original: null, result: null };
     return {
       metric: c.name,
       label: c.label ?? metricLabel(c.name),
@@ -73,9 +104,25 @@ export function compareRows(metrics: readonly Metric[]): CompareRow[] {
       original,
       result,
       changePercent: change,
-      verdict: verdictOf(change, c.better),
+      verdict: c.timed ? timedVerdict(change, c.better, spread.original, spread.result) : verdictOf(change, c.better),
+      spread,
     };
   });
+}
+
+/** "1,290–1,410 tok/s over 5 runs": a timing's spread in the metric's own unit. */
+export function formatRunSpread(m: Metric | null, spread: RunSpread | null): string {
+  if (!m || !spread) return '';
+  const low = formatMetric({ ...m, value: spread.min });
+  const high = formatMetric({ ...m, value: spread.max });
+  const unit = / (\S+)$/.exec(high)?.[1] ?? '';
+  const lowNumber = unit && low.endsWith(` ${unit}`) ? low.slice(0, -unit.length - 1) : low;
+  return `${lowNumber}–${high}${spread.runs !== null ? ` over ${spread.runs} run${spread.runs === 1 ? '' : 's'}` : ''}`;
+}
+
+/** The change column's text: the percentage, or for a timing within its spread "no measurable difference". */
+export function formatRowChange(row: Pick<CompareRow, 'changePercent' | 'verdict'>): string {
+  return row.verdict === 'within-spread' ? 'no measurable difference' : formatChange(row.changePercent);
 }
 
 export function formatCompareValue(m: Metric | null): string {
@@ -101,6 +148,22 @@ export function formatRatio(before: number, after: number): string {
 /** "1.09 MB → 462 kB (2.36× smaller, −57.7 %)". */
 export function formatEstimate(before: number, after: number): string {
   return `${formatBytes(before)} → ${formatBytes(after)} (${formatRatio(before, after)}, ${formatChange(changePercent(before, after))})`;
+}
+
+/**
+ * How the speeds were timed, from the details of a comparison (`evaluation.result.speed`):
+ * "Speed: original and result timed interleaved in this job, 5 runs each after a warm-up, 2 threads, cpu".
+ */
+export function speedSetting(details: Record<string, unknown> | null | undefined): string | null {
+  const evaluation = details && isRecord(details.evaluation) ? details.evaluation : null;
+  const result = evaluation && isRecord(evaluation.result) ? evaluation.result : null;
+  const speed = result && isRecord(result.speed) ? result.speed : null;
+  if (!speed || typeof speed.repeats !== 'number') return null;
+  const interleaved = Array.isArray(speed.order) && new Set(speed.order).size > 1;
+  const threads = typeof speed.threads === 'number' ? `, ${speed.threads} thread${speed.threads === 1 ? '' : 's'}` : '';
+  const provider = typeof speed.provider === 'string' ? `, ${speed.provider}` : '';
+  const how = interleaved ? 'original and result timed interleaved in this job' : 'timed in this job';
+  return `Speed: ${how}, median of ${speed.repeats} run${speed.repeats === 1 ? '' : 's'} each after a warm-up${threads}${provider}.`;
 }
 
 // ── generations ─────────────────────────────────────────────────────────────────────────────────────

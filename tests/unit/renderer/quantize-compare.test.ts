@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Metric } from '../../../preload/contract.ts';
 import {
-  changePercent, chartData, compareRows, continuation, formatChange, formatEstimate, formatRatio, outputFolder, samplePairs, stepReport,
+  changePercent, chartData, compareRows, continuation, formatChange, formatEstimate, formatRatio, formatRowChange, formatRunSpread, outputFolder, samplePairs, speedSetting, stepReport,
 } from '../../../renderer/lib/quantize-compare.ts';
 
 const m = (name: string, value: number, subject: string, unit = ''): Metric => ({ name, value, unit, subject });
@@ -30,9 +30,36 @@ describe('comparison rows', () => {
     expect(row('perplexity').verdict).toBe('worse');
     expect(row('bytes_on_disk').verdict).toBe('better');
     expect(row('bytes_on_disk').changePercent).toBeCloseTo(-56.6, 1);
-    expect(row('decode_tokens_per_s').verdict).toBe('better');
-    expect(row('prefill_ms').verdict).toBe('same');
+    // Timings without their runs' spread (an older experiment) are not judged.
+    expect(row('decode_tokens_per_s').verdict).toBeNull();
+    expect(row('prefill_ms').verdict).toBeNull();
     expect(row('parameters').verdict).toBeNull();
+  });
+
+  it('judges a timing only when the runs\u2019 ranges are apart; overlapping ranges are no measurable difference', () => {
+    const timing = (oMin: number, oMed: number, oMax: number, rMin: number, rMed: number, rMax: number): Metric[] => [
+      m('decode_tokens_per_s', oMed, 'original', 'tokens/s'), m('decode_tokens_per_s_min', oMin, 'original', 'tokens/s'), m('decode_tokens_per_s_max', oMax, 'original', 'tokens/s'),
+      m('decode_tokens_per_s', rMed, 'result', 'tokens/s'), m('decode_tokens_per_s_min', rMin, 'result', 'tokens/s'), m('decode_tokens_per_s_max', rMax, 'result', 'tokens/s'),
+      m('speed_repeats', 5, 'original', 'runs'), m('speed_repeats', 5, 'result', 'runs'),
+    ];
+    const decode = (ms: Metric[]) => compareRows(ms).find((r) => r.metric === 'decode_tokens_per_s')!;
+    // +237 % on the medians, but the runs overlap: no colour, no percentage.
+    const noisy = decode(timing(300, 400, 1500, 900, 1348, 1400));
+    expect(noisy.changePercent).toBeCloseTo(237, 0);
+    expect(noisy.verdict).toBe('within-spread');
+    expect(formatRowChange(noisy)).toBe('no measurable difference');
+    expect(noisy.spread.result).toEqual({ min: 900, max: 1400, runs: 5 });
+    expect(formatRunSpread(noisy.result, noisy.spread.result)).toBe('900–1,400 tok/s over 5 runs');
+    const slower = decode(timing(1300, 1349, 1410, 1000, 1050, 1100));
+    expect(slower.verdict).toBe('worse');
+    expect(formatRowChange(slower)).toBe('−22.2 %');
+    expect(decode(timing(1000, 1050, 1100, 1300, 1349, 1410)).verdict).toBe('better');
+  });
+
+  it('says how the speeds were timed', () => {
+    const details = { evaluation: { result: { speed: { repeats: 5, threads: 2, provider: 'cpu', order: ['original', 'result', 'original', 'result'] } } } };
+    expect(speedSetting(details)).toBe('Speed: original and result timed interleaved in this job, median of 5 runs each after a warm-up, 2 threads, cpu.');
+    expect(speedSetting({})).toBeNull();
   });
 
   it('agreement metrics belong to the result only: no change is computed', () => {
