@@ -9,9 +9,11 @@
  * kl_mean is the mean over all predicted tokens; top1_agreement the share of tokens (in %) where they agree.
  *
  * Both models run the same batches in lockstep, so only one batch of logits per model is held at a time
- * (never a whole dataset's: vocabularies reach 150k). The pass also yields both perplexities, with the
- * NLL computed exactly as perplexity.ts does (same arithmetic, same order), so the numbers match a
- * perplexity run of either model alone.
+ * (never a whole dataset's: vocabularies reach 150k). When either graph quantizes activations over the
+ * whole tensor (row-coupling.ts), both run one sample per run, so neither number depends on the batch
+ * size. The pass also yields both perplexities, with the NLL computed exactly as perplexity.ts does (the
+ * same native kernel, same order), so the numbers match a perplexity run of either model alone.
+ * compareRow / compareSequence are the plain float64 definitions (the kernel's JavaScript twin).
  */
 import type { Metric } from '../../../preload/contract.ts';
 import type { TextTokenizer } from '../data/tokenizer.ts';
@@ -20,7 +22,11 @@ import type { JobContext } from '../job-context.ts';
 import type { Decoder } from './decoder-session.ts';
 import { argmax } from './generate.ts';
 import { logSumExp } from './log-softmax.ts';
-import { planBatches, quantile, samplesOrThrow, summarizePerplexity, type PerplexityResult, type PerplexitySettings } from './perplexity.ts';
+import { PAIR_STRIDE, rowCompare } from '../native/logits.ts';
+import {
+  batchTargets, planBatches, quantile, samplesOrThrow, sumRow, summarizePerplexity, type PerplexityResult, type PerplexitySettings,
+} from './perplexity.ts';
+import type { RowCoupling } from './row-coupling.ts';
 
 /** Metrics that describe a pair of models (stored with subject 'result'), not one model on its own. */
 export const AGREEMENT_METRICS: readonly string[] = ['kl_mean', 'top1_agreement'];
@@ -138,7 +144,11 @@ export async function compareOnText(
   const prepared = samplesOrThrow(text, tokenizer, config);
   const { samples } = prepared;
   const vocab = original.vocabSize;
-  const plan = planBatches(samples, vocab, options.batchSize);
+  const coupling: RowCoupling = {
+    independentRows: original.rowCoupling.independentRows && result.rowCoupling.independentRows,
+    ops: { ...original.rowCoupling.ops, ...result.rowCoupling.ops },
+  };
+  const plan = planBatches(samples, vocab, options.batchSize, coupling.independentRows);
   const n = samples.length;
   const nllP = new Array<number>(n).fill(0);
   const nllQ = new Array<number>(n).fill(0);
@@ -154,20 +164,21 @@ export async function compareOnText(
     throwIfAborted(ctx.signal);
     const rows = indices.map((i) => samples[i]);
     let t0 = performance.now();
-    const p = await original.forwardBatch(rows);
+    const p = await original.forwardBatchRaw(rows);
     originalSeconds += (performance.now() - t0) / 1000;
     throwIfAborted(ctx.signal);
     t0 = performance.now();
-    const q = await result.forwardBatch(rows);
+    const q = await result.forwardBatchRaw(rows);
     resultSeconds += (performance.now() - t0) / 1000;
     t0 = performance.now();
+    if (p.seqLen !== q.seqLen) throw new WhittleError('INTERNAL', `The two models returned logits for ${p.seqLen} and ${q.seqLen} positions on the same batch.`);
+    const scores = await rowCompare(p.logits, q.logits, batchTargets(rows, p.seqLen), vocab);
     rows.forEach((ids, b) => {
-      const c = compareSequence(p.logits, b * p.seqLen * vocab, q.logits, b * q.seqLen * vocab, vocab, ids);
       const i = indices[b];
-      nllP[i] = c.nllP;
-      nllQ[i] = c.nllQ;
-      sampleKl[i] = c.klSum;
-      sampleTop1[i] = c.top1Matches;
+      nllP[i] = sumRow(scores, PAIR_STRIDE, 0, b, p.seqLen, ids.length);
+      nllQ[i] = sumRow(scores, PAIR_STRIDE, 1, b, p.seqLen, ids.length);
+      sampleKl[i] = sumRow(scores, PAIR_STRIDE, 2, b, p.seqLen, ids.length);
+      sampleTop1[i] = sumRow(scores, PAIR_STRIDE, 3, b, p.seqLen, ids.length);
     });
     scoringSeconds += (performance.now() - t0) / 1000;
     done += rows.length;
@@ -175,8 +186,8 @@ export async function compareOnText(
   }
 
   // Each model's evaluation time: its own forward passes plus half of the shared scoring.
-  const originalResult = summarizePerplexity(config, prepared, nllP, plan.batchSize, originalSeconds + scoringSeconds / 2);
-  const resultResult = summarizePerplexity(config, prepared, nllQ, plan.batchSize, resultSeconds + scoringSeconds / 2);
+  const originalResult = summarizePerplexity(config, prepared, nllP, plan.batchSize, originalSeconds + scoringSeconds / 2, coupling);
+  const resultResult = summarizePerplexity(config, prepared, nllQ, plan.batchSize, resultSeconds + scoringSeconds / 2, coupling);
 
   const tokens = originalResult.predictedTokens;
   let klTotal = 0;

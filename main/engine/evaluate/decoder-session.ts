@@ -16,6 +16,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { WhittleError } from '../errors.ts';
 import { halfToFloat32 } from './fp16.ts';
+import { rowCouplingOfFile, type RowCoupling } from './row-coupling.ts';
 
 export type DecoderLayoutKind = 'no-cache' | 'hf-cache' | 'combined-cache';
 type IntType = 'int64' | 'int32';
@@ -54,10 +55,15 @@ export interface ForwardResult {
   state: DecoderState;
 }
 
+/** Logits as onnxruntime returned them: float32, or float16 as raw bits (no conversion). */
+export type RawLogits = Float32Array | Uint16Array;
+
 export interface Decoder {
   path: string;
   layout: DecoderLayout;
   vocabSize: number;
+  /** Whether rows of one run can influence each other (dynamic activation quantization): row-coupling.ts. */
+  rowCoupling: RowCoupling;
   /** Intra-op threads asked of onnxruntime; 0 = its default (one per physical core). */
   threads: number;
   /** Run `ids` after `state` (a fresh sequence without it); logits for the new positions only. */
@@ -68,6 +74,8 @@ export interface Decoder {
    * Logits are [rows, seqLen, vocab]; rows shorter than seqLen have padding logits after their length.
    */
   forwardBatch(rows: number[][]): Promise<{ logits: Float32Array; seqLen: number }>;
+  /** forwardBatch with the logits left in the graph's dtype (float16 as raw bits), for the scoring kernel. */
+  forwardBatchRaw(rows: number[][]): Promise<{ logits: RawLogits; seqLen: number }>;
   release(): Promise<void>;
 }
 
@@ -219,6 +227,15 @@ export function decoderFeeds(layout: DecoderLayout, ids: ArrayLike<number>, batc
   return feeds;
 }
 
+function rawLogits(tensor: ort.Tensor): RawLogits {
+  if (tensor.type === 'float32') return tensor.data as Float32Array;
+  if (tensor.type === 'float16') {
+    const data = tensor.data as unknown as ArrayBufferView & { length: number };
+    return data instanceof Uint16Array ? data : new Uint16Array(data.buffer, data.byteOffset, data.length);
+  }
+  throw new WhittleError('UNSUPPORTED_MODEL', `The model's logits are ${tensor.type}; Whittle reads float32 or float16 logits.`);
+}
+
 function logitsAsFloat32(tensor: ort.Tensor): Float32Array {
   if (tensor.type === 'float32') return tensor.data as Float32Array;
   if (tensor.type === 'float16') return halfToFloat32(tensor.data as ArrayLike<number>);
@@ -251,7 +268,7 @@ export async function openDecoder(modelPath: string, options: OpenDecoderOptions
     throw e;
   }
 
-  async function run(feeds: Record<string, ort.Tensor>, batch: number, seqLen: number): Promise<{ logits: Float32Array; outputs: ort.InferenceSession.OnnxValueMapType }> {
+  async function runRaw(feeds: Record<string, ort.Tensor>, batch: number, seqLen: number): Promise<{ tensor: ort.Tensor; outputs: ort.InferenceSession.OnnxValueMapType }> {
     let outputs;
     try {
       outputs = await session.run(feeds);
@@ -263,6 +280,11 @@ export async function openDecoder(modelPath: string, options: OpenDecoderOptions
     if (dims.length !== 3 || dims[0] !== batch || dims[1] !== seqLen) {
       throw unsupported(file, `its logits have shape [${dims.join(', ')}] for ${batch}×${seqLen} tokens; Whittle needs logits for every position`);
     }
+    return { tensor, outputs };
+  }
+
+  async function run(feeds: Record<string, ort.Tensor>, batch: number, seqLen: number): Promise<{ logits: Float32Array; outputs: ort.InferenceSession.OnnxValueMapType }> {
+    const { tensor, outputs } = await runRaw(feeds, batch, seqLen);
     return { logits: logitsAsFloat32(tensor), outputs };
   }
 
@@ -283,13 +305,25 @@ export async function openDecoder(modelPath: string, options: OpenDecoderOptions
     return { logits, state: { pastLength: pastLength + ids.length, past, tokens: [] } };
   };
 
-  const forwardBatch = async (rows: number[][]): Promise<{ logits: Float32Array; seqLen: number }> => {
+  /** Rows right-padded (with token 0) to the longest: ids [rows, seqLen] row-major. */
+  const padded = (rows: number[][]): { ids: number[]; seqLen: number } => {
     const seqLen = Math.max(...rows.map((r) => r.length));
     if (rows.length === 0 || seqLen === 0) throw new WhittleError('INTERNAL', 'forwardBatch needs at least one token.');
     const ids = new Array<number>(rows.length * seqLen).fill(0);
     rows.forEach((row, b) => { for (let t = 0; t < row.length; t++) ids[b * seqLen + t] = row[t]; });
+    return { ids, seqLen };
+  };
+
+  const forwardBatch = async (rows: number[][]): Promise<{ logits: Float32Array; seqLen: number }> => {
+    const { ids, seqLen } = padded(rows);
     const { logits } = await run(decoderFeeds(layout, ids, rows.length, seqLen, 0), rows.length, seqLen);
     return { logits, seqLen };
+  };
+
+  const forwardBatchRaw = async (rows: number[][]): Promise<{ logits: RawLogits; seqLen: number }> => {
+    const { ids, seqLen } = padded(rows);
+    const { tensor } = await runRaw(decoderFeeds(layout, ids, rows.length, seqLen, 0), rows.length, seqLen);
+    return { logits: rawLogits(tensor), seqLen };
   };
 
   // The vocabulary is the logits' last dimension; when the graph leaves it symbolic, one token tells.
@@ -306,5 +340,13 @@ export async function openDecoder(modelPath: string, options: OpenDecoderOptions
     }
   }
 
-  return { path: file, layout, vocabSize, threads, forward, forwardBatch, release: () => session.release() };
+  let rowCoupling: RowCoupling;
+  try {
+    rowCoupling = await rowCouplingOfFile(file);
+  } catch (e) {
+    await session.release();
+    throw e;
+  }
+
+  return { path: file, layout, vocabSize, rowCoupling, threads, forward, forwardBatch, forwardBatchRaw, release: () => session.release() };
 }

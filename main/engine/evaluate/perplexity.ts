@@ -10,7 +10,10 @@
  * In both, position t of a sample predicts token t + 1, so a sample of n tokens has n − 1 predictions:
  *   ppl = exp( Σ NLL / Σ predictions ),  NLL accumulated in float64 (see log-softmax.ts).
  * Samples run in batches of similar length, right-padded (padding cannot reach earlier positions of a
- * causal decoder); the result does not depend on the batch size.
+ * causal decoder), except in graphs that quantize activations over the whole tensor, where other rows
+ * and padding would shift the quantization range: those run one sample per run (row-coupling.ts). Either
+ * way the result does not depend on the batch size. The reduction (log-softmax, NLL of the target) runs
+ * in the native kernel (native/logits.ts) over a whole batch of logits at once, as float16 or float32.
  */
 import type { Metric } from '../../../preload/contract.ts';
 import type { PerplexityConfig } from '../../../preload/recipe.ts';
@@ -18,8 +21,9 @@ import { throwIfAborted, WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
 import { splitDocuments } from '../data/text-file.ts';
 import type { TextTokenizer } from '../data/tokenizer.ts';
+import { rowNll } from '../native/logits.ts';
 import type { Decoder } from './decoder-session.ts';
-import { sequenceNll } from './log-softmax.ts';
+import { describeBatching, type RowCoupling } from './row-coupling.ts';
 
 /** The protocol settings of a recipe's perplexity section (the text itself is passed as a string). */
 export type PerplexitySettings = Omit<PerplexityConfig, 'text'>;
@@ -128,13 +132,35 @@ export interface BatchPlan {
   batches: number[][];
 }
 
-export function planBatches(samples: readonly number[][], vocab: number, batchSize?: number): BatchPlan {
+/**
+ * `independentRows` false (a graph whose activation quantization spans the batch) forces one sample per
+ * run whatever `batchSize` asks, so the numbers never depend on the batch size.
+ */
+export function planBatches(samples: readonly number[][], vocab: number, batchSize?: number, independentRows = true): BatchPlan {
   const longest = Math.max(...samples.map((s) => s.length));
-  const size = Math.max(1, batchSize ?? Math.min(MAX_BATCH, Math.floor(LOGITS_BUDGET_BYTES / (longest * vocab * 4))));
+  const wanted = Math.max(1, batchSize ?? Math.min(MAX_BATCH, Math.floor(LOGITS_BUDGET_BYTES / (longest * vocab * 4))));
+  const size = independentRows ? wanted : 1;
   const order = samples.map((_, i) => i).sort((a, b) => samples[b].length - samples[a].length || a - b);
   const batches: number[][] = [];
   for (let start = 0; start < order.length; start += size) batches.push(order.slice(start, start + size));
   return { batchSize: size, batches };
+}
+
+/**
+ * Targets of a padded batch, one per logits row [rows.length · seqLen]: row b's position t predicts
+ * rows[b][t + 1]; its last position and the padding predict nothing (−1, not scored).
+ */
+export function batchTargets(rows: readonly number[][], seqLen: number): Int32Array {
+  const targets = new Int32Array(rows.length * seqLen).fill(-1);
+  rows.forEach((ids, b) => { for (let t = 0; t + 1 < ids.length; t++) targets[b * seqLen + t] = ids[t + 1]; });
+  return targets;
+}
+
+/** Σ over the predicted positions of row b (0 ≤ t < length − 1) of values[(b·seqLen + t)·stride + field], in position order. */
+export function sumRow(values: Float64Array, stride: number, field: number, b: number, seqLen: number, length: number): number {
+  let total = 0;
+  for (let t = 0; t + 1 < length; t++) total += values[(b * seqLen + t) * stride + field];
+  return total;
 }
 
 /** Perplexity and its details from per-sample NLL sums (in protocol order). */
@@ -144,6 +170,7 @@ export function summarizePerplexity(
   sampleNll: number[],
   batchSize: number,
   evalSeconds: number,
+  coupling?: RowCoupling,
 ): PerplexityResult {
   const { samples, info, tokenizeSeconds } = prepared;
   const sampleTokens = samples.map((s) => s.length - 1);
@@ -176,6 +203,7 @@ export function summarizePerplexity(
       predictedTokens,
       meanNll: totalNll / predictedTokens,
       batchSize,
+      ...(coupling ? { batching: describeBatching(coupling, batchSize) } : {}),
       ...info,
       predictedTokensPerSample: { min: lengths[0], median: quantile(lengths, 0.5), max: lengths.at(-1) },
       nllPerTokenPerSample: { min: perTokenNll[0], p10: quantile(perTokenNll, 0.1), median: quantile(perTokenNll, 0.5), p90: quantile(perTokenNll, 0.9), max: perTokenNll.at(-1) },
@@ -198,7 +226,7 @@ export async function evaluatePerplexity(
   const prepared = samplesOrThrow(text, tokenizer, config);
   const { samples } = prepared;
   const vocab = decoder.vocabSize;
-  const plan = planBatches(samples, vocab, options.batchSize);
+  const plan = planBatches(samples, vocab, options.batchSize, decoder.rowCoupling.independentRows);
   const sampleNll = new Array<number>(samples.length).fill(0);
 
   ctx.progress({ phase, done: 0, total: samples.length, message: `${samples.length} ${config.protocol === 'documents' ? 'documents' : 'windows'}` });
@@ -207,16 +235,23 @@ export async function evaluatePerplexity(
   for (const indices of plan.batches) {
     throwIfAborted(ctx.signal);
     const rows = indices.map((i) => samples[i]);
-    const { logits, seqLen } = await decoder.forwardBatch(rows);
-    rows.forEach((ids, b) => {
-      const offset = b * seqLen * vocab;
-      sampleNll[indices[b]] = sequenceNll(logits, offset, vocab, ids);
-      options.observe?.({ index: indices[b], ids, logits: logits.subarray(offset, offset + ids.length * vocab), vocab });
-    });
+    if (options.observe) {
+      const { logits, seqLen } = await decoder.forwardBatch(rows);
+      const nll = await rowNll(logits, batchTargets(rows, seqLen), vocab);
+      rows.forEach((ids, b) => {
+        const offset = b * seqLen * vocab;
+        sampleNll[indices[b]] = sumRow(nll, 1, 0, b, seqLen, ids.length);
+        options.observe?.({ index: indices[b], ids, logits: logits.subarray(offset, offset + ids.length * vocab), vocab });
+      });
+    } else {
+      const { logits, seqLen } = await decoder.forwardBatchRaw(rows);
+      const nll = await rowNll(logits, batchTargets(rows, seqLen), vocab);
+      rows.forEach((ids, b) => { sampleNll[indices[b]] = sumRow(nll, 1, 0, b, seqLen, ids.length); });
+    }
     done += rows.length;
     ctx.progress({ phase, done, total: samples.length });
   }
-  return summarizePerplexity(config, prepared, sampleNll, plan.batchSize, (performance.now() - evalStart) / 1000);
+  return summarizePerplexity(config, prepared, sampleNll, plan.batchSize, (performance.now() - evalStart) / 1000, decoder.rowCoupling);
 }
 
 export function perplexityMetrics(result: PerplexityResult, subject = 'model'): Metric[] {
