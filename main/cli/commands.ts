@@ -23,10 +23,12 @@ export const evalCommand: CommandSpec = {
     { name: 'protocol', type: 'string', value: 'P', choices: ['documents', 'stream'], description: 'documents: blank-line separated paragraphs (default); stream: one text cut into windows' },
     { name: 'window', type: 'int', value: 'L', description: 'window length in tokens (default 256)' },
     { name: 'samples', type: 'int', value: 'N', description: 'number of documents or windows evaluated (default 400)' },
-    { name: 'speed', type: 'boolean', description: 'also time prefill and decode (implied by the three options below)' },
+    { name: 'speed', type: 'boolean', description: 'also time prefill and decode (implied by the four options below)' },
     { name: 'prompt-tokens', type: 'int', value: 'P', description: 'prompt length for the prefill timing (default 64)' },
     { name: 'decode-tokens', type: 'int', value: 'D', description: 'tokens generated for the decode timing (default 64)' },
     { name: 'threads', type: 'int', value: 'T', description: "onnxruntime intra-op threads (default: onnxruntime's choice)" },
+    { name: 'repeats', type: 'int', value: 'R', description: 'timed runs after one warm-up; the median and the min–max are reported (default 5)' },
+    { name: 'no-cache', type: 'boolean', description: 'measure again even when an earlier evaluation of the same model with the same settings could answer' },
     { name: 'name', type: 'string', value: 'NAME', description: 'a name for the experiment in the history' },
     { name: 'recipe', type: 'string', value: 'FILE', description: 'take everything from a recipe file instead of the options above' },
   ],
@@ -45,6 +47,7 @@ export const runCommand: CommandSpec = {
   positionals: [{ name: 'recipe', description: 'a recipe JSON file' }],
   options: [
     { name: 'name', type: 'string', value: 'NAME', description: "a name for the experiment (default: the recipe's name)" },
+    { name: 'no-cache', type: 'boolean', description: 'measure everything again; the evaluation cache is not read' },
   ],
   notes: [
     'Relative paths in the recipe are read relative to the recipe file\'s folder.',
@@ -92,8 +95,10 @@ export const quantizeCommand: CommandSpec = {
     { name: 'tokenizer', type: 'string', value: 'FILE', description: "the model's tokenizer.json (default: tokenizer.json beside the model)" },
     { name: 'window', type: 'int', value: 'L', description: 'with --eval-text: document length in tokens (default 256)' },
     { name: 'samples', type: 'int', value: 'N', description: 'with --eval-text: number of documents (default 400)' },
-    { name: 'speed', type: 'boolean', description: 'also time prefill and decode of both models' },
+    { name: 'speed', type: 'boolean', description: 'also time prefill and decode of both models, interleaved in this job (original, result, original, …)' },
     { name: 'threads', type: 'int', value: 'T', description: "onnxruntime intra-op threads for the speed timing (default: onnxruntime's choice)" },
+    { name: 'repeats', type: 'int', value: 'R', description: 'with --speed: timed runs of each model after one warm-up of each (default 5)' },
+    { name: 'no-cache', type: 'boolean', description: 'measure everything again; the evaluation cache is not read (a comparison never takes speed from it anyway)' },
     { name: 'name', type: 'string', value: 'NAME', description: 'a name for the experiment in the history' },
   ],
   notes: [

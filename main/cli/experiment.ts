@@ -23,10 +23,19 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   'evaluation.speed.promptTokens': '--prompt-tokens',
   'evaluation.speed.decodeTokens': '--decode-tokens',
   'evaluation.speed.threads': '--threads',
+  'evaluation.speed.repeats': '--repeats',
   name: '--name',
 };
 
-const EVAL_FLAGS = ['tokenizer', 'text', 'protocol', 'window', 'samples', 'speed', 'prompt-tokens', 'decode-tokens', 'threads'];
+const EVAL_FLAGS = ['tokenizer', 'text', 'protocol', 'window', 'samples', 'speed', 'prompt-tokens', 'decode-tokens', 'threads', 'repeats'];
+
+/** With --no-cache: the recipe as submitted, asking for fresh figures (`evaluation.cache: false`). */
+export function applyNoCache<T>(submit: T, o: OptionValues): T {
+  if (o['no-cache'] !== true || typeof submit !== 'object' || submit === null) return submit;
+  const recipe = submit as Record<string, unknown>;
+  const evaluation = typeof recipe.evaluation === 'object' && recipe.evaluation !== null ? recipe.evaluation : {};
+  return { ...recipe, evaluation: { ...evaluation, cache: false } } as T;
+}
 
 /** The recipe `whittle eval <model> --tokenizer … --text …` describes (paths made absolute). */
 export function recipeFromFlags(model: string, o: OptionValues): RecipeInput {
@@ -43,12 +52,14 @@ export function recipeFromFlags(model: string, o: OptionValues): RecipeInput {
     evaluation: { perplexity, footprint: true } as Record<string, unknown>,
   };
   if (o.name !== undefined) recipe.name = o.name;
-  const wantsSpeed = o.speed === true || o['prompt-tokens'] !== undefined || o['decode-tokens'] !== undefined || o.threads !== undefined;
+  const wantsSpeed = o.speed === true || o['prompt-tokens'] !== undefined || o['decode-tokens'] !== undefined || o.threads !== undefined || o.repeats !== undefined;
+  if (o['no-cache'] === true) (recipe.evaluation as Record<string, unknown>).cache = false;
   if (wantsSpeed) {
     const speed: Record<string, unknown> = {};
     if (o['prompt-tokens'] !== undefined) speed.promptTokens = o['prompt-tokens'];
     if (o['decode-tokens'] !== undefined) speed.decodeTokens = o['decode-tokens'];
     if (o.threads !== undefined) speed.threads = o.threads;
+    if (o.repeats !== undefined) speed.repeats = o.repeats;
     (recipe.evaluation as Record<string, unknown>).speed = speed;
   }
   const parsed = Recipe.safeParse(recipe);
@@ -155,7 +166,7 @@ export async function runEval(positionals: string[], o: OptionValues, out: Outpu
       throw new UsageError(`The recipe ${o.recipe} has compression steps; run it with \`whittle run ${o.recipe}\`.`);
     }
     if (resolved.length) out.info(`paths read relative to the recipe's folder: ${resolved.join(', ')}`);
-    return runAndReport(submit, o.name as string | undefined, out, home);
+    return runAndReport(applyNoCache(submit, o), o.name as string | undefined, out, home);
   }
   if (positionals.length === 0) {
     throw new UsageError('whittle eval needs <model> (an .onnx file) or --recipe FILE.', 'Usage: whittle eval <model> --tokenizer FILE --text FILE [options]');
@@ -168,5 +179,5 @@ export async function runEval(positionals: string[], o: OptionValues, out: Outpu
 export async function runRecipeCommand(file: string, o: OptionValues, out: Output, home: string | undefined): Promise<number> {
   const { submit, resolved } = loadRecipeFile(file);
   if (resolved.length) out.info(`paths read relative to the recipe's folder: ${resolved.join(', ')}`);
-  return runAndReport(submit, o.name as string | undefined, out, home);
+  return runAndReport(applyNoCache(submit, o), o.name as string | undefined, out, home);
 }

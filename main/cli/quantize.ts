@@ -37,6 +37,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   'evaluation.perplexity.window': '--window',
   'evaluation.perplexity.maxSamples': '--samples',
   'evaluation.speed.threads': '--threads',
+  'evaluation.speed.repeats': '--repeats',
   'output.dir': '--out',
   name: '--name',
 };
@@ -161,6 +162,7 @@ export function quantizeRecipe(modelArg: string, o: OptionValues): RecipeInput {
     if (o[flag] !== undefined && !evalText) throw new UsageError(`--${flag} only applies with --eval-text FILE (the text original and result are compared on).`);
   }
   if (o.threads !== undefined && o.speed !== true) throw new UsageError('--threads only applies with --speed.');
+  if (o.repeats !== undefined && o.speed !== true) throw new UsageError('--repeats only applies with --speed.');
   const keep = regexList(o, 'keep');
   const tokenizer = tokenizerFor(model, o);
   if (evalText && !tokenizer) {
@@ -175,7 +177,13 @@ export function quantizeRecipe(modelArg: string, o: OptionValues): RecipeInput {
   if (evalText) {
     evaluation.perplexity = { text: evalText, protocol: 'documents', window: o.window ?? 256, maxSamples: o.samples ?? 400 };
   }
-  if (o.speed === true) evaluation.speed = o.threads === undefined ? {} : { threads: o.threads };
+  if (o.speed === true) {
+    const speed: Record<string, unknown> = {};
+    if (o.threads !== undefined) speed.threads = o.threads;
+    if (o.repeats !== undefined) speed.repeats = o.repeats;
+    evaluation.speed = speed;
+  }
+  if (o['no-cache'] === true) evaluation.cache = false;
 
   const recipe: Record<string, unknown> = { version: 1, model: { path: model }, steps: [step], evaluation };
   if (tokenizer) recipe.tokenizer = { path: tokenizer };
