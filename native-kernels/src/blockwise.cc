@@ -751,7 +751,7 @@ double QuantizeBlockwise(uint8_t* packed, float* scales, uint8_t* zero_points, c
   std::vector<double> column_error(s.n);
   const size_t width = TileWidth(s.n);
   [[maybe_unused]] const bool avx2 = UseAvx2();
-  [[maybe_unused]] const bool avx512 = UseAvx512();
+  [[maybe_unused]] const bool avx512 = UseAvx512Wide();
   ParallelFor(CeilDiv(s.n, width), [&](size_t tile) {
     size_t n0 = tile * width;
     size_t cols = std::min(width, s.n - n0);

@@ -26,11 +26,18 @@ CpuFeatures Detect() {
   // libgcc reports the AVX-512 features only when XCR0 shows the OS saves the opmask and ZMM state.
   f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  // AMD family 19h (Zen 4) executes 512-bit instructions as two 256-bit halves.
+  unsigned max_leaf = 0, vendor[3] = {0, 0, 0};
+  const bool amd = __get_cpuid(0, &max_leaf, &vendor[0], &vendor[2], &vendor[1]) && vendor[0] == 0x68747541u &&
+                   vendor[1] == 0x69746e65u && vendor[2] == 0x444d4163u;  // "AuthenticAMD"
+  unsigned family = (eax >> 8) & 0xf;
+  if (family == 0xf) family += (eax >> 20) & 0xff;
+  f.avx512_full_width = f.avx512 && !(amd && family == 0x19);
 #endif
   return f;
 }
 
-std::atomic<int> g_limit{static_cast<int>(SimdLevel::kAvx512)};
+std::atomic<int> g_limit{static_cast<int>(SimdLevel::kAuto)};
 
 }  // namespace
 
@@ -49,6 +56,10 @@ SimdLevel ActiveSimd() {
   static const SimdLevel detected = DetectedSimd();
   const int limit = g_limit.load(std::memory_order_relaxed);
   return static_cast<int>(detected) < limit ? detected : static_cast<SimdLevel>(limit);
+}
+
+bool UseAvx512Wide() {
+  return UseAvx512() && (DetectedCpu().avx512_full_width || SimdLimit() == SimdLevel::kAvx512);
 }
 
 const char* SimdName(SimdLevel level) {
@@ -75,7 +86,8 @@ void SetThreadsJs(const Napi::CallbackInfo& info) {
 
 Napi::Value GetThreadsJs(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), Threads()); }
 
-// cpuInfo(): { avx2, fma, f16c, avx512, hardwareThreads, simd: 'avx512' | 'avx2' | 'baseline' }
+// cpuInfo(): { avx2, fma, f16c, avx512, avx512FullWidth, hardwareThreads, simd: 'avx512' | 'avx2' | 'baseline',
+//              simdLimit: 'auto' | 'avx512' | 'avx2' | 'baseline' }
 Napi::Value CpuInfoJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const CpuFeatures& f = DetectedCpu();
@@ -84,27 +96,31 @@ Napi::Value CpuInfoJs(const Napi::CallbackInfo& info) {
   o.Set("fma", f.fma);
   o.Set("f16c", f.f16c);
   o.Set("avx512", f.avx512);
+  o.Set("avx512FullWidth", f.avx512_full_width);
+  o.Set("simdLimit", SimdLimit() == SimdLevel::kAuto ? "auto" : SimdName(SimdLimit()));
   o.Set("hardwareThreads", HardwareThreads());
   o.Set("simd", SimdName(ActiveSimd()));
   return o;
 }
 
-// setForceBaseline(force: boolean): void — true: limit 'baseline'; false: no limit.
+// setForceBaseline(force: boolean): void — true: limit 'baseline'; false: 'auto'.
 void SetForceBaselineJs(const Napi::CallbackInfo& info) {
-  SetSimdLimit(ArgBool(info, 0, "force") ? SimdLevel::kBaseline : SimdLevel::kAvx512);
+  SetSimdLimit(ArgBool(info, 0, "force") ? SimdLevel::kBaseline : SimdLevel::kAuto);
 }
 
-// setSimdLimit(limit: 'avx512' | 'avx2' | 'baseline'): void
+// setSimdLimit(limit: 'auto' | 'avx512' | 'avx2' | 'baseline'): void
 void SetSimdLimitJs(const Napi::CallbackInfo& info) {
   const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-  if (name == "avx512") {
+  if (name == "auto") {
+    SetSimdLimit(SimdLevel::kAuto);
+  } else if (name == "avx512") {
     SetSimdLimit(SimdLevel::kAvx512);
   } else if (name == "avx2") {
     SetSimdLimit(SimdLevel::kAvx2);
   } else if (name == "baseline") {
     SetSimdLimit(SimdLevel::kBaseline);
   } else {
-    ThrowInvalid(info.Env(), "setSimdLimit: limit must be 'avx512', 'avx2' or 'baseline'.");
+    ThrowInvalid(info.Env(), "setSimdLimit: limit must be 'auto', 'avx512', 'avx2' or 'baseline'.");
   }
 }
 

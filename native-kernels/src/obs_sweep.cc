@@ -149,7 +149,7 @@ using UpdateRow = void (*)(float*, const float*, float, size_t);
 
 UpdateRow ChooseUpdateRow() {
 #if WHITTLE_X86_SIMD
-  if (UseAvx512()) return UpdateRowAvx512;
+  if (UseAvx512Wide()) return UpdateRowAvx512;
   if (UseAvx2()) return UpdateRowAvx2;
 #endif
   return UpdateRowBaseline;
@@ -375,7 +375,7 @@ WHITTLE_TARGET_AVX512 void LazyMicroAvx512(size_t nb, const float* ap, const flo
 void LazyUpdate(const Sweep& sw, size_t i1, size_t i2, AlignedVector<float>& a_panels) {
   auto kernel = LazyMicroBaseline;
 #if WHITTLE_X86_SIMD
-  if (UseAvx512()) {
+  if (UseAvx512Wide()) {
     kernel = LazyMicroAvx512;
   } else if (UseAvx2()) {
     kernel = LazyMicroAvx2;

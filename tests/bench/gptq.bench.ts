@@ -115,7 +115,7 @@ for (const [k, n] of shapes) {
   }
 }
 setThreads(0);
-setSimdLimit('avx512');
+setSimdLimit('auto');
 
 console.log('\n| d_in × d_out | simd | threads | hessianAccumulate | prepareHessian | sweep | gptqQuantize | prepare share | RTN | gptq / rtn | 1→2 thread speed-up |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');

@@ -16,6 +16,8 @@ export type QuantBits = 2 | 4 | 8;
 export type Rounding = 'half-even' | 'half-away';
 /** A kernel code path: 512-bit AVX-512, AVX2+FMA+F16C, or the portable baseline. */
 export type SimdPath = 'avx512' | 'avx2' | 'baseline';
+/** setSimdLimit's argument: an explicit path, or 'auto' (the default: the best variant of each kernel for this CPU). */
+export type SimdLimit = SimdPath | 'auto';
 
 export interface CpuInfo {
   avx2: boolean;
@@ -23,9 +25,13 @@ export interface CpuInfo {
   f16c: boolean;
   /** AVX-512 F, BW, DQ and VL, with the OS saving the 512-bit state. */
   avx512: boolean;
+  /** 512-bit vectors run at full width (false on AMD family 19h, Zen 4, which splits them in two halves). */
+  avx512FullWidth: boolean;
   hardwareThreads: number;
   /** The code path kernels take now: the best this CPU has, capped by setSimdLimit / setForceBaseline. */
   simd: SimdPath;
+  /** The cap set by setSimdLimit ('auto' by default). */
+  simdLimit: SimdLimit;
 }
 
 /** Block-wise parameters as the addon reads them. */
@@ -93,7 +99,7 @@ export interface Addon {
   setThreads(n: number): void;
   getThreads(): number;
   cpuInfo(): CpuInfo;
-  setSimdLimit(limit: SimdPath): void;
+  setSimdLimit(limit: SimdLimit): void;
   setForceBaseline(force: boolean): void;
   f32ToF16(dst: Uint16Array, src: Float32Array): Promise<Uint16Array>;
   f16ToF32(dst: Float32Array, src: Uint16Array): Promise<Float32Array>;

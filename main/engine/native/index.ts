@@ -30,7 +30,7 @@ import { logitsReference } from './logits.ts';
 import { obsReference } from './obs.ts';
 
 export { nativeAvailable } from './addon.ts';
-export { cpuInfo, getThreads, setForceBaseline, setSimdLimit, setThreads, type CpuInfo, type SimdPath } from './runtime.ts';
+export { cpuInfo, getThreads, setForceBaseline, setSimdLimit, setThreads, type CpuInfo, type SimdLimit, type SimdPath } from './runtime.ts';
 export { bf16ToF32, f16ToF32, f32ToF16 } from './fp16.ts';
 export { gemm, type GemmOptions } from './gemm.ts';
 export {

@@ -9,7 +9,7 @@ import { halfBitsToFloat } from '../../../main/engine/evaluate/fp16.ts';
 import { rng, simdPaths, useSimdPath } from './simd-paths.ts';
 
 afterAll(() => {
-  setSimdLimit('avx512');
+  setSimdLimit('auto');
   setThreads(0);
 });
 

@@ -17,7 +17,7 @@ import { activations } from './calibration-data.ts';
 import { firstMismatches, rng, simdPaths, useSimdPath } from './simd-paths.ts';
 
 afterAll(() => {
-  setSimdLimit('avx512');
+  setSimdLimit('auto');
   setThreads(0);
 });
 

@@ -10,7 +10,7 @@ import { rng } from './simd-paths.ts';
 
 afterAll(() => {
   setThreads(0);
-  setSimdLimit('avx512');
+  setSimdLimit('auto');
 });
 
 const random = (next: () => number, n: number): Float32Array => Float32Array.from({ length: n }, () => next() * 2 - 1);
@@ -24,7 +24,7 @@ describe('native runtime', () => {
     expect(cpu.simd).toBe(best);
   });
 
-  it('setSimdLimit caps the path at what the CPU has; setForceBaseline is the baseline cap', () => {
+  it('setSimdLimit caps the path at what the CPU has (default auto); setForceBaseline is the baseline cap', () => {
     const cpu = cpuInfo();
     const has = { avx512: cpu.avx512 && cpu.avx2 && cpu.fma && cpu.f16c, avx2: cpu.avx2 && cpu.fma && cpu.f16c, baseline: true };
     setSimdLimit('avx2');
@@ -35,8 +35,14 @@ describe('native runtime', () => {
     expect(cpuInfo().simd).toBe(has.avx512 ? 'avx512' : has.avx2 ? 'avx2' : 'baseline');
     setForceBaseline(true);
     expect(cpuInfo().simd).toBe('baseline');
+    expect(cpuInfo().simdLimit).toBe('baseline');
     setForceBaseline(false);
+    expect(cpuInfo().simdLimit).toBe('auto');
     expect(cpuInfo().simd).toBe(has.avx512 ? 'avx512' : has.avx2 ? 'avx2' : 'baseline');
+    setSimdLimit('avx2');
+    setSimdLimit('auto');
+    expect(cpuInfo().simd).toBe(has.avx512 ? 'avx512' : has.avx2 ? 'avx2' : 'baseline');
+    expect(cpu.avx512FullWidth && !cpu.avx512).toBe(false);
     expect(() => setSimdLimit('sse' as SimdPath)).toThrow(/avx512/);
   });
 
