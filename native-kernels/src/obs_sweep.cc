@@ -94,6 +94,7 @@ using namespace obs_detail;
 constexpr size_t MR = 6;
 constexpr size_t NR = 16;
 constexpr size_t kMaxTile = 256;  // most channels per phase-1 task
+constexpr size_t kRankSpan = 32;  // mask spans up to this long are chosen by counting ranks
 
 // Grid of group g for channels n0..n0+cols from rows [r0, r1) of a [*, N] matrix.
 void FitGroup(ObsGrid& grid, size_t g, const float* rows, size_t r0, size_t r1, size_t n0, size_t cols,
@@ -182,6 +183,27 @@ void ChooseMasks(const Sweep& sw, size_t r0, size_t r1, size_t n0, size_t cols) 
     const float* row = sw.w + (r0 + r) * N + n0;
     float* s = scores.data() + r * cols;
     for (size_t j = 0; j < cols; j++) s[j] = PruneScore(row[j], d);
+  }
+  if (len <= kRankSpan) {
+    // Short spans (N:M groups): the rank of each row among the span's in the order (score, row), counted
+    // with the channels innermost; rank < pruned ⇔ pruned.
+    uint8_t rank[kMaxTile];
+    for (size_t r = 0; r < len; r++) {
+      const float* sr = scores.data() + r * cols;
+      std::fill_n(rank, cols, uint8_t{0});
+      for (size_t t = 0; t < len; t++) {
+        if (t == r) continue;
+        const float* st = scores.data() + t * cols;
+        if (t < r) {
+          for (size_t j = 0; j < cols; j++) rank[j] += st[j] <= sr[j] ? 1 : 0;
+        } else {
+          for (size_t j = 0; j < cols; j++) rank[j] += st[j] < sr[j] ? 1 : 0;
+        }
+      }
+      uint8_t* keep = sw.mask + sw.Input(r0 + r) * N + n0;
+      for (size_t j = 0; j < cols; j++) keep[j] = rank[j] >= pruned ? 1 : 0;
+    }
+    return;
   }
   for (size_t j = 0; j < cols; j++) {
     for (size_t r = 0; r < len; r++) {
