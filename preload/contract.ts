@@ -273,13 +273,22 @@ export type ParsedParams<M extends CallName> = z.output<(typeof calls)[M]['param
 
 const JobRef = { jobId: z.string().min(1), experimentId: z.int().positive(), seq: z.int().positive() };
 
+/** One phase of a job as a segment of its progress bar: its expected share of the whole job (shares add up to 1). */
+export const ProgressSegment = z.strictObject({ phase: z.string().min(1), share: z.number().nonnegative() });
+export type ProgressSegment = z.infer<typeof ProgressSegment>;
+
 export const JobProgress = z.strictObject({
   ...JobRef,
+  /** The current phase and its own count. */
   phase: z.string().min(1),
   done: z.number().nonnegative(),
   total: z.number().nonnegative(),
+  /** Seconds left for the whole job. */
   etaSeconds: z.number().nonnegative().nullable(),
   message: z.string(),
+  /** The whole job's progress, 0 … 1 (never decreasing), over the planned phases in `segments`. */
+  overall: z.number().min(0).max(1).optional(),
+  segments: z.array(ProgressSegment).optional(),
 });
 export type JobProgress = z.infer<typeof JobProgress>;
 

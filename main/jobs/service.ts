@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type {
   ErrorShape, EventName, EventPayloads, JobFinished, JobInfo, JobProgress, LogLine, Metric,
@@ -19,11 +20,12 @@ import type { History, NewLogLine } from '../history/history.ts';
 import { Coalescer } from './coalescer.ts';
 import { OutputTail, unexpectedExitError } from './crash.ts';
 import type { EngineHost, EngineProcess } from './engine-host.ts';
-import { EtaEstimator } from './eta.ts';
+import { JobEta, type SegmentShare } from './eta.ts';
 import { answerableFromCache, EvaluationCache, metricsOfSubject, type CacheHit, type CacheKey, type StoredEntry } from './evaluation-cache.ts';
 import { ModelFileFactsCache } from './model-file.ts';
 import { cleanFailedJobOutput, cleanInterruptedOutput, jobFolderName } from './output-folder.ts';
 import type { EngineResult, EngineToHost } from './protocol.ts';
+import { progressPlan } from './progress-plan.ts';
 import { parseRecipe } from './recipe-input.ts';
 
 export type Emit = <E extends EventName>(channel: E, payload: EventPayloads[E]) => void;
@@ -78,7 +80,9 @@ interface Job {
   state: 'queued' | 'running' | 'finished';
   seq: number;
   progress: JobProgress | null;
-  readonly eta: EtaEstimator;
+  /** The whole job's progress and time left, from its plan. */
+  readonly eta: JobEta;
+  readonly segments: SegmentShare[];
   readonly coalescer: Coalescer<Progressless>;
   process: EngineProcess | null;
   cancelRequested: boolean;
@@ -158,6 +162,7 @@ export class JobService {
     this.assertOpen();
     const kind = recipeKind(recipe);
     const cache = await this.cacheFor(recipe, modelPath);
+    const textBytes = recipe.evaluation.perplexity ? await stat(recipe.evaluation.perplexity.text).then((s) => s.size, () => null) : null;
     this.assertOpen();
     const jobName = name?.trim() || recipe.name?.trim() || `${jobTitle(kind)} ${path.basename(modelPath)}`;
     // A compression experiment hangs under the latest evaluation of its original, when there is one.
@@ -165,7 +170,7 @@ export class JobService {
     const experimentId = this.history.createExperiment({
       name: jobName, kind, recipe: recipeInput, modelPath, modelBytes: facts.bytes, modelSha256: facts.sha256, parentId, status: 'queued',
     });
-    const job = this.newJob(randomUUID(), experimentId, jobName, recipe, cache);
+    const job = this.newJob(randomUUID(), experimentId, jobName, recipe, cache, new JobEta(progressPlan(recipe, { textBytes })));
     this.jobs.set(job.jobId, job);
     this.queue.push(job);
     this.emit('history.changed', { experimentId });
@@ -294,13 +299,13 @@ export class JobService {
     if (this.closed) throw new WhittleError('INTERNAL', 'Whittle is shutting down and accepts no new jobs.');
   }
 
-  private newJob(jobId: string, experimentId: number, name: string, recipe: Recipe, cache: JobCache): Job {
+  private newJob(jobId: string, experimentId: number, name: string, recipe: Recipe, cache: JobCache, eta: JobEta): Job {
     let resolveFinished!: (f: JobFinished) => void;
     const finished = new Promise<JobFinished>((resolve) => { resolveFinished = resolve; });
     const job: Job = {
       jobId, experimentId, name, recipe, cache,
       state: 'queued', seq: 0, progress: null,
-      eta: new EtaEstimator(),
+      eta, segments: eta.segments(),
       coalescer: new Coalescer<Progressless>(this.progressIntervalMs, (p) => this.deliverProgress(job, p), { sameKind: (a, b) => a.phase === b.phase }),
       process: null, cancelRequested: false, cancelMessage: '', result: null, startedAt: 0, workDir: null, status: null,
       logs: [], logTimer: null, killTimer: null, stderr: new OutputTail(),
@@ -374,9 +379,10 @@ export class JobService {
     if (job.state !== 'running') return;
     switch (m.type) {
       case 'progress': {
-        const etaSeconds = job.eta.update(m.phase, m.done, m.total, performance.now());
+        const { overall, etaSeconds } = job.eta.update(m.phase, m.done, m.total, performance.now());
         const p: Progressless = {
           jobId: job.jobId, experimentId: job.experimentId, phase: m.phase, done: m.done, total: m.total, etaSeconds, message: m.message,
+          overall, segments: job.segments,
         };
         job.progress = { ...p, seq: job.seq };
         job.coalescer.push(p);
