@@ -3,7 +3,7 @@
  * handlers check what a schema cannot (files exist, recipes are complete) and delegate to the history, the
  * job service, model inspection and the platform's dialogs.
  */
-import { existsSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import {
@@ -11,6 +11,7 @@ import {
   type AppInfo, type CallResults, type JobInfo, type ModelInspection, type ParsedParams, type Sample,
 } from '../../preload/contract.ts';
 import { WhittleError } from '../engine/errors.ts';
+import { notAFileMessage, specialFileKind } from '../engine/onnx/sniff.ts';
 import { nativeAvailable } from '../engine/native/index.ts';
 import type { History } from '../history/history.ts';
 import { appPaths, appRoot, appVersion } from '../paths.ts';
@@ -65,10 +66,15 @@ export function onnxruntimeVersion(): string {
 
 const SAMPLE_FILES = ['stories260K-kv.onnx', 'tokenizer.json', 'tokenizer_config.json', 'tinystories-eval.txt', 'tinystories-calibration.txt', 'LICENSE', 'README.md'];
 
+/** Whether something is at `p` (asynchronously: the main process never blocks on the disk). */
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(() => true, () => false);
+}
+
 /** The bundled sample, when all its files are present (a partial copy is not offered). */
-export function listSamples(resourcesDir: string): Sample[] {
+export async function listSamples(resourcesDir: string): Promise<Sample[]> {
   const dir = path.join(resourcesDir, 'sample');
-  if (!SAMPLE_FILES.every((f) => existsSync(path.join(dir, f)))) return [];
+  if (!(await Promise.all(SAMPLE_FILES.map((f) => exists(path.join(dir, f))))).every(Boolean)) return [];
   return [{
     id: 'stories260K',
     name: 'stories260K (TinyStories)',
@@ -82,31 +88,34 @@ export function listSamples(resourcesDir: string): Sample[] {
 }
 
 /** A user-typed model path as an absolute path, or a clear error. `~/` is the user's home folder. */
-export function resolveModelPath(input: string): string {
+export async function resolveModelPath(input: string): Promise<string> {
   let p = expandHome(input);
   if (!path.isAbsolute(p)) {
     throw new WhittleError('INVALID_INPUT', `"${input}" is not a full path. Give the full path of the .onnx file (for example /home/me/models/model.onnx).`, { path: input });
   }
   p = path.normalize(p);
-  let stat;
+  let st;
   try {
-    stat = statSync(p);
+    st = await stat(p);
   } catch {
     throw new WhittleError('NOT_FOUND', `There is no file at ${p}. Check the path, or pick the file again.`, { path: p });
   }
-  if (stat.isDirectory()) {
+  if (st.isDirectory()) {
     throw new WhittleError('INVALID_INPUT', `${p} is a folder. Choose the .onnx file inside it.`, { path: p });
   }
+  // A named pipe or a device would block the read that follows: refused before anything opens it.
+  const special = specialFileKind(st);
+  if (special) throw new WhittleError('INVALID_INPUT', notAFileMessage(p, special), { path: p, kind: special });
   return p;
 }
 
 /** An existing file or folder the user named, as an absolute path (files.reveal). */
-export function resolveExistingPath(input: string): string {
+export async function resolveExistingPath(input: string): Promise<string> {
   const p = path.normalize(expandHome(input));
   if (!path.isAbsolute(p)) {
     throw new WhittleError('INVALID_INPUT', `"${input}" is not a full path.`, { path: input });
   }
-  if (!existsSync(p)) throw new WhittleError('NOT_FOUND', `There is nothing at ${p} any more: it was moved or deleted.`, { path: p });
+  if (!(await exists(p))) throw new WhittleError('NOT_FOUND', `There is nothing at ${p} any more: it was moved or deleted.`, { path: p });
   return p;
 }
 
@@ -131,14 +140,14 @@ export function createServices(deps: ServiceDeps): Handlers {
     },
 
     async 'models.inspect'({ path: input }) {
-      const file = resolveModelPath(input);
+      const file = await resolveModelPath(input);
       const inspection = await deps.inspectModel(file);
       history.touchRecentModel(file);
       return inspection;
     },
 
     async 'models.recent'() {
-      return history.recentModels();
+      return await history.recentModels();
     },
 
     async 'models.pickFile'({ purpose }) {
@@ -147,7 +156,7 @@ export function createServices(deps: ServiceDeps): Handlers {
     },
 
     async 'samples.list'() {
-      return listSamples(resourcesDir);
+      return await listSamples(resourcesDir);
     },
 
     async 'jobs.start'({ recipe, name }) {
@@ -195,12 +204,12 @@ export function createServices(deps: ServiceDeps): Handlers {
     },
 
     async 'quantize.plan'({ path: input, step }) {
-      const file = resolveModelPath(input);
+      const file = await resolveModelPath(input);
       return planQuantize(await deps.inspectModel(file), step);
     },
 
     async 'files.reveal'({ path: input }) {
-      const target = resolveExistingPath(input);
+      const target = await resolveExistingPath(input);
       if (!deps.dialogs?.reveal) return { opened: false, reason: `The output is at ${target} on the machine running Whittle.` };
       return await deps.dialogs.reveal(target);
     },

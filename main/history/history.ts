@@ -2,7 +2,7 @@
  * The experiment history: one SQLite file, synchronous repository calls returning the contract's shapes.
  * Opened in exactly one place (openHistory → openDatabase).
  */
-import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type Database from 'better-sqlite3';
 import type {
   Artefact, ErrorShape, ExperimentDetail, ExperimentStatus, ExperimentSummary, LogLine, Metric, RecentModel,
@@ -329,10 +329,11 @@ export class History {
     })();
   }
 
-  recentModels(limit = 10): RecentModel[] {
-    return this.db.prepare<{ path: string; last_opened: string }>(`SELECT path, last_opened FROM recent_models ORDER BY last_opened DESC, path LIMIT ?`)
-      .all(limit)
-      .map((r) => ({ path: r.path, lastOpened: r.last_opened, exists: existsSync(r.path) }));
+  /** The recently opened models, newest first; whether each still exists is checked without blocking. */
+  async recentModels(limit = 10): Promise<RecentModel[]> {
+    const rows = this.db.prepare<{ path: string; last_opened: string }>(`SELECT path, last_opened FROM recent_models ORDER BY last_opened DESC, path LIMIT ?`)
+      .all(limit);
+    return Promise.all(rows.map(async (r) => ({ path: r.path, lastOpened: r.last_opened, exists: await stat(r.path).then(() => true, () => false) })));
   }
 
   // ── evaluation cache ───────────────────────────────────────────────────────────────────────────────

@@ -3,11 +3,11 @@
  * the pure-JS @huggingface/tokenizers. Special tokens are never inserted by the tokenizer's own
  * post-processor: `encode` adds BOS itself when asked, so every protocol says exactly what it feeds.
  */
-import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { WhittleError } from '../errors.ts';
+import { notAFileMessage, specialFileKind } from '../onnx/sniff.ts';
 import { checkTokenizerJson, TokenizerFieldError } from './tokenizer-schema.ts';
 
 export interface TextTokenizer {
@@ -106,8 +106,11 @@ function probe(tokenizer: Tokenizer, file: string): void {
 
 export async function loadTokenizer(tokenizerJsonPath: string): Promise<TextTokenizer> {
   const file = path.resolve(tokenizerJsonPath);
-  if (!existsSync(file)) throw new WhittleError('NOT_FOUND', `The tokenizer file ${file} does not exist.`, { path: file });
-  if ((await stat(file)).isDirectory()) throw notATokenizer(file, 'it is a folder');
+  const st = await stat(file).catch(() => null);
+  if (!st) throw new WhittleError('NOT_FOUND', `The tokenizer file ${file} does not exist.`, { path: file });
+  if (st.isDirectory()) throw notATokenizer(file, 'it is a folder');
+  const special = specialFileKind(st);
+  if (special) throw new WhittleError('INVALID_INPUT', notAFileMessage(file, special), { path: file, kind: special });
   const json = await readJson(file, 'tokenizer');
   if (!isObject(json)) throw notATokenizer(file, 'it is not a JSON object');
   if (!isObject(json.model)) throw notATokenizer(file, 'it has no "model" section');
@@ -123,7 +126,8 @@ export async function loadTokenizer(tokenizerJsonPath: string): Promise<TextToke
   }
 
   const configFile = path.join(path.dirname(file), 'tokenizer_config.json');
-  const configJson = existsSync(configFile) ? await readJson(configFile, 'config') : {};
+  const configStat = await stat(configFile).catch(() => null);
+  const configJson = configStat?.isFile() ? await readJson(configFile, 'config') : {};
   const config: Json = isObject(configJson) ? configJson : {};
 
   let tokenizer: Tokenizer;

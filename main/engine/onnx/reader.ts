@@ -9,7 +9,7 @@ import { isWhittleError, WhittleError } from '../errors.ts';
 import { decodeModel, decodeTensorBody, fieldName } from './decode.ts';
 import { ExternalDataResolver } from './external-data.ts';
 import type { ModelProto, OnnxModel, TensorProto } from './proto-types.ts';
-import { recogniseFile } from './sniff.ts';
+import { notAFileMessage, recogniseFile, specialFileKind } from './sniff.ts';
 import { BufferSource, FileSource, ProtoCursor, ProtoError } from './wire.ts';
 
 export interface ReadOptions {
@@ -23,6 +23,8 @@ async function statFile(filePath: string, label: string): Promise<number> {
   try {
     const st = await stat(filePath);
     if (st.isDirectory()) throw new WhittleError('INVALID_INPUT', `${label} is a folder, not an ONNX model file. Choose the .onnx file inside it.`, { path: filePath });
+    const special = specialFileKind(st);
+    if (special) throw new WhittleError('INVALID_INPUT', notAFileMessage(label, special), { path: filePath, kind: special });
     return st.size;
   } catch (e) {
     if (isWhittleError(e)) throw e;

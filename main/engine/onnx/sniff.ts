@@ -10,6 +10,29 @@ export interface Recognised {
   message: string;
 }
 
+/** The file-type bits of a stat result (fs.Stats or fs.promises' stat). */
+export interface FileKindBits {
+  isFile(): boolean; isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean;
+}
+
+/**
+ * What a path is when it is neither a regular file nor a folder ("a named pipe", "a device"), else null.
+ * Reading a named pipe or a device blocks until someone writes to it, so such paths are refused before
+ * they are opened.
+ */
+export function specialFileKind(st: FileKindBits): string | null {
+  if (st.isFile() || st.isDirectory()) return null;
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/** The sentence for a path that is `kind` (from specialFileKind). */
+export function notAFileMessage(label: string, kind: string): string {
+  return `${label} is ${kind.startsWith('a ') ? kind : 'a special file'}, not a file. Choose the file itself.`;
+}
+
 const ascii = (b: Uint8Array, from: number, len: number): string => String.fromCharCode(...b.subarray(from, from + len));
 
 function looksLikeText(head: Uint8Array): boolean {

@@ -235,14 +235,14 @@ describe('services over the in-memory transport', () => {
 });
 
 describe('the bundled sample', () => {
-  it('is offered only when every one of its files is there', () => {
+  it('is offered only when every one of its files is there', async () => {
     const copy = tempDir('whittle-sample-');
     try {
       cpSync(path.join(appRoot(), 'main', 'resources', 'sample'), path.join(copy.dir, 'sample'), { recursive: true });
-      expect(listSamples(copy.dir).map((s) => s.modelPath)).toEqual([path.join(copy.dir, 'sample', 'stories260K-kv.onnx')]);
+      expect((await listSamples(copy.dir)).map((s) => s.modelPath)).toEqual([path.join(copy.dir, 'sample', 'stories260K-kv.onnx')]);
       rmSync(path.join(copy.dir, 'sample', 'LICENSE'));
-      expect(listSamples(copy.dir)).toEqual([]);
-      expect(listSamples(path.join(copy.dir, 'nowhere'))).toEqual([]);
+      expect(await listSamples(copy.dir)).toEqual([]);
+      expect(await listSamples(path.join(copy.dir, 'nowhere'))).toEqual([]);
     } finally {
       copy.cleanup();
     }

@@ -200,19 +200,19 @@ describe('recent models', () => {
     h.touchRecentModel('/gone/model.onnx');
     await new Promise((r) => setTimeout(r, 5));
     h.touchRecentModel(present);
-    expect(h.recentModels()).toEqual([
+    expect(await h.recentModels()).toEqual([
       { path: present, lastOpened: expect.any(String), exists: true },
       { path: '/gone/model.onnx', lastOpened: expect.any(String), exists: false },
     ]);
     await new Promise((r) => setTimeout(r, 5));
     h.touchRecentModel('/gone/model.onnx');
-    expect(h.recentModels().map((r) => r.path)).toEqual(['/gone/model.onnx', present]);
-    expect(h.recentModels(1)).toHaveLength(1);
+    expect((await h.recentModels()).map((r) => r.path)).toEqual(['/gone/model.onnx', present]);
+    expect(await h.recentModels(1)).toHaveLength(1);
   });
 
-  it('keeps at most the given number of entries', () => {
+  it('keeps at most the given number of entries', async () => {
     for (let i = 0; i < 5; i++) h.touchRecentModel(`/m${i}.onnx`, 3);
-    expect(h.recentModels(10)).toHaveLength(3);
+    expect(await h.recentModels(10)).toHaveLength(3);
   });
 });
 
