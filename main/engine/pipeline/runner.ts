@@ -3,7 +3,8 @@
  * model), then evaluates. When no step wrote a new model (no steps, or only analyses such as sensitivity)
  * the recipe's model is evaluated as subject 'model'. Otherwise the original and the final result are compared (TECHNIQUES.md §4) as subjects 'original' and 'result':
  * both decoders open at once, the same perplexity batches through both in lockstep (both perplexities,
- * KL(original ‖ result), top-1 agreement), speed and footprint of each, and greedy generations from the
+ * KL(original ‖ result), top-1 agreement), the speed of both timed interleaved in this job (never taken
+ * from an earlier evaluation), the footprint of each, and greedy generations from the
  * same prompts side by side. The metrics are then written into the output folder's whittle.json.
  */
 import { existsSync } from 'node:fs';
@@ -20,7 +21,7 @@ import { footprintMetrics, measureFootprint, type InspectModel } from '../evalua
 import { generate, type Generation } from '../evaluate/generate.ts';
 import { modelIdentity } from '../evaluate/model-identity.ts';
 import { evaluatePerplexity, perplexityMetrics, type PerplexityResult } from '../evaluate/perplexity.ts';
-import { measureSpeed, speedMetrics } from '../evaluate/speed.ts';
+import { measureSpeedInterleaved, speedMetrics, type SpeedSubject } from '../evaluate/speed.ts';
 import type { JobContext } from '../job-context.ts';
 import { MANIFEST_FILE, readManifest, updateManifest } from '../rewrite/manifest.ts';
 import type { PartialFolder } from '../rewrite/output-folder.ts';
@@ -33,28 +34,12 @@ export interface RecipeResult {
   details: Record<string, unknown>;
 }
 
-/** The original's metrics from an earlier evaluation of the same model with the same settings. */
-export interface CachedOriginal {
-  metrics: Metric[];
-  /** The experiment that measured them, and when (for the details). */
-  from?: number | null;
-  created?: string;
-}
-
 export interface RunRecipeOptions {
   /** Step implementations; the built-in registry by default. */
   steps?: StepRegistry;
   /** Model inspection used for the footprint; by default the graph is read by the footprint itself. */
   inspect?: InspectModel;
-  /**
-   * With steps: the original's cached metrics. Its speed is then not measured again; its perplexity
-   * still comes from the lockstep pass, which needs the original's logits for the agreement.
-   */
-  cachedOriginal?: CachedOriginal;
 }
-
-/** Metric names of a speed measurement (what a cached original can spare). */
-const SPEED_METRICS = ['prefill_ms', 'prefill_tokens', 'decode_tokens_per_s'];
 
 /** What every evaluated model is measured on, loaded once. */
 interface EvaluationInputs {
@@ -148,19 +133,32 @@ function perplexityDetails(result: PerplexityResult, textPath: string): Record<s
   return { ...result.details, text: textPath, perplexity: result.perplexity, sampleNll: result.sampleNll, sampleTokens: result.sampleTokens };
 }
 
-async function speedOf(decoder: Decoder, inputs: EvaluationInputs, subject: string, ctx: JobContext): Promise<{ metrics: Metric[]; details: Record<string, unknown> }> {
+/**
+ * Speed of one model, or of the original and the result timed interleaved in this job (speed.ts): a
+ * comparison's speeds are always measured here and now, side by side, never taken from an earlier run.
+ */
+async function speedOf(subjects: readonly SpeedSubject[], inputs: EvaluationInputs, ctx: JobContext): Promise<{ metrics: Metric[]; details: Record<string, unknown>[] }> {
   const config = inputs.recipe.evaluation.speed!;
   throwIfAborted(ctx.signal);
   const { tokenizer, text } = inputs;
   const prompt = tokenizer && text !== null ? tokenizer.encode(text.slice(0, 64 * config.promptTokens)) : undefined;
-  const speed = await measureSpeed(decoder, config, ctx, prompt);
-  return {
-    metrics: speedMetrics(speed, subject),
-    details: {
+  const names = subjects.map((s) => s.name).join(' and ');
+  ctx.log('info', `${names}: speed, ${subjects.length > 1 ? 'interleaved, ' : ''}one warm-up then ${config.repeats} timed run(s) each (P = ${config.promptTokens}, D = ${config.decodeTokens})`);
+  const { results, order } = await measureSpeedInterleaved(subjects, config, ctx, prompt);
+  const metrics: Metric[] = [];
+  const details = results.map((speed, i) => {
+    const subject = subjects[i].name;
+    metrics.push(...speedMetrics(speed, subject));
+    ctx.log('info', `${subject}: prefill ${speed.prefillMs.toFixed(2)} ms (${speed.prefill.min.toFixed(2)}–${speed.prefill.max.toFixed(2)}), `
+      + `decode ${speed.decodeTokensPerS.toFixed(1)} tokens/s (${speed.decode.min.toFixed(1)}–${speed.decode.max.toFixed(1)}), `
+      + `median of ${speed.repeats}, ${speed.threads} thread(s), ${speed.provider}`);
+    return {
       ...speed,
+      order,
       note: speed.decodeMode === 're-forward' ? 'The graph has no KV cache: each decoded token re-runs the whole sequence.' : 'Decoding feeds the KV cache back (present → past).',
-    },
-  };
+    };
+  });
+  return { metrics, details };
 }
 
 async function footprintOf(modelPath: string, subject: string, ctx: JobContext, options: RunRecipeOptions): Promise<{ metrics: Metric[]; details: Record<string, unknown> }> {
@@ -204,9 +202,9 @@ async function evaluateModel(modelPath: string, subject: string, inputs: Evaluat
     }
 
     if (evaluation.speed && decoder) {
-      const speed = await speedOf(decoder, inputs, subject, ctx);
+      const speed = await speedOf([{ name: subject, decoder }], inputs, ctx);
       metrics.push(...speed.metrics);
-      details.speed = speed.details;
+      details.speed = speed.details[0];
     }
 
     if (evaluation.footprint) {
@@ -242,8 +240,6 @@ async function compareModels(
   const original: Record<string, unknown> = { modelPath: originalPath };
   const result: Record<string, unknown> = { modelPath: resultPath };
   const details: Record<string, unknown> = { evaluation: { original, result } };
-  const cached = options.cachedOriginal;
-  const cachedSpeed = evaluation.speed && cached ? cached.metrics.filter((m) => SPEED_METRICS.includes(m.name)) : [];
 
   let p = open;
   let q: Decoder | null = null;
@@ -267,21 +263,10 @@ async function compareModels(
       ctx.log('info', `perplexity ${c.original.perplexity.toFixed(4)} → ${c.result.perplexity.toFixed(4)}; KL ${c.agreement.klMean.toExponential(3)} nats/token; top-1 agreement ${(100 * c.agreement.top1).toFixed(2)} % over ${c.agreement.tokens} tokens`);
     }
 
-    if (evaluation.speed) {
-      if (cachedSpeed.length > 0) {
-        metrics.push(...cachedSpeed.map((m) => ({ ...m, subject: 'original' })));
-        original.speed = { cached: true, from: cached?.from ?? null, created: cached?.created ?? null };
-        ctx.log('info', `original: speed taken from the evaluation cache${cached?.from ? ` (experiment ${cached.from})` : ''}`);
-      } else if (p) {
-        const s = await speedOf(p, inputs, 'original', ctx);
-        metrics.push(...s.metrics);
-        original.speed = s.details;
-      }
-      if (q) {
-        const s = await speedOf(q, inputs, 'result', ctx);
-        metrics.push(...s.metrics);
-        result.speed = s.details;
-      }
+    if (evaluation.speed && p && q) {
+      const s = await speedOf([{ name: 'original', decoder: p }, { name: 'result', decoder: q }], inputs, ctx);
+      metrics.push(...s.metrics);
+      [original.speed, result.speed] = s.details;
     }
 
     if (evaluation.footprint) {
@@ -308,16 +293,6 @@ async function compareModels(
     await q?.release();
   }
 
-  if (cached) {
-    details.cachedOriginal = {
-      from: cached.from ?? null,
-      created: cached.created ?? null,
-      used: cachedSpeed.map((m) => m.name),
-      note: 'The original was evaluated before with the same settings. Its speed is taken from that evaluation; '
-        + 'its perplexity, the KL divergence and the top-1 agreement are computed again, because the lockstep pass needs the '
-        + "original's logits, which the cache does not keep.",
-    };
-  }
   return { metrics, details };
 }
 
