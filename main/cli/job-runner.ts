@@ -18,14 +18,19 @@ export interface JobOutcome {
   experiment: ExperimentDetail;
 }
 
+/**
+ * The live line: the whole job's percent and time left (one bar for the job), then the current phase
+ * with its own count. `startedAt` is when the job started (for events without a whole-job estimate).
+ */
 export function progressText(p: JobProgress, startedAt: number, now = Date.now()): string {
-  const fraction = p.total > 0 ? Math.min(1, p.done / p.total) : 0;
-  const percent = p.total > 0 ? `${(fraction * 100).toFixed(0).padStart(3)}%` : '   …';
+  const fraction = p.overall ?? (p.total > 0 ? Math.min(1, p.done / p.total) : 0);
+  const known = p.overall !== undefined || p.total > 0;
+  const percent = known ? `${(fraction * 100).toFixed(0).padStart(3)}%` : '   …';
   let eta = p.etaSeconds;
   if (eta === null && fraction > 0.02 && fraction < 1) eta = ((now - startedAt) / 1000) * (1 - fraction) / fraction;
   const etaText = eta !== null && fraction < 1 ? `  ETA ${formatDuration(eta)}` : '';
   const counts = p.total > 0 ? `  ${p.done}/${p.total}` : '';
-  return `${p.phase.padEnd(20)} ${percent}${counts}${etaText}${p.message ? `  ${p.message}` : ''}`;
+  return `${percent}  ${p.phase.padEnd(20)}${counts}${etaText}${p.message ? `  ${p.message}` : ''}`;
 }
 
 export async function runJob(session: Session, out: Output, recipe: unknown, name?: string): Promise<JobOutcome> {
@@ -33,7 +38,7 @@ export async function runJob(session: Session, out: Output, recipe: unknown, nam
   const early: EventMessage[] = [];
   let resolveFinished!: (f: JobFinished) => void;
   const finished = new Promise<JobFinished>((resolve) => { resolveFinished = resolve; });
-  let phaseStartedAt = Date.now();
+  const startedAt = Date.now();
   let lastPhase = '';
 
   const handle = (event: EventMessage): void => {
@@ -44,10 +49,9 @@ export async function runJob(session: Session, out: Output, recipe: unknown, nam
         const p = event.payload as JobProgress;
         if (p.phase !== lastPhase) {
           lastPhase = p.phase;
-          phaseStartedAt = Date.now();
           if (!out.live) out.info(`· ${p.phase}${p.message ? `: ${p.message}` : ''}`);
         }
-        out.status(progressText(p, phaseStartedAt));
+        out.status(progressText(p, startedAt));
         break;
       }
       case 'job.log': {

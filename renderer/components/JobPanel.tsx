@@ -1,10 +1,10 @@
-import { Alert, Anchor, Badge, Button, Group, Paper, Progress, Stack, Text, Title } from '@mantine/core';
+import { Alert, Anchor, Badge, Button, Group, Paper, Progress, Stack, Text, Title, Tooltip } from '@mantine/core';
 import { IconCircleCheck, IconPlayerStop } from '@tabler/icons-react';
 import { useState } from 'react';
 import { useApi } from '../hooks/useApi.ts';
 import { useToast } from '../hooks/useToast.ts';
-import { formatEta, formatInteger, formatPercent, progressPercent } from '../lib/format.ts';
-import { jobPhase, phaseLabel, type JobPhase, type JobState } from '../lib/job-state.ts';
+import { formatEta, formatInteger, formatPercent } from '../lib/format.ts';
+import { jobPhase, phaseLabel, progressBar, type JobPhase, type JobState } from '../lib/job-state.ts';
 import { href } from '../lib/route.ts';
 import { ErrorAlert } from './ErrorAlert.tsx';
 import { JobLog } from './JobLog.tsx';
@@ -22,7 +22,10 @@ export function JobPanel({ job, showMetrics = true }: { job: JobState; showMetri
   const shownPhase = job.interrupted ? 'interrupted' : phase;
   const active = phase === 'starting' || phase === 'running';
   const p = job.progress;
-  const pct = phase === 'done' ? 100 : p ? progressPercent(p.done, p.total) : null;
+  // One bar for the whole job: the phases as segments, each filled as far as the job has got.
+  const bar = progressBar(p, phase === 'done');
+  const pct = bar.percent;
+  const color = PHASE_COLOR[phase] === 'gray' && active ? 'blue' : PHASE_COLOR[phase];
 
   async function cancel() {
     setCancelling(true);
@@ -54,21 +57,34 @@ export function JobPanel({ job, showMetrics = true }: { job: JobState; showMetri
           <Group justify="space-between" mb={4} wrap="nowrap">
             <Text size="sm" fw={600} data-testid="job-phase" data-phase={p?.phase ?? ''} truncate>{p ? phaseLabel(p.phase) : active ? 'Starting…' : ''}</Text>
             <Group gap="md" wrap="nowrap">
-              {p && p.total > 0 && <Text size="sm" c="dimmed" data-testid="job-counts">{formatInteger(p.done)} / {formatInteger(p.total)}</Text>}
+              {p && p.total > 0 && <Text size="sm" c="dimmed" data-testid="job-counts" title="this phase">{formatInteger(p.done)} / {formatInteger(p.total)}</Text>}
               <Text size="sm" fw={600} data-testid="job-percent">{pct === null ? '…' : formatPercent(pct)}</Text>
             </Group>
           </Group>
-          <Progress
-            value={pct ?? 100}
-            animated={active}
-            striped={active && pct === null}
-            color={PHASE_COLOR[phase] === 'gray' && active ? 'blue' : PHASE_COLOR[phase]}
-            size="lg"
-            radius="sm"
-            aria-label="Job progress"
-            data-testid="job-progress"
-            data-percent={pct === null ? '' : pct.toFixed(1)}
-          />
+          {bar.sections.length > 1 ? (
+            <Progress.Root size="lg" radius="sm" aria-label="Job progress" data-testid="job-progress" data-percent={pct === null ? '' : pct.toFixed(1)}>
+              {bar.sections.map((section, i) => (
+                <Tooltip key={`${section.phase}-${i}`} label={`${section.label}: ${formatPercent(section.width)} of the job`} withArrow>
+                  <Progress.Section value={section.width} color="transparent" data-testid="job-progress-segment" data-phase={section.phase}
+                    style={{ borderRight: i < bar.sections.length - 1 ? '2px solid var(--mantine-color-body)' : undefined, display: 'flex' }}>
+                    <div style={{ width: `${section.width > 0 ? (100 * section.filled) / section.width : 0}%`, height: '100%', background: `var(--mantine-color-${color}-filled)`, opacity: section.current ? 1 : 0.8 }} />
+                  </Progress.Section>
+                </Tooltip>
+              ))}
+            </Progress.Root>
+          ) : (
+            <Progress
+              value={pct ?? 100}
+              animated={active}
+              striped={active && pct === null}
+              color={color}
+              size="lg"
+              radius="sm"
+              aria-label="Job progress"
+              data-testid="job-progress"
+              data-percent={pct === null ? '' : pct.toFixed(1)}
+            />
+          )}
           <Group justify="space-between" mt={4} wrap="nowrap">
             <Text size="xs" c="dimmed" truncate data-testid="job-message">{p?.message ?? ''}</Text>
             {active && <Text size="xs" c="dimmed" data-testid="job-eta">{formatEta(p?.etaSeconds)}</Text>}

@@ -1,7 +1,7 @@
 import { Badge, Group, Loader, Menu, Progress, Text, UnstyledButton } from '@mantine/core';
 import { useRunningJobs } from '../hooks/useJobs.ts';
-import { formatPercent, progressPercent } from '../lib/format.ts';
-import { phaseLabel } from '../lib/job-state.ts';
+import { formatPercent } from '../lib/format.ts';
+import { phaseLabel, progressBar } from '../lib/job-state.ts';
 import { href } from '../lib/route.ts';
 
 /** "2 running" in the header; the menu lists each job with its progress and links to it. */
@@ -21,7 +21,7 @@ export function RunningJobsIndicator() {
         <Menu.Label>Running jobs</Menu.Label>
         {running.map((job) => {
           const p = job.progress;
-          const pct = p ? progressPercent(p.done, p.total) : null;
+          const pct = progressBar(p, false).percent;
           const link = href.evaluate('', job.experimentId !== null ? { jobId: job.jobId, experimentId: job.experimentId } : undefined);
           return (
             <Menu.Item key={job.jobId} component="a" href={link} data-testid="running-job">

@@ -90,3 +90,40 @@ export function phaseLabel(phase: string): string {
   const text = parts.join(' · ');
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
+
+/** One phase's part of the job's progress bar, in percent of the whole bar. */
+export interface BarSection {
+  phase: string;
+  label: string;
+  /** Its share of the bar. */
+  width: number;
+  /** How much of its share is done (0 … width). */
+  filled: number;
+  /** The phase running now. */
+  current: boolean;
+}
+
+/**
+ * The job's one progress bar: the whole job's percent and the phases as segments laid end to end (their
+ * planned shares), each filled as far as the job has got. Without a plan in the event (an older engine),
+ * the current phase's own count fills one segment.
+ */
+export function progressBar(p: JobProgress | null, finished: boolean): { percent: number | null; sections: BarSection[] } {
+  if (!p) return { percent: finished ? 100 : null, sections: [] };
+  if (p.overall === undefined || !p.segments || p.segments.length === 0) {
+    const percent = finished ? 100 : p.total > 0 ? Math.min(100, (100 * p.done) / p.total) : null;
+    return { percent, sections: [{ phase: p.phase, label: phaseLabel(p.phase), width: 100, filled: percent ?? 0, current: !finished }] };
+  }
+  const overall = finished ? 100 : 100 * p.overall;
+  let start = 0;
+  let currentFound = false;
+  const sections = p.segments.map((seg) => {
+    const width = 100 * seg.share;
+    const filled = Math.min(width, Math.max(0, overall - start));
+    const current = !finished && !currentFound && seg.phase === p.phase && overall >= start - 1e-9;
+    if (current) currentFound = true;
+    start += width;
+    return { phase: seg.phase, label: phaseLabel(seg.phase), width, filled, current };
+  });
+  return { percent: overall, sections };
+}

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Metric } from '../../../preload/contract.ts';
 import { comparisonTable, speedSettingText } from '../../../main/cli/comparison.ts';
+import { progressText } from '../../../main/cli/job-runner.ts';
 
 const m = (name: string, value: number, subject: string, unit = ''): Metric => ({ name, value, unit, subject });
 const decode = (o: [number, number, number], r: [number, number, number]): Metric[] => [
@@ -29,5 +30,16 @@ describe('the CLI comparison of timings', () => {
     expect(speedSettingText({ evaluation: { result: { speed: { repeats: 5, threads: 2, provider: 'cpu' } } } }))
       .toBe('Speed: original and result timed interleaved in this job; median (min–max) of 5 run(s) each after a warm-up; 2 thread(s), cpu.');
     expect(speedSettingText({})).toBe('');
+  });
+});
+
+describe('the CLI progress line', () => {
+  it("shows the whole job's percent and time left, then the phase's own count", () => {
+    const p = { jobId: 'j', experimentId: 1, seq: 3, phase: 'evaluate:compare', done: 10, total: 200, etaSeconds: 12, message: '', overall: 0.42, segments: [] };
+    const line = progressText(p, 0, 1000);
+    expect(line.startsWith(' 42%')).toBe(true);
+    expect(line).toContain('evaluate:compare');
+    expect(line).toContain('10/200');
+    expect(line).toContain('ETA 12');
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EventName, EventPayloads, JobInfo, WhittleApi } from '../../../preload/contract.ts';
 import { createJobStore } from '../../../renderer/lib/job-store.ts';
-import { applyJobEvent, initialJobState, jobPhase, LOG_TAIL, phaseLabel, withEarlierLog } from '../../../renderer/lib/job-state.ts';
+import { applyJobEvent, initialJobState, jobPhase, LOG_TAIL, phaseLabel, progressBar, withEarlierLog } from '../../../renderer/lib/job-state.ts';
 
 const progress = (seq: number, done: number, jobId = 'j1') => ({ jobId, experimentId: 5, seq, phase: 'perplexity', done, total: 400, etaSeconds: 3, message: '' });
 
@@ -109,5 +109,30 @@ describe('the job store', () => {
     expect(s.interrupted).toBe(true);
     expect(s.finished).toMatchObject({ status: 'failed', error: null });
     expect(store.running()).toEqual([]);
+  });
+});
+
+describe('the job progress bar', () => {
+  const base = { jobId: 'j', experimentId: 1, seq: 1, etaSeconds: null, message: '' };
+  const segments = [{ phase: 'load', share: 0.1 }, { phase: 'quantize', share: 0.3 }, { phase: 'evaluate:compare', share: 0.6 }];
+
+  it('is one bar for the whole job, the phases as segments filled as far as the job has got', () => {
+    const bar = progressBar({ ...base, phase: 'quantize', done: 5, total: 10, overall: 0.25, segments }, false);
+    expect(bar.percent).toBeCloseTo(25, 10);
+    expect(bar.sections.map((s) => [s.phase, s.current])).toEqual([['load', false], ['quantize', true], ['evaluate:compare', false]]);
+    expect(bar.sections.map((s) => s.width)).toEqual([10, 30, 60]);
+    expect(bar.sections[0].filled).toBeCloseTo(10, 10);
+    expect(bar.sections[1].filled).toBeCloseTo(15, 10);
+    expect(bar.sections[2].filled).toBe(0);
+    // The next phase starting at 0 of its own count does not restart the bar.
+    const next = progressBar({ ...base, phase: 'evaluate:compare', done: 0, total: 100, overall: 0.4, segments }, false);
+    expect(next.percent).toBeCloseTo(40, 10);
+    expect(next.sections[2].current).toBe(true);
+    expect(progressBar({ ...base, phase: 'evaluate:compare', done: 100, total: 100, overall: 1, segments }, true).percent).toBe(100);
+  });
+
+  it("without a plan in the event, the phase's own count fills the bar", () => {
+    expect(progressBar({ ...base, phase: 'load', done: 1, total: 4 }, false)).toMatchObject({ percent: 25, sections: [{ phase: 'load', width: 100, filled: 25 }] });
+    expect(progressBar(null, false)).toEqual({ percent: null, sections: [] });
   });
 });
