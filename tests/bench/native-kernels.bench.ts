@@ -3,11 +3,11 @@
  * machines; absolute figures depend on the CPU and on what else is running).
  *
  *   GEMM 512×512×512 (C = A·B; another size as the 2nd argument): GFLOP/s = 2·M·N·K / time — each SIMD
- *     path this CPU has (AVX-512, AVX2, baseline SSE2 / portable; setSimdLimit) on all threads, the best
- *     path on 1 thread, naive double-accumulating reference.
+ *     path this CPU has (AVX-512, AVX2, baseline SSE2 / portable; setSimdLimit) on all threads, the
+ *     default 'auto' choice on 1 thread, naive double-accumulating reference.
  *   Block-wise quantization of a 4096×4096 weight, float32 and float16, block 32 (4-bit symmetric and
  *     asymmetric, 8-bit symmetric): MB/s of input as stored (4 or 2 bytes a weight) — each path on all
- *     threads, the best on 1 thread, and the reference; dequantization of the
+ *     threads, 'auto' on 1 thread, and the reference; dequantization of the
  *     4-bit asymmetric result: MB/s of float32 output.
  *   fp32 → fp16 of 16 M values: M values/s — fast (F16C) vs reference.
  * Each fast figure is the best of `rounds` runs (the paths interleaved); references run once (they are slow). "× avx2" is the AVX2
@@ -80,7 +80,7 @@ const usePath = (path: SimdPath) => (): void => { setSimdLimit(path); setThreads
 
 /**
  * One row per SIMD path on all threads — the paths interleaved run by run, so load from other processes
- * hits them alike and their ratio holds — then the best path on 1 thread.
+ * hits them alike and their ratio holds — then the default 'auto' choice on 1 thread.
  */
 async function measurePaths(label: string, unit: string, work: number, fn: () => Promise<unknown>): Promise<void> {
   const fastest = new Map<SimdPath, number>(paths.map((p) => [p, Infinity]));
@@ -94,7 +94,7 @@ async function measurePaths(label: string, unit: string, work: number, fn: () =>
     const ms = fastest.get(path) as number;
     rows.push({ kernel: label, variant: `${path}, ${allThreads} threads`, ms, rate: work / (ms / 1000), unit });
   }
-  await measure(label, `${paths[0]}, 1 thread`, unit, work, rounds, fn, useOne);
+  await measure(label, 'auto, 1 thread', unit, work, rounds, fn, useOne);
 }
 
 // GEMM n³
@@ -147,7 +147,7 @@ async function measurePaths(label: string, unit: string, work: number, fn: () =>
   const src = randomArray(1 << 24, 4);
   const mvalues = src.length / 1e6;
   const label = 'f32ToF16 16M';
-  await measure(label, `${paths[0]}, ${allThreads} threads`, 'M values/s', mvalues, rounds, () => f32ToF16(src), useAll);
+  await measure(label, `auto, ${allThreads} threads`, 'M values/s', mvalues, rounds, () => f32ToF16(src), useAll);
   await measure(label, 'reference', 'M values/s', mvalues, 1, () => reference.f32ToF16(src), useAll);
   fillRatios(label);
 }
