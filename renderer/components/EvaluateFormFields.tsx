@@ -59,6 +59,9 @@ export function EvaluateFormFields({ form, issues, onChange, disabled }: Props) 
         </Group>
       )}
 
+      <Switch label="Measure again (no cache)" description="Run the evaluation even when an earlier one of the same model file with the same settings could answer it."
+        checked={form.noCache} onChange={(e) => set('noCache', e.currentTarget.checked)} disabled={disabled} data-testid="eval-no-cache-toggle" />
+
       <TextInput label="Name" description="Shown in the history; optional." placeholder="e.g. baseline perplexity" value={form.name}
         onChange={(e) => set('name', e.currentTarget.value)} maxLength={200} error={issues.name} disabled={disabled} data-testid="eval-name" />
     </Stack>

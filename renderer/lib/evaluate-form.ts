@@ -19,6 +19,8 @@ export interface EvaluateForm {
   speed: boolean;
   promptTokens: number | string;
   decodeTokens: number | string;
+  /** Measure again even when an earlier evaluation of the same model with the same settings could answer. */
+  noCache: boolean;
   name: string;
 }
 
@@ -44,6 +46,7 @@ export function defaultEvaluateForm(modelPath = ''): EvaluateForm {
     speed: false,
     promptTokens: 64,
     decodeTokens: 64,
+    noCache: false,
     name: '',
   };
 }
@@ -73,6 +76,7 @@ export function buildRecipe(form: EvaluateForm): RecipeInput {
   if (form.speed) {
     evaluation.speed = { promptTokens: toNumber(form.promptTokens), decodeTokens: toNumber(form.decodeTokens) };
   }
+  if (form.noCache) evaluation.cache = false;
   const recipe: RecipeInput = { version: 1, model: { path: form.modelPath.trim() }, steps: [], evaluation };
   const name = form.name.trim();
   if (name) recipe.name = name;
@@ -146,6 +150,7 @@ export function formFromRecipe(recipe: unknown): EvaluateForm | null {
     form.window = p.window;
     form.maxSamples = p.maxSamples;
   }
+  form.noCache = r.evaluation.cache === false;
   const s = r.evaluation.speed;
   form.speed = s !== undefined;
   if (s) {

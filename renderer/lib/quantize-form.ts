@@ -30,6 +30,8 @@ export interface QuantizeForm {
   /** Prompts for the side-by-side generations, one per line. */
   prompts: string;
   speed: boolean;
+  /** Measure everything again; the evaluation cache is not read (speed never comes from it in a comparison). */
+  noCache: boolean;
   method: MethodId;
   // RTN and GPTQ (weight-only)
   bits: Bits;
@@ -154,6 +156,7 @@ export function defaultQuantizeForm(modelPath = ''): QuantizeForm {
     maxSamples: 400,
     prompts: DEFAULT_PROMPTS.join('\n'),
     speed: true,
+    noCache: false,
     method: 'rtn',
     bits: 4,
     blockSize: 32,
@@ -376,6 +379,7 @@ export function buildQuantizeRecipe(form: QuantizeForm): RecipeInput {
     if (prompts.length > 0) evaluation.samples = { prompts, maxNewTokens: 48 };
   }
   if (form.speed) evaluation.speed = { promptTokens: 64, decodeTokens: 64 };
+  if (form.noCache) evaluation.cache = false;
   const { version, name, model, tokenizer } = baseRecipe(form);
   return { version, ...(name ? { name } : {}), model, ...(tokenizer ? { tokenizer } : {}), steps: [buildQuantizeStep(form)], evaluation };
 }
@@ -556,6 +560,7 @@ export function quantizeFormFromRecipe(recipe: unknown): QuantizeForm | null {
   }
   form.prompts = r.evaluation.samples ? r.evaluation.samples.prompts.join('\n') : (p ? '' : form.prompts);
   form.speed = r.evaluation.speed !== undefined;
+  form.noCache = r.evaluation.cache === false;
   form.method = step.method;
   form.keepText = step.keep.join('\n');
   if ('calibration' in step) {

@@ -114,8 +114,10 @@ function ModelFields({ form, issues, samples, onChange, onSample }: {
               error={issues.prompts} data-testid="quantize-prompts" />
           </Stack>
         )}
-        <Switch label="Speed test" description="Prefill time for 64 prompt tokens and decode speed for 64 generated tokens, for both models."
+        <Switch label="Speed test" description="Prefill time for 64 prompt tokens and decode speed for 64 generated tokens: both models timed interleaved in this job, 5 runs each, median and range."
           checked={form.speed} onChange={(e) => set('speed', e.currentTarget.checked)} data-testid="quantize-speed-toggle" />
+        <Switch label="Measure again (no cache)" description="Nothing is taken from earlier evaluations of the same models."
+          checked={form.noCache} onChange={(e) => set('noCache', e.currentTarget.checked)} data-testid="quantize-no-cache-toggle" />
       </Stack>
     </Paper>
   );

@@ -60,3 +60,14 @@ describe('evaluation form → recipe', () => {
     expect(formFromRecipe({ model: {} })).toBeNull();
   });
 });
+
+describe('the no-cache switch', () => {
+  it('asks for fresh figures in the recipe and reads back from it', () => {
+    const form = { ...filled(), noCache: true };
+    const recipe = buildRecipe(form);
+    expect(recipe.evaluation?.cache).toBe(false);
+    expect(Recipe.parse(recipe).evaluation.cache).toBe(false);
+    expect(formFromRecipe(recipe)?.noCache).toBe(true);
+    expect(buildRecipe(filled()).evaluation?.cache).toBeUndefined();
+  });
+});

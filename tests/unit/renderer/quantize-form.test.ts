@@ -148,3 +148,14 @@ describe('the wizard route', () => {
     expect(parseHash(href.quantize('', { experimentId: 9 }))).toEqual({ name: 'quantize', path: '', jobId: null, experimentId: 9 });
   });
 });
+
+describe('the quantize form no-cache switch', () => {
+  it('asks for fresh figures in the recipe and reads back from it', () => {
+    const form = { ...defaultQuantizeForm('/m/model.onnx'), tokenizerPath: '/m/tokenizer.json', textPath: '/m/eval.txt', noCache: true };
+    const recipe = buildQuantizeRecipe(form);
+    expect(recipe.evaluation?.cache).toBe(false);
+    expect(Recipe.parse(recipe).evaluation.cache).toBe(false);
+    expect(quantizeFormFromRecipe(recipe)?.noCache).toBe(true);
+    expect(buildQuantizeRecipe({ ...form, noCache: false }).evaluation?.cache).toBeUndefined();
+  });
+});
