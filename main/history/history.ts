@@ -8,7 +8,8 @@ import type {
   Artefact, ErrorShape, ExperimentDetail, ExperimentStatus, ExperimentSummary, LogLine, Metric, RecentModel,
 } from '../../preload/contract.ts';
 import { WhittleError } from '../engine/errors.ts';
-import { openDatabase } from './open.ts';
+import { BUSY_TIMEOUT_MS, openDatabase } from './open.ts';
+import { historyError } from './sqlite-errors.ts';
 import { pickHeadline } from './headline.ts';
 
 export interface NewExperiment {
@@ -112,11 +113,12 @@ export class History {
   /** Experiments found 'queued' or 'running' at open and marked 'interrupted'. */
   readonly interruptedAtOpen: number;
 
-  constructor(home: string) {
-    const opened = openDatabase(home);
+  constructor(home: string, busyTimeoutMs = BUSY_TIMEOUT_MS) {
+    const opened = openDatabase(home, busyTimeoutMs);
     this.db = opened.db;
     this.path = opened.path;
     this.home = home;
+    typedFailures(this, opened.path, busyTimeoutMs);
     this.interruptedAtOpen = this.markInterrupted();
   }
 
@@ -365,6 +367,28 @@ export class History {
   }
 }
 
-export function openHistory(options: { home: string }): History {
-  return new History(options.home);
+/**
+ * Every method of `history` (and of its prototype chain up to History) rethrows SQLite failures as typed
+ * IO errors (sqlite-errors.ts), so no caller sees a raw SqliteError.
+ */
+function typedFailures(history: History, file: string, busyTimeoutMs: number): void {
+  const proto = History.prototype as unknown as Record<string, unknown>;
+  const self = history as unknown as Record<string, unknown>;
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    const method = proto[name];
+    if (name === 'constructor' || typeof method !== 'function') continue;
+    self[name] = function typed(this: unknown, ...args: unknown[]): unknown {
+      let out: unknown;
+      try {
+        out = (method as (...a: unknown[]) => unknown).apply(this, args);
+      } catch (e) {
+        throw historyError(e, file, busyTimeoutMs);
+      }
+      return out instanceof Promise ? out.catch((e: unknown) => { throw historyError(e, file, busyTimeoutMs); }) : out;
+    };
+  }
+}
+
+export function openHistory(options: { home: string; busyTimeoutMs?: number }): History {
+  return new History(options.home, options.busyTimeoutMs);
 }

@@ -13,7 +13,8 @@ export interface OpenedDatabase {
   path: string;
 }
 
-const BUSY_TIMEOUT_MS = 5000;
+/** How long a statement waits for another connection's write lock before it fails with SQLITE_BUSY. */
+export const BUSY_TIMEOUT_MS = 5000;
 
 function reason(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -32,7 +33,7 @@ function unwritableHome(home: string, e: unknown): WhittleError {
   );
 }
 
-export function openDatabase(home: string): OpenedDatabase {
+export function openDatabase(home: string, busyTimeoutMs = BUSY_TIMEOUT_MS): OpenedDatabase {
   try {
     mkdirSync(home, { recursive: true });
     accessSync(home, constants.W_OK | constants.X_OK);
@@ -43,13 +44,13 @@ export function openDatabase(home: string): OpenedDatabase {
   const file = historyPath(home);
   let db: Database.Database;
   try {
-    db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
+    db = new Database(file, { timeout: busyTimeoutMs });
   } catch (e) {
     throw unwritableHome(home, e);
   }
 
   try {
-    configure(db, file);
+    configure(db, file, busyTimeoutMs);
     migrate(db, file);
     return { db, path: file };
   } catch (e) {
@@ -58,7 +59,7 @@ export function openDatabase(home: string): OpenedDatabase {
   }
 }
 
-function configure(db: Database.Database, file: string): void {
+function configure(db: Database.Database, file: string, busyTimeoutMs: number): void {
   try {
     // The first statement reads the file header: a file that is not SQLite fails here.
     db.pragma('journal_mode = WAL');
@@ -82,7 +83,7 @@ function configure(db: Database.Database, file: string): void {
   // engine) loses nothing and can never corrupt the file; only a power cut or OS crash can lose the last
   // few commits. That trade keeps frequent small writes (log lines, progress) from waiting on fsync.
   db.pragma('synchronous = NORMAL');
-  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  db.pragma(`busy_timeout = ${busyTimeoutMs}`);
 }
 
 function userVersion(db: Database.Database): number {
