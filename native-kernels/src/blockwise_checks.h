@@ -40,7 +40,7 @@ inline BlockwiseShape ParseBlockwiseParams(Napi::Env env, const Napi::Object& o,
 
 inline void CheckFiniteWeight(float v, size_t k, size_t n) {
   if (!(std::fabs(v) <= FLT_MAX)) {
-    throw KernelError("INVALID_INPUT", "The weight holds a " + std::string(std::isnan(v) ? "NaN" : "infinite") +
+    throw KernelError("INVALID_INPUT", "The weight holds " + std::string(std::isnan(v) ? "a NaN" : "an infinite") +
                                            " value at [k=" + std::to_string(k) + ", n=" + std::to_string(n) +
                                            "]; it cannot be quantized. Check that the model file is not corrupt.");
   }

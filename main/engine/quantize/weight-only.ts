@@ -19,7 +19,7 @@
  */
 import path from 'node:path';
 import { QuantizeRtnStep, type BitsOverride, type QuantizeGptqStep } from '../../../preload/recipe.ts';
-import { WhittleError, throwIfAborted } from '../errors.ts';
+import { isWhittleError, WhittleError, throwIfAborted } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
 import { readModel } from '../onnx/reader.ts';
 import { ensureOpset, NameScope } from '../onnx/graph.ts';
@@ -216,7 +216,7 @@ export async function quantizeWeightsInto(
         decode: asKernelWeight,
         async transform(target, weight): Promise<WeightEdit> {
           const bits = bitsOf(target.weight);
-          const { q, facts } = await quantizer.quantize(target, weight, bits);
+          const { q, facts } = await quantizer.quantize(target, weight, bits).catch((e: unknown) => { throw namingWeight(e, target.weight); });
           if (target.alpha !== 1) scaleInPlace(q.scales, target.alpha);
           const blockwise: BlockwiseQuantized = q;
           const rep = step.format === 'qdq' ? toDequantizeMatMul(target, blockwise, rewriteOptions) : toMatMulNBits(target, blockwise, rewriteOptions);
@@ -247,6 +247,16 @@ export async function quantizeWeightsInto(
     files: out.files,
     sqError,
   };
+}
+
+/**
+ * A quantizer's INVALID_INPUT about "the weight" (NaN / infinite values, a scale that does not fit) with
+ * the weight's name put in, so the user knows which tensor of the model is wrong.
+ */
+export function namingWeight(e: unknown, weight: string): unknown {
+  if (!isWhittleError(e) || e.code !== 'INVALID_INPUT' || e.message.includes(`'${weight}'`)) return e;
+  const message = e.message.startsWith('The weight ') ? `Weight '${weight}' ${e.message.slice('The weight '.length)}` : `Weight '${weight}': ${e.message}`;
+  return new WhittleError(e.code, message, { ...e.details, weight }, { cause: e });
 }
 
 /** The planner's skipped weights as whittle.json records them. */
