@@ -85,6 +85,9 @@ export function closest(word: string, candidates: readonly string[]): string | u
 
 function convert(spec: OptionSpec, raw: string, where: string): string | number {
   if (spec.type === 'int') {
+    if (/^-\d+$/.test(raw)) {
+      throw new UsageError(`--${spec.name} ${raw} is not a valid value: it is negative, and --${spec.name} takes a whole number${spec.min !== undefined ? ` of at least ${spec.min}` : ' ≥ 0'}.`, `--${spec.name}${where}: ${spec.description}.`);
+    }
     if (!/^\d+$/.test(raw)) throw new UsageError(`--${spec.name} needs a whole number${where}, got "${raw}".`);
     const n = Number(raw);
     if (spec.min !== undefined && n < spec.min) throw new UsageError(`--${spec.name} must be at least ${spec.min}, got ${n}.`);
@@ -138,7 +141,9 @@ function readOption(cursor: Cursor, specs: readonly OptionSpec[], values: Option
   let raw = inline;
   if (raw === undefined) {
     const next = cursor.args[cursor.i];
-    if (next === undefined || (next.startsWith('-') && next.length > 1)) {
+    // A negative number is a value (found wrong by convert), not the next option.
+    const negativeNumber = spec.type !== 'string' && /^-\d/.test(next ?? '');
+    if (next === undefined || (next.startsWith('-') && next.length > 1 && !negativeNumber)) {
       throw new UsageError(`--${spec.name} needs a value${what}.`);
     }
     raw = next;

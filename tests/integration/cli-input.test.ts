@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appRoot, appVersion } from '../../main/paths.ts';
 import { STORIES, fixture, tempDir } from '../helpers/fixtures.ts';
+import { makeFifo } from '../helpers/fifo.ts';
 import { onlyJson, runCli } from './cli-process.ts';
 import { spawnSync } from 'node:child_process';
 
@@ -82,6 +83,12 @@ describe('whittle command line', () => {
     const missing = await runCli(['inspect']);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('whittle inspect needs <model>');
+
+    const negative = await runCli(['quantize', STORIES.model, '--block-size', '-32', '--home', home]);
+    expect(negative.code).toBe(2);
+    expect(negative.stderr).toContain('--block-size -32 is not a valid value: it is negative');
+    expect(negative.stderr).toContain('a power of two from 16 to 256');
+    expect(negative.stderr).not.toContain('needs a value');
 
     const noValue = await runCli(['history', 'list', '--limit']);
     expect(noValue.code).toBe(2);
@@ -176,6 +183,18 @@ describe('whittle command line', () => {
     const absent = await runCli(['inspect', path.join(scratch.dir, 'absent.onnx')]);
     expect(absent.code).toBe(2);
     expect(absent.stderr).toContain('does not exist');
+  });
+
+  it('inspect of a named pipe exits 2 saying it is not a file, without waiting on the pipe', async () => {
+    const fifo = makeFifo(scratch.dir, 'pipe.onnx', 20_000);
+    try {
+      const r = await runCli(['inspect', fifo.path, '--json'], { timeoutMs: 15_000 });
+      expect(r.code).toBe(2);
+      const doc = onlyJson(r) as { error: { code: string; message: string } };
+      expect(doc.error).toEqual({ code: 'INVALID_INPUT', message: 'pipe.onnx is a named pipe, not a file. Choose the file itself.', details: { path: fifo.path, kind: 'a named pipe' } });
+    } finally {
+      fifo.close();
+    }
   });
 
   // The launcher runs the bundle, which exists only after `npm run build` (npm test builds first).
