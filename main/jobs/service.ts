@@ -103,6 +103,9 @@ interface Job {
 
 const LOG_BATCH = 200;
 const RECENT_FINISHED = 100;
+/** Retries of an experiment's final record after the database refused it, FINISH_RETRY_MS apart. */
+const FINISH_RETRIES = 5;
+const FINISH_RETRY_MS = 2000;
 
 function cancelledError(message: string): ErrorShape {
   return { code: 'CANCELLED', message };
@@ -328,12 +331,18 @@ export class JobService {
       workDir = path.join(this.outputRoot, jobFolderName(job.experimentId, job.name));
       mkdirSync(workDir, { recursive: true });
       job.workDir = workDir;
-      this.history.markRunning(job.experimentId);
     } catch (e) {
       const shape = toErrorShape(e);
-      this.finalize(job, 'failed', shape.code === 'IO'
-        ? { ...shape, message: `Whittle cannot create the job's output folder in ${this.outputRoot}: ${shape.message}` }
+      this.finalize(job, 'failed', shape.code === 'IO' || shape.code === 'NOT_FOUND'
+        ? { code: 'IO', message: `Whittle cannot create the job's output folder in ${this.outputRoot} (${shape.message}). Fix that folder's permissions or free space on its disk, or set WHITTLE_HOME to a folder you can write to.`, details: shape.details }
         : shape);
+      return;
+    }
+    try {
+      this.history.markRunning(job.experimentId);
+    } catch (e) {
+      // A typed history error (a locked or full database) says what to do; the row is finished later.
+      this.finalize(job, 'failed', toErrorShape(e));
       return;
     }
     this.emit('history.changed', { experimentId: job.experimentId });
@@ -452,7 +461,7 @@ export class JobService {
     try {
       this.history.appendLog(job.experimentId, lines);
     } catch (e) {
-      console.error(`whittle: could not save log lines of experiment ${job.experimentId}:`, e);
+      console.error(`whittle: could not save log lines of experiment ${job.experimentId}: ${toErrorShape(e).message}`);
     }
   }
 
@@ -463,6 +472,22 @@ export class JobService {
   }
 
   // ── the end of a job ───────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Records the end of an experiment whose first attempt failed (a locked or full database), retrying a
+   * few times so its row is not left 'queued' or 'running'; the next start marks it interrupted otherwise.
+   */
+  private finishLater(experimentId: number, status: JobFinished['status'], error: ErrorShape | null, durationMs: number | null, attempt = 0): void {
+    try {
+      this.history.finish(experimentId, status, error, durationMs);
+    } catch (e) {
+      if (attempt >= FINISH_RETRIES || this.closed) {
+        console.error(`whittle: experiment ${experimentId} could not be marked ${status}: ${toErrorShape(e).message}`);
+        return;
+      }
+      setTimeout(() => this.finishLater(experimentId, status, error, durationMs, attempt + 1), FINISH_RETRY_MS).unref();
+    }
+  }
 
   private finalize(job: Job, status: JobFinished['status'], error: ErrorShape | null): void {
     if (job.state === 'finished') return;
@@ -487,14 +512,12 @@ export class JobService {
         this.history.finish(job.experimentId, status, error, durationMs);
       });
     } catch (e) {
-      console.error(`whittle: could not save the end of experiment ${job.experimentId}:`, e);
+      console.error(`whittle: could not save the end of experiment ${job.experimentId}: ${toErrorShape(e).message}`);
       if (status === 'done') {
         status = 'failed';
         error = { code: 'IO', message: `The job finished but its results could not be saved to the history: ${toErrorShape(e).message}` };
       }
-      try {
-        this.history.finish(job.experimentId, status, error, durationMs);
-      } catch { /* the database is unusable; the event below still tells the user */ }
+      this.finishLater(job.experimentId, status, error, durationMs);
     }
 
     if (status === 'done' && result) {
@@ -502,7 +525,7 @@ export class JobService {
         for (const e of cacheEntries) this.evaluations?.store(e.key, e.metrics, job.experimentId);
       } catch (e) {
         // The results are saved; only a later repeat of this evaluation will not be spared.
-        console.error(`whittle: could not store the evaluation of experiment ${job.experimentId} in the cache:`, e);
+        console.error(`whittle: could not store the evaluation of experiment ${job.experimentId} in the cache: ${toErrorShape(e).message}`);
       }
       this.emit('job.result', {
         jobId: job.jobId, experimentId: job.experimentId, seq: ++job.seq,
