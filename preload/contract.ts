@@ -46,7 +46,7 @@ export const Artefact = z.strictObject({
 });
 export type Artefact = z.infer<typeof Artefact>;
 
-export type GraphKind = 'decoder' | 'decoder-hf-cache' | 'decoder-genai-cache' | 'encoder' | 'unknown';
+export type GraphKind = 'decoder' | 'decoder-hf-cache' | 'decoder-genai-cache' | 'decoder-unsupported-cache' | 'encoder' | 'unknown';
 
 export interface TensorInfo {
   name: string;
@@ -109,6 +109,9 @@ export interface ModelInspection {
   kind: GraphKind;
   /** Decoder facts when detectable: layers, kv heads, head size, vocabulary. */
   decoder?: { layers?: number; kvHeads?: number; headSize?: number; vocabSize?: number };
+  /** What Whittle cannot run in this graph (a state input that is not a key/value cache), one line each;
+   *  every job refuses such a model. Absent when nothing stands in the way. */
+  unsupported?: string[];
   quantizable: QuantizableWeight[];
   externalDataFiles: string[];
   /** Which weight is which: blocks, attention q/k/v/o with head counts, MLP, embedding and LM head. */

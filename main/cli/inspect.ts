@@ -33,6 +33,7 @@ export function inspectionText(m: ModelInspection): string {
     ].filter(Boolean);
     if (parts.length) facts.push(['decoder', parts.join(', ')]);
   }
+  for (const line of m.unsupported ?? []) facts.push(['not supported', line]);
   if (m.architecture) facts.push(...architectureLines(m.architecture));
   const quantizable = m.quantizable.filter((q) => !q.skipReason).length;
   facts.push(['quantizable weights', `${quantizable} of ${m.quantizable.length}`]);

@@ -1,4 +1,4 @@
-import { Badge, Button, Code, Group, Paper, Progress, ScrollArea, SimpleGrid, Skeleton, Stack, Table, Text, Title, Tooltip } from '@mantine/core';
+import { Alert, Badge, Button, Code, Group, Paper, Progress, ScrollArea, SimpleGrid, Skeleton, Stack, Table, Text, Title, Tooltip } from '@mantine/core';
 import { BarChart } from '@mantine/charts';
 import { IconArrowLeft, IconChartBar, IconStack2 } from '@tabler/icons-react';
 import { useState } from 'react';
@@ -14,6 +14,7 @@ const KIND_WORDS: Record<GraphKind, string> = {
   'decoder': 'Decoder (no KV cache)',
   'decoder-hf-cache': 'Decoder with KV cache',
   'decoder-genai-cache': 'Decoder (ORT GenAI layout)',
+  'decoder-unsupported-cache': 'Decoder with a state Whittle cannot feed',
   'encoder': 'Encoder',
   'unknown': 'Unknown layout',
 };
@@ -192,6 +193,11 @@ function Inspection({ m }: { m: ModelInspection }) {
   return (
     <Stack gap="md" data-testid="model-inspection">
       <SummaryCards m={m} />
+      {m.unsupported && m.unsupported.length > 0 && (
+        <Alert color="orange" title="Whittle cannot run this model" data-testid="model-unsupported">
+          {m.unsupported.map((line) => <Text key={line} size="sm">{line}</Text>)}
+        </Alert>
+      )}
       {m.decoder && <DecoderFacts decoder={m.decoder} />}
       {m.externalDataFiles.length > 0 && (
         <Text size="sm" c="dimmed">External data: {m.externalDataFiles.map((f) => <Code key={f} mr={4}>{f}</Code>)}</Text>

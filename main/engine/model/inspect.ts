@@ -15,7 +15,7 @@ import { mapArchitecture } from '../rewrite/architecture.ts';
 import { summarizeArchitecture } from '../rewrite/architecture-summary.ts';
 import { eligibleWeights } from '../rewrite/eligibility.ts';
 import { elementCount, tensorByteLength } from '../onnx/tensor-data.ts';
-import { detectDecoderLayout, detectGraphKind } from './layout.ts';
+import { detectDecoderLayout, detectGraphKind, unsupportedParts } from './layout.ts';
 import { graphInputs, graphOutputs } from './tensor-info.ts';
 import { findWeightCandidates, toQuantizableWeights } from './weights.ts';
 
@@ -82,7 +82,9 @@ export async function inspectLoadedModel(model: OnnxModel): Promise<ModelInspect
     externalDataFiles: [...model.externalDataFiles],
     architecture: summarizeArchitecture(map),
   };
-  if (kind.startsWith('decoder')) {
+  const unsupported = unsupportedParts(proto);
+  if (unsupported.length > 0) inspection.unsupported = unsupported;
+  if (kind.startsWith('decoder') && kind !== 'decoder-unsupported-cache') {
     const layout = detectDecoderLayout(proto);
     const decoder: NonNullable<ModelInspection['decoder']> = {};
     if (layout.layers !== undefined) decoder.layers = layout.layers;

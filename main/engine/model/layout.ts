@@ -8,7 +8,11 @@
  * - 'decoder-genai-cache': past_N / present_N holding key and value together
  *   [2, batch, heads, past, head_size] (onnxruntime.transformers GPT-2), or any cache feeding a
  *   com.microsoft attention op (Attention, MultiHeadAttention, GroupQueryAttention: ORT GenAI builder);
- * - 'encoder': input_ids with token_type_ids, or outputs such as last_hidden_state / pooled or 2-D logits.
+ * - 'encoder': input_ids with token_type_ids, or outputs such as last_hidden_state / pooled or 2-D logits;
+ * - 'decoder-unsupported-cache': a decoder with a `past*` input that is not a key/value cache of
+ *   [batch, heads, past, head_size] or [2, batch, heads, past, head_size] (the convolution state
+ *   past_conv.N [batch, channels, kernel] of hybrid models, a recurrent state, …). Nothing can feed it,
+ *   so every job refuses such a model before any work (`unsupportedParts` names each input).
  */
 import type { GraphKind, TensorInfo } from '../../../preload/contract.ts';
 import { WhittleError } from '../errors.ts';
@@ -29,7 +33,7 @@ export interface CacheTensor {
 }
 
 export interface DecoderLayout {
-  kind: 'decoder' | 'decoder-hf-cache' | 'decoder-genai-cache';
+  kind: 'decoder' | 'decoder-hf-cache' | 'decoder-genai-cache' | 'decoder-unsupported-cache';
   inputIds: TensorInfo;
   attentionMask: TensorInfo | null;
   positionIds: TensorInfo | null;
@@ -40,6 +44,8 @@ export interface DecoderLayout {
   present: CacheTensor[];
   /** Inputs not recognised above; a caller must feed these itself (or refuse the model). */
   otherInputs: TensorInfo[];
+  /** One line per `past*` input that is not a key/value cache (empty when every cache is one). */
+  unsupported: string[];
   layers?: number;
   kvHeads?: number;
   headSize?: number;
@@ -80,6 +86,28 @@ function cacheTensors(list: TensorInfo[], io: 'past' | 'present'): CacheTensor[]
   }
   const roleOrder = { key: 0, value: 1, kv: 0 };
   return out.sort((a, b) => a.layer - b.layer || roleOrder[a.role] - roleOrder[b.role]);
+}
+
+const shapeText = (shape: readonly Dim[]): string => `[${shape.map((d) => (d === null ? '?' : String(d))).join(', ')}]`;
+
+const KV_SHAPES = 'a key/value cache is [batch, heads, past, head_size] or [2, batch, heads, past, head_size]';
+
+/**
+ * The state inputs a decoder takes that are not key/value caches, one line each naming the input and its
+ * shape: a `past*` input whose name is not a key/value cache name (past_conv.0, past_ssm_state.3, …), or
+ * a key/value name with the wrong rank (past_key_values.0.key of 3 dimensions).
+ */
+function unsupportedCaches(inputs: TensorInfo[]): string[] {
+  const lines: string[] = [];
+  for (const t of inputs) {
+    if (!/^past/i.test(t.name)) continue;
+    const m = matchCacheName(t.name, 'past');
+    const rank = t.shape.length;
+    const dims = `${rank} dimension${rank === 1 ? '' : 's'}`;
+    if (!m) lines.push(`input ${t.name} ${shapeText(t.shape)} (${dims}) is a state Whittle cannot feed: it is not a key/value cache (${KV_SHAPES})`);
+    else if ((m.role === 'kv' ? 5 : 4) !== rank) lines.push(`input ${t.name} ${shapeText(t.shape)} has ${dims}, so it is not a key/value cache (${KV_SHAPES})`);
+  }
+  return lines;
 }
 
 function findInput(inputs: TensorInfo[], names: string[]): TensorInfo | null {
@@ -135,16 +163,19 @@ function analyse(proto: ModelProto): KindResult {
   const attention = contribAttentionNodes(graph);
   const pastNames = new Set(past.map((p) => p.name));
   const contribWithPast = attention.some((n) => n.input.some((i) => pastNames.has(i)));
-  const kind: DecoderLayout['kind'] = past.length === 0
-    ? 'decoder'
-    : past.some((p) => p.role === 'kv') || contribWithPast ? 'decoder-genai-cache' : 'decoder-hf-cache';
+  const unsupported = unsupportedCaches(inputs);
+  const kind: DecoderLayout['kind'] = unsupported.length > 0
+    ? 'decoder-unsupported-cache'
+    : past.length === 0
+      ? 'decoder'
+      : past.some((p) => p.role === 'kv') || contribWithPast ? 'decoder-genai-cache' : 'decoder-hf-cache';
 
   const attentionMask = findInput(inputs, ['attention_mask']);
   const positionIds = findInput(inputs, ['position_ids']);
   const known = new Set([inputIds.name, attentionMask?.name, positionIds?.name, ...pastNames]);
   const otherInputs = inputs.filter((i) => !known.has(i.name));
 
-  const layout: DecoderLayout = { kind, inputIds, attentionMask, positionIds, logits, past, present, otherInputs };
+  const layout: DecoderLayout = { kind, inputIds, attentionMask, positionIds, logits, past, present, otherInputs, unsupported };
 
   // Facts: layers, kv heads, head size, vocabulary.
   if (past.length > 0) layout.layers = new Set(past.map((p) => p.layer)).size;
@@ -175,12 +206,35 @@ export function detectGraphKind(model: ModelProto | OnnxModel): GraphKind {
   return analyse(protoOf(model)).kind;
 }
 
+/** What Whittle cannot run in this model's graph, one line each (empty when nothing stands in the way). */
+export function unsupportedParts(model: ModelProto | OnnxModel): string[] {
+  return analyse(protoOf(model)).layout?.unsupported ?? [];
+}
+
+/** The sentence for a model with parts Whittle cannot feed (from unsupportedParts). */
+export function unsupportedMessage(parts: readonly string[]): string {
+  return `Whittle cannot run this model: ${parts.join('; ')}. Whittle runs decoders whose only state is a key/value cache; `
+    + 'export the model without this state (a plain transformer decoder), or use a model of another family.';
+}
+
+/**
+ * Refuses (UNSUPPORTED_MODEL) a model with a state input that is not a key/value cache, naming each
+ * such input and its shape. Jobs call this before any work.
+ */
+export function checkModelSupported(model: ModelProto | OnnxModel): void {
+  const parts = unsupportedParts(model);
+  if (parts.length > 0) throw new WhittleError('UNSUPPORTED_MODEL', unsupportedMessage(parts), { unsupported: parts });
+}
+
 /**
  * The names and shapes needed to run a decoder with onnxruntime. Throws UNSUPPORTED_MODEL when the
- * graph is not a decoder Whittle recognises.
+ * graph is not a decoder Whittle recognises, or has a state it cannot feed.
  */
 export function detectDecoderLayout(model: ModelProto | OnnxModel): DecoderLayout {
   const { kind, layout } = analyse(protoOf(model));
+  if (layout && layout.unsupported.length > 0) {
+    throw new WhittleError('UNSUPPORTED_MODEL', unsupportedMessage(layout.unsupported), { kind, unsupported: layout.unsupported });
+  }
   if (!layout) {
     const what = kind === 'encoder' ? 'an encoder (no next-token logits)' : 'not a language-model decoder Whittle recognises (it needs input_ids → logits [batch, sequence, vocabulary])';
     throw new WhittleError('UNSUPPORTED_MODEL', `This model is ${what}.`, { kind });

@@ -23,6 +23,8 @@ import { modelIdentity } from '../evaluate/model-identity.ts';
 import { evaluatePerplexity, perplexityMetrics, type PerplexityResult } from '../evaluate/perplexity.ts';
 import { measureSpeedInterleaved, speedMetrics, type SpeedSubject } from '../evaluate/speed.ts';
 import type { JobContext } from '../job-context.ts';
+import { checkModelSupported } from '../model/layout.ts';
+import { readModel } from '../onnx/reader.ts';
 import { MANIFEST_FILE, readManifest, updateManifest } from '../rewrite/manifest.ts';
 import type { PartialFolder } from '../rewrite/output-folder.ts';
 import { defaultSteps, stepRunnerFor, type StepRegistry } from './registry.ts';
@@ -80,6 +82,8 @@ const decodersNeeded = (inputs: EvaluationInputs): boolean => Boolean(inputs.rec
 /** Checks everything a recipe names before any work; returns what evaluation needs and the open decoder. */
 async function prepare(recipe: Recipe, registry: StepRegistry, ctx: JobContext): Promise<{ inputs: EvaluationInputs; decoder: Decoder | null }> {
   recipe.steps.forEach((step, i) => stepRunnerFor(registry, step, i));
+  // A state input that is not a key/value cache (a convolution state, …) cannot be fed: refused first.
+  checkModelSupported(await readModel(recipe.model.path));
   const needsTokenizer = recipe.steps.findIndex((s) => describeStep(s).needs.tokenizer);
   if (needsTokenizer >= 0 && !recipe.tokenizer) {
     const title = describeStep(recipe.steps[needsTokenizer]).title;
