@@ -5,7 +5,8 @@
  */
 import { z } from 'zod';
 
-const path = z.string().min(1, 'a path is required');
+/** A file or folder path: not empty, and without a NUL character (no file system accepts one). */
+const path = z.string().min(1, 'a path is required').refine((s) => !s.includes('\0'), 'contains a NUL character, which no file path can hold');
 
 export const PerplexityConfig = z.strictObject({
   /** A UTF-8 text file. `documents`: blank-line separated paragraphs; `stream`: one long text. */

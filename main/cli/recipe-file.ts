@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import { Recipe } from '../../preload/recipe.ts';
 import { issuePath } from '../api/issues.ts';
 import { WhittleError } from '../engine/errors.ts';
+import { notAFileMessage, specialFileKind } from '../engine/onnx/sniff.ts';
 import { closest } from './args.ts';
 
 export interface RecipeProblem { path: string; message: string }
@@ -111,15 +112,19 @@ export function recipeFiles(recipe: Recipe): { path: string; what: string; folde
   return files;
 }
 
-/** NOT_FOUND for the first file the recipe names that is missing (or a folder). */
+/** NOT_FOUND for the first file the recipe names that is missing; INVALID_INPUT for a folder, a pipe or a device. */
 export function checkRecipeFiles(recipe: Recipe): void {
   for (const f of recipeFiles(recipe)) {
     if (!existsSync(f.path)) {
       throw new WhittleError('NOT_FOUND', `The ${f.what} file ${f.path} does not exist.`, { path: f.path, what: f.what });
     }
-    if (statSync(f.path).isDirectory()) {
+    const st = statSync(f.path);
+    if (st.isDirectory()) {
       throw new WhittleError('INVALID_INPUT', `The ${f.what} path ${f.path} is a folder; give the file itself.`, { path: f.path, what: f.what });
     }
+    // A named pipe or a device would hold the job on its first read: refused before anything opens it.
+    const special = specialFileKind(st);
+    if (special) throw new WhittleError('INVALID_INPUT', notAFileMessage(`The ${f.what} ${f.path}`, special), { path: f.path, what: f.what, kind: special });
   }
 }
 
