@@ -70,7 +70,7 @@ describe('whittle inspect --json', () => {
     const r = await runCli(['inspect', STORIES.model]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^kind\s+decoder-hf-cache$/m);
-    expect(r.stdout).toMatch(/^parameters\s+.*264,358/m);
+    expect(r.stdout).toMatch(/^parameters\s+.*264,133/m);
     expect(r.stdout).toMatch(/^decoder\s+5 layers, 4 KV heads, head size 8, vocabulary 512$/m);
     expect(r.stdout).toMatch(/^in\s+input_ids\s+int64\s+\[batch_size, sequence_length\]$/m);
     expect(r.stdout).toMatch(/^architecture\s+llama-like, 5 blocks, pre-norm$/m);

@@ -14,8 +14,9 @@ import { readModel } from '../onnx/reader.ts';
 import { mapArchitecture } from '../rewrite/architecture.ts';
 import { summarizeArchitecture } from '../rewrite/architecture-summary.ts';
 import { eligibleWeights } from '../rewrite/eligibility.ts';
-import { elementCount, tensorByteLength } from '../onnx/tensor-data.ts';
+import { tensorByteLength } from '../onnx/tensor-data.ts';
 import { detectDecoderLayout, detectGraphKind, unsupportedParts } from './layout.ts';
+import { countParameters } from './parameters.ts';
 import { graphInputs, graphOutputs } from './tensor-info.ts';
 import { findWeightCandidates, toQuantizableWeights } from './weights.ts';
 
@@ -39,17 +40,19 @@ export async function inspectModel(path: string): Promise<ModelInspection> {
   return inspectLoadedModel(await readModel(path));
 }
 
-/** Inspection of an already-read model. Parameters and bytes count the initializers of every graph. */
+/**
+ * Inspection of an already-read model. Bytes count the initializers of every graph; parameters follow
+ * the one definition of model/parameters.ts (logical weights, no quantization metadata).
+ */
 export async function inspectLoadedModel(model: OnnxModel): Promise<ModelInspection> {
   const proto = model.proto;
   const graph = proto.graph;
   if (!graph) throw new WhittleError('MODEL_PARSE', 'The model has no graph.', { path: model.path });
 
-  let parameters = 0;
+  const { parameters } = countParameters(proto);
   const bytesByDtype: Record<string, number> = {};
   for (const { graph: g } of allGraphs(proto)) {
     for (const t of g.initializer) {
-      parameters += elementCount(t.dims);
       const dt = dtypeName(t.dataType);
       bytesByDtype[dt] = (bytesByDtype[dt] ?? 0) + tensorByteLength(t);
     }
