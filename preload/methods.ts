@@ -95,6 +95,8 @@ const weightOnlyDetails = {
   ...folderDetails,
   format: z.enum(['matmulnbits', 'qdq']), bits: z.int(), blockSize: z.int(), symmetric: z.boolean(), accuracyLevel: z.int(),
   quantized: count, quantizedWeights: z.array(QuantizedWeight), skipped: z.array(SkippedWeight), sqError: real,
+  /** What the user should know about the result (many weights skipped for a reason they can change). Absent in older results. */
+  warnings: z.array(z.string()).optional(),
 };
 
 export const RtnDetails = z.looseObject({ method: z.literal('rtn'), ...weightOnlyDetails });

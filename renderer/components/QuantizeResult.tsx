@@ -7,7 +7,7 @@ import { useApi } from '../hooks/useApi.ts';
 import { useToast } from '../hooks/useToast.ts';
 import { formatDecimal, formatInteger } from '../lib/format.ts';
 import {
-  chartData, compareRows, formatCompareValue, formatRowChange, formatRunSpread, outputFolder, samplePairs, speedSetting, stepReport, type CompareRow,
+  chartData, compareRows, formatCompareValue, formatRowChange, formatRunSpread, outputFolder, samplePairs, speedSetting, stepReport, stepWarnings, type CompareRow,
 } from '../lib/quantize-compare.ts';
 import { href } from '../lib/route.ts';
 import { MethodDetails } from './MethodDetails.tsx';
@@ -156,8 +156,14 @@ export function QuantizeResult({ outcome, experimentId, settings, onAgain }: Pro
   const speedNote = speedSetting(outcome.details);
   const report = stepReport(outcome.details);
   const folder = outputFolder(outcome.artefacts, outcome.details);
+  const warnings = stepWarnings(outcome.details);
   return (
     <Stack gap="md" data-testid="quantize-result">
+      {warnings.length > 0 && (
+        <Alert variant="light" color="orange" title="Check the result" data-testid="result-warnings">
+          {warnings.map((w) => <Text key={w} size="sm" data-testid="result-warning">{w}</Text>)}
+        </Alert>
+      )}
       <Group justify="space-between" align="flex-start" wrap="nowrap">
         <Stack gap={2}>
           <Title order={3}>Original vs result</Title>

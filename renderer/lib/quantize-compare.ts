@@ -234,6 +234,14 @@ export function stepReport(details: unknown): StepReport {
   return { method: step.method, quantized: step.quantized, skipped: step.skipped.map((s) => ({ name: s.name, reason: s.reason })), outputDir: step.outputDir };
 }
 
+/**
+ * The weight-only steps' warnings (many weights skipped for a reason the user can change), in step order;
+ * FP16's own warnings show in its method details.
+ */
+export function stepWarnings(details: unknown): string[] {
+  return parseStepDetails(details).flatMap((s) => (s.key === 'quantize:rtn' || s.key === 'quantize:gptq' ? s.warnings ?? [] : []));
+}
+
 /** The output folder (artefact kind 'folder', else the model's folder, else the step's report). */
 export function outputFolder(artefacts: readonly Artefact[], details?: unknown): string | null {
   const folder = artefacts.find((a) => a.kind === 'folder');

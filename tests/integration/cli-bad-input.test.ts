@@ -53,6 +53,20 @@ describe('a model whose state is not a key/value cache', () => {
   });
 });
 
+describe('weights skipped for a reason the user can change', () => {
+  it('whittle quantize with a block larger than most weights\' K says so on stderr and in the step details', async () => {
+    const out = path.join(scratch.dir, 'rtn-128');
+    const r = await runCli(['quantize', STORIES.model, '--bits', '4', '--block-size', '128', '--out', out, '--json', '--home', home]);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = onlyJson(r) as { details: { steps: { quantized: number; skipped: { reason: string }[]; warnings: string[] }[] } };
+    const step = doc.details.steps[0];
+    const small = step.skipped.filter((s) => /smaller than one block \(128\)/.test(s.reason)).length;
+    expect(small).toBeGreaterThan(step.quantized);
+    expect(step.warnings).toEqual([expect.stringMatching(new RegExp(`^${small} of ${small + step.quantized} weights were skipped.*--block-size 64`))]);
+    expect(r.stderr).toContain(step.warnings[0]);
+  });
+});
+
 describe('recipe paths', () => {
   it('a NUL character in a path is refused naming the field (exit 2, INVALID_INPUT)', async () => {
     const file = recipeFile('nul.json', {

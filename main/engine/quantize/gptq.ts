@@ -302,6 +302,7 @@ export const quantizeGptqStep: StepRunner<QuantizeGptqStep> = {
       quantizedWeights: r.quantized.map((w) => ({ name: w.name, shape: w.shape, bits: w.bits, sqError: w.sqError, loss: w.loss, deadInputs: w.deadInputs })),
       overrides: step.overrides,
       skipped: r.skipped.map((s) => ({ name: s.name, reason: s.reason })),
+      warnings: r.warnings,
       sqError: r.sqError,
     });
   },

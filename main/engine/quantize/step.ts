@@ -52,6 +52,7 @@ export const quantizeRtnStep: StepRunner<QuantizeRtnStep> = {
       quantizedWeights: r.quantized.map((w) => ({ name: w.name, shape: w.shape, bits: w.bits, sqError: w.sqError })),
       overrides: step.overrides,
       skipped: r.skipped.map((s) => ({ name: s.name, reason: s.reason })),
+      warnings: r.warnings,
       sqError: r.sqError,
     });
   },

@@ -43,6 +43,8 @@ export type QuantizedWeight = ManifestWeight & Record<string, unknown>;
 export interface QuantizeResult extends WrittenFolder {
   quantized: QuantizedWeight[];
   skipped: SkippedWeight[];
+  /** Warnings for the step summary (skipWarnings: many weights skipped for a reason the user can change). */
+  warnings: string[];
   /** The step's default bits (overrides may give single weights others; see `quantized[i].bits`). */
   bits: number;
   blockSize: number;
@@ -105,6 +107,40 @@ export function nothingToQuantizeMessage(plan: TargetPlan): string {
   reasons.push(...shown);
   if (reasons.length === 0) reasons.push('the model has no MatMul or Gemm with a constant float weight');
   return `Nothing to quantize: ${reasons.join('; ')}.`;
+}
+
+const KEEP_REASON = /^kept in full precision: the name matches a keep pattern/;
+const BLOCK_REASON = /^K = (\d+) is smaller than one block \((\d+)\)$/;
+
+/** The largest power of two from 16 to 256 that is at most `k` (the recipe's block sizes), or null when none is. */
+function blockSizeFor(k: number): number | null {
+  let b = 256;
+  while (b > k && b > 16) b /= 2;
+  return b <= k ? b : null;
+}
+
+/**
+ * A warning when more than a quarter of the MatMul weights the step could quantize were skipped for a
+ * reason the user can change: K below one block (a smaller block size fits them) or a keep pattern.
+ * "Could quantize" = quantized + skipped for those reasons; reasons that are the graph's own (shared,
+ * 3-D, already quantized, …) count in neither.
+ */
+export function skipWarnings(plan: Pick<TargetPlan, 'targets' | 'skipped'>, step: Pick<WeightOnlyStep, 'blockSize'>): string[] {
+  const blockKs = plan.skipped.map((s) => BLOCK_REASON.exec(s.reason)).filter((m): m is RegExpExecArray => m !== null).map((m) => Number(m[1]));
+  const kept = plan.skipped.filter((s) => KEEP_REASON.test(s.reason)).length;
+  const changeable = blockKs.length + kept;
+  const eligible = plan.targets.length + changeable;
+  if (changeable === 0 || changeable * 4 <= eligible) return [];
+  const causes: string[] = [];
+  if (blockKs.length > 0) {
+    const smallest = Math.min(...blockKs);
+    const fits = blockSizeFor(smallest);
+    const ks = [...new Set(blockKs)].sort((a, b) => a - b).join(', ');
+    causes.push(`${blockKs.length} because K = ${ks} is smaller than one block (${step.blockSize})`
+      + (fits !== null ? `; use a block size of ${fits} (--block-size ${fits}) to quantize them` : '; no block size fits them'));
+  }
+  if (kept > 0) causes.push(`${kept} because they match a keep pattern; remove the pattern to quantize them`);
+  return [`${changeable} of ${eligible} weights were skipped and stay in full precision: ${causes.join('. ')}.`];
 }
 
 /** The weight as the kernel wants it: row-major [K, N], float32 or fp16 bits. */
@@ -191,6 +227,8 @@ export async function quantizeWeightsInto(
   if (plan.targets.length === 0) {
     throw new WhittleError('INVALID_INPUT', nothingToQuantizeMessage(plan), { skipped: plan.skipped, alreadyQuantized: plan.alreadyQuantized });
   }
+  const warnings = skipWarnings(plan, step);
+  for (const w of warnings) ctx.log('warn', w);
   const quantizer = await pipeline.prepare(model, plan, bitsOf);
   throwIfAborted(ctx.signal);
 
@@ -240,6 +278,7 @@ export async function quantizeWeightsInto(
     pending: out.pending,
     quantized,
     skipped: plan.skipped,
+    warnings,
     bits: step.bits,
     blockSize: step.blockSize,
     format: step.format,
