@@ -10,6 +10,7 @@ import { createServices, type Dialogs } from './api/services.ts';
 import { inspectModel } from './engine/model/inspect.ts';
 import { openHistory, resolveHome, type History } from './history/index.ts';
 import { ChildProcessHost } from './jobs/child-process-host.ts';
+import { cleanInterruptedCustomOutput } from './jobs/output-folder.ts';
 import type { EngineHost } from './jobs/engine-host.ts';
 import { JobService, type JobServiceOptions } from './jobs/service.ts';
 import { appPaths } from './paths.ts';
@@ -54,6 +55,12 @@ export function createWhittleApp(options: WhittleAppOptions): WhittleApp {
   const history = openHistory({ home });
   if (history.interruptedAtOpen > 0) {
     logger.log('info', `${history.interruptedAtOpen} experiment(s) left running by an earlier Whittle were marked interrupted`);
+    try {
+      const removed = cleanInterruptedCustomOutput(history.interruptedIdsAtOpen.map((id) => history.get(id).recipe));
+      if (removed.length > 0) logger.log('info', `removed ${removed.length} unfinished output folder(s) they left: ${removed.join(', ')}`);
+    } catch (e) {
+      logger.log('warn', `could not remove the unfinished output folders of interrupted experiments: ${(e as Error).message}`);
+    }
   }
   const host = options.host ?? new ChildProcessHost(options.workerPath ?? appPaths.engineWorker());
   const jobs = new JobService({

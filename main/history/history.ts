@@ -112,6 +112,8 @@ export class History {
   readonly home: string;
   /** Experiments found 'queued' or 'running' at open and marked 'interrupted'. */
   readonly interruptedAtOpen: number;
+  /** Their ids (the job service cleans what they left in their output folders). */
+  readonly interruptedIdsAtOpen: readonly number[];
 
   constructor(home: string, busyTimeoutMs = BUSY_TIMEOUT_MS) {
     const opened = openDatabase(home, busyTimeoutMs);
@@ -119,19 +121,20 @@ export class History {
     this.path = opened.path;
     this.home = home;
     typedFailures(this, opened.path, busyTimeoutMs);
-    this.interruptedAtOpen = this.markInterrupted();
+    this.interruptedIdsAtOpen = this.markInterrupted();
+    this.interruptedAtOpen = this.interruptedIdsAtOpen.length;
   }
 
   /**
    * Rows left 'queued' or 'running' by a Whittle that stopped without finishing them. A row owned by
    * another live process (the CLI running beside the app on the same history) is left alone.
    */
-  private markInterrupted(): number {
+  private markInterrupted(): number[] {
     const rows = this.db.prepare<{ id: number; status: string; owner_pid: number | null }>(
       `SELECT id, status, owner_pid FROM experiments WHERE status IN ('queued', 'running')`,
     ).all();
     const stale = rows.filter((r) => r.owner_pid === null || r.owner_pid === process.pid || !isAlive(r.owner_pid));
-    if (stale.length === 0) return 0;
+    if (stale.length === 0) return [];
     const update = this.db.prepare(`UPDATE experiments SET status = 'interrupted', error_json = ? WHERE id = ? AND status IN ('queued', 'running')`);
     this.db.transaction(() => {
       for (const r of stale) {
@@ -144,7 +147,7 @@ export class History {
         update.run(JSON.stringify(error), r.id);
       }
     })();
-    return stale.length;
+    return stale.map((r) => r.id);
   }
 
   close(): void {

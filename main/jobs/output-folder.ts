@@ -79,3 +79,19 @@ export function cleanInterruptedOutput(outputRoot: string): string[] {
   }
   return removed;
 }
+
+/**
+ * At start: the partial folders that interrupted jobs left beside an output folder of the user's choosing
+ * (a recipe's `output.dir`), for the experiments the history has just marked interrupted. Returns the
+ * paths removed.
+ */
+export function cleanInterruptedCustomOutput(recipes: readonly unknown[]): string[] {
+  const removed: string[] = [];
+  for (const recipe of recipes) {
+    const dir = (recipe as { output?: { dir?: unknown } } | null | undefined)?.output?.dir;
+    if (typeof dir !== 'string' || dir === '') continue;
+    const target = path.resolve(dir);
+    removed.push(...removeStalePartialsSync(path.dirname(target), path.basename(target)));
+  }
+  return removed;
+}
