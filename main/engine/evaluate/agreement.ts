@@ -142,6 +142,7 @@ export async function compareOnText(
   }
   throwIfAborted(ctx.signal);
   const prepared = samplesOrThrow(text, tokenizer, config);
+  for (const w of prepared.warnings) ctx.log('warn', w);
   const { samples } = prepared;
   const vocab = original.vocabSize;
   const coupling: RowCoupling = {

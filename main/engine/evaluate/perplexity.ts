@@ -33,6 +33,8 @@ export interface PerplexitySamples {
   samples: number[][];
   /** What was read and left out, for the result's details. */
   info: Record<string, unknown>;
+  /** What the user should know about how the text was read (also logged as warnings). */
+  warnings: string[];
 }
 
 /** One scored sample, handed to `observe` with its logits (e.g. to compare against another model). */
@@ -67,37 +69,93 @@ export interface PerplexityResult {
 const LOGITS_BUDGET_BYTES = 64 * 1024 * 1024;
 const MAX_BATCH = 16;
 
-/** Cut a text into the samples the protocol scores. */
+/** Tokens beyond the ones needed that a prefix must yield before its cut can no longer change them. */
+const PREFIX_MARGIN_TOKENS = 32;
+
+export interface PrefixEncoding {
+  ids: number[];
+  /** Characters of the text that were tokenized; `complete` when that is all of it. */
+  chars: number;
+  complete: boolean;
+}
+
+/**
+ * `encode` of a prefix of `text` that yields at least `need` tokens plus a margin, cut at whitespace:
+ * first about 4 characters per token, then (when short) a prefix grown by the characters per token seen
+ * so far, with 25 % to spare. Tokenizers work left to right, so the first `need` tokens of the prefix are
+ * those of the whole text; a long text is never tokenized far past what is scored.
+ */
+export function encodePrefix(text: string, need: number, encode: (s: string) => number[]): PrefixEncoding {
+  const target = need + PREFIX_MARGIN_TOKENS;
+  let chars = Math.max(256, 4 * target);
+  for (;;) {
+    if (chars >= text.length) return { ids: encode(text), chars: text.length, complete: true };
+    let cut = chars;
+    const space = text.slice(0, chars).search(/\s\S*$/);
+    if (space > chars / 2) cut = space;
+    else if (/[\uD800-\uDBFF]/.test(text[cut - 1])) cut--;                  // never split a surrogate pair
+    const ids = encode(text.slice(0, cut));
+    if (ids.length >= target) return { ids, chars: cut, complete: false };
+    chars = Math.ceil(Math.max(2 * chars, (1.25 * cut * target) / Math.max(1, ids.length)));
+  }
+}
+
+/**
+ * Cut a text into the samples the protocol scores. Only what is scored is tokenized: the first N usable
+ * documents, each up to its first L tokens (documents), or the first N·L tokens of the text (stream).
+ */
 export function perplexitySamples(text: string, tokenizer: TextTokenizer, config: PerplexitySettings): PerplexitySamples {
   const { window, maxSamples, minTokens } = config;
   const documents = splitDocuments(text);
+  const warnings: string[] = [];
   if (config.protocol === 'documents') {
     const samples: number[][] = [];
     let skipped = 0;
     let truncated = 0;
     let read = 0;
+    let charsTokenized = 0;
     for (const doc of documents) {
       if (samples.length >= maxSamples) break;
       read++;
-      const ids = tokenizer.encode(doc, { addBos: true });
+      const { ids, chars, complete } = encodePrefix(doc, Math.max(window, minTokens), (s) => tokenizer.encode(s, { addBos: true }));
+      charsTokenized += chars;
       if (ids.length < minTokens) { skipped++; continue; }
-      if (ids.length > window) truncated++;
+      if (!complete || ids.length > window) truncated++;
       samples.push(ids.length > window ? ids.slice(0, window) : ids);
+    }
+    if (documents.length < maxSamples && truncated > 0) {
+      const predicted = samples.reduce((n, ids) => n + ids.length - 1, 0);
+      warnings.push(
+        `The text has only ${documents.length} paragraph${documents.length === 1 ? '' : 's'} separated by blank lines (${maxSamples} documents asked), `
+        + `and ${truncated === 1 && samples.length === 1 ? 'it runs' : `${truncated} of them run`} past the window, so only the first ${window} tokens of each were scored `
+        + `(${predicted} predicted tokens from ${text.length.toLocaleString('en-US')} characters). `
+        + 'If the text is not split into documents by blank lines, use the stream protocol (--protocol stream), which scores the whole text in windows.',
+      );
     }
     return {
       protocol: 'documents',
       samples,
-      info: { documentsInText: documents.length, documentsRead: read, documentsSkippedShort: skipped, documentsTruncated: truncated, bos: tokenizer.bosId },
+      info: { documentsInText: documents.length, documentsRead: read, documentsSkippedShort: skipped, documentsTruncated: truncated, bos: tokenizer.bosId, charsTokenized, charsInText: text.length },
+      warnings,
     };
   }
-  const ids = tokenizer.encode(documents.join('\n\n'));
+  const joined = documents.join('\n\n');
+  const { ids, chars, complete } = encodePrefix(joined, window * maxSamples, (s) => tokenizer.encode(s));
   const windows = Math.floor(ids.length / window);
   const samples: number[][] = [];
   for (let w = 0; w < Math.min(windows, maxSamples); w++) samples.push(ids.slice(w * window, (w + 1) * window));
   return {
     protocol: 'stream',
     samples,
-    info: { streamTokens: ids.length, windowsInText: windows, bosAtStart: tokenizer.addBosByDefault ? tokenizer.bosId : null },
+    info: {
+      streamTokens: ids.length,
+      // Known only when the whole text was tokenized (it is not, past the N·L tokens scored).
+      windowsInText: complete ? windows : null,
+      charsTokenized: chars,
+      charsInText: joined.length,
+      bosAtStart: tokenizer.addBosByDefault ? tokenizer.bosId : null,
+    },
+    warnings,
   };
 }
 
@@ -172,7 +230,7 @@ export function summarizePerplexity(
   evalSeconds: number,
   coupling?: RowCoupling,
 ): PerplexityResult {
-  const { samples, info, tokenizeSeconds } = prepared;
+  const { samples, info, tokenizeSeconds, warnings } = prepared;
   const sampleTokens = samples.map((s) => s.length - 1);
   let totalNll = 0;
   let predictedTokens = 0;
@@ -209,6 +267,7 @@ export function summarizePerplexity(
       nllPerTokenPerSample: { min: perTokenNll[0], p10: quantile(perTokenNll, 0.1), median: quantile(perTokenNll, 0.5), p90: quantile(perTokenNll, 0.9), max: perTokenNll.at(-1) },
       tokenizeSeconds,
       evalSeconds,
+      ...(warnings.length ? { warnings } : {}),
     },
   };
 }
@@ -224,6 +283,7 @@ export async function evaluatePerplexity(
   const phase = 'evaluate:perplexity';
   throwIfAborted(ctx.signal);
   const prepared = samplesOrThrow(text, tokenizer, config);
+  for (const w of prepared.warnings) ctx.log('warn', w);
   const { samples } = prepared;
   const vocab = decoder.vocabSize;
   const plan = planBatches(samples, vocab, options.batchSize, decoder.rowCoupling.independentRows);

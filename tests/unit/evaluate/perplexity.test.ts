@@ -4,7 +4,7 @@ import { readTextFile, splitDocuments } from '../../../main/engine/data/text-fil
 import { loadTokenizer, type TextTokenizer } from '../../../main/engine/data/tokenizer.ts';
 import { WhittleError } from '../../../main/engine/errors.ts';
 import { openDecoder, type Decoder } from '../../../main/engine/evaluate/decoder-session.ts';
-import { evaluatePerplexity, perplexityMetrics, perplexitySamples, type PerplexitySettings } from '../../../main/engine/evaluate/perplexity.ts';
+import { encodePrefix, evaluatePerplexity, perplexityMetrics, perplexitySamples, type PerplexitySettings } from '../../../main/engine/evaluate/perplexity.ts';
 import { quietContext, type Progress } from '../../../main/engine/job-context.ts';
 import { STORIES, tempDir } from '../../helpers/fixtures.ts';
 import { writeBigramDecoder } from './bigram-decoder.ts';
@@ -148,5 +148,50 @@ describe('evaluatePerplexity', () => {
     const metrics = perplexityMetrics(r, 'original');
     expect(metrics.map((m) => m.name)).toEqual(['perplexity', 'predicted_tokens', 'eval_tokens_per_s', 'eval_seconds']);
     expect(metrics.every((m) => m.subject === 'original' && Number.isFinite(m.value) && m.value > 0)).toBe(true);
+  });
+});
+
+describe('reading only what is scored', () => {
+  const noBlankLines = (): string => splitDocuments(text).join('\n');   // the same text without a blank line
+
+  it('stream: the first N·L tokens of a prefix are those of the whole text', () => {
+    const config: PerplexitySettings = { protocol: 'stream', window: 64, maxSamples: 12, minTokens: 16 };
+    const { samples, info } = perplexitySamples(text, tokenizer, config);
+    const all = tokenizer.encode(splitDocuments(text).join('\n\n'));
+    expect(samples.flat()).toEqual(all.slice(0, 12 * 64));
+    expect(info.windowsInText).toBeNull();
+    expect(info.charsTokenized as number).toBeLessThan((info.charsInText as number) / 4);
+  });
+
+  it('encodePrefix cuts at whitespace and grows until enough tokens, or takes the whole text', () => {
+    let calls = 0;
+    const encode = (s: string): number[] => { calls++; return tokenizer.encode(s); };
+    const lines = noBlankLines();
+    const r = encodePrefix(lines, 3000, encode);
+    expect(r.complete).toBe(false);
+    expect(r.ids.length).toBeGreaterThanOrEqual(3000);
+    expect(/\s/.test(lines[r.chars])).toBe(true);
+    expect(r.ids.slice(0, 3000)).toEqual(tokenizer.encode(lines).slice(0, 3000));
+    expect(calls).toBeLessThanOrEqual(3);
+    expect(encodePrefix('a short text', 3000, encode)).toMatchObject({ complete: true, chars: 12 });
+  });
+
+  it('documents on a text without blank lines: one truncated document, a warning that suggests the stream protocol, the rest untokenized', async () => {
+    const lines = noBlankLines();
+    const config = documents({ window: 64, maxSamples: 40 });
+    const prepared = perplexitySamples(lines, tokenizer, config);
+    expect(prepared.samples).toHaveLength(1);
+    expect(prepared.samples[0]).toEqual(tokenizer.encode(lines, { addBos: true }).slice(0, 64));
+    expect(prepared.info.charsTokenized as number).toBeLessThan(lines.length / 10);
+    expect(prepared.warnings).toHaveLength(1);
+    expect(prepared.warnings[0]).toMatch(/only 1 paragraph separated by blank lines \(40 documents asked\).*first 64 tokens.*stream protocol \(--protocol stream\)/);
+
+    const logged: string[] = [];
+    const ctx = { ...quietContext(process.cwd()), log: (level: string, message: string) => { if (level === 'warn') logged.push(message); } };
+    const r = await evaluatePerplexity(decoder, tokenizer, lines, config, ctx);
+    expect(r.details.warnings).toEqual(prepared.warnings);
+    expect(logged).toEqual(prepared.warnings);
+    // The blank-line text itself gives no warning.
+    expect(perplexitySamples(text, tokenizer, config).warnings).toEqual([]);
   });
 });
