@@ -51,8 +51,14 @@ export function toErrorShape(e: unknown): ErrorShape {
   const err = e as NodeJS.ErrnoException;
   if (err && typeof err === 'object' && typeof err.code === 'string') {
     if (err.code === 'ENOSPC') return { code: 'IO', message: 'The disk is full. Free some space and try again.', details: { path: err.path } };
-    if (err.code === 'EACCES' || err.code === 'EPERM' || err.code === 'EROFS') {
-      return { code: 'IO', message: `Permission denied: ${err.path ?? ''}`.trim(), details: { path: err.path } };
+    if (err.code === 'EACCES' || err.code === 'EPERM') {
+      return { code: 'IO', message: `Permission denied: ${err.path ?? 'a file'}. Fix its permissions (or its folder's), or choose another location.`, details: { path: err.path } };
+    }
+    if (err.code === 'EROFS') {
+      return { code: 'IO', message: `${err.path ?? 'The file'} is on a read-only disk. Choose a location on a writable disk.`, details: { path: err.path } };
+    }
+    if (err.code === 'ENOTDIR') {
+      return { code: 'IO', message: `Part of the path ${err.path ?? 'given'} is a file, not a folder. Choose another location.`, details: { path: err.path } };
     }
     if (err.code === 'ENOENT') return { code: 'NOT_FOUND', message: `No such file: ${err.path ?? ''}`.trim(), details: { path: err.path } };
   }

@@ -7,8 +7,7 @@
  * finish are always delivered, and `job.finished` is always the job's last event.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type {
   ErrorShape, EventName, EventPayloads, JobFinished, JobInfo, JobProgress, LogLine, Metric,
@@ -16,6 +15,7 @@ import type {
 import { jobTitle, recipeKind } from '../../preload/methods.ts';
 import type { Recipe } from '../../preload/recipe.ts';
 import { toErrorShape, WhittleError } from '../engine/errors.ts';
+import { cannotCreateFolder } from '../engine/folder-error.ts';
 import type { History, NewLogLine } from '../history/history.ts';
 import { Coalescer } from './coalescer.ts';
 import { OutputTail, unexpectedExitError } from './crash.ts';
@@ -129,6 +129,8 @@ export class JobService {
   private readonly modelFacts = new ModelFileFactsCache();
   private readonly evaluations: EvaluationCache | null;
   private idleWaiters: (() => void)[] = [];
+  /** Jobs whose folder is being made: running, not yet with an engine process. */
+  private readonly starting = new Set<Job>();
   private closed = false;
 
   constructor(options: JobServiceOptions) {
@@ -231,7 +233,7 @@ export class JobService {
     for (const job of this.jobs.values()) {
       if (job.state === 'running') this.requestStop(job, 'Whittle was shut down while this job was running.', graceMs);
     }
-    if (this.live.size === 0) return;
+    if (this.live.size === 0 && this.starting.size === 0) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -318,7 +320,7 @@ export class JobService {
   }
 
   private pump(): void {
-    while (!this.closed && this.queue.length > 0 && this.live.size < this.concurrency) {
+    while (!this.closed && this.queue.length > 0 && this.live.size + this.starting.size < this.concurrency) {
       this.launch(this.queue.shift()!);
     }
   }
@@ -326,18 +328,45 @@ export class JobService {
   private launch(job: Job): void {
     job.state = 'running';
     job.startedAt = performance.now();
-    let workDir: string;
-    try {
-      workDir = path.join(this.outputRoot, jobFolderName(job.experimentId, job.name));
-      mkdirSync(workDir, { recursive: true });
-      job.workDir = workDir;
-    } catch (e) {
-      const shape = toErrorShape(e);
-      this.finalize(job, 'failed', shape.code === 'IO' || shape.code === 'NOT_FOUND'
-        ? { code: 'IO', message: `Whittle cannot create the job's output folder in ${this.outputRoot} (${shape.message}). Fix that folder's permissions or free space on its disk, or set WHITTLE_HOME to a folder you can write to.`, details: shape.details }
-        : shape);
-      return;
+    // The job's folder is made without blocking the main process; the job counts as live meanwhile.
+    this.starting.add(job);
+    const workDir = path.join(this.outputRoot, jobFolderName(job.experimentId, job.name));
+    void mkdir(workDir, { recursive: true }).then(
+      () => {
+        this.starting.delete(job);
+        job.workDir = workDir;
+        if (job.cancelRequested || this.closed) {
+          this.finalize(job, 'cancelled', cancelledError(job.cancelMessage || 'The job was cancelled before it started.'));
+          this.cleanOutput(job);
+        } else {
+          this.startEngine(job, workDir);
+        }
+        this.afterSettled();
+      },
+      async (e: unknown) => {
+        const error = await cannotCreateFolder(e, workDir, 'the job\'s folder', 'choose another home folder (--home or WHITTLE_HOME)');
+        this.starting.delete(job);
+        this.finalize(job, 'failed', error.toShape());
+        this.afterSettled();
+      },
+    );
+  }
+
+  /** After a job left the starting set: wakes shutdown when nothing is live, and starts the next job. */
+  private afterSettled(): void {
+    this.wakeIdle();
+    this.pump();
+  }
+
+  private wakeIdle(): void {
+    if (this.live.size === 0 && this.starting.size === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
     }
+  }
+
+  private startEngine(job: Job, workDir: string): void {
     try {
       this.history.markRunning(job.experimentId);
     } catch (e) {
@@ -428,11 +457,7 @@ export class JobService {
     }
     job.process = null;
     this.cleanOutput(job);
-    if (this.live.size === 0 && this.idleWaiters.length > 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const w of waiters) w();
-    }
+    this.wakeIdle();
     this.pump();
   }
 

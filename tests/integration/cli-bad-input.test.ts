@@ -3,7 +3,7 @@
  * cache, a NUL character in a recipe path, a named pipe as text. Each exits 2 before any work, with a
  * message that names the problem.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeConvStateModel } from '../helpers/conv-state-model.ts';
@@ -94,6 +94,49 @@ describe('recipe paths', () => {
       expect(r.stderr).toContain(`The evaluation text ${fifo.path} is a named pipe, not a file.`);
     } finally {
       fifo.close();
+    }
+  });
+});
+
+/** Root ignores permissions: a chmod 0555 folder stays writable, so only the file-in-the-way cases run there. */
+const permissionsApply = process.getuid?.() !== 0;
+
+describe('folders Whittle cannot create', () => {
+  it('an output folder under a file: a typed IO error naming the file and what to do', async () => {
+    const blocker = path.join(scratch.dir, 'a-file');
+    writeFileSync(blocker, 'not a folder');
+    const r = await runCli(['quantize', STORIES.model, '--bits', '8', '--out', path.join(blocker, 'out'), '--json', '--home', home]);
+    expect(r.code).not.toBe(0);
+    const doc = onlyJson(r) as { error: { code: string; message: string } };
+    expect(doc.error.code).toBe('IO');
+    expect(doc.error.message).toContain(`Whittle cannot create the output folder ${path.join(blocker, 'out')}: ${blocker} is a file, not a folder.`);
+    expect(doc.error.message).toMatch(/choose another output folder \(--out/i);
+  });
+
+  it('a home whose experiments folder cannot be made: the job fails with IO naming it and --home', async () => {
+    const badHome = path.join(scratch.dir, 'home-with-file');
+    mkdirSync(badHome, { recursive: true });
+    writeFileSync(path.join(badHome, 'experiments'), 'not a folder');
+    const r = await runCli(['quantize', STORIES.model, '--bits', '8', '--json', '--home', badHome]);
+    expect(r.code).not.toBe(0);
+    const doc = onlyJson(r) as { error: { code: string; message: string } };
+    expect(doc.error.code).toBe('IO');
+    expect(doc.error.message).toContain(`${path.join(badHome, 'experiments')} is a file, not a folder`);
+    expect(doc.error.message).toContain('--home');
+  });
+
+  it.skipIf(!permissionsApply)('a read-only output folder\'s parent: permission denied, naming the folder to fix', async () => {
+    const locked = path.join(scratch.dir, 'locked');
+    mkdirSync(locked);
+    chmodSync(locked, 0o555);
+    try {
+      const r = await runCli(['quantize', STORIES.model, '--bits', '8', '--out', path.join(locked, 'out'), '--json', '--home', home]);
+      const doc = onlyJson(r) as { error: { code: string; message: string } };
+      expect(doc.error.code).toBe('IO');
+      expect(doc.error.message).toContain(`permission denied: ${locked} is not writable`);
+      expect(doc.error.message).toContain(`fix the permissions of ${locked}`);
+    } finally {
+      chmodSync(locked, 0o755);
     }
   });
 });

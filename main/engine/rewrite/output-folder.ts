@@ -12,6 +12,7 @@ import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 
 import path from 'node:path';
 import { loadTokenizer } from '../data/tokenizer.ts';
 import { isWhittleError, WhittleError } from '../errors.ts';
+import { cannotCreateFolder } from '../folder-error.ts';
 import type { LogLevel } from '../job-context.ts';
 
 export const MODEL_FILE = 'model.onnx';
@@ -94,9 +95,13 @@ export async function createPartialFolder(outDir: string): Promise<PartialFolder
   const finalDir = path.resolve(outDir);
   await removeStalePartials(path.dirname(finalDir), path.basename(finalDir));
   await checkOutputDir(finalDir);
-  await mkdir(path.dirname(finalDir), { recursive: true });
   const dir = `${finalDir}.partial-${process.pid}-${randomBytes(4).toString('hex')}`;
-  await mkdir(dir);
+  try {
+    await mkdir(path.dirname(finalDir), { recursive: true });
+    await mkdir(dir);
+  } catch (e) {
+    throw await cannotCreateFolder(e, finalDir, 'the output folder', 'choose another output folder (--out, or the output field of the form)');
+  }
   return {
     dir,
     finalDir,
