@@ -18,8 +18,8 @@ export const evalCommand: CommandSpec = {
   summary: 'Measure perplexity (and optionally speed) of a model; kept in the history.',
   positionals: [{ name: 'model', description: 'the .onnx model to evaluate (not with --recipe)', optional: true }],
   options: [
-    { name: 'tokenizer', type: 'string', value: 'FILE', description: "the model's tokenizer.json (tokenizer_config.json beside it is read too)" },
-    { name: 'text', type: 'string', value: 'FILE', description: 'a UTF-8 text file to measure perplexity on' },
+    { name: 'tokenizer', type: 'string', value: 'FILE', description: "with --text: the model's tokenizer.json (default: tokenizer.json beside the model; tokenizer_config.json beside it is read too)" },
+    { name: 'text', type: 'string', value: 'FILE', description: 'a UTF-8 text file to measure perplexity on (without it: footprint, and speed when asked)' },
     { name: 'protocol', type: 'string', value: 'P', choices: ['documents', 'stream'], description: 'documents: blank-line separated paragraphs (default); stream: one text cut into windows' },
     { name: 'window', type: 'int', value: 'L', description: 'window length in tokens (default 256)' },
     { name: 'samples', type: 'int', value: 'N', description: 'number of documents or windows evaluated (default 400)' },
@@ -36,7 +36,7 @@ export const evalCommand: CommandSpec = {
     'Ctrl-C cancels the evaluation (a second Ctrl-C quits at once).',
     'Examples:',
     '  whittle eval model.onnx --tokenizer tokenizer.json --text eval.txt --window 256 --samples 400',
-    '  whittle eval model.onnx --tokenizer tokenizer.json --text eval.txt --speed --threads 4 --json',
+    '  whittle eval model.onnx --speed --threads 4 --json          (speed and footprint: no text, no tokenizer)',
     '  whittle eval --recipe evaluate.json',
   ],
 };

@@ -2,6 +2,7 @@
  * `whittle eval` and `whittle run`: build or read a recipe, check it before anything starts, run it
  * through the job system and print the finished experiment.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { ExperimentDetail, Metric } from '../../preload/contract.ts';
 import type { RecipeInput } from '../../preload/recipe.ts';
@@ -37,20 +38,39 @@ export function applyNoCache<T>(submit: T, o: OptionValues): T {
   return { ...recipe, evaluation: { ...evaluation, cache: false } } as T;
 }
 
-/** The recipe `whittle eval <model> --tokenizer … --text …` describes (paths made absolute). */
+/** The tokenizer for `model`: --tokenizer, else tokenizer.json beside the model when there is one (as quantize does). */
+export function evalTokenizerFor(model: string, o: OptionValues): { path: string; given: boolean } | null {
+  if (o.tokenizer !== undefined) return { path: path.resolve(String(o.tokenizer)), given: true };
+  const beside = path.join(path.dirname(path.resolve(model)), 'tokenizer.json');
+  return existsSync(beside) ? { path: beside, given: false } : null;
+}
+
+const PERPLEXITY_FLAGS = ['protocol', 'window', 'samples'];
+
+/**
+ * The recipe `whittle eval <model> [--text … [--tokenizer …]] [--speed …]` describes (paths made
+ * absolute). Perplexity needs --text and a tokenizer (--tokenizer, else tokenizer.json beside the
+ * model); without --text only the footprint (and speed, when asked) is measured, and no tokenizer is needed.
+ */
 export function recipeFromFlags(model: string, o: OptionValues): RecipeInput {
-  if (o.tokenizer === undefined) throw new UsageError('whittle eval needs --tokenizer FILE (the model\'s tokenizer.json).', 'Or give everything in a recipe: whittle eval --recipe FILE');
-  if (o.text === undefined) throw new UsageError('whittle eval needs --text FILE (the text to measure perplexity on).', 'Or give everything in a recipe: whittle eval --recipe FILE');
-  const perplexity: Record<string, unknown> = { text: path.resolve(String(o.text)) };
-  if (o.protocol !== undefined) perplexity.protocol = o.protocol;
-  if (o.window !== undefined) perplexity.window = o.window;
-  if (o.samples !== undefined) perplexity.maxSamples = o.samples;
-  const recipe: Record<string, unknown> = {
-    version: 1,
-    model: { path: path.resolve(model) },
-    tokenizer: { path: path.resolve(String(o.tokenizer)) },
-    evaluation: { perplexity, footprint: true } as Record<string, unknown>,
-  };
+  const tokenizer = evalTokenizerFor(model, o);
+  const evaluation: Record<string, unknown> = { footprint: true };
+  if (o.text !== undefined) {
+    if (!tokenizer) {
+      throw new UsageError(`--text needs the model's tokenizer: there is no tokenizer.json beside ${path.basename(model)}.`, 'Give it with --tokenizer FILE.');
+    }
+    const perplexity: Record<string, unknown> = { text: path.resolve(String(o.text)) };
+    if (o.protocol !== undefined) perplexity.protocol = o.protocol;
+    if (o.window !== undefined) perplexity.window = o.window;
+    if (o.samples !== undefined) perplexity.maxSamples = o.samples;
+    evaluation.perplexity = perplexity;
+  } else {
+    const stray = PERPLEXITY_FLAGS.filter((f) => o[f] !== undefined);
+    if (stray.length) throw new UsageError(`${stray.map((f) => `--${f}`).join(', ')} set${stray.length === 1 ? 's' : ''} up perplexity, which needs the text: give it with --text FILE.`);
+  }
+  const recipe: Record<string, unknown> = { version: 1, model: { path: path.resolve(model) }, evaluation };
+  // A tokenizer found beside the model goes in only when perplexity reads it; one given is always checked.
+  if (tokenizer && (tokenizer.given || evaluation.perplexity)) recipe.tokenizer = { path: tokenizer.path };
   if (o.name !== undefined) recipe.name = o.name;
   const wantsSpeed = o.speed === true || o['prompt-tokens'] !== undefined || o['decode-tokens'] !== undefined || o.threads !== undefined || o.repeats !== undefined;
   if (o['no-cache'] === true) (recipe.evaluation as Record<string, unknown>).cache = false;
@@ -169,7 +189,7 @@ export async function runEval(positionals: string[], o: OptionValues, out: Outpu
     return runAndReport(applyNoCache(submit, o), o.name as string | undefined, out, home);
   }
   if (positionals.length === 0) {
-    throw new UsageError('whittle eval needs <model> (an .onnx file) or --recipe FILE.', 'Usage: whittle eval <model> --tokenizer FILE --text FILE [options]');
+    throw new UsageError('whittle eval needs <model> (an .onnx file) or --recipe FILE.', 'Usage: whittle eval <model> [--text FILE] [--tokenizer FILE] [--speed] [options]');
   }
   const recipe = recipeFromFlags(positionals[0], o);
   checkRecipeFiles(Recipe.parse(recipe));
