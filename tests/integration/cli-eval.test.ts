@@ -2,7 +2,7 @@
  * `whittle eval` / `run` / `history` end to end as child processes: a real evaluation of stories260K in
  * the engine process, recorded in a real history database that the history commands then read.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExperimentDetail, ExperimentSummary, Metric } from '../../preload/contract.ts';
@@ -175,5 +175,29 @@ describe('whittle eval, run and history', () => {
 
     const show = await runCli(['history', 'show', String(error.details.experimentId), '--json', '--home', home]);
     expect(onlyJson(show)).toMatchObject({ name: 'crashed', status: 'failed', error: { code: 'INTERNAL' } });
+  });
+});
+
+describe('whittle eval without a tokenizer or text', () => {
+  it('times a model with no tokenizer.json beside it (speed and footprint only), and finds one beside it for perplexity', async () => {
+    const folder = path.join(scratch.dir, 'bare-model');
+    mkdirSync(folder, { recursive: true });
+    const model = path.join(folder, 'model.onnx');
+    copyFileSync(STORIES.model, model);
+    const speed = await runCli(['eval', model, '--speed', '--prompt-tokens', '8', '--decode-tokens', '4', '--threads', '1', '--json', '--home', home]);
+    expect(speed.code, speed.stderr).toBe(0);
+    const names = (onlyJson(speed) as EvalJson).metrics.map((m) => m.name);
+    expect(names).toContain('parameters');
+    expect(names.some((n) => /decode/.test(n))).toBe(true);
+    expect(names).not.toContain('perplexity');
+
+    const refused = await runCli(['eval', model, '--text', STORIES.text, '--json', '--home', home]);
+    expect(refused.code).toBe(2);
+    expect(refused.stdout + refused.stderr).toMatch(/no tokenizer.json beside model.onnx/);
+
+    copyFileSync(STORIES.tokenizer, path.join(folder, 'tokenizer.json'));
+    const found = await runCli(['eval', model, '--text', STORIES.text, '--window', '64', '--samples', '8', '--json', '--home', home]);
+    expect(found.code, found.stderr).toBe(0);
+    expect((onlyJson(found) as EvalJson).values.model.perplexity).toBeGreaterThan(1);
   });
 });
