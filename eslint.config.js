@@ -49,6 +49,12 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
+  // Type-aware rules: a promise is awaited, handled or deliberately voided; never handed to a caller that ignores it.
+  {
+    files: ['main/**/*.ts', 'preload/**/*.ts', 'renderer/**/*.{ts,tsx}', 'tests/**/*.ts', 'scripts/**/*.ts'],
+    languageOptions: { parserOptions: { project: ['./tsconfig.node.json', './tsconfig.web.json'], tsconfigRootDir: import.meta.dirname } },
+    rules: { '@typescript-eslint/no-floating-promises': 'error', '@typescript-eslint/no-misused-promises': 'error' },
+  },
   { files: ['renderer/**/*.{ts,tsx}'], rules: { 'no-restricted-imports': ['error', layerRules.renderer] } },
   { files: ['main/**/*.ts'], rules: { 'no-restricted-imports': ['error', layerRules.main] } },
   { files: ['main/engine/**/*.ts'], rules: { 'no-restricted-imports': ['error', layerRules.engine] } },

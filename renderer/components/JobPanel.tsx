@@ -9,6 +9,7 @@ import { href } from '../lib/route.ts';
 import { ErrorAlert } from './ErrorAlert.tsx';
 import { JobLog } from './JobLog.tsx';
 import { MetricsGrid } from './MetricsGrid.tsx';
+import { onAsync } from '../lib/async-handler.ts';
 
 const PHASE_COLOR: Record<JobPhase, string> = { starting: 'gray', running: 'blue', done: 'green', failed: 'red', cancelled: 'gray' };
 
@@ -47,7 +48,7 @@ export function JobPanel({ job, showMetrics = true }: { job: JobState; showMetri
             {job.experimentId !== null && <Text size="sm" c="dimmed">experiment #{job.experimentId}</Text>}
           </Group>
           {active && (
-            <Button color="red" variant="light" leftSection={<IconPlayerStop size={16} />} onClick={cancel} loading={cancelling} data-testid="job-cancel">
+            <Button color="red" variant="light" leftSection={<IconPlayerStop size={16} />} onClick={onAsync(cancel)} loading={cancelling} data-testid="job-cancel">
               Cancel
             </Button>
           )}

@@ -4,6 +4,7 @@ import { useRef, useState, type ReactNode } from 'react';
 import type { CallParams } from '../../preload/contract.ts';
 import { useApi } from '../hooks/useApi.ts';
 import { useToast } from '../hooks/useToast.ts';
+import { onAsync } from '../lib/async-handler.ts';
 
 type Purpose = CallParams<'models.pickFile'>['purpose'];
 
@@ -66,7 +67,7 @@ export function PathInput({ label, description, placeholder, value, onChange, pu
         rightSectionWidth={120}
         rightSectionPointerEvents="all"
         rightSection={
-          <Button size="compact-sm" variant="light" mr={6} leftSection={<IconFolderOpen size={14} />} onClick={browse} loading={busy} data-testid={browseTestId ?? `${testId}-browse`}>
+          <Button size="compact-sm" variant="light" mr={6} leftSection={<IconFolderOpen size={14} />} onClick={onAsync(browse)} loading={busy} data-testid={browseTestId ?? `${testId}-browse`}>
             Browse…
           </Button>
         }

@@ -11,6 +11,7 @@ import {
 } from '../lib/quantize-compare.ts';
 import { href } from '../lib/route.ts';
 import { MethodDetails } from './MethodDetails.tsx';
+import { onAsync } from '../lib/async-handler.ts';
 
 export interface QuantizeOutcome {
   metrics: Metric[];
@@ -143,7 +144,7 @@ function Output({ folder }: { folder: string | null }) {
             </Tooltip>
           )}
         </CopyButton>
-        <Button variant="light" leftSection={<IconFolderOpen size={16} />} onClick={reveal} loading={busy} data-testid="reveal-output">Open output folder</Button>
+        <Button variant="light" leftSection={<IconFolderOpen size={16} />} onClick={onAsync(reveal)} loading={busy} data-testid="reveal-output">Open output folder</Button>
       </Group>
       {reason && <Alert variant="light" color="blue" p="xs" data-testid="reveal-reason">{reason}</Alert>}
     </Stack>

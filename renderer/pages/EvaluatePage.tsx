@@ -16,6 +16,7 @@ import {
 import { jobPhase } from '../lib/job-state.ts';
 import { baseName } from '../lib/format.ts';
 import { href } from '../lib/route.ts';
+import { onAsync, reportRejection } from '../lib/async-handler.ts';
 
 interface Props { path: string; jobId: string | null; experimentId: number | null }
 
@@ -54,7 +55,7 @@ export function EvaluatePage({ path, jobId, experimentId }: Props) {
       setSamples(list);
       const fromRecipe = stored ? formFromRecipe(stored.recipe) : null;
       setForm((f) => fromRecipe ?? withSampleDefaults(f, list));
-    })();
+    })().catch(reportRejection);
     return () => { alive = false; };
     // Once per visit (the page is re-created on navigation); later URL changes come from this page.
   }, [api]);
@@ -110,7 +111,7 @@ export function EvaluatePage({ path, jobId, experimentId }: Props) {
                 <Text size="sm" c="red" data-testid="validation-issues">Fix the highlighted fields to run.</Text>
               )}
               {startError && <ErrorAlert error={startError} testId="evaluate-error" />}
-              <RecipeActions recipe={recipe} onRun={run} starting={starting} running={running} runTestId="evaluate-start" />
+              <RecipeActions recipe={recipe} onRun={onAsync(run)} starting={starting} running={running} runTestId="evaluate-start" />
             </Stack>
           </Paper>
         </Grid.Col>

@@ -20,6 +20,7 @@ import { useToast } from '../hooks/useToast.ts';
 import { formatBytes, formatDateTime, formatDuration } from '../lib/format.ts';
 import { sensitivityOf } from '../lib/quantize-form.ts';
 import { href } from '../lib/route.ts';
+import { onAsync } from '../lib/async-handler.ts';
 
 function Section({ title, children, testId }: { title: string; children: ReactNode; testId?: string }) {
   return (
@@ -59,7 +60,7 @@ function EditableName({ detail, onSave }: { detail: ExperimentDetail; onSave: (n
     <Group gap="xs" wrap="nowrap" style={{ flex: 1 }}>
       <TextInput value={value} onChange={(e) => setValue(e.currentTarget.value)} maxLength={200} autoFocus style={{ flex: 1 }}
         onKeyDown={(e) => { if (e.key === 'Enter') void save(); if (e.key === 'Escape') setEditing(false); }} aria-label="Name" data-testid="detail-name-input" />
-      <ActionIcon variant="filled" onClick={save} loading={saving} aria-label="Save name" data-testid="detail-name-save"><IconCheck size={18} /></ActionIcon>
+      <ActionIcon variant="filled" onClick={onAsync(save)} loading={saving} aria-label="Save name" data-testid="detail-name-save"><IconCheck size={18} /></ActionIcon>
       <ActionIcon variant="default" onClick={() => setEditing(false)} aria-label="Cancel rename"><IconX size={18} /></ActionIcon>
     </Group>
   );
@@ -76,7 +77,7 @@ function Notes({ detail, onSave }: { detail: ExperimentDetail; onSave: (notes: s
         placeholder="What did you learn from this run?" aria-label="Notes" data-testid="detail-notes" />
       <Group justify="flex-end">
         <Button size="xs" disabled={!dirty} loading={saving} data-testid="detail-notes-save"
-          onClick={async () => { setSaving(true); try { await onSave(value); } finally { setSaving(false); } }}>
+          onClick={onAsync(async () => { setSaving(true); try { await onSave(value); } finally { setSaving(false); } })}>
           Save notes
         </Button>
       </Group>
@@ -164,7 +165,7 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
           {detail.kind === 'quantize' && (
             <Button component="a" href={href.quantize(detail.modelPath, { experimentId: detail.id })} variant="light" leftSection={<IconArrowsLeftRight size={16} />} data-testid="detail-compare">Compare</Button>
           )}
-          <Button variant="light" leftSection={<IconRefresh size={16} />} onClick={rerun} loading={rerunning} disabled={active} data-testid="detail-rerun">Re-run</Button>
+          <Button variant="light" leftSection={<IconRefresh size={16} />} onClick={onAsync(rerun)} loading={rerunning} disabled={active} data-testid="detail-rerun">Re-run</Button>
           <Button color="red" variant="light" leftSection={<IconTrash size={16} />} onClick={() => setConfirmDelete(true)} disabled={active} data-testid="detail-delete">Delete</Button>
         </Group>
       </Group>
@@ -222,7 +223,7 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
         <Text size="sm">Experiment #{detail.id} “{detail.name}” with its metrics, log and notes will be removed from the history. This cannot be undone.</Text>
         <Group justify="flex-end" mt="md">
           <Button variant="default" onClick={() => setConfirmDelete(false)} data-testid="detail-delete-cancel">Keep</Button>
-          <Button color="red" onClick={remove} loading={deleting} data-testid="detail-delete-confirm">Delete</Button>
+          <Button color="red" onClick={onAsync(remove)} loading={deleting} data-testid="detail-delete-confirm">Delete</Button>
         </Group>
       </Modal>
     </Stack>

@@ -10,6 +10,7 @@ import { navigate } from '../hooks/useRoute.ts';
 import { useToast } from '../hooks/useToast.ts';
 import { baseName, formatDateTime } from '../lib/format.ts';
 import { href } from '../lib/route.ts';
+import { onAsync } from '../lib/async-handler.ts';
 
 function OpenModelPanel() {
   const api = useApi();
@@ -95,7 +96,7 @@ function OpenModelPanel() {
             data-testid="model-path-input"
           />
           <Button onClick={open} data-testid="open-model">Open</Button>
-          <Button variant="default" leftSection={<IconFolderOpen size={16} />} onClick={browse} loading={busy} data-testid="browse-model">Browse…</Button>
+          <Button variant="default" leftSection={<IconFolderOpen size={16} />} onClick={onAsync(browse)} loading={busy} data-testid="browse-model">Browse…</Button>
         </Group>
         {note && <Alert color={note.color} variant="light" p="xs" data-testid="open-note">{note.text}</Alert>}
       </Stack>

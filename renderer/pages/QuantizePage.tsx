@@ -28,6 +28,7 @@ import {
   settingsLine, validateQuantizeForm, type QuantizeForm, type QuantizeIssues,
 } from '../lib/quantize-form.ts';
 import { href } from '../lib/route.ts';
+import { onAsync, reportRejection } from '../lib/async-handler.ts';
 
 interface Props { path: string; jobId: string | null; experimentId: number | null }
 
@@ -200,7 +201,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
         }
       }
       setForm((f) => fromRecipe ?? withSampleDefaults(f, list));
-    })();
+    })().catch(reportRejection);
     return () => { alive = false; };
     // Once per visit (the page is re-created on navigation); later URL changes come from this page.
   }, [api]);
@@ -350,7 +351,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
             {plan.error && <ErrorAlert error={plan.error} testId="plan-error" />}
             {methodOf(form.method).weightOnly ? (
               <SensitivityPanel form={form} onChange={change} plan={shownPlan} samples={sensitivitySamples} onSamples={setSensitivitySamples}
-                onMeasure={measureSensitivity} starting={sensitivityStarting} problems={sensitivityProblems} startError={sensitivityError}
+                onMeasure={onAsync(measureSensitivity)} starting={sensitivityStarting} problems={sensitivityProblems} startError={sensitivityError}
                 job={sensitivityJob} result={sensitivity} onApply={(k, mode) => change(applyTopK(form, sensitivity?.rows ?? [], k, mode))}
                 topK={topK} onTopK={setTopK} />
             ) : (
@@ -376,7 +377,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
                       data-testid="quantize-name" />
                     {shownIssues.form && <Alert color="red" variant="light" title="The recipe is not valid" data-testid="validation-issues">{shownIssues.form}</Alert>}
                     {startError && <ErrorAlert error={startError} testId="quantize-error" />}
-                    <RecipeActions recipe={recipe} onRun={run} starting={starting} running={running} runTestId="quantize-start" />
+                    <RecipeActions recipe={recipe} onRun={onAsync(run)} starting={starting} running={running} runTestId="quantize-start" />
                   </Stack>
                 </Paper>
               </Grid.Col>
@@ -405,7 +406,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
       {active < STEP.run && (
         <Group justify="space-between">
           <Button variant="default" leftSection={<IconArrowLeft size={16} />} onClick={() => setActive((a) => Math.max(0, a - 1))} disabled={active === 0} data-testid="wizard-back">Back</Button>
-          <Button rightSection={<IconArrowRight size={16} />} onClick={next} loading={checking} data-testid="wizard-next">Next</Button>
+          <Button rightSection={<IconArrowRight size={16} />} onClick={onAsync(next)} loading={checking} data-testid="wizard-next">Next</Button>
         </Group>
       )}
       {active === STEP.run && (

@@ -5,9 +5,17 @@ import { appRoot } from '../../../main/paths.ts';
 
 // The layer rules live in eslint.config.js; these tests prove they bite and that the tree obeys them.
 const eslint = new ESLint({ cwd: appRoot() });
+// Snippets under made-up file names are outside the TypeScript projects, so the type-aware rules are off for them.
+const untyped = new ESLint({
+  cwd: appRoot(),
+  overrideConfig: [{
+    languageOptions: { parserOptions: { project: null } },
+    rules: { '@typescript-eslint/no-floating-promises': 'off', '@typescript-eslint/no-misused-promises': 'off' },
+  }],
+});
 
 async function lintText(code: string, file: string) {
-  const [result] = await eslint.lintText(code, { filePath: path.join(appRoot(), file) });
+  const [result] = await untyped.lintText(code, { filePath: path.join(appRoot(), file) });
   return result.messages.filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
 }
 
@@ -36,6 +44,16 @@ describe('layer rules', () => {
       expect(await lintText("import { appRoot } from '../main/paths.ts';\nexport const x = appRoot;\n", file)).toHaveLength(1);
       expect(await lintText("import fs from 'node:fs';\nexport const x = fs;\n", file)).toHaveLength(1);
     }
+  });
+
+  it('flag floating and misused promises (type-aware)', async () => {
+    // A real file of the project, linted with other content: the type checker sees the snippet.
+    const file = path.join(appRoot(), 'renderer', 'lib', 'async-handler.ts');
+    const code = "export async function save(): Promise<void> {}\nexport function later(): void { save(); }\nexport const handlers: { onClick: () => void }[] = [{ onClick: save }];\n";
+    const [result] = await eslint.lintText(code, { filePath: file });
+    const rules = result.messages.map((m) => m.ruleId);
+    expect(rules).toContain('@typescript-eslint/no-floating-promises');
+    expect(rules).toContain('@typescript-eslint/no-misused-promises');
   });
 
   it('the whole tree lints clean', async () => {
