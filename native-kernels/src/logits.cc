@@ -191,6 +191,13 @@ void ScoreRowsBaseline(double* out, LogitsView p, const LogitsView* q, const int
 
 }  // namespace
 
+void ScoreLogitsSerial(double* out, LogitsView p, const LogitsView* q, const int32_t* targets, size_t rows, size_t vocab) {
+#if WHITTLE_X86_SIMD
+  if (UseAvx2()) return ScoreRowsAvx2(out, p, q, targets, 0, rows, vocab);
+#endif
+  ScoreRowsBaseline(out, p, q, targets, 0, rows, vocab);
+}
+
 void ScoreLogits(double* out, LogitsView p, const LogitsView* q, const int32_t* targets, size_t rows, size_t vocab) {
   if (rows == 0) return;
   const size_t chunkRows = std::max<size_t>(1, kChunkLogits / std::max<size_t>(1, vocab));
@@ -207,6 +214,8 @@ void ScoreLogits(double* out, LogitsView p, const LogitsView* q, const int32_t* 
 // ---- bindings ---------------------------------------------------------------------------------------
 // scoreLogits(out: Float64Array, p: Float32Array | Uint16Array, q: Float32Array | Uint16Array | null,
 //             targets: Int32Array, vocab: number): Promise<Float64Array>        (resolves with out)
+// scoreLogitsInline(...same...): void — the fast kernel on the calling thread, for small batches where
+//   a hop to a worker thread and the pool costs more than the work (a few hundred µs at most).
 // scoreLogitsRef(...same...): void — the single-threaded scalar reference, synchronous.
 // rows = targets.length; p (and q) hold rows·vocab logits (Uint16Array: float16 bits); out holds rows
 // (one model) or 4·rows (two models) values; every target is < vocab (negative: row not scored).
@@ -283,6 +292,11 @@ Napi::Value ScoreLogitsJs(const Napi::CallbackInfo& info) {
   return KernelWorker::Start(worker);
 }
 
+void ScoreLogitsInlineJs(const Napi::CallbackInfo& info) {
+  ScoreArgs a = ParseScoreArgs(info);
+  RunSync(info.Env(), [&] { ScoreLogitsSerial(a.out.data, a.p, a.pair ? &a.q : nullptr, a.targets, a.rows, a.vocab); });
+}
+
 void ScoreLogitsRefJs(const Napi::CallbackInfo& info) {
   ScoreArgs a = ParseScoreArgs(info);
   RunSync(info.Env(), [&] { ScoreLogitsRef(a.out.data, a.p, a.pair ? &a.q : nullptr, a.targets, a.rows, a.vocab); });
@@ -292,6 +306,7 @@ void ScoreLogitsRefJs(const Napi::CallbackInfo& info) {
 
 void RegisterLogits(Napi::Env env, Napi::Object exports) {
   exports.Set("scoreLogits", Napi::Function::New(env, ScoreLogitsJs, "scoreLogits"));
+  exports.Set("scoreLogitsInline", Napi::Function::New(env, ScoreLogitsInlineJs, "scoreLogitsInline"));
   exports.Set("scoreLogitsRef", Napi::Function::New(env, ScoreLogitsRefJs, "scoreLogitsRef"));
 }
 

@@ -26,5 +26,7 @@ struct LogitsView {
 constexpr size_t kLogitsPairStride = 4;
 
 void ScoreLogits(double* out, LogitsView p, const LogitsView* q, const int32_t* targets, size_t rows, size_t vocab);
+// The same on the calling thread only (same arithmetic, so the same results bit for bit).
+void ScoreLogitsSerial(double* out, LogitsView p, const LogitsView* q, const int32_t* targets, size_t rows, size_t vocab);
 
 }  // namespace whittle

@@ -4,9 +4,11 @@
  * Workload: stories260K, documents protocol, L = 256, first 400 documents of TinyStories (38,675 predicted
  * tokens). The bare loop runs session.run over exactly the same rows with the same feeds (input_ids and
  * empty past tensors), builds nothing else and computes no log-softmax: it is the floor for what ORT costs.
- * Both run batch 1 and batched (the batches evaluatePerplexity picks, longest first, right-padded).
+ * Both run batch 1 and batched (the batches evaluatePerplexity picks, longest first, right-padded),
+ * interleaved round by round (bare, Whittle, bare, …) so a busy machine slows both alike; the ratio is
+ * the median of the per-round ratios. Whittle's time includes the scoring (the native logits kernel).
  *
- *   $N tests/bench/evaluate-throughput.bench.ts [threads=1] [rounds=3]
+ *   $N tests/bench/evaluate-throughput.bench.ts [threads=1] [rounds=5]
  */
 import * as ort from 'onnxruntime-node';
 import { readTextFile } from '../../main/engine/data/text-file.ts';
@@ -17,7 +19,7 @@ import { quietContext } from '../../main/engine/job-context.ts';
 import { STORIES } from '../helpers/fixtures.ts';
 
 const threads = Number(process.argv[2] ?? 1);
-const rounds = Number(process.argv[3] ?? 3);
+const rounds = Number(process.argv[3] ?? 5);
 const config: PerplexitySettings = { protocol: 'documents', window: 256, maxSamples: 400, minTokens: 16 };
 
 const tokenizer = await loadTokenizer(STORIES.tokenizer);
@@ -60,16 +62,20 @@ await whittle(1); // warm-up
 for (const batchSize of [1, batched]) {
   const bareRuns: number[] = [];
   const ourRuns: number[] = [];
+  const ratios: number[] = [];
   let perplexity = 0;
   for (let r = 0; r < rounds; r++) {
-    bareRuns.push(await bare(decoder.layout, batchSize));
+    const b = await bare(decoder.layout, batchSize);
     const ours = await whittle(batchSize);
+    bareRuns.push(b);
     ourRuns.push(ours.seconds);
+    ratios.push(b / ours.seconds);
     perplexity = ours.perplexity;
   }
   const bareTps = predicted / median(bareRuns);
   const ourTps = predicted / median(ourRuns);
-  console.log(`batch ${String(batchSize).padStart(2)}: bare onnxruntime ${bareTps.toFixed(0)} tokens/s | evaluatePerplexity ${ourTps.toFixed(0)} tokens/s | ratio ${(ourTps / bareTps).toFixed(3)} (perplexity ${perplexity.toFixed(4)})`);
+  const spread = `${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}`;
+  console.log(`batch ${String(batchSize).padStart(2)}: bare onnxruntime ${bareTps.toFixed(0)} tokens/s | evaluatePerplexity ${ourTps.toFixed(0)} tokens/s | ratio ${median(ratios).toFixed(3)} (per round ${spread}; perplexity ${perplexity.toFixed(4)})`);
 }
 await decoder.release();
 await session.release();

@@ -5,6 +5,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { f32ToF16, PAIR_STRIDE, reference, rowCompare, rowNll, setSimdLimit, setThreads } from '../../../main/engine/native/index.ts';
+import { INLINE_LOGITS } from '../../../main/engine/native/logits.ts';
 import { halfBitsToFloat } from '../../../main/engine/evaluate/fp16.ts';
 import { rng, simdPaths, useSimdPath } from './simd-paths.ts';
 
@@ -91,6 +92,25 @@ describe('scoreLogits', () => {
       expectClose(await rowCompare(pBits, q, targets, vocab), js.flat(), 1e-12);
       expectClose(reference.rowCompare(pBits, q, targets, vocab), js.flat(), 1e-13);
       expectClose(await rowNll(pBits, targets, vocab), js.map((row) => row[0]), 1e-12);
+    });
+
+    it(`${path}: a batch past INLINE_LOGITS runs threaded, with the same results bit for bit as small batches inline`, async () => {
+      useSimdPath(path);
+      setThreads(2);
+      const vocab = 1031;
+      const rows = Math.ceil(INLINE_LOGITS / vocab) + 37;
+      const { p, q, targets } = logitsPair(rows, vocab, 77);
+      const whole = await rowCompare(p, q, targets, vocab);
+      const inline: number[] = [];
+      for (let r = 0; r < rows; r += 64) {
+        const end = Math.min(rows, r + 64);
+        inline.push(...await rowCompare(p.subarray(r * vocab, end * vocab), q.subarray(r * vocab, end * vocab), targets.subarray(r, end), vocab));
+      }
+      expect(Array.from(whole)).toEqual(inline);
+      expectClose(whole, reference.rowCompare(p, q, targets, vocab), 1e-12);
+      // One model's NLL is the same number alone and beside another model.
+      const alone = await rowNll(p, targets, vocab);
+      expect(Array.from(alone)).toEqual(Array.from({ length: rows }, (_, r) => whole[r * PAIR_STRIDE]));
     });
 
     it(`${path}: NaN logits give NaN, as the float64 definition does`, async () => {
