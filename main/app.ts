@@ -7,7 +7,7 @@ import { createEventBus, type EventBus } from './api/events.ts';
 import { consoleLogger, type Logger } from './api/logger.ts';
 import { createRouter, type Handlers, type Router, type SenderCheck, type TransportKind } from './api/router.ts';
 import { createServices, type Dialogs } from './api/services.ts';
-import { inspectModel } from './engine/model/inspect.ts';
+import { createOffThreadInspector } from './api/inspect-off-thread.ts';
 import { openHistory, resolveHome, type History } from './history/index.ts';
 import { ChildProcessHost } from './jobs/child-process-host.ts';
 import { cleanInterruptedCustomOutput } from './jobs/output-folder.ts';
@@ -70,8 +70,10 @@ export function createWhittleApp(options: WhittleAppOptions): WhittleApp {
     outputRoot: options.outputRoot ?? path.join(home, 'experiments'),
     emit: (channel, payload) => events.emit(channel, payload),
   });
+  // Models are read and decoded on a worker thread: the main process keeps answering calls meanwhile.
+  const inspector = createOffThreadInspector();
   const services = createServices({
-    transport: options.transport, home, history, jobs, events, inspectModel, dialogs: options.dialogs,
+    transport: options.transport, home, history, jobs, events, inspectModel: (file) => inspector.inspect(file), dialogs: options.dialogs,
   });
   const router = createRouter(services, { checkSender: options.checkSender, logger });
 
@@ -89,6 +91,7 @@ export function createWhittleApp(options: WhittleAppOptions): WhittleApp {
       closing ??= (async () => {
         try {
           await jobs.shutdown();
+          await inspector.close();
         } finally {
           history.close();
         }

@@ -14,6 +14,7 @@ const extraSources = ['vite.config.ts', 'package.json'].map((f) => path.join(pro
 const entries = [
   { in: 'main/cli/index.ts', out: 'cli.cjs' },
   { in: 'main/jobs/engine-worker.ts', out: 'engine-worker.cjs' },
+  { in: 'main/api/inspect-worker.ts', out: 'inspect-worker.cjs' },
   { in: 'main/electron/main.ts', out: 'electron-main.cjs' },
   { in: 'preload/index.ts', out: 'preload.cjs' },
 ];

@@ -1,0 +1,18 @@
+/**
+ * The worker thread that inspects model files for the services (inspect-off-thread.ts): reading and
+ * decoding a graph can take seconds on a large model, and the main process must keep answering calls
+ * meanwhile. Receives `{ id, path }`, answers `{ id, ok: true, inspection }` or `{ id, ok: false, error }`.
+ */
+import { parentPort } from 'node:worker_threads';
+import { toErrorShape } from '../engine/errors.ts';
+import { inspectModel } from '../engine/model/inspect.ts';
+
+const port = parentPort;
+if (!port) throw new Error('inspect-worker.ts runs as a worker thread.');
+
+port.on('message', (message: { id: number; path: string }) => {
+  inspectModel(message.path).then(
+    (inspection) => port.postMessage({ id: message.id, ok: true, inspection }),
+    (error: unknown) => port.postMessage({ id: message.id, ok: false, error: toErrorShape(error) }),
+  );
+});
