@@ -60,4 +60,24 @@ export default tseslint.config(
   { files: ['main/engine/**/*.ts'], rules: { 'no-restricted-imports': ['error', layerRules.engine] } },
   { files: ['preload/contract.ts', 'preload/recipe.ts', 'preload/methods.ts', 'preload/wire.ts'], rules: { 'no-restricted-imports': ['error', layerRules.shared] } },
   { files: ['scripts/**/*.mjs', 'bin/**/*.js', 'eslint.config.js'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
+  // The main process (services, jobs, server, history, desktop shell) never blocks on the disk: no
+  // synchronous file calls. The CLI and the engine process may stay synchronous where they serve no one.
+  // Left out: opening SQLite (synchronous by nature, once at start) and the job-folder clean-up, which
+  // runs at start and must be done before a failed job reports that it finished.
+  {
+    files: ['main/api/**/*.ts', 'main/jobs/**/*.ts', 'main/server/**/*.ts', 'main/history/**/*.ts', 'main/electron/**/*.ts', 'main/app.ts'],
+    ignores: ['main/history/open.ts', 'main/jobs/output-folder.ts'],
+    rules: {
+      'no-restricted-syntax': ['error',
+        {
+          selector: "ImportDeclaration[source.value=/^(node:)?fs$/] > ImportSpecifier[imported.name=/Sync$/]",
+          message: 'The main process does no synchronous file I/O: use node:fs/promises (or move the work to a worker or the engine process).',
+        },
+        {
+          selector: "CallExpression[callee.type='MemberExpression'][callee.property.name=/Sync$/][callee.object.name=/^(fs|nodeFs)$/]",
+          message: 'The main process does no synchronous file I/O: use node:fs/promises (or move the work to a worker or the engine process).',
+        },
+      ],
+    },
+  },
 );

@@ -1,7 +1,8 @@
 /**
  * The main-side log. Stacks and internal details go here, never to a client.
  */
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -27,19 +28,37 @@ export function consoleLogger(options: { debug?: boolean } = {}): Logger {
   };
 }
 
-/** Appends to `file` (created with its folder) and also writes warnings and errors to stderr. */
+/**
+ * Appends to `file` (created with its folder) and also writes warnings and errors to stderr. The folder
+ * is made without blocking the main process; lines logged before it exists are written once it does.
+ */
 export function fileLogger(file: string, options: { debug?: boolean } = {}): Logger & { close(): void } {
-  mkdirSync(path.dirname(file), { recursive: true });
-  const stream = createWriteStream(file, { flags: 'a' });
-  stream.on('error', () => { /* a log that cannot be written must not take the app down */ });
+  let stream: WriteStream | null = null;
+  let early: string[] | null = [];
+  let closed = false;
+  void mkdir(path.dirname(file), { recursive: true }).then(
+    () => {
+      stream = createWriteStream(file, { flags: 'a' });
+      stream.on('error', () => { /* a log that cannot be written must not take the app down */ });
+      for (const line of early ?? []) stream.write(line);
+      early = null;
+      if (closed) stream.end();
+    },
+    () => { early = null; /* no log file: stderr still has the warnings and errors */ },
+  );
   const console = consoleLogger(options);
   return {
     log(level, message, error) {
       if (level === 'debug' && !options.debug) return;
-      stream.write(`${new Date().toISOString()} ${level} ${message}${error === undefined ? '' : `\n${describe(error)}`}\n`);
+      const line = `${new Date().toISOString()} ${level} ${message}${error === undefined ? '' : `\n${describe(error)}`}\n`;
+      if (stream) stream.write(line);
+      else early?.push(line);
       if (level === 'warn' || level === 'error') console.log(level, message, error);
     },
-    close() { stream.end(); },
+    close() {
+      closed = true;
+      stream?.end();
+    },
   };
 }
 

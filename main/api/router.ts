@@ -111,7 +111,7 @@ export function createRouter(handlers: Handlers, options: RouterOptions = {}): R
 
     if (sender.workspace) {
       try {
-        for (const { field, value } of callPaths(method, parsed.data)) sender.workspace.check(value, field);
+        for (const { field, value } of callPaths(method, parsed.data)) await sender.workspace.check(value, field);
       } catch (error) {
         const shape = toErrorShape(error);
         logger.log('warn', `refused "${method}" from ${sender.transport}: ${shape.message}`);

@@ -2,9 +2,10 @@
  * A workspace: the folders a caller may name in a call (serve mode's `--root`). A path is inside when
  * its real location — symlinks resolved, or for a path that does not exist yet the real location of its
  * deepest existing ancestor plus the rest — lies under the real location of a root. The desktop app and
- * the CLI have no workspace: their user picks files themselves.
+ * the CLI have no workspace: their user picks files themselves. Every look at the disk is asynchronous:
+ * the server's main process never blocks on it.
  */
-import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { lstat, readlink, realpath, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { WhittleError } from '../engine/errors.ts';
@@ -12,8 +13,8 @@ import { WhittleError } from '../engine/errors.ts';
 export interface Workspace {
   /** The roots' real locations, in the order given. */
   readonly roots: readonly string[];
-  /** Throws INVALID_INPUT naming the path and the roots when `input` lies outside every root. */
-  check(input: string, field?: string): void;
+  /** Rejects with INVALID_INPUT naming the path and the roots when `input` lies outside every root. */
+  check(input: string, field?: string): Promise<void>;
 }
 
 /** `~` and `~/…` as the user's home folder; otherwise the text unchanged. */
@@ -29,26 +30,21 @@ const MAX_LINKS = 40;
  * Where `p` (absolute) really is: realpath when it exists; a dangling symlink is followed to its target;
  * a missing entry is its parent's real location joined with its name.
  */
-function realLocation(p: string, links = 0): string {
+async function realLocation(p: string, links = 0): Promise<string> {
   if (links > MAX_LINKS) throw new WhittleError('INVALID_INPUT', `${p} goes through too many symbolic links.`, { path: p });
   try {
-    return realpathSync.native(p);
+    return await realpath(p);
   } catch {
     // Missing, a dangling link, or not reachable: work it out from its parent.
   }
   const parent = path.dirname(p);
   if (parent === p) return p;
-  let isLink = false;
-  try {
-    isLink = lstatSync(p).isSymbolicLink();
-  } catch {
-    // Does not exist.
-  }
+  const isLink = await lstat(p).then((st) => st.isSymbolicLink(), () => false);
   if (isLink) {
-    const target = path.resolve(realLocation(parent, links), readlinkSync(p));
+    const target = path.resolve(await realLocation(parent, links), await readlink(p));
     return realLocation(target, links + 1);
   }
-  return path.join(realLocation(parent, links), path.basename(p));
+  return path.join(await realLocation(parent, links), path.basename(p));
 }
 
 /** Whether `child` is `root` or lies under it (both real, absolute). */
@@ -62,31 +58,31 @@ function isWithin(root: string, child: string): boolean {
  * The real locations a user path may be used as: with `~` expanded and trimmed (the services), and as
  * given, relative to the working folder (a recipe path taken verbatim). Both must be inside.
  */
-export function realLocations(input: string): string[] {
+export async function realLocations(input: string): Promise<string[]> {
   const readings = new Set([path.resolve(expandHome(input)), path.resolve(input)]);
-  return [...readings].map((p) => realLocation(p));
+  return Promise.all([...readings].map((p) => realLocation(p)));
 }
 
-/** Throws INVALID_INPUT when a root is not an existing folder. Duplicates are dropped. */
-export function createWorkspace(rootsGiven: readonly string[]): Workspace {
+/** Rejects with INVALID_INPUT when a root is not an existing folder. Duplicates are dropped. */
+export async function createWorkspace(rootsGiven: readonly string[]): Promise<Workspace> {
   if (rootsGiven.length === 0) throw new WhittleError('INVALID_INPUT', 'A workspace needs at least one folder.');
   const roots: string[] = [];
   for (const given of rootsGiven) {
     const abs = path.resolve(expandHome(given));
     let real: string;
     try {
-      real = realpathSync.native(abs);
+      real = await realpath(abs);
     } catch {
       throw new WhittleError('INVALID_INPUT', `The folder ${abs} (given with --root) does not exist.`, { path: abs });
     }
-    if (!statSync(real).isDirectory()) throw new WhittleError('INVALID_INPUT', `${abs} (given with --root) is a file; give a folder.`, { path: abs });
+    if (!(await stat(real)).isDirectory()) throw new WhittleError('INVALID_INPUT', `${abs} (given with --root) is a file; give a folder.`, { path: abs });
     if (!roots.includes(real)) roots.push(real);
   }
 
   return {
     roots,
-    check(input, field) {
-      const real = realLocations(input).find((r) => !roots.some((root) => isWithin(root, r)));
+    async check(input, field) {
+      const real = (await realLocations(input)).find((r) => !roots.some((root) => isWithin(root, r)));
       if (real === undefined) return;
       const where = real === path.resolve(expandHome(input)) ? '' : ` (it resolves to ${real})`;
       throw new WhittleError(

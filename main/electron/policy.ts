@@ -3,7 +3,7 @@
  * URLs are ours, which IPC senders may call, which links may open outside, where a page or frame may
  * navigate, how files.reveal shows a file, and the page's CSP.
  */
-import { statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { SenderCheck, SenderInfo } from '../api/router.ts';
 import type { Dialogs } from '../api/services.ts';
 
@@ -77,7 +77,7 @@ export function navigationAllowed(targetUrl: string, currentUrl: string | undefi
 export function revealInFolder(showItemInFolder: (fullPath: string) => void): NonNullable<Dialogs['reveal']> {
   return async (target) => {
     try {
-      statSync(target);
+      await stat(target);
     } catch {
       return { opened: false, reason: `There is nothing at ${target} any more: it was moved or deleted.` };
     }

@@ -28,9 +28,9 @@ export function serveAppProtocol(rendererRoot: string): void {
     if (url.host !== 'app' || (request.method !== 'GET' && request.method !== 'HEAD')) {
       return new Response('Not found', { status: 404, headers });
     }
-    const file = resolveStaticFile(rendererRoot, url.pathname);
+    const file = await resolveStaticFile(rendererRoot, url.pathname);
     if (!file) {
-      const missingBundle = resolveStaticFile(rendererRoot, '/') === null;
+      const missingBundle = (await resolveStaticFile(rendererRoot, '/')) === null;
       if (missingBundle) return new Response(NOT_BUILT_PAGE, { status: 503, headers: { ...headers, 'Content-Type': 'text/html; charset=utf-8' } });
       return new Response('Not found', { status: 404, headers });
     }

@@ -15,7 +15,7 @@
  * experiments and their details (`details.evaluationCache.stored`), both written by the job service.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Metric } from '../../preload/contract.ts';
@@ -98,7 +98,7 @@ export class EvaluationCache {
     if (perplexity && recipe.tokenizer) {
       const file = path.resolve(recipe.tokenizer.path);
       const config = path.join(path.dirname(file), 'tokenizer_config.json');
-      tokenizer = { sha256: await this.hashFile(file), config: existsSync(config) ? await this.hashFile(config) : null };
+      tokenizer = { sha256: await this.hashFile(file), config: (await stat(config).then(() => true, () => false)) ? await this.hashFile(config) : null };
     }
     const cpus = os.cpus();
     const settings = {

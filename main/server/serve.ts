@@ -9,7 +9,8 @@
  *   GET  /ws           WebSocket upgrade (Bearer header or ?token=) → CallMessage in, ReplyMessage and EventMessage out
  *   POST /api/call     one CallMessage as JSON (Authorization: Bearer <token>) → its ReplyMessage
  */
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -153,9 +154,14 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
 }
 
 /** The bundled sample's folder, which the sample flow reads in any workspace (when it is there). */
-function sampleFolder(): string[] {
+async function sampleFolder(): Promise<string[]> {
   const dir = path.join(appPaths.resources(), 'sample');
-  return existsSync(dir) ? [dir] : [];
+  return (await exists(dir)) ? [dir] : [];
+}
+
+/** Whether something is at `p`, without blocking the server. */
+function exists(p: string): Promise<boolean> {
+  return stat(p).then(() => true, () => false);
 }
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
@@ -171,10 +177,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const logger = options.logger ?? silentLogger;
   const rendererRoot = options.rendererRoot ?? appPaths.renderer();
   const token = newToken();
-  const workspace = createWorkspace([
+  const workspace = await createWorkspace([
     ...(options.roots && options.roots.length > 0 ? options.roots : [os.homedir()]),
     ...(options.app.home ? [options.app.home] : []),
-    ...sampleFolder(),
+    ...await sampleFolder(),
   ]);
   const sender: SenderInfo = { transport: 'serve', authenticated: true, workspace };
   let boundPort = 0;
@@ -209,17 +215,17 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     res.end(text);
   }
 
-  function handleStatic(req: IncomingMessage, res: ServerResponse, rawPath: string): void {
+  async function handleStatic(req: IncomingMessage, res: ServerResponse, rawPath: string): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       return sendError(res, 405, { code: 'INVALID_INPUT', message: `${req.method} is not allowed here.` });
     }
-    if (!existsSync(path.join(rendererRoot, 'index.html'))) {
+    if (!(await exists(path.join(rendererRoot, 'index.html')))) {
       res.writeHead(503, { ...SECURITY_HEADERS, 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
       res.end(NOT_BUILT_PAGE);
       return;
     }
-    const file = resolveStaticFile(rendererRoot, rawPath);
+    const file = await resolveStaticFile(rendererRoot, rawPath);
     if (!file && rawPath === '/favicon.ico') {
       // Browsers ask for it on their own; without one in the bundle, answer "nothing" rather than an error.
       res.writeHead(204, SECURITY_HEADERS);
@@ -269,7 +275,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       });
       return;
     }
-    handleStatic(req, res, rawPath);
+    handleStatic(req, res, rawPath).catch((error: unknown) => {
+      logger.log('error', 'serve: static request failed', error);
+      if (!res.headersSent) sendError(res, 500, { code: 'INTERNAL', message: 'The request failed; the log has the details.' });
+      else res.destroy();
+    });
   });
   server.on('clientError', (_error, socket) => socket.destroy());
 

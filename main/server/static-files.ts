@@ -3,7 +3,7 @@
  * A request path maps to a file inside the root or to nothing: encoded dots and slashes, backslashes,
  * NUL bytes and anything that would leave the root are refused.
  */
-import { realpathSync, statSync } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -33,9 +33,9 @@ export function contentTypeFor(file: string): string {
 
 /**
  * The file under `root` that `urlPath` (the path part of a request URL, still percent-encoded) names, or
- * null when it names nothing servable. '/' is index.html.
+ * null when it names nothing servable. '/' is index.html. Asynchronous: the server never blocks on the disk.
  */
-export function resolveStaticFile(root: string, urlPath: string): string | null {
+export async function resolveStaticFile(root: string, urlPath: string): Promise<string | null> {
   let decoded: string;
   try {
     decoded = decodeURIComponent(urlPath);
@@ -47,21 +47,13 @@ export function resolveStaticFile(root: string, urlPath: string): string | null 
   if (segments.some((s) => s === '..' || s === '.' || s.startsWith('.'))) return null;
   const relative = segments.length === 0 ? 'index.html' : segments.join('/');
 
-  const rootReal = safeRealpath(root);
+  const rootReal = await safeRealpath(root);
   if (!rootReal) return null;
-  const candidate = safeRealpath(path.join(rootReal, relative));
+  const candidate = await safeRealpath(path.join(rootReal, relative));
   if (!candidate || !candidate.startsWith(rootReal + path.sep)) return null;
-  try {
-    return statSync(candidate).isFile() ? candidate : null;
-  } catch {
-    return null;
-  }
+  return (await stat(candidate).then((st) => st.isFile(), () => false)) ? candidate : null;
 }
 
-function safeRealpath(p: string): string | null {
-  try {
-    return realpathSync(p);
-  } catch {
-    return null;
-  }
+function safeRealpath(p: string): Promise<string | null> {
+  return realpath(p).catch(() => null);
 }

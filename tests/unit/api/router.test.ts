@@ -1,6 +1,6 @@
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calls, type CallName, type EventMessage, type ReplyMessage } from '../../../preload/contract.ts';
 import { WhittleError } from '../../../main/engine/errors.ts';
 import { createEventBus } from '../../../main/api/events.ts';
@@ -8,7 +8,7 @@ import { memoryLogger } from '../../../main/api/logger.ts';
 import { createRouter, type Handlers, type SenderInfo } from '../../../main/api/router.ts';
 import { createMemoryClient } from '../../../main/api/memory-transport.ts';
 import { callPaths } from '../../../main/api/call-paths.ts';
-import { createWorkspace } from '../../../main/api/workspace.ts';
+import { createWorkspace, type Workspace } from '../../../main/api/workspace.ts';
 import { tempDir } from '../../helpers/fixtures.ts';
 
 const memory: SenderInfo = { transport: 'memory' };
@@ -241,8 +241,12 @@ describe('router: a sender with a workspace', () => {
   const router = createRouter(echoHandlers({
     'models.inspect': async ({ path: p }) => { ran.push(p); throw new WhittleError('MODEL_PARSE', 'not a model'); },
   }));
-  const workspace = createWorkspace([inside]);
-  const serve: SenderInfo = { transport: 'serve', authenticated: true, workspace };
+  let workspace: Workspace;
+  let serve: SenderInfo;
+  beforeAll(async () => {
+    workspace = await createWorkspace([inside]);
+    serve = { transport: 'serve', authenticated: true, workspace };
+  });
 
   const inspect = (p: string, sender: SenderInfo = serve) => router.dispatch({ type: 'call', id: 1, method: 'models.inspect', params: { path: p } }, sender);
 
@@ -290,8 +294,8 @@ describe('router: a sender with a workspace', () => {
     expect(errorOf(await inspect(path.join(outside, 'secret.txt'), memory)).code).toBe('MODEL_PARSE');
   });
 
-  it('refuses a root that is not an existing folder', () => {
-    expect(() => createWorkspace([path.join(scratch.dir, 'missing')])).toThrow(/does not exist/);
-    expect(() => createWorkspace([path.join(inside, 'model.onnx')])).toThrow(/is a file/);
+  it('refuses a root that is not an existing folder', async () => {
+    await expect(createWorkspace([path.join(scratch.dir, 'missing')])).rejects.toThrow(/does not exist/);
+    await expect(createWorkspace([path.join(inside, 'model.onnx')])).rejects.toThrow(/is a file/);
   });
 });
