@@ -14,7 +14,8 @@ import * as ort from 'onnxruntime-node';
 import { readTextFile } from '../../main/engine/data/text-file.ts';
 import { loadTokenizer } from '../../main/engine/data/tokenizer.ts';
 import { openDecoder, type DecoderLayout } from '../../main/engine/evaluate/decoder-session.ts';
-import { evaluatePerplexity, perplexitySamples, type PerplexitySettings } from '../../main/engine/evaluate/perplexity.ts';
+import { sequenceNll } from '../../main/engine/evaluate/log-softmax.ts';
+import { evaluatePerplexity, perplexitySamples, planBatches, type PerplexitySettings } from '../../main/engine/evaluate/perplexity.ts';
 import { quietContext } from '../../main/engine/job-context.ts';
 import { STORIES } from '../helpers/fixtures.ts';
 
@@ -48,6 +49,20 @@ async function bare(layout: DecoderLayout, batchSize: number): Promise<number> {
   return (performance.now() - start) / 1000;
 }
 
+/** The float64 JavaScript log-softmax over the same batches (how evaluatePerplexity scored before the native kernel). */
+async function jsScored(batchSize: number): Promise<number> {
+  const plan = planBatches(samples, decoder.vocabSize, batchSize);
+  const start = performance.now();
+  let total = 0;
+  for (const indices of plan.batches) {
+    const rows = indices.map((i) => samples[i]);
+    const { logits, seqLen } = await decoder.forwardBatch(rows);
+    rows.forEach((ids, b) => { total += sequenceNll(logits, b * seqLen * decoder.vocabSize, decoder.vocabSize, ids); });
+  }
+  if (!Number.isFinite(total)) throw new Error('non-finite NLL');
+  return (performance.now() - start) / 1000;
+}
+
 async function whittle(batchSize: number): Promise<{ seconds: number; perplexity: number }> {
   const r = await evaluatePerplexity(decoder, tokenizer, text, config, quietContext(process.cwd()), { batchSize });
   return { seconds: r.evalSeconds, perplexity: r.perplexity };
@@ -63,19 +78,23 @@ for (const batchSize of [1, batched]) {
   const bareRuns: number[] = [];
   const ourRuns: number[] = [];
   const ratios: number[] = [];
+  const jsRatios: number[] = [];
   let perplexity = 0;
   for (let r = 0; r < rounds; r++) {
     const b = await bare(decoder.layout, batchSize);
     const ours = await whittle(batchSize);
+    const js = await jsScored(batchSize);
     bareRuns.push(b);
     ourRuns.push(ours.seconds);
     ratios.push(b / ours.seconds);
+    jsRatios.push(b / js);
     perplexity = ours.perplexity;
   }
   const bareTps = predicted / median(bareRuns);
   const ourTps = predicted / median(ourRuns);
-  const spread = `${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}`;
-  console.log(`batch ${String(batchSize).padStart(2)}: bare onnxruntime ${bareTps.toFixed(0)} tokens/s | evaluatePerplexity ${ourTps.toFixed(0)} tokens/s | ratio ${median(ratios).toFixed(3)} (per round ${spread}; perplexity ${perplexity.toFixed(4)})`);
+  const spread = (xs: number[]) => `${Math.min(...xs).toFixed(3)}–${Math.max(...xs).toFixed(3)}`;
+  console.log(`batch ${String(batchSize).padStart(2)}: bare onnxruntime ${bareTps.toFixed(0)} tokens/s | evaluatePerplexity ${ourTps.toFixed(0)} tokens/s | ratio ${median(ratios).toFixed(3)} (per round ${spread(ratios)}) | `
+    + `JavaScript float64 scoring ratio ${median(jsRatios).toFixed(3)} (${spread(jsRatios)}); perplexity ${perplexity.toFixed(4)}`);
 }
 await decoder.release();
 await session.release();
