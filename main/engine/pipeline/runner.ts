@@ -83,7 +83,9 @@ const decodersNeeded = (inputs: EvaluationInputs): boolean => Boolean(inputs.rec
 async function prepare(recipe: Recipe, registry: StepRegistry, ctx: JobContext): Promise<{ inputs: EvaluationInputs; decoder: Decoder | null }> {
   recipe.steps.forEach((step, i) => stepRunnerFor(registry, step, i));
   // A state input that is not a key/value cache (a convolution state, …) cannot be fed: refused first.
-  checkModelSupported(await readModel(recipe.model.path));
+  // A model that cannot be read at all is reported below, by the session that opens it.
+  const graph = await readModel(recipe.model.path).catch(() => null);
+  if (graph) checkModelSupported(graph);
   const needsTokenizer = recipe.steps.findIndex((s) => describeStep(s).needs.tokenizer);
   if (needsTokenizer >= 0 && !recipe.tokenizer) {
     const title = describeStep(recipe.steps[needsTokenizer]).title;
