@@ -8,13 +8,17 @@
  * interleaved round by round (bare, Whittle, bare, …) so a busy machine slows both alike; the ratio is
  * the median of the per-round ratios. Whittle's time includes the scoring (the native logits kernel).
  *
+ * Then the scoring kernel alone on a 32k vocabulary, per SIMD path, beside the JavaScript it replaced.
+ *
  *   $N tests/bench/evaluate-throughput.bench.ts [threads=1] [rounds=5]
  */
 import * as ort from 'onnxruntime-node';
 import { readTextFile } from '../../main/engine/data/text-file.ts';
 import { loadTokenizer } from '../../main/engine/data/tokenizer.ts';
 import { openDecoder, type DecoderLayout } from '../../main/engine/evaluate/decoder-session.ts';
-import { sequenceNll } from '../../main/engine/evaluate/log-softmax.ts';
+import { compareRow } from '../../main/engine/evaluate/agreement.ts';
+import { sequenceNll, tokenNll } from '../../main/engine/evaluate/log-softmax.ts';
+import { cpuInfo, getThreads, rowCompare, rowNll, setSimdLimit } from '../../main/engine/native/index.ts';
 import { evaluatePerplexity, perplexitySamples, planBatches, type PerplexitySettings } from '../../main/engine/evaluate/perplexity.ts';
 import { quietContext } from '../../main/engine/job-context.ts';
 import { STORIES } from '../helpers/fixtures.ts';
@@ -98,3 +102,31 @@ for (const batchSize of [1, batched]) {
 }
 await decoder.release();
 await session.release();
+
+// The scoring kernel alone on a large vocabulary (no model): rows/s of NLL and of the two-model compare,
+// per SIMD path, beside the float64 JavaScript of log-softmax.ts / agreement.ts.
+{
+  const vocab = 32_000;
+  const rows = 256;
+  const p = new Float32Array(rows * vocab);
+  const q = new Float32Array(rows * vocab);
+  for (let i = 0; i < p.length; i++) { p[i] = Math.sin(i * 0.013) * 6; q[i] = p[i] + Math.cos(i * 0.7) * 0.3; }
+  const targets = Int32Array.from({ length: rows }, (_, r) => (r * 7919) % vocab);
+  const best = async (fn: () => unknown): Promise<number> => {
+    let t = Infinity;
+    for (let r = 0; r < rounds; r++) { const s = performance.now(); await fn(); t = Math.min(t, performance.now() - s); }
+    return t / 1000;
+  };
+  const line = (label: string, nll: number, pair: number) =>
+    console.log(`  ${label.padEnd(28)} NLL ${(rows / nll).toFixed(0).padStart(7)} rows/s | compare ${(rows / pair).toFixed(0).padStart(7)} rows/s`);
+  console.log(`scoring kernel, ${rows} rows × vocab ${vocab} (best of ${rounds}); kernel threads ${getThreads()}:`);
+  const ids = Array.from(targets);
+  line('JavaScript float64', await best(() => { for (let r = 0; r < rows; r++) tokenNll(p, r * vocab, vocab, ids[r]); }),
+    await best(() => { for (let r = 0; r < rows; r++) compareRow(p, r * vocab, q, r * vocab, vocab); }));
+  for (const path of ['baseline', 'avx2', 'avx512'] as const) {
+    if (path !== 'baseline' && !cpuInfo()[path === 'avx2' ? 'avx2' : 'avx512']) continue;
+    setSimdLimit(path);
+    line(`native ${path}`, await best(() => rowNll(p, targets, vocab)), await best(() => rowCompare(p, q, targets, vocab)));
+  }
+  setSimdLimit('avx512');
+}

@@ -290,26 +290,36 @@ export async function evaluatePerplexity(
   const sampleNll = new Array<number>(samples.length).fill(0);
 
   ctx.progress({ phase, done: 0, total: samples.length, message: `${samples.length} ${config.protocol === 'documents' ? 'documents' : 'windows'}` });
+  // One batch ahead: onnxruntime runs batch i + 1 (off the JavaScript thread) while batch i is scored.
+  const run = (indices: number[]): Promise<{ logits: Float32Array | Uint16Array; seqLen: number }> => {
+    const rows = indices.map((i) => samples[i]);
+    return options.observe ? decoder.forwardBatch(rows) : decoder.forwardBatchRaw(rows);
+  };
   const evalStart = performance.now();
   let done = 0;
-  for (const indices of plan.batches) {
-    throwIfAborted(ctx.signal);
-    const rows = indices.map((i) => samples[i]);
-    if (options.observe) {
-      const { logits, seqLen } = await decoder.forwardBatch(rows);
+  let next: Promise<{ logits: Float32Array | Uint16Array; seqLen: number }> | null = run(plan.batches[0]);
+  try {
+    for (let k = 0; k < plan.batches.length; k++) {
+      const indices = plan.batches[k];
+      const { logits, seqLen } = await next!;
+      next = null;
+      throwIfAborted(ctx.signal);
+      if (k + 1 < plan.batches.length) next = run(plan.batches[k + 1]);
+      const rows = indices.map((i) => samples[i]);
       const nll = await rowNll(logits, batchTargets(rows, seqLen), vocab);
       rows.forEach((ids, b) => {
-        const offset = b * seqLen * vocab;
         sampleNll[indices[b]] = sumRow(nll, 1, 0, b, seqLen, ids.length);
-        options.observe?.({ index: indices[b], ids, logits: logits.subarray(offset, offset + ids.length * vocab), vocab });
+        if (options.observe && logits instanceof Float32Array) {
+          const offset = b * seqLen * vocab;
+          options.observe({ index: indices[b], ids, logits: logits.subarray(offset, offset + ids.length * vocab), vocab });
+        }
       });
-    } else {
-      const { logits, seqLen } = await decoder.forwardBatchRaw(rows);
-      const nll = await rowNll(logits, batchTargets(rows, seqLen), vocab);
-      rows.forEach((ids, b) => { sampleNll[indices[b]] = sumRow(nll, 1, 0, b, seqLen, ids.length); });
+      done += rows.length;
+      ctx.progress({ phase, done, total: samples.length });
     }
-    done += rows.length;
-    ctx.progress({ phase, done, total: samples.length });
+  } finally {
+    // A batch still running when this stops early (cancelled, failed) is waited for, its outcome dropped.
+    if (next) await next.catch(() => undefined);
   }
   return summarizePerplexity(config, prepared, sampleNll, plan.batchSize, (performance.now() - evalStart) / 1000, decoder.rowCoupling);
 }
