@@ -42,7 +42,7 @@ describe('start-up after an interrupted job', () => {
     }
 
     const logger = memoryLogger();
-    const app = createWhittleApp({ home, logger });
+    const app = createWhittleApp({ home, logger, transport: 'memory' });
     try {
       expect(app.history.get(id).status).toBe('interrupted');
       expect(existsSync(dead)).toBe(false);
