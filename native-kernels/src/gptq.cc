@@ -99,16 +99,9 @@ GptqArgs ParseGptq(const Napi::CallbackInfo& info, bool for_quantize) {
       RunSync(env, [&] { hessian_detail::CheckOrder(a.order.data, s.k); });
     }
   }
-  const struct { const void* p; size_t bytes; } outputs[] = {
-      {a.packed.data, a.packed.length}, {a.scales.data, a.scales.length * 4}, {a.zero_points.data, a.zero_points.length}};
-  const struct { const void* p; size_t bytes; } inputs[] = {
-      {a.weight.data, a.weight.length * 4}, {a.matrix.data, a.matrix.length * 4}, {a.order.data, a.order.length * 4},
-      {a.dead.data, a.dead.length}};
-  for (const auto& out : outputs) {
-    for (const auto& in : inputs) {
-      if (Overlaps(out.p, out.bytes, in.p, in.bytes)) ThrowInvalid(env, "The outputs must not share memory with the inputs.");
-    }
-  }
+  ExpectNoOverlap(env, {{a.packed.data, a.packed.length}, {a.scales.data, a.scales.length * 4}, {a.zero_points.data, a.zero_points.length}},
+                  {{a.weight.data, a.weight.length * 4}, {a.matrix.data, a.matrix.length * 4}, {a.order.data, a.order.length * 4},
+                   {a.dead.data, a.dead.length}});
   return a;
 }
 

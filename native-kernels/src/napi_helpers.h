@@ -7,10 +7,12 @@
 // the JavaScript arrays they read and write stay referenced until the promise settles.
 #pragma once
 
+
 #include <napi.h>
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -157,6 +159,21 @@ inline bool FieldBool(Napi::Env env, const Napi::Object& o, const char* name, bo
 inline bool Overlaps(const void* a, size_t an, const void* b, size_t bn) {
   const auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
   return an > 0 && bn > 0 && pa < pb + bn && pb < pa + an;
+}
+
+// A byte range of an argument array (for ExpectNoOverlap).
+struct ByteSpan {
+  const void* p;
+  size_t bytes;
+};
+
+// INVALID_INPUT when any output shares memory with any input.
+inline void ExpectNoOverlap(Napi::Env env, std::initializer_list<ByteSpan> outputs, std::initializer_list<ByteSpan> inputs) {
+  for (const ByteSpan& out : outputs) {
+    for (const ByteSpan& in : inputs) {
+      if (Overlaps(out.p, out.bytes, in.p, in.bytes)) ThrowInvalid(env, "The outputs must not share memory with the inputs.");
+    }
+  }
 }
 
 // Runs `work` off the JavaScript thread and settles a promise: resolved with `result(env)` or rejected

@@ -726,15 +726,10 @@ ObsArgs ParseObs(const Napi::CallbackInfo& info, bool prepared) {
   } else if (a.scales.data || a.zero_points.data) {
     ThrowInvalid(env, "scales and zeroPoints come with packed.");
   }
-  const struct { const void* p; size_t bytes; } outputs[] = {{a.swept.data, a.swept.length * 4}, {a.mask.data, a.mask.length},
-      {a.packed.data, a.packed.length}, {a.scales.data, a.scales.length * 4}, {a.zero_points.data, a.zero_points.length}};
-  const struct { const void* p; size_t bytes; } inputs[] = {{a.weight.data, a.weight.length * 4}, {a.sum.data, a.sum.length * 4},
-      {a.order.data, a.order.length * 4}, {a.dead.data, a.dead.length}};
-  for (const auto& out : outputs) {
-    for (const auto& in : inputs) {
-      if (Overlaps(out.p, out.bytes, in.p, in.bytes)) ThrowInvalid(env, "The outputs must not share memory with the inputs.");
-    }
-  }
+  ExpectNoOverlap(env, {{a.swept.data, a.swept.length * 4}, {a.mask.data, a.mask.length}, {a.packed.data, a.packed.length},
+                        {a.scales.data, a.scales.length * 4}, {a.zero_points.data, a.zero_points.length}},
+                  {{a.weight.data, a.weight.length * 4}, {a.sum.data, a.sum.length * 4}, {a.order.data, a.order.length * 4},
+                   {a.dead.data, a.dead.length}});
   return a;
 }
 

@@ -76,6 +76,26 @@ interface QuantizePlan {
   params: BlockwiseParams;
 }
 
+/** The rounding rule of a kernel's options: 'half-even' unless 'half-away' is asked for. */
+export function checkRounding(rounding: Rounding | undefined): Rounding {
+  const r = rounding ?? 'half-even';
+  if (r !== 'half-even' && r !== 'half-away') throw invalid(`rounding must be 'half-even' or 'half-away', got ${String(r)}.`);
+  return r;
+}
+
+/** Zeroed output arrays of the MatMulNBits layout for a weight [K, N] (no zero points when symmetric). */
+export function emptyBlockwise(k: number, n: number, bits: QuantBits, blockSize: number, symmetric: boolean): BlockwiseQuantized {
+  const layout = blockwiseLayout(k, n, bits, blockSize);
+  return {
+    packed: new Uint8Array(layout.packedBytes),
+    scales: new Float32Array(layout.scaleCount),
+    zeroPoints: symmetric ? null : new Uint8Array(layout.zeroPointBytes),
+    k, n, bits, blockSize,
+    kBlocks: layout.kBlocks,
+    sqError: 0,
+  };
+}
+
 function planQuantize(weight: Float32Array | Uint16Array, opts: BlockwiseOptions): QuantizePlan {
   if (typeof opts !== 'object' || opts === null) throw invalid('quantizeBlockwise: options are required.');
   const { k, n, bits, blockSize, symmetric } = opts;
@@ -89,19 +109,10 @@ function planQuantize(weight: Float32Array | Uint16Array, opts: BlockwiseOptions
   } else if (!(weight instanceof Float32Array)) {
     throw invalid('The weight must be a Float32Array, or a Uint16Array of float16 bits with weightIsFp16: true.');
   }
-  const rounding = opts.rounding ?? 'half-even';
-  if (rounding !== 'half-even' && rounding !== 'half-away') throw invalid(`rounding must be 'half-even' or 'half-away', got ${String(rounding)}.`);
+  const rounding = checkRounding(opts.rounding);
   checkLength(weight, k * n, 'weight', 'k·n');
-  const layout = blockwiseLayout(k, n, bits, blockSize);
   return {
-    result: {
-      packed: new Uint8Array(layout.packedBytes),
-      scales: new Float32Array(layout.scaleCount),
-      zeroPoints: symmetric ? null : new Uint8Array(layout.zeroPointBytes),
-      k, n, bits, blockSize,
-      kBlocks: layout.kBlocks,
-      sqError: 0,
-    },
+    result: emptyBlockwise(k, n, bits, blockSize, symmetric),
     params: { k, n, bits, blockSize, symmetric, fp16Scales: opts.scalesFp16 ?? fp16, rounding },
   };
 }

@@ -1,6 +1,6 @@
 /** GPTQ (arXiv 2210.17323) into com.microsoft.MatMulNBits (native-kernels/src/gptq.cc: the shared sweep with the quantize policy), and the references. */
 import { callAsync, callSync, checkArray, checkCount, checkLength, invalid, load, type GptqNativeResult, type GptqParams, type QuantBits, type Rounding } from './addon.ts';
-import { blockwiseLayout, checkBlockwiseShape, type BlockwiseQuantized } from './blockwise.ts';
+import { checkBlockwiseShape, checkRounding, emptyBlockwise, type BlockwiseQuantized } from './blockwise.ts';
 import { checkPercdamp, checkRowCount, type PreparedHessian } from './hessian.ts';
 
 export interface GptqSweepOptions {
@@ -52,20 +52,9 @@ function planGptqShape(weight: Float32Array, opts: GptqSweepOptions, fn: string)
   checkCount(columnBlock, 'columnBlock', 1);
   if (!(weight instanceof Float32Array)) throw invalid(`${fn}: the weight must be a Float32Array (convert float16 with f16ToF32).`);
   checkLength(weight, k * n, `${fn}: weight`, 'k·n');
-  const rounding = opts.rounding ?? 'half-even';
-  if (rounding !== 'half-even' && rounding !== 'half-away') throw invalid(`rounding must be 'half-even' or 'half-away', got ${String(rounding)}.`);
-  const layout = blockwiseLayout(k, n, bits, blockSize);
+  const rounding = checkRounding(opts.rounding);
   return {
-    result: {
-      packed: new Uint8Array(layout.packedBytes),
-      scales: new Float32Array(layout.scaleCount),
-      zeroPoints: symmetric ? null : new Uint8Array(layout.zeroPointBytes),
-      k, n, bits, blockSize,
-      kBlocks: layout.kBlocks,
-      sqError: 0,
-      loss: 0,
-      dead: 0,
-    },
+    result: { ...emptyBlockwise(k, n, bits, blockSize, symmetric), loss: 0, dead: 0 },
     params: { k, n, bits, blockSize, symmetric, fp16Scales: opts.scalesFp16 ?? false, rounding, columnBlock },
   };
 }

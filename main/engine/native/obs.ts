@@ -16,7 +16,7 @@
 import {
   callAsync, callSync, checkArray, checkCount, checkLength, invalid, load, type ObsNativeResult, type ObsParams, type Rounding,
 } from './addon.ts';
-import { blockwiseLayout, type BlockwiseQuantized } from './blockwise.ts';
+import { checkRounding, emptyBlockwise, type BlockwiseQuantized } from './blockwise.ts';
 import { checkPercdamp, checkRowCount, type PreparedHessian } from './hessian.ts';
 
 export interface ObsQuantizeOptions {
@@ -134,18 +134,9 @@ function planObs(weight: Float32Array, hessian: HessianInput, opts: ObsSweepOpti
       throw invalid(`blockSize must be a power of two from 16 to 256, got ${String(blockSize)}.`);
     }
     if (typeof symmetric !== 'boolean') throw invalid('symmetric must be true or false.');
-    const rounding = q.rounding ?? 'half-even';
-    if (rounding !== 'half-even' && rounding !== 'half-away') throw invalid(`rounding must be 'half-even' or 'half-away', got ${String(rounding)}.`);
+    const rounding = checkRounding(q.rounding);
     Object.assign(params, { quantize: true, bits, blockSize, symmetric, fp16Scales: q.scalesFp16 ?? false, rounding });
-    if (bits === 2 || bits === 4 || bits === 8) {
-      const layout = blockwiseLayout(k, n, bits, blockSize);
-      quantized = {
-        packed: new Uint8Array(layout.packedBytes),
-        scales: new Float32Array(layout.scaleCount),
-        zeroPoints: symmetric ? null : new Uint8Array(layout.zeroPointBytes),
-        k, n, bits, blockSize, kBlocks: layout.kBlocks, sqError: 0,
-      };
-    }
+    if (bits === 2 || bits === 4 || bits === 8) quantized = emptyBlockwise(k, n, bits, blockSize, symmetric);
   }
   if (p !== undefined) {
     if (typeof p !== 'object' || p === null) throw invalid('obsSweep: prune must be an object.');
