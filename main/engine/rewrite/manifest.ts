@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WhittleError } from '../errors.ts';
 import { appRoot } from '../../paths.ts';
@@ -57,8 +57,16 @@ export function sha256File(file: string): Promise<string> {
 export async function writeManifest(dir: string, manifest: Manifest): Promise<void> {
   const file = path.join(dir, MANIFEST_FILE);
   const tmp = path.join(dir, `.${MANIFEST_FILE}.tmp-${process.pid}`);
-  await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
-  await rename(tmp, file);
+  try {
+    await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
+    await rename(tmp, file);
+  } catch (e) {
+    // A full disk or a failed rename leaves no temporary file behind.
+    await rm(tmp, { force: true }).catch(() => undefined);
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOSPC' ? 'the disk is full; free some space and run the job again' : err.message;
+    throw new WhittleError('IO', `Could not write ${file}: ${why}.`, { path: file, code: err.code ?? null }, { cause: e });
+  }
 }
 
 export async function readManifest(dir: string): Promise<Manifest> {
