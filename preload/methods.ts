@@ -10,7 +10,8 @@
  */
 import { z } from 'zod';
 import {
-  CalibrationConfig, QuantizeFp16Step, QuantizeGptqStep, QuantizeInt8DynamicStep, QuantizeInt8StaticStep, QuantizeRtnStep, SensitivityStep,
+  CalibrationConfig, PruneMagnitudeStep, PruneSparseGptStep, PruneStructuredStep, PruneWandaStep,
+  QuantizeFp16Step, QuantizeGptqStep, QuantizeInt8DynamicStep, QuantizeInt8StaticStep, QuantizeRtnStep, SensitivityStep,
   type Recipe, type Step,
 } from './recipe.ts';
 
@@ -132,6 +133,49 @@ export const SensitivityDetails = z.looseObject({
   baseline: z.looseObject({ kl: real, params: count }).nullable(),
 });
 
+/** One pruned weight: its shape, the zeros it got (sparsity = zeros / params), its block, and the method's facts (SparseGPT: OBS loss). */
+export const PrunedWeight = z.looseObject({
+  name: z.string(), shape: z.array(z.int()), block: z.int().nullable(), role: z.string(), params: count, zeros: count, sparsity: real,
+  /** The sparsity asked of this weight (the allocation's share for its block). */
+  target: real,
+  /** SparseGPT: ½ Σ err² the sweep predicts (units of H). */
+  loss: real.optional(),
+  deadInputs: count.optional(),
+});
+/** Sparsity per transformer block (null: outside the blocks), with OWL's outlier ratio where measured. */
+export const PrunedBlock = z.looseObject({ block: z.int().nullable(), params: count, zeros: count, sparsity: real, target: real, outlierRatio: real.optional() });
+
+export const UnstructuredPruneDetails = z.looseObject({
+  method: z.enum(['magnitude', 'wanda', 'sparsegpt']), ...folderDetails,
+  /** The overall sparsity asked (the pattern's 1 − N/M with a pattern). */
+  sparsity: real,
+  pattern: z.string().nullable(), scope: z.enum(['layer', 'global']), allocation: z.enum(['uniform', 'owl']),
+  /** Zeros / parameters over the pruned weights. */
+  achievedSparsity: real,
+  /** Parameters of the pruned weights, and of the whole model's float weights. */
+  prunedParams: count, zeros: count,
+  pruned: count, prunedWeights: z.array(PrunedWeight), blocks: z.array(PrunedBlock), skipped: z.array(SkippedWeight),
+  calibration: CalibrationConfig.optional(), sequential: z.boolean().optional(),
+  /** SparseGPT joint mode: the kept weights quantized in the same sweep (MatMulNBits). */
+  quantize: z.looseObject({ bits: z.int(), blockSize: z.int(), symmetric: z.boolean(), accuracyLevel: z.int() }).nullable().optional(),
+  /** What the user should know: unstructured zeros do not shrink the ONNX file nor speed up onnxruntime's CPU kernels. */
+  notes: z.array(z.string()),
+  warnings: z.array(z.string()),
+});
+
+/** One structured removal: the block, what was removed there (head, neuron or block indices) and the parameters it took. */
+export const StructuredRemoval = z.looseObject({ block: z.int().nullable(), removed: z.array(z.int()), kept: count, params: count });
+export const StructuredPruneDetails = z.looseObject({
+  method: z.literal('structured'), ...folderDetails,
+  target: z.enum(['heads', 'neurons', 'layers']), ratio: real.nullable(), count: count.nullable(),
+  importance: z.enum(['magnitude', 'activation', 'block-influence']),
+  /** Parameters of the model before and after the surgery. */
+  paramsBefore: count, paramsAfter: count,
+  removals: z.array(StructuredRemoval),
+  calibration: CalibrationConfig.optional(),
+  warnings: z.array(z.string()),
+});
+
 // ── the descriptions ────────────────────────────────────────────────────────────────────────────────
 
 const weightOnlyOptions: readonly MethodOption[] = [
@@ -239,8 +283,76 @@ export const SENSITIVITY = {
   outputs: 'A ranking of the candidates by KL; the model is not changed.', details: SensitivityDetails,
 } as const satisfies StepDescription<'sensitivity'>;
 
+const PRUNE_OUTPUTS = 'A model folder (model.onnx, its weights, whittle.json) compared with the original, with the sparsity of every weight and block.';
+const UNSTRUCTURED_NOTE = 'unstructured zeros do not shrink the ONNX file and do not speed up onnxruntime\'s CPU kernels; compare the compressed size';
+
+const unstructuredOptions: readonly MethodOption[] = [
+  { field: 'sparsity', flag: 'sparsity', help: 'fraction of the weights set to zero, between 0 and 1 (0.5 = half)' },
+  { field: 'pattern', flag: 'pattern', help: 'N:M semi-structured sparsity: keep N of every M consecutive inputs (2:4, 4:8)' },
+  { field: 'allocation', flag: 'allocation', help: 'uniform (every block the same sparsity) or owl (blocks with more activation outliers pruned less, same overall sparsity)' },
+  { field: 'keep', flag: 'keep', help: 'weights whose name matches a pattern stay dense' },
+];
+const sequentialOption: MethodOption = {
+  field: 'sequential', flag: 'one-pass', help: 'calibrate in one pass over the original model instead of level by level on the already-pruned one (faster, less accurate)',
+};
+
+export const PRUNE_MAGNITUDE = {
+  key: 'prune:magnitude', type: 'prune', method: 'magnitude', kind: 'transform', needs: {} as StepNeeds,
+  title: 'Magnitude — smallest weights', short: 'Magnitude', jobTitle: 'Prune',
+  summary: `Fastest, no calibration; zeroes the smallest weights. Loses much more than Wanda or SparseGPT at 50 %; ${UNSTRUCTURED_NOTE}.`,
+  schema: PruneMagnitudeStep,
+  options: [
+    ...unstructuredOptions,
+    { field: 'scope', flag: 'scope', help: 'layer: the same sparsity in every weight; global: the smallest weights of all weights together' },
+    ...calibrationOptions,
+  ],
+  outputs: PRUNE_OUTPUTS, details: UnstructuredPruneDetails,
+} as const satisfies StepDescription<'prune:magnitude'>;
+
+export const PRUNE_WANDA = {
+  key: 'prune:wanda', type: 'prune', method: 'wanda', kind: 'transform', needs: { tokenizer: true, calibration: ['l2'], sequentialCalibration: true } as StepNeeds,
+  title: 'Wanda — weights × activations', short: 'Wanda', jobTitle: 'Prune',
+  summary: `Prunes by |weight| × input activation norm from a short calibration pass; no weight update, fast, far better than magnitude; ${UNSTRUCTURED_NOTE}.`,
+  schema: PruneWandaStep,
+  options: [...unstructuredOptions, ...calibrationOptions, sequentialOption],
+  outputs: PRUNE_OUTPUTS, details: UnstructuredPruneDetails,
+} as const satisfies StepDescription<'prune:wanda'>;
+
+export const PRUNE_SPARSEGPT = {
+  key: 'prune:sparsegpt', type: 'prune', method: 'sparsegpt', kind: 'transform', needs: { tokenizer: true, calibration: ['hessian'], sequentialCalibration: true } as StepNeeds,
+  title: 'SparseGPT — error-compensating', short: 'SparseGPT', jobTitle: 'Prune',
+  summary: `Chooses the mask and updates the kept weights to compensate (like GPTQ); slower than Wanda, best quality; can quantize to 4-bit in the same pass; ${UNSTRUCTURED_NOTE}.`,
+  schema: PruneSparseGptStep,
+  options: [
+    ...unstructuredOptions, ...calibrationOptions, sequentialOption,
+    { field: 'quantize.bits', flag: 'quantize-bits', help: 'also quantize the kept weights to this many bits in the same sweep (MatMulNBits)' },
+    { field: 'quantize.blockSize', flag: 'block-size', help: 'with --quantize-bits: weights per quantization block along K' },
+    { field: 'percdamp', flag: 'percdamp', help: "dampening added to the Hessian's diagonal, a fraction of its mean" },
+    { field: 'columnBlock', flag: null, help: 'columns swept together before the lazy batch update' },
+    { field: 'maskBlock', flag: null, help: 'inputs per adaptive mask block' },
+  ],
+  outputs: `${PRUNE_OUTPUTS} Reports the OBS loss of every weight.`, details: UnstructuredPruneDetails,
+} as const satisfies StepDescription<'prune:sparsegpt'>;
+
+export const PRUNE_STRUCTURED = {
+  key: 'prune:structured', type: 'prune', method: 'structured', kind: 'transform', needs: { tokenizer: true } as StepNeeds,
+  title: 'Structured — heads, neurons, blocks', short: 'Structured', jobTitle: 'Prune',
+  summary: 'Removes whole attention heads, MLP neurons or transformer blocks: a really smaller and faster model, at a larger quality cost per parameter removed.',
+  schema: PruneStructuredStep,
+  options: [
+    { field: 'target', flag: 'structured', help: 'what is removed: heads, neurons or layers (whole blocks)' },
+    { field: 'ratio', flag: 'ratio', help: 'the fraction removed (of the heads or neurons of each block, or of the blocks)' },
+    { field: 'count', flag: 'count', help: 'how many are removed (heads or neurons per block, or blocks)' },
+    { field: 'importance', flag: 'importance', help: 'how parts are ranked: magnitude (weights), activation (calibration), block-influence (how little a block changes its input)' },
+    ...calibrationOptions,
+    { field: 'keep', flag: 'keep', help: 'weights whose name matches a pattern keep their heads, neurons or block' },
+  ],
+  outputs: `${PRUNE_OUTPUTS.replace(', with the sparsity of every weight and block', '')} Reports what was removed from every block and the parameters before and after.`,
+  details: StructuredPruneDetails,
+} as const satisfies StepDescription<'prune:structured'>;
+
 /** Every step this build describes, quantization methods in the order the wizard and the CLI list them. */
-export const STEP_DESCRIPTIONS = [RTN, GPTQ, FP16, INT8_DYNAMIC, INT8_STATIC, SENSITIVITY] as const satisfies readonly StepDescription[];
+export const STEP_DESCRIPTIONS = [RTN, GPTQ, FP16, INT8_DYNAMIC, INT8_STATIC, PRUNE_MAGNITUDE, PRUNE_WANDA, PRUNE_SPARSEGPT, PRUNE_STRUCTURED, SENSITIVITY] as const satisfies readonly StepDescription[];
 export type DescribedStep = (typeof STEP_DESCRIPTIONS)[number];
 
 /** The quantization methods, in order. */
@@ -269,6 +381,9 @@ export function describeStep(step: Pick<Step, 'type'> & { method?: string }): St
   if (!d) throw new Error(`No description of the step ${stepKey(step)}.`);
   return d;
 }
+
+/** The pruning methods, in the order the wizard and the CLI list them. */
+export const PRUNE_METHODS = STEP_DESCRIPTIONS.filter((d): d is Extract<DescribedStep, { type: 'prune' }> => d.type === 'prune');
 
 export function describeMethod(method: QuantizeMethodId): Extract<DescribedStep, { type: 'quantize' }> {
   return QUANTIZE_METHODS.find((d) => d.method === method)!;
@@ -306,7 +421,14 @@ export type StepDetails =
   | ({ key: 'quantize:fp16' } & z.infer<typeof Fp16Details>)
   | ({ key: 'quantize:int8-dynamic' } & z.infer<typeof Int8DynamicDetails>)
   | ({ key: 'quantize:int8-static' } & z.infer<typeof Int8StaticDetails>)
+  | ({ key: 'prune:magnitude' | 'prune:wanda' | 'prune:sparsegpt' } & z.infer<typeof UnstructuredPruneDetails>)
+  | ({ key: 'prune:structured' } & z.infer<typeof StructuredPruneDetails>)
   | ({ key: 'sensitivity' } & z.infer<typeof SensitivityDetails>);
+
+/** Whether parsed step details are a quantization step's. */
+export function isQuantizeDetails(s: StepDetails): s is Extract<StepDetails, { key: `quantize:${string}` }> {
+  return s.key.startsWith('quantize:');
+}
 
 /**
  * The steps of a job's details (`details.steps`), each parsed with its description's schema and tagged

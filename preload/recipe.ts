@@ -176,7 +176,139 @@ export const SensitivityStep = z.strictObject({
 });
 export type SensitivityStep = z.infer<typeof SensitivityStep>;
 
-export const Step = z.discriminatedUnion('type', [QuantizeStep, SensitivityStep]);
+// ── pruning (TECHNIQUES.md §2) ──────────────────────────────────────────────────────────────────────
+
+const NM_PATTERN = /^(\d+):(\d+)$/;
+
+/** An N:M pattern 'N:M': in every M consecutive inputs (along K) of every output channel, N weights are kept (2:4 keeps 2 of 4). */
+export function parseNmPattern(pattern: string): { n: number; m: number } | null {
+  const m = NM_PATTERN.exec(pattern);
+  if (!m) return null;
+  const keep = Number(m[1]);
+  const group = Number(m[2]);
+  return keep >= 1 && group >= 2 && keep < group && group <= 256 ? { n: keep, m: group } : null;
+}
+
+const nmPattern = z.string().refine((p) => parseNmPattern(p) !== null, 'an N:M pattern is two integers N:M with 1 ≤ N < M ≤ 256, e.g. 2:4 (keep 2 of every 4)');
+/** The fraction of the weights pruned, strictly between 0 and 1. */
+const sparsity = z.number().gt(0, 'sparsity must be above 0').lt(1, 'sparsity must be below 1 (pruning every weight leaves nothing)');
+
+const unstructuredFields = {
+  type: z.literal('prune'),
+  /**
+   * The fraction of each weight's entries set to zero (0 < s < 1); unset means 0.5, or with `pattern` the
+   * pattern's 1 − N/M (when both are given they must agree).
+   */
+  sparsity: sparsity.optional(),
+  /** N:M semi-structured sparsity, e.g. '2:4' (keep N of every M consecutive inputs). */
+  pattern: nmPattern.optional(),
+  /**
+   * How the overall sparsity is spread over the transformer blocks: 'uniform' (every weight the same) or
+   * 'owl' (outlier-weighted layerwise sparsity, arXiv 2310.05175: blocks with more activation outliers
+   * pruned less, at the same overall sparsity). Unstructured only.
+   */
+  allocation: z.enum(['uniform', 'owl']).default('uniform'),
+  /** Regular expressions on weight (initializer) names left dense. */
+  keep: regexList,
+};
+
+/** The sparsity a pruning step asks for: the pattern's 1 − N/M, else `sparsity`, else 0.5. */
+export function effectiveSparsity(step: { sparsity?: number | undefined; pattern?: string | undefined }): number {
+  const nm = step.pattern === undefined ? null : parseNmPattern(step.pattern);
+  return nm ? 1 - nm.n / nm.m : (step.sparsity ?? 0.5);
+}
+
+/** Checks shared by the unstructured pruning steps: sparsity and pattern consistent; OWL only without a pattern. */
+function checkUnstructured(step: { sparsity?: number | undefined; pattern?: string | undefined; allocation: string }, ctx: z.core.$RefinementCtx): void {
+  const nm = step.pattern === undefined ? null : parseNmPattern(step.pattern);
+  if (nm && step.sparsity !== undefined && Math.abs(step.sparsity - (1 - nm.n / nm.m)) > 1e-9) {
+    ctx.addIssue({ code: 'custom', path: ['sparsity'], message: `the pattern ${step.pattern} prunes ${1 - nm.n / nm.m} of the weights; leave sparsity out or set it to that` });
+  }
+  if (step.pattern !== undefined && step.allocation !== 'uniform') {
+    ctx.addIssue({ code: 'custom', path: ['allocation'], message: 'an N:M pattern fixes the sparsity of every weight; per-block allocation needs unstructured pruning' });
+  }
+}
+
+/** Magnitude pruning: the smallest |w| of each weight (scope 'layer') or of all weights together ('global'). No calibration. */
+export const PruneMagnitudeStep = z.strictObject({
+  ...unstructuredFields,
+  method: z.literal('magnitude'),
+  scope: z.enum(['layer', 'global']).default('layer'),
+  /** Needed only by the OWL allocation (its outlier ratios come from calibration activations). */
+  calibration: CalibrationConfig.optional(),
+}).superRefine((s, ctx) => {
+  checkUnstructured(s, ctx);
+  if (s.scope === 'global' && s.pattern !== undefined) ctx.addIssue({ code: 'custom', path: ['scope'], message: 'global scope ranks all weights together; it cannot be combined with an N:M pattern' });
+  if (s.scope === 'global' && s.allocation !== 'uniform') ctx.addIssue({ code: 'custom', path: ['scope'], message: 'global scope already decides each weight\'s sparsity; use allocation uniform' });
+  if (s.allocation === 'owl' && s.calibration === undefined) ctx.addIssue({ code: 'custom', path: ['calibration'], message: 'the OWL allocation measures activation outliers: add calibration text' });
+});
+export type PruneMagnitudeStep = z.infer<typeof PruneMagnitudeStep>;
+
+const calibratedPruneFields = {
+  ...unstructuredFields,
+  calibration: CalibrationConfig,
+  /** Calibrate level by level on the already-pruned model (default), or false: one pass over the original model. */
+  sequential: z.boolean().default(true),
+};
+
+/** Wanda (arXiv 2306.11695): score |w_ij|·‖x_i‖₂ from calibration activations, pruned per output channel; no weight update. */
+export const PruneWandaStep = z.strictObject({ ...calibratedPruneFields, method: z.literal('wanda') }).superRefine(checkUnstructured);
+export type PruneWandaStep = z.infer<typeof PruneWandaStep>;
+
+/** SparseGPT (arXiv 2301.00774): OBS sweep with an adaptive mask, the kept weights updated; optionally quantized in the same sweep. */
+export const PruneSparseGptStep = z.strictObject({
+  ...calibratedPruneFields,
+  method: z.literal('sparsegpt'),
+  /** Dampening added to the Hessian diagonal, as a fraction of its mean. */
+  percdamp: z.number().min(0).max(1).default(0.01),
+  /** Columns swept together before the lazy batch update (a multiple of M for N:M). */
+  columnBlock: z.int().min(1).max(4096).default(128),
+  /** Inputs per adaptive mask block (unstructured). */
+  maskBlock: z.int().min(1).max(4096).default(128),
+  /** Joint pruning and quantization: the kept weights GPTQ-quantized in the same sweep, written as MatMulNBits. */
+  quantize: z.strictObject({
+    bits: bitsOf.default(4),
+    blockSize: blockSize.default(32),
+    symmetric: z.boolean().default(false),
+    accuracyLevel: z.int().min(0).max(4).default(4),
+  }).optional(),
+}).superRefine((s, ctx) => {
+  checkUnstructured(s, ctx);
+  const nm = s.pattern === undefined ? null : parseNmPattern(s.pattern);
+  if (nm && s.columnBlock % nm.m !== 0) ctx.addIssue({ code: 'custom', path: ['columnBlock'], message: `N:M pruning needs columnBlock to be a multiple of M (${nm.m})` });
+});
+export type PruneSparseGptStep = z.infer<typeof PruneSparseGptStep>;
+
+/**
+ * Structured pruning with graph surgery: whole attention heads, MLP neurons or transformer blocks are
+ * removed, so the model really gets smaller and faster.
+ */
+export const PruneStructuredStep = z.strictObject({
+  type: z.literal('prune'),
+  method: z.literal('structured'),
+  target: z.enum(['heads', 'neurons', 'layers']),
+  /** The fraction of heads (per block), neurons (per block) or blocks removed, 0 < r < 1. */
+  ratio: z.number().gt(0, 'ratio must be above 0').lt(1, 'ratio must be below 1 (removing everything leaves no model)').optional(),
+  /** How many heads (per block), neurons (per block) or blocks are removed. */
+  count: z.int().min(1).optional(),
+  /** magnitude: weight norms; activation: calibration activation statistics; block-influence: 1 − cos(block input, block output) (layers only). */
+  importance: z.enum(['magnitude', 'activation', 'block-influence']).default('magnitude'),
+  /** Needed by the activation and block-influence importances. */
+  calibration: CalibrationConfig.optional(),
+  /** Regular expressions on weight (initializer) names whose heads, neurons or blocks are kept. */
+  keep: regexList,
+}).superRefine((s, ctx) => {
+  if ((s.ratio === undefined) === (s.count === undefined)) ctx.addIssue({ code: 'custom', path: ['ratio'], message: 'give exactly one of ratio (a fraction) or count (how many)' });
+  if (s.importance !== 'magnitude' && s.calibration === undefined) ctx.addIssue({ code: 'custom', path: ['calibration'], message: `the ${s.importance} importance is measured on calibration text: add calibration` });
+  if (s.importance === 'block-influence' && s.target !== 'layers') ctx.addIssue({ code: 'custom', path: ['importance'], message: 'block influence ranks whole blocks: use it with target layers' });
+});
+export type PruneStructuredStep = z.infer<typeof PruneStructuredStep>;
+
+export const PruneStep = z.discriminatedUnion('method', [PruneMagnitudeStep, PruneWandaStep, PruneSparseGptStep, PruneStructuredStep]);
+export type PruneStep = z.infer<typeof PruneStep>;
+export type PruneMethod = PruneStep['method'];
+
+export const Step = z.discriminatedUnion('type', [QuantizeStep, PruneStep, SensitivityStep]);
 export type Step = z.infer<typeof Step>;
 
 export const Recipe = z.strictObject({

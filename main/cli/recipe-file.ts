@@ -106,7 +106,7 @@ export function recipeFiles(recipe: Recipe): { path: string; what: string; folde
   if (recipe.evaluation.perplexity) files.push({ path: recipe.evaluation.perplexity.text, what: 'evaluation text' });
   recipe.steps.forEach((step, i) => {
     const where = recipe.steps.length > 1 ? ` of step ${i + 1}` : '';
-    if ('calibration' in step) files.push({ path: step.calibration.text, what: `calibration text${where}` });
+    if ('calibration' in step && step.calibration) files.push({ path: step.calibration.text, what: `calibration text${where}` });
     if (step.type === 'sensitivity' && step.quantize.method === 'gptq') files.push({ path: step.quantize.calibration.text, what: `GPTQ calibration text${where}` });
   });
   return files;

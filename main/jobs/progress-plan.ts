@@ -51,6 +51,11 @@ function stepSegments(step: Step): PlanSegment[] {
       { phase: 'sensitivity', cost: CANDIDATES * step.samples * c.length },
     ];
   }
+  if (step.type === 'prune') {
+    const c = step.calibration;
+    const calibrate: PlanSegment[] = c ? [{ phase: 'calibrate', cost: c.samples * c.length * 3 }] : [];
+    return [...calibrate, { phase: 'prune', cost: step.method === 'sparsegpt' ? 2 * QUANTIZE : QUANTIZE }, { phase: 'write', cost: WRITE }];
+  }
   switch (step.method) {
     case 'fp16':
       return [{ phase: 'convert', cost: QUANTIZE }, { phase: 'write', cost: WRITE }];

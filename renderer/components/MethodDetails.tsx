@@ -157,6 +157,8 @@ function Int8Static({ step }: { step: Of<'quantize:int8-static'> }) {
 const TITLES: Record<Exclude<StepDetails['key'], 'sensitivity'>, string> = {
   'quantize:rtn': 'RTN: the step', 'quantize:gptq': 'GPTQ: loss per weight', 'quantize:fp16': 'FP16: what stayed in float32',
   'quantize:int8-dynamic': 'INT8 dynamic: the step', 'quantize:int8-static': 'INT8 static: ranges and nodes left in float',
+  'prune:magnitude': 'Magnitude: sparsity per weight', 'prune:wanda': 'Wanda: sparsity per weight', 'prune:sparsegpt': 'SparseGPT: sparsity and loss per weight',
+  'prune:structured': 'Structured: what was removed',
 };
 
 /** What the method did, from the job's step details (and the sensitivity ranking when the recipe had one). */

@@ -4,7 +4,7 @@
  * metrics/details/artefacts defensively: a metric that was not measured shows as "—".
  */
 import type { Artefact, Metric } from '../../preload/contract.ts';
-import { parseStepDetails } from '../../preload/methods.ts';
+import { isQuantizeDetails, parseStepDetails } from '../../preload/methods.ts';
 import { formatBytes, formatDecimal } from './format.ts';
 import { formatMetric, metricLabel } from './metrics.ts';
 
@@ -227,8 +227,8 @@ export interface StepReport {
 
 /** What the job's quantize step reports (its details, parsed by their schema): weights quantized, skipped and why, the output folder. */
 export function stepReport(details: unknown): StepReport {
-  const step = parseStepDetails(details).find((s) => s.type === 'quantize');
-  if (!step || step.key === 'sensitivity') return { method: null, quantized: null, skipped: [], outputDir: null };
+  const step = parseStepDetails(details).find(isQuantizeDetails);
+  if (!step) return { method: null, quantized: null, skipped: [], outputDir: null };
   // FP16 reports the tensors it converted rather than weights quantized.
   if (step.key === 'quantize:fp16') return { method: step.method, quantized: step.converted, skipped: [], outputDir: step.outputDir };
   return { method: step.method, quantized: step.quantized, skipped: step.skipped.map((s) => ({ name: s.name, reason: s.reason })), outputDir: step.outputDir };
