@@ -1,12 +1,13 @@
 import { Alert, Group, NumberInput, Stack, Text } from '@mantine/core';
 import { IconAlertTriangle } from '@tabler/icons-react';
-import type { QuantizeForm, QuantizeIssues } from '../lib/quantize-form.ts';
+import type { Issues } from '../lib/form-issues.ts';
+import type { CalibrationFormPart } from '../lib/recipe-form.ts';
 import { PathInput } from './PathInput.tsx';
 
-interface Props {
-  form: QuantizeForm;
-  issues: QuantizeIssues;
-  onChange: (next: QuantizeForm) => void;
+interface Props<F extends CalibrationFormPart> {
+  form: F;
+  issues: Issues<'calibText' | 'calibSamples' | 'calibLength' | 'calibSeed'>;
+  onChange: (next: F) => void;
   /** What uses the calibration, for the description ("GPTQ", "the sensitivity analysis"). */
   purpose: string;
   /** Show N (samples): not for the sensitivity analysis of RTN, which scores its own number of sequences. */
@@ -15,7 +16,7 @@ interface Props {
 }
 
 /** Same file as the evaluation text (compared as typed, without surrounding spaces). */
-export function calibrationOverlapsEvaluation(form: QuantizeForm): boolean {
+export function calibrationOverlapsEvaluation(form: CalibrationFormPart): boolean {
   const calib = form.calibText.trim();
   return form.evaluate && calib !== '' && calib === form.textPath.trim();
 }
@@ -24,8 +25,8 @@ export function calibrationOverlapsEvaluation(form: QuantizeForm): boolean {
  * The calibration text and how it is sampled: N sequences of L tokens drawn with a seed. Warns when the
  * calibration text is the evaluation text (the comparison would flatter the result).
  */
-export function CalibrationFields({ form, issues, onChange, purpose, showSamples = true, disabled }: Props) {
-  const set = <K extends keyof QuantizeForm>(key: K, value: QuantizeForm[K]) => onChange({ ...form, [key]: value });
+export function CalibrationFields<F extends CalibrationFormPart>({ form, issues, onChange, purpose, showSamples = true, disabled }: Props<F>) {
+  const set = <K extends keyof CalibrationFormPart>(key: K, value: F[K]) => onChange({ ...form, [key]: value });
   const samples = Number(form.calibSamples), length = Number(form.calibLength);
   const tokens = Number.isFinite(samples * length) && samples > 0 && length > 0 ? samples * length : null;
   return (

@@ -11,6 +11,12 @@ import {
 } from '../../preload/recipe.ts';
 import { parseStepDetails, QUANTIZE_METHODS } from '../../preload/methods.ts';
 import { addIssue, issuePathParts, issuesFromList, numberMessage, type Issues } from './form-issues.ts';
+import {
+  baseRecipe, buildCalibration, buildEvaluation, defaultCalibrationPart, defaultEvaluationPart, EVALUATION_FIELD_BY_PATH, evaluationPartFromRecipe, fileNameOf,
+  parseLines, toNumber, type CalibrationFormPart, type EvaluationFormPart,
+} from './recipe-form.ts';
+
+export { buildCalibration, DEFAULT_CALIBRATION, DEFAULT_PROMPTS } from './recipe-form.ts';
 
 export type Bits = 2 | 4 | 8;
 export type QuantFormat = 'matmulnbits' | 'qdq';
@@ -19,19 +25,7 @@ export type RangeMethod = QuantizeInt8StaticStep['rangeMethod'];
 export type ActivationType = QuantizeInt8StaticStep['activationType'];
 export type MethodId = QuantizeMethod;
 
-export interface QuantizeForm {
-  modelPath: string;
-  tokenizerPath: string;
-  /** Perplexity and generations, original beside result. */
-  evaluate: boolean;
-  textPath: string;
-  window: number | string;
-  maxSamples: number | string;
-  /** Prompts for the side-by-side generations, one per line. */
-  prompts: string;
-  speed: boolean;
-  /** Measure everything again; the evaluation cache is not read (speed never comes from it in a comparison). */
-  noCache: boolean;
+export interface QuantizeForm extends EvaluationFormPart, CalibrationFormPart {
   method: MethodId;
   // RTN and GPTQ (weight-only)
   bits: Bits;
@@ -47,11 +41,6 @@ export interface QuantizeForm {
   /** GPTQ: calibrate level by level on the already-quantized model (else one pass over the original). */
   sequential: boolean;
   columnBlock: number | string;
-  // Calibration: GPTQ, INT8 static and the sensitivity analysis
-  calibText: string;
-  calibSamples: number | string;
-  calibLength: number | string;
-  calibSeed: number | string;
   // FP16
   keepIoTypes: boolean;
   blockOps: string[];
@@ -65,7 +54,6 @@ export interface QuantizeForm {
   excludeText: string;
   /** Keep patterns (regular expressions on weight names), one per line. */
   keepText: string;
-  name: string;
 }
 
 export type QuantizeField = keyof QuantizeForm | 'form';
@@ -141,22 +129,12 @@ export const ACTIVATION_TYPES: readonly { value: ActivationType; label: string }
 
 export const RTN_VS_GPTQ = 'RTN rounds every weight on its own; GPTQ rounds one input row at a time and spreads each rounding error over the rows not yet rounded, weighted by how the calibration activations use them — the same file size, usually a lower loss.';
 
-export const DEFAULT_PROMPTS = ['Once upon a time', 'The little dog', 'Lily wanted to'];
-
-export const DEFAULT_CALIBRATION = { samples: 128, length: 256, seed: 0 } as const;
 export const DEFAULT_SENSITIVITY_SAMPLES = 8;
 
 export function defaultQuantizeForm(modelPath = ''): QuantizeForm {
   return {
-    modelPath,
-    tokenizerPath: '',
-    evaluate: true,
-    textPath: '',
-    window: 256,
-    maxSamples: 400,
-    prompts: DEFAULT_PROMPTS.join('\n'),
-    speed: true,
-    noCache: false,
+    ...defaultEvaluationPart(modelPath),
+    ...defaultCalibrationPart(),
     method: 'rtn',
     bits: 4,
     blockSize: 32,
@@ -168,10 +146,6 @@ export function defaultQuantizeForm(modelPath = ''): QuantizeForm {
     actOrder: false,
     sequential: true,
     columnBlock: 128,
-    calibText: '',
-    calibSamples: DEFAULT_CALIBRATION.samples,
-    calibLength: DEFAULT_CALIBRATION.length,
-    calibSeed: DEFAULT_CALIBRATION.seed,
     keepIoTypes: true,
     blockOps: [...DEFAULT_FP16_BLOCK_OPS],
     int8Format: 'matmulinteger',
@@ -181,7 +155,6 @@ export function defaultQuantizeForm(modelPath = ''): QuantizeForm {
     activationType: 'uint8',
     excludeText: '',
     keepText: '',
-    name: '',
   };
 }
 
@@ -189,7 +162,7 @@ export function defaultQuantizeForm(modelPath = ''): QuantizeForm {
 
 /** The patterns in a text field: one per line, blank lines ignored. */
 export function parseKeepPatterns(text: string): string[] {
-  return text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  return parseLines(text);
 }
 
 export function escapeRegExp(text: string): string {
@@ -318,22 +291,11 @@ export function roughDuration(seconds: number): string {
 
 // ── form ⇄ recipe ───────────────────────────────────────────────────────────────────────────────────
 
-function toNumber(v: number | string): number {
-  if (typeof v === 'number') return v;
-  const t = v.trim();
-  return t === '' ? Number.NaN : Number(t);
-}
-
 export function parsePrompts(text: string): string[] {
-  return text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  return parseLines(text);
 }
 
 type StepInput = Extract<NonNullable<RecipeInput['steps']>[number], { type: 'quantize' }>;
-type CalibrationInput = { text: string; samples: number; length: number; seed: number };
-
-export function buildCalibration(form: QuantizeForm): CalibrationInput {
-  return { text: form.calibText.trim(), samples: toNumber(form.calibSamples), length: toNumber(form.calibLength), seed: toNumber(form.calibSeed) };
-}
 
 /** The recipe's quantize step for the form's method (the same object `quantize.plan` is asked about). */
 export function buildQuantizeStep(form: QuantizeForm, method: MethodId = form.method): StepInput {
@@ -362,26 +324,8 @@ export function buildQuantizeStep(form: QuantizeForm, method: MethodId = form.me
   }
 }
 
-function baseRecipe(form: QuantizeForm): RecipeInput {
-  const recipe: RecipeInput = { version: 1, model: { path: form.modelPath.trim() } };
-  const name = form.name.trim();
-  if (name) recipe.name = name;
-  const tokenizer = form.tokenizerPath.trim();
-  if (tokenizer) recipe.tokenizer = { path: tokenizer };
-  return recipe;
-}
-
 export function buildQuantizeRecipe(form: QuantizeForm): RecipeInput {
-  const evaluation: NonNullable<RecipeInput['evaluation']> = { footprint: true };
-  if (form.evaluate) {
-    evaluation.perplexity = { text: form.textPath.trim(), protocol: 'documents', window: toNumber(form.window), maxSamples: toNumber(form.maxSamples) };
-    const prompts = parsePrompts(form.prompts);
-    if (prompts.length > 0) evaluation.samples = { prompts, maxNewTokens: 48 };
-  }
-  if (form.speed) evaluation.speed = { promptTokens: 64, decodeTokens: 64 };
-  if (form.noCache) evaluation.cache = false;
-  const { version, name, model, tokenizer } = baseRecipe(form);
-  return { version, ...(name ? { name } : {}), model, ...(tokenizer ? { tokenizer } : {}), steps: [buildQuantizeStep(form)], evaluation };
+  return { ...baseRecipe(form), steps: [buildQuantizeStep(form)], evaluation: buildEvaluation(form) };
 }
 
 /**
@@ -392,7 +336,7 @@ export function buildSensitivityRecipe(form: QuantizeForm, samples: number | str
   const method = form.method === 'gptq' ? 'gptq' : 'rtn';
   const quantize = { ...buildQuantizeStep(form, method), overrides: [] } as Extract<StepInput, { method: 'rtn' | 'gptq' }>;
   const recipe = baseRecipe(form);
-  if (!recipe.name) recipe.name = `Sensitivity ${baseNameOf(form.modelPath)} · ${method.toUpperCase()} ${form.bits}-bit`.slice(0, 200);
+  if (!recipe.name) recipe.name = `Sensitivity ${fileNameOf(form.modelPath)} · ${method.toUpperCase()} ${form.bits}-bit`.slice(0, 200);
   return {
     ...recipe,
     steps: [{ type: 'sensitivity', quantize, calibration: buildCalibration(form), samples: toNumber(samples) }],
@@ -400,21 +344,8 @@ export function buildSensitivityRecipe(form: QuantizeForm, samples: number | str
   };
 }
 
-function baseNameOf(p: string): string {
-  const parts = p.trim().split(/[\\/]/);
-  return parts[parts.length - 1] || p;
-}
-
 const FIELD_BY_PATH: Record<string, QuantizeField> = {
-  'name': 'name',
-  'model': 'modelPath',
-  'model.path': 'modelPath',
-  'tokenizer': 'tokenizerPath',
-  'tokenizer.path': 'tokenizerPath',
-  'evaluation.perplexity.text': 'textPath',
-  'evaluation.perplexity.window': 'window',
-  'evaluation.perplexity.maxSamples': 'maxSamples',
-  'evaluation.samples.prompts': 'prompts',
+  ...EVALUATION_FIELD_BY_PATH,
   'steps.0.bits': 'bits',
   'steps.0.blockSize': 'blockSize',
   'steps.0.symmetric': 'symmetric',
@@ -548,19 +479,7 @@ export function quantizeFormFromRecipe(recipe: unknown): QuantizeForm | null {
   const r = parsed.data;
   const step = r.steps.find((s) => s.type === 'quantize');
   if (!step || step.type !== 'quantize') return null;
-  const form = defaultQuantizeForm(r.model.path);
-  form.tokenizerPath = r.tokenizer?.path ?? '';
-  form.name = r.name ?? '';
-  const p = r.evaluation.perplexity;
-  form.evaluate = p !== undefined;
-  if (p) {
-    form.textPath = p.text;
-    form.window = p.window;
-    form.maxSamples = p.maxSamples;
-  }
-  form.prompts = r.evaluation.samples ? r.evaluation.samples.prompts.join('\n') : (p ? '' : form.prompts);
-  form.speed = r.evaluation.speed !== undefined;
-  form.noCache = r.evaluation.cache === false;
+  const form: QuantizeForm = { ...defaultQuantizeForm(r.model.path), ...evaluationPartFromRecipe(r) };
   form.method = step.method;
   form.keepText = step.keep.join('\n');
   if ('calibration' in step) {
