@@ -3,7 +3,9 @@ import type { ReactNode } from 'react';
 import type { StepDetails } from '../../preload/methods.ts';
 import { parseStepDetails } from '../../preload/methods.ts';
 import { formatInteger, formatShape } from '../lib/format.ts';
+import { pruneReportOf } from '../lib/prune-report.ts';
 import { sensitivityOf } from '../lib/quantize-form.ts';
+import { PruneSparsity } from './PruneSparsity.tsx';
 import { SensitivityChart } from './SensitivityChart.tsx';
 
 type Of<K extends StepDetails['key']> = Extract<StepDetails, { key: K }>;
@@ -166,6 +168,7 @@ export function MethodDetails({ details }: { details: Record<string, unknown> })
   const sensitivity = sensitivityOf(details);
   const quantize = parseStepDetails(details).find((s) => s.key !== 'sensitivity');
   const method = quantize?.method ?? null;
+  const prune = pruneReportOf(details);
   return (
     <>
       {sensitivity && sensitivity.rows.length > 0 && (
@@ -182,6 +185,7 @@ export function MethodDetails({ details }: { details: Record<string, unknown> })
           {quantize.key === 'quantize:fp16' && <Fp16 step={quantize} />}
           {quantize.key === 'quantize:int8-dynamic' && <Int8Dynamic step={quantize} />}
           {quantize.key === 'quantize:int8-static' && <Int8Static step={quantize} />}
+          {prune && <PruneSparsity report={prune} />}
         </Paper>
       )}
     </>

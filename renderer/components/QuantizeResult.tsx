@@ -25,6 +25,10 @@ interface Props {
   /** One line describing the settings (e.g. "RTN 4-bit, block 32, asymmetric"). */
   settings?: string;
   onAgain: () => void;
+  /** What the step did, in one sentence (a prune job's own); by default the quantize step's weights quantized and left. */
+  summary?: string;
+  /** The again button's label ("Quantize again", "Prune again"). */
+  againLabel?: string;
 }
 
 const VERDICT_COLOR = { better: 'teal', worse: 'red', same: 'dimmed', 'within-spread': 'dimmed' } as const;
@@ -152,7 +156,7 @@ function Output({ folder }: { folder: string | null }) {
 }
 
 /** The original and the quantized model side by side: metrics with changes, a chart, generations, skipped weights, the output. */
-export function QuantizeResult({ outcome, experimentId, settings, onAgain }: Props) {
+export function QuantizeResult({ outcome, experimentId, settings, onAgain, summary, againLabel = 'Quantize again' }: Props) {
   const rows = compareRows(outcome.metrics);
   const speedNote = speedSetting(outcome.details);
   const report = stepReport(outcome.details);
@@ -170,10 +174,14 @@ export function QuantizeResult({ outcome, experimentId, settings, onAgain }: Pro
           <Title order={3}>Original vs result</Title>
           <Text size="sm" c="dimmed" data-testid="result-summary">
             {settings ? `${settings}. ` : ''}
-            {report.quantized === null ? 'Quantized'
-              : report.method === 'fp16' ? `${formatInteger(report.quantized)} tensor${report.quantized === 1 ? '' : 's'} converted to float16`
-                : `${formatInteger(report.quantized)} weight${report.quantized === 1 ? '' : 's'} quantized`}
-            {`, ${formatInteger(report.skipped.length)} left in full precision.`}
+            {summary ?? (
+              <>
+                {report.quantized === null ? 'Quantized'
+                  : report.method === 'fp16' ? `${formatInteger(report.quantized)} tensor${report.quantized === 1 ? '' : 's'} converted to float16`
+                    : `${formatInteger(report.quantized)} weight${report.quantized === 1 ? '' : 's'} quantized`}
+                {`, ${formatInteger(report.skipped.length)} left in full precision.`}
+              </>
+            )}
           </Text>
         </Stack>
         <Group gap="xs" wrap="nowrap">
@@ -182,7 +190,7 @@ export function QuantizeResult({ outcome, experimentId, settings, onAgain }: Pro
               Experiment #{experimentId}
             </Button>
           )}
-          <Button variant="light" leftSection={<IconRefresh size={16} />} onClick={onAgain} data-testid="quantize-again">Quantize again</Button>
+          <Button variant="light" leftSection={<IconRefresh size={16} />} onClick={onAgain} data-testid="quantize-again">{againLabel}</Button>
         </Group>
       </Group>
 
@@ -198,7 +206,7 @@ export function QuantizeResult({ outcome, experimentId, settings, onAgain }: Pro
 
       <Section title="Generations, side by side" testId="samples-side-by-side"><Samples details={outcome.details} /></Section>
 
-      <Section title="Weights left in full precision" testId="skipped-weights"
+      {summary === undefined && <Section title="Weights left in full precision" testId="skipped-weights"
         right={<Text size="sm" c="dimmed">{formatInteger(report.skipped.length)}</Text>}>
         {report.skipped.length === 0
           ? <Text size="sm" c="dimmed">None: every candidate weight was quantized.</Text>
@@ -215,7 +223,7 @@ export function QuantizeResult({ outcome, experimentId, settings, onAgain }: Pro
               </Table.Tbody>
             </Table>
           )}
-      </Section>
+      </Section>}
 
       <Section title="Output" testId="quantize-output">
         <Output folder={folder} />

@@ -27,6 +27,7 @@ const KNOWN: Record<string, MetricInfo> = {
   speed_threads: { label: 'Threads', format: formatInteger },
   decode_ms_per_token: { label: 'Decode latency' },
   bytes_on_disk: { label: 'Size on disk' },
+  bytes_compressed: { label: 'Size compressed' },
   parameters: { label: 'Parameters', format: formatCount },
   bits_per_weight: { label: 'Bits per weight', format: (v) => formatDecimal(v, 2) },
   threads: { label: 'Threads', format: formatInteger },
@@ -42,7 +43,7 @@ const ORDER = [
   'tokens_per_s', 'eval_tokens_per_s', 'eval_seconds', 'prefill_ms', 'prefill_ms_min', 'prefill_ms_max', 'prefill_tokens',
   'decode_tokens_per_s', 'decode_tokens_per_s_min', 'decode_tokens_per_s_max', 'decode_tokens',
   'decode_ms_per_token', 'speed_repeats', 'speed_threads', 'threads',
-  'bytes_on_disk', 'parameters', 'bits_per_weight', 'peak_memory_bytes', 'duration_ms',
+  'bytes_on_disk', 'bytes_compressed', 'parameters', 'bits_per_weight', 'peak_memory_bytes', 'duration_ms',
 ];
 
 export function metricLabel(name: string): string {

@@ -20,6 +20,8 @@ export interface CompareMetric {
    * `<name>_max`. A change is only judged when the two min–max ranges do not overlap.
    */
   timed?: boolean;
+  /** Listed only when measured for either model (a footprint figure older results do not have). */
+  whenMeasured?: boolean;
 }
 
 export const COMPARE_METRICS: readonly CompareMetric[] = [
@@ -27,6 +29,8 @@ export const COMPARE_METRICS: readonly CompareMetric[] = [
   { name: 'kl_mean', better: 'lower', relative: true },
   { name: 'top1_agreement', better: 'higher', relative: true },
   { name: 'bytes_on_disk', better: 'lower', label: 'Size on disk' },
+  /** The model folder's size once compressed: what zeros from unstructured pruning gain, which the size on disk does not show. */
+  { name: 'bytes_compressed', better: 'lower', label: 'Size compressed', whenMeasured: true },
   { name: 'bits_per_weight', better: 'lower' },
   { name: 'prefill_ms', better: 'lower', label: 'Prefill time', timed: true },
   { name: 'decode_tokens_per_s', better: 'higher', label: 'Decode speed', timed: true },
@@ -88,9 +92,10 @@ function timedVerdict(change: number | null, better: CompareMetric['better'], a:
   return verdictOf(change, better);
 }
 
-/** The comparison table's rows: the fixed list, always present (absent values are shown as "—"). */
+/** The comparison table's rows: the fixed list, present whether measured or not (absent values are shown as "—"). */
 export function compareRows(metrics: readonly Metric[]): CompareRow[] {
-  return COMPARE_METRICS.map((c) => {
+  const listed = COMPARE_METRICS.filter((c) => !c.whenMeasured || metrics.some((m) => m.name === c.name));
+  return listed.map((c) => {
     const original = find(metrics, c.name, 'original');
     const result = find(metrics, c.name, 'result');
     const change = c.relative ? null : changePercent(original?.value, result?.value);
@@ -258,9 +263,13 @@ export function outputModel(artefacts: readonly Artefact[]): Artefact | null {
 /** Bars for the chart: one group per quantity, original beside result (absent values left out). */
 export function chartData(metrics: readonly Metric[]): { size: { label: string; original: number; result: number }[]; perplexity: { label: string; original: number; result: number }[] } {
   const size = { o: find(metrics, 'bytes_on_disk', 'original'), r: find(metrics, 'bytes_on_disk', 'result') };
+  const packed = { o: find(metrics, 'bytes_compressed', 'original'), r: find(metrics, 'bytes_compressed', 'result') };
   const ppl = { o: find(metrics, 'perplexity', 'original'), r: find(metrics, 'perplexity', 'result') };
   return {
-    size: size.o && size.r ? [{ label: 'Size on disk (MB)', original: size.o.value / 1e6, result: size.r.value / 1e6 }] : [],
+    size: [
+      ...(size.o && size.r ? [{ label: 'Size on disk (MB)', original: size.o.value / 1e6, result: size.r.value / 1e6 }] : []),
+      ...(packed.o && packed.r ? [{ label: 'Compressed (MB)', original: packed.o.value / 1e6, result: packed.r.value / 1e6 }] : []),
+    ],
     perplexity: ppl.o && ppl.r ? [{ label: 'Perplexity', original: ppl.o.value, result: ppl.r.value }] : [],
   };
 }
