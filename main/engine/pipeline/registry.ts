@@ -5,6 +5,8 @@
 import { stepKey, type StepKey } from '../../../preload/methods.ts';
 import type { Step } from '../../../preload/recipe.ts';
 import { WhittleError } from '../errors.ts';
+import { pruneStructuredStep } from '../prune/structured-step.ts';
+import { pruneMagnitudeStep, pruneSparseGptStep, pruneWandaStep } from '../prune/step.ts';
 import { quantizeFp16Step } from '../quantize/fp16.ts';
 import { quantizeGptqStep } from '../quantize/gptq.ts';
 import { quantizeInt8DynamicStep } from '../quantize/int8-dynamic.ts';
@@ -25,6 +27,10 @@ export const defaultSteps: StepRegistry = {
   'quantize:fp16': quantizeFp16Step,
   'quantize:int8-dynamic': quantizeInt8DynamicStep,
   'quantize:int8-static': quantizeInt8StaticStep,
+  'prune:magnitude': pruneMagnitudeStep,
+  'prune:wanda': pruneWandaStep,
+  'prune:sparsegpt': pruneSparseGptStep,
+  'prune:structured': pruneStructuredStep,
   sensitivity: sensitivityStep,
 };
 

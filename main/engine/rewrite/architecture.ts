@@ -73,6 +73,11 @@ export interface ArchitectureBlock {
   norms: BlockNorm[];
   /** Every float initializer that belongs to the block (projections, biases, norm scales). */
   weights: string[];
+  /**
+   * The residual stream around the block: the value entering it, and the two joins (Add or
+   * Skip*LayerNormalization node labels) where the attention and the MLP add their outputs to it.
+   */
+  residual: { input: string | null; attentionJoin: string | null; mlpJoin: string | null };
 }
 
 export interface ArchitectureMap {
@@ -337,6 +342,7 @@ function mapBlock(view: GraphView, unit: AttentionUnit, index: number, issues: s
     },
     norms,
     weights,
+    residual: { input: streamIn, attentionJoin: attnJoin ? nodeLabel(attnJoin.join) : null, mlpJoin: mj ? nodeLabel(mj.join) : null },
   };
   return { block, streamIn, streamOut, postNorm, causal };
 }
