@@ -8,7 +8,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WhittleError } from '../../main/engine/errors.ts';
-import { decoderFeeds, detectDecoderLayoutFromSession } from '../../main/engine/evaluate/decoder-session.ts';
+import { asFeed, decoderFeeds, detectDecoderLayoutFromSession } from '../../main/engine/evaluate/decoder-session.ts';
 import { halfToFloat32 } from '../../main/engine/evaluate/fp16.ts';
 import { quietContext } from '../../main/engine/job-context.ts';
 import { countParameters } from '../../main/engine/model/parameters.ts';
@@ -92,7 +92,7 @@ async function runBoth(modelPath: string, ids: number[], k = 3): Promise<{ full:
     let res = await session.run(decoderFeeds(layout, ids.slice(0, p), 1, p, 0));
     const rows: Float32Array[] = [toF32(res[layout.logits.name] as ort.Tensor)];
     for (let t = p; t < ids.length; t++) {
-      const past = new Map(layout.cache.map((s) => [s.past, res[s.present] as ort.Tensor]));
+      const past = new Map(layout.cache.map((s) => [s.past, asFeed(res[s.present] as ort.Tensor)]));
       res = await session.run(decoderFeeds(layout, [ids[t]], 1, 1, t, past));
       rows.push(toF32(res[layout.logits.name] as ort.Tensor));
     }

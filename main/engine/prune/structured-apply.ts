@@ -343,6 +343,27 @@ function sweepDeadNodes(graph: GraphProto): number {
   }
 }
 
+/**
+ * A Skip*LayerNormalization whose normalized output nobody reads any more (it normalized for a removed
+ * block) only forms the residual sum: it becomes Add(input, skip [, bias]), and its scale goes with it.
+ */
+function unfuseUnreadNorms(s: Surgery): void {
+  const read = new Set<string>(s.graph.output.map((o) => o.name ?? ''));
+  for (const n of s.graph.node) for (const x of n.input) if (x) read.add(x);
+  s.graph.node = s.graph.node.flatMap((n) => {
+    if (!['SkipLayerNormalization', 'SkipSimplifiedLayerNormalization'].includes(n.opType ?? '') || read.has(n.output[0]) || !n.output[3]) return [n];
+    if (n.output[1] && read.has(n.output[1])) return [n];
+    if (n.output[2] && read.has(n.output[2])) return [n];
+    const bias = n.opType === 'SkipLayerNormalization' ? n.input[4] : undefined;
+    if (!bias) return [makeNode({ opType: 'Add', inputs: [n.input[0], n.input[1]], outputs: [n.output[3]], name: s.names.fresh(`${nodeLabel(n)}_sum`) })];
+    const mid = s.names.fresh(`${n.output[3]}_nobias`);
+    return [
+      makeNode({ opType: 'Add', inputs: [n.input[0], n.input[1]], outputs: [mid], name: s.names.fresh(`${nodeLabel(n)}_sum`) }),
+      makeNode({ opType: 'Add', inputs: [mid, bias], outputs: [n.output[3]], name: s.names.fresh(`${nodeLabel(n)}_bias`) }),
+    ];
+  });
+}
+
 function renameValue(graph: GraphProto, from: string, to: string): void {
   for (const n of graph.node) {
     n.input = n.input.map((x) => (x === from ? to : x));
@@ -363,6 +384,8 @@ async function cutBlocks(s: Surgery, map: ArchitectureMap, plan: StructuredPlan)
     s.graph.output = s.graph.output.filter((o) => !outs.has(o.name ?? ''));
     s.result.removedCache.push(...outs);
   }
+  sweepDeadNodes(s.graph);
+  unfuseUnreadNorms(s);
   sweepDeadNodes(s.graph);
   // Cache inputs of removed blocks still read elsewhere (e.g. the past length for the mask) read a kept block's.
   const roles = ['key', 'value', 'kv'] as const;
