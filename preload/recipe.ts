@@ -210,6 +210,8 @@ const unstructuredFields = {
   allocation: z.enum(['uniform', 'owl']).default('uniform'),
   /** Regular expressions on weight (initializer) names left dense. */
   keep: regexList,
+  /** Prune the LM head too (it stays dense by default: it is the most sensitive weight). */
+  pruneLmHead: z.boolean().default(false),
 };
 
 /** The sparsity a pruning step asks for: the pattern's 1 − N/M, else `sparsity`, else 0.5. */

@@ -17,7 +17,7 @@ export interface ManifestWeight {
   shape: number[];
   bits: number | null;
   blockSize: number | null;
-  status: 'quantized' | 'skipped';
+  status: 'quantized' | 'pruned' | 'skipped';
   reason?: string;
   /** Σ (w − dequant(w))² over the weight. */
   sqError?: number;
