@@ -10,7 +10,11 @@
  * `measureFootprint` reads the graph itself (tensor payloads are never loaded), or takes the numbers from a
  * model inspection when the caller has one (`inspect` option).
  */
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { constants, createDeflate } from 'node:zlib';
 import type { Metric, ModelInspection } from '../../../preload/contract.ts';
 import { countParameters } from '../model/parameters.ts';
 import { readModel } from '../onnx/reader.ts';
@@ -27,6 +31,23 @@ export interface Footprint {
   externalDataFiles: string[];
   /** 'graph' when read here, 'inspection' when taken from a ModelInspection. */
   source: 'graph' | 'inspection';
+  /**
+   * The model's files (.onnx and external data) deflated at level 1, when asked: what pruned zeros are
+   * worth on disk (an ONNX file stores a zero in as many bytes as any weight; a compressor does not).
+   */
+  bytesCompressed?: number;
+}
+
+/** Bytes of `files` deflated (zlib level 1), streamed: never a whole file in memory. */
+export async function compressedBytes(files: readonly string[]): Promise<number> {
+  let total = 0;
+  for (const file of files) {
+    let bytes = 0;
+    const count = new Writable({ write(chunk: Buffer, _enc, done) { bytes += chunk.length; done(); } });
+    await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), createDeflate({ level: 1, strategy: constants.Z_DEFAULT_STRATEGY }), count);
+    total += bytes;
+  }
+  return total;
 }
 
 export type InspectModel = (modelPath: string) => Promise<Pick<ModelInspection, 'bytesOnDisk' | 'parameters' | 'bytesByDtype' | 'externalDataFiles'>>;
@@ -49,7 +70,14 @@ export async function footprintFromGraph(modelPath: string): Promise<Footprint> 
   };
 }
 
-export async function measureFootprint(modelPath: string, options: { inspect?: InspectModel } = {}): Promise<Footprint> {
+/** `compressed`: also measure bytesCompressed (reads every byte of the model once). */
+export async function measureFootprint(modelPath: string, options: { inspect?: InspectModel; compressed?: boolean } = {}): Promise<Footprint> {
+  const f = await footprintOf(modelPath, options);
+  if (options.compressed) f.bytesCompressed = await compressedBytes([modelPath, ...f.externalDataFiles]);
+  return f;
+}
+
+async function footprintOf(modelPath: string, options: { inspect?: InspectModel }): Promise<Footprint> {
   if (!options.inspect) return footprintFromGraph(modelPath);
   const inspection = await options.inspect(modelPath);
   const weightBytes = Object.values(inspection.bytesByDtype).reduce((a, b) => a + b, 0);
@@ -70,5 +98,6 @@ export function footprintMetrics(f: Footprint, subject = 'model'): Metric[] {
     { name: 'bytes_on_disk', value: f.bytesOnDisk, unit: 'bytes', subject },
     { name: 'parameters', value: f.parameters, unit: '', subject },
     { name: 'bits_per_weight', value: f.bitsPerWeight, unit: 'bits', subject },
+    ...(f.bytesCompressed !== undefined ? [{ name: 'bytes_compressed', value: f.bytesCompressed, unit: 'bytes', subject }] : []),
   ];
 }

@@ -167,9 +167,12 @@ async function speedOf(subjects: readonly SpeedSubject[], inputs: EvaluationInpu
   return { metrics, details };
 }
 
-async function footprintOf(modelPath: string, subject: string, ctx: JobContext, options: RunRecipeOptions): Promise<{ metrics: Metric[]; details: Record<string, unknown> }> {
+/** Pruned zeros only show in a compressed size: it is measured whenever the recipe prunes. */
+const prunes = (recipe: Recipe): boolean => recipe.steps.some((st) => st.type === 'prune');
+
+async function footprintOf(modelPath: string, subject: string, ctx: JobContext, options: RunRecipeOptions, compressed = false): Promise<{ metrics: Metric[]; details: Record<string, unknown> }> {
   throwIfAborted(ctx.signal);
-  const footprint = await measureFootprint(modelPath, { inspect: options.inspect });
+  const footprint = await measureFootprint(modelPath, { inspect: options.inspect, compressed });
   return { metrics: footprintMetrics(footprint, subject), details: { ...footprint } };
 }
 
@@ -277,9 +280,9 @@ async function compareModels(
 
     if (evaluation.footprint) {
       ctx.progress({ phase: 'evaluate:footprint', done: 0, total: 2 });
-      const a = await footprintOf(originalPath, 'original', ctx, options);
+      const a = await footprintOf(originalPath, 'original', ctx, options, prunes(recipe));
       ctx.progress({ phase: 'evaluate:footprint', done: 1, total: 2 });
-      const b = await footprintOf(resultPath, 'result', ctx, options);
+      const b = await footprintOf(resultPath, 'result', ctx, options, prunes(recipe));
       ctx.progress({ phase: 'evaluate:footprint', done: 2, total: 2 });
       metrics.push(...a.metrics, ...b.metrics);
       original.footprint = a.details;
