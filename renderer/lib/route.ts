@@ -18,6 +18,7 @@ export type Route =
   | { name: 'model'; path: string }
   | { name: 'evaluate'; path: string; jobId: string | null; experimentId: number | null }
   | { name: 'quantize'; path: string; jobId: string | null; experimentId: number | null }
+  | { name: 'prune'; path: string; jobId: string | null; experimentId: number | null }
   | { name: 'history'; query: HistoryQuery }
   | { name: 'historyDetail'; id: number }
   | { name: 'notFound'; hash: string };
@@ -44,9 +45,9 @@ export function parseHash(hash: string): Route {
     const path = params.get('path');
     return path ? { name: 'model', path } : { name: 'home' };
   }
-  if (segments.length === 1 && (segments[0] === 'evaluate' || segments[0] === 'quantize')) {
+  if (segments.length === 1 && (segments[0] === 'evaluate' || segments[0] === 'quantize' || segments[0] === 'prune')) {
     return {
-      name: segments[0] === 'quantize' ? 'quantize' : 'evaluate',
+      name: segments[0],
       path: params.get('path') ?? '',
       jobId: params.get('job') || null,
       experimentId: positiveInt(params.get('exp')),
@@ -89,6 +90,8 @@ export const href = {
     withQuery('/evaluate', [['path', path], ['job', job?.jobId], ['exp', job?.experimentId]]),
   quantize: (path: string, job?: { jobId?: string; experimentId: number }): string =>
     withQuery('/quantize', [['path', path], ['job', job?.jobId], ['exp', job?.experimentId]]),
+  prune: (path: string, job?: { jobId?: string; experimentId: number }): string =>
+    withQuery('/prune', [['path', path], ['job', job?.jobId], ['exp', job?.experimentId]]),
   history: (query: Partial<HistoryQuery> = {}): string => {
     const q = { ...DEFAULT_HISTORY_QUERY, ...query };
     return withQuery('/history', [
@@ -102,3 +105,10 @@ export const href = {
   },
   historyDetail: (id: number): string => `#/history/${id}`,
 };
+
+/** The wizard that makes (and shows) a job of this kind, attached to it: quantize and prune jobs have one; others open the evaluate page. */
+export function wizardHref(kind: string, modelPath: string, job?: { jobId?: string; experimentId: number }): string | null {
+  if (kind === 'quantize') return href.quantize(modelPath, job);
+  if (kind === 'prune') return href.prune(modelPath, job);
+  return null;
+}

@@ -19,7 +19,7 @@ import { navigate } from '../hooks/useRoute.ts';
 import { useToast } from '../hooks/useToast.ts';
 import { formatBytes, formatDateTime, formatDuration } from '../lib/format.ts';
 import { sensitivityOf } from '../lib/quantize-form.ts';
-import { href } from '../lib/route.ts';
+import { href, wizardHref } from '../lib/route.ts';
 import { onAsync } from '../lib/async-handler.ts';
 
 function Section({ title, children, testId }: { title: string; children: ReactNode; testId?: string }) {
@@ -140,7 +140,7 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
     try {
       const started = await api.call('jobs.start', { recipe: detail.recipe, name: `${detail.name} (re-run)`.slice(0, 200) });
       store.track(started.jobId, started.experimentId);
-      navigate(detail.kind === 'quantize' ? href.quantize(detail.modelPath, started) : href.evaluate('', started));
+      navigate(wizardHref(detail.kind, detail.modelPath, started) ?? href.evaluate('', started));
     } catch (e) {
       toast.error(e, 'Re-run');
       setRerunning(false);
@@ -149,6 +149,8 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
 
   const active = detail.status === 'running' || detail.status === 'queued';
   const sensitivity = sensitivityOf(detail.details);
+  // The wizard of this kind of job, attached to it: its comparison, and "again" opens it pre-filled with this recipe.
+  const wizard = wizardHref(detail.kind, detail.modelPath, { experimentId: detail.id });
 
   return (
     <Stack gap="md" data-testid="history-detail" data-id={detail.id}>
@@ -162,8 +164,8 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
         </Stack>
         <Group gap="xs" wrap="nowrap">
           <Button component="a" href={href.history()} variant="default" leftSection={<IconArrowLeft size={16} />}>History</Button>
-          {detail.kind === 'quantize' && (
-            <Button component="a" href={href.quantize(detail.modelPath, { experimentId: detail.id })} variant="light" leftSection={<IconArrowsLeftRight size={16} />} data-testid="detail-compare">Compare</Button>
+          {wizard && (
+            <Button component="a" href={wizard} variant="light" leftSection={<IconArrowsLeftRight size={16} />} data-testid="detail-compare">Compare</Button>
           )}
           <Button variant="light" leftSection={<IconRefresh size={16} />} onClick={onAsync(rerun)} loading={rerunning} disabled={active} data-testid="detail-rerun">Re-run</Button>
           <Button color="red" variant="light" leftSection={<IconTrash size={16} />} onClick={() => setConfirmDelete(true)} disabled={active} data-testid="detail-delete">Delete</Button>

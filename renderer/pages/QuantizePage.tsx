@@ -1,14 +1,14 @@
 import {
-  Alert, Button, Grid, Group, NumberInput, Paper, Stack, Stepper, Switch, Table, Text, Textarea, TextInput, Title,
+  Alert, Button, Grid, Group, Paper, Stack, Stepper, Table, Text, TextInput, Title,
 } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
-import { IconArrowLeft, IconArrowRight, IconChartBar, IconSparkles } from '@tabler/icons-react';
+import { IconArrowLeft, IconArrowRight, IconChartBar } from '@tabler/icons-react';
 import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import type { ErrorShape, ExperimentDetail, QuantizePlan, Sample } from '../../preload/contract.ts';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { JobPanel } from '../components/JobPanel.tsx';
+import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
 import { RecipeActions } from '../components/RecipeActions.tsx';
-import { PathInput } from '../components/PathInput.tsx';
 import { QuantizeMethodFields } from '../components/QuantizeMethodFields.tsx';
 import { QuantizeResult, type QuantizeOutcome } from '../components/QuantizeResult.tsx';
 import { QuantizeWeightsTable } from '../components/QuantizeWeightsTable.tsx';
@@ -76,51 +76,6 @@ function StepBody({ testId, title, intro, children }: { testId: string; title: s
       </Stack>
       {children}
     </Stack>
-  );
-}
-
-function ModelFields({ form, issues, samples, onChange, onSample }: {
-  form: QuantizeForm; issues: QuantizeIssues; samples: readonly Sample[]; onChange: (f: QuantizeForm) => void; onSample: (s: Sample) => void;
-}) {
-  const set = <K extends keyof QuantizeForm>(key: K, value: QuantizeForm[K]) => onChange({ ...form, [key]: value });
-  const sample = samples[0];
-  return (
-    <Paper withBorder radius="md" p="md">
-      <Stack gap="md">
-        {sample && (
-          <Group gap="sm" wrap="nowrap">
-            <Button variant="light" leftSection={<IconSparkles size={16} />} onClick={() => onSample(sample)} data-testid="quantize-use-sample">Use the sample</Button>
-            <Text size="sm" c="dimmed">{sample.name}: model, tokenizer and evaluation text in one click.</Text>
-          </Group>
-        )}
-        <PathInput label="Model" placeholder="/path/to/model.onnx" value={form.modelPath} onChange={(v) => set('modelPath', v)}
-          purpose="model" error={issues.modelPath} testId="quantize-model-path" />
-        <PathInput label="Tokenizer" description="The model's Hugging Face tokenizer.json (needed to evaluate; copied beside the output)."
-          placeholder="/path/to/tokenizer.json" value={form.tokenizerPath} onChange={(v) => set('tokenizerPath', v)}
-          purpose="tokenizer" error={issues.tokenizerPath} testId="quantize-tokenizer-path" />
-        <Switch label="Evaluate original and result" description="Perplexity on a text, agreement with the original, and generations from the same prompts, side by side."
-          checked={form.evaluate} onChange={(e) => set('evaluate', e.currentTarget.checked)} data-testid="quantize-evaluate-toggle" />
-        {form.evaluate && (
-          <Stack gap="sm" pl="md" className="indented">
-            <PathInput label="Evaluation text" description="A UTF-8 text file; blank-line separated documents, each scored from its start."
-              placeholder="/path/to/text.txt" value={form.textPath} onChange={(v) => set('textPath', v)} purpose="text" error={issues.textPath} testId="quantize-text-path" />
-            <Group grow align="flex-start">
-              <NumberInput label="Window L (tokens)" value={form.window} onChange={(v) => set('window', v)} min={8} max={65536} step={64}
-                allowDecimal={false} error={issues.window} data-testid="quantize-window" />
-              <NumberInput label="Documents N" value={form.maxSamples} onChange={(v) => set('maxSamples', v)} min={1} max={1_000_000}
-                allowDecimal={false} error={issues.maxSamples} data-testid="quantize-samples" />
-            </Group>
-            <Textarea label="Prompts for generations" description="One per line (at most 16); both models continue each greedily for 48 tokens."
-              value={form.prompts} onChange={(e) => set('prompts', e.currentTarget.value)} autosize minRows={2} maxRows={6}
-              error={issues.prompts} data-testid="quantize-prompts" />
-          </Stack>
-        )}
-        <Switch label="Speed test" description="Prefill time for 64 prompt tokens and decode speed for 64 generated tokens: both models timed interleaved in this job, 5 runs each, median and range."
-          checked={form.speed} onChange={(e) => set('speed', e.currentTarget.checked)} data-testid="quantize-speed-toggle" />
-        <Switch label="Measure again (no cache)" description="Nothing is taken from earlier evaluations of the same models."
-          checked={form.noCache} onChange={(e) => set('noCache', e.currentTarget.checked)} data-testid="quantize-no-cache-toggle" />
-      </Stack>
-    </Paper>
   );
 }
 
@@ -335,7 +290,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
       <Stepper active={active} onStepClick={(i) => { if (!running && !starting && i < active) setActive(i); }} allowNextStepsSelect={false} size="sm" data-testid="wizard">
         <Stepper.Step label="Model" description="What to quantize" data-testid="wizard-tab-model">
           <StepBody testId="wizard-step-model" title="Model" intro="The ONNX model, its tokenizer, and the text both models are evaluated on.">
-            <ModelFields form={form} issues={shownIssues} samples={samples} onChange={change} onSample={pickSample} />
+            <ModelEvaluationFields form={form} issues={shownIssues} samples={samples} onChange={change} onSample={pickSample} testIdPrefix="quantize" />
             {modelError && <ErrorAlert error={modelError} testId="quantize-model-error" />}
           </StepBody>
         </Stepper.Step>
