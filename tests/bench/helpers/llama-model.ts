@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { DataType } from '../../../main/engine/onnx/dtype.ts';
-import { intAttr, makeNode } from '../../../main/engine/onnx/graph.ts';
+import { intAttr, intsAttr, makeNode } from '../../../main/engine/onnx/graph.ts';
 import type { NodeProto, TensorProto } from '../../../main/engine/onnx/proto-types.ts';
 import { makeTensor } from '../../../main/engine/onnx/tensor-data.ts';
 import { writeModel } from '../../../main/engine/onnx/writer.ts';
@@ -32,7 +32,11 @@ async function writeRandom(fh: Awaited<ReturnType<typeof open>>, offset: number,
 }
 
 /** Writes `dir`/model.onnx (+ model.onnx.data) with `layers` decoder layers. */
-export async function generateLlamaModel(dir: string, layers: number): Promise<{ model: string; params: number; largest: number }> {
+/**
+ * `heads` > 0: real (unmasked) multi-head attention instead — q/k/v reshaped to [b, heads, s, d],
+ * softmax(q·kᵀ/√d)·v, so tokens interact and the architecture map finds the heads.
+ */
+export async function generateLlamaModel(dir: string, layers: number, options: { heads?: number } = {}): Promise<{ model: string; params: number; largest: number }> {
   const { hidden: HIDDEN, intermediate: INTER, vocab: VOCAB } = LLAMA_SHAPES;
   const raw = path.join(dir, 'weights.raw');
   const fh = await open(raw, 'w');
@@ -49,6 +53,14 @@ export async function generateLlamaModel(dir: string, layers: number): Promise<{
   };
   const ones = makeTensor('norm_weight', DataType.float32, [HIDDEN], new Float32Array(HIDDEN).fill(1));
   initializers.push(ones, makeTensor('eps', DataType.float32, [], Float32Array.of(1e-5)), makeTensor('last_axis', DataType.int64, [1], BigInt64Array.of(-1n)));
+  const heads = options.heads ?? 0;
+  if (heads > 0) {
+    initializers.push(
+      makeTensor('heads_shape', DataType.int64, [4], BigInt64Array.of(0n, 0n, BigInt(heads), BigInt(HIDDEN / heads))),
+      makeTensor('hidden_shape', DataType.int64, [3], BigInt64Array.of(0n, 0n, BigInt(HIDDEN))),
+      makeTensor('attn_scale', DataType.float32, [], Float32Array.of(1 / Math.sqrt(HIDDEN / heads))),
+    );
+  }
 
   const nodes: NodeProto[] = [];
   let id = 0;
@@ -67,8 +79,17 @@ export async function generateLlamaModel(dir: string, layers: number): Promise<{
     const q = op('MatMul', [h, await weight(`${p}.self_attn.q_proj.weight`, [HIDDEN, HIDDEN], 0.02)]);
     const k = op('MatMul', [h, await weight(`${p}.self_attn.k_proj.weight`, [HIDDEN, HIDDEN], 0.02)]);
     const v = op('MatMul', [h, await weight(`${p}.self_attn.v_proj.weight`, [HIDDEN, HIDDEN], 0.02)]);
-    const probs = op('Softmax', [op('ReduceSum', [op('Mul', [q, k]), 'last_axis'], [intAttr('keepdims', 1)])], [intAttr('axis', -1)]);
-    const o = op('MatMul', [op('Mul', [v, probs]), await weight(`${p}.self_attn.o_proj.weight`, [HIDDEN, HIDDEN], 0.02)]);
+    let attn: string;
+    if (heads > 0) {
+      const split = (t: string, perm: number[]): string => op('Transpose', [op('Reshape', [t, 'heads_shape'])], [intsAttr('perm', perm)]);
+      const scores = op('Mul', [op('MatMul', [split(q, [0, 2, 1, 3]), split(k, [0, 2, 3, 1])]), 'attn_scale']);
+      const ctx = op('MatMul', [op('Softmax', [scores], [intAttr('axis', -1)]), split(v, [0, 2, 1, 3])]);
+      attn = op('Reshape', [op('Transpose', [ctx], [intsAttr('perm', [0, 2, 1, 3])]), 'hidden_shape']);
+    } else {
+      const probs = op('Softmax', [op('ReduceSum', [op('Mul', [q, k]), 'last_axis'], [intAttr('keepdims', 1)])], [intAttr('axis', -1)]);
+      attn = op('Mul', [v, probs]);
+    }
+    const o = op('MatMul', [attn, await weight(`${p}.self_attn.o_proj.weight`, [HIDDEN, HIDDEN], 0.02)]);
     x = op('Add', [x, o]);
     const h2 = rmsNorm(x);
     const g = op('MatMul', [h2, await weight(`${p}.mlp.gate_proj.weight`, [HIDDEN, INTER], 0.02)]);
