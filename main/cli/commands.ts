@@ -1,5 +1,5 @@
 /** The table of `whittle` commands: their arguments, options and help. */
-import { methodsWithFlag, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS } from '../../preload/methods.ts';
+import { methodsWithFlag, PRUNE_METHODS, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS } from '../../preload/methods.ts';
 import type { CommandSpec } from './args.ts';
 
 /** "rtn, gptq": the methods a flag applies to, from their descriptions. */
@@ -115,6 +115,50 @@ export const quantizeCommand: CommandSpec = {
   ],
 };
 
+export const pruneCommand: CommandSpec = {
+  name: 'prune',
+  summary: `Prune a model (${PRUNE_METHODS.map((d) => d.short).join(', ')}) and compare the result with the original.`,
+  positionals: [{ name: 'model', description: 'the .onnx model to prune' }],
+  options: [
+    { name: 'method', type: 'string', value: 'M', choices: ['magnitude', 'wanda', 'sparsegpt'], description: 'magnitude (default), wanda or sparsegpt (unstructured / N:M)' },
+    { name: 'sparsity', type: 'string', value: 'S', description: 'fraction of the weights set to zero, between 0 and 1 (default 0.5)' },
+    { name: 'pattern', type: 'string', value: 'N:M', description: 'N:M sparsity: keep N of every M consecutive inputs (2:4, 4:8)' },
+    { name: 'scope', type: 'string', value: 'S', choices: ['layer', 'global'], description: 'magnitude: layer (every weight the same sparsity, default) or global (smallest of all weights)' },
+    { name: 'allocation', type: 'string', value: 'A', choices: ['uniform', 'owl'], description: 'uniform (default) or owl: blocks with more activation outliers pruned less, same overall sparsity (needs --calib-text)' },
+    { name: 'quantize-bits', type: 'string', value: 'B', choices: ['2', '4', '8'], description: 'sparsegpt: also quantize the kept weights in the same sweep (MatMulNBits)' },
+    { name: 'block-size', type: 'int', value: 'N', description: 'with --quantize-bits: weights per quantization block along K (default 32)' },
+    { name: 'percdamp', type: 'string', value: 'X', description: "sparsegpt: dampening added to the Hessian's diagonal (default 0.01)" },
+    { name: 'one-pass', type: 'boolean', description: 'wanda, sparsegpt: calibrate in one pass over the original model, not block by block on the already-pruned one' },
+    { name: 'structured', type: 'string', value: 'T', choices: ['heads', 'neurons', 'layers'], description: 'structured pruning: remove whole attention heads, MLP neurons or blocks (the graph really shrinks)' },
+    { name: 'ratio', type: 'string', value: 'R', description: 'with --structured: the fraction removed' },
+    { name: 'count', type: 'int', value: 'N', min: 1, description: 'with --structured: how many are removed' },
+    { name: 'importance', type: 'string', value: 'I', choices: ['magnitude', 'activation', 'block-influence'], description: 'with --structured: how parts are ranked (default magnitude)' },
+    { name: 'keep', type: 'string', value: 'REGEX', repeatable: true, description: 'leave weights whose name matches REGEX dense (may be repeated)' },
+    { name: 'calib-text', type: 'string', value: 'FILE', description: 'a UTF-8 calibration text (wanda, sparsegpt, owl, activation importance); best not the evaluation text' },
+    { name: 'calib-samples', type: 'int', value: 'N', min: 1, max: 4096, description: 'calibration sequences N (default 128)' },
+    { name: 'calib-len', type: 'int', value: 'L', min: 8, max: 8192, description: 'tokens per calibration sequence L (default 256)' },
+    { name: 'seed', type: 'int', value: 'S', description: 'seed for drawing the calibration sequences (default 0)' },
+    { name: 'out', type: 'string', value: 'DIR', description: "the output folder (default: a folder of the experiment in Whittle's home)" },
+    { name: 'eval-text', type: 'string', value: 'FILE', description: 'a UTF-8 text to compare original and result on (perplexity, KL, top-1 agreement)' },
+    { name: 'tokenizer', type: 'string', value: 'FILE', description: "the model's tokenizer.json (default: tokenizer.json beside the model)" },
+    { name: 'window', type: 'int', value: 'L', description: 'with --eval-text: document length in tokens (default 256)' },
+    { name: 'samples', type: 'int', value: 'N', description: 'with --eval-text: number of documents (default 400)' },
+    { name: 'speed', type: 'boolean', description: 'also time prefill and decode of both models in this job' },
+    { name: 'threads', type: 'int', value: 'T', description: "onnxruntime intra-op threads for the speed timing (default: onnxruntime's choice)" },
+    { name: 'name', type: 'string', value: 'NAME', description: 'a name for the experiment in the history' },
+  ],
+  notes: [
+    'Methods:',
+    ...PRUNE_METHODS.map((d) => `  ${(d.method ?? '').padEnd(13)}${d.summary}`),
+    'Unstructured zeros do not shrink the ONNX file nor speed up onnxruntime on CPU: compare "Size compressed".',
+    'Examples:',
+    '  whittle prune model.onnx --method wanda --sparsity 0.5 --calib-text calib.txt --eval-text eval.txt',
+    '  whittle prune model.onnx --method sparsegpt --pattern 2:4 --calib-text calib.txt',
+    '  whittle prune model.onnx --method sparsegpt --sparsity 0.5 --quantize-bits 4 --block-size 32 --calib-text calib.txt',
+    '  whittle prune model.onnx --structured layers --count 2 --importance block-influence --calib-text calib.txt --speed',
+  ],
+};
+
 export const historyListCommand: CommandSpec = {
   name: 'history list',
   summary: 'List experiments, newest first.',
@@ -156,5 +200,5 @@ export const serveCommand: CommandSpec = {
 };
 
 export const COMMANDS: readonly CommandSpec[] = [
-  inspectCommand, evalCommand, runCommand, quantizeCommand, historyListCommand, historyShowCommand, historyDeleteCommand, serveCommand,
+  inspectCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, historyListCommand, historyShowCommand, historyDeleteCommand, serveCommand,
 ];
