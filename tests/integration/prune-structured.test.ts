@@ -177,6 +177,26 @@ describe('structured pruning of the ORT GenAI fp16 model (MultiHeadAttention, fu
   });
 });
 
+const GPT2 = fixture('onnx', 'ortgenai', 'tiny-random-gpt2-fp32', 'past.onnx');
+
+describe('structured pruning of the ORT GenAI GPT-2 (fused Attention, combined cache, weights tied across blocks)', () => {
+  it.runIf(existsSync(GPT2))('removes a block: it runs, with its combined cache gone and the parameters counted once', async () => {
+    const r = await pruneStructured(GPT2, { type: 'prune', method: 'structured', target: 'layers', count: 1 }, out(), quietContext(tmp.dir));
+    expect(r.paramsBefore - r.paramsAfter).toBe(r.plan.removedParameters);
+    const model = await readModel(r.modelPath);
+    expect(model.proto.graph!.input.map((i) => i.name)).toEqual(['input_ids', 'position_ids', 'attention_mask', 'past_0', 'past_1', 'past_2', 'past_3']);
+    const ids = [1, 45, 49, 17, 70, 33];
+    const run = await runBoth(r.modelPath, ids);
+    expect(maxDiff(run.cached, run.full)).toBeLessThan(1e-4);
+  });
+
+  it.runIf(existsSync(GPT2))('refuses to resize a weight shared by every block', async () => {
+    const e = await pruneStructured(GPT2, { type: 'prune', method: 'structured', target: 'neurons', ratio: 0.25 }, out(), quietContext(tmp.dir)).then(() => null, (x: unknown) => x);
+    expect(e).toBeInstanceOf(WhittleError);
+    expect((e as WhittleError).message).toMatch(/shared by 5 nodes/);
+  });
+});
+
 describe('bad input: a typed error before any work', () => {
   const bad = async (step: Record<string, unknown>, model = SAMPLE): Promise<WhittleError> => {
     const dest = out();

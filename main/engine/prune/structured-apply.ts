@@ -116,6 +116,18 @@ class Surgery {
     throw new WhittleError('UNSUPPORTED_MODEL', `No MatMul reads the weight '${weight}'.`, { weight });
   }
 
+  /** Refuses weights read by more than one node (shared across blocks): resizing one would break the others. */
+  checkUnshared(names: (string | null)[]): void {
+    const consumers = consumerMap(this.graph);
+    for (const name of names) {
+      if (!name) continue;
+      const readers = consumers.get(name) ?? [];
+      if (readers.length > 1) {
+        throw new WhittleError('UNSUPPORTED_MODEL', `Weight '${name}' is shared by ${readers.length} nodes (${readers.slice(0, 3).map(nodeLabel).join(', ')}); structured pruning needs every block to have its own weights.`, { weight: name });
+      }
+    }
+  }
+
   /** Replaces a 2-D weight by the given rows or columns (kept indices). */
   async resize(name: string, keep: { rows?: number[]; cols?: number[] }): Promise<void> {
     const t = this.tensor(name);
@@ -161,7 +173,13 @@ class Surgery {
     const outputs = new Set(this.graph.output.map((o) => o.name ?? ''));
     const found: string[] = [];
     const seen = new Set<string>();
-    const queue = [a.k, a.v, a.qkv].filter((w): w is string => !!w).map((w) => this.projectionOf(w).output[0]);
+    const queue: string[] = [];
+    for (const w of [a.k, a.v, a.qkv]) {
+      const p = w ? (consumerMap(this.graph).get(w) ?? []).find((r) => r.opType === 'MatMul' || r.opType === 'Gemm') : undefined;
+      if (p) queue.push(p.output[0]);
+    }
+    // A com.microsoft attention op: its outputs after the first are the cache.
+    if (a.nodes.attention) queue.push(...this.nodeByLabel(a.nodes.attention).output.slice(1).filter((x) => x));
     for (const c of [a.nodes.cache.key, a.nodes.cache.value, a.nodes.cache.kv]) if (c) queue.push(c);
     while (queue.length) {
       const v = queue.shift()!;
@@ -235,6 +253,7 @@ function setDim(v: ValueInfoProto | undefined, axis: number, value: number): voi
 
 async function cutHeads(s: Surgery, map: ArchitectureMap, plan: StructuredPlan): Promise<void> {
   const G = plan.groupSize;
+  s.checkUnshared(plan.cuts.flatMap((c) => { const a = map.blocks[c.block].attention; return [a.q, a.k, a.v, a.o, a.biases.q, a.biases.k, a.biases.v]; }));
   for (const cut of plan.cuts) {
     const b = map.blocks[cut.block];
     const a = b.attention;
@@ -273,6 +292,7 @@ async function cutHeads(s: Surgery, map: ArchitectureMap, plan: StructuredPlan):
 }
 
 async function cutNeurons(s: Surgery, map: ArchitectureMap, plan: StructuredPlan): Promise<void> {
+  s.checkUnshared(plan.cuts.flatMap((c) => { const m = map.blocks[c.block].mlp; return [m.gate, m.up, m.down, m.biases.gate, m.biases.up]; }));
   for (const cut of plan.cuts) {
     const m = map.blocks[cut.block].mlp;
     const keep = keptIndices(cut.of, 1, cut.remove);

@@ -177,8 +177,15 @@ export function planStructured(map: ArchitectureMap, req: StructuredRequest, sco
     if (candidates.length < perBlock) throw new WhittleError('INVALID_INPUT', `Only ${candidates.length} blocks are not kept by the keep patterns; ${perBlock} were to be removed.`);
     const order = candidates.sort((x, y) => scores[x][0] - scores[y][0] || x - y);
     plan.layers = order.slice(0, perBlock).sort((x, y) => x - y);
+    // Weights a kept block also reads (tied across blocks) stay; each removed weight counts once.
+    const stay = new Set(map.blocks.filter((b) => !plan.layers.includes(b.index)).flatMap((b) => b.weights));
+    const counted = new Set<string>();
     for (const i of plan.layers) {
-      plan.removedParameters += map.blocks[i].weights.reduce((a, w) => a + elements(shapeOf(w)), 0);
+      for (const w of map.blocks[i].weights) {
+        if (stay.has(w) || counted.has(w)) continue;
+        counted.add(w);
+        plan.removedParameters += elements(shapeOf(w));
+      }
       plan.lines.push(`block ${i}: removed (importance ${scores[i][0].toPrecision(4)})`);
     }
     return plan;
