@@ -19,6 +19,7 @@ const ROWS: readonly Row[] = [
   { label: 'KL(original ‖ result)', name: 'kl_mean', pair: true },
   { label: 'top-1 agreement', name: 'top1_agreement', pair: true },
   { label: 'size on disk', name: 'bytes_on_disk' },
+  { label: 'size compressed', name: 'bytes_compressed' },
   { label: 'bits per weight', name: 'bits_per_weight' },
   { label: 'prefill time', name: 'prefill_ms', timed: true },
   { label: 'decode speed', name: 'decode_tokens_per_s', timed: true },
@@ -140,6 +141,10 @@ export function stepSummaries(details: Record<string, unknown>): string[] {
       parts.push(`${count(s.converted) ?? 0} tensor(s) to float16, ${count(s.keptFp32) ?? 0} kept in float32, ${count(s.fp32Nodes) ?? 0} node(s) computing in float32`);
     } else if (method === 'int8-dynamic') {
       parts.push(`${s.format}, ${s.perChannel ? 'per channel' : 'per tensor'}`);
+    } else if (s.type === 'prune' && method !== 'structured') {
+      const achieved = typeof s.achievedSparsity === 'number' ? `${(100 * s.achievedSparsity).toFixed(2)} % zeros` : '';
+      parts.push(`${s.pattern ?? `${(100 * Number(s.sparsity)).toFixed(1)} %`}, ${s.allocation} allocation${s.sequential === false ? ', one pass' : ''}; ${achieved} in ${count(s.prunedWeights) ?? 0} weight(s), ${skipped} left dense`);
+      if (isRecord(s.quantize)) parts.push(`kept weights at ${s.quantize.bits} bits, block ${s.quantize.blockSize}`);
     } else if (method === 'int8-static') {
       parts.push(`${s.rangeMethod}${s.rangeMethod === 'percentile' ? ` ${s.percentile}` : ''} ranges, ${s.activationType} activations, ${count(s.skippedNodes) ?? 0} node(s) left in float`);
     }

@@ -63,6 +63,7 @@ const LABELS: Record<string, string> = {
   speed_repeats: 'timed runs',
   speed_threads: 'threads',
   bytes_on_disk: 'size on disk',
+  bytes_compressed: 'size compressed',
   bits_per_weight: 'bits per weight',
   kl_mean: 'KL(original ‖ result)',
   top1_agreement: 'top-1 agreement',
