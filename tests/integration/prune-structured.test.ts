@@ -165,6 +165,16 @@ describe('structured pruning of the bundled sample (5 blocks, 8 heads, 4 KV head
     expect(r.plan.layers).toHaveLength(1);
     expect(r.plan.lines[0]).toMatch(/importance/);
   });
+
+  it('ranks neurons by calibration activations', async () => {
+    const sample = path.join(appRoot(), 'main', 'resources', 'sample');
+    const step = { type: 'prune', method: 'structured', target: 'neurons', ratio: 0.25, calibration: { text: path.join(sample, 'tinystories-calibration.txt'), samples: 4, length: 32 } };
+    const opts = { tokenizerPath: path.join(sample, 'tokenizer.json') };
+    const act = await pruneStructured(SAMPLE, { ...step, importance: 'activation' }, out(), quietContext(tmp.dir), opts);
+    const mag = await pruneStructured(SAMPLE, step, out(), quietContext(tmp.dir), opts);
+    expect(act.plan.cuts.map((c) => c.remove.length)).toEqual([43, 43, 43, 43, 43]);
+    expect(act.plan.cuts.map((c) => c.remove)).not.toEqual(mag.plan.cuts.map((c) => c.remove));
+  });
 });
 
 describe('structured pruning of the ORT GenAI fp16 model (MultiHeadAttention, fused norms)', () => {

@@ -31,14 +31,17 @@ export interface BlockCut {
   remove: number[];
   /** KV groups or neurons the block had. */
   of: number;
+  /** Parameters the cut removes from the block. */
+  params: number;
 }
 
 export interface StructuredPlan {
   target: StructuredTarget;
   /** heads / neurons: per pruned block. */
   cuts: BlockCut[];
-  /** layers: the blocks removed, ascending. */
+  /** layers: the blocks removed, ascending, and the parameters each takes with it. */
   layers: number[];
+  layerParams: number[];
   /** Query heads per KV group (heads only). */
   groupSize: number;
   /** Parameters (weight and bias elements) the plan removes, from the weight shapes. */
@@ -171,7 +174,7 @@ function neuronParameters(b: ArchitectureBlock, shapeOf: ShapeOf): number {
 export function planStructured(map: ArchitectureMap, req: StructuredRequest, scores: number[][], shapeOf: ShapeOf): StructuredPlan {
   const { perBlock, groupSize } = checkStructured(map, req);
   const keep = compileKeep(req.keep);
-  const plan: StructuredPlan = { target: req.target, cuts: [], layers: [], groupSize, removedParameters: 0, lines: [] };
+  const plan: StructuredPlan = { target: req.target, cuts: [], layers: [], layerParams: [], groupSize, removedParameters: 0, lines: [] };
   if (req.target === 'layers') {
     const candidates = map.blocks.filter((b) => !kept(b.weights, keep)).map((b) => b.index);
     if (candidates.length < perBlock) throw new WhittleError('INVALID_INPUT', `Only ${candidates.length} blocks are not kept by the keep patterns; ${perBlock} were to be removed.`);
@@ -181,11 +184,14 @@ export function planStructured(map: ArchitectureMap, req: StructuredRequest, sco
     const stay = new Set(map.blocks.filter((b) => !plan.layers.includes(b.index)).flatMap((b) => b.weights));
     const counted = new Set<string>();
     for (const i of plan.layers) {
+      let params = 0;
       for (const w of map.blocks[i].weights) {
         if (stay.has(w) || counted.has(w)) continue;
         counted.add(w);
-        plan.removedParameters += elements(shapeOf(w));
+        params += elements(shapeOf(w));
       }
+      plan.layerParams.push(params);
+      plan.removedParameters += params;
       plan.lines.push(`block ${i}: removed (importance ${scores[i][0].toPrecision(4)})`);
     }
     return plan;
@@ -197,8 +203,8 @@ export function planStructured(map: ArchitectureMap, req: StructuredRequest, sco
     const s = scores[b.index];
     if (!s || s.length !== of) throw new WhittleError('INTERNAL', `Block ${b.index} has ${s?.length ?? 0} importance scores for ${of} parts.`);
     const remove = lowest(s, perBlock);
-    plan.cuts.push({ block: b.index, remove, of });
     const each = req.target === 'heads' ? groupParameters(b, groupSize, shapeOf) : neuronParameters(b, shapeOf);
+    plan.cuts.push({ block: b.index, remove, of, params: remove.length * each });
     plan.removedParameters += remove.length * each;
     const what = req.target === 'heads' ? `KV group${remove.length > 1 ? 's' : ''} ${remove.join(', ')} (${remove.length * groupSize} of ${of * groupSize} heads)` : `${remove.length} of ${of} neurons`;
     plan.lines.push(`block ${b.index}: ${what} removed`);

@@ -141,8 +141,8 @@ export const pruneStructuredStep: StepRunner<PruneStructuredStep> = {
     const outDir = stepOutputDir(input, ctx);
     const r = await pruneStructured(input.modelPath, step, outDir, ctx, { recipe, deliver: 'partial' });
     const removals = r.plan.target === 'layers'
-      ? r.plan.layers.map((b) => ({ block: b, removed: [b], kept: 0, params: 0 }))
-      : r.plan.cuts.map((c) => ({ block: c.block, removed: c.remove, kept: c.of - c.remove.length, params: 0 }));
+      ? r.plan.layers.map((b, i) => ({ block: b, removed: [b], kept: 0, params: r.plan.layerParams[i] }))
+      : r.plan.cuts.map((c) => ({ block: c.block, removed: c.remove, kept: c.of - c.remove.length, params: c.params }));
     return folderStepOutput(r, {
       method: 'structured',
       target: step.target,

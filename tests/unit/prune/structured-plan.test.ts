@@ -60,6 +60,7 @@ describe('planStructured', () => {
     expect(plan.cuts.map((c) => c.remove)).toEqual([[1], [0], [0]]);
     const perGroup = 2 * D * HIDDEN + 2 * D * HIDDEN + 2 * D * HIDDEN + D;
     expect(plan.removedParameters).toBe(3 * perGroup);
+    expect(plan.cuts.map((c) => c.params)).toEqual([perGroup, perGroup, perGroup]);
   });
 
   it('layers: the blocks with the lowest scores across the model, all their weights', () => {
@@ -67,6 +68,7 @@ describe('planStructured', () => {
     expect(plan.layers).toEqual([1, 3]);
     const perBlock = block(0).weights.reduce((a, w) => a + shapeOf(w)!.reduce((x, y) => x * y, 1), 0);
     expect(plan.removedParameters).toBe(2 * perBlock);
+    expect(plan.layerParams).toEqual([perBlock, perBlock]);
   });
 
   it('keep patterns leave a block whole', () => {
