@@ -1,6 +1,6 @@
 // `whittle prune` flags → the recipe's prune step; flags that do not fit are usage errors naming them.
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../../main/cli/args.ts';
+import { UsageError, type OptionValues } from '../../../main/cli/args.ts';
 import { pruneCommand } from '../../../main/cli/commands.ts';
 import { pruneRecipe } from '../../../main/cli/prune.ts';
 import { PRUNE_METHODS } from '../../../preload/methods.ts';
@@ -26,7 +26,7 @@ describe('whittle prune', () => {
   });
 
   it('bad input is a usage error naming the flag', () => {
-    const bad = (o: Record<string, unknown>, re: RegExp): void => {
+    const bad = (o: OptionValues, re: RegExp): void => {
       const e = (() => { try { pruneRecipe(STORIES.model, o); return null; } catch (x) { return x; } })();
       expect(e).toBeInstanceOf(UsageError);
       expect((e as Error).message).toMatch(re);
