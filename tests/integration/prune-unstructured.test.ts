@@ -4,7 +4,7 @@
  * work; and with a tiny calibration (8 × 64), Wanda and SparseGPT far better than magnitude at 50 %,
  * 2:4 worse than 50 % unstructured, SparseGPT + 4-bit written as MatMulNBits.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isWhittleError } from '../../main/engine/errors.ts';
@@ -89,5 +89,15 @@ describe('stories260K', () => {
     const plain = await prune({ method: 'magnitude', sparsity: 0.5 });
     expect(r.bytes).toBeLessThan(0.6 * plain.bytes);
     expect(await storiesPerplexity(r.modelPath, tmp.dir)).toBeLessThan(ppl.magnitude);
+  });
+
+  it('sequential SparseGPT: swept weights spilled to a scratch file give the same model, and the file is gone afterwards', async () => {
+    const step = { type: 'prune', method: 'sparsegpt', sparsity: 0.5, calibration: CALIB } as UnstructuredPruneStep;
+    const work = path.join(tmp.dir, 'spill-work');
+    mkdirSync(work);
+    const inMemory = await pruneUnstructured(MODEL, step, path.join(tmp.dir, 'spill-a'), quietContext(work), { tokenizerPath: TOKENIZER });
+    const spilled = await pruneUnstructured(MODEL, step, path.join(tmp.dir, 'spill-b'), quietContext(work), { tokenizerPath: TOKENIZER, spoolMemory: 0 });
+    expect(readFileSync(path.join(spilled.outDir, 'model.onnx.data')).equals(readFileSync(path.join(inMemory.outDir, 'model.onnx.data')))).toBe(true);
+    expect(readdirSync(work)).toEqual([]);
   });
 });

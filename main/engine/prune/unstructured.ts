@@ -17,6 +17,7 @@
  * The weight loop (rewrite/weight-loop.ts) then replaces each weight's bytes (same node, zeros in place),
  * or in joint mode the node with MatMulNBits (quantize/rewrite.ts toMatMulNBits).
  */
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import {
   effectiveSparsity, parseNmPattern, PruneMagnitudeStep, PruneSparseGptStep, PruneWandaStep, type CalibrationConfig,
@@ -30,7 +31,7 @@ import { detectDecoderLayout } from '../model/layout.ts';
 import { f16ToF32, f32ToF16 } from '../native/index.ts';
 import type { ObsSwept } from '../native/obs.ts';
 import { ensureOpset, initializerMap, NameScope } from '../onnx/graph.ts';
-import type { GraphProto, OnnxModel, TensorProto } from '../onnx/proto-types.ts';
+import type { GraphProto, OnnxModel, TensorProto, TensorSource } from '../onnx/proto-types.ts';
 import { readModel } from '../onnx/reader.ts';
 import { floatToHalf } from '../onnx/tensor-data.ts';
 import { defaultHessianBudget, hessianBytes } from '../quantize/gptq.ts';
@@ -40,6 +41,7 @@ import { asKernelWeight, compilePatterns, skippedManifestWeights } from '../quan
 import type { ManifestWeight } from '../rewrite/manifest.ts';
 import { planTargets, type QuantTarget, type SkippedWeight } from '../rewrite/eligibility.ts';
 import { transformWeights, type WeightEdit } from '../rewrite/weight-loop.ts';
+import { TensorSpool } from '../rewrite/spool.ts';
 import { WeightReader } from '../rewrite/weight-reader.ts';
 import { writeOutputFolder, type OutputOptions, type WrittenFolder } from '../rewrite/write-folder.ts';
 import { blockOutlierRatio, OWL_LAMBDA, OWL_M, owlSparsities } from './allocation.ts';
@@ -211,6 +213,8 @@ async function allocate(
 /** How one weight is pruned once its statistics are known. */
 interface WeightPruner {
   prune(target: QuantTarget, w: Float32Array): Promise<{ weight: Float32Array; swept?: ObsSwept }>;
+  /** Frees what the pruner holds between calibration and writing (scratch files). */
+  close?(): Promise<void>;
 }
 
 /** Prunes every eligible weight of `modelPath` into `outDir` (see the file header). Nothing is left at `outDir` unless it succeeds. */
@@ -248,43 +252,48 @@ export async function pruneUnstructured(modelPath: string, stepInput: Unstructur
     ? { bits: joint.bits, blockSize: joint.blockSize, accuracyLevel: joint.accuracyLevel, uniqueName: (b) => names.fresh(b), f32ToF16: (x) => Uint16Array.from(x, floatToHalf) }
     : null;
   const records: PrunedWeightRecord[] = [];
-  const out = await writeOutputFolder(model, outDir, ctx, {
-    step,
-    options,
-    async rewrite(m, io) {
-      await transformWeights(graph, targets, io, ctx, {
-        phase: 'prune',
-        decode: float32Of,
-        async transform(target, w): Promise<WeightEdit> {
-          const { weight, swept } = await pruner.prune(target, w);
-          let zeros = 0;
-          for (let i = 0; i < weight.length; i++) if (weight[i] === 0) zeros++;
-          records.push({
-            name: target.weight, shape: target.shape, block: target.block ?? null, role: target.role ?? 'other', params: weight.length, zeros,
-            sparsity: zeros / weight.length, target: nm ? s : sparsityFor(target),
-            ...(swept ? { loss: swept.loss, deadInputs: swept.dead } : {}),
-          });
-          if (rewriteOptions && swept?.quantized) {
-            const q = swept.quantized;
-            if (target.alpha !== 1) scaleInPlace(q.scales, target.alpha);
-            const rep = toMatMulNBits(target, q, rewriteOptions);
-            return { kind: 'replace-nodes', nodes: rep.nodes, tensors: rep.tensors };
-          }
-          return { kind: 'replace-bytes', data: await storedBytes(weight, target) };
-        },
-      });
-      if (rewriteOptions) ensureOpset(m.proto, 'com.microsoft', 1);
-    },
-    manifest: () => ({
-      weights: [
-        ...records.map((r): ManifestWeight & Record<string, unknown> => ({
-          name: r.name, shape: r.shape, bits: joint?.bits ?? null, blockSize: joint?.blockSize ?? null, status: 'pruned', sparsity: r.sparsity, zeros: r.zeros,
-        })),
-        ...skippedManifestWeights(skipped),
-      ],
-      extra: { prune: { method: step.method, sparsity: s, pattern: step.pattern ?? null, allocation: step.allocation } },
-    }),
-  });
+  let out: WrittenFolder;
+  try {
+    out = await writeOutputFolder(model, outDir, ctx, {
+      step,
+      options,
+      async rewrite(m, io) {
+        await transformWeights(graph, targets, io, ctx, {
+          phase: 'prune',
+          decode: float32Of,
+          async transform(target, w): Promise<WeightEdit> {
+            const { weight, swept } = await pruner.prune(target, w);
+            let zeros = 0;
+            for (let i = 0; i < weight.length; i++) if (weight[i] === 0) zeros++;
+            records.push({
+              name: target.weight, shape: target.shape, block: target.block ?? null, role: target.role ?? 'other', params: weight.length, zeros,
+              sparsity: zeros / weight.length, target: nm ? s : sparsityFor(target),
+              ...(swept ? { loss: swept.loss, deadInputs: swept.dead } : {}),
+            });
+            if (rewriteOptions && swept?.quantized) {
+              const q = swept.quantized;
+              if (target.alpha !== 1) scaleInPlace(q.scales, target.alpha);
+              const rep = toMatMulNBits(target, q, rewriteOptions);
+              return { kind: 'replace-nodes', nodes: rep.nodes, tensors: rep.tensors };
+            }
+            return { kind: 'replace-bytes', data: await storedBytes(weight, target) };
+          },
+        });
+        if (rewriteOptions) ensureOpset(m.proto, 'com.microsoft', 1);
+      },
+      manifest: () => ({
+        weights: [
+          ...records.map((r): ManifestWeight & Record<string, unknown> => ({
+            name: r.name, shape: r.shape, bits: joint?.bits ?? null, blockSize: joint?.blockSize ?? null, status: 'pruned', sparsity: r.sparsity, zeros: r.zeros,
+          })),
+          ...skippedManifestWeights(skipped),
+        ],
+        extra: { prune: { method: step.method, sparsity: s, pattern: step.pattern ?? null, allocation: step.allocation } },
+      }),
+    });
+  } finally {
+    await pruner.close?.();
+  }
 
   const prunedParams = records.reduce((a, r) => a + r.params, 0);
   const zeros = records.reduce((a, r) => a + r.zeros, 0);
@@ -426,9 +435,17 @@ async function preparePruner(
   if (peak > budget) {
     throw new WhittleError('OUT_OF_MEMORY', `SparseGPT needs ${gib(peak)} for the Hessians of one level of weights, more than the ${gib(budget)} allowed. Keep some weights, use Wanda, or run on a machine with more memory.`, { hessianBytes: peak, budget });
   }
-  const results = new Map<string, ObsSwept>();
+  // The swept weights wait in a spool (spilled to a scratch file beyond its memory budget) until the
+  // writer takes them; only their facts and, in the joint mode, the packed 4-bit layout stay in memory.
+  const results = new Map<string, { swept: ObsSwept; weight: TensorSource }>();
+  const spool = new TensorSpool(path.join(ctx.workDir, `.sparsegpt-${randomBytes(6).toString('hex')}.tmp`), options.spoolMemory);
   const inits = initializerMap(graph);
   const reader = new WeightReader();
+  const back = new WeightReader();
+  const close = async (): Promise<void> => {
+    await back.close();
+    await spool.remove();
+  };
   try {
     await calibrateSequentially({
       model, targets, accumulators: ['hessian'], calibration, tokenizerPath: tok, what: 'SparseGPT',
@@ -437,22 +454,31 @@ async function preparePruner(
         for (const t of level.targets) {
           const w = await float32Of(await reader.read(inits.get(t.weight) as TensorProto), t);
           const swept = await sweep(t, w, level.stats.get(t.weight) as TensorStats);
-          results.set(t.weight, swept);
           values.set(t.weight, await storedValue(swept.weight, t));
+          const bytes = new Uint8Array(swept.weight.buffer, swept.weight.byteOffset, swept.weight.byteLength);
+          results.set(t.weight, { swept: { ...swept, weight: EMPTY, mask: null }, weight: await spool.append(bytes) });
         }
         ctx.log('info', `SparseGPT: level ${level.index + 1}/${level.count} swept`);
         return values;
       },
     }, ctx);
+  } catch (e) {
+    await close();
+    throw e;
   } finally {
     await reader.close();
   }
   return {
     async prune(t) {
-      const swept = results.get(t.weight);
-      if (!swept) throw new WhittleError('INTERNAL', `SparseGPT: ${t.weight} was not swept during sequential calibration.`);
+      const r = results.get(t.weight);
+      if (!r) throw new WhittleError('INTERNAL', `SparseGPT: ${t.weight} was not swept during sequential calibration.`);
       results.delete(t.weight);
-      return { weight: swept.weight, swept };
+      const bytes = (await back.read({ name: t.weight, dims: [], data: r.weight, stringData: [], externalData: [], metadataProps: [] } as unknown as TensorProto)).slice();
+      const weight = new Float32Array(bytes.buffer, 0, bytes.byteLength / 4);
+      return { weight, swept: { ...r.swept, weight } };
     },
+    close,
   };
 }
+
+const EMPTY = new Float32Array(0);
