@@ -5,7 +5,7 @@
  * `import type` from this file and the transports can validate with it.
  */
 import { z } from 'zod';
-import { QuantizeStep, type Recipe } from './recipe.ts';
+import { PruneStep, QuantizeStep, type Recipe } from './recipe.ts';
 
 export { Recipe } from './recipe.ts';
 export type { RecipeInput } from './recipe.ts';
@@ -194,6 +194,8 @@ export const calls = {
   'recipes.validate': { params: z.strictObject({ recipe: z.unknown() }) },
   /** What a quantize step (any method) would do to a model, weight by weight, and the size it would write (no work done). */
   'quantize.plan': { params: z.strictObject({ path: FilePath, step: QuantizeStep }) },
+  /** What a prune step would do to a model: the weights and per-block sparsity or removals, and the size after (no calibration, no work done). */
+  'prune.plan': { params: z.strictObject({ path: FilePath, step: PruneStep }) },
   /** Shows a file or folder in the OS file manager (desktop). In serve mode answers { opened: false, reason }. */
   'files.reveal': { params: z.strictObject({ path: FilePath }) },
 } as const;
@@ -249,6 +251,63 @@ export interface QuantizePlan {
   note?: string;
 }
 
+/** One weight an unstructured prune step would prune, where it sits and the sparsity it gets. */
+export interface PrunePlanWeight {
+  name: string;
+  block: number | null;
+  role: string;
+  shape: number[];
+  /** Input features K (N:M groups run along K). */
+  k: number;
+  params: number;
+  /** The weight's sparsity under uniform allocation; null under OWL (set by calibration). */
+  sparsity: number | null;
+}
+
+/** One row of the preview's per-block table. */
+export interface PrunePlanBlock {
+  /** null: weights outside the transformer blocks. */
+  block: number | null;
+  /** Unstructured: the weights pruned in the block and their parameters. */
+  weights: number;
+  params: number;
+  /** Unstructured: the block's sparsity (uniform), or null with `note` (OWL: set by calibration). */
+  sparsity: number | null;
+  note?: string;
+  /** Structured: the block's shape and what the step removes from it. */
+  heads?: number | null;
+  kvHeads?: number | null;
+  intermediate?: number | null;
+  /** Structured: heads, neurons or (layers) 1 removed from this block; kept: true when a keep pattern saves it. */
+  removed?: number;
+  kept?: boolean;
+  removedParams?: number;
+}
+
+export interface PrunePlan {
+  path: string;
+  method: PruneStep['method'];
+  /** Unstructured: the overall sparsity asked for and the allocation; structured: null. */
+  sparsity: number | null;
+  allocation: 'uniform' | 'owl' | null;
+  weights: PrunePlanWeight[];
+  /** Weights left dense, with why (tied embedding, LM head, keep patterns, …). */
+  skipped: { name: string; reason: string }[];
+  blocks: PrunePlanBlock[];
+  /** N:M only: whether every pruned weight's K divides by M, and the weights that do not. */
+  nm: { pattern: string; ok: boolean; failing: { name: string; k: number }[] } | null;
+  /** Structured only: the target, how many parts per block (or blocks) go, query heads per KV group. */
+  structured: { target: 'heads' | 'neurons' | 'layers'; perBlock: number; groupSize: number; removedHeads?: number } | null;
+  parametersBefore: number;
+  /** Entries set to zero (unstructured) or removed from the graph (structured). */
+  parametersZeroed: number;
+  parametersRemoved: number;
+  bytesBefore: number;
+  bytesAfter: number;
+  /** One line: the estimate, honest about what it does not change. */
+  note: string;
+}
+
 /** Result types of the calls, by method. */
 export interface CallResults {
   'app.info': AppInfo;
@@ -265,6 +324,7 @@ export interface CallResults {
   'history.update': ExperimentDetail;
   'recipes.validate': { ok: true; recipe: Recipe } | { ok: false; issues: { path: string; message: string }[] };
   'quantize.plan': QuantizePlan;
+  'prune.plan': PrunePlan;
   'files.reveal': { opened: boolean; reason?: string };
 }
 

@@ -6,10 +6,11 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { ErrorShape, ModelInspection } from '../../preload/contract.ts';
+import type { ErrorShape, ModelInspection, PrunePlan } from '../../preload/contract.ts';
+import type { PruneStep } from '../../preload/recipe.ts';
 import { fromErrorShape, WhittleError } from '../engine/errors.ts';
 
-type Reply = { id: number; ok: true; inspection: ModelInspection } | { id: number; ok: false; error: ErrorShape };
+type Reply = { id: number; ok: true; inspection: unknown } | { id: number; ok: false; error: ErrorShape };
 
 /**
  * The worker's entry: the TypeScript source beside this module when it runs from the sources (Node and
@@ -23,6 +24,8 @@ export function inspectWorkerPath(): string {
 
 export interface OffThreadInspector {
   inspect(path: string): Promise<ModelInspection>;
+  /** `prune.plan` on the same worker (the model is read there too). */
+  prunePlan(path: string, step: PruneStep): Promise<PrunePlan>;
   /** Stops the worker (pending calls fail). */
   close(): Promise<void>;
 }
@@ -30,7 +33,7 @@ export interface OffThreadInspector {
 export function createOffThreadInspector(workerPath = inspectWorkerPath()): OffThreadInspector {
   let worker: Worker | null = null;
   let nextId = 1;
-  const pending = new Map<number, { resolve: (m: ModelInspection) => void; reject: (e: unknown) => void }>();
+  const pending = new Map<number, { resolve: (m: unknown) => void; reject: (e: unknown) => void }>();
 
   const failAll = (error: unknown): void => {
     for (const p of pending.values()) p.reject(error);
@@ -58,17 +61,20 @@ export function createOffThreadInspector(workerPath = inspectWorkerPath()): OffT
     return w;
   }
 
+  function ask<T>(message: { path: string; pruneStep?: PruneStep }): Promise<T> {
+    worker ??= start();
+    worker.ref();
+    const id = nextId++;
+    const w = worker;
+    return new Promise<T>((resolve, reject) => {
+      pending.set(id, { resolve: resolve as (m: unknown) => void, reject });
+      w.postMessage({ id, ...message });
+    });
+  }
+
   return {
-    inspect(file) {
-      worker ??= start();
-      worker.ref();
-      const id = nextId++;
-      const w = worker;
-      return new Promise<ModelInspection>((resolve, reject) => {
-        pending.set(id, { resolve, reject });
-        w.postMessage({ id, path: file });
-      });
-    },
+    inspect: (file) => ask<ModelInspection>({ path: file }),
+    prunePlan: (file, step) => ask<PrunePlan>({ path: file, pruneStep: step }),
     async close() {
       const w = worker;
       worker = null;

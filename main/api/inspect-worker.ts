@@ -1,17 +1,21 @@
 /**
  * The worker thread that inspects model files for the services (inspect-off-thread.ts): reading and
  * decoding a graph can take seconds on a large model, and the main process must keep answering calls
- * meanwhile. Receives `{ id, path }`, answers `{ id, ok: true, inspection }` or `{ id, ok: false, error }`.
+ * meanwhile. Receives `{ id, path }` (or `{ id, path, pruneStep }` for a prune plan, prune-plan.ts), answers
+ * `{ id, ok: true, inspection }` or `{ id, ok: false, error }`.
  */
 import { parentPort } from 'node:worker_threads';
 import { toErrorShape } from '../engine/errors.ts';
 import { inspectModel } from '../engine/model/inspect.ts';
+import type { PruneStep } from '../../preload/recipe.ts';
+import { planPruneAt } from './prune-plan.ts';
 
 const port = parentPort;
 if (!port) throw new Error('inspect-worker.ts runs as a worker thread.');
 
-port.on('message', (message: { id: number; path: string }) => {
-  inspectModel(message.path).then(
+port.on('message', (message: { id: number; path: string; pruneStep?: PruneStep }) => {
+  const work: Promise<unknown> = message.pruneStep ? planPruneAt(message.path, message.pruneStep) : inspectModel(message.path);
+  work.then(
     (inspection) => port.postMessage({ id: message.id, ok: true, inspection }),
     (error: unknown) => port.postMessage({ id: message.id, ok: false, error: toErrorShape(error) }),
   );

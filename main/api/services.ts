@@ -8,8 +8,9 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import {
   Recipe,
-  type AppInfo, type CallResults, type JobInfo, type ModelInspection, type ParsedParams, type Sample,
+  type AppInfo, type CallResults, type JobInfo, type ModelInspection, type ParsedParams, type PrunePlan, type Sample,
 } from '../../preload/contract.ts';
+import type { PruneStep } from '../../preload/recipe.ts';
 import { WhittleError } from '../engine/errors.ts';
 import { notAFileMessage, specialFileKind } from '../engine/onnx/sniff.ts';
 import { nativeAvailable } from '../engine/native/index.ts';
@@ -17,6 +18,7 @@ import type { History } from '../history/history.ts';
 import { appPaths, appRoot, appVersion } from '../paths.ts';
 import type { EventBus } from './events.ts';
 import { readableIssues } from './issues.ts';
+import { planPruneAt } from './prune-plan.ts';
 import { planQuantize } from './quantize-plan.ts';
 import { expandHome } from './workspace.ts';
 import type { Handlers, TransportKind } from './router.ts';
@@ -47,6 +49,8 @@ export interface ServiceDeps {
   jobs: JobsPort;
   events: EventBus;
   inspectModel: (path: string) => Promise<ModelInspection>;
+  /** `prune.plan` off the main thread (the inspection worker); defaults to planning here. */
+  prunePlan?: (path: string, step: PruneStep) => Promise<PrunePlan>;
   dialogs?: Dialogs;
   /** The bundled resources folder (holds sample/); defaults to appPaths.resources(). */
   resourcesDir?: string;
@@ -206,6 +210,11 @@ export function createServices(deps: ServiceDeps): Handlers {
     async 'quantize.plan'({ path: input, step }) {
       const file = await resolveModelPath(input);
       return planQuantize(await deps.inspectModel(file), step);
+    },
+
+    async 'prune.plan'({ path: input, step }) {
+      const file = await resolveModelPath(input);
+      return await (deps.prunePlan ?? planPruneAt)(file, step);
     },
 
     async 'files.reveal'({ path: input }) {

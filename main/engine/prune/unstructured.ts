@@ -104,6 +104,11 @@ export function parsePruneStep(step: UnstructuredPruneStep): UnstructuredPruneSt
   return r.data;
 }
 
+/** The targets whose input size K is not a multiple of the N:M pattern's M (N:M groups run along K). */
+export function nmMisfits<T extends { k: number }>(targets: readonly T[], nm: { m: number }): T[] {
+  return targets.filter((t) => t.k % nm.m !== 0);
+}
+
 /** The targets of a prune step: planTargets' (keep patterns, graph reasons), the LM head left out unless asked; N:M checked against every K. */
 export function planPruneTargets(graph: GraphProto, step: UnstructuredPruneStep): { targets: QuantTarget[]; skipped: SkippedWeight[] } {
   const keep = compilePatterns(step.keep, 'keep');
@@ -121,7 +126,7 @@ export function planPruneTargets(graph: GraphProto, step: UnstructuredPruneStep)
   }
   const nm = step.pattern === undefined ? null : parseNmPattern(step.pattern);
   if (nm) {
-    const bad = targets.filter((t) => t.k % nm.m !== 0);
+    const bad = nmMisfits(targets, nm);
     if (bad.length > 0) {
       throw new WhittleError(
         'INVALID_INPUT',
