@@ -65,7 +65,7 @@ function unstructuredPlan(path: string, graph: GraphProto, inspection: ModelInsp
   const zeroed = Math.round(pruned * s);
 
   let bytesAfter = inspection.bytesOnDisk;
-  let note = `${fmtCount(zeroed)} of ${fmtCount(inspection.parameters)} parameters set to zero; the file stays ${fmtBytes(inspection.bytesOnDisk)}: `
+  let note = `${fmtCount(zeroed)} of ${fmtCount(inspection.parameters)} parameters set to zero; the file keeps its size: `
     + 'zeros take as many bytes as any weight, so only compression (zip) or a sparse kernel gains from them.';
   if (step.method === 'sparsegpt' && step.quantize) {
     const q = step.quantize;
@@ -77,7 +77,7 @@ function unstructuredPlan(path: string, graph: GraphProto, inspection: ModelInsp
     const est = estimateQuantizedSize(inspection, rtn).perWeight;
     const saved = est.filter((e) => names.has(e.name) && e.status === 'quantized').reduce((a, e) => a + e.bytesBefore - e.bytesAfter, 0);
     bytesAfter = Math.max(0, inspection.bytesOnDisk - saved);
-    note = `${fmtCount(zeroed)} parameters set to zero and the pruned weights written as ${q.bits}-bit MatMulNBits: about ${fmtBytes(bytesAfter)} on disk `
+    note = `${fmtCount(zeroed)} parameters set to zero and the pruned weights written as ${q.bits}-bit MatMulNBits `
       + '(the zeros are stored as codes like any other value, so the size is that of quantization alone).';
   }
   return {
@@ -117,8 +117,8 @@ function structuredPlan(path: string, graph: GraphProto, map: ArchitectureMap, i
   const what = step.target === 'heads' ? `${perBlock * groupSize} heads (${perBlock} KV group${perBlock > 1 ? 's' : ''}) per block`
     : step.target === 'neurons' ? `${perBlock} MLP neurons per block` : `${perBlock} of ${map.blocks.length} blocks`;
   const note = step.target === 'layers'
-    ? `${what} removed (${fmtCount(plan.removedParameters)} parameters; the blocks chosen by ${step.importance} importance when it runs): about ${fmtBytes(bytesAfter)} on disk.`
-    : `${what} removed (${fmtCount(plan.removedParameters)} parameters; which ones, ${step.importance} importance decides when it runs): about ${fmtBytes(bytesAfter)} on disk.`;
+    ? `${what} removed (${fmtCount(plan.removedParameters)} parameters; the blocks chosen by ${step.importance} importance when it runs).`
+    : `${what} removed (${fmtCount(plan.removedParameters)} parameters; which ones, ${step.importance} importance decides when it runs).`;
   return {
     path, method: 'structured', sparsity: null, allocation: null, weights: [], skipped: [], blocks, nm: null,
     structured: { target: step.target, perBlock, groupSize, ...(step.target === 'heads' ? { removedHeads: perBlock * groupSize } : {}) },
@@ -129,8 +129,4 @@ function structuredPlan(path: string, graph: GraphProto, map: ArchitectureMap, i
 
 function fmtCount(n: number): string {
   return n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} K` : String(n);
-}
-
-function fmtBytes(b: number): string {
-  return b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`;
 }

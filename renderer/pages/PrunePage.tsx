@@ -1,14 +1,18 @@
 import { Alert, Button, Grid, Group, Paper, Stack, Stepper, Table, Text, TextInput, Title } from '@mantine/core';
 import { IconArrowLeft, IconArrowRight, IconChartBar } from '@tabler/icons-react';
+import { useDebouncedValue } from '@mantine/hooks';
 import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import type { ErrorShape, ExperimentDetail, Sample } from '../../preload/contract.ts';
+import { PruneStep } from '../../preload/recipe.ts';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { JobPanel } from '../components/JobPanel.tsx';
 import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
 import { PruneMethodCards, PruneTargetFields } from '../components/PruneMethodFields.tsx';
+import { PrunePlanPreview } from '../components/PrunePlanPreview.tsx';
 import { QuantizeResult, type QuantizeOutcome } from '../components/QuantizeResult.tsx';
 import { RecipeActions } from '../components/RecipeActions.tsx';
 import { useApi } from '../hooks/useApi.ts';
+import { useCall } from '../hooks/useCall.ts';
 import { useJob, useJobStore } from '../hooks/useJobs.ts';
 import { replaceHash } from '../hooks/useRoute.ts';
 import { onAsync, reportRejection } from '../lib/async-handler.ts';
@@ -16,7 +20,7 @@ import { toUiError } from '../lib/errors.ts';
 import { jobPhase } from '../lib/job-state.ts';
 import { fetchPrefill } from '../lib/prefill.ts';
 import {
-  buildPruneRecipe, defaultPruneForm, defaultPruneName, firstPruneStepWithIssues, gainNote, needsCalibration, percent, pruneFormFromRecipe,
+  buildPruneRecipe, buildPruneStep, defaultPruneForm, defaultPruneName, firstPruneStepWithIssues, gainNote, needsCalibration, percent, pruneFormFromRecipe,
   pruneIssuesForStep, pruneIssuesFromServer, pruneMethodOf, pruneSettingsLine, validatePruneForm, type PruneForm, type PruneIssues,
 } from '../lib/prune-form.ts';
 import { pruneReportOf } from '../lib/prune-report.ts';
@@ -147,6 +151,13 @@ export function PrunePage({ path, jobId, experimentId }: Props) {
     ?? (!jobId && stored && stored.status === 'done' ? { metrics: stored.metrics, artefacts: stored.artefacts, details: stored.details } : null);
   const recipe = useMemo(() => buildPruneRecipe(form), [form]);
 
+  // The preview (prune.plan: weights, per-block sparsity or removals, size after) follows the settings, debounced, on the Targets step.
+  const planStep = useMemo(() => { const r = PruneStep.safeParse(buildPruneStep(form)); return r.success ? r.data : null; }, [form]);
+  const planKey = form.modelPath.trim() && planStep ? JSON.stringify({ path: form.modelPath.trim(), step: planStep }) : null;
+  const [debouncedKey] = useDebouncedValue(planKey, 250);
+  const plan = useCall('prune.plan', active === STEP.targets && debouncedKey !== null ? (JSON.parse(debouncedKey) as { path: string; step: PruneStep }) : null);
+  const planLoading = plan.loading || (planKey !== debouncedKey && planKey !== null);
+
   function change(next: PruneForm) {
     const sample = samples.find((s) => s.modelPath === next.modelPath.trim());
     if (sample && next.modelPath !== form.modelPath && !next.tokenizerPath) next = { ...next, tokenizerPath: sample.tokenizerPath };
@@ -240,6 +251,7 @@ export function PrunePage({ path, jobId, experimentId }: Props) {
         <Stepper.Step label="Targets" description="Which and how much" data-testid="wizard-tab-targets">
           <StepBody testId="wizard-step-targets" title="Targets and sparsity" intro={pruneMethodOf(form.method).tradeoff}>
             <PruneTargetFields form={form} issues={shownIssues} onChange={change} />
+            {planKey !== null && <PrunePlanPreview plan={plan.data} loading={planLoading} error={plan.error} />}
           </StepBody>
         </Stepper.Step>
         <Stepper.Step label="Run" description="Prune and evaluate" data-testid="wizard-tab-run">
