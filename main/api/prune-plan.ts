@@ -19,7 +19,7 @@ import { toNumber } from '../engine/onnx/graph.ts';
 import type { GraphProto } from '../engine/onnx/proto-types.ts';
 import { readModel } from '../engine/onnx/reader.ts';
 import { checkStructured, planStructured } from '../engine/prune/structured-plan.ts';
-import { nmMisfits, planPruneTargets, type UnstructuredPruneStep } from '../engine/prune/unstructured.ts';
+import { nmMisfits, planPruneTargets, type UnstructuredPruneStep } from '../engine/prune/targets.ts';
 import { estimateQuantizedSize } from '../engine/quantize/estimate.ts';
 import { type ArchitectureMap, mapArchitecture } from '../engine/rewrite/architecture.ts';
 import type { ModelInspection } from '../../preload/contract.ts';

@@ -18,7 +18,6 @@ import type { History } from '../history/history.ts';
 import { appPaths, appRoot, appVersion } from '../paths.ts';
 import type { EventBus } from './events.ts';
 import { readableIssues } from './issues.ts';
-import { planPruneAt } from './prune-plan.ts';
 import { planQuantize } from './quantize-plan.ts';
 import { expandHome } from './workspace.ts';
 import type { Handlers, TransportKind } from './router.ts';
@@ -49,8 +48,8 @@ export interface ServiceDeps {
   jobs: JobsPort;
   events: EventBus;
   inspectModel: (path: string) => Promise<ModelInspection>;
-  /** `prune.plan` off the main thread (the inspection worker); defaults to planning here. */
-  prunePlan?: (path: string, step: PruneStep) => Promise<PrunePlan>;
+  /** `prune.plan`, off the main thread (the inspection worker): planning loads engine code the main process must not. */
+  prunePlan: (path: string, step: PruneStep) => Promise<PrunePlan>;
   dialogs?: Dialogs;
   /** The bundled resources folder (holds sample/); defaults to appPaths.resources(). */
   resourcesDir?: string;
@@ -214,7 +213,7 @@ export function createServices(deps: ServiceDeps): Handlers {
 
     async 'prune.plan'({ path: input, step }) {
       const file = await resolveModelPath(input);
-      return await (deps.prunePlan ?? planPruneAt)(file, step);
+      return await deps.prunePlan(file, step);
     },
 
     async 'files.reveal'({ path: input }) {

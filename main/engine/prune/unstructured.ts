@@ -19,9 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import {
-  effectiveSparsity, parseNmPattern, PruneMagnitudeStep, PruneSparseGptStep, PruneWandaStep, type CalibrationConfig,
-} from '../../../preload/recipe.ts';
+import { effectiveSparsity, parseNmPattern, type CalibrationConfig } from '../../../preload/recipe.ts';
 import { activationInputsFor, collectCalibrationStats, validateCalibration, type TensorStats } from '../calibrate/index.ts';
 import { planSegments } from '../calibrate/segments.ts';
 import { calibrateSequentially, type WeightValue } from '../calibrate/sequential.ts';
@@ -37,9 +35,9 @@ import { floatToHalf } from '../onnx/tensor-data.ts';
 import { defaultHessianBudget, hessianBytes } from '../quantize/gptq.ts';
 import { scaleInPlace, transpose2d } from '../quantize/layout.ts';
 import { toMatMulNBits, type RewriteOptions } from '../quantize/rewrite.ts';
-import { asKernelWeight, compilePatterns, skippedManifestWeights } from '../quantize/weight-only.ts';
+import { asKernelWeight, skippedManifestWeights } from '../quantize/weight-only.ts';
 import type { ManifestWeight } from '../rewrite/manifest.ts';
-import { planTargets, type QuantTarget, type SkippedWeight } from '../rewrite/eligibility.ts';
+import type { QuantTarget, SkippedWeight } from '../rewrite/eligibility.ts';
 import { transformWeights, type WeightEdit } from '../rewrite/weight-loop.ts';
 import { TensorSpool } from '../rewrite/spool.ts';
 import { WeightReader } from '../rewrite/weight-reader.ts';
@@ -47,9 +45,11 @@ import { writeOutputFolder, type OutputOptions, type WrittenFolder } from '../re
 import { blockOutlierRatio, OWL_LAMBDA, OWL_M, owlSparsities } from './allocation.ts';
 import { applyMask, globalMagnitudeThreshold, globalMask, magnitudeMask, magnitudeNmMask, type GlobalThreshold } from './magnitude.ts';
 import { sparseGptWeight, type SparseGptSettings } from './sparsegpt.ts';
+import { LM_HEAD_REASON, parsePruneStep, planPruneTargets, type UnstructuredPruneStep } from './targets.ts';
+
+export { LM_HEAD_REASON, type UnstructuredPruneStep };
 import { inputNorms, wandaMask } from './wanda.ts';
 
-export type UnstructuredPruneStep = PruneMagnitudeStep | PruneWandaStep | PruneSparseGptStep;
 
 export interface PruneOptions extends OutputOptions {
   /** Refuse SparseGPT when the Hessians held at once would take more bytes than this (default: half the physical memory). */
@@ -89,54 +89,6 @@ export interface PruneResult extends WrittenFolder {
   zeros: number;
   achievedSparsity: number;
   warnings: string[];
-}
-
-export const LM_HEAD_REASON = 'the LM head stays dense (set pruneLmHead to prune it)';
-
-/** Parses the step with its method's schema (errors name the field). */
-export function parsePruneStep(step: UnstructuredPruneStep): UnstructuredPruneStep {
-  const schema = step.method === 'magnitude' ? PruneMagnitudeStep : step.method === 'wanda' ? PruneWandaStep : PruneSparseGptStep;
-  const r = schema.safeParse(step);
-  if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(step)'}: ${i.message}`).join('; ');
-    throw new WhittleError('INVALID_INPUT', `The prune step is not valid: ${issues}.`, { issues: r.error.issues });
-  }
-  return r.data;
-}
-
-/** The targets whose input size K is not a multiple of the N:M pattern's M (N:M groups run along K). */
-export function nmMisfits<T extends { k: number }>(targets: readonly T[], nm: { m: number }): T[] {
-  return targets.filter((t) => t.k % nm.m !== 0);
-}
-
-/** The targets of a prune step: planTargets' (keep patterns, graph reasons), the LM head left out unless asked; N:M checked against every K. */
-export function planPruneTargets(graph: GraphProto, step: UnstructuredPruneStep): { targets: QuantTarget[]; skipped: SkippedWeight[] } {
-  const keep = compilePatterns(step.keep, 'keep');
-  const blockSize = step.method === 'sparsegpt' && step.quantize ? step.quantize.blockSize : 1;
-  const plan = planTargets(graph, { blockSize, keep });
-  const skipped = [...plan.skipped];
-  const targets: QuantTarget[] = [];
-  for (const t of plan.targets) {
-    if (t.role === 'lm_head' && !step.pruneLmHead) skipped.push({ name: t.weight, op: t.op, shape: t.shape, dtype: t.dtype, reason: LM_HEAD_REASON });
-    else targets.push(t);
-  }
-  if (targets.length === 0) {
-    const why = skipped.slice(0, 6).map((s) => `${s.name}: ${s.reason}`).join('; ');
-    throw new WhittleError('INVALID_INPUT', `Nothing to prune: ${why || 'the model has no MatMul or Gemm with a constant float weight'}.`, { skipped });
-  }
-  const nm = step.pattern === undefined ? null : parseNmPattern(step.pattern);
-  if (nm) {
-    const bad = nmMisfits(targets, nm);
-    if (bad.length > 0) {
-      throw new WhittleError(
-        'INVALID_INPUT',
-        `The pattern ${step.pattern} needs every pruned weight's input size K to be a multiple of ${nm.m}; ${bad.map((t) => `${t.weight} has K = ${t.k}`).slice(0, 4).join(', ')}. `
-          + 'Use a pattern whose M divides K, or keep those weights (keep patterns).',
-        { pattern: step.pattern, weights: bad.map((t) => t.weight) },
-      );
-    }
-  }
-  return { targets, skipped };
 }
 
 const gib = (b: number): string => `${(b / 2 ** 30).toFixed(2)} GiB`;
