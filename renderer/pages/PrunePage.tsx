@@ -1,24 +1,18 @@
 import { Alert, Button, Grid, Group, Paper, Stack, Stepper, Table, Text, TextInput, Title } from '@mantine/core';
 import { IconArrowLeft, IconArrowRight, IconChartBar } from '@tabler/icons-react';
 import { useDebouncedValue } from '@mantine/hooks';
-import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
-import type { ErrorShape, ExperimentDetail, Sample } from '../../preload/contract.ts';
+import { useMemo, type ReactNode } from 'react';
 import { PruneStep } from '../../preload/recipe.ts';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { JobPanel } from '../components/JobPanel.tsx';
 import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
 import { PruneMethodCards, PruneTargetFields } from '../components/PruneMethodFields.tsx';
 import { PrunePlanPreview } from '../components/PrunePlanPreview.tsx';
-import { QuantizeResult, type QuantizeOutcome } from '../components/QuantizeResult.tsx';
+import { QuantizeResult } from '../components/QuantizeResult.tsx';
 import { RecipeActions } from '../components/RecipeActions.tsx';
-import { useApi } from '../hooks/useApi.ts';
 import { useCall } from '../hooks/useCall.ts';
-import { useJob, useJobStore } from '../hooks/useJobs.ts';
-import { replaceHash } from '../hooks/useRoute.ts';
-import { onAsync, reportRejection } from '../lib/async-handler.ts';
-import { toUiError } from '../lib/errors.ts';
-import { jobPhase } from '../lib/job-state.ts';
-import { fetchPrefill } from '../lib/prefill.ts';
+import { useRecipeWizard, type WizardSpec } from '../hooks/useRecipeWizard.ts';
+import { onAsync } from '../lib/async-handler.ts';
 import {
   buildPruneRecipe, buildPruneStep, defaultPruneForm, defaultPruneName, firstPruneStepWithIssues, gainNote, needsCalibration, percent, pruneFormFromRecipe,
   pruneIssuesForStep, pruneIssuesFromServer, pruneMethodOf, pruneSettingsLine, validatePruneForm, type PruneForm, type PruneIssues,
@@ -31,21 +25,6 @@ import { href } from '../lib/route.ts';
 interface Props { path: string; jobId: string | null; experimentId: number | null }
 
 const STEP = { model: 0, method: 1, targets: 2, run: 3, result: 4 } as const;
-
-const calibrationTextOf = (s: Sample): string => s.calibrationTextPath ?? s.textPath;
-
-/** Fill what the user has not typed: the sample texts, and the sample's tokenizer for the sample model. */
-function withSampleDefaults(form: PruneForm, samples: readonly Sample[]): PruneForm {
-  if (samples.length === 0) return form;
-  const match = samples.find((s) => s.modelPath === form.modelPath.trim());
-  const next = { ...form };
-  if (!next.textPath) next.textPath = (match ?? samples[0]).textPath;
-  if (!next.calibText) next.calibText = calibrationTextOf(match ?? samples[0]);
-  if (!next.tokenizerPath && match) next.tokenizerPath = match.tokenizerPath;
-  return next;
-}
-
-const hasIssues = (issues: PruneIssues): boolean => Object.values(issues).some(Boolean);
 
 function StepBody({ testId, title, intro, children }: { testId: string; title: string; intro: ReactNode; children: ReactNode }) {
   return (
@@ -97,59 +76,24 @@ function resultSummary(details: unknown): string | undefined {
   return `${percent(report.achieved)} of the pruned weights are zero, ${report.skipped.length} weight${report.skipped.length === 1 ? '' : 's'} left dense.`;
 }
 
+const PRUNE_WIZARD: WizardSpec<PruneForm, PruneIssues> = {
+  steps: STEP,
+  initialForm: defaultPruneForm,
+  formFromRecipe: pruneFormFromRecipe,
+  validate: validatePruneForm,
+  issuesForStep: pruneIssuesForStep,
+  firstStepWithIssues: firstPruneStepWithIssues,
+  issuesFromServer: pruneIssuesFromServer,
+  buildRecipe: buildPruneRecipe,
+  defaultName: defaultPruneName,
+  href: href.prune,
+};
+
 export function PrunePage({ path, jobId, experimentId }: Props) {
-  const api = useApi();
-  const store = useJobStore();
-  const [form, setForm] = useState<PruneForm>(() => defaultPruneForm(path));
-  const [samples, setSamples] = useState<Sample[]>([]);
-  const [active, setActive] = useState<number>(jobId || experimentId ? STEP.run : STEP.model);
-  const [issues, setIssues] = useState<PruneIssues>({});
-  const [checked, setChecked] = useState(false);
-  const [checking, setChecking] = useState(false);
-  const [modelError, setModelError] = useState<ErrorShape | null>(null);
-  const [startError, setStartError] = useState<ErrorShape | null>(null);
-  const [starting, setStarting] = useState(false);
-  const [stored, setStored] = useState<ExperimentDetail | null>(null);
-  const job = useJob(jobId, experimentId);
-  const phase = job ? jobPhase(job) : null;
-  const running = phase === 'starting' || phase === 'running';
-
-  // Prefill: the experiment's stored recipe when attached to one (re-run, compare from the history), else the sample's files.
-  useEffect(() => {
-    let alive = true;
-    (async () => {
-      const { samples: list, stored: detail } = await fetchPrefill(api, experimentId);
-      if (!alive) return;
-      setSamples(list);
-      const fromRecipe = detail ? pruneFormFromRecipe(detail.recipe) : null;
-      if (detail && !jobId) {
-        const live = (await api.call('jobs.list', {}).catch(() => [])).find((j) => j.experimentId === experimentId);
-        if (!alive) return;
-        if (live) replaceHash(href.prune(detail.modelPath, live));
-        else {
-          setStored(detail);
-          if (detail.status === 'done') setActive(STEP.result);
-        }
-      }
-      setForm((f) => fromRecipe ?? withSampleDefaults(f, list));
-    })().catch(reportRejection);
-    return () => { alive = false; };
-    // Once per visit (the page is re-created on navigation); later URL changes come from this page.
-  }, [api]);
-
-  // A job that finishes well moves the wizard to the comparison (once per job).
-  const advancedFor = useRef<string | null>(null);
-  useEffect(() => {
-    if (!job || advancedFor.current === job.jobId) return;
-    if (job.finished?.status === 'done' && job.result) {
-      advancedFor.current = job.jobId;
-      setActive(STEP.result);
-    }
-  }, [job]);
-
-  const outcome: QuantizeOutcome | null = job?.result
-    ?? (!jobId && stored && stored.status === 'done' ? { metrics: stored.metrics, artefacts: stored.artefacts, details: stored.details } : null);
-  const recipe = useMemo(() => buildPruneRecipe(form), [form]);
+  const {
+    form, samples, active, setActive, issues: shownIssues, checking, modelError, startError, starting, stored, job, running,
+    outcome, recipe, change, pickSample, next, run, again,
+  } = useRecipeWizard(PRUNE_WIZARD, { path, jobId, experimentId });
 
   // The preview (prune.plan: weights, per-block sparsity or removals, size after) follows the settings, debounced, on the Targets step.
   const planStep = useMemo(() => { const r = PruneStep.safeParse(buildPruneStep(form)); return r.success ? r.data : null; }, [form]);
@@ -158,76 +102,6 @@ export function PrunePage({ path, jobId, experimentId }: Props) {
   const plan = useCall('prune.plan', active === STEP.targets && debouncedKey !== null ? (JSON.parse(debouncedKey) as { path: string; step: PruneStep }) : null);
   const planLoading = plan.loading || (planKey !== debouncedKey && planKey !== null);
 
-  function change(next: PruneForm) {
-    const sample = samples.find((s) => s.modelPath === next.modelPath.trim());
-    if (sample && next.modelPath !== form.modelPath && !next.tokenizerPath) next = { ...next, tokenizerPath: sample.tokenizerPath };
-    if (next.modelPath !== form.modelPath) setModelError(null);
-    setForm(next);
-    if (checked) setIssues(validatePruneForm(next));
-  }
-
-  function pickSample(s: Sample) {
-    change({ ...form, modelPath: s.modelPath, tokenizerPath: s.tokenizerPath, textPath: s.textPath, calibText: calibrationTextOf(s) });
-  }
-
-  async function next() {
-    setChecked(true);
-    const all = validatePruneForm(form);
-    setIssues(all);
-    if (hasIssues(pruneIssuesForStep(all, active))) return;
-    if (active === STEP.model) {
-      setChecking(true);
-      setModelError(null);
-      try {
-        await api.call('models.inspect', { path: form.modelPath.trim() });
-      } catch (e) {
-        setModelError(toUiError(e));
-        return;
-      } finally {
-        setChecking(false);
-      }
-    }
-    setActive((a) => Math.min(a + 1, STEP.run));
-  }
-
-  async function run() {
-    setChecked(true);
-    setStartError(null);
-    const local = validatePruneForm(form);
-    setIssues(local);
-    const bad = firstPruneStepWithIssues(local);
-    if (bad >= 0) {
-      if (bad < STEP.run) setActive(bad);
-      return;
-    }
-    setStarting(true);
-    try {
-      const verdict = await api.call('recipes.validate', { recipe });
-      if (!verdict.ok) {
-        const server = pruneIssuesFromServer(verdict.issues);
-        setIssues(server);
-        const at = firstPruneStepWithIssues(server);
-        if (at >= 0 && at < STEP.run) setActive(at);
-        return;
-      }
-      const started = await api.call('jobs.start', { recipe, name: form.name.trim() || defaultPruneName(form) });
-      store.track(started.jobId, started.experimentId);
-      replaceHash(href.prune(form.modelPath.trim(), started));
-    } catch (e) {
-      setStartError(toUiError(e));
-    } finally {
-      setStarting(false);
-    }
-  }
-
-  function again() {
-    setStored(null);
-    setStartError(null);
-    setActive(STEP.method);
-    replaceHash(href.prune(form.modelPath.trim()));
-  }
-
-  const shownIssues = checked ? issues : {};
   const note = gainNote(form.method);
 
   return (

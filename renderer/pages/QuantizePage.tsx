@@ -3,54 +3,34 @@ import {
 } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
 import { IconArrowLeft, IconArrowRight, IconChartBar } from '@tabler/icons-react';
-import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
-import type { ErrorShape, ExperimentDetail, QuantizePlan, Sample } from '../../preload/contract.ts';
+import { useEffect, useMemo, useState, type ReactNode } from 'react';
+import type { ErrorShape, QuantizePlan } from '../../preload/contract.ts';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { JobPanel } from '../components/JobPanel.tsx';
 import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
 import { RecipeActions } from '../components/RecipeActions.tsx';
 import { QuantizeMethodFields } from '../components/QuantizeMethodFields.tsx';
-import { QuantizeResult, type QuantizeOutcome } from '../components/QuantizeResult.tsx';
+import { QuantizeResult } from '../components/QuantizeResult.tsx';
 import { QuantizeWeightsTable } from '../components/QuantizeWeightsTable.tsx';
 import { SensitivityPanel } from '../components/SensitivityPanel.tsx';
 import { SizeEstimate } from '../components/SizeEstimate.tsx';
 import { useApi } from '../hooks/useApi.ts';
-import { fetchPrefill } from '../lib/prefill.ts';
 import { useCall } from '../hooks/useCall.ts';
 import { useJob, useJobStore } from '../hooks/useJobs.ts';
-import { replaceHash } from '../hooks/useRoute.ts';
+import { useRecipeWizard, type WizardSpec } from '../hooks/useRecipeWizard.ts';
 import { toUiError } from '../lib/errors.ts';
 import { baseName, formatBytes } from '../lib/format.ts';
-import { jobPhase } from '../lib/job-state.ts';
 import {
   applyTopK, buildQuantizeRecipe, buildSensitivityRecipe, DEFAULT_SENSITIVITY_SAMPLES, defaultQuantizeForm, firstStepWithIssues, invalidKeepPatterns,
   issuesForStep, methodOf, parseKeepPatterns, parsePrompts, planStep, quantizeFormFromRecipe, quantizeIssuesFromServer, sensitivityIssues, sensitivityOf,
   settingsLine, validateQuantizeForm, type QuantizeForm, type QuantizeIssues,
 } from '../lib/quantize-form.ts';
 import { href } from '../lib/route.ts';
-import { onAsync, reportRejection } from '../lib/async-handler.ts';
+import { onAsync } from '../lib/async-handler.ts';
 
 interface Props { path: string; jobId: string | null; experimentId: number | null }
 
 const STEP = { model: 0, method: 1, weights: 2, run: 3, result: 4 } as const;
-
-/** The sample's calibration text: one that does not overlap its evaluation text, when the sample has one. */
-const calibrationTextOf = (s: Sample): string => s.calibrationTextPath ?? s.textPath;
-
-/** Fill what the user has not typed: the sample texts, and the sample's tokenizer for the sample model. */
-function withSampleDefaults(form: QuantizeForm, samples: readonly Sample[]): QuantizeForm {
-  if (samples.length === 0) return form;
-  const match = samples.find((s) => s.modelPath === form.modelPath.trim());
-  const next = { ...form };
-  if (!next.textPath) next.textPath = (match ?? samples[0]).textPath;
-  if (!next.calibText) next.calibText = calibrationTextOf(match ?? samples[0]);
-  if (!next.tokenizerPath && match) next.tokenizerPath = match.tokenizerPath;
-  return next;
-}
-
-function hasIssues(issues: QuantizeIssues): boolean {
-  return Object.values(issues).some(Boolean);
-}
 
 function defaultName(form: QuantizeForm): string {
   const how = methodOf(form.method).weightOnly
@@ -111,20 +91,26 @@ function Review({ form, planBytes }: { form: QuantizeForm; planBytes: { before: 
   );
 }
 
+const QUANTIZE_WIZARD: WizardSpec<QuantizeForm, QuantizeIssues> = {
+  steps: STEP,
+  initialForm: defaultQuantizeForm,
+  formFromRecipe: quantizeFormFromRecipe,
+  validate: validateQuantizeForm,
+  issuesForStep,
+  firstStepWithIssues,
+  issuesFromServer: quantizeIssuesFromServer,
+  buildRecipe: buildQuantizeRecipe,
+  defaultName,
+  href: href.quantize,
+};
+
 export function QuantizePage({ path, jobId, experimentId }: Props) {
   const api = useApi();
   const store = useJobStore();
-  const [form, setForm] = useState<QuantizeForm>(() => defaultQuantizeForm(path));
-  const [samples, setSamples] = useState<Sample[]>([]);
-  const [active, setActive] = useState<number>(jobId || experimentId ? STEP.run : STEP.model);
-  const [issues, setIssues] = useState<QuantizeIssues>({});
-  const [checked, setChecked] = useState(false);
-  const [checking, setChecking] = useState(false);
-  const [modelError, setModelError] = useState<ErrorShape | null>(null);
-  const [startError, setStartError] = useState<ErrorShape | null>(null);
-  const [starting, setStarting] = useState(false);
-  const [stored, setStored] = useState<ExperimentDetail | null>(null);
-  const job = useJob(jobId, experimentId);
+  const {
+    form, samples, active, setActive, issues: shownIssues, checking, modelError, startError, starting, stored, job, running,
+    outcome, recipe, change, pickSample, next, run, again,
+  } = useRecipeWizard(QUANTIZE_WIZARD, { path, jobId, experimentId });
   // The per-layer sensitivity analysis of the Weights step: its own job, kept while the page lives.
   const [sensitivityRun, setSensitivityRun] = useState<{ jobId: string; experimentId: number } | null>(null);
   const [sensitivitySamples, setSensitivitySamples] = useState<number | string>(DEFAULT_SENSITIVITY_SAMPLES);
@@ -134,45 +120,6 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
   const [topK, setTopK] = useState<number | string | undefined>(undefined);
   const sensitivityJob = useJob(sensitivityRun?.jobId ?? null, sensitivityRun?.experimentId ?? null);
   const sensitivity = useMemo(() => sensitivityOf(sensitivityJob?.result?.details), [sensitivityJob?.result]);
-  const phase = job ? jobPhase(job) : null;
-  const running = phase === 'starting' || phase === 'running';
-
-  // Prefill: the experiment's stored recipe when attached to one, else the sample's files.
-  useEffect(() => {
-    let alive = true;
-    (async () => {
-      const { samples: list, stored: detail } = await fetchPrefill(api, experimentId);
-      if (!alive) return;
-      setSamples(list);
-      const fromRecipe = detail ? quantizeFormFromRecipe(detail.recipe) : null;
-      if (detail && !jobId) {
-        // Attached by experiment only (from the history): follow the job if it still runs.
-        const running = (await api.call('jobs.list', {}).catch(() => [])).find((j) => j.experimentId === experimentId);
-        if (!alive) return;
-        if (running) replaceHash(href.quantize(detail.modelPath, running));
-        else {
-          setStored(detail);
-          if (detail.status === 'done') setActive(STEP.result);
-        }
-      }
-      setForm((f) => fromRecipe ?? withSampleDefaults(f, list));
-    })().catch(reportRejection);
-    return () => { alive = false; };
-    // Once per visit (the page is re-created on navigation); later URL changes come from this page.
-  }, [api]);
-
-  // A job that finishes well moves the wizard to the comparison (once per job).
-  const advancedFor = useRef<string | null>(null);
-  useEffect(() => {
-    if (!job || advancedFor.current === job.jobId) return;
-    if (job.finished?.status === 'done' && job.result) {
-      advancedFor.current = job.jobId;
-      setActive(STEP.result);
-    }
-  }, [job]);
-
-  const outcome: QuantizeOutcome | null = job?.result
-    ?? (!jobId && stored && stored.status === 'done' ? { metrics: stored.metrics, artefacts: stored.artefacts, details: stored.details } : null);
 
   // The plan (weights and size estimate) follows the settings, debounced; asked from the Method step on.
   const step = useMemo(() => planStep(form), [form]);
@@ -187,70 +134,6 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
   const [lastPlan, setLastPlan] = useState<QuantizePlan | null>(null);
   useEffect(() => { if (plan.data) setLastPlan(plan.data); }, [plan.data]);
   const shownPlan = plan.data ?? (badKeep && lastPlan && lastPlan.path === form.modelPath.trim() ? lastPlan : null);
-
-  const recipe = useMemo(() => buildQuantizeRecipe(form), [form]);
-
-  function change(next: QuantizeForm) {
-    const sample = samples.find((s) => s.modelPath === next.modelPath.trim());
-    if (sample && next.modelPath !== form.modelPath && !next.tokenizerPath) next = { ...next, tokenizerPath: sample.tokenizerPath };
-    if (next.modelPath !== form.modelPath) setModelError(null);
-    setForm(next);
-    if (checked) setIssues(validateQuantizeForm(next));
-  }
-
-  function pickSample(s: Sample) {
-    change({ ...form, modelPath: s.modelPath, tokenizerPath: s.tokenizerPath, textPath: s.textPath, calibText: calibrationTextOf(s) });
-  }
-
-  async function next() {
-    setChecked(true);
-    const all = validateQuantizeForm(form);
-    setIssues(all);
-    if (hasIssues(issuesForStep(all, active))) return;
-    if (active === STEP.model) {
-      setChecking(true);
-      setModelError(null);
-      try {
-        await api.call('models.inspect', { path: form.modelPath.trim() });
-      } catch (e) {
-        setModelError(toUiError(e));
-        return;
-      } finally {
-        setChecking(false);
-      }
-    }
-    setActive((a) => Math.min(a + 1, STEP.run));
-  }
-
-  async function run() {
-    setChecked(true);
-    setStartError(null);
-    const local = validateQuantizeForm(form);
-    setIssues(local);
-    const bad = firstStepWithIssues(local);
-    if (bad >= 0) {
-      if (bad < STEP.run) setActive(bad);
-      return;
-    }
-    setStarting(true);
-    try {
-      const verdict = await api.call('recipes.validate', { recipe });
-      if (!verdict.ok) {
-        const server = quantizeIssuesFromServer(verdict.issues);
-        setIssues(server);
-        const at = firstStepWithIssues(server);
-        if (at >= 0 && at < STEP.run) setActive(at);
-        return;
-      }
-      const started = await api.call('jobs.start', { recipe, name: form.name.trim() || defaultName(form) });
-      store.track(started.jobId, started.experimentId);
-      replaceHash(href.quantize(form.modelPath.trim(), started));
-    } catch (e) {
-      setStartError(toUiError(e));
-    } finally {
-      setStarting(false);
-    }
-  }
 
   async function measureSensitivity() {
     setSensitivityError(null);
@@ -270,16 +153,8 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
     }
   }
 
-  function again() {
-    setStored(null);
-    setStartError(null);
-    setActive(STEP.method);
-    replaceHash(href.quantize(form.modelPath.trim()));
-  }
-
   const planBytes = plan.data ? { before: plan.data.bytesBefore, after: plan.data.bytesAfter } : null;
   const estimate = <SizeEstimate plan={shownPlan} loading={planLoading} error={plan.error} />;
-  const shownIssues = checked ? issues : {};
 
   return (
     <Stack gap="md">
