@@ -21,9 +21,8 @@
 import {
   cpuInfo, getThreads, gptqQuantize, gptqSweep, hessianAccumulate, prepareHessian, quantizeBlockwise, setSimdLimit, setThreads, type SimdPath,
 } from '../../main/engine/native/index.ts';
+import { activations, flag, option, weight } from './helpers/bench-inputs.ts';
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: string): string => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback;
 const rounds = Number(option('rounds', '2'));
 const threadCounts = option('threads', '1,2').split(',').map(Number);
 const group = Number(option('group', '128'));
@@ -31,42 +30,7 @@ const cpu = cpuInfo();
 const available: SimdPath[] = cpu.avx512 ? ['avx512', 'avx2'] : cpu.simd === 'baseline' ? ['baseline'] : ['avx2'];
 const paths = option('simd', available.join(',')).split(',').filter((p): p is SimdPath => (available as string[]).includes(p));
 const shapes: [number, number][] = [[2048, 2048], [4096, 4096]];
-if (!args.includes('--quick')) shapes.push([4096, 11008]);
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** X [rows × d]: 16 latent factors mixed into every input, per-input scales 0.1..10, noise. */
-function activations(rows: number, d: number, seed: number): Float32Array {
-  const next = seeded(seed);
-  const factors = 16;
-  const mix = Float32Array.from({ length: factors * d }, () => next() * 2 - 1);
-  const scale = Float32Array.from({ length: d }, () => 10 ** (next() * 2 - 1));
-  const x = new Float32Array(rows * d);
-  const z = new Float32Array(factors);
-  for (let t = 0; t < rows; t++) {
-    for (let f = 0; f < factors; f++) z[f] = next() * 2 - 1;
-    const row = x.subarray(t * d, (t + 1) * d);
-    for (let i = 0; i < d; i++) {
-      let v = 0.3 * (next() * 2 - 1);
-      for (let f = 0; f < factors; f++) v += mix[f * d + i] * z[f];
-      row[i] = v * scale[i];
-    }
-  }
-  return x;
-}
-
-function weight(k: number, n: number, seed: number): Float32Array {
-  const next = seeded(seed);
-  return Float32Array.from({ length: k * n }, () => (next() + next() + next() - 1.5) * 0.05);
-}
+if (!flag('quick')) shapes.push([4096, 11008]);
 
 /** Best of `rounds` runs of fn on each path, the paths interleaved round by round (so load from other processes hits them alike). */
 async function best(fn: () => Promise<unknown>): Promise<Map<SimdPath, number>> {

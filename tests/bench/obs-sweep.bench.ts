@@ -12,22 +12,11 @@
  *   $N tests/bench/obs-sweep.bench.ts [--rounds=N] [--threads=N] [--quick]
  */
 import { cpuInfo, getThreads, gptqQuantize, hessianAccumulate, obsSweep, setThreads, type ObsSweepOptions } from '../../main/engine/native/index.ts';
+import { flag, option, seeded } from './helpers/bench-inputs.ts';
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: string): string => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback;
 const rounds = Number(option('rounds', '2'));
-const shapes: [number, number][] = args.includes('--quick') ? [[1024, 1024]] : [[2048, 2048], [4096, 4096]];
+const shapes: [number, number][] = flag('quick') ? [[1024, 1024]] : [[2048, 2048], [4096, 4096]];
 const tokens = 2048;
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function best(fn: () => Promise<unknown>): Promise<number> {
   let fastest = Infinity;

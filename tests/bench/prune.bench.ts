@@ -17,41 +17,12 @@ import { getThreads, gptqQuantize, hessianAccumulate, setThreads } from '../../m
 import { obsSweep } from '../../main/engine/native/obs.ts';
 import { applyMask } from '../../main/engine/prune/magnitude.ts';
 import { wandaMask } from '../../main/engine/prune/wanda.ts';
+import { activations, flag, option, seeded } from './helpers/bench-inputs.ts';
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: string): string => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback;
 const rounds = Number(option('rounds', '1'));
 const threads = Number(option('threads', '2'));
 const shapes: [number, number][] = [[4096, 4096]];
-if (!args.includes('--quick')) shapes.push([4096, 11008]);
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function activations(rows: number, d: number, seed: number): Float32Array {
-  const next = seeded(seed);
-  const factors = 16;
-  const mix = Float32Array.from({ length: factors * d }, () => next() * 2 - 1);
-  const scale = Float32Array.from({ length: d }, () => 10 ** (next() * 2 - 1));
-  const x = new Float32Array(rows * d);
-  const z = new Float32Array(factors);
-  for (let t = 0; t < rows; t++) {
-    for (let f = 0; f < factors; f++) z[f] = next() * 2 - 1;
-    for (let i = 0; i < d; i++) {
-      let v = 0.3 * (next() * 2 - 1);
-      for (let f = 0; f < factors; f++) v += mix[f * d + i] * z[f];
-      x[t * d + i] = v * scale[i];
-    }
-  }
-  return x;
-}
+if (!flag('quick')) shapes.push([4096, 11008]);
 
 async function best(fn: () => Promise<unknown> | unknown): Promise<number> {
   let fastest = Infinity;
