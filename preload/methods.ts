@@ -39,6 +39,11 @@ export interface StepTraits {
   needs: StepNeeds;
   /** The name in lists and cards ('GPTQ — error-compensating'). */
   title: string;
+  /**
+   * The comparison also measures each model's size compressed: what a step gains there only (zeros that do
+   * not shrink an ONNX file) shows nowhere else.
+   */
+  measuresCompressedSize?: boolean;
 }
 
 /** Registry key of a step: its type, and for quantize steps the method too ('quantize:rtn'). */
@@ -297,7 +302,7 @@ const sequentialOption: MethodOption = {
 };
 
 export const PRUNE_MAGNITUDE = {
-  key: 'prune:magnitude', type: 'prune', method: 'magnitude', kind: 'transform', needs: {} as StepNeeds,
+  key: 'prune:magnitude', type: 'prune', method: 'magnitude', kind: 'transform', needs: {} as StepNeeds, measuresCompressedSize: true,
   title: 'Magnitude — smallest weights', short: 'Magnitude', jobTitle: 'Prune',
   summary: `Fastest, no calibration; zeroes the smallest weights. Loses much more than Wanda or SparseGPT at 50 %; ${UNSTRUCTURED_NOTE}.`,
   schema: PruneMagnitudeStep,
@@ -310,7 +315,7 @@ export const PRUNE_MAGNITUDE = {
 } as const satisfies StepDescription<'prune:magnitude'>;
 
 export const PRUNE_WANDA = {
-  key: 'prune:wanda', type: 'prune', method: 'wanda', kind: 'transform', needs: { tokenizer: true, calibration: ['l2'], sequentialCalibration: true } as StepNeeds,
+  key: 'prune:wanda', type: 'prune', method: 'wanda', kind: 'transform', needs: { tokenizer: true, calibration: ['l2'], sequentialCalibration: true } as StepNeeds, measuresCompressedSize: true,
   title: 'Wanda — weights × activations', short: 'Wanda', jobTitle: 'Prune',
   summary: `Prunes by |weight| × input activation norm from a short calibration pass; no weight update, fast, far better than magnitude; ${UNSTRUCTURED_NOTE}.`,
   schema: PruneWandaStep,
@@ -319,7 +324,7 @@ export const PRUNE_WANDA = {
 } as const satisfies StepDescription<'prune:wanda'>;
 
 export const PRUNE_SPARSEGPT = {
-  key: 'prune:sparsegpt', type: 'prune', method: 'sparsegpt', kind: 'transform', needs: { tokenizer: true, calibration: ['hessian'], sequentialCalibration: true } as StepNeeds,
+  key: 'prune:sparsegpt', type: 'prune', method: 'sparsegpt', kind: 'transform', needs: { tokenizer: true, calibration: ['hessian'], sequentialCalibration: true } as StepNeeds, measuresCompressedSize: true,
   title: 'SparseGPT — error-compensating', short: 'SparseGPT', jobTitle: 'Prune',
   summary: `Chooses the mask and updates the kept weights to compensate (like GPTQ); slower than Wanda, best quality; can quantize to 4-bit in the same pass; ${UNSTRUCTURED_NOTE}.`,
   schema: PruneSparseGptStep,
@@ -335,7 +340,7 @@ export const PRUNE_SPARSEGPT = {
 } as const satisfies StepDescription<'prune:sparsegpt'>;
 
 export const PRUNE_STRUCTURED = {
-  key: 'prune:structured', type: 'prune', method: 'structured', kind: 'transform', needs: { tokenizer: true } as StepNeeds,
+  key: 'prune:structured', type: 'prune', method: 'structured', kind: 'transform', needs: { tokenizer: true } as StepNeeds, measuresCompressedSize: true,
   title: 'Structured — heads, neurons, blocks', short: 'Structured', jobTitle: 'Prune',
   summary: 'Removes whole attention heads, MLP neurons or transformer blocks: a really smaller and faster model, at a larger quality cost per parameter removed.',
   schema: PruneStructuredStep,
@@ -394,6 +399,11 @@ export function describeMethod(method: QuantizeMethodId): Extract<DescribedStep,
 /** Whether the recipe writes a new model, which is then compared with the original. */
 export function compresses(r: Pick<Recipe, 'steps'>): boolean {
   return r.steps.some((s) => describeStep(s).kind === 'transform');
+}
+
+/** Whether a step of the recipe asks the comparison for the size compressed (StepTraits.measuresCompressedSize). */
+export function measuresCompressedSize(r: Pick<Recipe, 'steps'>): boolean {
+  return r.steps.some((s) => describeStep(s).measuresCompressedSize === true);
 }
 
 /** Job kinds for lists and filters: 'evaluate' (no steps) or a step type. */

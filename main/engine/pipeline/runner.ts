@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Artefact, Metric } from '../../../preload/contract.ts';
-import { compresses, describeStep } from '../../../preload/methods.ts';
+import { compresses, describeStep, measuresCompressedSize } from '../../../preload/methods.ts';
 import { DEFAULT_MAX_NEW_TOKENS, DEFAULT_SAMPLE_PROMPTS, Recipe } from '../../../preload/recipe.ts';
 import { readTextFile } from '../data/text-file.ts';
 import { checkTokenizerFitsModel, loadTokenizer, type TextTokenizer } from '../data/tokenizer.ts';
@@ -167,8 +167,6 @@ async function speedOf(subjects: readonly SpeedSubject[], inputs: EvaluationInpu
   return { metrics, details };
 }
 
-/** Pruned zeros only show in a compressed size: it is measured whenever the recipe prunes. */
-const prunes = (recipe: Recipe): boolean => recipe.steps.some((st) => st.type === 'prune');
 
 async function footprintOf(modelPath: string, subject: string, ctx: JobContext, options: RunRecipeOptions, compressed = false): Promise<{ metrics: Metric[]; details: Record<string, unknown> }> {
   throwIfAborted(ctx.signal);
@@ -280,9 +278,9 @@ async function compareModels(
 
     if (evaluation.footprint) {
       ctx.progress({ phase: 'evaluate:footprint', done: 0, total: 2 });
-      const a = await footprintOf(originalPath, 'original', ctx, options, prunes(recipe));
+      const a = await footprintOf(originalPath, 'original', ctx, options, measuresCompressedSize(recipe));
       ctx.progress({ phase: 'evaluate:footprint', done: 1, total: 2 });
-      const b = await footprintOf(resultPath, 'result', ctx, options, prunes(recipe));
+      const b = await footprintOf(resultPath, 'result', ctx, options, measuresCompressedSize(recipe));
       ctx.progress({ phase: 'evaluate:footprint', done: 2, total: 2 });
       metrics.push(...a.metrics, ...b.metrics);
       original.footprint = a.details;

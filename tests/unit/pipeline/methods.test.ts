@@ -4,7 +4,7 @@ import { quantizeCommand } from '../../../main/cli/commands.ts';
 import { FLAG_METHODS } from '../../../main/cli/quantize.ts';
 import { defaultSteps } from '../../../main/engine/pipeline/registry.ts';
 import {
-  compresses, describeStep, JOB_KINDS, jobTitle, parseStepDetails, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, recipeKind, STEP_DESCRIPTIONS, type StepDescription,
+  compresses, describeStep, JOB_KINDS, jobTitle, measuresCompressedSize, parseStepDetails, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, recipeKind, STEP_DESCRIPTIONS, type StepDescription,
 } from '../../../preload/methods.ts';
 import { Recipe } from '../../../preload/recipe.ts';
 import { METHODS } from '../../../renderer/lib/quantize-form.ts';
@@ -65,5 +65,13 @@ describe('step descriptions', () => {
     expect(steps.map((s) => s.key)).toEqual(['quantize:int8-dynamic']);
     expect(steps[0].key === 'quantize:int8-dynamic' && Number.isNaN(steps[0].quantizedWeights[0].sqError)).toBe(true);
     expect(parseStepDetails({ steps: 'none' })).toEqual([]);
+  });
+
+  it('the size compressed is measured where a step says its gain shows only there (pruning), not for quantization', () => {
+    const quantize = { steps: [{ type: 'quantize', method: 'rtn' }] } as unknown as Recipe;
+    const prune = { steps: [{ type: 'prune', method: 'magnitude' }, { type: 'quantize', method: 'rtn' }] } as unknown as Recipe;
+    expect(measuresCompressedSize(quantize)).toBe(false);
+    expect(measuresCompressedSize(prune)).toBe(true);
+    expect(STEP_DESCRIPTIONS.filter((d: StepDescription) => d.measuresCompressedSize).map((d) => d.type)).toEqual(['prune', 'prune', 'prune', 'prune']);
   });
 });
