@@ -80,7 +80,7 @@ export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
   // Prefill: the experiment's stored recipe when attached to one (re-run, compare from the history), else the sample's files.
   useEffect(() => {
     let alive = true;
-    (async () => {
+    const prefill = async (): Promise<void> => {
       const { samples: list, stored: detail } = await fetchPrefill(api, experimentId);
       if (!alive) return;
       setSamples(list);
@@ -96,7 +96,8 @@ export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
         }
       }
       setForm((f) => fromRecipe ?? withSampleDefaults(f, list));
-    })().catch(reportRejection);
+    };
+    prefill().catch(reportRejection);
     return () => { alive = false; };
     // Once per visit (the page is re-created on navigation); later URL changes come from this page.
   }, [api]);
