@@ -81,6 +81,13 @@ export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
   useEffect(() => {
     let alive = true;
     const prefill = async (): Promise<void> => {
+      try {
+        await prefillFrom();
+      } catch (e) {
+        reportRejection(e);
+      }
+    };
+    const prefillFrom = async (): Promise<void> => {
       const { samples: list, stored: detail } = await fetchPrefill(api, experimentId);
       if (!alive) return;
       setSamples(list);
@@ -97,7 +104,7 @@ export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
       }
       setForm((f) => fromRecipe ?? withSampleDefaults(f, list));
     };
-    prefill().catch(reportRejection);
+    void prefill();
     return () => { alive = false; };
     // Once per visit (the page is re-created on navigation); later URL changes come from this page.
   }, [api]);
