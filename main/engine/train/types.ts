@@ -1,0 +1,84 @@
+/**
+ * What a training run is asked to do and what it reports: the seam between the engine's training loop
+ * (train-model.ts) and whoever starts it (the `train` step, the CLI, tests).
+ */
+
+export interface TrainConfig {
+  /** Training text (UTF-8; paragraphs split on blank lines, packed into sequences of `length` + 1 tokens). */
+  textPath: string;
+  tokenizerPath: string;
+  /** Optimizer steps; when absent, `epochs` passes over the text decide the count. */
+  steps?: number;
+  epochs?: number;
+  /** Sequences per micro-batch (B) and tokens per sequence (T): one training graph per (B, T). */
+  batch: number;
+  length: number;
+  /** Micro-batches summed into one optimizer step. */
+  accumulate: number;
+  /** Peak learning rate (> 0), linear warmup over `warmupSteps`, cosine decay to `lr · minLrRatio`. */
+  lr: number;
+  warmupSteps: number;
+  minLrRatio: number;
+  /** AdamW's decoupled weight decay (not applied to biases, norms or embeddings). */
+  weightDecay: number;
+  /** Clip the global gradient norm to this value (0 = no clipping). */
+  clipNorm: number;
+  /** Weights kept frozen: glob patterns on initializer names, or architecture roles ('q', 'k', 'v', 'o', 'gate', 'up', 'down', 'norm', 'embedding', 'lm_head'). */
+  freeze: string[];
+  /** Weights that are exactly zero at the start stay exactly zero (pruning masks kept). */
+  keepSparsity: boolean;
+  /** Held-out text scored every `evalEvery` optimizer steps (and at the start and end). */
+  evalTextPath?: string;
+  evalEvery: number;
+  /** Seed of the data order. */
+  seed: number;
+  /** Write a checkpoint every this many optimizer steps (and at cancel). */
+  checkpointEvery: number;
+}
+
+/** One point of the live curves, reported after each optimizer step. */
+export interface TrainPoint {
+  step: number;
+  totalSteps: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerSecond: number;
+  etaSeconds: number;
+  /** Held-out loss, on the steps where it was measured. */
+  evalLoss?: number;
+}
+
+export interface TrainRequest {
+  modelPath: string;
+  /** Folder the trained model is written into (in the input's own layout). */
+  outDir: string;
+  /** Where checkpoints live; a resumed run reads the newest one there. */
+  checkpointDir: string;
+  resume: boolean;
+  config: TrainConfig;
+  onPoint?: (p: TrainPoint) => void;
+}
+
+export interface TrainDetails {
+  steps: number;
+  tokens: number;
+  trainableParameters: number;
+  frozenParameters: number;
+  firstLoss: number;
+  finalLoss: number;
+  evalLossBefore?: number;
+  evalLossAfter?: number;
+  tokensPerSecond: number;
+  seconds: number;
+  /** The step a resumed run continued from. */
+  resumedFromStep?: number;
+  checkpointDir: string;
+  /** The whole curve (one point per optimizer step), so history can redraw it. */
+  curve: TrainPoint[];
+}
+
+export interface TrainResult {
+  modelPath: string;
+  details: TrainDetails;
+}
