@@ -2,6 +2,8 @@
  * What a training run is asked to do and what it reports: the seam between the engine's training loop
  * (train-model.ts) and whoever starts it (the `train` step, the CLI, tests).
  */
+import type { Recipe } from '../../../preload/recipe.ts';
+import type { WrittenFolder } from '../rewrite/write-folder.ts';
 
 export interface TrainConfig {
   /** Training text (UTF-8; paragraphs split on blank lines, packed into sequences of `length` + 1 tokens). */
@@ -53,6 +55,10 @@ export interface TrainRequest {
   modelPath: string;
   /** Folder the trained model is written into (in the input's own layout). */
   outDir: string;
+  /** 'partial' for recipe steps (the runner commits the folder), 'final' for direct callers. */
+  deliver: 'partial' | 'final';
+  /** The recipe, recorded in the output's whittle.json. */
+  recipe?: Recipe;
   /** Where checkpoints live; a resumed run reads the newest one there. */
   checkpointDir: string;
   resume: boolean;
@@ -79,6 +85,6 @@ export interface TrainDetails {
 }
 
 export interface TrainResult {
-  modelPath: string;
+  folder: WrittenFolder;
   details: TrainDetails;
 }
