@@ -17,7 +17,7 @@ export interface ManifestWeight {
   shape: number[];
   bits: number | null;
   blockSize: number | null;
-  status: 'quantized' | 'pruned' | 'skipped';
+  status: 'quantized' | 'pruned' | 'trained' | 'skipped';
   reason?: string;
   /** Σ (w − dequant(w))² over the weight. */
   sqError?: number;

@@ -1,0 +1,165 @@
+/**
+ * The training view of a model (TRAINING.md, "The design"): a copy of its graph with
+ *   - static shapes for one (batch B, sequence length T), read off a probe run;
+ *   - the batch as its only data input (input_ids [B, T]); attention mask (ones), position ids (0…T−1),
+ *     an empty KV-cache past and the merged-decoder switch become constants, so the view runs without cache;
+ *   - shape arithmetic folded into constants, and the cache outputs dropped;
+ *   - contrib ops decomposed into standard ops (decompose/);
+ *   - half-precision weights widened to float32 master weights (float32-view.ts);
+ *   - trainable weights as graph inputs, frozen ones left as initializers.
+ * The loss head and the backward are appended to it by step-graph.ts.
+ */
+import * as ort from 'onnxruntime-node';
+import { WhittleError } from '../errors.ts';
+import { DataType, isFloatDtype } from '../onnx/dtype.ts';
+import type { GraphProto, ModelProto, OnnxModel, TensorProto, ValueInfoProto } from '../onnx/proto-types.ts';
+import { makeTensor, readTensorFloat32 } from '../onnx/tensor-data.ts';
+import type { ArchitectureMap } from '../rewrite/architecture.ts';
+import type { MetaMap, TensorMeta } from './autodiff/types.ts';
+import { decomposeContribOps } from './decompose/index.ts';
+import { isHalf, widenToFloat32 } from './float32-view.ts';
+import { dataDependent, foldStaticTensors, removeDeadNodes } from './fold.ts';
+import { elementCountOf, int32Constant, int64Constant, valueInfo } from './graph-io.ts';
+import { findParameters, type TrainableParameter } from './parameters.ts';
+import { probeTensors } from './probe.ts';
+
+export interface TrainingViewOptions {
+  batch: number;
+  length: number;
+  /** Returns true for parameters that stay frozen (initializers, no gradient). */
+  frozen: (p: TrainableParameter) => boolean;
+  /** Scratch folder for the probe. */
+  scratchDir?: string;
+  threads?: number;
+}
+
+export interface TrainingView {
+  /** The forward graph (opset as the source, ≥ 17), static shapes, logits as its only output. */
+  model: ModelProto;
+  meta: MetaMap;
+  inputIds: { name: string; dtype: number };
+  logits: string;
+  vocab: number;
+  /** Parameters trained (graph inputs, in order) and parameters kept frozen. */
+  trainable: TrainableParameter[];
+  frozen: TrainableParameter[];
+  /** Float32 initial values of the trainable parameters (from the source, widened). */
+  initial: Map<string, Float32Array>;
+}
+
+const MIN_OPSET = 17;
+
+function elemType(v: ValueInfoProto): number | undefined {
+  return v.type?.tensorType?.elemType;
+}
+
+function dimsOf(v: ValueInfoProto): (number | string | undefined)[] {
+  return v.type?.tensorType?.shape?.dim.map((d) => (d.dimValue !== undefined ? Number(d.dimValue) : d.dimParam)) ?? [];
+}
+
+/** Constant feeds that stand in for everything but the tokens: how the view runs without cache. */
+function constantInputs(graph: GraphProto, batch: number, length: number): { ids: ValueInfoProto; constants: TensorProto[] } {
+  const ids = graph.input.find((v) => v.name === 'input_ids');
+  if (!ids) throw new WhittleError('UNSUPPORTED_MODEL', `Whittle trains decoders that take input_ids; this model's inputs are ${graph.input.map((v) => v.name).join(', ')}.`);
+  const constants: TensorProto[] = [];
+  const initNames = new Set(graph.initializer.map((t) => t.name));
+  for (const v of graph.input) {
+    const name = v.name ?? '';
+    if (name === 'input_ids' || initNames.has(name)) continue;
+    const type = elemType(v);
+    const intConst = (shape: number[], values: number[]): TensorProto => (type === DataType.int32 ? int32Constant(name, shape, values) : int64Constant(name, shape, values));
+    if (name === 'attention_mask') {
+      constants.push(intConst([batch, length], new Array<number>(batch * length).fill(1)));
+    } else if (name === 'position_ids') {
+      const pos: number[] = [];
+      for (let b = 0; b < batch; b++) for (let t = 0; t < length; t++) pos.push(t);
+      constants.push(intConst([batch, length], pos));
+    } else if (name === 'use_cache_branch') {
+      constants.push(makeTensor(name, DataType.bool, [1], Uint8Array.of(0)));
+    } else if (/^past/i.test(name) && type !== undefined && isFloatDtype(type)) {
+      // Empty past: [batch, kv heads, 0, head size] (or combined [2, batch, heads, 0, head size]).
+      const dims = dimsOf(v);
+      const firstSymbolic = dims.findIndex((d) => typeof d !== 'number');
+      const shape = dims.map((d, i) => (typeof d === 'number' ? d : i === firstSymbolic ? batch : 0));
+      constants.push(makeTensor(name, isHalf(type) ? DataType.float32 : type, shape, new Uint8Array(0)));
+    } else {
+      throw new WhittleError('UNSUPPORTED_MODEL', `Whittle does not know how to feed the input '${name}' while training; it feeds input_ids, attention_mask, position_ids and KV-cache past inputs.`, { input: name });
+    }
+  }
+  return { ids, constants };
+}
+
+/** The graph's logits: the output named 'logits', or the one 3-D float output that is not a cache. */
+function logitsOutput(graph: GraphProto): string {
+  const named = graph.output.find((o) => o.name === 'logits');
+  if (named) return 'logits';
+  const candidates = graph.output.filter((o) => !/^present/i.test(o.name ?? '') && dimsOf(o).length === 3);
+  if (candidates.length !== 1) throw new WhittleError('UNSUPPORTED_MODEL', 'Whittle could not find the logits output of this model (an output named logits, or a single 3-D output besides the cache).');
+  return candidates[0].name ?? '';
+}
+
+function idsFeed(dtype: number, batch: number, length: number): ort.Tensor {
+  const n = batch * length;
+  return dtype === DataType.int32 ? new ort.Tensor('int32', new Int32Array(n).fill(1), [batch, length]) : new ort.Tensor('int64', new BigInt64Array(n).fill(1n), [batch, length]);
+}
+
+/** Builds the training view of `source` for (batch, length). */
+export async function buildTrainingView(source: OnnxModel, arch: ArchitectureMap, options: TrainingViewOptions): Promise<TrainingView> {
+  const { batch, length } = options;
+  const src = source.proto;
+  if (!src.graph) throw new WhittleError('MODEL_PARSE', 'The model has no graph.');
+  const graph: GraphProto = { ...src.graph, node: [...src.graph.node], initializer: [...src.graph.initializer], input: [...src.graph.input], output: [...src.graph.output], valueInfo: [] };
+  const sourceDtypes = new Map(src.graph.initializer.map((t) => [t.name ?? '', t.dataType ?? DataType.float32]));
+  const opsetImport = src.opsetImport.map((o) => ((o.domain ?? '') === '' && Number(o.version ?? 0) < MIN_OPSET ? { ...o, version: MIN_OPSET } : o));
+  const model: ModelProto = { ...src, opsetImport, graph };
+
+  // 1. Only the tokens stay an input; logits the only output.
+  const { ids, constants } = constantInputs(graph, batch, length);
+  const constantNames = new Set(constants.map((t) => t.name));
+  graph.input = graph.input.filter((v) => !constantNames.has(v.name ?? ''));
+  graph.initializer.push(...constants);
+  const logits = logitsOutput(graph);
+  graph.output = graph.output.filter((o) => o.name === logits);
+  removeDeadNodes(graph);
+
+  // 2. float32 everywhere.
+  await widenToFloat32(graph);
+
+  // 3. Static shapes and the values of shape arithmetic, from one probe run.
+  const idsType = elemType(ids) ?? DataType.int64;
+  const probe = await probeTensors(model, { input_ids: idsFeed(idsType, batch, length) }, { scratchDir: options.scratchDir, threads: options.threads });
+  const meta = probe.meta;
+  foldStaticTensors(graph, meta, probe.values, ['input_ids']);
+
+  // 4. Standard ops only.
+  decomposeContribOps(model, meta);
+  removeDeadNodes(graph);
+
+  // 5. Parameters: trainable ones become inputs.
+  const dependent = dataDependent(graph, ['input_ids']);
+  const params = findParameters(graph, dependent, arch, sourceDtypes);
+  const trainable = params.filter((p) => !options.frozen(p));
+  const frozen = params.filter((p) => options.frozen(p));
+  if (trainable.length === 0) throw new WhittleError('INVALID_INPUT', 'Every weight of the model is frozen: nothing would be trained. Freeze fewer roles or patterns.');
+  const trainableNames = new Set(trainable.map((p) => p.name));
+  const initial = new Map<string, Float32Array>();
+  const kept: TensorProto[] = [];
+  for (const t of graph.initializer) {
+    if (!trainableNames.has(t.name ?? '')) { kept.push(t); continue; }
+    initial.set(t.name ?? '', await readTensorFloat32(t));
+  }
+  graph.initializer = kept;
+  for (const p of trainable) graph.input.push(valueInfo(p.name, { dtype: DataType.float32, shape: p.dims }));
+  const idsMeta: TensorMeta = { dtype: idsType, shape: [batch, length] };
+  graph.input = graph.input.map((v) => (v.name === 'input_ids' ? valueInfo('input_ids', idsMeta) : v));
+  meta.set('input_ids', idsMeta);
+  const logitsMeta = meta.get(logits);
+  if (!logitsMeta || logitsMeta.shape.length !== 3) throw new WhittleError('UNSUPPORTED_MODEL', `The logits of this model are not [batch, sequence, vocabulary] (probe: [${logitsMeta?.shape.join(', ') ?? '?'}]).`);
+  graph.output = [valueInfo(logits, logitsMeta)];
+  return { model, meta, inputIds: { name: 'input_ids', dtype: idsType }, logits, vocab: logitsMeta.shape[2], trainable, frozen, initial };
+}
+
+/** Total elements of a parameter list. */
+export function parameterCount(params: TrainableParameter[]): number {
+  return params.reduce((a, p) => a + elementCountOf(p.dims), 0);
+}
