@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import {
   CalibrationConfig, PruneMagnitudeStep, PruneSparseGptStep, PruneStructuredStep, PruneWandaStep,
-  QuantizeFp16Step, QuantizeGptqStep, QuantizeInt8DynamicStep, QuantizeInt8StaticStep, QuantizeRtnStep, SensitivityStep,
+  QuantizeFp16Step, QuantizeGptqStep, QuantizeInt8DynamicStep, QuantizeInt8StaticStep, QuantizeRtnStep, SensitivityStep, TrainStep,
   type Recipe, type Step,
 } from './recipe.ts';
 
@@ -44,6 +44,13 @@ export interface StepTraits {
    * not shrink an ONNX file) shows nowhere else.
    */
   measuresCompressedSize?: boolean;
+  /**
+   * The step writes checkpoints a later job can continue from (`resume` in its recipe step): the job
+   * records the checkpoint folder, and the history offers "Resume" for an interrupted or cancelled run.
+   */
+  resumable?: boolean;
+  /** The named series of points the step streams while it runs (job.point events), e.g. 'train'. */
+  series?: string;
 }
 
 /** Registry key of a step: its type, and for quantize steps the method too ('quantize:rtn'). */
@@ -179,6 +186,29 @@ export const StructuredPruneDetails = z.looseObject({
   removals: z.array(StructuredRemoval),
   calibration: CalibrationConfig.optional(),
   warnings: z.array(z.string()),
+});
+
+/** One point of a training curve (main/engine/train/types.ts TrainPoint): after each optimizer step. */
+export const TrainPointSchema = z.looseObject({
+  step: count, totalSteps: count, loss: real, lr: real, gradNorm: real, tokensPerSecond: real, etaSeconds: real,
+  /** Held-out loss, on the steps where it was measured. */
+  evalLoss: real.optional(),
+});
+export type TrainPointDetails = z.infer<typeof TrainPointSchema>;
+
+export const TrainDetailsSchema = z.looseObject({
+  objective: z.literal('lm'), ...folderDetails,
+  steps: count, tokens: count, trainableParameters: count, frozenParameters: count,
+  firstLoss: real, finalLoss: real, evalLossBefore: real.optional(), evalLossAfter: real.optional(),
+  tokensPerSecond: real, seconds: real,
+  /** The step a resumed run continued from, and the experiment it continued. */
+  resumedFromStep: count.optional(), resumedFromExperiment: z.int().positive().optional(),
+  /** Where the checkpoints were written (removed once the job has succeeded). */
+  checkpointDir: z.string(),
+  /** The settings the run used (warmup resolved). */
+  config: z.looseObject({ batch: z.int(), length: z.int(), accumulate: z.int(), lr: real, warmupSteps: count, freeze: z.array(z.string()) }),
+  /** The whole curve, one point per optimizer step (a resumed run's includes the steps before it). */
+  curve: z.array(TrainPointSchema),
 });
 
 // ── the descriptions ────────────────────────────────────────────────────────────────────────────────
@@ -356,8 +386,37 @@ export const PRUNE_STRUCTURED = {
   details: StructuredPruneDetails,
 } as const satisfies StepDescription<'prune:structured'>;
 
+export const TRAIN = {
+  key: 'train', type: 'train', method: null, kind: 'transform', needs: { tokenizer: true, gradients: true } as StepNeeds, resumable: true, series: 'train',
+  title: 'Fine-tune — next-token loss', short: 'Fine-tune', jobTitle: 'Train',
+  summary: 'Trains the float weights on your text with AdamW (warmup, cosine decay, clipping); recovers quality after pruning or adapts a model to a domain. Minutes to hours on a CPU.',
+  schema: TrainStep,
+  options: [
+    { field: 'text', flag: 'text', help: 'the UTF-8 training text (paragraphs separated by blank lines); best not the evaluation text' },
+    { field: 'steps', flag: 'steps', help: 'optimizer steps (give this or --epochs)' },
+    { field: 'epochs', flag: 'epochs', help: 'passes over the training text (give this or --steps)' },
+    { field: 'batch', flag: 'batch', help: 'sequences per micro-batch B (default 4)' },
+    { field: 'length', flag: 'len', help: 'tokens per sequence T (default 128)' },
+    { field: 'accumulate', flag: 'accumulate', help: 'micro-batches summed into one optimizer step (default 1)' },
+    { field: 'lr', flag: 'lr', help: 'peak learning rate, above 0 (default 3e-4)' },
+    { field: 'warmup', flag: 'warmup', help: 'linear warmup steps (default about a tenth of the run, at most 100)' },
+    { field: 'minLrRatio', flag: null, help: 'the cosine decay ends at lr × this (default 0.1)' },
+    { field: 'weightDecay', flag: 'weight-decay', help: "AdamW's decoupled weight decay, not on biases, norms or embeddings (default 0.01)" },
+    { field: 'clipNorm', flag: 'clip-norm', help: 'clip the global gradient norm to this (default 1; 0 = no clipping)' },
+    { field: 'freeze', flag: 'freeze', help: 'weights left as they are: a role (q, k, v, o, gate, up, down, norm, embedding, lm_head) or a glob pattern on weight names' },
+    { field: 'keepSparsity', flag: 'keep-sparsity', help: 'weights that are zero at the start stay zero (a pruned model stays pruned; the default)' },
+    { field: 'evalText', flag: 'eval-text', help: 'held-out text whose loss is measured during training (the comparison after training uses it too)' },
+    { field: 'evalEvery', flag: 'eval-every', help: 'measure the held-out loss every this many steps (default 20)' },
+    { field: 'seed', flag: 'seed', help: 'seed of the data order (default 0)' },
+    { field: 'checkpointEvery', flag: 'checkpoint-every', help: 'write a checkpoint every this many steps, and at cancel (default 25)' },
+    { field: 'resume', flag: 'resume', help: 'continue an interrupted or cancelled training experiment from its newest checkpoint' },
+  ],
+  outputs: 'A model folder in the input\'s own layout (model.onnx, its weights, whittle.json) compared with the original, with the loss curve.',
+  details: TrainDetailsSchema,
+} as const satisfies StepDescription<'train'>;
+
 /** Every step this build describes, quantization methods in the order the wizard and the CLI list them. */
-export const STEP_DESCRIPTIONS = [RTN, GPTQ, FP16, INT8_DYNAMIC, INT8_STATIC, PRUNE_MAGNITUDE, PRUNE_WANDA, PRUNE_SPARSEGPT, PRUNE_STRUCTURED, SENSITIVITY] as const satisfies readonly StepDescription[];
+export const STEP_DESCRIPTIONS = [RTN, GPTQ, FP16, INT8_DYNAMIC, INT8_STATIC, PRUNE_MAGNITUDE, PRUNE_WANDA, PRUNE_SPARSEGPT, PRUNE_STRUCTURED, SENSITIVITY, TRAIN] as const satisfies readonly StepDescription[];
 export type DescribedStep = (typeof STEP_DESCRIPTIONS)[number];
 
 /** The quantization methods, in order. */
@@ -422,6 +481,11 @@ export function jobTitle(kind: string): string {
 
 // ── step details, as the renderer reads them ────────────────────────────────────────────────────────
 
+/** Whether a recipe has a step that writes checkpoints a later job can continue from (StepTraits.resumable). */
+export function resumable(r: Pick<Recipe, 'steps'>): boolean {
+  return r.steps.some((s) => describeStep(s).resumable === true);
+}
+
 /** What the runner adds to every step's details. */
 const stepFrame = { type: z.string(), input: z.string(), output: z.string() };
 
@@ -433,7 +497,8 @@ export type StepDetails =
   | ({ key: 'quantize:int8-static' } & z.infer<typeof Int8StaticDetails>)
   | ({ key: 'prune:magnitude' | 'prune:wanda' | 'prune:sparsegpt' } & z.infer<typeof UnstructuredPruneDetails>)
   | ({ key: 'prune:structured' } & z.infer<typeof StructuredPruneDetails>)
-  | ({ key: 'sensitivity' } & z.infer<typeof SensitivityDetails>);
+  | ({ key: 'sensitivity' } & z.infer<typeof SensitivityDetails>)
+  | ({ key: 'train' } & z.infer<typeof TrainDetailsSchema>);
 
 /** Whether parsed step details are a quantization step's. */
 export function isQuantizeDetails(s: StepDetails): s is Extract<StepDetails, { key: `quantize:${string}` }> {

@@ -310,7 +310,97 @@ export const PruneStep = z.discriminatedUnion('method', [PruneMagnitudeStep, Pru
 export type PruneStep = z.infer<typeof PruneStep>;
 export type PruneMethod = PruneStep['method'];
 
-export const Step = z.discriminatedUnion('type', [QuantizeStep, PruneStep, SensitivityStep]);
+// ── training (TRAINING.md) ─────────────────────────────────────────────────────────────────────────
+
+/**
+ * Architecture roles a fine-tune can freeze (the architecture map says which weight is which): the
+ * attention projections, the MLP, the norms, the embedding and the LM head. "o and v" is ov-freeze
+ * (arXiv 2403.18159).
+ */
+export const FREEZE_ROLES = ['q', 'k', 'v', 'o', 'gate', 'up', 'down', 'norm', 'embedding', 'lm_head'] as const;
+export type FreezeRole = (typeof FREEZE_ROLES)[number];
+
+/**
+ * A freeze entry is a role when it is a bare word (letters and underscores only); anything else
+ * (`*`, `?`, `.`, `/`, digits) is a glob pattern on initializer names, e.g. `*.layers.0.*`.
+ */
+export function isFreezeRoleWord(entry: string): boolean {
+  return /^[a-z_]+$/i.test(entry);
+}
+
+/** The steps of the default warmup: about a tenth of the run, at most 100 steps. */
+export function defaultWarmupSteps(totalSteps: number): number {
+  return Math.min(100, Math.round(0.1 * totalSteps));
+}
+
+/**
+ * Where a resumable step (a training run) continues from: the checkpoint folder an earlier run of the
+ * same recipe wrote (its experiment records it). The run continues the same curve from the newest
+ * checkpoint there, and keeps writing its checkpoints to that folder.
+ */
+export const ResumeFrom = z.strictObject({
+  checkpoints: path,
+  /** The experiment that wrote them, for the history's "continued from". */
+  experiment: z.int().positive().optional(),
+});
+export type ResumeFrom = z.infer<typeof ResumeFrom>;
+
+/**
+ * Fine-tuning on next-token prediction ('lm'): the model's float weights trained with AdamW on a text
+ * (paragraphs packed into sequences of `length` + 1 tokens), warmup then cosine decay, the result written
+ * in the input's own layout. Exactly one of `steps` (optimizer steps) or `epochs` (passes over the text).
+ */
+export const TrainStep = z.strictObject({
+  type: z.literal('train'),
+  objective: z.literal('lm').default('lm'),
+  /** The training text (UTF-8; paragraphs separated by blank lines). Best not the evaluation text. */
+  text: path,
+  steps: z.int().min(1).max(10_000_000).optional(),
+  epochs: z.number().gt(0, 'epochs must be above 0').max(10_000).optional(),
+  /** Sequences per micro-batch B and tokens per sequence T. */
+  batch: z.int().min(1).max(4096).default(4),
+  length: z.int().min(8).max(1 << 16).default(128),
+  /** Micro-batches whose gradients are summed into one optimizer step. */
+  accumulate: z.int().min(1).max(4096).default(1),
+  /** Peak learning rate. */
+  lr: z.number().gt(0, 'the learning rate must be above 0').max(10, 'a learning rate above 10 diverges at once; typical values are 1e-5 to 1e-3').default(3e-4),
+  /** Linear warmup steps; unset: about a tenth of the run, at most 100 (defaultWarmupSteps). */
+  warmup: z.int().min(0).optional(),
+  /** The cosine decay ends at lr · minLrRatio. */
+  minLrRatio: z.number().min(0).max(1).default(0.1),
+  /** AdamW's decoupled weight decay (not on biases, norms or embeddings). */
+  weightDecay: z.number().min(0).max(10).default(0.01),
+  /** Global gradient norm clip; 0 = no clipping. */
+  clipNorm: z.number().min(0).default(1),
+  /** Frozen weights: roles (FREEZE_ROLES) or glob patterns on initializer names. */
+  freeze: z.array(z.string().min(1)).default([]),
+  /** Weights that are exactly zero at the start (a pruned model) stay exactly zero. */
+  keepSparsity: z.boolean().default(true),
+  /** Held-out text whose loss is measured every `evalEvery` steps, and at the start and the end. */
+  evalText: path.optional(),
+  evalEvery: z.int().min(1).default(20),
+  /** Seed of the data order. */
+  seed: z.int().min(0).max(2 ** 31 - 1).default(0),
+  /** A checkpoint (weights, optimizer moments, step, RNG, data position) every this many steps and at cancel. */
+  checkpointEvery: z.int().min(1).default(25),
+  /** Continue an interrupted or cancelled run from its checkpoints. */
+  resume: ResumeFrom.optional(),
+}).superRefine((s, ctx) => {
+  if ((s.steps === undefined) === (s.epochs === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['steps'], message: 'give exactly one of steps (optimizer steps) or epochs (passes over the text)' });
+  }
+  if (s.steps !== undefined && s.warmup !== undefined && s.warmup > s.steps) {
+    ctx.addIssue({ code: 'custom', path: ['warmup'], message: `the warmup (${s.warmup} steps) is longer than the run (${s.steps} steps)` });
+  }
+  s.freeze.forEach((entry, i) => {
+    if (isFreezeRoleWord(entry) && !(FREEZE_ROLES as readonly string[]).includes(entry)) {
+      ctx.addIssue({ code: 'custom', path: ['freeze', i], message: `"${entry}" is not a role Whittle knows (${FREEZE_ROLES.join(', ')}); a pattern on weight names needs a * or a dot, e.g. "*${entry}*"` });
+    }
+  });
+});
+export type TrainStep = z.infer<typeof TrainStep>;
+
+export const Step = z.discriminatedUnion('type', [QuantizeStep, PruneStep, SensitivityStep, TrainStep]);
 export type Step = z.infer<typeof Step>;
 
 export const Recipe = z.strictObject({

@@ -15,6 +15,8 @@
  *                        batched tokens (the per-call overhead dominates it)
  *   evaluate:samples     models × prompts × new tokens × STEP
  *   sensitivity          CANDIDATES × samples × L
+ *   train                steps × accumulate × B × T × 3 (forward, backward, update); with epochs instead of
+ *                        steps: epochs × EPOCH_TOKENS × 3 (the text is only tokenized by the engine)
  * Tokens scored: N windows of L tokens (documents: ~¾ L each, as documents are often shorter than the
  * window), at most the text's bytes / 4. The constants come from recorded jobs (tests/unit/jobs/recorded);
  * the estimator corrects them with the rates it observes, so only their proportions matter.
@@ -42,7 +44,14 @@ const STEP = 25;
 const CANDIDATES = 50;
 const BYTES_PER_TOKEN = 4;
 
+/** Tokens of one pass over a training text, before the engine has counted them. */
+const EPOCH_TOKENS = 200_000;
+
 function stepSegments(step: Step): PlanSegment[] {
+  if (step.type === 'train') {
+    const tokens = step.steps !== undefined ? step.steps * step.accumulate * step.batch * step.length : (step.epochs ?? 1) * EPOCH_TOKENS;
+    return [{ phase: 'train', cost: 3 * tokens }, { phase: 'write', cost: WRITE }];
+  }
   if (step.type === 'sensitivity') {
     const c = step.calibration;
     return [

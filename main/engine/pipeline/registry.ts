@@ -13,6 +13,7 @@ import { quantizeInt8DynamicStep } from '../quantize/int8-dynamic.ts';
 import { quantizeInt8StaticStep } from '../quantize/int8-static.ts';
 import { sensitivityStep } from '../quantize/sensitivity.ts';
 import { quantizeRtnStep } from '../quantize/step.ts';
+import { trainStep } from '../train/step.ts';
 import type { StepRunner } from './step.ts';
 
 export { stepKey, type StepKey };
@@ -32,6 +33,7 @@ export const defaultSteps: StepRegistry = {
   'prune:sparsegpt': pruneSparseGptStep,
   'prune:structured': pruneStructuredStep,
   sensitivity: sensitivityStep,
+  train: trainStep,
 };
 
 export function stepRunnerFor(registry: StepRegistry, step: Step, index: number): StepRunner {

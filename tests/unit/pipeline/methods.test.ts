@@ -21,7 +21,8 @@ describe('step descriptions', () => {
     for (const d of STEP_DESCRIPTIONS) {
       expect(d.summary, d.key).not.toMatch(/\n/);
       expect(d.options.length, d.key).toBeGreaterThan(0);
-      const minimal = { type: d.type, ...(d.method ? { method: d.method } : {}), ...(d.needs.tokenizer ? { calibration: { text: 'c.txt' } } : {}),
+      const minimal = { type: d.type, ...(d.method ? { method: d.method } : {}), ...(d.needs.tokenizer && d.type !== 'train' ? { calibration: { text: 'c.txt' } } : {}),
+        ...(d.type === 'train' ? { text: 't.txt', steps: 4 } : {}),
         ...(d.type === 'sensitivity' ? { quantize: { type: 'quantize', method: 'rtn' } } : {}),
         ...(d.key === 'prune:structured' ? { target: 'heads', count: 1 } : {}) };
       const parsed = d.schema.safeParse(minimal);
@@ -53,8 +54,8 @@ describe('step descriptions', () => {
     const both = Recipe.parse({ model, steps: [sensitivity, { type: 'quantize', method: 'fp16' }] });
     expect([plain, analysis, both].map(recipeKind)).toEqual(['evaluate', 'sensitivity', 'quantize']);
     expect([plain, analysis, both].map(compresses)).toEqual([false, false, true]);
-    expect(JOB_KINDS).toEqual(['evaluate', 'quantize', 'prune', 'sensitivity']);
-    expect(JOB_KINDS.map(jobTitle)).toEqual(['Evaluate', 'Quantize', 'Prune', 'Sensitivity of']);
+    expect(JOB_KINDS).toEqual(['evaluate', 'quantize', 'prune', 'sensitivity', 'train']);
+    expect(JOB_KINDS.map(jobTitle)).toEqual(['Evaluate', 'Quantize', 'Prune', 'Sensitivity of', 'Train']);
   });
 
   it('step details are parsed by their schema and tagged; ones that do not match are left out', () => {

@@ -1,0 +1,158 @@
+/**
+ * The recipe step `{ type: 'train', objective: 'lm', … }`: maps the step to a TrainConfig, runs
+ * trainModel into the step's output folder (delivered under its partial name for the runner to commit),
+ * streams every training point as a 'train' series point, and reports the whole curve in the details.
+ *
+ * Checkpoints live in checkpoint-home.ts's folder, outside the output folder, so they survive a cancelled
+ * or interrupted job. Beside them the step keeps `curve.jsonl` (one point per line), so a resumed run
+ * shows and reports the curve from step 1 whatever the checkpoints hold. They are removed once the job
+ * has committed its output (the last act of a successful job).
+ */
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { TRAIN } from '../../../preload/methods.ts';
+import { defaultWarmupSteps, type Recipe, type TrainStep } from '../../../preload/recipe.ts';
+import { appendPoint, trainSeriesPoint, type CurvePoint } from '../../../preload/series.ts';
+import { readTextFile, splitDocuments } from '../data/text-file.ts';
+import { loadTokenizer } from '../data/tokenizer.ts';
+import { WhittleError } from '../errors.ts';
+import type { JobContext } from '../job-context.ts';
+import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
+import { folderStepOutput, stepOutputDir } from '../quantize/step.ts';
+import { checkpointFolder, removeCheckpoints } from './checkpoint-home.ts';
+import { trainModel } from './train-model.ts';
+import type { TrainConfig, TrainPoint } from './types.ts';
+
+/** The curve as the step records it beside the checkpoints. */
+export const CURVE_FILE = 'curve.jsonl';
+
+/**
+ * Optimizer steps of `epochs` passes over the text: its paragraphs' tokens (BOS each) packed into
+ * sequences of T + 1 tokens, B·accumulate sequences a step. Only the default warmup needs this before
+ * the engine has read the text.
+ */
+export function stepsForEpochs(tokens: number, step: Pick<TrainStep, 'batch' | 'length' | 'accumulate'>, epochs: number): number {
+  const sequences = Math.floor(tokens / (step.length + 1));
+  return Math.max(1, Math.ceil((epochs * sequences) / (step.batch * step.accumulate)));
+}
+
+async function tokensOf(textPath: string, tokenizerPath: string): Promise<number> {
+  const tokenizer = await loadTokenizer(tokenizerPath);
+  return splitDocuments(await readTextFile(textPath)).reduce((n, d) => n + tokenizer.encode(d).length, 0);
+}
+
+/** The engine's configuration of a recipe's train step (warmup resolved). */
+export async function trainConfigOf(step: TrainStep, recipe: Pick<Recipe, 'tokenizer'>): Promise<TrainConfig> {
+  if (!recipe.tokenizer) {
+    throw new WhittleError('INVALID_INPUT', "Fine-tuning reads text, which needs the model's tokenizer. Add the model's tokenizer.json to the recipe.");
+  }
+  let warmupSteps = step.warmup;
+  if (warmupSteps === undefined) {
+    const total = step.steps ?? stepsForEpochs(await tokensOf(step.text, recipe.tokenizer.path), step, step.epochs ?? 1);
+    warmupSteps = defaultWarmupSteps(total);
+  }
+  return {
+    textPath: path.resolve(step.text),
+    tokenizerPath: path.resolve(recipe.tokenizer.path),
+    ...(step.steps !== undefined ? { steps: step.steps } : {}),
+    ...(step.epochs !== undefined ? { epochs: step.epochs } : {}),
+    batch: step.batch,
+    length: step.length,
+    accumulate: step.accumulate,
+    lr: step.lr,
+    warmupSteps,
+    minLrRatio: step.minLrRatio,
+    weightDecay: step.weightDecay,
+    clipNorm: step.clipNorm,
+    freeze: step.freeze,
+    keepSparsity: step.keepSparsity,
+    ...(step.evalText !== undefined ? { evalTextPath: path.resolve(step.evalText) } : {}),
+    evalEvery: step.evalEvery,
+    seed: step.seed,
+    checkpointEvery: step.checkpointEvery,
+  };
+}
+
+/** The points an earlier run of the same training recorded in `dir` (none when there are none). */
+export async function readCurve(dir: string): Promise<CurvePoint[]> {
+  let text: string;
+  try {
+    text = await readFile(path.join(dir, CURVE_FILE), 'utf8');
+  } catch {
+    return [];
+  }
+  let curve: CurvePoint[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      curve = appendPoint(curve, JSON.parse(line) as CurvePoint);
+    } catch {
+      // A line cut short by a kill: the points before it stand.
+    }
+  }
+  return curve;
+}
+
+/**
+ * The whole curve of a run that continued `earlier`: the earlier points before the first step of the
+ * engine's curve, then the engine's (which may already start at step 1 when its checkpoint kept them).
+ */
+export function mergeCurves(earlier: readonly CurvePoint[], engine: readonly CurvePoint[]): CurvePoint[] {
+  const first = engine[0]?.step ?? Number.POSITIVE_INFINITY;
+  return [...earlier.filter((p) => p.step < first), ...engine];
+}
+
+async function runTrain(input: StepInput<TrainStep>, ctx: JobContext): Promise<StepOutput> {
+  const { step, recipe } = input;
+  const config = await trainConfigOf(step, recipe);
+  const checkpointDir = checkpointFolder(step, input.index, ctx.workDir);
+  const resume = step.resume !== undefined;
+  await mkdir(checkpointDir, { recursive: true });
+  const earlier = resume ? await readCurve(checkpointDir) : [];
+  // A resumed run's watchers see the curve so far first; the engine's points then replace its tail.
+  for (const p of earlier) ctx.point?.(trainSeriesPoint(p));
+
+  const curveFile = path.join(checkpointDir, CURVE_FILE);
+  let writes: Promise<void> = resume ? Promise.resolve() : appendFile(curveFile, '', { flag: 'w' });
+  const onPoint = (p: TrainPoint): void => {
+    ctx.point?.(trainSeriesPoint(p));
+    const line = `${JSON.stringify(p)}\n`;
+    writes = writes.then(() => appendFile(curveFile, line)).catch((e: unknown) => ctx.log('warn', `The curve could not be saved beside the checkpoints: ${(e as Error).message}`));
+  };
+
+  ctx.log('info', `training: ${step.steps !== undefined ? `${step.steps} steps` : `${step.epochs} epoch(s)`}, B = ${config.batch}, T = ${config.length}, lr ${config.lr}, warmup ${config.warmupSteps}; checkpoints in ${checkpointDir}${resume ? ' (resuming)' : ''}`);
+  let r;
+  try {
+    r = await trainModel({
+      modelPath: input.modelPath, outDir: stepOutputDir(input, ctx), deliver: 'partial', recipe: recipe as Recipe,
+      checkpointDir, resume, config, onPoint,
+    }, ctx);
+  } finally {
+    await writes;
+  }
+
+  const curve = mergeCurves(earlier, r.details.curve);
+  const output = folderStepOutput(r.folder, {
+    objective: step.objective,
+    ...r.details,
+    ...(step.resume?.experiment !== undefined ? { resumedFromExperiment: step.resume.experiment } : {}),
+    checkpointDir,
+    config: { batch: config.batch, length: config.length, accumulate: config.accumulate, lr: config.lr, warmupSteps: config.warmupSteps, freeze: config.freeze },
+    curve,
+  });
+  // The checkpoints go once the output has its final name: until then a cancel can still resume.
+  const pending = output.pending;
+  if (pending) {
+    output.pending = {
+      ...pending,
+      commit: async () => {
+        const committed = await pending.commit();
+        await removeCheckpoints(checkpointDir).catch((e: unknown) => ctx.log('warn', `The checkpoints in ${checkpointDir} could not be removed: ${(e as Error).message}`));
+        return committed;
+      },
+    };
+  }
+  return output;
+}
+
+export const trainStep: StepRunner<TrainStep> = { description: TRAIN, run: runTrain };

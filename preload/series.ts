@@ -1,0 +1,60 @@
+/**
+ * Named series of points a step streams while it runs (a training curve; distillation's losses): one
+ * point = the series' name, a step and a few named values. The engine reports them through
+ * JobContext.point, the job service sends each as a `job.point` event, and the step's details keep the
+ * whole series for the history. Only zod is imported, so main, preload and renderer share it.
+ */
+import { z } from 'zod';
+
+/** Any JS number, NaN and ±Infinity included (a diverged loss is still a point of the curve). */
+const AnyNumber = z.custom<number>((v) => typeof v === 'number', 'expected a number');
+
+export const SeriesPoint = z.strictObject({
+  /** Which series: 'train' for a fine-tune's curve. */
+  series: z.string().min(1).max(64),
+  /** The optimizer step (or other x), from 1. */
+  step: z.int().nonnegative(),
+  values: z.record(z.string().min(1).max(64), AnyNumber),
+});
+export type SeriesPoint = z.infer<typeof SeriesPoint>;
+
+/**
+ * Appends a point to a curve kept in step order. A point at a step the curve already has (a run resumed
+ * from an earlier checkpoint repeats the steps after it) replaces that step and everything after it.
+ */
+export function appendPoint<P extends { step: number }>(curve: readonly P[], point: P): P[] {
+  const last = curve.at(-1);
+  if (last === undefined || point.step > last.step) return [...curve, point];
+  return [...curve.filter((p) => p.step < point.step), point];
+}
+
+/** One point of a training curve (main/engine/train/types.ts TrainPoint; methods.ts TrainPointSchema parses it). */
+export interface CurvePoint {
+  step: number;
+  totalSteps: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerSecond: number;
+  etaSeconds: number;
+  evalLoss?: number;
+}
+
+/** A training point as a series point ('train'). */
+export function trainSeriesPoint(p: CurvePoint): SeriesPoint {
+  const values: Record<string, number> = {
+    totalSteps: p.totalSteps, loss: p.loss, lr: p.lr, gradNorm: p.gradNorm, tokensPerSecond: p.tokensPerSecond, etaSeconds: p.etaSeconds,
+  };
+  if (p.evalLoss !== undefined) values.evalLoss = p.evalLoss;
+  return { series: 'train', step: p.step, values };
+}
+
+/** A 'train' series point back as a training point (missing values are NaN). */
+export function trainPointOf(p: SeriesPoint): CurvePoint {
+  const v = (k: string): number => p.values[k] ?? Number.NaN;
+  const point: CurvePoint = {
+    step: p.step, totalSteps: v('totalSteps'), loss: v('loss'), lr: v('lr'), gradNorm: v('gradNorm'), tokensPerSecond: v('tokensPerSecond'), etaSeconds: v('etaSeconds'),
+  };
+  if (p.values.evalLoss !== undefined) point.evalLoss = p.values.evalLoss;
+  return point;
+}
