@@ -25,6 +25,8 @@ export interface DifferentiateRequest {
    * e.g. the loss head's fused ∂logits. Several seeds on one tensor are summed.
    */
   seeds: { tensor: string; grad: string }[];
+  /** The graph's default-domain opset (the backward uses ops valid there); ≥ 17, default 17. */
+  opset?: number;
 }
 
 export interface DifferentiateResult {
@@ -36,4 +38,6 @@ export interface DifferentiateResult {
   grads: Map<string, string>;
   /** Meta of every tensor the backward created. */
   meta: MetaMap;
+  /** `wrt` tensors no seed reaches (their gradients are zeros). */
+  unreached?: string[];
 }
