@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { PruneStep, QuantizeStep, type Recipe } from './recipe.ts';
+import { SeriesPoint } from './series.ts';
 
 export { Recipe } from './recipe.ts';
 export type { RecipeInput } from './recipe.ts';
@@ -216,6 +217,8 @@ export interface JobInfo {
   name: string;
   status: 'queued' | 'running';
   progress: JobProgress | null;
+  /** The points of the series the job has streamed so far (a training curve), in order. */
+  points?: SeriesPoint[];
 }
 
 /** One weight in a quantize plan: what the step would do with it and the bytes before and after. */
@@ -358,6 +361,10 @@ export type JobProgress = z.infer<typeof JobProgress>;
 export const JobLog = z.strictObject({ ...JobRef, time: z.string().min(1), level: LogLevel, text: z.string() });
 export type JobLog = z.infer<typeof JobLog>;
 
+/** One point of a named series the job streams (a training curve: series 'train'; preload/series.ts). */
+export const JobPoint = z.strictObject({ ...JobRef, ...SeriesPoint.shape });
+export type JobPoint = z.infer<typeof JobPoint>;
+
 export const JobResult = z.strictObject({
   ...JobRef,
   metrics: z.array(Metric),
@@ -377,6 +384,7 @@ export type JobFinished = z.infer<typeof JobFinished>;
 export const events = {
   'job.progress': JobProgress,
   'job.log': JobLog,
+  'job.point': JobPoint,
   'job.result': JobResult,
   'job.finished': JobFinished,
   'history.changed': z.strictObject({ experimentId: z.int().positive().nullable() }),
@@ -384,7 +392,7 @@ export const events = {
 
 export type EventPayloads = { [E in keyof typeof events]: z.infer<(typeof events)[E]> };
 export type EventName = keyof EventPayloads;
-export const eventNames = ['job.progress', 'job.log', 'job.result', 'job.finished', 'history.changed'] as const satisfies readonly EventName[];
+export const eventNames = ['job.progress', 'job.log', 'job.point', 'job.result', 'job.finished', 'history.changed'] as const satisfies readonly EventName[];
 
 // ── wire format (both transports) ────────────────────────────────────────────────────────────────────
 

@@ -481,6 +481,9 @@ export function jobTitle(kind: string): string {
 
 // ── step details, as the renderer reads them ────────────────────────────────────────────────────────
 
+/** The artefact kind of a resumable step's checkpoint folder, recorded when its job starts. */
+export const CHECKPOINTS_ARTEFACT = 'checkpoints';
+
 /** Whether a recipe has a step that writes checkpoints a later job can continue from (StepTraits.resumable). */
 export function resumable(r: Pick<Recipe, 'steps'>): boolean {
   return r.steps.some((s) => describeStep(s).resumable === true);

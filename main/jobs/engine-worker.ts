@@ -81,6 +81,10 @@ async function run(message: RunMessage): Promise<void> {
       progress.flush();
       void channel.post({ type: 'log', level, text });
     },
+    point: (p) => {
+      progress.flush();
+      void channel.post({ type: 'point', series: p.series, step: p.step, values: p.values });
+    },
   };
   try {
     const result = await runRecipe(message.recipe, ctx);

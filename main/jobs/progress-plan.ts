@@ -15,6 +15,7 @@
  *                        batched tokens (the per-call overhead dominates it)
  *   evaluate:samples     models × prompts × new tokens × STEP
  *   sensitivity          CANDIDATES × samples × L
+ *   compile              LOAD (the training graph built from the model)
  *   train                steps × accumulate × B × T × 3 (forward, backward, update); with epochs instead of
  *                        steps: epochs × EPOCH_TOKENS × 3 (the text is only tokenized by the engine)
  * Tokens scored: N windows of L tokens (documents: ~¾ L each, as documents are often shorter than the
@@ -50,7 +51,7 @@ const EPOCH_TOKENS = 200_000;
 function stepSegments(step: Step): PlanSegment[] {
   if (step.type === 'train') {
     const tokens = step.steps !== undefined ? step.steps * step.accumulate * step.batch * step.length : (step.epochs ?? 1) * EPOCH_TOKENS;
-    return [{ phase: 'train', cost: 3 * tokens }, { phase: 'write', cost: WRITE }];
+    return [{ phase: 'compile', cost: LOAD }, { phase: 'train', cost: 3 * tokens }, { phase: 'write', cost: WRITE }];
   }
   if (step.type === 'sensitivity') {
     const c = step.calibration;

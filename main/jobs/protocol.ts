@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { ErrorShape } from '../../preload/contract.ts';
 import { Recipe } from '../../preload/recipe.ts';
+import { SeriesPoint } from '../../preload/series.ts';
 
 /** Any JavaScript number, including NaN and ±Infinity (a diverged perplexity is still a result). */
 const AnyNumber = z.custom<number>((v) => typeof v === 'number', 'expected a number');
@@ -49,6 +50,8 @@ export const ProgressMessage = z.strictObject({
   message: z.string().default(''),
 });
 export const LogMessage = z.strictObject({ type: z.literal('log'), level: LogLevel, text: z.string() });
+/** A point of a named series (preload/series.ts), never coalesced. */
+export const PointMessage = z.strictObject({ type: z.literal('point'), ...SeriesPoint.shape });
 export const ResultMessage = z.strictObject({
   type: z.literal('result'),
   metrics: z.array(MetricMessage),
@@ -58,7 +61,7 @@ export const ResultMessage = z.strictObject({
 export const DoneMessage = z.strictObject({ type: z.literal('done') });
 export const ErrorMessage = z.strictObject({ type: z.literal('error'), error: ErrorShape });
 
-export const EngineToHost = z.discriminatedUnion('type', [ProgressMessage, LogMessage, ResultMessage, DoneMessage, ErrorMessage]);
+export const EngineToHost = z.discriminatedUnion('type', [ProgressMessage, LogMessage, PointMessage, ResultMessage, DoneMessage, ErrorMessage]);
 export type EngineToHost = z.infer<typeof EngineToHost>;
 export type EngineProgress = z.infer<typeof ProgressMessage>;
 export type EngineResult = z.infer<typeof ResultMessage>;

@@ -12,10 +12,12 @@ import path from 'node:path';
 import type {
   ErrorShape, EventName, EventPayloads, JobFinished, JobInfo, JobProgress, LogLine, Metric,
 } from '../../preload/contract.ts';
-import { jobTitle, recipeKind } from '../../preload/methods.ts';
-import type { Recipe } from '../../preload/recipe.ts';
+import { CHECKPOINTS_ARTEFACT, describeStep, jobTitle, recipeKind } from '../../preload/methods.ts';
+import type { Recipe, ResumeFrom } from '../../preload/recipe.ts';
+import type { SeriesPoint } from '../../preload/series.ts';
 import { toErrorShape, WhittleError } from '../engine/errors.ts';
 import { cannotCreateFolder } from '../engine/folder-error.ts';
+import { checkpointFolder } from '../engine/train/checkpoint-home.ts';
 import type { History, NewLogLine } from '../history/history.ts';
 import { Coalescer } from './coalescer.ts';
 import { OutputTail, unexpectedExitError } from './crash.ts';
@@ -94,6 +96,8 @@ interface Job {
   /** How the job ended, once it has. */
   status: JobFinished['status'] | null;
   logs: NewLogLine[];
+  /** The series points the job has streamed (the last MAX_POINTS), for watchers that attach later. */
+  points: SeriesPoint[];
   logTimer: ReturnType<typeof setTimeout> | null;
   killTimer: ReturnType<typeof setTimeout> | null;
   readonly stderr: OutputTail;
@@ -102,6 +106,7 @@ interface Job {
 }
 
 const LOG_BATCH = 200;
+const MAX_POINTS = 20_000;
 const RECENT_FINISHED = 100;
 /** Retries of an experiment's final record after the database refused it, FINISH_RETRY_MS apart. */
 const FINISH_RETRIES = 5;
@@ -175,6 +180,7 @@ export class JobService {
     const experimentId = this.history.createExperiment({
       name: jobName, kind, recipe: recipeInput, modelPath, modelBytes: facts.bytes, modelSha256: facts.sha256, parentId, status: 'queued',
     });
+    this.recordCheckpoints(experimentId, jobName, recipe);
     const job = this.newJob(randomUUID(), experimentId, jobName, recipe, cache, new JobEta(progressPlan(recipe, { textBytes })));
     this.jobs.set(job.jobId, job);
     this.queue.push(job);
@@ -205,7 +211,10 @@ export class JobService {
     const out: JobInfo[] = [];
     for (const job of this.jobs.values()) {
       if (job.state === 'finished') continue;
-      out.push({ jobId: job.jobId, experimentId: job.experimentId, name: job.name, status: job.state, progress: job.progress });
+      out.push({
+        jobId: job.jobId, experimentId: job.experimentId, name: job.name, status: job.state, progress: job.progress,
+        ...(job.points.length > 0 ? { points: [...job.points] } : {}),
+      });
     }
     return out;
   }
@@ -235,6 +244,16 @@ export class JobService {
     }
     if (this.live.size === 0 && this.starting.size === 0) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * A step that writes checkpoints (StepTraits.resumable) gets its folder recorded as an artefact now, so
+   * that an experiment that never finishes still says where to resume from (train/checkpoint-home.ts).
+   */
+  private recordCheckpoints(experimentId: number, jobName: string, recipe: Recipe): void {
+    const workDir = path.join(this.outputRoot, jobFolderName(experimentId, jobName));
+    const folders = recipe.steps.flatMap((step, i) => (describeStep(step).resumable ? [checkpointFolder(step as { resume?: ResumeFrom }, i, workDir)] : []));
+    if (folders.length > 0) this.history.addArtefacts(experimentId, folders.map((p) => ({ kind: CHECKPOINTS_ARTEFACT, path: p, bytes: null })));
   }
 
   // ── evaluation cache ───────────────────────────────────────────────────────────────────────────────
@@ -313,7 +332,7 @@ export class JobService {
       eta, segments: eta.segments(),
       coalescer: new Coalescer<Progressless>(this.progressIntervalMs, (p) => this.deliverProgress(job, p), { sameKind: (a, b) => a.phase === b.phase }),
       process: null, cancelRequested: false, cancelMessage: '', result: null, startedAt: 0, workDir: null, status: null,
-      logs: [], logTimer: null, killTimer: null, stderr: new OutputTail(),
+      logs: [], points: [], logTimer: null, killTimer: null, stderr: new OutputTail(),
       finished, resolveFinished,
     };
     return job;
@@ -429,6 +448,15 @@ export class JobService {
       case 'log':
         this.onLog(job, m.level, m.text);
         return;
+      case 'point': {
+        const point: SeriesPoint = { series: m.series, step: m.step, values: m.values };
+        job.points.push(point);
+        if (job.points.length > MAX_POINTS) job.points.splice(0, job.points.length - MAX_POINTS);
+        // Progress before it goes out first, so watchers see both in the order they happened.
+        job.coalescer.flush();
+        this.emit('job.point', { jobId: job.jobId, experimentId: job.experimentId, seq: ++job.seq, ...point });
+        return;
+      }
       case 'result':
         // A result that arrives after a cancel was asked for is dropped: the user chose to stop.
         if (!job.cancelRequested) job.result = m;

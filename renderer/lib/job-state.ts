@@ -3,7 +3,8 @@
  * progress may be coalesced or arrive late, so an older progress (lower seq) never replaces a newer one;
  * log lines are de-duplicated and kept in time order, only the last LOG_TAIL.
  */
-import type { EventPayloads, JobFinished, JobLog, JobProgress, JobResult, LogLine } from '../../preload/contract.ts';
+import type { EventPayloads, JobFinished, JobLog, JobPoint, JobProgress, JobResult, LogLine } from '../../preload/contract.ts';
+import { appendPoint, type SeriesPoint } from '../../preload/series.ts';
 
 export const LOG_TAIL = 200;
 
@@ -16,6 +17,8 @@ export interface JobState {
   log: Pick<JobLog, 'seq' | 'time' | 'level' | 'text'>[];
   result: JobResult | null;
   finished: JobFinished | null;
+  /** The points of each series the job streamed (a training curve), in step order. */
+  series: Record<string, SeriesPoint[]>;
   /** Finished because Whittle stopped while it ran (the history row says `interrupted`). */
   interrupted: boolean;
 }
@@ -23,11 +26,12 @@ export interface JobState {
 export type JobEvent =
   | { channel: 'job.progress'; payload: JobProgress }
   | { channel: 'job.log'; payload: JobLog }
+  | { channel: 'job.point'; payload: JobPoint }
   | { channel: 'job.result'; payload: JobResult }
   | { channel: 'job.finished'; payload: JobFinished };
 
 export function initialJobState(jobId: string, experimentId: number | null = null): JobState {
-  return { jobId, experimentId, progress: null, log: [], result: null, finished: null, interrupted: false };
+  return { jobId, experimentId, progress: null, log: [], result: null, finished: null, interrupted: false, series: {} };
 }
 
 export function jobPhase(s: JobState): JobPhase {
@@ -66,11 +70,26 @@ export function applyJobEvent(state: JobState, event: JobEvent): JobState {
     }
     case 'job.log':
       return { ...state, experimentId, log: mergeLog(state.log, [event.payload]) };
+    case 'job.point': {
+      const { series, step, values } = event.payload;
+      return { ...state, experimentId, series: { ...state.series, [series]: appendPoint(state.series[series] ?? [], { series, step, values }) } };
+    }
     case 'job.result':
       return { ...state, experimentId, result: event.payload };
     case 'job.finished':
       return { ...state, experimentId, finished: event.payload };
   }
+}
+
+/** Points the job streamed before this page attached (`jobs.list`): merged in step order with any seen since. */
+export function withEarlierPoints(state: JobState, points: readonly SeriesPoint[]): JobState {
+  if (points.length === 0) return state;
+  const series: Record<string, SeriesPoint[]> = {};
+  for (const p of points) series[p.series] = appendPoint(series[p.series] ?? [], p);
+  for (const [name, seen] of Object.entries(state.series)) {
+    for (const p of seen) series[name] = appendPoint(series[name] ?? [], p);
+  }
+  return { ...state, series };
 }
 
 /** Earlier log lines fetched from the history after re-attaching to a running job. */
@@ -80,7 +99,7 @@ export function withEarlierLog(state: JobState, lines: readonly LogLine[]): JobS
 }
 
 export function isJobEventChannel(channel: keyof EventPayloads): channel is JobEvent['channel'] {
-  return channel === 'job.progress' || channel === 'job.log' || channel === 'job.result' || channel === 'job.finished';
+  return channel === 'job.progress' || channel === 'job.log' || channel === 'job.point' || channel === 'job.result' || channel === 'job.finished';
 }
 
 /** "evaluate:perplexity" → "Evaluate · perplexity" for the progress line (the raw phase stays in data-phase). */

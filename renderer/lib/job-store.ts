@@ -5,7 +5,7 @@
  * object only when something changed.
  */
 import type { ExperimentDetail, JobInfo, WhittleApi } from '../../preload/contract.ts';
-import { applyJobEvent, initialJobState, withEarlierLog, type JobEvent, type JobState } from './job-state.ts';
+import { applyJobEvent, initialJobState, withEarlierLog, withEarlierPoints, type JobEvent, type JobState } from './job-state.ts';
 
 const KEEP = 50;
 
@@ -65,6 +65,7 @@ export function createJobStore(api: Pick<WhittleApi, 'on'>): JobStore {
   const unsubscribers = [
     api.on('job.progress', (payload) => onEvent({ channel: 'job.progress', payload })),
     api.on('job.log', (payload) => onEvent({ channel: 'job.log', payload })),
+    api.on('job.point', (payload) => onEvent({ channel: 'job.point', payload })),
     api.on('job.result', (payload) => onEvent({ channel: 'job.result', payload })),
     api.on('job.finished', (payload) => onEvent({ channel: 'job.finished', payload })),
   ];
@@ -85,6 +86,7 @@ export function createJobStore(api: Pick<WhittleApi, 'on'>): JobStore {
         update(info.jobId, info.experimentId, (s) => {
           let next = s.experimentId === null ? { ...s, experimentId: info.experimentId } : s;
           if (info.progress) next = applyJobEvent(next, { channel: 'job.progress', payload: info.progress });
+          if (info.points) next = withEarlierPoints(next, info.points);
           return next;
         });
       }
