@@ -12,6 +12,7 @@ void RegisterHessian(Napi::Env env, Napi::Object exports);    // hessian.cc
 void RegisterGptq(Napi::Env env, Napi::Object exports);       // gptq.cc
 void RegisterObsSweep(Napi::Env env, Napi::Object exports);   // obs_sweep.cc
 void RegisterLogits(Napi::Env env, Napi::Object exports);     // logits.cc
+void RegisterAdamw(Napi::Env env, Napi::Object exports);      // adamw.cc: optimizer step, gradient norm, accumulation
 }  // namespace whittle
 
 namespace {
@@ -26,6 +27,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   whittle::RegisterGptq(env, exports);
   whittle::RegisterObsSweep(env, exports);
   whittle::RegisterLogits(env, exports);
+  whittle::RegisterAdamw(env, exports);
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
   return exports;
 }

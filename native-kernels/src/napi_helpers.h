@@ -65,20 +65,19 @@ inline const char* TypedArrayName(napi_typedarray_type t) {
     case napi_uint8_array: return "Uint8Array";
     case napi_uint16_array: return "Uint16Array";
     case napi_float32_array: return "Float32Array";
+    case napi_float64_array: return "Float64Array";
+    case napi_int32_array: return "Int32Array";
     default: return "TypedArray";
   }
 }
 
+// A TypedArray of the given type held by `value` (an argument, an object's field, an array's element).
 template <typename T>
-ArrayArg<T> ArgArray(const Napi::CallbackInfo& info, size_t index, const char* name, napi_typedarray_type type) {
-  Napi::Env env = info.Env();
-  if (index >= info.Length() || !info[index].IsTypedArray()) {
-    ThrowInvalid(env, std::string(name) + " must be a " + TypedArrayName(type) + ".");
-  }
-  Napi::TypedArray arr = info[index].As<Napi::TypedArray>();
+ArrayArg<T> ValueArray(Napi::Env env, const Napi::Value& value, const std::string& name, napi_typedarray_type type) {
+  if (!value.IsTypedArray()) ThrowInvalid(env, name + " must be a " + TypedArrayName(type) + ".");
+  Napi::TypedArray arr = value.As<Napi::TypedArray>();
   if (arr.TypedArrayType() != type) {
-    ThrowInvalid(env, std::string(name) + " must be a " + TypedArrayName(type) + ", got a " +
-                          TypedArrayName(arr.TypedArrayType()) + ".");
+    ThrowInvalid(env, name + " must be a " + TypedArrayName(type) + ", got a " + TypedArrayName(arr.TypedArrayType()) + ".");
   }
   // napi_get_typedarray_info gives the element pointer directly (also for SharedArrayBuffer views).
   ArrayArg<T> out;
@@ -86,12 +85,19 @@ ArrayArg<T> ArgArray(const Napi::CallbackInfo& info, size_t index, const char* n
   size_t length = 0;
   void* data = nullptr;
   if (napi_get_typedarray_info(env, arr, &actual, &length, &data, nullptr, nullptr) != napi_ok) {
-    ThrowInvalid(env, std::string(name) + " could not be read (is its buffer detached?).");
+    ThrowInvalid(env, name + " could not be read (is its buffer detached?).");
   }
   out.length = length;
   out.data = static_cast<T*>(data);
   out.object = arr;
   return out;
+}
+
+template <typename T>
+ArrayArg<T> ArgArray(const Napi::CallbackInfo& info, size_t index, const char* name, napi_typedarray_type type) {
+  Napi::Env env = info.Env();
+  if (index >= info.Length()) ThrowInvalid(env, std::string(name) + " must be a " + TypedArrayName(type) + ".");
+  return ValueArray<T>(env, info[index], name, type);
 }
 
 inline ArrayArg<float> ArgF32(const Napi::CallbackInfo& info, size_t i, const char* name) {

@@ -12,6 +12,7 @@
  *   gptq.ts       GPTQ into MatMulNBits
  *   obs.ts        the shared optimal-brain-surgeon sweep: quantize, prune (SparseGPT), or both
  *   logits.ts     NLL, KL and top-1 agreement of next-token logits (evaluation)
+ *   optimizer.ts  AdamW step, squared gradient norms, gradient accumulation (training)
  *
  * Every function that does real work returns a promise: the addon runs it on a libuv thread and spreads
  * it over its own thread pool (setThreads), so the event loop never blocks. Do not modify or transfer
@@ -28,6 +29,7 @@ import { hessianReference } from './hessian.ts';
 import { linalgReference } from './linalg.ts';
 import { logitsReference } from './logits.ts';
 import { obsReference } from './obs.ts';
+import { optimizerReference } from './optimizer.ts';
 
 export { nativeAvailable } from './addon.ts';
 export { cpuInfo, getThreads, setForceBaseline, setSimdLimit, setThreads, type CpuInfo, type SimdLimit, type SimdPath } from './runtime.ts';
@@ -44,6 +46,7 @@ export {
   obsSweep, obsSweepPrepared, type ObsPruneOptions, type ObsQuantizeOptions, type ObsSweepOptions, type ObsSweepPreparedOptions, type ObsSwept,
 } from './obs.ts';
 export { PAIR_STRIDE, rowCompare, rowNll, type LogitsArray } from './logits.ts';
+export { adamwStep, addInto, gradSquaredSums, type AdamwStepParams, type AdamwTensor } from './optimizer.ts';
 
 /** Synchronous single-threaded scalar references (native-kernels/src/reference/), same contracts as the fast kernels. */
 export const reference = {
@@ -55,4 +58,5 @@ export const reference = {
   ...gptqReference,
   ...obsReference,
   ...logitsReference,
+  ...optimizerReference,
 };
