@@ -13,6 +13,7 @@ import { isFloatDtype } from '../onnx/dtype.ts';
 import type { ArchitectureMap } from '../rewrite/architecture.ts';
 import { consumerMap } from '../onnx/graph.ts';
 import { WhittleError } from '../errors.ts';
+import { decays } from './optimizer.ts';
 
 export const FREEZE_ROLES = ['q', 'k', 'v', 'o', 'qkv', 'gate', 'up', 'down', 'norm', 'embedding', 'lm_head', 'bias'] as const;
 export type ParameterRole = (typeof FREEZE_ROLES)[number] | 'other';
@@ -103,7 +104,7 @@ export function findParameters(graph: GraphProto, dependent: Set<string>, arch: 
     if (!feedsAsWeight(name, dims, consumers, dependent)) continue;
     const known = roles.get(name);
     const role: ParameterRole = known?.role ?? (dims.length === 1 ? 'bias' : 'other');
-    const decay = dims.length >= 2 && role !== 'embedding' && role !== 'norm' && role !== 'bias';
+    const decay = decays(name, role, dims);
     out.push({ name, dims, role, block: known?.block ?? null, sourceDtype: sourceDtypes.get(name) ?? t.dataType ?? 1, decay });
   }
   if (out.length === 0) {

@@ -21,6 +21,7 @@ import { isHalf, widenToFloat32 } from './float32-view.ts';
 import { dataDependent, foldStaticTensors, removeDeadNodes } from './fold.ts';
 import { elementCountOf, int32Constant, int64Constant, valueInfo } from './graph-io.ts';
 import { findParameters, type TrainableParameter } from './parameters.ts';
+import { activationProfile, type ActivationProfile } from './memory.ts';
 import { probeTensors } from './probe.ts';
 
 export interface TrainingViewOptions {
@@ -103,9 +104,17 @@ function idsFeed(dtype: number, batch: number, length: number): ort.Tensor {
   return dtype === DataType.int32 ? new ort.Tensor('int32', new Int32Array(n).fill(1), [batch, length]) : new ort.Tensor('int64', new BigInt64Array(n).fill(1n), [batch, length]);
 }
 
-/** Builds the training view of `source` for (batch, length). */
-export async function buildTrainingView(source: OnnxModel, arch: ArchitectureMap, options: TrainingViewOptions): Promise<TrainingView> {
-  const { batch, length } = options;
+interface ProbedView {
+  model: ModelProto;
+  graph: GraphProto;
+  meta: MetaMap;
+  idsType: number;
+  logits: string;
+  sourceDtypes: Map<string, number>;
+}
+
+/** Steps 1–3 of the view: constants for all but the tokens, float32, static shapes and folded shape arithmetic. */
+async function probedView(source: OnnxModel, batch: number, length: number, options: { scratchDir?: string; threads?: number }): Promise<ProbedView> {
   const src = source.proto;
   if (!src.graph) throw new WhittleError('MODEL_PARSE', 'The model has no graph.');
   const graph: GraphProto = { ...src.graph, node: [...src.graph.node], initializer: [...src.graph.initializer], input: [...src.graph.input], output: [...src.graph.output], valueInfo: [] };
@@ -130,6 +139,19 @@ export async function buildTrainingView(source: OnnxModel, arch: ArchitectureMap
   const probe = await probeTensors(model, { input_ids: idsFeed(idsType, batch, length) }, { scratchDir: options.scratchDir, threads: options.threads });
   const meta = probe.meta;
   foldStaticTensors(graph, meta, probe.values, ['input_ids']);
+  return { model, graph, meta, idsType, logits, sourceDtypes };
+}
+
+/** The activation profile of one forward at (1, `length`), for the memory estimate (memory.ts). */
+export async function profileActivations(source: OnnxModel, length: number, options: { scratchDir?: string; threads?: number } = {}): Promise<ActivationProfile> {
+  const { graph, meta } = await probedView(source, 1, length, options);
+  return activationProfile(meta, graph.node.flatMap((n) => n.output), length);
+}
+
+/** Builds the training view of `source` for (batch, length). */
+export async function buildTrainingView(source: OnnxModel, arch: ArchitectureMap, options: TrainingViewOptions): Promise<TrainingView> {
+  const { batch, length } = options;
+  const { model, graph, meta, idsType, logits, sourceDtypes } = await probedView(source, batch, length, options);
 
   // 4. Standard ops only.
   decomposeContribOps(model, meta);
