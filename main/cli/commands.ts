@@ -1,5 +1,6 @@
 /** The table of `whittle` commands: their arguments, options and help. */
-import { methodsWithFlag, PRUNE_METHODS, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS } from '../../preload/methods.ts';
+import { methodsWithFlag, PRUNE_METHODS, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, TRAIN } from '../../preload/methods.ts';
+import { FREEZE_ROLES } from '../../preload/recipe.ts';
 import type { CommandSpec } from './args.ts';
 
 /** "rtn, gptq": the methods a flag applies to, from their descriptions. */
@@ -159,6 +160,52 @@ export const pruneCommand: CommandSpec = {
   ],
 };
 
+/** The help of a train option, from the step's description. */
+const trainHelp = (flag: string): string => TRAIN.options.find((o) => o.flag === flag)?.help ?? '';
+
+export const trainCommand: CommandSpec = {
+  name: 'train',
+  summary: 'Fine-tune a model on a text (next-token loss, AdamW) and compare the result with the original.',
+  positionals: [{ name: 'model', description: 'the .onnx model to train (not with --resume)', optional: true }],
+  options: [
+    { name: 'text', type: 'string', value: 'FILE', description: trainHelp('text') },
+    { name: 'tokenizer', type: 'string', value: 'FILE', description: "the model's tokenizer.json (default: tokenizer.json beside the model)" },
+    { name: 'steps', type: 'int', value: 'N', min: 1, description: trainHelp('steps') },
+    { name: 'epochs', type: 'string', value: 'E', description: trainHelp('epochs') },
+    { name: 'batch', type: 'int', value: 'B', min: 1, description: trainHelp('batch') },
+    { name: 'len', type: 'int', value: 'L', min: 8, description: trainHelp('len') },
+    { name: 'accumulate', type: 'int', value: 'N', min: 1, description: trainHelp('accumulate') },
+    { name: 'lr', type: 'string', value: 'X', description: trainHelp('lr') },
+    { name: 'warmup', type: 'int', value: 'N', description: trainHelp('warmup') },
+    { name: 'weight-decay', type: 'string', value: 'X', description: trainHelp('weight-decay') },
+    { name: 'clip-norm', type: 'string', value: 'X', description: trainHelp('clip-norm') },
+    { name: 'freeze', type: 'string', value: 'PATTERN|ROLE', repeatable: true, description: `${trainHelp('freeze')} (may be repeated)` },
+    { name: 'keep-sparsity', type: 'boolean', description: trainHelp('keep-sparsity') },
+    { name: 'no-keep-sparsity', type: 'boolean', description: 'let weights that are zero at the start change' },
+    { name: 'eval-text', type: 'string', value: 'FILE', description: `${trainHelp('eval-text')}: perplexity, KL and top-1 agreement of original and result` },
+    { name: 'eval-every', type: 'int', value: 'N', min: 1, description: trainHelp('eval-every') },
+    { name: 'seed', type: 'int', value: 'S', description: trainHelp('seed') },
+    { name: 'checkpoint-every', type: 'int', value: 'N', min: 1, description: trainHelp('checkpoint-every') },
+    { name: 'resume', type: 'int', value: 'ID', min: 1, description: `${trainHelp('resume')} (the experiment's own recipe; no other run flags)` },
+    { name: 'out', type: 'string', value: 'DIR', description: "the output folder (default: a folder of the experiment in Whittle's home)" },
+    { name: 'window', type: 'int', value: 'L', description: 'with --eval-text: document length in tokens for the comparison (default 256)' },
+    { name: 'samples', type: 'int', value: 'N', description: 'with --eval-text: number of documents for the comparison (default 400)' },
+    { name: 'speed', type: 'boolean', description: 'also time prefill and decode of both models in this job' },
+    { name: 'threads', type: 'int', value: 'T', description: "onnxruntime intra-op threads for the speed timing (default: onnxruntime's choice)" },
+    { name: 'name', type: 'string', value: 'NAME', description: 'a name for the experiment in the history' },
+  ],
+  notes: [
+    TRAIN.summary,
+    `Freeze roles: ${FREEZE_ROLES.join(', ')}; anything with * ? . or / is a pattern on weight names ("*.layers.0.*").`,
+    'The trained model is written in the input\'s own layout (with its KV cache inputs if it had them).',
+    'Ctrl-C cancels after writing a checkpoint; `whittle train --resume ID` continues the same curve.',
+    'Examples:',
+    '  whittle train model.onnx --text train.txt --steps 200 --batch 8 --len 256 --lr 3e-4 --eval-text eval.txt',
+    '  whittle train pruned/model.onnx --text train.txt --epochs 1 --freeze embedding --freeze lm_head --json',
+    '  whittle train --resume 12',
+  ],
+};
+
 export const historyListCommand: CommandSpec = {
   name: 'history list',
   summary: 'List experiments, newest first.',
@@ -200,5 +247,5 @@ export const serveCommand: CommandSpec = {
 };
 
 export const COMMANDS: readonly CommandSpec[] = [
-  inspectCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, historyListCommand, historyShowCommand, historyDeleteCommand, serveCommand,
+  inspectCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, trainCommand, historyListCommand, historyShowCommand, historyDeleteCommand, serveCommand,
 ];

@@ -145,6 +145,11 @@ export function stepSummaries(details: Record<string, unknown>): string[] {
       const achieved = typeof s.achievedSparsity === 'number' ? `${(100 * s.achievedSparsity).toFixed(2)} % zeros` : '';
       parts.push(`${s.pattern ?? `${(100 * Number(s.sparsity)).toFixed(1)} %`}, ${s.allocation} allocation${s.sequential === false ? ', one pass' : ''}; ${achieved} in ${count(s.prunedWeights) ?? 0} weight(s), ${skipped} left dense`);
       if (isRecord(s.quantize)) parts.push(`kept weights at ${s.quantize.bits} bits, block ${s.quantize.blockSize}`);
+    } else if (s.type === 'train') {
+      const fmt = (v: unknown): string => (typeof v === 'number' ? v.toFixed(4) : '–');
+      const held = s.evalLossBefore !== undefined ? `; held-out loss ${fmt(s.evalLossBefore)} → ${fmt(s.evalLossAfter)}` : '';
+      const resumed = typeof s.resumedFromStep === 'number' ? `, resumed at step ${s.resumedFromStep}` : '';
+      parts.push(`${s.steps} step(s)${resumed}; loss ${fmt(s.firstLoss)} → ${fmt(s.finalLoss)}${held}; ${typeof s.tokensPerSecond === 'number' ? s.tokensPerSecond.toFixed(0) : '–'} tokens/s`);
     } else if (method === 'int8-static') {
       parts.push(`${s.rangeMethod}${s.rangeMethod === 'percentile' ? ` ${s.percentile}` : ''} ranges, ${s.activationType} activations, ${count(s.skippedNodes) ?? 0} node(s) left in float`);
     }

@@ -108,6 +108,8 @@ export function recipeFiles(recipe: Recipe): { path: string; what: string; folde
     const where = recipe.steps.length > 1 ? ` of step ${i + 1}` : '';
     if ('calibration' in step && step.calibration) files.push({ path: step.calibration.text, what: `calibration text${where}` });
     if (step.type === 'sensitivity' && step.quantize.method === 'gptq') files.push({ path: step.quantize.calibration.text, what: `GPTQ calibration text${where}` });
+    if ('text' in step) files.push({ path: step.text, what: `training text${where}` });
+    if ('evalText' in step && step.evalText !== undefined) files.push({ path: step.evalText, what: `held-out text${where}` });
   });
   return files;
 }
@@ -155,6 +157,9 @@ export function resolveRecipePaths(raw: unknown, base: string): { recipe: unknow
     steps.forEach((step, i) => {
       fix(record(record(step)?.calibration), 'text', `steps[${i}].calibration.text`);
       fix(record(record(record(step)?.quantize)?.calibration), 'text', `steps[${i}].quantize.calibration.text`);
+      fix(record(step), 'text', `steps[${i}].text`);
+      fix(record(step), 'evalText', `steps[${i}].evalText`);
+      fix(record(record(step)?.resume), 'checkpoints', `steps[${i}].resume.checkpoints`);
     });
   }
   fix(copy.output, 'dir', 'output.dir');

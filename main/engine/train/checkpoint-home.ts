@@ -9,11 +9,13 @@
  * the trained model is then in the output folder, and a checkpoint is about three times its size.
  * The job service records the folder as the experiment's 'checkpoints' artefact when the job starts.
  */
-import { rm, rmdir } from 'node:fs/promises';
+import { readdir, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { ResumeFrom } from '../../../preload/recipe.ts';
 
 export const CHECKPOINTS_FOLDER = 'checkpoints';
+/** The curve the train step keeps beside the checkpoints (train/step.ts), one point per line. */
+export const CURVE_FILE = 'curve.jsonl';
 
 /** The checkpoint folder of step `index` of a job whose folder is `workDir`. */
 export function checkpointFolder(step: { resume?: ResumeFrom }, index: number, workDir: string): string {
@@ -25,4 +27,18 @@ export async function removeCheckpoints(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
   const parent = path.dirname(dir);
   if (path.basename(parent) === CHECKPOINTS_FOLDER) await rmdir(parent).catch(() => {});
+}
+
+/**
+ * Whether `dir` holds something a run can continue from: any entry but the curve beside the checkpoints
+ * and hidden scratch folders. (The engine reads and checks the newest checkpoint itself.)
+ */
+export async function hasCheckpoint(dir: string): Promise<boolean> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return false;
+  }
+  return names.some((n) => !n.startsWith('.') && n !== CURVE_FILE);
 }

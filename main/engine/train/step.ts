@@ -19,12 +19,9 @@ import { WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
 import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
 import { folderStepOutput, stepOutputDir } from '../quantize/step.ts';
-import { checkpointFolder, removeCheckpoints } from './checkpoint-home.ts';
+import { checkpointFolder, CURVE_FILE, removeCheckpoints } from './checkpoint-home.ts';
 import { trainModel } from './train-model.ts';
 import type { TrainConfig, TrainPoint } from './types.ts';
-
-/** The curve as the step records it beside the checkpoints. */
-export const CURVE_FILE = 'curve.jsonl';
 
 /**
  * Optimizer steps of `epochs` passes over the text: its paragraphs' tokens (BOS each) packed into
