@@ -5,7 +5,7 @@
  * and the ORT GenAI Llama (RotaryEmbedding, MultiHeadAttention, Skip/SimplifiedLayerNormalization; fp16
  * weights in external data). Every graph output (logits and presents) must agree.
  */
-import path from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readModel } from '../../main/engine/onnx/reader.ts';
 import { decomposeAndCompare } from '../helpers/decompose-check.ts';
@@ -16,6 +16,17 @@ const scratch = tempDir('whittle-decompose-');
 afterAll(() => scratch.cleanup());
 const B = 2;
 const T = 5;
+
+/** The feeds with the last `pad` positions of batch row 1 masked out (right padding). */
+function rightPadded(feeds: Record<string, ort.Tensor>, pad: number): Record<string, ort.Tensor> {
+  const mask = feeds.attention_mask;
+  const [rows, cols] = mask.dims;
+  const keep = (i: number): number => (Math.floor(i / cols) === 1 && i % cols >= cols - pad ? 0 : 1);
+  const data = mask.type === 'int32'
+    ? Int32Array.from({ length: rows * cols }, (_, i) => keep(i))
+    : BigInt64Array.from({ length: rows * cols }, (_, i) => BigInt(keep(i)));
+  return { ...feeds, attention_mask: new ort.Tensor(mask.type, data, [rows, cols]) };
+}
 
 function opCounts(ops: (string | undefined)[]): Record<string, number> {
   const counts: Record<string, number> = {};
@@ -43,5 +54,14 @@ describe('decomposeContribOps on exported models', () => {
     expect(result.replaced).toEqual(contrib);
     expect(diffs).toHaveLength(5);
     for (const d of diffs) expect(d.worst, `${d.name}: max |Δ| ${d.maxAbs}`).toBeLessThanOrEqual(1);
+  });
+
+  it('a right-padded attention mask gives the same outputs on both models', async () => {
+    for (const [file, vocab, tol] of [['tiny-random-gpt2-fp32/past.onnx', 1000, 1e-4], ['tiny-random-LlamaForCausalLM-fp16/model.onnx', 32000, 1e-2]] as const) {
+      const model = await readModel(fixture('onnx', 'ortgenai', ...file.split('/')));
+      const { diffs, left } = await decomposeAndCompare(model.proto, rightPadded(decoderFeeds(model.proto, B, T, vocab), 2), scratch.dir, tol, tol);
+      expect(left).toEqual([]);
+      for (const d of diffs) expect(d.worst, `${file} ${d.name}: max |Δ| ${d.maxAbs}`).toBeLessThanOrEqual(1);
+    }
   });
 });
