@@ -11,6 +11,17 @@ import { WhittleError } from '../errors.ts';
 const CHUNK_BYTES = 1 << 20;
 
 export async function readTextFile(filePath: string): Promise<string> {
+  const parts: string[] = [];
+  for await (const piece of readTextPieces(filePath)) parts.push(piece);
+  return parts.join('');
+}
+
+/**
+ * The text of a file as decoded pieces of about a megabyte, with the checks of readTextFile: the file
+ * must exist and be a regular file, decode as UTF-8 without NUL bytes, and hold something other than
+ * whitespace (an empty file is refused after its last piece). `chunkBytes` sets the size of a read.
+ */
+export async function* readTextPieces(filePath: string, chunkBytes = CHUNK_BYTES): AsyncGenerator<string> {
   const name = path.basename(filePath);
   let info;
   try {
@@ -30,7 +41,6 @@ export async function readTextFile(filePath: string): Promise<string> {
   }
 
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
-  const parts: string[] = [];
   const notText = () => new WhittleError('INVALID_INPUT', `${name} does not look like text: it is not UTF-8 or holds binary data. Choose a UTF-8 text file.`, { path: filePath });
   let handle;
   try {
@@ -38,33 +48,40 @@ export async function readTextFile(filePath: string): Promise<string> {
   } catch (e) {
     throw new WhittleError('IO', `Could not open the text file ${filePath}: ${(e as Error).message}`, { path: filePath }, { cause: e });
   }
+  let blank = true;
+  const decoded = (piece: string): string => {
+    if (blank && piece.trim().length > 0) blank = false;
+    return piece;
+  };
   try {
-    const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+    const buffer = Buffer.allocUnsafe(chunkBytes);
     for (;;) {
-      const { bytesRead } = await handle.read(buffer, 0, CHUNK_BYTES, null);
+      const { bytesRead } = await handle.read(buffer, 0, chunkBytes, null);
       if (bytesRead === 0) break;
       const chunk = buffer.subarray(0, bytesRead);
       if (chunk.includes(0)) throw notText();
+      let piece: string;
       try {
-        parts.push(decoder.decode(chunk, { stream: true }));
+        piece = decoder.decode(chunk, { stream: true });
       } catch {
         throw notText();
       }
+      yield decoded(piece);
     }
+    let last: string;
     try {
-      parts.push(decoder.decode());
+      last = decoder.decode();
     } catch {
       throw notText();
     }
+    yield decoded(last);
   } finally {
     await handle.close();
   }
 
-  const text = parts.join('');
-  if (text.trim().length === 0) {
+  if (blank) {
     throw new WhittleError('INVALID_INPUT', `The text file ${name} is empty. Choose a file with some text in it.`, { path: filePath });
   }
-  return text;
 }
 
 /** Blank-line separated paragraphs, trimmed, empty ones dropped. Windows and old Mac line ends count too. */
@@ -74,4 +91,31 @@ export function splitDocuments(text: string): string[] {
     .split(/\n[ \t]*\n/)
     .map((d) => d.trim())
     .filter((d) => d.length > 0);
+}
+
+/** A paragraph separator: a line end, blank or whitespace-only lines, a line end (after \r\n → \n). */
+const SEPARATOR = /\n[ \t]*\n/g;
+
+/**
+ * The paragraphs of a text file, exactly as splitDocuments(readTextFile(file)) gives them, read and split
+ * piece by piece so a large file is never held whole. `chunkBytes` sets the size of a read.
+ */
+export async function* readDocuments(filePath: string, options: { chunkBytes?: number } = {}): AsyncGenerator<string> {
+  let pending = ''; // line ends normalized; the text after the last separator seen
+  let carry = '';   // a \r that ended the previous piece: maybe the first half of a \r\n
+  for await (const piece of readTextPieces(filePath, options.chunkBytes)) {
+    let raw = carry + piece;
+    carry = raw.endsWith('\r') ? '\r' : '';
+    if (carry) raw = raw.slice(0, -1);
+    // No complete separator is left in `pending`, so one can only start at its last line end or later.
+    const from = Math.max(0, pending.lastIndexOf('\n'));
+    pending += raw.replace(/\r\n?/g, '\n');
+    SEPARATOR.lastIndex = from;
+    let cut = -1;
+    for (let m = SEPARATOR.exec(pending); m; m = SEPARATOR.exec(pending)) cut = m.index + m[0].length;
+    if (cut < 0) continue;
+    yield* splitDocuments(pending.slice(0, cut));
+    pending = pending.slice(cut);
+  }
+  yield* splitDocuments(pending + (carry ? '\n' : ''));
 }
