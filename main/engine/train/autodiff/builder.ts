@@ -112,6 +112,16 @@ export class GradBuilder {
     return this.constants.get(name);
   }
 
+  /**
+   * Replaces a forward node of the request's graph by `replacement` (same inputs, extra outputs such as
+   * LayerNormalization's statistics). The original node object is not modified.
+   */
+  replaceForwardNode(node: NodeProto, replacement: NodeProto): void {
+    const i = this.graph.node.indexOf(node);
+    if (i < 0) throw new WhittleError('INTERNAL', `Autodiff: node '${node.name ?? ''}' is not in the graph being differentiated.`);
+    this.graph.node[i] = replacement;
+  }
+
   /** Emits one node with one output of the given meta; returns the output name. */
   op(opType: string, inputs: string[], out: TensorMeta, attributes: AttributeProto[] = [], base?: string): string {
     return this.opMulti(opType, inputs, [out], attributes, base)[0];

@@ -5,8 +5,8 @@
  *   ∂x = rstd·(gγ − mean(gγ) − x̂·mean(gγ·x̂)),  ∂γ = Σ g·x̂,  ∂β = Σ g  (sums over the broadcast axes)
  *
  * μ and rstd: for float32 graphs the forward node is given its optional Mean and InvStdDev outputs (the
- * kernel computes them anyway), so the backward reads them instead of recomputing; other dtypes
- * recompute them from x.
+ * kernel computes them anyway; the request's graph gets a copy of the node that names them), so the
+ * backward reads them instead of recomputing; other dtypes recompute them from x.
  */
 import { WhittleError } from '../../../errors.ts';
 import type { NodeProto } from '../../../onnx/proto-types.ts';
@@ -60,20 +60,21 @@ export const layerNormalization: Rule = ({ b, needs }, node, gy) => {
   return out;
 };
 
-/** The forward node's Mean and InvStdDev outputs, named (and so computed) if they were not. */
+/**
+ * The forward node's Mean and InvStdDev outputs. When it does not name them, the node is replaced in the
+ * request's graph (`graph.node`) by a copy that does; the original node object is left as it was, so
+ * other graphs sharing it (an evaluation graph) are unchanged.
+ */
 function forwardStats(b: GradBuilder, node: NodeProto, statShape: number[]): [string, string] {
-  const names: string[] = [];
+  const outputs = [...node.output];
+  while (outputs.length < 3) outputs.push('');
+  let changed = false;
   for (const i of [1, 2]) {
-    let name = node.output[i];
-    if (name === undefined || name === '') {
-      name = b.fresh(i === 1 ? 'ln_mean' : 'ln_inv_std');
-      while (node.output.length < i) node.output.push('');
-      node.output[i] = name;
-      b.created.set(name, { dtype: DataType.float32, shape: statShape });
-    }
-    names.push(name);
+    if (outputs[i] !== '') continue;
+    outputs[i] = b.fresh(i === 1 ? 'ln_mean' : 'ln_inv_std');
+    b.created.set(outputs[i], { dtype: DataType.float32, shape: statShape });
+    changed = true;
   }
-  return [names[0], names[1]];
+  if (changed) b.replaceForwardNode(node, { ...node, output: outputs });
+  return [outputs[1], outputs[2]];
 }
-
-
