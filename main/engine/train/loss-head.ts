@@ -18,7 +18,15 @@ export class NodeSink {
   readonly nodes: NodeProto[] = [];
   readonly initializers: TensorProto[] = [];
   private next = 0;
-  constructor(readonly meta: MetaMap, readonly opset: number, private readonly prefix: string) {}
+  readonly meta: MetaMap;
+  readonly opset: number;
+  private readonly prefix: string;
+
+  constructor(meta: MetaMap, opset: number, prefix: string) {
+    this.meta = meta;
+    this.opset = opset;
+    this.prefix = prefix;
+  }
 
   /** Appends a node with one output and returns the output's name. */
   op(opType: string, inputs: string[], out: TensorMeta, attributes = [] as ReturnType<typeof intAttr>[]): string {

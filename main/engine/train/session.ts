@@ -13,7 +13,7 @@ import type { TrainableParameter } from './parameters.ts';
 import { LABELS } from './loss-head.ts';
 
 /** The graph optimization level every training session uses, so that runs and resumed runs compute alike. */
-export const TRAINING_GRAPH_OPTIMIZATION: ort.InferenceSession.GraphOptimizationLevel = 'all';
+export const TRAINING_GRAPH_OPTIMIZATION: NonNullable<ort.InferenceSession.SessionOptions['graphOptimizationLevel']> = 'all';
 
 export interface StepRun {
   lossSum: number;
@@ -29,13 +29,19 @@ export interface Batch {
 }
 
 export class StepSession {
-  private constructor(
-    private readonly session: ort.InferenceSession,
-    private readonly graph: StepGraph,
-    private readonly dims: [number, number],
-    private readonly weightFeeds: Record<string, ort.Tensor>,
-    private readonly dir: string,
-  ) {}
+  private readonly session: ort.InferenceSession;
+  private readonly graph: StepGraph;
+  private readonly dims: [number, number];
+  private readonly weightFeeds: Record<string, ort.Tensor>;
+  private readonly dir: string;
+
+  private constructor(session: ort.InferenceSession, graph: StepGraph, dims: [number, number], weightFeeds: Record<string, ort.Tensor>, dir: string) {
+    this.session = session;
+    this.graph = graph;
+    this.dims = dims;
+    this.weightFeeds = weightFeeds;
+    this.dir = dir;
+  }
 
   /** Writes `graph` under `dir` and opens it. `weights` are the live master weights (same order as `params`). */
   static async open(graph: StepGraph, params: TrainableParameter[], weights: Float32Array[], dims: [number, number], dir: string, threads = 0): Promise<StepSession> {
