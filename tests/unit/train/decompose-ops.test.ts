@@ -169,3 +169,60 @@ describe('attention', () => {
     ], ['y', 'present_k', 'present_v'], [intAttr('num_heads', 2 * N), intAttr('kv_num_heads', kv), intAttr('do_rotary', 1), intAttr('rotary_interleaved', 1)]));
   });
 });
+
+describe('opsets and refusals', () => {
+  it('emits ReduceMean with axes as an input at opset 18', async () => {
+    const c = singleNode('SimplifiedLayerNormalization', [['x', floats([2, 3, 8], 2)], ['gamma', floats([8])]], ['y'], [floatAttr('epsilon', 1e-6)], '');
+    c.model.opsetImport[0].version = 18;
+    await expectEqualToOrt(c);
+    const reduce = c.model.graph!.node.find((n) => n.opType === 'ReduceMean')!;
+    expect(reduce.input).toHaveLength(2);
+    expect(reduce.attribute.some((a) => a.name === 'axes')).toBe(false);
+  });
+
+  it('raises opset 11 to 17, and refuses when that would change a Squeeze', async () => {
+    const c = singleNode('Gelu', [['x', floats([2, 3, 8], 3)]], ['y'], []);
+    c.model.opsetImport[0].version = 11;
+    await expectEqualToOrt(c);
+    expect(c.model.opsetImport[0].version).toBe(17);
+
+    const d = singleNode('Gelu', [['x', floats([1, 3, 8], 3)]], ['g'], []);
+    d.model.opsetImport[0].version = 11;
+    d.model.graph!.node.push(makeNode({ opType: 'Squeeze', inputs: ['g'], outputs: ['y'], attributes: [{ ...intAttr('axes', 0), type: 7, ints: [0], i: undefined }] }));
+    d.model.graph!.output = [{ name: 'y', metadataProps: [] }];
+    const err = await decomposeAndCompare(d.model, d.feeds, scratch.dir, 1e-4, 1e-4).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/opset 11 .*Squeeze.*opset 17/);
+  });
+
+  it('leaves forms it does not decompose, and ops without a rule, in place and untouched', async () => {
+    const kv = 1; const H = 8;
+    const c = singleNode('GroupQueryAttention', [
+      ['q', floats([1, 3, 2 * H])], ['k', floats([1, 3, kv * H])], ['v', floats([1, 3, kv * H])], '', '', ['seqlens_k', int32s([2], [1])], ['total', int32s([3], [])],
+    ], ['y', 'present_k', 'present_v'], [intAttr('num_heads', 2), intAttr('kv_num_heads', kv), intAttr('local_window_size', 2)]);
+    c.model.graph!.node.push(makeNode({ opType: 'QuickGelu', domain: 'com.microsoft', inputs: ['y'], outputs: ['z'], name: 'quick' }));
+    c.model.graph!.output.push({ name: 'z', metadataProps: [] });
+    const before = JSON.stringify(c.model.graph!.node);
+    const initializers = c.model.graph!.initializer.length;
+    const { result, diffs, left } = await decomposeAndCompare(c.model, c.feeds, scratch.dir, 1e-6, 0);
+    expect(result.replaced).toEqual({});
+    expect(result.kept.map((k) => k.opType)).toEqual(['QuickGelu', 'GroupQueryAttention']);
+    expect(result.kept[1].reason).toMatch(/local attention window/);
+    expect(left).toEqual(['GroupQueryAttention', 'QuickGelu']);
+    expect(JSON.stringify(c.model.graph!.node)).toBe(before);
+    expect(c.model.graph!.initializer.length).toBe(initializers);
+    for (const d of diffs) expect(d.maxAbs).toBe(0);
+  });
+
+  it('rolls back a decomposition refused halfway (Attention with a [2B] start/end mask_index)', async () => {
+    const c = singleNode('Attention', [
+      ['x', floats([2, 3, 8])], ['w', floats([8, 24])], ['bias', floats([24])], ['mask', int32s([3, 2, 0, 0], [4])],
+    ], ['y'], [intAttr('num_heads', 2)]);
+    const before = JSON.stringify(c.model.graph!.node);
+    const { result, left } = await decomposeAndCompare(c.model, c.feeds, scratch.dir, 1e-6, 0);
+    expect(result.kept.map((k) => k.reason)).toEqual(['a 1-D mask_index with start positions']);
+    expect(left).toEqual(['Attention']);
+    expect(JSON.stringify(c.model.graph!.node)).toBe(before);
+    expect(c.model.graph!.initializer).toEqual([]);
+  });
+});
