@@ -7,6 +7,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { WhittleError } from '../errors.ts';
+import { DataType } from '../onnx/dtype.ts';
 import { writeModel } from '../onnx/writer.ts';
 import type { StepGraph } from './step-graph.ts';
 import type { TrainableParameter } from './parameters.ts';
@@ -34,8 +35,10 @@ export class StepSession {
   private readonly dims: [number, number];
   private readonly weightFeeds: Record<string, ort.Tensor>;
   private readonly dir: string;
+  private readonly idsInt32: boolean;
 
   private constructor(session: ort.InferenceSession, graph: StepGraph, dims: [number, number], weightFeeds: Record<string, ort.Tensor>, dir: string) {
+    this.idsInt32 = graph.meta.get('input_ids')?.dtype === DataType.int32;
     this.session = session;
     this.graph = graph;
     this.dims = dims;
@@ -71,7 +74,7 @@ export class StepSession {
     const [b, t] = this.dims;
     const feeds: Record<string, ort.Tensor> = {
       ...this.weightFeeds,
-      input_ids: new ort.Tensor('int64', batch.inputIds, [b, t]),
+      input_ids: this.idsInt32 ? new ort.Tensor('int32', Int32Array.from(batch.inputIds, Number), [b, t]) : new ort.Tensor('int64', batch.inputIds, [b, t]),
       [LABELS]: new ort.Tensor('int64', batch.labels, [b, t]),
     };
     const out = await this.session.run(feeds);
