@@ -46,3 +46,15 @@ export function planResume(e: ResumableExperiment): ResumePlan {
   });
   return { ok: true, recipe: { ...input, steps }, checkpoints: folders.slice(0, resumable.length) };
 }
+
+/**
+ * The recipe as a fresh run: `resume` removed from its resumable steps, so a re-run of a resumed
+ * experiment starts over instead of continuing (or failing on checkpoints a finished run removed).
+ */
+export function withoutResume(recipe: unknown): unknown {
+  const parsed = Recipe.safeParse(recipe);
+  if (!parsed.success) return recipe;
+  const input = recipe as Record<string, unknown> & { steps: Record<string, unknown>[] };
+  if (!input.steps.some((s, i) => describeStep(parsed.data.steps[i]).resumable && s.resume !== undefined)) return recipe;
+  return { ...input, steps: input.steps.map((s, i) => (describeStep(parsed.data.steps[i]).resumable ? Object.fromEntries(Object.entries(s).filter(([k]) => k !== 'resume')) : s)) };
+}

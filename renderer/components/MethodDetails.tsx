@@ -7,6 +7,7 @@ import { pruneReportOf } from '../lib/prune-report.ts';
 import { sensitivityOf } from '../lib/quantize-form.ts';
 import { PruneSparsity } from './PruneSparsity.tsx';
 import { SensitivityChart } from './SensitivityChart.tsx';
+import { TrainCurves } from './TrainCurves.tsx';
 
 type Of<K extends StepDetails['key']> = Extract<StepDetails, { key: K }>;
 
@@ -160,14 +161,14 @@ const TITLES: Record<Exclude<StepDetails['key'], 'sensitivity'>, string> = {
   'quantize:rtn': 'RTN: the step', 'quantize:gptq': 'GPTQ: loss per weight', 'quantize:fp16': 'FP16: what stayed in float32',
   'quantize:int8-dynamic': 'INT8 dynamic: the step', 'quantize:int8-static': 'INT8 static: ranges and nodes left in float',
   'prune:magnitude': 'Magnitude: sparsity per weight', 'prune:wanda': 'Wanda: sparsity per weight', 'prune:sparsegpt': 'SparseGPT: sparsity and loss per weight',
-  'prune:structured': 'Structured: what was removed',
+  'prune:structured': 'Structured: what was removed', train: 'Fine-tune: the loss curve',
 };
 
 /** What the method did, from the job's step details (and the sensitivity ranking when the recipe had one). */
 export function MethodDetails({ details }: { details: Record<string, unknown> }) {
   const sensitivity = sensitivityOf(details);
   const quantize = parseStepDetails(details).find((s) => s.key !== 'sensitivity');
-  const method = quantize?.method ?? null;
+  const method = quantize && 'method' in quantize ? quantize.method : quantize?.key ?? null;
   const prune = pruneReportOf(details);
   return (
     <>
@@ -186,6 +187,7 @@ export function MethodDetails({ details }: { details: Record<string, unknown> })
           {quantize.key === 'quantize:int8-dynamic' && <Int8Dynamic step={quantize} />}
           {quantize.key === 'quantize:int8-static' && <Int8Static step={quantize} />}
           {prune && <PruneSparsity report={prune} />}
+          {quantize.key === 'train' && <TrainCurves curve={quantize.curve} />}
         </Paper>
       )}
     </>

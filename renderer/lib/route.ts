@@ -19,6 +19,7 @@ export type Route =
   | { name: 'evaluate'; path: string; jobId: string | null; experimentId: number | null }
   | { name: 'quantize'; path: string; jobId: string | null; experimentId: number | null }
   | { name: 'prune'; path: string; jobId: string | null; experimentId: number | null }
+  | { name: 'train'; path: string; jobId: string | null; experimentId: number | null }
   | { name: 'history'; query: HistoryQuery }
   | { name: 'historyDetail'; id: number }
   | { name: 'notFound'; hash: string };
@@ -45,7 +46,7 @@ export function parseHash(hash: string): Route {
     const path = params.get('path');
     return path ? { name: 'model', path } : { name: 'home' };
   }
-  if (segments.length === 1 && (segments[0] === 'evaluate' || segments[0] === 'quantize' || segments[0] === 'prune')) {
+  if (segments.length === 1 && (segments[0] === 'evaluate' || segments[0] === 'quantize' || segments[0] === 'prune' || segments[0] === 'train')) {
     return {
       name: segments[0],
       path: params.get('path') ?? '',
@@ -92,6 +93,8 @@ export const href = {
     withQuery('/quantize', [['path', path], ['job', job?.jobId], ['exp', job?.experimentId]]),
   prune: (path: string, job?: { jobId?: string; experimentId: number }): string =>
     withQuery('/prune', [['path', path], ['job', job?.jobId], ['exp', job?.experimentId]]),
+  train: (path: string, job?: { jobId?: string; experimentId: number }): string =>
+    withQuery('/train', [['path', path], ['job', job?.jobId], ['exp', job?.experimentId]]),
   history: (query: Partial<HistoryQuery> = {}): string => {
     const q = { ...DEFAULT_HISTORY_QUERY, ...query };
     return withQuery('/history', [
@@ -106,9 +109,10 @@ export const href = {
   historyDetail: (id: number): string => `#/history/${id}`,
 };
 
-/** The wizard that makes (and shows) a job of this kind, attached to it: quantize and prune jobs have one; others open the evaluate page. */
+/** The wizard that makes (and shows) a job of this kind, attached to it: quantize, prune and train jobs have one; others open the evaluate page. */
 export function wizardHref(kind: string, modelPath: string, job?: { jobId?: string; experimentId: number }): string | null {
   if (kind === 'quantize') return href.quantize(modelPath, job);
   if (kind === 'prune') return href.prune(modelPath, job);
+  if (kind === 'train') return href.train(modelPath, job);
   return null;
 }

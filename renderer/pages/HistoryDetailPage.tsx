@@ -1,9 +1,10 @@
 import {
   ActionIcon, Anchor, Button, Collapse, Group, Modal, Paper, SimpleGrid, Skeleton, Stack, Table, TagsInput, Text, Textarea, TextInput, Title, Tooltip,
 } from '@mantine/core';
-import { IconArrowLeft, IconArrowsLeftRight, IconCheck, IconChevronDown, IconChevronRight, IconPencil, IconRefresh, IconTrash, IconX } from '@tabler/icons-react';
+import { IconArrowLeft, IconArrowsLeftRight, IconCheck, IconChevronDown, IconChevronRight, IconPencil, IconPlayerTrackNext, IconRefresh, IconTrash, IconX } from '@tabler/icons-react';
 import { useEffect, useState, type ReactNode } from 'react';
 import type { ExperimentDetail } from '../../preload/contract.ts';
+import { planResume, withoutResume } from '../../preload/resume.ts';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { JobLog } from '../components/JobLog.tsx';
 import { JsonBlock } from '../components/JsonBlock.tsx';
@@ -110,6 +111,7 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [deleting, setDeleting] = useState(false);
   const [rerunning, setRerunning] = useState(false);
+  const [resuming, setResuming] = useState(false);
   const [showDetails, setShowDetails] = useState(false);
 
   async function update(patch: { name?: string; notes?: string; tags?: string[] }, what: string) {
@@ -138,12 +140,27 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
   async function rerun() {
     setRerunning(true);
     try {
-      const started = await api.call('jobs.start', { recipe: detail.recipe, name: `${detail.name} (re-run)`.slice(0, 200) });
+      const started = await api.call('jobs.start', { recipe: withoutResume(detail.recipe), name: `${detail.name} (re-run)`.slice(0, 200) });
       store.track(started.jobId, started.experimentId);
       navigate(wizardHref(detail.kind, detail.modelPath, started) ?? href.evaluate('', started));
     } catch (e) {
       toast.error(e, 'Re-run');
       setRerunning(false);
+    }
+  }
+
+  // An interrupted or cancelled training run continues, in a new job, from its newest checkpoint (the same curve).
+  const resume = planResume(detail);
+  async function resumeRun() {
+    if (!resume.ok) return;
+    setResuming(true);
+    try {
+      const started = await api.call('jobs.start', { recipe: resume.recipe, name: `${detail.name.replace(/ \(resumed\)$/, '')} (resumed)`.slice(0, 200) });
+      store.track(started.jobId, started.experimentId);
+      navigate(wizardHref(detail.kind, detail.modelPath, started) ?? href.evaluate('', started));
+    } catch (e) {
+      toast.error(e, 'Resume');
+      setResuming(false);
     }
   }
 
@@ -166,6 +183,9 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
           <Button component="a" href={href.history()} variant="default" leftSection={<IconArrowLeft size={16} />}>History</Button>
           {wizard && (
             <Button component="a" href={wizard} variant="light" leftSection={<IconArrowsLeftRight size={16} />} data-testid="detail-compare">Compare</Button>
+          )}
+          {resume.ok && (
+            <Button leftSection={<IconPlayerTrackNext size={16} />} onClick={onAsync(resumeRun)} loading={resuming} data-testid="detail-resume">Resume</Button>
           )}
           <Button variant="light" leftSection={<IconRefresh size={16} />} onClick={onAsync(rerun)} loading={rerunning} disabled={active} data-testid="detail-rerun">Re-run</Button>
           <Button color="red" variant="light" leftSection={<IconTrash size={16} />} onClick={() => setConfirmDelete(true)} disabled={active} data-testid="detail-delete">Delete</Button>

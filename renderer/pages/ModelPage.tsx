@@ -1,6 +1,6 @@
 import { Alert, Badge, Button, Code, Group, Paper, Progress, ScrollArea, SimpleGrid, Skeleton, Stack, Table, Text, Title, Tooltip } from '@mantine/core';
 import { BarChart } from '@mantine/charts';
-import { IconArrowLeft, IconChartBar, IconChartDots3, IconStack2 } from '@tabler/icons-react';
+import { IconArrowLeft, IconChartBar, IconChartDots3, IconChartLine, IconStack2 } from '@tabler/icons-react';
 import { useState } from 'react';
 import type { GraphKind, ModelInspection, QuantizableWeight } from '../../preload/contract.ts';
 import { ArchitectureMap } from '../components/ArchitectureMap.tsx';
@@ -227,6 +227,7 @@ export function ModelPage({ path }: { path: string }) {
           <Button component="a" href={href.evaluate(path)} leftSection={<IconChartBar size={16} />} disabled={!!inspection.error} data-testid="model-evaluate">Evaluate</Button>
           <Button component="a" href={href.quantize(path)} variant="light" leftSection={<IconStack2 size={16} />} disabled={!!inspection.error} data-testid="model-quantize">Quantize…</Button>
           <Button component="a" href={href.prune(path)} variant="light" color="orange" leftSection={<IconChartDots3 size={16} />} disabled={!!inspection.error} data-testid="model-prune">Prune…</Button>
+          <Button component="a" href={href.train(path)} variant="light" color="teal" leftSection={<IconChartLine size={16} />} disabled={!!inspection.error} data-testid="model-train">Train…</Button>
         </Group>
       </Group>
       {inspection.loading && (

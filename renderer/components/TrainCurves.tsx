@@ -1,0 +1,62 @@
+import { Group, Paper, SimpleGrid, Stack, Text, Title } from '@mantine/core';
+import { LineChart } from '@mantine/charts';
+import type { CurvePoint } from '../../preload/series.ts';
+import { formatDecimal, formatEta } from '../lib/format.ts';
+import { curveFigures, curveRows } from '../lib/train-curve.ts';
+
+function Figure({ label, value, testId }: { label: string; value: string; testId: string }) {
+  return (
+    <Stack gap={0}>
+      <Text size="xs" c="dimmed">{label}</Text>
+      <Text size="sm" fw={600} data-testid={testId}>{value}</Text>
+    </Stack>
+  );
+}
+
+const loss = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(4));
+
+/**
+ * The training curve: loss per optimizer step with the held-out loss where it was measured, the learning
+ * rate (warmup then cosine decay), and the latest step's figures (tokens/s, time left). `live` while the
+ * job runs; a finished job's stored curve otherwise.
+ */
+export function TrainCurves({ curve, live = false }: { curve: readonly CurvePoint[]; live?: boolean }) {
+  const rows = curveRows(curve);
+  const figures = curveFigures(curve);
+  return (
+    <Paper withBorder radius="md" p="md" data-testid="train-curves" data-points={rows.length}>
+      <Stack gap="sm">
+        <Group justify="space-between" wrap="nowrap">
+          <Title order={4}>Training</Title>
+          {figures && <Text size="sm" c="dimmed" data-testid="train-step">step {figures.step} / {figures.totalSteps}</Text>}
+        </Group>
+        {!figures && <Text size="sm" c="dimmed" data-testid="train-waiting">{live ? 'Building the training graph; the first step follows…' : 'No training curve was recorded.'}</Text>}
+        {figures && (
+          <>
+            <SimpleGrid cols={{ base: 2, sm: 5 }} data-testid="train-stats">
+              <Figure label="Training loss" value={loss(figures.loss)} testId="train-loss" />
+              <Figure label="Held-out loss" value={figures.evalLoss === null ? '—' : `${loss(figures.firstEvalLoss)} → ${loss(figures.evalLoss)}`} testId="train-eval-loss" />
+              <Figure label="Learning rate" value={Number.isFinite(figures.lr) ? figures.lr.toExponential(2) : '—'} testId="train-lr" />
+              <Figure label="Tokens/s" value={Number.isFinite(figures.tokensPerSecond) ? formatDecimal(figures.tokensPerSecond, 0) : '—'} testId="train-tokens-per-s" />
+              <Figure label="Time left" value={live && figures.step < figures.totalSteps ? formatEta(figures.etaSeconds) : 'finished'} testId="train-eta" />
+            </SimpleGrid>
+            <SimpleGrid cols={{ base: 1, md: 2 }}>
+              <Stack gap={4}>
+                <Text size="sm" fw={600}>Loss</Text>
+                <LineChart h={220} data={rows} dataKey="step" withDots={false} connectNulls curveType="linear" withLegend legendProps={{ verticalAlign: 'bottom' }}
+                  series={[{ name: 'loss', label: 'training', color: 'blue.6' }, { name: 'evalLoss', label: 'held-out', color: 'orange.6' }]}
+                  valueFormatter={(v) => v.toFixed(3)} yAxisProps={{ width: 48, domain: ['auto', 'auto'] }} xAxisLabel="step"
+                  data-testid="train-loss-chart" />
+              </Stack>
+              <Stack gap={4}>
+                <Text size="sm" fw={600}>Learning rate</Text>
+                <LineChart h={220} data={rows} dataKey="step" withDots={false} curveType="linear" series={[{ name: 'lr', label: 'learning rate', color: 'teal.6' }]}
+                  valueFormatter={(v) => v.toExponential(1)} yAxisProps={{ width: 56 }} xAxisLabel="step" data-testid="train-lr-chart" />
+              </Stack>
+            </SimpleGrid>
+          </>
+        )}
+      </Stack>
+    </Paper>
+  );
+}
