@@ -85,6 +85,15 @@ describe('probeTensors', () => {
     expect(r.values.size).toBeGreaterThan(0);
   });
 
+  it('gives the same answer when the outputs are fetched in small groups', async () => {
+    const model = await readModel(STORIES.model);
+    const feeds = decoderFeeds(model.proto, B, T, 512);
+    const whole = await probeTensors(model.proto, feeds);
+    const grouped = await probeTensors(model.proto, feeds, { maxBytesPerRun: 4096 });
+    expect(grouped.meta).toEqual(whole.meta);
+    expect(grouped.values).toEqual(whole.values);
+  });
+
   it('names the graph inputs that have no feed', async () => {
     const model = await readModel(STORIES.model);
     const feeds = decoderFeeds(model.proto, B, T, 512);

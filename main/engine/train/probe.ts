@@ -10,13 +10,14 @@
  * The probed model is a copy (the caller's ModelProto is not touched) written to a scratch folder whose
  * weights are hard-linked from the source files where possible (calibrate/capture-plan.ts). Graph
  * optimizations are disabled so that no node output is fused away. The added graph outputs carry no
- * type: onnxruntime infers it.
+ * type: onnxruntime infers it. Outputs are fetched in groups that bound the memory one run holds
+ * (ProbeOptions.maxBytesPerRun); a small model takes one or two runs.
  */
 import os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { ScratchModels } from '../calibrate/capture-plan.ts';
 import { WhittleError } from '../errors.ts';
-import { DataType, dtypeId, dtypeName, isFloatDtype } from '../onnx/dtype.ts';
+import { byteSize, DataType, dtypeId, dtypeName, isFloatDtype } from '../onnx/dtype.ts';
 import { toNumber } from '../onnx/graph.ts';
 import type { GraphProto, ModelProto, TensorProto, ValueInfoProto } from '../onnx/proto-types.ts';
 import { elementCount, readTensorBytes } from '../onnx/tensor-data.ts';
@@ -40,6 +41,12 @@ export interface ProbeOptions {
   maxValueElements?: number;
   /** Folder under which the scratch model is written (removed afterwards). Default: the OS temp folder. */
   scratchDir?: string;
+  /**
+   * Bytes of fetched tensors one run may hold at once (default 512 MiB): the node outputs are fetched in
+   * groups sized by the largest tensor seen so far, one forward run per group, so a large model at a
+   * large (B, T) is probed without holding every activation at once.
+   */
+  maxBytesPerRun?: number;
   /** onnxruntime intra-op threads; 0 = its default. */
   threads?: number;
 }
@@ -52,6 +59,9 @@ export interface ProbeResult {
 }
 
 export const DEFAULT_MAX_VALUE_ELEMENTS = 4096;
+export const DEFAULT_MAX_BYTES_PER_RUN = 512 * 2 ** 20;
+/** Outputs fetched by the first run, before any tensor size is known. */
+const FIRST_GROUP = 64;
 
 function mainGraph(model: ModelProto): GraphProto {
   if (!model.graph) throw new WhittleError('MODEL_PARSE', 'The model has no graph.');
@@ -180,18 +190,27 @@ export async function probeTensors(model: ModelProto, feeds: Record<string, ort.
     const modelPath = await scratch.write(probeModel, 'probe');
     const session = await openProbeSession(modelPath, options.threads ?? 0);
     try {
-      let results: ort.InferenceSession.OnnxValueMapType;
-      try {
-        results = await session.run(sessionFeeds, fetched);
-      } catch (e) {
-        const message = (e as Error).message ?? String(e);
-        throw new WhittleError('MODEL_PARSE', `onnxruntime could not run the model to measure its tensor shapes: ${message.split('\n')[0]}`, { onnxruntime: message }, { cause: e });
-      }
-      for (const name of fetched) {
-        const value = results[name];
-        if (!(value instanceof ort.Tensor)) continue;
-        const m = { dtype: dtypeOfOrt(value.type, name), shape: [...value.dims] };
-        if (record(name, m) && value.type !== 'string') values.set(name, { ...m, data: ortData(value) });
+      const budget = options.maxBytesPerRun ?? DEFAULT_MAX_BYTES_PER_RUN;
+      let largest = 0;
+      for (let at = 0; at < fetched.length;) {
+        // Tensors fetched together stay alive together: size each group by the largest tensor seen so far.
+        const count = largest === 0 ? FIRST_GROUP : Math.max(1, Math.floor(budget / largest));
+        const group = fetched.slice(at, at + count);
+        at += group.length;
+        let results: ort.InferenceSession.OnnxValueMapType;
+        try {
+          results = await session.run(sessionFeeds, group);
+        } catch (e) {
+          const message = (e as Error).message ?? String(e);
+          throw new WhittleError('MODEL_PARSE', `onnxruntime could not run the model to measure its tensor shapes: ${message.split('\n')[0]}`, { onnxruntime: message }, { cause: e });
+        }
+        for (const name of group) {
+          const value = results[name];
+          if (!(value instanceof ort.Tensor)) continue;
+          const m = { dtype: dtypeOfOrt(value.type, name), shape: [...value.dims] };
+          largest = Math.max(largest, byteSize(m.dtype, elementCount(m.shape)) || 0);
+          if (record(name, m) && value.type !== 'string') values.set(name, { ...m, data: ortData(value) });
+        }
       }
     } finally {
       await session.release();
