@@ -146,6 +146,10 @@ describe('attention', () => {
       ['mask', int32s([1, 1, 1, 1, 1, 1, 1, 0, 1, 1], [B, P + S])], ['attn_bias', floats([1, N, S, P + S])], ['past_k', floats([B, N, P, H])], ['past_v', floats([B, N, P, H])],
     ], ['y', 'present_k', 'present_v'], [intAttr('num_heads', N)]));
   });
+  it('MultiHeadAttention with key and value already split into heads [B, N, L, H]', async () => {
+    await expectEqualToOrt(singleNode('MultiHeadAttention', [['q', floats([B, S, N * H])], ['k', floats([B, N, 5, H])], ['v', floats([B, N, 5, H])]],
+      ['y'], [intAttr('num_heads', N)]));
+  });
   it('MultiHeadAttention, causal (unidirectional)', async () => {
     await expectEqualToOrt(singleNode('MultiHeadAttention', [['q', floats([B, S, N * H])], ['k', floats([B, S, N * H])], ['v', floats([B, S, N * H])]],
       ['y'], [intAttr('num_heads', N), intAttr('unidirectional', 1)]));
