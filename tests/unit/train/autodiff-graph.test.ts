@@ -164,6 +164,13 @@ describe('autodiff on whole graphs', () => {
     expect(res.grads.has('w')).toBe(true);
   });
 
+  it('refuses a Pow whose exponent is trainable', () => {
+    const graph = graphOf([makeNode({ opType: 'Pow', inputs: ['x', 'p'], outputs: ['y'], name: 'pow_9' })]);
+    const meta = metaFrom(new Map([['x', refTensor(DataType.float32, [3], [1, 2, 3])], ['p', refTensor(DataType.float32, [], [2])], ['y', refTensor(DataType.float32, [3], [1, 4, 9])], ['gy', refTensor(DataType.float32, [3], [1, 1, 1])]]));
+    expect(() => differentiate({ graph, meta, wrt: ['x', 'p'], seeds: [{ tensor: 'y', grad: 'gy' }] })).toThrow(/Pow node 'pow_9' has a trainable exponent/);
+    expect(differentiate({ graph, meta, wrt: ['x'], seeds: [{ tensor: 'y', grad: 'gy' }] }).grads.has('x')).toBe(true);
+  });
+
   it('leaves integer paths alone: Shape → Gather → Concat → Reshape arithmetic, masks and ids are not in the region', async () => {
     const { nodes, initializers, inputs } = encoder();
     const graph = graphOf(nodes, initializers);

@@ -72,6 +72,7 @@ const CASES: Record<string, GradCase> = {
   'LayerNormalization axis 1, no bias': one('LayerNormalization', [f('x', [2, 3, 4]), f('g', [3, 4])], [intAttr('axis', 1)]),
   'LayerNormalization float64 (recomputed statistics)': one('LayerNormalization', [f64('x', [2, 5]), f64('g', [5]), f64('b', [5])]),
   'Gather axis 0 with duplicate ids': one('Gather', [f('w', [6, 4]), i64('ids', [2, 3], [1, 5, 1, 0, 5, 5])]),
+  'Gather axis 0 with duplicate ids (opset 17)': { ...one('Gather', [f('w', [4, 3]), i64('ids', [5], [2, 2, 0, 2, 3])]), opset: 17 },
   'Gather axis 0, negative ids, scalar id': {
     nodes: [node('Gather', ['w', 'ids'], ['a']), node('Gather', ['w', 'one'], ['b']), node('Add', ['a', 'b'], ['y'])],
     inputs: [f('w', [5, 3]), i64('ids', [4], [-1, 2, -5, 4]), i64('one', [], [-2])],
@@ -95,6 +96,10 @@ const CASES: Record<string, GradCase> = {
   'Slice negative starts, step 2': {
     ...one('Slice', [f('x', [3, 7])], [], { inputNames: ['x', 's', 'e', 'a', 'st'] }),
     initializers: [ints('s', [-6]), ints('e', [7]), ints('a', [-1]), ints('st', [2])],
+  },
+  'Slice step 3 on two axes (opset 17)': {
+    ...one('Slice', [f('x', [7, 8])], [], { inputNames: ['x', 's', 'e', 'a', 'st'] }),
+    initializers: [ints('s', [0, 1]), ints('e', [7, -1]), ints('a', [0, 1]), ints('st', [3, 2])], opset: 17,
   },
   'Slice negative step (reverse), step -2 and INT64 bounds': {
     ...one('Slice', [f('x', [5, 6])], [], { inputNames: ['x', 's', 'e', 'a', 'st'] }),

@@ -111,8 +111,9 @@ export function differentiate(req: DifferentiateRequest): DifferentiateResult {
       unreached.push(w);
       g = b.zeros(m.shape, m.dtype);
     }
+    if (b.dtype(g) !== m.dtype) g = b.cast(g, m.dtype);
     // A gradient that is a seed, a forward tensor or another weight's gradient gets its own name.
-    if (!b.created.has(g) || used.has(g) || b.dtype(g) !== m.dtype) g = b.op('Identity', [g], m, [], 'grad');
+    if (!b.created.has(g) || used.has(g)) g = b.op('Identity', [g], m, [], 'grad');
     used.add(g);
     grads.set(w, g);
   }
