@@ -141,6 +141,12 @@ const CASES: Record<string, GradCase> = {
   },
 };
 
+/** Every op the backward may emit: standard ONNX ops that exist in opset 17 with the forms used. */
+const OPSET_17_BACKWARD_OPS = new Set([
+  'Add', 'Sub', 'Mul', 'Div', 'Neg', 'Sum', 'Exp', 'Pow', 'Sqrt', 'Reciprocal', 'Equal', 'Less', 'Greater', 'Where', 'Cast', 'Identity',
+  'MatMul', 'Gemm', 'Transpose', 'Reshape', 'Expand', 'ReduceSum', 'Slice', 'Pad', 'Split', 'Concat', 'ConstantOfShape', 'ScatterND', 'ScatterElements',
+]);
+
 describe('autodiff rules against finite differences', () => {
   for (const [name, c] of Object.entries(CASES)) {
     it(name, async () => {
@@ -151,6 +157,7 @@ describe('autodiff rules against finite differences', () => {
         expect(err, `∂L/∂${input}: onnx ${Array.from(report.grads.get(input) ?? []).slice(0, 6).map((v) => v.toFixed(5)).join(' ')} vs fd ${Array.from(report.fd.get(input) ?? []).slice(0, 6).map((v) => v.toFixed(5)).join(' ')}`).toBeLessThanOrEqual(1e-3);
       }
       expect(report.unreached).toEqual([]);
+      for (const op of report.backwardOps) expect(OPSET_17_BACKWARD_OPS.has(op), op).toBe(true);
     });
   }
 });
