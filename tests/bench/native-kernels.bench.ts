@@ -10,13 +10,15 @@
  *     threads, 'auto' on 1 thread, and the reference; dequantization of the
  *     4-bit asymmetric result: MB/s of float32 output.
  *   fp32 → fp16 of 16 M values: M values/s — fast (F16C) vs reference.
+ *   AdamW step and squared gradient norms over 16 M parameters in 16 tensors: M parameters/s.
  * Each fast figure is the best of `rounds` runs (the paths interleaved); references run once (they are slow). "× avx2" is the AVX2
  * path's time over the row's (the AVX-512 speed-up on its row).
  *
  *   $N tests/bench/native-kernels.bench.ts [rounds=5] [gemmSize=512]
  */
 import {
-  cpuInfo, dequantizeBlockwise, f32ToF16, gemm, getThreads, quantizeBlockwise, reference, setSimdLimit, setThreads, type SimdPath,
+  adamwStep, cpuInfo, dequantizeBlockwise, f32ToF16, gemm, getThreads, gradSquaredSums, quantizeBlockwise, reference, setSimdLimit, setThreads,
+  type SimdPath,
 } from '../../main/engine/native/index.ts';
 
 const rounds = Number(process.argv[2] ?? 5);
@@ -149,6 +151,25 @@ async function measurePaths(label: string, unit: string, work: number, fn: () =>
   const label = 'f32ToF16 16M';
   await measure(label, `auto, ${allThreads} threads`, 'M values/s', mvalues, rounds, () => f32ToF16(src), useAll);
   await measure(label, 'reference', 'M values/s', mvalues, 1, () => reference.f32ToF16(src), useAll);
+  fillRatios(label);
+}
+
+// AdamW step and squared gradient norms over 16 M parameters in 16 tensors (the llama2.c 15M shape's size)
+{
+  const tensors = Array.from({ length: 16 }, (_, k) => ({
+    weights: randomArray(1 << 20, 10 + k), grads: randomArray(1 << 20, 30 + k),
+    m: new Float32Array(1 << 20), v: new Float32Array(1 << 20), weightDecay: k % 2 ? 0.1 : 0,
+  }));
+  const grads = tensors.map((t) => t.grads);
+  const mparams = (16 << 20) / 1e6;
+  const params = { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 1, gradScale: 1e-3 };
+  let label = 'adamwStep 16M';
+  await measurePaths(label, 'M params/s', mparams, () => adamwStep(tensors, params));
+  await measure(label, 'reference', 'M params/s', mparams, 1, () => reference.adamwStep(tensors, params), useAll);
+  fillRatios(label);
+  label = 'gradSquaredSums 16M';
+  await measurePaths(label, 'M params/s', mparams, () => gradSquaredSums(grads));
+  await measure(label, 'reference', 'M params/s', mparams, 1, () => reference.gradSquaredSums(grads), useAll);
   fillRatios(label);
 }
 useAll();
