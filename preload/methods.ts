@@ -513,7 +513,7 @@ export function isQuantizeDetails(s: StepDetails): s is Extract<StepDetails, { k
  * with its key; a step that does not match its schema (an older history entry) is left out.
  */
 export function parseStepDetails(details: unknown): StepDetails[] {
-  const steps = z.looseObject({ steps: z.array(z.looseObject({ ...stepFrame, method: z.unknown() })) }).safeParse(details);
+  const steps = z.looseObject({ steps: z.array(z.looseObject({ ...stepFrame, method: z.unknown().optional() })) }).safeParse(details);
   if (!steps.success) return [];
   const out: StepDetails[] = [];
   for (const s of steps.data.steps) {
