@@ -49,6 +49,8 @@ export interface TrainingDataOptions {
   /** T: tokens per sequence. */
   length: number;
   seed: number;
+  /** What the text is for, as messages name it: 'training' (default) or 'held-out'. */
+  purpose?: 'training' | 'held-out';
   signal?: AbortSignal;
   /** Called after each paragraph is tokenized with the paragraphs and tokens so far. */
   onProgress?: (p: { documents: number; tokens: number }) => void;
@@ -60,6 +62,7 @@ export interface TrainingDataShape {
   seed: number;
   /** How messages name the text (its file name). */
   label?: string;
+  purpose?: 'training' | 'held-out';
 }
 
 /** Padding input id of a short last sequence (any valid id: its labels are −1 and a causal model never looks ahead). */
@@ -129,7 +132,7 @@ export class TrainingData {
 
   /** Reads and tokenizes a text file (see the header); refuses a text too short for one batch. */
   static async load(options: TrainingDataOptions): Promise<TrainingData> {
-    const shape = { batch: options.batch, length: options.length, seed: options.seed, label: path.basename(options.textPath) };
+    const shape = { batch: options.batch, length: options.length, seed: options.seed, label: path.basename(options.textPath), purpose: options.purpose };
     checkShape(shape);
     const tokenizer = await loadTokenizer(options.tokenizerPath);
     let stream = new Int32Array(1 << 16);
@@ -157,7 +160,7 @@ export class TrainingData {
     checkShape(shape);
     const need = shape.batch * shape.length + 1;
     if (stream.length < need) {
-      const name = shape.label ? `The training text ${shape.label}` : 'The training text';
+      const name = `The ${shape.purpose ?? 'training'} text${shape.label ? ` ${shape.label}` : ''}`;
       throw invalid(
         `${name} has ${stream.length} tokens, but one batch of ${shape.batch} sequences of ${shape.length} tokens needs at least ${need}. `
         + 'Use a longer text, or a smaller batch or sequence length.',

@@ -71,7 +71,9 @@ describe('TrainingData from a text file', () => {
     const file = path.join(tmp.dir, 'short.txt');
     await writeFile(file, 'Once upon a time there was a cat.\n\nThe cat sat.', 'utf8');
     const load = TrainingData.load({ textPath: file, tokenizerPath: STORIES.tokenizer, batch: 2, length: 16, seed: 0 });
-    await expect(load).rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringMatching(/short\.txt has \d+ tokens, but one batch of 2 sequences of 16 tokens needs at least 33/) as unknown });
+    await expect(load).rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringMatching(/^The training text short\.txt has \d+ tokens, but one batch of 2 sequences of 16 tokens needs at least 33/) as unknown });
+    const heldOut = TrainingData.load({ textPath: file, tokenizerPath: STORIES.tokenizer, batch: 2, length: 16, seed: 0, purpose: 'held-out' });
+    await expect(heldOut).rejects.toThrow(/^The held-out text short\.txt has/);
   });
 });
 
