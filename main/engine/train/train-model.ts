@@ -103,7 +103,7 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
     if (need > budget) {
       const fit = suggestShape(profile, c.batch, c.length, trainable, frozen, budget);
       const gib = (b: number): string => `${(b / 2 ** 30).toFixed(1)} GiB`;
-      throw new WhittleError('INVALID_INPUT', `Training with batch ${c.batch} × length ${c.length} needs about ${gib(need)} of memory; about ${gib(budget)} is free. `
+      throw new WhittleError('OUT_OF_MEMORY', `Training with batch ${c.batch} × length ${c.length} needs about ${gib(need)} of memory; about ${gib(budget)} is free. `
         + (fit ? `Batch ${fit.batch} × length ${fit.length} would fit (use gradient accumulation to keep the effective batch).` : 'Even batch 1 at a short length would not fit: free memory or use a machine with more.'),
       { needBytes: need, availableBytes: budget, suggestion: fit });
     }
@@ -183,7 +183,11 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
           } else grads = r.grads;
         }
         const lr = learningRateAt(step - 1, { lr: c.lr, warmupSteps: c.warmupSteps, totalSteps, minLrRatio: c.minLrRatio });
-        const { gradNorm } = await optimizer.step(grads, { lr, gradScale: tokens > 0 ? 1 / tokens : 0, clipNorm: c.clipNorm });
+        const { gradNorm, applied } = await optimizer.step(grads, { lr, gradScale: tokens > 0 ? 1 / tokens : 0, clipNorm: c.clipNorm });
+        if (!applied) {
+          throw new WhittleError('INVALID_INPUT', `Training diverged at step ${step}: the gradients are not finite (loss ${(lossSum / Math.max(1, tokens)).toFixed(4)}). `
+            + `Lower the learning rate (now ${c.lr}) or clip the gradient norm${lastCheckpoint > 0 ? `; the checkpoint of step ${lastCheckpoint} is kept` : ''}.`, { step, lastCheckpoint });
+        }
         const seconds = (performance.now() - t0) / 1000;
         trainSeconds += seconds;
         tokensDone += tokensPerStep;
