@@ -7,7 +7,7 @@
  * The loss of an optimizer step is the mean over its counted tokens: the graph returns Σ token losses and
  * their count per micro-batch, gradients are summed over micro-batches and scaled by 1/tokens.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { WhittleError, throwIfAborted } from '../errors.ts';
@@ -70,43 +70,41 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
   checkTrainConfig(c);
   freezeMatcher(c.freeze);
 
-  ctx.progress({ phase: 'load', done: 0, total: 1, message: 'reading the text' });
-  const data = await TrainingData.load({ textPath: c.textPath, tokenizerPath: c.tokenizerPath, batch: c.batch, length: c.length, seed: c.seed });
-  const evalData = c.evalTextPath ? await TrainingData.load({ textPath: c.evalTextPath, tokenizerPath: c.tokenizerPath, batch: c.batch, length: c.length, seed: 0 }) : null;
-  const totalSteps = c.steps ?? data.stepsForEpochs(c.epochs ?? 1, c.accumulate);
-
   const source = await readModel(req.modelPath);
   const arch = mapArchitecture(source);
   const identity = await modelIdentity(req.modelPath);
   const fingerprint = identity.contentSha256;
 
-  const configFingerprint = settingsFingerprint(c, totalSteps);
-  let resumeFrom: CheckpointState | null = null;
-  if (req.resume) {
-    resumeFrom = await readLatestCheckpoint(req.checkpointDir);
-    if (!resumeFrom) throw new WhittleError('NOT_FOUND', `There is no checkpoint to resume from in ${req.checkpointDir}. Start the training again instead.`, { dir: req.checkpointDir });
-    assertResumable(resumeFrom, fingerprint, configFingerprint);
-  }
-
-  const scratch = path.join(req.checkpointDir, `.graphs-${process.pid}`);
+  const scratch = path.join(ctx.workDir, `.train-graphs-${process.pid}-${randomBytes(4).toString('hex')}`);
   await mkdir(scratch, { recursive: true });
   try {
-    // Memory, from a small probe, before anything the size of the run is built.
-    const profile = await profileActivations(source, Math.min(MEMORY_PROBE_LENGTH, c.length), { scratchDir: scratch });
-    const frozenRule = freezeMatcher(c.freeze);
-    ctx.progress({ phase: 'compile', done: 0, total: 1, message: 'building the training graph' });
-    const view = await buildTrainingView(source, arch, { batch: c.batch, length: c.length, frozen: (p) => frozenRule(p), scratchDir: scratch });
-    const trainable = parameterCount(view.trainable);
-    const frozen = parameterCount(view.frozen);
+    // Memory, from a small probe, before anything the size of the run is built (every weight counted as trainable).
+    const { profile, weights: weightCount } = await profileActivations(source, Math.min(MEMORY_PROBE_LENGTH, c.length), { scratchDir: scratch });
     const budget = (await availableMemory()) * MEMORY_HEADROOM;
-    const need = estimatePeakBytes(profile, c.batch, c.length, trainable, frozen);
+    const need = estimatePeakBytes(profile, c.batch, c.length, weightCount, 0);
     if (need > budget) {
-      const fit = suggestShape(profile, c.batch, c.length, trainable, frozen, budget);
+      const fit = suggestShape(profile, c.batch, c.length, weightCount, 0, budget);
       const gib = (b: number): string => `${(b / 2 ** 30).toFixed(1)} GiB`;
       throw new WhittleError('OUT_OF_MEMORY', `Training with batch ${c.batch} × length ${c.length} needs about ${gib(need)} of memory; about ${gib(budget)} is free. `
         + (fit ? `Batch ${fit.batch} × length ${fit.length} would fit (use gradient accumulation to keep the effective batch).` : 'Even batch 1 at a short length would not fit: free memory or use a machine with more.'),
       { needBytes: need, availableBytes: budget, suggestion: fit });
     }
+    ctx.progress({ phase: 'load', done: 0, total: 1, message: 'reading the text' });
+    const data = await TrainingData.load({ textPath: c.textPath, tokenizerPath: c.tokenizerPath, batch: c.batch, length: c.length, seed: c.seed });
+    const evalData = c.evalTextPath ? await TrainingData.load({ textPath: c.evalTextPath, tokenizerPath: c.tokenizerPath, batch: c.batch, length: c.length, seed: 0 }) : null;
+    const totalSteps = c.steps ?? data.stepsForEpochs(c.epochs ?? 1, c.accumulate);
+    const configFingerprint = settingsFingerprint(c, totalSteps);
+    let resumeFrom: CheckpointState | null = null;
+    if (req.resume) {
+      resumeFrom = await readLatestCheckpoint(req.checkpointDir);
+      if (!resumeFrom) throw new WhittleError('NOT_FOUND', `There is no checkpoint to resume from in ${req.checkpointDir}. Start the training again instead.`, { dir: req.checkpointDir });
+      assertResumable(resumeFrom, fingerprint, configFingerprint);
+    }
+    const frozenRule = freezeMatcher(c.freeze);
+    ctx.progress({ phase: 'compile', done: 0, total: 1, message: 'building the training graph' });
+    const view = await buildTrainingView(source, arch, { batch: c.batch, length: c.length, frozen: (p) => frozenRule(p), scratchDir: scratch });
+    const trainable = parameterCount(view.trainable);
+    const frozen = parameterCount(view.frozen);
 
     const head = crossEntropyHead(c.batch, c.length, view.vocab);
     const stepGraph = compileTrainStep(view, head);

@@ -10,7 +10,7 @@
  * The loss head and the backward are appended to it by step-graph.ts.
  */
 import * as ort from 'onnxruntime-node';
-import { WhittleError } from '../errors.ts';
+import { isWhittleError, WhittleError } from '../errors.ts';
 import { DataType, isFloatDtype } from '../onnx/dtype.ts';
 import type { GraphProto, ModelProto, OnnxModel, TensorProto, ValueInfoProto } from '../onnx/proto-types.ts';
 import { makeTensor, readTensorFloat32 } from '../onnx/tensor-data.ts';
@@ -136,16 +136,30 @@ async function probedView(source: OnnxModel, batch: number, length: number, opti
 
   // 3. Static shapes and the values of shape arithmetic, from one probe run.
   const idsType = elemType(ids) ?? DataType.int64;
-  const probe = await probeTensors(model, { input_ids: idsFeed(idsType, batch, length) }, { scratchDir: options.scratchDir, threads: options.threads });
+  let probe;
+  try {
+    probe = await probeTensors(model, { input_ids: idsFeed(idsType, batch, length) }, { scratchDir: options.scratchDir, threads: options.threads });
+  } catch (e) {
+    if (!isWhittleError(e) || e.code !== 'MODEL_PARSE') throw e;
+    throw new WhittleError('INVALID_INPUT', `The model does not run on batches of ${batch} × ${length} tokens (${e.message}). Use a shorter length: many models accept at most as many positions as their position or rotary tables hold.`, { batch, length }, { cause: e });
+  }
   const meta = probe.meta;
   foldStaticTensors(graph, meta, probe.values, ['input_ids']);
   return { model, graph, meta, idsType, logits, sourceDtypes };
 }
 
-/** The activation profile of one forward at (1, `length`), for the memory estimate (memory.ts). */
-export async function profileActivations(source: OnnxModel, length: number, options: { scratchDir?: string; threads?: number } = {}): Promise<ActivationProfile> {
+/**
+ * The activation profile of one forward at (1, `length`), for the memory estimate (memory.ts), and the
+ * float weights' element count (an upper bound of what will train).
+ */
+export async function profileActivations(source: OnnxModel, length: number, options: { scratchDir?: string; threads?: number } = {}): Promise<{ profile: ActivationProfile; weights: number }> {
   const { graph, meta } = await probedView(source, 1, length, options);
-  return activationProfile(meta, graph.node.flatMap((n) => n.output), length);
+  let weights = 0;
+  for (const t of graph.initializer) {
+    const m = meta.get(t.name ?? '');
+    if (m && isFloatDtype(m.dtype)) weights += elementCountOf(m.shape);
+  }
+  return { profile: activationProfile(meta, graph.node.flatMap((n) => n.output), length), weights };
 }
 
 /** Builds the training view of `source` for (batch, length). */
