@@ -209,6 +209,8 @@ export const TrainDetailsSchema = z.looseObject({
   config: z.looseObject({ batch: z.int(), length: z.int(), accumulate: z.int(), lr: real, warmupSteps: count, freeze: z.array(z.string()) }),
   /** The whole curve, one point per optimizer step (a resumed run's includes the steps before it). */
   curve: z.array(TrainPointSchema),
+  /** Seconds spent on data, onnxruntime (forward + backward), accumulation, the optimizer, held-out loss and checkpoints. */
+  timing: z.looseObject({ data: real, session: real, accumulate: real, optimizer: real, evaluate: real, checkpoint: real }).optional(),
 });
 
 // ── the descriptions ────────────────────────────────────────────────────────────────────────────────

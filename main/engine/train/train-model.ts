@@ -25,7 +25,7 @@ import { freezeMatcher, FREEZE_ROLES } from './parameters.ts';
 import { learningRateAt } from './schedule.ts';
 import { StepSession, type Batch } from './session.ts';
 import { compileEvalStep, compileTrainStep } from './step-graph.ts';
-import type { TrainConfig, TrainPoint, TrainRequest, TrainResult } from './types.ts';
+import type { TrainConfig, TrainPoint, TrainRequest, TrainResult, TrainTiming } from './types.ts';
 import { buildTrainingView, parameterCount, profileActivations } from './view.ts';
 import { writeTrainedModel } from './write-back.ts';
 
@@ -155,6 +155,11 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
 
       const evalLossBefore = startStep === 0 ? await heldOutLoss() : curve.find((p) => p.evalLoss !== undefined)?.evalLoss;
       const tokensPerStep = c.batch * c.length * c.accumulate;
+      const timing: TrainTiming = { data: 0, session: 0, accumulate: 0, optimizer: 0, evaluate: 0, checkpoint: 0 };
+      const timed = async <T>(part: keyof TrainTiming, work: () => Promise<T> | T): Promise<T> => {
+        const t = performance.now();
+        try { return await work(); } finally { timing[part] += (performance.now() - t) / 1000; }
+      };
       let tokensDone = 0;
       let trainSeconds = 0;
       let lastCheckpoint = startStep;
@@ -168,20 +173,22 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
         let lossSum = 0, tokens = 0;
         let grads: Float32Array[] = [];
         for (let a = 0; a < c.accumulate; a++) {
-          const next = data.batchAt(position);
+          const next = await timed('data', () => data.batchAt(position));
           const batch: Batch = next.batch;
           position = next.next;
-          const r = await session.run(batch);
+          const r = await timed('session', () => session.run(batch));
           lossSum += r.lossSum;
           tokens += r.tokenCount;
           if (accumulated) {
-            if (a === 0) for (const [i, g] of r.grads.entries()) accumulated[i].set(g);
-            else await addInto(accumulated, r.grads);
+            await timed('accumulate', async () => {
+              if (a === 0) for (const [i, g] of r.grads.entries()) accumulated[i].set(g);
+              else await addInto(accumulated, r.grads);
+            });
             grads = accumulated;
           } else grads = r.grads;
         }
         const lr = learningRateAt(step - 1, { lr: c.lr, warmupSteps: c.warmupSteps, totalSteps, minLrRatio: c.minLrRatio });
-        const { gradNorm, applied } = await optimizer.step(grads, { lr, gradScale: tokens > 0 ? 1 / tokens : 0, clipNorm: c.clipNorm });
+        const { gradNorm, applied } = await timed('optimizer', () => optimizer.step(grads, { lr, gradScale: tokens > 0 ? 1 / tokens : 0, clipNorm: c.clipNorm }));
         if (!applied) {
           throw new WhittleError('INVALID_INPUT', `Training diverged at step ${step}: the gradients are not finite (loss ${(lossSum / Math.max(1, tokens)).toFixed(4)}). `
             + `Lower the learning rate (now ${c.lr}) or clip the gradient norm${lastCheckpoint > 0 ? `; the checkpoint of step ${lastCheckpoint} is kept` : ''}.`, { step, lastCheckpoint });
@@ -194,12 +201,12 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
           step, totalSteps, loss: tokens > 0 ? lossSum / tokens : Number.NaN, lr, gradNorm, tokensPerSecond,
           etaSeconds: ((totalSteps - step) * tokensPerStep) / tokensPerSecond,
         };
-        if (evalSession && (step % c.evalEvery === 0 || step === totalSteps)) point.evalLoss = await heldOutLoss();
+        if (evalSession && (step % c.evalEvery === 0 || step === totalSteps)) point.evalLoss = await timed('evaluate', heldOutLoss);
         curve = [...curve.filter((p) => p.step < step), point];
         req.onPoint?.(point);
         ctx.progress({ phase: 'train', done: step, total: totalSteps, message: `loss ${point.loss.toFixed(4)}` });
         if (c.checkpointEvery > 0 && step % c.checkpointEvery === 0 && step < totalSteps) {
-          await checkpoint(step);
+          await timed('checkpoint', () => checkpoint(step));
           lastCheckpoint = step;
         }
       }
@@ -227,6 +234,7 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
           ...(resumeFrom ? { resumedFromStep: resumeFrom.step } : {}),
           checkpointDir: req.checkpointDir,
           curve,
+          timing,
         },
       };
     } finally {

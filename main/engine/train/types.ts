@@ -82,6 +82,22 @@ export interface TrainDetails {
   checkpointDir: string;
   /** The whole curve (one point per optimizer step), so history can redraw it. */
   curve: TrainPoint[];
+  /** Where the optimizer steps' time went (seconds over the run's steps). */
+  timing: TrainTiming;
+}
+
+export interface TrainTiming {
+  /** Building micro-batches (token ids and labels). */
+  data: number;
+  /** onnxruntime: forward, loss and backward of every micro-batch, with the copies in and out. */
+  session: number;
+  /** Summing micro-batch gradients. */
+  accumulate: number;
+  /** Global norm, clipping and the AdamW update. */
+  optimizer: number;
+  /** Held-out loss. */
+  evaluate: number;
+  checkpoint: number;
 }
 
 export interface TrainResult {
