@@ -8,8 +8,13 @@
  *  - the forward floor: a bare onnxruntime session of the generated model (no cache) on B × T tokens, the
  *    feed built from the token ids (copy in) and the logits [B, T, V] read back (copy out) timed apart;
  *  - trainModel: 1 warm-up step then `steps` timed steps in a child process (so its peak RSS is the
- *    training's own), tokens/s over the timed steps, peak RSS (VmHWM), and the
- *    split of one step's time when TrainDetails reports it.
+ *    training's own), tokens/s over the timed steps, peak RSS (VmHWM), and its own split of the time
+ *    (TrainDetails.timing: data, session, optimizer, …);
+ *  - the session's share split further, in another child: the same train-step graph and its forward-only
+ *    (loss) graph, built as trainModel builds them, run under onnxruntime's profiler. Forward = the loss
+ *    graph's model_run, backward = the train graph's model_run − forward, copies in and out = the
+ *    train graph's session.run wall time − its model_run (the binding's feeds and the gradients it
+ *    copies back into JavaScript).
  *
  * Data: moby-dick.txt. The 15M shape's vocabulary is 32000, so its text is tokenized with the
  * all-MiniLM-L6-v2 WordPiece (30522 ids, all below 32000; GPT-2's 50257 would not fit); the stories260K
@@ -18,12 +23,16 @@
  *   npm run bench train-throughput   (options: --threads=2 --batch=8 --length=256 --steps=6 --warmup=1 --shapes=15M,260K)
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { quietContext } from '../../main/engine/job-context.ts';
+import { DataType } from '../../main/engine/onnx/dtype.ts';
+import { readModel } from '../../main/engine/onnx/reader.ts';
+import { writeModel } from '../../main/engine/onnx/writer.ts';
+import { mapArchitecture } from '../../main/engine/rewrite/architecture.ts';
 import type { TrainConfig, TrainDetails } from '../../main/engine/train/types.ts';
 import { fixture, STORIES } from '../helpers/fixtures.ts';
 import { writeLlamaOnnx, type LlamaShape } from '../helpers/llama-onnx.ts';
@@ -110,6 +119,61 @@ async function forwardFloor(model: string, s: BenchSettings, vocab: number): Pro
   return { inMs: median(times.inMs), runMs: median(times.runMs), outMs: median(times.outMs) };
 }
 
+interface SplitReport { forwardMs: number; trainRunMs: number; trainWallMs: number; gradientMiB: number }
+
+/** Median model_run (µs → ms) of the profiled runs after the warm-up ones. */
+function modelRunMs(profileFile: string, warmup: number): number {
+  const events = JSON.parse(readFileSync(profileFile, 'utf8')) as { cat: string; name: string; dur: number }[];
+  const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').map((e) => e.dur / 1000);
+  return median(runs.slice(warmup));
+}
+
+/** The train-step graph and its loss-only twin, as trainModel builds them, timed under the profiler; runs in a child. */
+async function splitChild(model: string, work: string, s: BenchSettings): Promise<SplitReport> {
+  // Loaded here, like trainModel: the parent process runs without the training engine.
+  const { buildTrainingView } = await import('../../main/engine/train/view.ts');
+  const { crossEntropyHead, LABELS } = await import('../../main/engine/train/loss-head.ts');
+  const { compileEvalStep, compileTrainStep } = await import('../../main/engine/train/step-graph.ts');
+  const { TRAINING_GRAPH_OPTIMIZATION } = await import('../../main/engine/train/session.ts');
+  const source = await readModel(model);
+  const view = await buildTrainingView(source, mapArchitecture(source), { batch: s.batch, length: s.length, frozen: () => false, scratchDir: work });
+  const head = crossEntropyHead(s.batch, s.length, view.vocab);
+  const tokens = s.batch * s.length;
+  const ids = Array.from({ length: tokens }, (_, i) => (i * 7919) % view.vocab);
+  const feeds: Record<string, ort.Tensor> = {
+    input_ids: view.inputIds.dtype === DataType.int32 ? new ort.Tensor('int32', Int32Array.from(ids), [s.batch, s.length]) : new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [s.batch, s.length]),
+    [LABELS]: new ort.Tensor('int64', BigInt64Array.from(ids, (v) => BigInt((v * 31 + 7) % view.vocab)), [s.batch, s.length]),
+  };
+  for (const p of view.trainable) feeds[p.name] = new ort.Tensor('float32', view.initial.get(p.name) ?? new Float32Array(0), p.dims);
+  const timeGraph = async (name: string, graph: ReturnType<typeof compileTrainStep>): Promise<{ runMs: number; wallMs: number }> => {
+    const file = path.join(work, `${name}.onnx`);
+    await writeModel(graph.model, file, { externalData: 'auto' });
+    const session = await ort.InferenceSession.create(file, {
+      graphOptimizationLevel: TRAINING_GRAPH_OPTIMIZATION, executionMode: 'sequential', enableMemPattern: true, enableCpuMemArena: true,
+      intraOpNumThreads: s.threads, enableProfiling: true, profileFilePrefix: path.join(work, `profile-${name}`),
+    });
+    const walls: number[] = [];
+    try {
+      for (let round = 0; round < s.warmup + s.steps; round++) {
+        const t = performance.now();
+        const out = await session.run(feeds);
+        walls.push(performance.now() - t);
+        if (!Number.isFinite((out[graph.lossSum].data as Float32Array)[0])) throw new Error(`the ${name} graph gave a non-finite loss`);
+      }
+      session.endProfiling();
+    } finally {
+      await session.release();
+    }
+    const profile = readdirSync(work).find((f) => f.startsWith(`profile-${name}`));
+    if (!profile) throw new Error(`onnxruntime wrote no profile for the ${name} graph`);
+    return { runMs: modelRunMs(path.join(work, profile), s.warmup), wallMs: median(walls.slice(s.warmup)) };
+  };
+  const forward = await timeGraph('loss', compileEvalStep(view, head));
+  const train = await timeGraph('train', compileTrainStep(view, head));
+  const gradientFloats = view.trainable.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0);
+  return { forwardMs: forward.runMs, trainRunMs: train.runMs, trainWallMs: train.wallMs, gradientMiB: (gradientFloats * 4) / MiB };
+}
+
 function printTraining(label: string, r: ChildReport, s: BenchSettings): void {
   const tokensPerStep = s.batch * s.length;
   const peak = `peak RSS ${(r.maxRssKb / 1024).toFixed(0)} MiB (${(r.startRssKb / 1024).toFixed(0)} MiB before)`;
@@ -125,10 +189,19 @@ function printTraining(label: string, r: ChildReport, s: BenchSettings): void {
   const d = r.details;
   console.log(`${label} trainModel: ${rate.toFixed(0)} tokens/s over ${steps} steps after ${s.warmup} warm-up (${((seconds * 1000) / steps).toFixed(0)} ms/step); ` +
     `its own figure ${d?.tokensPerSecond.toFixed(0) ?? '?'} tokens/s; loss ${d?.firstLoss.toFixed(3) ?? '?'} → ${d?.finalLoss.toFixed(3) ?? '?'}; ${peak}`);
-  // The split of one step, when the training loop reports it (TrainDetails.timings: ms per phase).
-  const timings = (d as (TrainDetails & { timings?: Record<string, number> }) | undefined)?.timings;
-  if (timings) console.log(`${label}   one step: ${Object.entries(timings).map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(', ')}`);
-  else console.log(`${label}   one step's split: not reported by trainModel (TrainDetails has no timings)`);
+  // trainModel's own split: seconds per phase over all its steps (the warm-up included), shown per step.
+  if (d) {
+    const all = r.pointMs.length;
+    const parts = Object.entries(d.timing).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${((v * 1000) / all).toFixed(0)} ms`);
+    console.log(`${label}   trainModel's split per step (mean of all ${all}): ${parts.join(', ')}`);
+  }
+}
+
+function printSplit(label: string, r: SplitReport): void {
+  const backward = r.trainRunMs - r.forwardMs;
+  const copies = r.trainWallMs - r.trainRunMs;
+  console.log(`${label}   session per step: forward + loss ${r.forwardMs.toFixed(0)} ms, backward ${backward.toFixed(0)} ms (train graph ${r.trainRunMs.toFixed(0)} ms in onnxruntime), ` +
+    `copies in/out ${copies.toFixed(0)} ms (${r.gradientMiB.toFixed(0)} MiB of gradients back); backward/forward ${(backward / r.forwardMs).toFixed(2)}`);
 }
 
 async function main(): Promise<void> {
@@ -159,16 +232,23 @@ async function main(): Promise<void> {
         encoding: 'utf8', maxBuffer: 64 * MiB, stdio: ['ignore', 'pipe', 'inherit'],
       });
       printTraining(label, JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as ChildReport, s);
+      const splitWork = path.join(dir, 'split');
+      mkdirSync(splitWork);
+      const split = execFileSync(process.execPath, ['--disable-warning=ExperimentalWarning', fileURLToPath(import.meta.url), '--split', model, shape.tokenizer, splitWork, JSON.stringify(s)], {
+        encoding: 'utf8', maxBuffer: 64 * MiB, stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      printSplit(label, JSON.parse(split.trim().split('\n').pop() ?? '{}') as SplitReport);
     }
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
 }
 
-const childAt = process.argv.indexOf('--child');
-if (childAt >= 0) {
-  const [model, tokenizer, work, settings] = process.argv.slice(childAt + 1);
-  console.log(JSON.stringify(await trainChild(model, tokenizer, work, JSON.parse(settings) as BenchSettings)));
+const mode = process.argv.findIndex((a) => a === '--child' || a === '--split');
+if (mode >= 0) {
+  const [model, tokenizer, work, settings] = process.argv.slice(mode + 1);
+  const s = JSON.parse(settings) as BenchSettings;
+  console.log(JSON.stringify(process.argv[mode] === '--child' ? await trainChild(model, tokenizer, work, s) : await splitChild(model, work, s)));
 } else {
   await main();
 }
