@@ -361,9 +361,12 @@ export type JobProgress = z.infer<typeof JobProgress>;
 export const JobLog = z.strictObject({ ...JobRef, time: z.string().min(1), level: LogLevel, text: z.string() });
 export type JobLog = z.infer<typeof JobLog>;
 
-/** One point of a named series the job streams (a training curve: series 'train'; preload/series.ts). */
-export const JobPoint = z.strictObject({ ...JobRef, ...SeriesPoint.shape });
-export type JobPoint = z.infer<typeof JobPoint>;
+/**
+ * Points of the named series the job streams (a training curve: series 'train'; preload/series.ts), in the
+ * order they happened. A step can take milliseconds, so points are sent in batches a few times a second.
+ */
+export const JobPoints = z.strictObject({ ...JobRef, points: z.array(SeriesPoint).min(1).max(100_000) });
+export type JobPoints = z.infer<typeof JobPoints>;
 
 export const JobResult = z.strictObject({
   ...JobRef,
@@ -384,7 +387,7 @@ export type JobFinished = z.infer<typeof JobFinished>;
 export const events = {
   'job.progress': JobProgress,
   'job.log': JobLog,
-  'job.point': JobPoint,
+  'job.points': JobPoints,
   'job.result': JobResult,
   'job.finished': JobFinished,
   'history.changed': z.strictObject({ experimentId: z.int().positive().nullable() }),
@@ -392,7 +395,7 @@ export const events = {
 
 export type EventPayloads = { [E in keyof typeof events]: z.infer<(typeof events)[E]> };
 export type EventName = keyof EventPayloads;
-export const eventNames = ['job.progress', 'job.log', 'job.point', 'job.result', 'job.finished', 'history.changed'] as const satisfies readonly EventName[];
+export const eventNames = ['job.progress', 'job.log', 'job.points', 'job.result', 'job.finished', 'history.changed'] as const satisfies readonly EventName[];
 
 // ── wire format (both transports) ────────────────────────────────────────────────────────────────────
 

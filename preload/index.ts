@@ -9,7 +9,7 @@ import type { CallName, CallParams, CallResults, ErrorShape, EventName, EventPay
 
 const CALL_CHANNEL = 'whittle:call';
 const EVENT_CHANNEL = 'whittle:event';
-const EVENT_NAMES: readonly string[] = ['job.progress', 'job.log', 'job.point', 'job.result', 'job.finished', 'history.changed'] satisfies readonly EventName[];
+const EVENT_NAMES: readonly string[] = ['job.progress', 'job.log', 'job.points', 'job.result', 'job.finished', 'history.changed'] satisfies readonly EventName[];
 
 let nextId = 1;
 const listeners = new Map<string, Set<(payload: unknown) => void>>();

@@ -28,6 +28,17 @@ export function appendPoint<P extends { step: number }>(curve: readonly P[], poi
   return [...curve.filter((p) => p.step < point.step), point];
 }
 
+/** appendPoint for several points in order, copying the curve once. */
+export function appendPoints<P extends { step: number }>(curve: readonly P[], points: readonly P[]): P[] {
+  let out = [...curve];
+  for (const point of points) {
+    const last = out.at(-1);
+    if (last !== undefined && point.step <= last.step) out = out.filter((p) => p.step < point.step);
+    out.push(point);
+  }
+  return out;
+}
+
 /** One point of a training curve (main/engine/train/types.ts TrainPoint; methods.ts TrainPointSchema parses it). */
 export interface CurvePoint {
   step: number;

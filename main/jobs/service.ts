@@ -49,6 +49,8 @@ export interface JobServiceOptions {
   concurrency?: number;
   /** After a cancel, how long the engine may take to stop before it is killed. Default 3000 ms. */
   cancelGraceMs?: number;
+  /** Series points (a training curve) go out in batches at most this often per job. Default 250 ms. */
+  pointIntervalMs?: number;
   /** At most one progress event per job per this many ms. Default 100 (10 per second). */
   progressIntervalMs?: number;
   /** Log lines are written to the history in batches at most this far apart. Default 250 ms. */
@@ -98,6 +100,9 @@ interface Job {
   logs: NewLogLine[];
   /** The series points the job has streamed (the last MAX_POINTS), for watchers that attach later. */
   points: SeriesPoint[];
+  /** Points not sent yet, and the timer that sends them. */
+  pendingPoints: SeriesPoint[];
+  pointTimer: ReturnType<typeof setTimeout> | null;
   logTimer: ReturnType<typeof setTimeout> | null;
   killTimer: ReturnType<typeof setTimeout> | null;
   readonly stderr: OutputTail;
@@ -124,6 +129,7 @@ export class JobService {
   private readonly concurrency: number;
   private readonly cancelGraceMs: number;
   private readonly progressIntervalMs: number;
+  private readonly pointIntervalMs: number;
   private readonly logFlushMs: number;
 
   private readonly jobs = new Map<string, Job>();
@@ -146,6 +152,7 @@ export class JobService {
     this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
     this.cancelGraceMs = options.cancelGraceMs ?? 3000;
     this.progressIntervalMs = options.progressIntervalMs ?? 100;
+    this.pointIntervalMs = options.pointIntervalMs ?? 250;
     this.logFlushMs = options.logFlushMs ?? 250;
     this.evaluations = options.evaluationCache === false ? null : new EvaluationCache(this.history, this.modelFacts);
     // What jobs of an earlier run left when they were interrupted (crash, kill -9): partial output folders
@@ -332,7 +339,7 @@ export class JobService {
       eta, segments: eta.segments(),
       coalescer: new Coalescer<Progressless>(this.progressIntervalMs, (p) => this.deliverProgress(job, p), { sameKind: (a, b) => a.phase === b.phase }),
       process: null, cancelRequested: false, cancelMessage: '', result: null, startedAt: 0, workDir: null, status: null,
-      logs: [], points: [], logTimer: null, killTimer: null, stderr: new OutputTail(),
+      logs: [], points: [], pendingPoints: [], pointTimer: null, logTimer: null, killTimer: null, stderr: new OutputTail(),
       finished, resolveFinished,
     };
     return job;
@@ -452,9 +459,8 @@ export class JobService {
         const point: SeriesPoint = { series: m.series, step: m.step, values: m.values };
         job.points.push(point);
         if (job.points.length > MAX_POINTS) job.points.splice(0, job.points.length - MAX_POINTS);
-        // Progress before it goes out first, so watchers see both in the order they happened.
-        job.coalescer.flush();
-        this.emit('job.point', { jobId: job.jobId, experimentId: job.experimentId, seq: ++job.seq, ...point });
+        job.pendingPoints.push(point);
+        job.pointTimer ??= setTimeout(() => this.flushPoints(job), this.pointIntervalMs);
         return;
       }
       case 'result':
@@ -497,7 +503,20 @@ export class JobService {
     }
   }
 
+  /** Sends the points not sent yet as one event (progress before them goes out first). */
+  private flushPoints(job: Job): void {
+    if (job.pointTimer) clearTimeout(job.pointTimer);
+    job.pointTimer = null;
+    if (job.pendingPoints.length === 0) return;
+    const points = job.pendingPoints;
+    job.pendingPoints = [];
+    job.coalescer.flush();
+    this.emit('job.points', { jobId: job.jobId, experimentId: job.experimentId, seq: ++job.seq, points });
+  }
+
   private onLog(job: Job, level: LogLine['level'], text: string): void {
+    // Points before the line go out first, so watchers see both in the order they happened.
+    this.flushPoints(job);
     const time = new Date().toISOString();
     this.emit('job.log', { jobId: job.jobId, experimentId: job.experimentId, seq: ++job.seq, time, level, text });
     job.logs.push({ level, text, time });
@@ -545,7 +564,8 @@ export class JobService {
   private finalize(job: Job, status: JobFinished['status'], error: ErrorShape | null): void {
     if (job.state === 'finished') return;
     const ran = job.state === 'running';
-    // The last progress goes out before the end; nothing of this job is emitted after `job.finished`.
+    // The last progress and points go out before the end; nothing of this job is emitted after `job.finished`.
+    this.flushPoints(job);
     job.coalescer.flush();
     job.state = 'finished';
     job.status = status;

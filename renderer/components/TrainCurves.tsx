@@ -1,5 +1,6 @@
 import { Group, Paper, SimpleGrid, Stack, Text, Title } from '@mantine/core';
 import { LineChart } from '@mantine/charts';
+import { memo, useDeferredValue, useMemo } from 'react';
 import type { CurvePoint } from '../../preload/series.ts';
 import { formatDecimal, formatEta } from '../lib/format.ts';
 import { curveFigures, curveRows } from '../lib/train-curve.ts';
@@ -20,11 +21,13 @@ const loss = (v: number | null | undefined): string => (v === null || v === unde
  * rate (warmup then cosine decay), and the latest step's figures (tokens/s, time left). `live` while the
  * job runs; a finished job's stored curve otherwise.
  */
-export function TrainCurves({ curve, live = false }: { curve: readonly CurvePoint[]; live?: boolean }) {
-  const rows = curveRows(curve);
-  const figures = curveFigures(curve);
+export const TrainCurves = memo(function TrainCurves({ curve: given, live = false }: { curve: readonly CurvePoint[]; live?: boolean }) {
+  // A point per step can arrive many times a second: the charts follow when the page has time, clicks go first.
+  const curve = useDeferredValue(given);
+  const rows = useMemo(() => curveRows(curve), [curve]);
+  const figures = useMemo(() => curveFigures(curve), [curve]);
   return (
-    <Paper withBorder radius="md" p="md" data-testid="train-curves" data-points={rows.length}>
+    <Paper withBorder radius="md" p="md" data-testid="train-curves" data-points={rows.length} data-step={figures?.step ?? 0}>
       <Stack gap="sm">
         <Group justify="space-between" wrap="nowrap">
           <Title order={4}>Training</Title>
@@ -45,13 +48,13 @@ export function TrainCurves({ curve, live = false }: { curve: readonly CurvePoin
                 <Text size="sm" fw={600}>Loss</Text>
                 <LineChart h={220} data={rows} dataKey="step" withDots={false} connectNulls curveType="linear" withLegend legendProps={{ verticalAlign: 'bottom' }}
                   series={[{ name: 'loss', label: 'training', color: 'blue.6' }, { name: 'evalLoss', label: 'held-out', color: 'orange.6' }]}
-                  valueFormatter={(v) => v.toFixed(3)} yAxisProps={{ width: 48, domain: ['auto', 'auto'] }} xAxisLabel="step"
+                  lineProps={{ isAnimationActive: false }} valueFormatter={(v) => v.toFixed(3)} yAxisProps={{ width: 48, domain: ['auto', 'auto'] }} xAxisLabel="step"
                   data-testid="train-loss-chart" />
               </Stack>
               <Stack gap={4}>
                 <Text size="sm" fw={600}>Learning rate</Text>
                 <LineChart h={220} data={rows} dataKey="step" withDots={false} curveType="linear" series={[{ name: 'lr', label: 'learning rate', color: 'teal.6' }]}
-                  valueFormatter={(v) => v.toExponential(1)} yAxisProps={{ width: 56 }} xAxisLabel="step" data-testid="train-lr-chart" />
+                  lineProps={{ isAnimationActive: false }} valueFormatter={(v) => v.toExponential(1)} yAxisProps={{ width: 56 }} xAxisLabel="step" data-testid="train-lr-chart" />
               </Stack>
             </SimpleGrid>
           </>
@@ -59,4 +62,4 @@ export function TrainCurves({ curve, live = false }: { curve: readonly CurvePoin
       </Stack>
     </Paper>
   );
-}
+});

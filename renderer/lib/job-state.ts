@@ -3,8 +3,8 @@
  * progress may be coalesced or arrive late, so an older progress (lower seq) never replaces a newer one;
  * log lines are de-duplicated and kept in time order, only the last LOG_TAIL.
  */
-import type { EventPayloads, JobFinished, JobLog, JobPoint, JobProgress, JobResult, LogLine } from '../../preload/contract.ts';
-import { appendPoint, type SeriesPoint } from '../../preload/series.ts';
+import type { EventPayloads, JobFinished, JobLog, JobPoints, JobProgress, JobResult, LogLine } from '../../preload/contract.ts';
+import { appendPoints, type SeriesPoint } from '../../preload/series.ts';
 
 export const LOG_TAIL = 200;
 
@@ -26,7 +26,7 @@ export interface JobState {
 export type JobEvent =
   | { channel: 'job.progress'; payload: JobProgress }
   | { channel: 'job.log'; payload: JobLog }
-  | { channel: 'job.point'; payload: JobPoint }
+  | { channel: 'job.points'; payload: JobPoints }
   | { channel: 'job.result'; payload: JobResult }
   | { channel: 'job.finished'; payload: JobFinished };
 
@@ -70,9 +70,8 @@ export function applyJobEvent(state: JobState, event: JobEvent): JobState {
     }
     case 'job.log':
       return { ...state, experimentId, log: mergeLog(state.log, [event.payload]) };
-    case 'job.point': {
-      const { series, step, values } = event.payload;
-      return { ...state, experimentId, series: { ...state.series, [series]: appendPoint(state.series[series] ?? [], { series, step, values }) } };
+    case 'job.points': {
+      return { ...state, experimentId, series: withPoints(state.series, event.payload.points) };
     }
     case 'job.result':
       return { ...state, experimentId, result: event.payload };
@@ -81,15 +80,20 @@ export function applyJobEvent(state: JobState, event: JobEvent): JobState {
   }
 }
 
+/** The series with `points` appended, each to its own series, in order. */
+function withPoints(series: Readonly<Record<string, SeriesPoint[]>>, points: readonly SeriesPoint[]): Record<string, SeriesPoint[]> {
+  const byName = new Map<string, SeriesPoint[]>();
+  for (const p of points) byName.set(p.series, [...(byName.get(p.series) ?? []), p]);
+  const out = { ...series };
+  for (const [name, list] of byName) out[name] = appendPoints(out[name] ?? [], list);
+  return out;
+}
+
 /** Points the job streamed before this page attached (`jobs.list`): merged in step order with any seen since. */
 export function withEarlierPoints(state: JobState, points: readonly SeriesPoint[]): JobState {
   if (points.length === 0) return state;
-  const series: Record<string, SeriesPoint[]> = {};
-  for (const p of points) series[p.series] = appendPoint(series[p.series] ?? [], p);
-  for (const [name, seen] of Object.entries(state.series)) {
-    for (const p of seen) series[name] = appendPoint(series[name] ?? [], p);
-  }
-  return { ...state, series };
+  const earlier = withPoints({}, points);
+  return { ...state, series: withPoints(earlier, Object.values(state.series).flat()) };
 }
 
 /** Earlier log lines fetched from the history after re-attaching to a running job. */
@@ -99,7 +103,7 @@ export function withEarlierLog(state: JobState, lines: readonly LogLine[]): JobS
 }
 
 export function isJobEventChannel(channel: keyof EventPayloads): channel is JobEvent['channel'] {
-  return channel === 'job.progress' || channel === 'job.log' || channel === 'job.point' || channel === 'job.result' || channel === 'job.finished';
+  return channel === 'job.progress' || channel === 'job.log' || channel === 'job.points' || channel === 'job.result' || channel === 'job.finished';
 }
 
 /** "evaluate:perplexity" → "Evaluate · perplexity" for the progress line (the raw phase stays in data-phase). */

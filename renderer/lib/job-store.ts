@@ -65,7 +65,7 @@ export function createJobStore(api: Pick<WhittleApi, 'on'>): JobStore {
   const unsubscribers = [
     api.on('job.progress', (payload) => onEvent({ channel: 'job.progress', payload })),
     api.on('job.log', (payload) => onEvent({ channel: 'job.log', payload })),
-    api.on('job.point', (payload) => onEvent({ channel: 'job.point', payload })),
+    api.on('job.points', (payload) => onEvent({ channel: 'job.points', payload })),
     api.on('job.result', (payload) => onEvent({ channel: 'job.result', payload })),
     api.on('job.finished', (payload) => onEvent({ channel: 'job.finished', payload })),
   ];

@@ -2,7 +2,7 @@ import {
   Alert, Button, Checkbox, Grid, Group, NumberInput, Paper, SegmentedControl, SimpleGrid, Stack, Stepper, Switch, Table, Text, Textarea, TextInput, Title,
 } from '@mantine/core';
 import { IconArrowLeft, IconArrowRight, IconChartBar } from '@tabler/icons-react';
-import type { ReactNode } from 'react';
+import { useMemo, type ReactNode } from 'react';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { JobPanel } from '../components/JobPanel.tsx';
 import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
@@ -154,7 +154,8 @@ export function TrainPage({ path, jobId, experimentId }: Props) {
     form, samples, active, setActive, issues: shownIssues, checking, modelError, startError, starting, stored, job, running,
     outcome, recipe, change, pickSample, next, run, again,
   } = useRecipeWizard(TRAIN_WIZARD, { path, jobId, experimentId });
-  const curve = job ? liveCurve(job.series) : stored ? storedCurve(stored.details) ?? [] : [];
+  const series = job?.series;
+  const curve = useMemo(() => (series ? liveCurve(series) : stored ? storedCurve(stored.details) ?? [] : []), [series, stored]);
   const showCurves = job !== null || (stored !== null && curve.length > 0);
 
   return (

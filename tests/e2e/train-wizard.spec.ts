@@ -87,3 +87,59 @@ test('fine-tune the bundled sample for a few steps, watch the loss chart, and co
   await page.getByTestId('wizard-next').click();
   await expect(page.getByTestId('train-steps')).toHaveValue('4');
 });
+
+/**
+ * Clicks a button of the job panel while the live charts redraw around it: a user's click lands at once,
+ * but Playwright's wait for a still layout can take minutes on a loaded machine.
+ */
+const press = async (page: Page, testId: string): Promise<void> => {
+  await expect(page.getByTestId(testId)).toBeVisible();
+  await page.getByTestId(testId).dispatchEvent('click');
+};
+const attr = async (page: Page, testId: string, name: string): Promise<number> => Number(await page.getByTestId(testId).getAttribute(name));
+
+test('a cancelled training run shows Resume in the history and continues the same curve', async ({ page }) => {
+  await page.goto(serve.url);
+  await page.getByTestId('train-sample').click();
+  await page.getByTestId('train-samples').fill('10');
+  await page.getByTestId('wizard-next').click();
+  await page.getByTestId('train-heldout-toggle').click({ force: true });
+  await page.getByTestId('wizard-next').click();
+  await page.getByTestId('train-steps').fill('5000');
+  await page.getByTestId('train-batch').fill('2');
+  await page.getByTestId('train-length').fill('32');
+  await page.getByTestId('train-checkpoint-every').fill('2');
+  await page.getByTestId('wizard-next').click();
+  await page.getByTestId('train-name').fill('e2e train resume');
+  await page.getByTestId('train-start').click();
+
+  // Cancel part-way: a checkpoint is written at the cancel.
+  await expect.poll(() => attr(page, 'train-curves', 'data-step'), { timeout: 120_000 }).toBeGreaterThanOrEqual(4);
+  await press(page, 'job-cancel');
+  await expect(page.getByTestId('job-status')).toHaveText(/cancelled/i);
+  const stoppedAt = await attr(page, 'train-curves', 'data-step');
+
+  // The history offers Resume for the cancelled run.
+  await page.getByTestId('nav-history').click();
+  const row = page.getByTestId('history-row').filter({ hasText: 'e2e train resume' });
+  await expect(row).toHaveAttribute('data-status', 'cancelled');
+  await row.getByTestId('history-row-name').click();
+  await page.getByTestId('detail-resume').click();
+
+  // A new job attached to the wizard: the earlier curve at once, then steps past where the first run stopped,
+  // one point per step from step 1 (the same curve, continued).
+  await expect(page.getByTestId('wizard-step-run')).toBeVisible();
+  await expect(page.getByTestId('job-panel')).toBeVisible();
+  await expect.poll(() => attr(page, 'train-curves', 'data-step'), { timeout: 120_000 }).toBeGreaterThan(stoppedAt + 2);
+  await press(page, 'job-cancel');
+  await expect(page.getByTestId('job-status')).toHaveText(/cancelled/i);
+  const step = await attr(page, 'train-curves', 'data-step');
+  expect(await attr(page, 'train-curves', 'data-points')).toBe(step);
+
+  // The resumed run is an experiment of its own, and can be resumed in turn.
+  await page.getByTestId('nav-history').click();
+  const resumed = page.getByTestId('history-row').filter({ hasText: 'e2e train resume (resumed)' });
+  await expect(resumed).toHaveAttribute('data-status', 'cancelled');
+  await resumed.getByTestId('history-row-name').click();
+  await expect(page.getByTestId('detail-resume')).toBeVisible();
+});

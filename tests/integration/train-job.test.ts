@@ -1,6 +1,6 @@
 /**
  * The train step through the real job service and engine process on stories260K (B = 2, T = 32): live
- * `job.point` events one per step in sequence with the rest of the job's events, the checkpoint folder
+ * `job.points` events (batches, a point per step) in sequence with the rest of the job's events, the checkpoint folder
  * recorded when the job starts, the curve in the step details, the result compared with the original,
  * the checkpoints removed once the output is committed; and a run cancelled part-way, resumed from its
  * checkpoint as a new job, continuing the same curve to the end.
@@ -10,7 +10,8 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventName, EventPayloads, JobPoint, RecipeInput } from '../../preload/contract.ts';
+import type { EventName, EventPayloads, RecipeInput } from '../../preload/contract.ts';
+import type { SeriesPoint } from '../../preload/series.ts';
 import { splitDocuments } from '../../main/engine/data/text-file.ts';
 import { hasCheckpoint } from '../../main/engine/train/checkpoint-home.ts';
 import { openHistory, type History } from '../../main/history/index.ts';
@@ -62,7 +63,7 @@ function recipe(steps: number, extra: Record<string, unknown> = {}): RecipeInput
 }
 
 const ofJob = (jobId: string): Event[] => events.filter((e) => e.channel !== 'history.changed' && e.payload.jobId === jobId);
-const pointsOf = (jobId: string): JobPoint[] => ofJob(jobId).flatMap((e) => (e.channel === 'job.point' ? [e.payload] : []));
+const pointsOf = (jobId: string): SeriesPoint[] => ofJob(jobId).flatMap((e) => (e.channel === 'job.points' ? e.payload.points : []));
 
 describe('the train step as a job', () => {
   it('streams a point per step, records its checkpoints, reports the curve, compares with the original and cleans up', async () => {
