@@ -20,6 +20,8 @@ import { navigate } from '../hooks/useRoute.ts';
 import { useToast } from '../hooks/useToast.ts';
 import { formatBytes, formatDateTime, formatDuration } from '../lib/format.ts';
 import { sensitivityOf } from '../lib/quantize-form.ts';
+import { storedCurve } from '../lib/train-curve.ts';
+import { TrainCurves } from '../components/TrainCurves.tsx';
 import { href, wizardHref } from '../lib/route.ts';
 import { onAsync } from '../lib/async-handler.ts';
 
@@ -166,6 +168,7 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
 
   const active = detail.status === 'running' || detail.status === 'queued';
   const sensitivity = sensitivityOf(detail.details);
+  const curve = storedCurve(detail.details);
   // The wizard of this kind of job, attached to it: its comparison, and "again" opens it pre-filled with this recipe.
   const wizard = wizardHref(detail.kind, detail.modelPath, { experimentId: detail.id });
 
@@ -215,6 +218,8 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
           <SensitivityChart rows={sensitivity.rows} baseline={sensitivity.baseline} bits={sensitivity.bits} />
         </Section>
       )}
+
+      {curve && curve.length > 0 && <TrainCurves curve={curve} />}
 
       <div className="two-columns">
         <Section title="Recipe" testId="detail-recipe-section"><JsonBlock value={detail.recipe} testId="detail-recipe" /></Section>

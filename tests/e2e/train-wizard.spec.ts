@@ -74,13 +74,14 @@ test('fine-tune the bundled sample for a few steps, watch the loss chart, and co
   await expect(page.getByTestId('wizard-step-result').getByTestId('train-curves')).toHaveAttribute('data-points', '4');
   await page.screenshot({ path: path.join(shots, 'train-compare.png'), fullPage: true });
 
-  // The history lists it as a train experiment; a finished run offers no Resume; the wizard reopens pre-filled.
+  // The history lists it as a train experiment with its curve; a finished run offers no Resume; the wizard reopens pre-filled.
   await page.getByTestId('nav-history').click();
   const row = page.getByTestId('history-row').filter({ hasText: 'e2e train 4 steps' });
   await expect(row).toHaveAttribute('data-status', 'done');
   await row.getByTestId('history-row-name').click();
   await expect(page.getByTestId('history-detail')).toContainText('train');
   await expect(page.getByTestId('detail-resume')).toHaveCount(0);
+  await expect(page.getByTestId('history-detail').getByTestId('train-curves')).toHaveAttribute('data-points', '4');
   await page.getByTestId('detail-compare').click();
   await expect(page.getByTestId('wizard-step-result')).toBeVisible();
   await page.getByTestId('quantize-again').click();
