@@ -13,39 +13,32 @@ import path from 'node:path';
 import { TRAIN } from '../../../preload/methods.ts';
 import { defaultWarmupSteps, type Recipe, type TrainStep } from '../../../preload/recipe.ts';
 import { appendPoint, trainSeriesPoint, type CurvePoint } from '../../../preload/series.ts';
-import { readTextFile, splitDocuments } from '../data/text-file.ts';
-import { loadTokenizer } from '../data/tokenizer.ts';
 import { WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
 import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
 import { folderStepOutput, stepOutputDir } from '../quantize/step.ts';
 import { checkpointFolder, CURVE_FILE, removeCheckpoints } from './checkpoint-home.ts';
+import { TrainingData } from './data.ts';
 import { trainModel } from './train-model.ts';
 import type { TrainConfig, TrainPoint } from './types.ts';
 
 /**
- * Optimizer steps of `epochs` passes over the text: its paragraphs' tokens (BOS each) packed into
- * sequences of T + 1 tokens, B·accumulate sequences a step. Only the default warmup needs this before
- * the engine has read the text.
+ * Optimizer steps of `epochs` passes over the text, as the engine's data stream counts them (the default
+ * warmup is a share of the run, so it needs the count before the run starts).
  */
-export function stepsForEpochs(tokens: number, step: Pick<TrainStep, 'batch' | 'length' | 'accumulate'>, epochs: number): number {
-  const sequences = Math.floor(tokens / (step.length + 1));
-  return Math.max(1, Math.ceil((epochs * sequences) / (step.batch * step.accumulate)));
-}
-
-async function tokensOf(textPath: string, tokenizerPath: string): Promise<number> {
-  const tokenizer = await loadTokenizer(tokenizerPath);
-  return splitDocuments(await readTextFile(textPath)).reduce((n, d) => n + tokenizer.encode(d).length, 0);
+async function stepsOfEpochs(step: TrainStep, tokenizerPath: string, signal: AbortSignal): Promise<number> {
+  const data = await TrainingData.load({ textPath: step.text, tokenizerPath, batch: step.batch, length: step.length, seed: step.seed, signal });
+  return data.stepsForEpochs(step.epochs ?? 1, step.accumulate);
 }
 
 /** The engine's configuration of a recipe's train step (warmup resolved). */
-export async function trainConfigOf(step: TrainStep, recipe: Pick<Recipe, 'tokenizer'>): Promise<TrainConfig> {
+export async function trainConfigOf(step: TrainStep, recipe: Pick<Recipe, 'tokenizer'>, signal: AbortSignal): Promise<TrainConfig> {
   if (!recipe.tokenizer) {
     throw new WhittleError('INVALID_INPUT', "Fine-tuning reads text, which needs the model's tokenizer. Add the model's tokenizer.json to the recipe.");
   }
   let warmupSteps = step.warmup;
   if (warmupSteps === undefined) {
-    const total = step.steps ?? stepsForEpochs(await tokensOf(step.text, recipe.tokenizer.path), step, step.epochs ?? 1);
+    const total = step.steps ?? await stepsOfEpochs(step, recipe.tokenizer.path, signal);
     warmupSteps = defaultWarmupSteps(total);
   }
   return {
@@ -101,7 +94,7 @@ export function mergeCurves(earlier: readonly CurvePoint[], engine: readonly Cur
 
 async function runTrain(input: StepInput<TrainStep>, ctx: JobContext): Promise<StepOutput> {
   const { step, recipe } = input;
-  const config = await trainConfigOf(step, recipe);
+  const config = await trainConfigOf(step, recipe, ctx.signal);
   const checkpointDir = checkpointFolder(step, input.index, ctx.workDir);
   const resume = step.resume !== undefined;
   await mkdir(checkpointDir, { recursive: true });

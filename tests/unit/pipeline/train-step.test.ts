@@ -1,8 +1,12 @@
 // The train step's schema, description and shared helpers: what the CLI, the wizard, the job service and the history read.
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { splitDocuments } from '../../../main/engine/data/text-file.ts';
 import { trainCommand } from '../../../main/cli/commands.ts';
 import { checkpointFolder } from '../../../main/engine/train/checkpoint-home.ts';
-import { mergeCurves, stepsForEpochs } from '../../../main/engine/train/step.ts';
+import { mergeCurves, trainConfigOf } from '../../../main/engine/train/step.ts';
+import { STORIES, tempDir } from '../../helpers/fixtures.ts';
 import { progressPlan } from '../../../main/jobs/progress-plan.ts';
 import { CHECKPOINTS_ARTEFACT, describeStep, parseStepDetails, recipeKind, resumable, TRAIN } from '../../../preload/methods.ts';
 import { defaultWarmupSteps, FREEZE_ROLES, Recipe, TrainStep } from '../../../preload/recipe.ts';
@@ -43,11 +47,29 @@ describe('the train step schema', () => {
     for (const role of FREEZE_ROLES) expect(bad[0]).toContain(role);
   });
 
-  it('the default warmup is about a tenth of the run, at most 100 steps', () => {
+  it('the default warmup is about a tenth of the run, at most 100 steps, with epochs counted as the engine counts them', async () => {
     expect([0, 4, 10, 200, 5000].map(defaultWarmupSteps)).toEqual([0, 0, 1, 20, 100]);
-    // Epochs: the text's sequences of T + 1 tokens, B·accumulate a step, rounded up.
-    expect(stepsForEpochs(10_000, { batch: 4, length: 99, accumulate: 1 }, 1)).toBe(25);
-    expect(stepsForEpochs(10_000, { batch: 4, length: 99, accumulate: 2 }, 3)).toBe(38);
+    const signal = new AbortController().signal;
+    const recipe = { tokenizer: { path: STORIES.tokenizer } };
+    const bySteps = await trainConfigOf(TrainStep.parse({ type: 'train', text: STORIES.text, steps: 200 }), recipe, signal);
+    expect(bySteps.warmupSteps).toBe(20);
+    expect(bySteps).toMatchObject({ steps: 200, tokenizerPath: STORIES.tokenizer, batch: 4, length: 128, freeze: [], keepSparsity: true });
+    expect(bySteps).not.toHaveProperty('epochs');
+    // A short text: one pass is a few hundred steps, two passes twice as many (both under the cap of 100).
+    const scratch = tempDir('whittle-train-config-');
+    try {
+      const text = path.join(scratch.dir, 'short.txt');
+      writeFileSync(text, splitDocuments(readFileSync(STORIES.text, 'utf8')).slice(0, 60).join('\n\n'));
+      const one = await trainConfigOf(TrainStep.parse({ type: 'train', text, epochs: 1, batch: 2, length: 32 }), recipe, signal);
+      const two = await trainConfigOf(TrainStep.parse({ type: 'train', text, epochs: 2, batch: 2, length: 32 }), recipe, signal);
+      expect(one.warmupSteps).toBeGreaterThan(2);
+      expect(two.warmupSteps).toBeLessThan(100);
+      expect(Math.abs(two.warmupSteps - 2 * one.warmupSteps)).toBeLessThanOrEqual(1);
+    } finally {
+      scratch.cleanup();
+    }
+    expect(await trainConfigOf(TrainStep.parse({ type: 'train', text: STORIES.text, epochs: 1, warmup: 3 }), recipe, signal)).toMatchObject({ warmupSteps: 3, epochs: 1 });
+    await expect(trainConfigOf(TrainStep.parse({ type: 'train', text: STORIES.text, steps: 2 }), {}, signal)).rejects.toThrow(/needs the model's tokenizer/);
   });
 });
 
