@@ -134,7 +134,9 @@ async function runTrain(input: StepInput<TrainStep>, ctx: JobContext): Promise<S
   const pending = output.pending;
   if (pending) {
     output.pending = {
-      ...pending,
+      dir: pending.dir,
+      finalDir: pending.finalDir,
+      discard: () => pending.discard(),
       commit: async () => {
         const committed = await pending.commit();
         await removeCheckpoints(checkpointDir).catch((e: unknown) => ctx.log('warn', `The checkpoints in ${checkpointDir} could not be removed: ${(e as Error).message}`));
