@@ -138,7 +138,9 @@ async function probedView(source: OnnxModel, batch: number, length: number, opti
   const idsType = elemType(ids) ?? DataType.int64;
   let probe;
   try {
-    probe = await probeTensors(model, { input_ids: idsFeed(idsType, batch, length) }, { scratchDir: options.scratchDir, threads: options.threads });
+    // One run fetches every tensor: the caller has checked that the run's activations fit in memory
+    // (memory.ts), and a probe split into many runs repeats the whole forward for each.
+    probe = await probeTensors(model, { input_ids: idsFeed(idsType, batch, length) }, { scratchDir: options.scratchDir, threads: options.threads, maxBytesPerRun: Number.POSITIVE_INFINITY });
   } catch (e) {
     if (!isWhittleError(e) || e.code !== 'MODEL_PARSE') throw e;
     throw new WhittleError('INVALID_INPUT', `The model does not run on batches of ${batch} × ${length} tokens (${e.message}). Use a shorter length: many models accept at most as many positions as their position or rotary tables hold.`, { batch, length }, { cause: e });
