@@ -137,11 +137,11 @@ describe('writeLlamaOnnx', () => {
   it('writes the stories260K checkpoint with the logits of the fixture export', async () => {
     const written = await writeLlama2cOnnx(await folder(), fixture('stories260K', 'stories260K.bin'), { cache: true });
     expect(written.shape).toEqual({ dim: 64, hidden: 172, layers: 5, heads: 8, kvHeads: 4, vocab: 512, maxSeq: 512, tied: true });
-    const tokens = [1, 403, 407, 261, 378, 429, 260, 1000 % 512, 88, 13];
+    const tokens = [1, 403, 407, 261, 378, 429, 260, 488, 88, 13];
     const ours = await onnxLogits(written.model, written.shape, tokens, true);
     const theirs = await onnxLogits(STORIES.model, written.shape, tokens, true);
-    expect(maxAbsDiff(ours.logits, theirs.logits)).toBeLessThan(1e-4);
-    expect(maxAbsDiff(ours.logits, llamaReferenceLogits(written.shape, written.weights, tokens))).toBeLessThan(1e-4);
+    expect(maxAbsDiff(ours.logits, theirs.logits)).toBeLessThan(5e-5);
+    expect(maxAbsDiff(ours.logits, llamaReferenceLogits(written.shape, written.weights, tokens))).toBeLessThan(5e-5);
     // The RoPE tables are the fixture's (float32 angles up to 511 rad: a few ulps apart at the far end).
     const fixtureGraph = (await readModel(STORIES.model)).proto.graph!;
     const tables = ropeTables(512, headSize(written.shape));
