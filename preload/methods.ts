@@ -193,6 +193,8 @@ export const TrainPointSchema = z.looseObject({
   step: count, totalSteps: count, loss: real, lr: real, gradNorm: real, tokensPerSecond: real, etaSeconds: real,
   /** Held-out loss, on the steps where it was measured. */
   evalLoss: real.optional(),
+  /** The objective's parts per counted token (distillation's KL and cross-entropy). */
+  parts: z.record(z.string(), real).optional(),
 });
 export type TrainPointDetails = z.infer<typeof TrainPointSchema>;
 
@@ -210,7 +212,7 @@ export const TrainDetailsSchema = z.looseObject({
   /** The whole curve, one point per optimizer step (a resumed run's includes the steps before it). */
   curve: z.array(TrainPointSchema),
   /** Seconds spent on data, onnxruntime (forward + backward), accumulation, the optimizer, held-out loss and checkpoints. */
-  timing: z.looseObject({ data: real, session: real, accumulate: real, optimizer: real, evaluate: real, checkpoint: real }).optional(),
+  timing: z.looseObject({ data: real, teacher: real.optional(), session: real, accumulate: real, optimizer: real, evaluate: real, checkpoint: real }).optional(),
 });
 
 // ── the descriptions ────────────────────────────────────────────────────────────────────────────────

@@ -67,10 +67,14 @@ export interface LossOutputs {
   tokenCount: string;
   /** ∂ lossSum / ∂ logits, same shape as the logits. */
   gradLogits: string;
+  /** Further gradients the head computes itself (e.g. hidden-state matching): ∂ lossSum / ∂ tensor. */
+  seeds?: { tensor: string; grad: string }[];
+  /** Scalar sums reported per step beside the loss (e.g. 'kl', 'ce', 'agree'), each over the counted tokens. */
+  parts?: Record<string, string>;
 }
 
 export interface LossHead {
-  /** Graph inputs the head adds (labels, teacher signal). */
+  /** Graph inputs the head adds (labels, teacher signal), fed per micro-batch by the objective. */
   readonly inputs: ValueInfoProto[];
   build(sink: NodeSink, logits: string): LossOutputs;
 }

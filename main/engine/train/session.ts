@@ -19,6 +19,8 @@ export const TRAINING_GRAPH_OPTIMIZATION: NonNullable<ort.InferenceSession.Sessi
 export interface StepRun {
   lossSum: number;
   tokenCount: number;
+  /** The head's extra scalar sums (see LossOutputs.parts). */
+  parts: Record<string, number>;
   /** Gradients in the order of the trainable parameters (onnxruntime-owned arrays, valid until the next run). */
   grads: Float32Array[];
 }
@@ -70,18 +72,21 @@ export class StepSession {
     return new StepSession(session, graph, dims, feeds, dir);
   }
 
-  async run(batch: Batch): Promise<StepRun> {
+  /** One forward (+ backward) of a micro-batch; `extra` feeds the head's own inputs (teacher signal). */
+  async run(batch: Batch, extra: Record<string, ort.Tensor> = {}): Promise<StepRun> {
     const [b, t] = this.dims;
     const feeds: Record<string, ort.Tensor> = {
       ...this.weightFeeds,
       input_ids: this.idsInt32 ? new ort.Tensor('int32', Int32Array.from(batch.inputIds, Number), [b, t]) : new ort.Tensor('int64', batch.inputIds, [b, t]),
       [LABELS]: new ort.Tensor('int64', batch.labels, [b, t]),
+      ...extra,
     };
     const out = await this.session.run(feeds);
     const scalar = (name: string): number => Number((out[name].data as Float32Array)[0]);
     return {
       lossSum: scalar(this.graph.lossSum),
       tokenCount: scalar(this.graph.tokenCount),
+      parts: Object.fromEntries(Object.entries(this.graph.parts).map(([k, name]) => [k, scalar(name)])),
       grads: this.graph.grads.map((g) => out[g].data as Float32Array),
     };
   }

@@ -21,6 +21,8 @@ export interface StepGraph {
   tokenCount: string;
   /** Gradient output names, in the order of `view.trainable`. */
   grads: string[];
+  /** The head's extra scalar sums, by name (graph outputs). */
+  parts: Record<string, string>;
 }
 
 function withHead(view: TrainingView, head: LossHead): { graph: GraphProto; meta: MetaMap; sink: NodeSink; loss: ReturnType<LossHead['build']> } {
@@ -43,7 +45,7 @@ function withHead(view: TrainingView, head: LossHead): { graph: GraphProto; meta
 export function compileTrainStep(view: TrainingView, head: LossHead): StepGraph {
   const { graph, meta, loss } = withHead(view, head);
   const wrt = view.trainable.map((p) => p.name);
-  const back = differentiate({ graph, meta, wrt, seeds: [{ tensor: view.logits, grad: loss.gradLogits }] });
+  const back = differentiate({ graph, meta, wrt, seeds: [{ tensor: view.logits, grad: loss.gradLogits }, ...(loss.seeds ?? [])] });
   for (const [k, v] of back.meta) meta.set(k, v);
   graph.node.push(...back.nodes);
   graph.initializer.push(...back.initializers);
@@ -55,7 +57,9 @@ export function compileTrainStep(view: TrainingView, head: LossHead): StepGraph 
   // A gradient that is the weight's own name cannot happen; one that is shared by two outputs gets an Identity.
   const scalar = { dtype: DataType.float32, shape: [] as number[] };
   graph.output = [valueInfo(loss.lossSum, meta.get(loss.lossSum) ?? scalar), valueInfo(loss.tokenCount, meta.get(loss.tokenCount) ?? scalar)];
-  const seen = new Set<string>([loss.lossSum, loss.tokenCount]);
+  const parts = loss.parts ?? {};
+  for (const name of Object.values(parts)) graph.output.push(valueInfo(name, meta.get(name) ?? scalar));
+  const seen = new Set<string>([loss.lossSum, loss.tokenCount, ...Object.values(parts)]);
   const outNames: string[] = [];
   for (let i = 0; i < grads.length; i++) {
     let g = grads[i];
@@ -70,13 +74,15 @@ export function compileTrainStep(view: TrainingView, head: LossHead): StepGraph 
     graph.output.push(valueInfo(g, meta.get(g) ?? { dtype: DataType.float32, shape: view.trainable[i].dims }));
   }
   removeDeadNodes(graph);
-  return { model: { ...view.model, graph }, meta, lossSum: loss.lossSum, tokenCount: loss.tokenCount, grads: outNames };
+  return { model: { ...view.model, graph }, meta, lossSum: loss.lossSum, tokenCount: loss.tokenCount, grads: outNames, parts };
 }
 
 /** Forward + loss only (held-out loss): same inputs, outputs loss_sum and token_count. */
 export function compileEvalStep(view: TrainingView, head: LossHead): StepGraph {
   const { graph, meta, loss } = withHead(view, head);
-  graph.output = [valueInfo(loss.lossSum, meta.get(loss.lossSum) ?? { dtype: DataType.float32, shape: [] }), valueInfo(loss.tokenCount, meta.get(loss.tokenCount) ?? { dtype: DataType.float32, shape: [] })];
+  const scalar = { dtype: DataType.float32, shape: [] as number[] };
+  const parts = loss.parts ?? {};
+  graph.output = [loss.lossSum, loss.tokenCount, ...Object.values(parts)].map((n) => valueInfo(n, meta.get(n) ?? scalar));
   removeDeadNodes(graph);
-  return { model: { ...view.model, graph }, meta, lossSum: loss.lossSum, tokenCount: loss.tokenCount, grads: [] };
+  return { model: { ...view.model, graph }, meta, lossSum: loss.lossSum, tokenCount: loss.tokenCount, grads: [], parts };
 }

@@ -18,7 +18,7 @@ import { modelIdentity } from '../evaluate/model-identity.ts';
 import { addInto } from '../native/optimizer.ts';
 import { assertResumable, readLatestCheckpoint, writeCheckpoint, type CheckpointState } from './checkpoint.ts';
 import { TrainingData } from './data.ts';
-import { crossEntropyHead } from './loss-head.ts';
+import { languageModelling } from './objective.ts';
 import { availableMemory, estimatePeakBytes, suggestShape } from './memory.ts';
 import { AdamW, zeroMask } from './optimizer.ts';
 import { freezeMatcher, FREEZE_ROLES } from './parameters.ts';
@@ -106,7 +106,8 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
     const trainable = parameterCount(view.trainable);
     const frozen = parameterCount(view.frozen);
 
-    const head = crossEntropyHead(c.batch, c.length, view.vocab);
+    const objective = req.objective ?? languageModelling;
+    const head = objective.head(view);
     const stepGraph = compileTrainStep(view, head);
     const evalGraph = evalData ? compileEvalStep(view, head) : null;
 
@@ -131,6 +132,7 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
       startStep = resumeFrom.step;
     }
 
+    await objective.prepare?.(view);
     const session = await StepSession.open(stepGraph, view.trainable, weights, [c.batch, c.length], path.join(scratch, 'train'));
     const evalSession = evalGraph ? await StepSession.open(evalGraph, view.trainable, weights, [c.batch, c.length], path.join(scratch, 'eval')) : null;
     try {
@@ -139,7 +141,7 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
         let sum = 0, count = 0;
         for (const batch of evalData.inOrder()) {
           throwIfAborted(ctx.signal);
-          const r = await evalSession.run(batch);
+          const r = await evalSession.run(batch, await objective.feeds?.(batch));
           sum += r.lossSum;
           count += r.tokenCount;
         }
@@ -155,7 +157,7 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
 
       const evalLossBefore = startStep === 0 ? await heldOutLoss() : curve.find((p) => p.evalLoss !== undefined)?.evalLoss;
       const tokensPerStep = c.batch * c.length * c.accumulate;
-      const timing: TrainTiming = { data: 0, session: 0, accumulate: 0, optimizer: 0, evaluate: 0, checkpoint: 0 };
+      const timing: TrainTiming = { data: 0, teacher: 0, session: 0, accumulate: 0, optimizer: 0, evaluate: 0, checkpoint: 0 };
       const timed = async <T>(part: keyof TrainTiming, work: () => Promise<T> | T): Promise<T> => {
         const t = performance.now();
         try { return await work(); } finally { timing[part] += (performance.now() - t) / 1000; }
@@ -171,14 +173,17 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
         }
         const t0 = performance.now();
         let lossSum = 0, tokens = 0;
+        const partSums: Record<string, number> = {};
         let grads: Float32Array[] = [];
         for (let a = 0; a < c.accumulate; a++) {
           const next = await timed('data', () => data.batchAt(position));
           const batch: Batch = next.batch;
           position = next.next;
-          const r = await timed('session', () => session.run(batch));
+          const extra = await timed('teacher', async () => objective.feeds?.(batch));
+          const r = await timed('session', () => session.run(batch, extra));
           lossSum += r.lossSum;
           tokens += r.tokenCount;
+          for (const [k, v] of Object.entries(r.parts)) partSums[k] = (partSums[k] ?? 0) + v;
           if (accumulated) {
             await timed('accumulate', async () => {
               if (a === 0) for (const [i, g] of r.grads.entries()) accumulated[i].set(g);
@@ -201,6 +206,7 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
           step, totalSteps, loss: tokens > 0 ? lossSum / tokens : Number.NaN, lr, gradNorm, tokensPerSecond,
           etaSeconds: ((totalSteps - step) * tokensPerStep) / tokensPerSecond,
         };
+        if (Object.keys(partSums).length > 0) point.parts = Object.fromEntries(Object.entries(partSums).map(([k, v]) => [k, tokens > 0 ? v / tokens : Number.NaN]));
         if (evalSession && (step % c.evalEvery === 0 || step === totalSteps)) point.evalLoss = await timed('evaluate', heldOutLoss);
         curve = [...curve.filter((p) => p.step < step), point];
         req.onPoint?.(point);
@@ -240,6 +246,7 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
     } finally {
       await session.close();
       await evalSession?.close();
+      await objective.close?.();
     }
   } finally {
     await rm(scratch, { recursive: true, force: true });

@@ -4,6 +4,7 @@
  */
 import type { Recipe } from '../../../preload/recipe.ts';
 import type { WrittenFolder } from '../rewrite/write-folder.ts';
+import type { TrainObjective } from './objective.ts';
 
 export interface TrainConfig {
   /** Training text (UTF-8; paragraphs split on blank lines, packed into sequences of `length` + 1 tokens). */
@@ -49,6 +50,8 @@ export interface TrainPoint {
   etaSeconds: number;
   /** Held-out loss, on the steps where it was measured. */
   evalLoss?: number;
+  /** The objective's parts per counted token (e.g. distillation's 'kl' and 'ce'). */
+  parts?: Record<string, number>;
 }
 
 export interface TrainRequest {
@@ -64,6 +67,8 @@ export interface TrainRequest {
   resume: boolean;
   config: TrainConfig;
   onPoint?: (p: TrainPoint) => void;
+  /** What the run minimises (default: next-token cross-entropy). */
+  objective?: TrainObjective;
 }
 
 export interface TrainDetails {
@@ -89,6 +94,8 @@ export interface TrainDetails {
 export interface TrainTiming {
   /** Building micro-batches (token ids and labels). */
   data: number;
+  /** The objective's own feeds (a teacher's logits). */
+  teacher: number;
   /** onnxruntime: forward, loss and backward of every micro-batch, with the copies in and out. */
   session: number;
   /** Summing micro-batch gradients. */

@@ -39,6 +39,8 @@ export interface TrainingView {
   model: ModelProto;
   meta: MetaMap;
   inputIds: { name: string; dtype: number };
+  batch: number;
+  length: number;
   logits: string;
   vocab: number;
   /** Parameters trained (graph inputs, in order) and parameters kept frozen. */
@@ -194,7 +196,7 @@ export async function buildTrainingView(source: OnnxModel, arch: ArchitectureMap
   const logitsMeta = meta.get(logits);
   if (!logitsMeta || logitsMeta.shape.length !== 3) throw new WhittleError('UNSUPPORTED_MODEL', `The logits of this model are not [batch, sequence, vocabulary] (probe: [${logitsMeta?.shape.join(', ') ?? '?'}]).`);
   graph.output = [valueInfo(logits, logitsMeta)];
-  return { model, meta, inputIds: { name: 'input_ids', dtype: idsType }, logits, vocab: logitsMeta.shape[2], trainable, frozen, initial };
+  return { model, meta, inputIds: { name: 'input_ids', dtype: idsType }, batch, length, logits, vocab: logitsMeta.shape[2], trainable, frozen, initial };
 }
 
 /** Total elements of a parameter list. */
