@@ -29,6 +29,8 @@ export interface TrainingViewOptions {
   length: number;
   /** Returns true for parameters that stay frozen (initializers, no gradient). */
   frozen: (p: TrainableParameter) => boolean;
+  /** A view for inference only (a teacher): every weight stays an initializer and none is required to train. */
+  inference?: boolean;
   /** Scratch folder for the probe. */
   scratchDir?: string;
   threads?: number;
@@ -178,9 +180,9 @@ export async function buildTrainingView(source: OnnxModel, arch: ArchitectureMap
   // 5. Parameters: trainable ones become inputs.
   const dependent = dataDependent(graph, ['input_ids']);
   const params = findParameters(graph, dependent, arch, sourceDtypes);
-  const trainable = params.filter((p) => !options.frozen(p));
-  const frozen = params.filter((p) => options.frozen(p));
-  if (trainable.length === 0) throw new WhittleError('INVALID_INPUT', 'Every weight of the model is frozen: nothing would be trained. Freeze fewer roles or patterns.');
+  const trainable = options.inference ? [] : params.filter((p) => !options.frozen(p));
+  const frozen = options.inference ? params : params.filter((p) => options.frozen(p));
+  if (trainable.length === 0 && !options.inference) throw new WhittleError('INVALID_INPUT', 'Every weight of the model is frozen: nothing would be trained. Freeze fewer roles or patterns.');
   const trainableNames = new Set(trainable.map((p) => p.name));
   const initial = new Map<string, Float32Array>();
   const kept: TensorProto[] = [];
