@@ -29,7 +29,7 @@ import { tensorByteLength } from '../onnx/tensor-data.ts';
 import { applyStructured, type StructuredApplyResult } from '../prune/structured-apply.ts';
 import type { StructuredPlan } from '../prune/structured-plan.ts';
 import { mapArchitecture, type ArchitectureMap } from '../rewrite/architecture.ts';
-import { updateManifest } from '../rewrite/manifest.ts';
+import { MANIFEST_FILE, updateManifest } from '../rewrite/manifest.ts';
 import { listFiles } from '../rewrite/output-folder.ts';
 import { TensorSpool } from '../rewrite/spool.ts';
 import { WeightReader } from '../rewrite/weight-reader.ts';
@@ -207,7 +207,7 @@ export async function writeStudentByBlocks(teacherPath: string, keep: readonly n
   const pending = written.pending!;
   try {
     const configs = await setConfigLayers(pending.dir, blocks.length);
-    const files = await listFiles(pending.dir);
+    const files = (await listFiles(pending.dir)).filter((f) => f.name !== MANIFEST_FILE);
     const bytes = files.reduce((a, f) => a + f.bytes, 0);
     await updateManifest(pending.dir, { output: { bytes, files } });
     throwIfAborted(ctx.signal);
