@@ -19,6 +19,7 @@
  * a multiple of B. The position { seed, epoch, index, sequences } names the next slot: plain JSON, written
  * into checkpoints, and batchAt(position) gives the same batch in any process.
  */
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { mulberry32 } from '../calibrate/prng.ts';
 import { readDocuments } from '../data/text-file.ts';
@@ -29,6 +30,10 @@ import { throwIfAborted, WhittleError } from '../errors.ts';
 export interface TrainBatch {
   inputIds: BigInt64Array;
   labels: BigInt64Array;
+  /** The sequence index of each row (−1: an empty row, labels all −1), for signals stored per sequence (a teacher's top-k cache). */
+  sequences?: Int32Array;
+  /** The fingerprint of the text the rows come from (TrainingData.fingerprint). */
+  source?: string;
 }
 
 /** Where the data order stands: the next slot of the seeded stream of sequences. */
@@ -119,6 +124,7 @@ export class TrainingData {
   readonly paddedLabels: number;
   private readonly stream: Int32Array;
   private permutation: { seed: number; epoch: number; order: Uint32Array } | null = null;
+  private digest: string | null = null;
 
   private constructor(stream: Int32Array, shape: TrainingDataShape) {
     this.stream = stream;
@@ -170,6 +176,17 @@ export class TrainingData {
     return new TrainingData(stream, shape);
   }
 
+  /** SHA-256 of the token stream and the sequence length: what names "the same sequences" across processes. */
+  get fingerprint(): string {
+    if (this.digest === null) {
+      const h = createHash('sha256');
+      h.update(`whittle-sequences:${this.length}:`);
+      h.update(new Uint8Array(this.stream.buffer, this.stream.byteOffset, this.stream.byteLength));
+      this.digest = h.digest('hex');
+    }
+    return this.digest;
+  }
+
   /** Micro-batches per epoch, counting a last partial one: ⌈S / B⌉. */
   get batchesPerEpoch(): number {
     return Math.ceil(this.sequences / this.batch);
@@ -192,9 +209,11 @@ export class TrainingData {
     const T = this.length;
     const inputIds = new BigInt64Array(B * T);
     const labels = new BigInt64Array(B * T);
+    const sequences = new Int32Array(B);
     let { epoch, index } = position;
     for (let row = 0; row < B; row++) {
       const order = this.orderOf(position.seed, epoch);
+      sequences[row] = order[index];
       this.writeSequence(order[index], inputIds, labels, row * T);
       index++;
       if (index === this.sequences) {
@@ -202,18 +221,31 @@ export class TrainingData {
         index = 0;
       }
     }
-    return { batch: { inputIds, labels }, next: { seed: position.seed, epoch, index, sequences: this.sequences } };
+    return { batch: { inputIds, labels, sequences, source: this.fingerprint }, next: { seed: position.seed, epoch, index, sequences: this.sequences } };
+  }
+
+  /** The sequences at the given positions of the whole order (text order) as one batch: rows past ids.length are empty (labels −1). */
+  batchOfSequences(ids: ArrayLike<number>): TrainBatch {
+    const B = this.batch;
+    const T = this.length;
+    if (ids.length > B) throw invalid(`A batch holds ${B} sequences; ${ids.length} were asked for.`);
+    const inputIds = new BigInt64Array(B * T).fill(BigInt(PAD_INPUT));
+    const labels = new BigInt64Array(B * T).fill(-1n);
+    const sequences = new Int32Array(B).fill(-1);
+    for (let row = 0; row < ids.length; row++) {
+      const k = ids[row];
+      if (!Number.isSafeInteger(k) || k < 0 || k >= this.sequences) throw invalid(`Sequence ${k} is not one of the text's ${this.sequences} sequences.`);
+      sequences[row] = k;
+      this.writeSequence(k, inputIds, labels, row * T);
+    }
+    return { inputIds, labels, sequences, source: this.fingerprint };
   }
 
   /** All sequences once, in text order, B per batch; the last batch's missing rows have labels −1 only (for held-out loss). */
   *inOrder(): Generator<TrainBatch> {
     const B = this.batch;
-    const T = this.length;
     for (let first = 0; first < this.sequences; first += B) {
-      const inputIds = new BigInt64Array(B * T).fill(BigInt(PAD_INPUT));
-      const labels = new BigInt64Array(B * T).fill(-1n);
-      for (let row = 0; row < B && first + row < this.sequences; row++) this.writeSequence(first + row, inputIds, labels, row * T);
-      yield { inputIds, labels };
+      yield this.batchOfSequences(Array.from({ length: Math.min(B, this.sequences - first) }, (_, row) => first + row));
     }
   }
 
