@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import {
   CalibrationConfig, PruneMagnitudeStep, PruneSparseGptStep, PruneStructuredStep, PruneWandaStep,
-  QuantizeFp16Step, QuantizeGptqStep, QuantizeInt8DynamicStep, QuantizeInt8StaticStep, QuantizeRtnStep, SensitivityStep, TrainStep,
+  QuantizeFp16Step, QuantizeGptqStep, QuantizeInt8DynamicStep, QuantizeInt8StaticStep, QuantizeRtnStep, SensitivityStep, TrainStep, DistillStep,
   type Recipe, type Step,
 } from './recipe.ts';
 
@@ -198,8 +198,9 @@ export const TrainPointSchema = z.looseObject({
 });
 export type TrainPointDetails = z.infer<typeof TrainPointSchema>;
 
-export const TrainDetailsSchema = z.looseObject({
-  objective: z.literal('lm'), ...folderDetails,
+/** What every training run reports (fine-tuning and distillation): steps, losses, the curve, where the time went. */
+const trainRunDetails = {
+  ...folderDetails,
   steps: count, tokens: count, trainableParameters: count, frozenParameters: count,
   firstLoss: real, finalLoss: real, evalLossBefore: real.optional(), evalLossAfter: real.optional(),
   tokensPerSecond: real, seconds: real,
@@ -213,6 +214,20 @@ export const TrainDetailsSchema = z.looseObject({
   curve: z.array(TrainPointSchema),
   /** Seconds spent on data, onnxruntime (forward + backward), accumulation, the optimizer, held-out loss and checkpoints. */
   timing: z.looseObject({ data: real, teacher: real.optional(), session: real, accumulate: real, optimizer: real, evaluate: real, checkpoint: real }).optional(),
+};
+
+export const TrainDetailsSchema = z.looseObject({ objective: z.literal('lm'), ...trainRunDetails });
+
+/** A distillation's details (main/engine/distill/types.ts DistillDetails): a training run's, with the teacher, the student and the KD settings. */
+export const DistillDetailsSchema = z.looseObject({
+  objective: z.literal('distill'), ...trainRunDetails,
+  teacher: z.looseObject({ path: z.string(), blocks: count, parameters: count }),
+  student: z.looseObject({ blocks: count, keptBlocks: z.array(z.int()).nullable(), parameters: count }),
+  loss: z.looseObject({ temperature: real, alpha: real, reverse: z.boolean(), hidden: real }),
+  signal: z.looseObject({ kind: z.enum(['logits', 'topk']), k: z.int().optional(), cacheBytes: count.optional(), cacheSeconds: real.optional(), klRelativeError: real.optional() }),
+  /** Teacher–student top-1 agreement on the held-out text, before and after. */
+  agreementBefore: real.optional(), agreementAfter: real.optional(),
+  warnings: z.array(z.string()),
 });
 
 // ── the descriptions ────────────────────────────────────────────────────────────────────────────────
@@ -419,8 +434,44 @@ export const TRAIN = {
   details: TrainDetailsSchema,
 } as const satisfies StepDescription<'train'>;
 
+export const DISTILL = {
+  key: 'distill', type: 'distill', method: null, kind: 'transform', needs: { tokenizer: true, gradients: true } as StepNeeds, resumable: true, series: 'train',
+  title: 'Distill — a student learns from a teacher', short: 'Distill', jobTitle: 'Distill',
+  summary: "Trains a smaller student (some of the teacher's blocks, or your own model) to match the teacher's next-token distribution; also recovers quality after pruning or quantization with the original as teacher. Minutes to hours on a CPU.",
+  schema: DistillStep,
+  options: [
+    { field: 'teacher', flag: 'teacher', help: "the teacher model (an .onnx file); default: the recipe's model" },
+    { field: 'student.blocks', flag: 'student-blocks', help: "a student of the teacher's blocks, by index from 0 (e.g. 0,2,4); give this or --student" },
+    { field: 'student.model', flag: 'student', help: 'a student model you bring (same tokenizer; the vocabulary is checked); give this or --student-blocks' },
+    { field: 'data.text', flag: 'text', help: 'the UTF-8 training text (paragraphs separated by blank lines); must not hold the evaluation text' },
+    { field: 'data.evalText', flag: 'eval-text', help: 'held-out text: its loss and the teacher–student agreement are measured during training, and the comparison uses it' },
+    { field: 'data.batch', flag: 'batch', help: 'sequences per micro-batch B (default 4)' },
+    { field: 'data.length', flag: 'len', help: 'tokens per sequence T (default 128)' },
+    { field: 'loss.temperature', flag: 'temperature', help: "softmax temperature T of teacher and student (default 2): higher shows the student more of the teacher's second choices" },
+    { field: 'loss.alpha', flag: 'alpha', help: "weight α of the teacher's term (default 0.5); 1 − α weighs the text's own next tokens" },
+    { field: 'loss.reverse', flag: 'reverse-kl', help: "reverse KL (student ‖ teacher): the student concentrates on the teacher's main modes instead of covering all of them" },
+    { field: 'loss.hidden', flag: 'hidden-loss', help: "weight of matching the teacher's block outputs (MSE); 0 = off (default)" },
+    { field: 'teacherSignal.k', flag: 'topk-cache', help: "cache the teacher's top k probabilities on disk once (cheaper epochs) instead of running the teacher at every step" },
+    { field: 'schedule.steps', flag: 'steps', help: 'optimizer steps (give this or --epochs)' },
+    { field: 'schedule.epochs', flag: 'epochs', help: 'passes over the training text (give this or --steps)' },
+    { field: 'schedule.accumulate', flag: 'accumulate', help: 'micro-batches summed into one optimizer step (default 1)' },
+    { field: 'schedule.lr', flag: 'lr', help: 'peak learning rate, above 0 (default 3e-4)' },
+    { field: 'schedule.warmup', flag: 'warmup', help: 'linear warmup steps (default about a tenth of the run, at most 100)' },
+    { field: 'schedule.minLrRatio', flag: null, help: 'the cosine decay ends at lr × this (default 0.1)' },
+    { field: 'schedule.weightDecay', flag: 'weight-decay', help: "AdamW's decoupled weight decay (default 0.01)" },
+    { field: 'schedule.clipNorm', flag: 'clip-norm', help: 'clip the global gradient norm to this (default 1; 0 = no clipping)' },
+    { field: 'schedule.evalEvery', flag: 'eval-every', help: 'measure the held-out loss every this many steps (default 20)' },
+    { field: 'schedule.seed', flag: 'seed', help: 'seed of the data order (default 0)' },
+    { field: 'schedule.checkpointEvery', flag: 'checkpoint-every', help: 'write a checkpoint every this many steps, and at cancel (default 25)' },
+    { field: 'lora.rank', flag: 'lora-rank', help: 'train low-rank adapters of this rank on the attention projections instead of every weight; merged at export' },
+    { field: 'resume', flag: 'resume', help: 'continue an interrupted or cancelled distillation experiment from its newest checkpoint' },
+  ],
+  outputs: "A student model folder in the teacher's layout (model.onnx, its weights, whittle.json, config updated) compared with the teacher, with the loss curves and the teacher–student agreement.",
+  details: DistillDetailsSchema,
+} as const satisfies StepDescription<'distill'>;
+
 /** Every step this build describes, quantization methods in the order the wizard and the CLI list them. */
-export const STEP_DESCRIPTIONS = [RTN, GPTQ, FP16, INT8_DYNAMIC, INT8_STATIC, PRUNE_MAGNITUDE, PRUNE_WANDA, PRUNE_SPARSEGPT, PRUNE_STRUCTURED, SENSITIVITY, TRAIN] as const satisfies readonly StepDescription[];
+export const STEP_DESCRIPTIONS = [RTN, GPTQ, FP16, INT8_DYNAMIC, INT8_STATIC, PRUNE_MAGNITUDE, PRUNE_WANDA, PRUNE_SPARSEGPT, PRUNE_STRUCTURED, SENSITIVITY, TRAIN, DISTILL] as const satisfies readonly StepDescription[];
 export type DescribedStep = (typeof STEP_DESCRIPTIONS)[number];
 
 /** The quantization methods, in order. */
@@ -505,7 +556,8 @@ export type StepDetails =
   | ({ key: 'prune:magnitude' | 'prune:wanda' | 'prune:sparsegpt' } & z.infer<typeof UnstructuredPruneDetails>)
   | ({ key: 'prune:structured' } & z.infer<typeof StructuredPruneDetails>)
   | ({ key: 'sensitivity' } & z.infer<typeof SensitivityDetails>)
-  | ({ key: 'train' } & z.infer<typeof TrainDetailsSchema>);
+  | ({ key: 'train' } & z.infer<typeof TrainDetailsSchema>)
+  | ({ key: 'distill' } & z.infer<typeof DistillDetailsSchema>);
 
 /** Whether parsed step details are a quantization step's. */
 export function isQuantizeDetails(s: StepDetails): s is Extract<StepDetails, { key: `quantize:${string}` }> {

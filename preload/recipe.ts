@@ -346,20 +346,13 @@ export const ResumeFrom = z.strictObject({
 export type ResumeFrom = z.infer<typeof ResumeFrom>;
 
 /**
- * Fine-tuning on next-token prediction ('lm'): the model's float weights trained with AdamW on a text
- * (paragraphs packed into sequences of `length` + 1 tokens), warmup then cosine decay, the result written
- * in the input's own layout. Exactly one of `steps` (optimizer steps) or `epochs` (passes over the text).
+ * How long and how a training run steps: shared by the train step (its fields at the step's top level)
+ * and the distill step (its `schedule`), so both read and check them the same way.
+ * Exactly one of `steps` (optimizer steps) or `epochs` (passes over the text).
  */
-export const TrainStep = z.strictObject({
-  type: z.literal('train'),
-  objective: z.literal('lm').default('lm'),
-  /** The training text (UTF-8; paragraphs separated by blank lines). Best not the evaluation text. */
-  text: path,
+const scheduleFields = {
   steps: z.int().min(1).max(10_000_000).optional(),
   epochs: z.number().gt(0, 'epochs must be above 0').max(10_000).optional(),
-  /** Sequences per micro-batch B and tokens per sequence T. */
-  batch: z.int().min(1).max(4096).default(4),
-  length: z.int().min(8).max(1 << 16).default(128),
   /** Micro-batches whose gradients are summed into one optimizer step. */
   accumulate: z.int().min(1).max(4096).default(1),
   /** Peak learning rate. */
@@ -372,26 +365,56 @@ export const TrainStep = z.strictObject({
   weightDecay: z.number().min(0).max(10).default(0.01),
   /** Global gradient norm clip; 0 = no clipping. */
   clipNorm: z.number().min(0).default(1),
+  /** Held-out loss measured every this many steps (with a held-out text), and at the start and the end. */
+  evalEvery: z.int().min(1).default(20),
+  /** Seed of the data order. */
+  seed: z.int().min(0).max(2 ** 31 - 1).default(0),
+  /** A checkpoint (weights, optimizer moments, step, RNG, data position) every this many steps and at cancel. */
+  checkpointEvery: z.int().min(1).default(25),
+};
+
+/** The schedule checks shared by train and distill: one of steps or epochs; a warmup within the run. `at` prefixes the issue paths. */
+function checkSchedule(s: { steps?: number | undefined; epochs?: number | undefined; warmup?: number | undefined }, ctx: z.core.$RefinementCtx, at: string[] = []): void {
+  if ((s.steps === undefined) === (s.epochs === undefined)) {
+    ctx.addIssue({ code: 'custom', path: [...at, 'steps'], message: 'give exactly one of steps (optimizer steps) or epochs (passes over the text)' });
+  }
+  if (s.steps !== undefined && s.warmup !== undefined && s.warmup > s.steps) {
+    ctx.addIssue({ code: 'custom', path: [...at, 'warmup'], message: `the warmup (${s.warmup} steps) is longer than the run (${s.steps} steps)` });
+  }
+}
+
+/** A distill step's schedule (the train step has the same fields at its top level). */
+export const TrainSchedule = z.strictObject(scheduleFields).superRefine((s, ctx) => checkSchedule(s, ctx));
+export type TrainSchedule = z.infer<typeof TrainSchedule>;
+
+/** Sequences per micro-batch B and tokens per sequence T. */
+const batchField = z.int().min(1).max(4096).default(4);
+const lengthField = z.int().min(8).max(1 << 16).default(128);
+
+/**
+ * Fine-tuning on next-token prediction ('lm'): the model's float weights trained with AdamW on a text
+ * (paragraphs packed into sequences of `length` + 1 tokens), warmup then cosine decay, the result written
+ * in the input's own layout. Exactly one of `steps` (optimizer steps) or `epochs` (passes over the text).
+ */
+export const TrainStep = z.strictObject({
+  type: z.literal('train'),
+  objective: z.literal('lm').default('lm'),
+  /** The training text (UTF-8; paragraphs separated by blank lines). Best not the evaluation text. */
+  text: path,
+  ...scheduleFields,
+  /** Sequences per micro-batch B and tokens per sequence T. */
+  batch: batchField,
+  length: lengthField,
   /** Frozen weights: roles (FREEZE_ROLES) or glob patterns on initializer names. */
   freeze: z.array(z.string().min(1)).default([]),
   /** Weights that are exactly zero at the start (a pruned model) stay exactly zero. */
   keepSparsity: z.boolean().default(true),
   /** Held-out text whose loss is measured every `evalEvery` steps, and at the start and the end. */
   evalText: path.optional(),
-  evalEvery: z.int().min(1).default(20),
-  /** Seed of the data order. */
-  seed: z.int().min(0).max(2 ** 31 - 1).default(0),
-  /** A checkpoint (weights, optimizer moments, step, RNG, data position) every this many steps and at cancel. */
-  checkpointEvery: z.int().min(1).default(25),
   /** Continue an interrupted or cancelled run from its checkpoints. */
   resume: ResumeFrom.optional(),
 }).superRefine((s, ctx) => {
-  if ((s.steps === undefined) === (s.epochs === undefined)) {
-    ctx.addIssue({ code: 'custom', path: ['steps'], message: 'give exactly one of steps (optimizer steps) or epochs (passes over the text)' });
-  }
-  if (s.steps !== undefined && s.warmup !== undefined && s.warmup > s.steps) {
-    ctx.addIssue({ code: 'custom', path: ['warmup'], message: `the warmup (${s.warmup} steps) is longer than the run (${s.steps} steps)` });
-  }
+  checkSchedule(s, ctx);
   s.freeze.forEach((entry, i) => {
     if (isFreezeRoleWord(entry) && !(FREEZE_ROLES as readonly string[]).includes(entry)) {
       ctx.addIssue({ code: 'custom', path: ['freeze', i], message: `"${entry}" is not a role Whittle knows (${FREEZE_ROLES.join(', ')}); a pattern on weight names needs a * or a dot, e.g. "*${entry}*"` });
@@ -400,7 +423,79 @@ export const TrainStep = z.strictObject({
 });
 export type TrainStep = z.infer<typeof TrainStep>;
 
-export const Step = z.discriminatedUnion('type', [QuantizeStep, PruneStep, SensitivityStep, TrainStep]);
+// ── distillation (TECHNIQUES.md §3, TRAINING.md) ───────────────────────────────────────────────────
+
+/**
+ * The student of a distillation: some of the teacher's blocks (DistilBERT initialisation; block indices
+ * in increasing order), a model the user brings (same tokenizer, the vocabulary is checked), or the model
+ * the step receives (`{ from: 'input' }`: the previous step's output, recovery after pruning or
+ * quantization with the original as teacher).
+ */
+export const DistillStudent = z.union([
+  z.strictObject({
+    blocks: z.array(z.int().min(0, 'block indices start at 0')).min(1, 'keep at least one block').max(4096)
+      .refine((b) => b.every((x, i) => i === 0 || x > b[i - 1]), 'list each block once, in increasing order (e.g. 0,2,4)'),
+  }),
+  z.strictObject({ model: path }),
+  z.strictObject({ from: z.literal('input') }),
+]);
+export type DistillStudent = z.infer<typeof DistillStudent>;
+
+/** The training and held-out text of a distillation, and its micro-batch shape. */
+export const DistillData = z.strictObject({
+  /** The training text (UTF-8; paragraphs separated by blank lines). Must not hold the evaluation text. */
+  text: path,
+  /** Held-out text: its loss and the teacher–student agreement are measured during training. */
+  evalText: path.optional(),
+  batch: batchField,
+  length: lengthField,
+});
+export type DistillData = z.infer<typeof DistillData>;
+
+/** α · KL(teacher_T ‖ student_T) · T² + (1 − α) · cross-entropy; reverse: KL(student ‖ teacher); hidden: MSE weight on block outputs. */
+export const DistillLossConfig = z.strictObject({
+  temperature: z.number().gt(0, 'the temperature must be above 0').max(100).default(2),
+  alpha: z.number().min(0, 'alpha is a weight from 0 to 1').max(1, 'alpha is a weight from 0 to 1').default(0.5),
+  reverse: z.boolean().default(false),
+  hidden: z.number().min(0).max(1000).default(0),
+});
+export type DistillLossConfig = z.infer<typeof DistillLossConfig>;
+
+/** Teacher logits computed in the same step, or cached once on disk as the top k (with the rest's log-mass). */
+export const TeacherSignalConfig = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('logits') }),
+  z.strictObject({ kind: z.literal('topk'), k: z.int().min(1).max(65_536).default(32) }),
+]);
+export type TeacherSignalConfig = z.infer<typeof TeacherSignalConfig>;
+
+/** Low-rank adapters on these roles instead of training every weight; merged into the weights at export. */
+export const LoraConfig = z.strictObject({
+  rank: z.int().min(1).max(4096),
+  alpha: z.number().gt(0).max(1e6).default(16),
+  roles: z.array(z.enum(FREEZE_ROLES)).min(1).default(['q', 'k', 'v', 'o']),
+});
+export type LoraConfig = z.infer<typeof LoraConfig>;
+
+/**
+ * Knowledge distillation: a student trained on a text to match the teacher's next-token distribution
+ * (and the text's next tokens), written in the teacher's layout. The teacher defaults to the recipe's model.
+ */
+export const DistillStep = z.strictObject({
+  type: z.literal('distill'),
+  /** The teacher model; unset: the recipe's model (the original, before any step). */
+  teacher: path.optional(),
+  student: DistillStudent,
+  data: DistillData,
+  loss: DistillLossConfig.prefault({}),
+  teacherSignal: TeacherSignalConfig.prefault({ kind: 'logits' }),
+  schedule: TrainSchedule,
+  lora: LoraConfig.optional(),
+  /** Continue an interrupted or cancelled run from its checkpoints. */
+  resume: ResumeFrom.optional(),
+});
+export type DistillStep = z.infer<typeof DistillStep>;
+
+export const Step = z.discriminatedUnion('type', [QuantizeStep, PruneStep, SensitivityStep, TrainStep, DistillStep]);
 export type Step = z.infer<typeof Step>;
 
 export const Recipe = z.strictObject({

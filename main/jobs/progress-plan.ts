@@ -18,6 +18,7 @@
  *   compile              LOAD (the training graph built from the model)
  *   train                steps × accumulate × B × T × 3 (forward, backward, update); with epochs instead of
  *                        steps: epochs × EPOCH_TOKENS × 3 (the text is only tokenized by the engine)
+ *   train (distill)      the same tokens × 4 (the teacher's forward pass beside the student's training)
  * Tokens scored: N windows of L tokens (documents: ~¾ L each, as documents are often shorter than the
  * window), at most the text's bytes / 4. The constants come from recorded jobs (tests/unit/jobs/recorded);
  * the estimator corrects them with the rates it observes, so only their proportions matter.
@@ -52,6 +53,11 @@ function stepSegments(step: Step): PlanSegment[] {
   if (step.type === 'train') {
     const tokens = step.steps !== undefined ? step.steps * step.accumulate * step.batch * step.length : (step.epochs ?? 1) * EPOCH_TOKENS;
     return [{ phase: 'compile', cost: LOAD }, { phase: 'train', cost: 3 * tokens }, { phase: 'write', cost: WRITE }];
+  }
+  if (step.type === 'distill') {
+    const s = step.schedule;
+    const tokens = s.steps !== undefined ? s.steps * s.accumulate * step.data.batch * step.data.length : (s.epochs ?? 1) * EPOCH_TOKENS;
+    return [{ phase: 'compile', cost: 2 * LOAD }, { phase: 'train', cost: 4 * tokens }, { phase: 'write', cost: WRITE }];
   }
   if (step.type === 'sensitivity') {
     const c = step.calibration;

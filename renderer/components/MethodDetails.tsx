@@ -161,8 +161,28 @@ const TITLES: Record<Exclude<StepDetails['key'], 'sensitivity'>, string> = {
   'quantize:rtn': 'RTN: the step', 'quantize:gptq': 'GPTQ: loss per weight', 'quantize:fp16': 'FP16: what stayed in float32',
   'quantize:int8-dynamic': 'INT8 dynamic: the step', 'quantize:int8-static': 'INT8 static: ranges and nodes left in float',
   'prune:magnitude': 'Magnitude: sparsity per weight', 'prune:wanda': 'Wanda: sparsity per weight', 'prune:sparsegpt': 'SparseGPT: sparsity and loss per weight',
-  'prune:structured': 'Structured: what was removed', train: 'Fine-tune: the loss curve',
+  'prune:structured': 'Structured: what was removed', train: 'Fine-tune: the loss curve', distill: 'Distillation: teacher, student and curves',
 };
+
+const pct = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? '—' : `${(100 * v).toFixed(1)} %`);
+
+/** A distillation: the teacher and the student, the KD settings, the agreement before and after, warnings, the curves. */
+function Distill({ step }: { step: Of<'distill'> }) {
+  const signal = step.signal.kind === 'topk' ? `top-${String(step.signal.k ?? '')} cache${step.signal.cacheBytes !== undefined ? `, ${formatInteger(step.signal.cacheBytes)} bytes` : ''}` : 'teacher logits every step';
+  return (
+    <Stack gap="sm" data-testid="distill-details">
+      <SimpleGrid cols={{ base: 2, md: 4 }}>
+        <Fact label="Teacher" value={`${step.teacher.blocks} blocks, ${formatInteger(step.teacher.parameters)} parameters`} />
+        <Fact label="Student" value={`${step.student.blocks} blocks${step.student.keptBlocks ? ` (${step.student.keptBlocks.join(', ')})` : ''}, ${formatInteger(step.student.parameters)} parameters`} />
+        <Fact label="Loss" value={`T = ${step.loss.temperature}, α = ${step.loss.alpha}${step.loss.reverse ? ', reverse KL' : ''}${step.loss.hidden > 0 ? `, hidden ${step.loss.hidden}` : ''}`} />
+        <Fact label="Teacher signal" value={signal} />
+        <Fact label="Agreement (top-1)" value={<span data-testid="distill-agreement">{`${pct(step.agreementBefore)} → ${pct(step.agreementAfter)}`}</span>} />
+      </SimpleGrid>
+      {step.warnings.map((w) => <Text key={w} size="xs" c="orange" data-testid="distill-warning">{w}</Text>)}
+      <TrainCurves curve={step.curve} />
+    </Stack>
+  );
+}
 
 /** What the method did, from the job's step details (and the sensitivity ranking when the recipe had one). */
 export function MethodDetails({ details }: { details: Record<string, unknown> }) {
@@ -188,6 +208,7 @@ export function MethodDetails({ details }: { details: Record<string, unknown> })
           {quantize.key === 'quantize:int8-static' && <Int8Static step={quantize} />}
           {prune && <PruneSparsity report={prune} />}
           {quantize.key === 'train' && <TrainCurves curve={quantize.curve} />}
+          {quantize.key === 'distill' && <Distill step={quantize} />}
         </Paper>
       )}
     </>

@@ -21,8 +21,9 @@ describe('step descriptions', () => {
     for (const d of STEP_DESCRIPTIONS) {
       expect(d.summary, d.key).not.toMatch(/\n/);
       expect(d.options.length, d.key).toBeGreaterThan(0);
-      const minimal = { type: d.type, ...(d.method ? { method: d.method } : {}), ...(d.needs.tokenizer && d.type !== 'train' ? { calibration: { text: 'c.txt' } } : {}),
+      const minimal = { type: d.type, ...(d.method ? { method: d.method } : {}), ...(d.needs.tokenizer && d.type !== 'train' && d.type !== 'distill' ? { calibration: { text: 'c.txt' } } : {}),
         ...(d.type === 'train' ? { text: 't.txt', steps: 4 } : {}),
+        ...(d.type === 'distill' ? { student: { blocks: [0, 2] }, data: { text: 't.txt' }, schedule: { steps: 4 } } : {}),
         ...(d.type === 'sensitivity' ? { quantize: { type: 'quantize', method: 'rtn' } } : {}),
         ...(d.key === 'prune:structured' ? { target: 'heads', count: 1 } : {}) };
       const parsed = d.schema.safeParse(minimal);
@@ -54,8 +55,8 @@ describe('step descriptions', () => {
     const both = Recipe.parse({ model, steps: [sensitivity, { type: 'quantize', method: 'fp16' }] });
     expect([plain, analysis, both].map(recipeKind)).toEqual(['evaluate', 'sensitivity', 'quantize']);
     expect([plain, analysis, both].map(compresses)).toEqual([false, false, true]);
-    expect(JOB_KINDS).toEqual(['evaluate', 'quantize', 'prune', 'sensitivity', 'train']);
-    expect(JOB_KINDS.map(jobTitle)).toEqual(['Evaluate', 'Quantize', 'Prune', 'Sensitivity of', 'Train']);
+    expect(JOB_KINDS).toEqual(['evaluate', 'quantize', 'prune', 'sensitivity', 'train', 'distill']);
+    expect(JOB_KINDS.map(jobTitle)).toEqual(['Evaluate', 'Quantize', 'Prune', 'Sensitivity of', 'Train', 'Distill']);
   });
 
   it('step details are parsed by their schema and tagged; ones that do not match are left out', () => {
