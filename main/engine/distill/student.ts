@@ -22,15 +22,16 @@ import { loadTokenizer } from '../data/tokenizer.ts';
 import { throwIfAborted, WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
 import { countParameters } from '../model/parameters.ts';
-import { toNumber } from '../onnx/graph.ts';
-import type { GraphProto, OnnxModel, ValueInfoProto } from '../onnx/proto-types.ts';
+import { encodeModel, payloadLength, type ExternalPlacement } from '../onnx/encode.ts';
+import { allTensors, toNumber } from '../onnx/graph.ts';
+import type { GraphProto, ModelProto, OnnxModel, TensorProto, ValueInfoProto } from '../onnx/proto-types.ts';
 import { readModel } from '../onnx/reader.ts';
-import { tensorByteLength } from '../onnx/tensor-data.ts';
+import { EXTERNAL_ALIGNMENT } from '../onnx/writer.ts';
 import { applyStructured, type StructuredApplyResult } from '../prune/structured-apply.ts';
 import type { StructuredPlan } from '../prune/structured-plan.ts';
 import { mapArchitecture, type ArchitectureMap } from '../rewrite/architecture.ts';
 import { MANIFEST_FILE, updateManifest } from '../rewrite/manifest.ts';
-import { listFiles } from '../rewrite/output-folder.ts';
+import { DATA_FILE, listFiles } from '../rewrite/output-folder.ts';
 import { TensorSpool } from '../rewrite/spool.ts';
 import { WeightReader } from '../rewrite/weight-reader.ts';
 import { writeOutputFolder, type OutputOptions, type WrittenFolder } from '../rewrite/write-folder.ts';
@@ -53,7 +54,7 @@ export interface StudentSize {
   /** Kept teacher blocks, ascending. */
   blocks: number[];
   params: number;
-  /** Bytes of the student's files: the teacher's model files less the dropped blocks' tensors. */
+  /** Bytes of the student's model.onnx and model.onnx.data as the output folder writes them. */
   bytes: number;
   teacherParams: number;
   teacherBytes: number;
@@ -122,17 +123,36 @@ async function modelBytes(model: OnnxModel): Promise<number> {
   return model.fileBytes + sizes.reduce((a, b) => a + b, 0);
 }
 
+/** Tensors of this many bytes or more go to model.onnx.data (as write-folder.ts writes the model). */
+const WRITE_THRESHOLD = 1024;
+
 /**
- * The student's size before it is built: its kept blocks, parameter count and file bytes, from the
- * same surgery done in memory (no tensor is read, nothing is written).
+ * Bytes of model.onnx + model.onnx.data for `proto` as the output folder writes it (onnx/writer.ts:
+ * tensors of WRITE_THRESHOLD bytes or more external, each at a 4096-aligned offset), without writing.
+ */
+function writtenBytes(proto: ModelProto): number {
+  const placed = new Map<TensorProto, ExternalPlacement>();
+  let cursor = 0;
+  for (const t of allTensors(proto)) {
+    const length = payloadLength(t);
+    if (!t.data || placed.has(t) || length < WRITE_THRESHOLD) continue;
+    const offset = Math.ceil(cursor / EXTERNAL_ALIGNMENT) * EXTERNAL_ALIGNMENT;
+    placed.set(t, { location: DATA_FILE, offset, length });
+    cursor = offset + length;
+  }
+  return encodeModel(proto, { placement: (t) => placed.get(t) ?? null }).size + cursor;
+}
+
+/**
+ * The student's size before it is built: its kept blocks, parameter count and model file bytes, from
+ * the same surgery done in memory (no tensor is read, nothing is written).
  */
 export async function describeStudent(teacherPath: string, keep: readonly number[]): Promise<StudentSize> {
   const { model, map, source } = await teacherModel(teacherPath);
   mappedBlocks(map, source);
   const blocks = checkBlockList(keep, map.blocks.length);
-  const graph = model.proto.graph!;
   const teacherParams = countParameters(model.proto).parameters;
-  const before = new Map(graph.initializer.map((t) => [t.name ?? '', tensorByteLength(t)]));
+  const teacherBytes = await modelBytes(model);
   // The block cut reads no tensor and writes none: the reader and spool stay unused.
   const reader = new WeightReader();
   try {
@@ -140,11 +160,7 @@ export async function describeStudent(teacherPath: string, keep: readonly number
   } finally {
     await reader.close();
   }
-  const after = new Set(graph.initializer.map((t) => t.name ?? ''));
-  let removedBytes = 0;
-  for (const [name, bytes] of before) if (!after.has(name)) removedBytes += bytes;
-  const teacherBytes = await modelBytes(model);
-  return { blocks, params: countParameters(model.proto).parameters, bytes: teacherBytes - removedBytes, teacherParams, teacherBytes };
+  return { blocks, params: countParameters(model.proto).parameters, bytes: writtenBytes(model.proto), teacherParams, teacherBytes };
 }
 
 // ── config files ─────────────────────────────────────────────────────────────────────────────────────
