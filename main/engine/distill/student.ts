@@ -36,7 +36,10 @@ import { TensorSpool } from '../rewrite/spool.ts';
 import { WeightReader } from '../rewrite/weight-reader.ts';
 import { writeOutputFolder, type OutputOptions, type WrittenFolder } from '../rewrite/write-folder.ts';
 
-export type StudentOptions = OutputOptions;
+export interface StudentOptions extends OutputOptions {
+  /** The step recorded in whittle.json (default: a distill step naming the kept blocks). */
+  step?: unknown;
+}
 
 export interface StudentResult extends WrittenFolder {
   /** The teacher's blocks the student keeps, ascending (student block j is teacher block blocks[j]). */
@@ -94,8 +97,8 @@ export function parseBlockList(text: string, n: number): number[] {
   return checkBlockList(parts.map(Number), n);
 }
 
-/** The map's blocks, or INVALID_INPUT saying why they could not be found. */
-function mappedBlocks(map: ArchitectureMap, teacherPath: string): void {
+/** INVALID_INPUT, saying why, unless every block of the map can be bypassed. */
+function checkMappable(map: ArchitectureMap, teacherPath: string): void {
   const bypassable = map.blocks.length > 0 && map.blocks.every((b) => b.residual.input && b.residual.attentionJoin && b.residual.mlpJoin && b.attention.o && b.mlp.down);
   if (map.family !== 'unknown' && bypassable) return;
   const why = map.issues.length ? map.issues.slice(0, 4).join('; ') : map.blocks.length ? 'the residual joins of some blocks were not found' : 'no transformer blocks were found';
@@ -149,7 +152,7 @@ function writtenBytes(proto: ModelProto): number {
  */
 export async function describeStudent(teacherPath: string, keep: readonly number[]): Promise<StudentSize> {
   const { model, map, source } = await teacherModel(teacherPath);
-  mappedBlocks(map, source);
+  checkMappable(map, source);
   const blocks = checkBlockList(keep, map.blocks.length);
   const teacherParams = countParameters(model.proto).parameters;
   const teacherBytes = await modelBytes(model);
@@ -202,13 +205,13 @@ export async function setConfigLayers(dir: string, layers: number): Promise<stri
  */
 export async function writeStudentByBlocks(teacherPath: string, keep: readonly number[], outDir: string, ctx: JobContext, options: StudentOptions = {}): Promise<StudentResult> {
   const { model, map, source } = await teacherModel(teacherPath);
-  mappedBlocks(map, source);
+  checkMappable(map, source);
   const blocks = checkBlockList(keep, map.blocks.length);
   const teacherParams = countParameters(model.proto).parameters;
   const p = plan(map, blocks);
   ctx.log('info', `student: keeps block${blocks.length === 1 ? '' : 's'} ${blocks.join(', ')} of the teacher's ${map.blocks.length}`);
   const written = await writeOutputFolder<{ applied: StructuredApplyResult; params: number }>(model, outDir, ctx, {
-    step: { type: 'distill', student: { kind: 'blocks', blocks } },
+    step: options.step ?? { type: 'distill', student: { kind: 'blocks', blocks } },
     options: { ...options, deliver: 'partial' },
     rewrite: async (m, scope) => {
       const applied = await applyStructured(m.proto, map, p, scope);
