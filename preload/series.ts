@@ -49,7 +49,12 @@ export interface CurvePoint {
   tokensPerSecond: number;
   etaSeconds: number;
   evalLoss?: number;
+  /** The objective's parts per counted token (distillation: 'kl', 'ce', teacher–student 'agree'). */
+  parts?: Record<string, number>;
 }
+
+/** The series value key of an objective's part ('part.kl'): apart from the point's own keys. */
+const PART = 'part.';
 
 /** A training point as a series point ('train'). */
 export function trainSeriesPoint(p: CurvePoint): SeriesPoint {
@@ -57,6 +62,7 @@ export function trainSeriesPoint(p: CurvePoint): SeriesPoint {
     totalSteps: p.totalSteps, loss: p.loss, lr: p.lr, gradNorm: p.gradNorm, tokensPerSecond: p.tokensPerSecond, etaSeconds: p.etaSeconds,
   };
   if (p.evalLoss !== undefined) values.evalLoss = p.evalLoss;
+  for (const [k, v] of Object.entries(p.parts ?? {})) values[`${PART}${k}`] = v;
   return { series: 'train', step: p.step, values };
 }
 
@@ -67,5 +73,7 @@ export function trainPointOf(p: SeriesPoint): CurvePoint {
     step: p.step, totalSteps: v('totalSteps'), loss: v('loss'), lr: v('lr'), gradNorm: v('gradNorm'), tokensPerSecond: v('tokensPerSecond'), etaSeconds: v('etaSeconds'),
   };
   if (p.values.evalLoss !== undefined) point.evalLoss = p.values.evalLoss;
+  const parts = Object.entries(p.values).filter(([k]) => k.startsWith(PART));
+  if (parts.length) point.parts = Object.fromEntries(parts.map(([k, v]) => [k.slice(PART.length), v]));
   return point;
 }

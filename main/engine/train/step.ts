@@ -92,16 +92,16 @@ export function mergeCurves(earlier: readonly CurvePoint[], engine: readonly Cur
   return [...earlier.filter((p) => p.step < first), ...engine];
 }
 
-async function runTrain(input: StepInput<TrainStep>, ctx: JobContext): Promise<StepOutput> {
-  const { step, recipe } = input;
-  const config = await trainConfigOf(step, recipe, ctx.signal);
-  const checkpointDir = checkpointFolder(step, input.index, ctx.workDir);
-  const resume = step.resume !== undefined;
+/**
+ * The curve of a resumable training step kept beside its checkpoints: a resumed run's watchers first see
+ * the curve so far (`earlier`), then every point is streamed as a 'train' series point and appended to
+ * `curve.jsonl`. `flush` waits for the writes.
+ */
+export async function curveRecorder(checkpointDir: string, resume: boolean, ctx: JobContext): Promise<{ earlier: CurvePoint[]; onPoint: (p: TrainPoint) => void; flush: () => Promise<void> }> {
   await mkdir(checkpointDir, { recursive: true });
   const earlier = resume ? await readCurve(checkpointDir) : [];
   // A resumed run's watchers see the curve so far first; the engine's points then replace its tail.
   for (const p of earlier) ctx.point?.(trainSeriesPoint(p));
-
   const curveFile = path.join(checkpointDir, CURVE_FILE);
   let writes: Promise<void> = resume ? Promise.resolve() : appendFile(curveFile, '', { flag: 'w' });
   const onPoint = (p: TrainPoint): void => {
@@ -109,28 +109,11 @@ async function runTrain(input: StepInput<TrainStep>, ctx: JobContext): Promise<S
     const line = `${JSON.stringify(p)}\n`;
     writes = writes.then(() => appendFile(curveFile, line)).catch((e: unknown) => ctx.log('warn', `The curve could not be saved beside the checkpoints: ${(e as Error).message}`));
   };
+  return { earlier, onPoint, flush: () => writes };
+}
 
-  ctx.log('info', `training: ${step.steps !== undefined ? `${step.steps} steps` : `${step.epochs} epoch(s)`}, B = ${config.batch}, T = ${config.length}, lr ${config.lr}, warmup ${config.warmupSteps}; checkpoints in ${checkpointDir}${resume ? ' (resuming)' : ''}`);
-  let r;
-  try {
-    r = await trainModel({
-      modelPath: input.modelPath, outDir: stepOutputDir(input, ctx), deliver: 'partial', recipe: recipe as Recipe,
-      checkpointDir, resume, config, onPoint,
-    }, ctx);
-  } finally {
-    await writes;
-  }
-
-  const curve = mergeCurves(earlier, r.details.curve);
-  const output = folderStepOutput(r.folder, {
-    objective: step.objective,
-    ...r.details,
-    ...(step.resume?.experiment !== undefined ? { resumedFromExperiment: step.resume.experiment } : {}),
-    checkpointDir,
-    config: { batch: config.batch, length: config.length, accumulate: config.accumulate, lr: config.lr, warmupSteps: config.warmupSteps, freeze: config.freeze },
-    curve,
-  });
-  // The checkpoints go once the output has its final name: until then a cancel can still resume.
+/** The step's output, with its checkpoints removed once the output has its final name (until then a cancel can still resume). */
+export function removeCheckpointsOnCommit(output: StepOutput, checkpointDir: string, ctx: JobContext): StepOutput {
   const pending = output.pending;
   if (pending) {
     output.pending = {
@@ -145,6 +128,36 @@ async function runTrain(input: StepInput<TrainStep>, ctx: JobContext): Promise<S
     };
   }
   return output;
+}
+
+async function runTrain(input: StepInput<TrainStep>, ctx: JobContext): Promise<StepOutput> {
+  const { step, recipe } = input;
+  const config = await trainConfigOf(step, recipe, ctx.signal);
+  const checkpointDir = checkpointFolder(step, input.index, ctx.workDir);
+  const resume = step.resume !== undefined;
+  const { earlier, onPoint, flush } = await curveRecorder(checkpointDir, resume, ctx);
+
+  ctx.log('info', `training: ${step.steps !== undefined ? `${step.steps} steps` : `${step.epochs} epoch(s)`}, B = ${config.batch}, T = ${config.length}, lr ${config.lr}, warmup ${config.warmupSteps}; checkpoints in ${checkpointDir}${resume ? ' (resuming)' : ''}`);
+  let r;
+  try {
+    r = await trainModel({
+      modelPath: input.modelPath, outDir: stepOutputDir(input, ctx), deliver: 'partial', recipe: recipe as Recipe,
+      checkpointDir, resume, config, onPoint,
+    }, ctx);
+  } finally {
+    await flush();
+  }
+
+  const curve = mergeCurves(earlier, r.details.curve);
+  const output = folderStepOutput(r.folder, {
+    objective: step.objective,
+    ...r.details,
+    ...(step.resume?.experiment !== undefined ? { resumedFromExperiment: step.resume.experiment } : {}),
+    checkpointDir,
+    config: { batch: config.batch, length: config.length, accumulate: config.accumulate, lr: config.lr, warmupSteps: config.warmupSteps, freeze: config.freeze },
+    curve,
+  });
+  return removeCheckpointsOnCommit(output, checkpointDir, ctx);
 }
 
 export const trainStep: StepRunner<TrainStep> = { description: TRAIN, run: runTrain };
