@@ -3,7 +3,10 @@
  *
  * 1. The differentiable region: float tensors on a path from some `wrt` tensor to some seeded tensor.
  *    Integer and boolean tensors (shapes, masks, ids) and the outputs of NON_DIFFERENTIABLE ops carry
- *    no gradient, so Shape → Gather → Concat → Reshape arithmetic is never visited.
+ *    no gradient, so Shape → Gather → Concat → Reshape arithmetic is never visited. Two exceptions for
+ *    fake quantization: QuantizeLinear's integer output carries its straight-through gradient
+ *    (STRAIGHT_THROUGH), and ops listed in GRADIENT_INPUTS are followed back through those inputs only
+ *    (a scale computed from the weight in the graph is not).
  * 2. The region's nodes in reverse topological order: each node's output gradients (the sum of every
  *    consumer's contribution — a weight used twice, like a tied embedding, gets an Add) go through the
  *    op's rule (rules/index.ts), which emits the input gradients of the inputs in the region only.
@@ -14,7 +17,7 @@ import { WhittleError } from '../../errors.ts';
 import { isFloatDtype } from '../../onnx/dtype.ts';
 import type { GraphProto, NodeProto } from '../../onnx/proto-types.ts';
 import { GradBuilder, MIN_OPSET, sameShape } from './builder.ts';
-import { NON_DIFFERENTIABLE, RULES, type Grad, type RuleContext } from './rules/index.ts';
+import { GRADIENT_INPUTS, NON_DIFFERENTIABLE, RULES, STRAIGHT_THROUGH, type Grad, type RuleContext } from './rules/index.ts';
 import type { DifferentiateRequest, DifferentiateResult, MetaMap } from './types.ts';
 
 const isDefaultDomain = (d: string | undefined): boolean => d === undefined || d === '' || d === 'ai.onnx';
@@ -29,17 +32,23 @@ function carriesGradient(node: NodeProto): boolean {
 
 /** The tensors on a path from `wrt` to a seeded tensor, and the nodes that connect them. */
 export function differentiableRegion(graph: GraphProto, meta: MetaMap, wrt: readonly string[], seedTensors: readonly string[]): { tensors: Set<string>; nodes: NodeProto[] } {
-  const isFloat = (name: string): boolean => name !== '' && isFloatDtype(meta.get(name)?.dtype);
+  const straightThrough = new Set<string>();
+  for (const node of graph.node) if (isDefaultDomain(node.domain) && STRAIGHT_THROUGH.has(node.opType ?? '')) for (const o of node.output) straightThrough.add(o);
+  const isFloat = (name: string): boolean => name !== '' && (isFloatDtype(meta.get(name)?.dtype) || straightThrough.has(name));
+  const followed = (node: NodeProto, i: number): boolean => {
+    const only = isDefaultDomain(node.domain) ? GRADIENT_INPUTS.get(node.opType ?? '') : undefined;
+    return only === undefined || only.includes(i);
+  };
   const forward = new Set(wrt.filter(isFloat));
   for (const node of graph.node) {
     if (!carriesGradient(node)) continue;
-    if (node.input.some((i) => forward.has(i))) for (const o of node.output) if (isFloat(o)) forward.add(o);
+    if (node.input.some((i, j) => forward.has(i) && followed(node, j))) for (const o of node.output) if (isFloat(o)) forward.add(o);
   }
   const backward = new Set(seedTensors.filter(isFloat));
   for (let k = graph.node.length - 1; k >= 0; k--) {
     const node = graph.node[k];
     if (!carriesGradient(node)) continue;
-    if (node.output.some((o) => backward.has(o))) for (const i of node.input) if (isFloat(i)) backward.add(i);
+    if (node.output.some((o) => backward.has(o))) node.input.forEach((i, j) => { if (isFloat(i) && followed(node, j)) backward.add(i); });
   }
   const tensors = new Set([...forward].filter((t) => backward.has(t)));
   const nodes = graph.node.filter((n) => carriesGradient(n) && n.output.some((o) => tensors.has(o)) && n.input.some((i) => tensors.has(i)));

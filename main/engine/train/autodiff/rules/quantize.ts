@@ -1,0 +1,89 @@
+/**
+ * Fake quantization: QuantizeLinear → DequantizeLinear, differentiated with the straight-through
+ * estimator (TRAINING.md, "QuantizeLinear→DequantizeLinear (fake quant, QAT)").
+ *
+ *   q = saturate(round(x / s) + zp)      (integer, per tensor, per axis, or blocked along `axis`)
+ *   y = (q − zp) · s
+ *   ∂x = Where(qmin − ½ ≤ x / s + zp ≤ qmax + ½, ∂y, 0)
+ *
+ * The gradient crosses the integer tensor q in value units: DequantizeLinear hands ∂y to q unchanged and
+ * QuantizeLinear masks it to the values that round into the grid (those that saturate get none). The
+ * differentiable region lets a gradient through QuantizeLinear's integer output for that reason
+ * (STRAIGHT_THROUGH in index.ts); scales and zero points get no gradient (their inputs are not followed,
+ * GRADIENT_INPUTS), so they may be computed from the weights in the graph (min/max per block) without
+ * rules for those ops.
+ */
+import { WhittleError } from '../../../errors.ts';
+import { DataType } from '../../../onnx/dtype.ts';
+import type { NodeProto } from '../../../onnx/proto-types.ts';
+import { normAxis, sizeOf, type GradBuilder } from '../builder.ts';
+import { inputAt, onlyGrad, type Rule } from './rule.ts';
+
+/** The integer range [qmin, qmax] of a quantized type. */
+export function quantRange(dtype: number): [number, number] {
+  switch (dtype) {
+    case DataType.uint8: return [0, 255];
+    case DataType.int8: return [-128, 127];
+    case DataType.uint16: return [0, 65535];
+    case DataType.int16: return [-32768, 32767];
+    case DataType.uint4: return [0, 15];
+    case DataType.int4: return [-8, 7];
+    default: throw new WhittleError('UNSUPPORTED_MODEL', `Whittle cannot train through QuantizeLinear to data type ${dtype}; it handles (u)int4, (u)int8 and (u)int16.`, { dtype });
+  }
+}
+
+function attr(node: NodeProto, name: string, fallback: number): number {
+  const a = node.attribute.find((x) => x.name === name);
+  return a?.i !== undefined ? Number(a.i) : fallback;
+}
+
+/**
+ * A scale or zero point (float) broadcast against x [..., K (at axis), ...]: a scalar as it is, a 1-D
+ * per-axis vector reshaped to [1, …, C, …, 1], a blocked [..., ⌈K/bs⌉, ...] repeated bs times along the
+ * axis (Unsqueeze → Expand → Reshape, then sliced to K).
+ */
+function alongX(b: GradBuilder, p: string, xShape: number[], axis: number, blockSize: number): string {
+  const pShape = b.shape(p);
+  if (sizeOf(pShape) === 1) return b.reshape(p, []);
+  if (blockSize > 0) {
+    const kb = pShape[axis];
+    const withBlock = [...pShape.slice(0, axis + 1), 1, ...pShape.slice(axis + 1)];
+    const repeated = b.expand(b.reshape(p, withBlock), [...pShape.slice(0, axis + 1), blockSize, ...pShape.slice(axis + 1)]);
+    const flat = b.reshape(repeated, [...pShape.slice(0, axis), kb * blockSize, ...pShape.slice(axis + 1)]);
+    if (kb * blockSize === xShape[axis]) return flat;
+    return b.slice(flat, [0], [xShape[axis]], [axis], [1], xShape);
+  }
+  if (pShape.length === 1) return b.reshape(p, xShape.map((d, i) => (i === axis ? d : 1)));
+  throw new WhittleError('UNSUPPORTED_MODEL', `A QuantizeLinear scale of shape [${pShape.join(', ')}] fits neither per-tensor, per-axis nor blocked quantization of [${xShape.join(', ')}].`);
+}
+
+/** QuantizeLinear (x, s, zp?): the straight-through gradient, masked to the values that round into the grid. */
+export const quantizeLinear: Rule = ({ b, needs }, node, gy) => {
+  const g = onlyGrad(node, gy);
+  if (!needs(0)) return [null, null, null];
+  const [x, s] = node.input;
+  const zp = inputAt(node, 2);
+  const xMeta = b.meta(x);
+  const axis = normAxis(attr(node, 'axis', 1), Math.max(1, xMeta.shape.length));
+  const blockSize = attr(node, 'block_size', 0);
+  const outType = zp ? b.dtype(zp) : attr(node, 'output_dtype', 0) || DataType.uint8;
+  const [qmin, qmax] = quantRange(outType);
+  const dtype = xMeta.dtype;
+  // u = x / s + zp, with zp read as a float (DequantizeLinear of the zero point with scale 1).
+  let u = b.div(x, alongX(b, s, xMeta.shape, axis, blockSize));
+  if (zp) {
+    const zpFloat = b.op('DequantizeLinear', [zp, b.scalar(1, dtype)], { dtype, shape: b.shape(zp) });
+    u = b.add(u, alongX(b, zpFloat, xMeta.shape, axis, blockSize));
+  }
+  const bool = { dtype: DataType.bool, shape: xMeta.shape };
+  const above = b.op('GreaterOrEqual', [u, b.scalar(qmin - 0.5, dtype)], bool);
+  const below = b.op('LessOrEqual', [u, b.scalar(qmax + 0.5, dtype)], bool);
+  const inside = b.op('And', [above, below], bool);
+  return [b.op('Where', [inside, g, b.scalar(0, dtype)], b.meta(g)), null, null];
+};
+
+/** DequantizeLinear (q, s, zp?): hands ∂y to q in value units (the other half of the straight-through pair). */
+export const dequantizeLinear: Rule = ({ needs }, node, gy) => {
+  const g = onlyGrad(node, gy);
+  return [needs(0) ? g : null, null, null];
+};
