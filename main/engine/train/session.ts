@@ -29,6 +29,8 @@ export interface Batch {
   /** [B·T] token ids and next-token labels (−1 = not counted). */
   inputIds: BigInt64Array;
   labels: BigInt64Array;
+  /** The labels' shape when it is not [B, T] (a classifier's labels are [B]). */
+  labelShape?: readonly number[];
 }
 
 export class StepSession {
@@ -78,7 +80,7 @@ export class StepSession {
     const feeds: Record<string, ort.Tensor> = {
       ...this.weightFeeds,
       input_ids: this.idsInt32 ? new ort.Tensor('int32', Int32Array.from(batch.inputIds, Number), [b, t]) : new ort.Tensor('int64', batch.inputIds, [b, t]),
-      [LABELS]: new ort.Tensor('int64', batch.labels, [b, t]),
+      [LABELS]: new ort.Tensor('int64', batch.labels, batch.labelShape ?? [b, t]),
       ...extra,
     };
     const out = await this.session.run(feeds);

@@ -62,19 +62,31 @@ function dimsOf(v: ValueInfoProto): (number | string | undefined)[] {
   return v.type?.tensorType?.shape?.dim.map((d) => (d.dimValue !== undefined ? Number(d.dimValue) : d.dimParam)) ?? [];
 }
 
-/** Constant feeds that stand in for everything but the tokens: how the view runs without cache. */
-function constantInputs(graph: GraphProto, batch: number, length: number): { ids: ValueInfoProto; constants: TensorProto[] } {
+/**
+ * Which graph inputs stay data inputs of the view (fed per batch) and which output it keeps. A decoder's
+ * view feeds the tokens only; an encoder's (encoder-view.ts) also feeds its attention mask.
+ */
+export interface ViewForm {
+  dataInputs: string[];
+  /** Picks the output the view keeps (the logits). */
+  output: (graph: GraphProto) => string;
+}
+
+/** Constant feeds that stand in for everything but the data inputs: how the view runs without cache. */
+function constantInputs(graph: GraphProto, batch: number, length: number, dataInputs: ReadonlySet<string>): { ids: ValueInfoProto; constants: TensorProto[] } {
   const ids = graph.input.find((v) => v.name === 'input_ids');
   if (!ids) throw new WhittleError('UNSUPPORTED_MODEL', `Whittle trains decoders that take input_ids; this model's inputs are ${graph.input.map((v) => v.name).join(', ')}.`);
   const constants: TensorProto[] = [];
   const initNames = new Set(graph.initializer.map((t) => t.name));
   for (const v of graph.input) {
     const name = v.name ?? '';
-    if (name === 'input_ids' || initNames.has(name)) continue;
+    if (name === 'input_ids' || dataInputs.has(name) || initNames.has(name)) continue;
     const type = elemType(v);
     const intConst = (shape: number[], values: number[]): TensorProto => (type === DataType.int32 ? int32Constant(name, shape, values) : int64Constant(name, shape, values));
     if (name === 'attention_mask') {
       constants.push(intConst([batch, length], new Array<number>(batch * length).fill(1)));
+    } else if (name === 'token_type_ids') {
+      constants.push(intConst([batch, length], new Array<number>(batch * length).fill(0)));
     } else if (name === 'position_ids') {
       const pos: number[] = [];
       for (let b = 0; b < batch; b++) for (let t = 0; t < length; t++) pos.push(t);
@@ -103,6 +115,7 @@ function logitsOutput(graph: GraphProto): string {
   return candidates[0].name ?? '';
 }
 
+/** A probe feed of ones (tokens, or a mask with every position attended). */
 function idsFeed(dtype: number, batch: number, length: number): ort.Tensor {
   const n = batch * length;
   return dtype === DataType.int32 ? new ort.Tensor('int32', new Int32Array(n).fill(1), [batch, length]) : new ort.Tensor('int64', new BigInt64Array(n).fill(1n), [batch, length]);
@@ -113,12 +126,16 @@ interface ProbedView {
   graph: GraphProto;
   meta: MetaMap;
   idsType: number;
+  /** Element types of the data inputs. */
+  dataTypes: Map<string, number>;
   logits: string;
   sourceDtypes: Map<string, number>;
 }
 
 /** Steps 1–3 of the view: constants for all but the tokens, float32, static shapes and folded shape arithmetic. */
-async function probedView(source: OnnxModel, batch: number, length: number, options: { scratchDir?: string; threads?: number }): Promise<ProbedView> {
+const DECODER_FORM: ViewForm = { dataInputs: ['input_ids'], output: logitsOutput };
+
+async function probedView(source: OnnxModel, batch: number, length: number, options: { scratchDir?: string; threads?: number }, form: ViewForm = DECODER_FORM): Promise<ProbedView> {
   const src = source.proto;
   if (!src.graph) throw new WhittleError('MODEL_PARSE', 'The model has no graph.');
   const graph: GraphProto = { ...src.graph, node: [...src.graph.node], initializer: [...src.graph.initializer], input: [...src.graph.input], output: [...src.graph.output], valueInfo: [] };
@@ -127,11 +144,11 @@ async function probedView(source: OnnxModel, batch: number, length: number, opti
   const model: ModelProto = { ...src, opsetImport, graph };
 
   // 1. Only the tokens stay an input; logits the only output.
-  const { ids, constants } = constantInputs(graph, batch, length);
+  const { ids, constants } = constantInputs(graph, batch, length, new Set(form.dataInputs));
   const constantNames = new Set(constants.map((t) => t.name));
   graph.input = graph.input.filter((v) => !constantNames.has(v.name ?? ''));
   graph.initializer.push(...constants);
-  const logits = logitsOutput(graph);
+  const logits = form.output(graph);
   graph.output = graph.output.filter((o) => o.name === logits);
   removeDeadNodes(graph);
 
@@ -140,18 +157,27 @@ async function probedView(source: OnnxModel, batch: number, length: number, opti
 
   // 3. Static shapes and the values of shape arithmetic, from one probe run.
   const idsType = elemType(ids) ?? DataType.int64;
+  const dataTypes = new Map<string, number>();
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const name of form.dataInputs) {
+    const v = graph.input.find((x) => x.name === name);
+    if (!v) throw new WhittleError('UNSUPPORTED_MODEL', `This model has no input '${name}'; its inputs are ${graph.input.map((x) => x.name).join(', ')}.`, { input: name });
+    const type = elemType(v) ?? DataType.int64;
+    dataTypes.set(name, type);
+    feeds[name] = idsFeed(type, batch, length);
+  }
   let probe;
   try {
     // One run fetches every tensor: the caller has checked that the run's activations fit in memory
     // (memory.ts), and a probe split into many runs repeats the whole forward for each.
-    probe = await probeTensors(model, { input_ids: idsFeed(idsType, batch, length) }, { scratchDir: options.scratchDir, threads: options.threads, maxBytesPerRun: Number.POSITIVE_INFINITY });
+    probe = await probeTensors(model, feeds, { scratchDir: options.scratchDir, threads: options.threads, maxBytesPerRun: Number.POSITIVE_INFINITY });
   } catch (e) {
     if (!isWhittleError(e) || e.code !== 'MODEL_PARSE') throw e;
     throw new WhittleError('INVALID_INPUT', `The model does not run on batches of ${batch} × ${length} tokens (${e.message}). Use a shorter length: many models accept at most as many positions as their position or rotary tables hold.`, { batch, length }, { cause: e });
   }
   const meta = probe.meta;
-  foldStaticTensors(graph, meta, probe.values, ['input_ids']);
-  return { model, graph, meta, idsType, logits, sourceDtypes };
+  foldStaticTensors(graph, meta, probe.values, form.dataInputs);
+  return { model, graph, meta, idsType, dataTypes, logits, sourceDtypes };
 }
 
 /**
@@ -170,15 +196,26 @@ export async function profileActivations(source: OnnxModel, length: number, opti
 
 /** Builds the training view of `source` for (batch, length). */
 export async function buildTrainingView(source: OnnxModel, arch: ArchitectureMap, options: TrainingViewOptions): Promise<TrainingView> {
+  const view = await buildViewOfForm(source, arch, options, DECODER_FORM);
+  const logitsMeta = view.meta.get(view.logits);
+  if (!logitsMeta || logitsMeta.shape.length !== 3) throw new WhittleError('UNSUPPORTED_MODEL', `The logits of this model are not [batch, sequence, vocabulary] (probe: [${logitsMeta?.shape.join(', ') ?? '?'}]).`);
+  return view;
+}
+
+/**
+ * The view for a given form (data inputs and output): steps 1–5 of the header. `vocab` is the last
+ * dimension of the kept output (classes, for a classifier's [B, C] logits).
+ */
+export async function buildViewOfForm(source: OnnxModel, arch: ArchitectureMap, options: TrainingViewOptions, form: ViewForm): Promise<TrainingView> {
   const { batch, length } = options;
-  const { model, graph, meta, idsType, logits, sourceDtypes } = await probedView(source, batch, length, options);
+  const { model, graph, meta, idsType, dataTypes, logits, sourceDtypes } = await probedView(source, batch, length, options, form);
 
   // 4. Standard ops only.
   decomposeContribOps(model, meta);
   removeDeadNodes(graph);
 
   // 5. Parameters: trainable ones become inputs.
-  const dependent = dataDependent(graph, ['input_ids']);
+  const dependent = dataDependent(graph, form.dataInputs);
   const params = findParameters(graph, dependent, arch, sourceDtypes);
   const trainable = options.inference ? [] : params.filter((p) => !options.frozen(p));
   const frozen = options.inference ? params : params.filter((p) => options.frozen(p));
@@ -192,13 +229,15 @@ export async function buildTrainingView(source: OnnxModel, arch: ArchitectureMap
   }
   graph.initializer = kept;
   for (const p of trainable) graph.input.push(valueInfo(p.name, { dtype: DataType.float32, shape: p.dims }));
-  const idsMeta: TensorMeta = { dtype: idsType, shape: [batch, length] };
-  graph.input = graph.input.map((v) => (v.name === 'input_ids' ? valueInfo('input_ids', idsMeta) : v));
-  meta.set('input_ids', idsMeta);
+  for (const [name, dtype] of dataTypes) {
+    const dataMeta: TensorMeta = { dtype, shape: [batch, length] };
+    graph.input = graph.input.map((v) => (v.name === name ? valueInfo(name, dataMeta) : v));
+    meta.set(name, dataMeta);
+  }
   const logitsMeta = meta.get(logits);
-  if (!logitsMeta || logitsMeta.shape.length !== 3) throw new WhittleError('UNSUPPORTED_MODEL', `The logits of this model are not [batch, sequence, vocabulary] (probe: [${logitsMeta?.shape.join(', ') ?? '?'}]).`);
+  if (!logitsMeta || logitsMeta.shape.length < 2) throw new WhittleError('UNSUPPORTED_MODEL', `The output ${logits} of this model has no static shape after the probe.`);
   graph.output = [valueInfo(logits, logitsMeta)];
-  return { model, meta, inputIds: { name: 'input_ids', dtype: idsType }, batch, length, logits, vocab: logitsMeta.shape[2], trainable, frozen, initial };
+  return { model, meta, inputIds: { name: 'input_ids', dtype: idsType }, batch, length, logits, vocab: logitsMeta.shape[logitsMeta.shape.length - 1], trainable, frozen, initial };
 }
 
 /** Total elements of a parameter list. */
