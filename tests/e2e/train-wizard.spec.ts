@@ -100,6 +100,8 @@ const press = async (page: Page, testId: string): Promise<void> => {
 const attr = async (page: Page, testId: string, name: string): Promise<number> => Number(await page.getByTestId(testId).getAttribute(name));
 
 test('a cancelled training run shows Resume in the history and continues the same curve', async ({ page }) => {
+  // Two runs, a cancel each and the history in between: on a loaded 2-core machine this takes minutes.
+  test.setTimeout(420_000);
   await page.goto(serve.url);
   await page.getByTestId('train-sample').click();
   await page.getByTestId('train-samples').fill('10');
