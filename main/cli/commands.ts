@@ -1,5 +1,5 @@
 /** The table of `whittle` commands: their arguments, options and help. */
-import { methodsWithFlag, PRUNE_METHODS, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, TRAIN } from '../../preload/methods.ts';
+import { DISTILL, methodsWithFlag, PRUNE_METHODS, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, TRAIN } from '../../preload/methods.ts';
 import { FREEZE_ROLES } from '../../preload/recipe.ts';
 import type { CommandSpec } from './args.ts';
 
@@ -206,6 +206,59 @@ export const trainCommand: CommandSpec = {
   ],
 };
 
+/** The help of a distill option, from the step's description. */
+const distillHelp = (flag: string): string => DISTILL.options.find((o) => o.flag === flag)?.help ?? '';
+
+export const distillCommand: CommandSpec = {
+  name: 'distill',
+  summary: "Distil a student from a teacher (some of its blocks, or your own model) on a text, and compare teacher and student.",
+  positionals: [],
+  options: [
+    { name: 'teacher', type: 'string', value: 'FILE', description: 'the teacher .onnx model (not with --resume)' },
+    { name: 'student-blocks', type: 'string', value: 'LIST', description: distillHelp('student-blocks') },
+    { name: 'student', type: 'string', value: 'FILE', description: distillHelp('student') },
+    { name: 'text', type: 'string', value: 'FILE', description: distillHelp('text') },
+    { name: 'tokenizer', type: 'string', value: 'FILE', description: "the teacher's tokenizer.json (default: tokenizer.json beside the teacher)" },
+    { name: 'temperature', type: 'string', value: 'T', description: distillHelp('temperature') },
+    { name: 'alpha', type: 'string', value: 'A', description: distillHelp('alpha') },
+    { name: 'reverse-kl', type: 'boolean', description: distillHelp('reverse-kl') },
+    { name: 'hidden-loss', type: 'string', value: 'X', description: distillHelp('hidden-loss') },
+    { name: 'topk-cache', type: 'int', value: 'K', min: 1, description: distillHelp('topk-cache') },
+    { name: 'lora-rank', type: 'int', value: 'R', min: 1, description: distillHelp('lora-rank') },
+    { name: 'steps', type: 'int', value: 'N', min: 1, description: distillHelp('steps') },
+    { name: 'epochs', type: 'string', value: 'E', description: distillHelp('epochs') },
+    { name: 'batch', type: 'int', value: 'B', min: 1, description: distillHelp('batch') },
+    { name: 'len', type: 'int', value: 'L', min: 8, description: distillHelp('len') },
+    { name: 'accumulate', type: 'int', value: 'N', min: 1, description: distillHelp('accumulate') },
+    { name: 'lr', type: 'string', value: 'X', description: distillHelp('lr') },
+    { name: 'warmup', type: 'int', value: 'N', description: distillHelp('warmup') },
+    { name: 'weight-decay', type: 'string', value: 'X', description: distillHelp('weight-decay') },
+    { name: 'clip-norm', type: 'string', value: 'X', description: distillHelp('clip-norm') },
+    { name: 'eval-text', type: 'string', value: 'FILE', description: distillHelp('eval-text') },
+    { name: 'eval-every', type: 'int', value: 'N', min: 1, description: distillHelp('eval-every') },
+    { name: 'seed', type: 'int', value: 'S', description: distillHelp('seed') },
+    { name: 'checkpoint-every', type: 'int', value: 'N', min: 1, description: distillHelp('checkpoint-every') },
+    { name: 'resume', type: 'int', value: 'ID', min: 1, description: `${distillHelp('resume')} (the experiment's own recipe; no other run flags)` },
+    { name: 'out', type: 'string', value: 'DIR', description: "the output folder (default: a folder of the experiment in Whittle's home)" },
+    { name: 'window', type: 'int', value: 'L', description: 'with --eval-text: document length in tokens for the comparison (default 256)' },
+    { name: 'samples', type: 'int', value: 'N', description: 'with --eval-text: number of documents for the comparison (default 400)' },
+    { name: 'speed', type: 'boolean', description: 'also time prefill and decode of teacher and student in this job' },
+    { name: 'threads', type: 'int', value: 'T', description: "onnxruntime intra-op threads for the speed timing (default: onnxruntime's choice)" },
+    { name: 'name', type: 'string', value: 'NAME', description: 'a name for the experiment in the history' },
+  ],
+  notes: [
+    DISTILL.summary,
+    'Loss: α · KL(teacher_T ‖ student_T) · T² + (1 − α) · cross-entropy on the text (defaults T = 2, α = 0.5).',
+    'Checked before any work: student blocks outside the teacher\'s, a student with another vocabulary. An evaluation text inside the training text is a warning listed with the result.',
+    "The student is written in the teacher's layout (KV cache, genai_config.json / config.json updated).",
+    'Ctrl-C cancels after writing a checkpoint; `whittle distill --resume ID` continues the same curve.',
+    'Examples:',
+    '  whittle distill --teacher model.onnx --student-blocks 0,2,4 --text train.txt --steps 200 --eval-text eval.txt',
+    '  whittle distill --teacher model.onnx --student small.onnx --text train.txt --epochs 1 --temperature 4 --alpha 0.9 --topk-cache 32',
+    '  whittle distill --resume 12',
+  ],
+};
+
 export const historyListCommand: CommandSpec = {
   name: 'history list',
   summary: 'List experiments, newest first.',
@@ -247,5 +300,5 @@ export const serveCommand: CommandSpec = {
 };
 
 export const COMMANDS: readonly CommandSpec[] = [
-  inspectCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, trainCommand, historyListCommand, historyShowCommand, historyDeleteCommand, serveCommand,
+  inspectCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, trainCommand, distillCommand, historyListCommand, historyShowCommand, historyDeleteCommand, serveCommand,
 ];

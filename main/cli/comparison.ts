@@ -145,11 +145,18 @@ export function stepSummaries(details: Record<string, unknown>): string[] {
       const achieved = typeof s.achievedSparsity === 'number' ? `${(100 * s.achievedSparsity).toFixed(2)} % zeros` : '';
       parts.push(`${s.pattern ?? `${(100 * Number(s.sparsity)).toFixed(1)} %`}, ${s.allocation} allocation${s.sequential === false ? ', one pass' : ''}; ${achieved} in ${count(s.prunedWeights) ?? 0} weight(s), ${skipped} left dense`);
       if (isRecord(s.quantize)) parts.push(`kept weights at ${s.quantize.bits} bits, block ${s.quantize.blockSize}`);
-    } else if (s.type === 'train') {
+    } else if (s.type === 'train' || s.type === 'distill') {
       const fmt = (v: unknown): string => (typeof v === 'number' ? v.toFixed(4) : '–');
       const held = s.evalLossBefore !== undefined ? `; held-out loss ${fmt(s.evalLossBefore)} → ${fmt(s.evalLossAfter)}` : '';
       const resumed = typeof s.resumedFromStep === 'number' ? `, resumed at step ${s.resumedFromStep}` : '';
+      if (s.type === 'distill' && isRecord(s.student) && isRecord(s.teacher)) {
+        const kept = Array.isArray(s.student.keptBlocks) ? ` (teacher blocks ${s.student.keptBlocks.join(', ')})` : '';
+        parts.push(`student of ${String(s.student.blocks)} block(s)${kept}, ${String(s.student.parameters)} parameters; teacher ${String(s.teacher.blocks)} block(s), ${String(s.teacher.parameters)} parameters`);
+        const pct = (v: unknown): string => (typeof v === 'number' ? `${(100 * v).toFixed(1)} %` : '–');
+        if (s.agreementAfter !== undefined) parts.push(`teacher–student agreement ${pct(s.agreementBefore)} → ${pct(s.agreementAfter)}`);
+      }
       parts.push(`${s.steps} step(s)${resumed}; loss ${fmt(s.firstLoss)} → ${fmt(s.finalLoss)}${held}; ${typeof s.tokensPerSecond === 'number' ? s.tokensPerSecond.toFixed(0) : '–'} tokens/s`);
+      if (Array.isArray(s.warnings)) for (const w of s.warnings) parts.push(`WARNING: ${String(w)}`);
     } else if (method === 'int8-static') {
       parts.push(`${s.rangeMethod}${s.rangeMethod === 'percentile' ? ` ${s.percentile}` : ''} ranges, ${s.activationType} activations, ${count(s.skippedNodes) ?? 0} node(s) left in float`);
     }

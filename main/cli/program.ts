@@ -49,6 +49,7 @@ export async function main(argv: readonly string[], output?: { stdout?: Output['
       case 'quantize': return await (await import('./quantize.ts')).runQuantize(positionals[0], options, out, home);
       case 'prune': return await (await import('./prune.ts')).runPrune(positionals[0], options, out, home);
       case 'train': return await (await import('./train.ts')).runTrain(positionals, options, out, home);
+      case 'distill': return await (await import('./distill.ts')).runDistill(positionals, options, out, home);
       case 'history list': return await (await import('./history.ts')).runHistory('list', positionals, options, out, home);
       case 'history show': return await (await import('./history.ts')).runHistory('show', positionals, options, out, home);
       case 'history delete': return await (await import('./history.ts')).runHistory('delete', positionals, options, out, home);

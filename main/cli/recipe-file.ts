@@ -110,6 +110,12 @@ export function recipeFiles(recipe: Recipe): { path: string; what: string; folde
     if (step.type === 'sensitivity' && step.quantize.method === 'gptq') files.push({ path: step.quantize.calibration.text, what: `GPTQ calibration text${where}` });
     if ('text' in step) files.push({ path: step.text, what: `training text${where}` });
     if ('evalText' in step && step.evalText !== undefined) files.push({ path: step.evalText, what: `held-out text${where}` });
+    if (step.type === 'distill') {
+      if (step.teacher !== undefined) files.push({ path: step.teacher, what: `teacher model${where}` });
+      if ('model' in step.student) files.push({ path: step.student.model, what: `student model${where}` });
+      files.push({ path: step.data.text, what: `training text${where}` });
+      if (step.data.evalText !== undefined) files.push({ path: step.data.evalText, what: `held-out text${where}` });
+    }
   });
   return files;
 }
@@ -160,6 +166,10 @@ export function resolveRecipePaths(raw: unknown, base: string): { recipe: unknow
       fix(record(step), 'text', `steps[${i}].text`);
       fix(record(step), 'evalText', `steps[${i}].evalText`);
       fix(record(record(step)?.resume), 'checkpoints', `steps[${i}].resume.checkpoints`);
+      fix(record(step), 'teacher', `steps[${i}].teacher`);
+      fix(record(record(step)?.student), 'model', `steps[${i}].student.model`);
+      fix(record(record(step)?.data), 'text', `steps[${i}].data.text`);
+      fix(record(record(step)?.data), 'evalText', `steps[${i}].data.evalText`);
     });
   }
   fix(copy.output, 'dir', 'output.dir');

@@ -112,7 +112,7 @@ export function trainRecipe(modelArg: string, o: OptionValues): RecipeInput {
 }
 
 /** The recipe that continues experiment `id`, checked before anything starts. */
-async function resumeRecipe(id: number, out: Output, home: string | undefined): Promise<Record<string, unknown>> {
+export async function resumeRecipe(id: number, out: Output, home: string | undefined): Promise<Record<string, unknown>> {
   const session = await openSession({ home, transport: 'memory', needsEngine: false, out });
   try {
     const experiment = await session.call('history.get', { id });
