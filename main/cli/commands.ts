@@ -2,6 +2,7 @@
 import { DISTILL, methodsWithFlag, PRUNE_METHODS, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, TRAIN } from '../../preload/methods.ts';
 import { FREEZE_ROLES } from '../../preload/recipe.ts';
 import type { CommandSpec } from './args.ts';
+import { RECOVER_OPTIONS } from './recover.ts';
 
 /** "rtn, gptq": the methods a flag applies to, from their descriptions. */
 const methodList = (flag: string): string => methodsWithFlag(flag).join(', ');
@@ -101,6 +102,7 @@ export const quantizeCommand: CommandSpec = {
     { name: 'repeats', type: 'int', value: 'R', description: 'with --speed: timed runs of each model after one warm-up of each (default 5)' },
     { name: 'no-cache', type: 'boolean', description: 'measure everything again; the evaluation cache is not read (a comparison never takes speed from it anyway)' },
     { name: 'name', type: 'string', value: 'NAME', description: 'a name for the experiment in the history' },
+    ...RECOVER_OPTIONS,
   ],
   notes: [
     'Methods:',
@@ -113,6 +115,7 @@ export const quantizeCommand: CommandSpec = {
     '  whittle quantize model.onnx --method gptq --bits 4 --calib-text calib.txt --calib-samples 128 --calib-len 256 --act-order',
     '  whittle quantize model.onnx --method int8-static --calib-text calib.txt --range percentile --percentile 99.99',
     '  whittle quantize model.onnx --method fp16 --out model-fp16 --eval-text eval.txt --speed --json',
+    '  whittle quantize model.onnx --method gptq --bits 4 --calib-text calib.txt --recover-steps 100 --recover-text train.txt',
   ],
 };
 
@@ -147,6 +150,7 @@ export const pruneCommand: CommandSpec = {
     { name: 'speed', type: 'boolean', description: 'also time prefill and decode of both models in this job' },
     { name: 'threads', type: 'int', value: 'T', description: "onnxruntime intra-op threads for the speed timing (default: onnxruntime's choice)" },
     { name: 'name', type: 'string', value: 'NAME', description: 'a name for the experiment in the history' },
+    ...RECOVER_OPTIONS,
   ],
   notes: [
     'Methods:',
@@ -157,6 +161,7 @@ export const pruneCommand: CommandSpec = {
     '  whittle prune model.onnx --method sparsegpt --pattern 2:4 --calib-text calib.txt',
     '  whittle prune model.onnx --method sparsegpt --sparsity 0.5 --quantize-bits 4 --block-size 32 --calib-text calib.txt',
     '  whittle prune model.onnx --structured layers --count 2 --importance block-influence --calib-text calib.txt --speed',
+    '  whittle prune model.onnx --method sparsegpt --sparsity 0.5 --calib-text calib.txt --recover-steps 100 --recover-text train.txt',
   ],
 };
 

@@ -14,6 +14,7 @@ import { outputFolder } from './comparison.ts';
 import { runAndReport } from './experiment.ts';
 import type { Output } from './output.ts';
 import { checkRecipeFiles } from './recipe-file.ts';
+import { recoveryFromFlags, recoveryJson } from './recover.ts';
 
 const FLAG_FOR_FIELD: Record<string, string> = {
   'steps[0].method': '--method', 'steps[0].sparsity': '--sparsity', 'steps[0].pattern': '--pattern', 'steps[0].scope': '--scope',
@@ -22,6 +23,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   'steps[0].calibration.length': '--calib-len', 'steps[0].calibration.seed': '--seed', 'steps[0].percdamp': '--percdamp',
   'steps[0].target': '--structured', 'steps[0].ratio': '--ratio', 'steps[0].count': '--count', 'steps[0].importance': '--importance',
   'evaluation.perplexity.window': '--window', 'evaluation.perplexity.maxSamples': '--samples', 'output.dir': '--out', name: '--name',
+  'steps[1].data.text': '--recover-text', 'steps[1].schedule.steps': '--recover-steps',
 };
 
 /** Flags of the unstructured methods only, and of structured pruning only. */
@@ -115,7 +117,8 @@ export function pruneRecipe(modelArg: string, o: OptionValues): RecipeInput {
   const evaluation: Record<string, unknown> = { footprint: true };
   if (evalText) evaluation.perplexity = { text: evalText, protocol: 'documents', window: o.window ?? 256, maxSamples: o.samples ?? 400 };
   if (o.speed === true) evaluation.speed = o.threads !== undefined ? { threads: o.threads } : {};
-  const recipe: Record<string, unknown> = { version: 1, model: { path: model }, steps: [step], evaluation };
+  const recover = recoveryFromFlags(o, tokenizer, model);
+  const recipe: Record<string, unknown> = { version: 1, model: { path: model }, steps: recover ? [step, recover] : [step], evaluation };
   if (tokenizer) recipe.tokenizer = { path: tokenizer };
   if (o.name !== undefined) recipe.name = o.name;
   if (o.out !== undefined) recipe.output = { dir: path.resolve(String(o.out)) };
@@ -145,6 +148,7 @@ export async function runPrune(modelArg: string, o: OptionValues, out: Output, h
       outputModel: outcome.experiment.artefacts.find((a) => a.kind === 'model')?.path ?? null,
       original: values.original ?? {},
       result: values.result ?? {},
+      recovery: recoveryJson(outcome.experiment.details),
     };
   });
 }

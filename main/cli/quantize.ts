@@ -15,6 +15,7 @@ import { outputFolder } from './comparison.ts';
 import { runAndReport } from './experiment.ts';
 import type { Output } from './output.ts';
 import { checkRecipeFiles } from './recipe-file.ts';
+import { recoveryFromFlags, recoveryJson } from './recover.ts';
 
 /** Which option sets each recipe field, for messages about flag values. */
 const FLAG_FOR_FIELD: Record<string, string> = {
@@ -40,6 +41,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   'evaluation.speed.repeats': '--repeats',
   'output.dir': '--out',
   name: '--name',
+  'steps[1].data.text': '--recover-text', 'steps[1].schedule.steps': '--recover-steps',
 };
 
 /** The methods, as described in preload/methods.ts. */
@@ -185,7 +187,8 @@ export function quantizeRecipe(modelArg: string, o: OptionValues): RecipeInput {
   }
   if (o['no-cache'] === true) evaluation.cache = false;
 
-  const recipe: Record<string, unknown> = { version: 1, model: { path: model }, steps: [step], evaluation };
+  const recover = recoveryFromFlags(o, tokenizer, model);
+  const recipe: Record<string, unknown> = { version: 1, model: { path: model }, steps: recover ? [step, recover] : [step], evaluation };
   if (tokenizer) recipe.tokenizer = { path: tokenizer };
   if (o.name !== undefined) recipe.name = o.name;
   if (o.out !== undefined) recipe.output = { dir: path.resolve(String(o.out)) };
@@ -232,6 +235,7 @@ export async function runQuantize(modelArg: string, o: OptionValues, out: Output
       outputModel: outcome.experiment.artefacts.find((a) => a.kind === 'model')?.path ?? null,
       original: values.original ?? {},
       result: values.result ?? {},
+      recovery: recoveryJson(outcome.experiment.details),
     };
   });
 }

@@ -1,0 +1,63 @@
+// `--recover-steps N [--recover-text F]` on whittle prune and quantize: a distill step after the compression
+// step, whose student is the compressed model and whose teacher is the original (the recipe's model).
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../../main/cli/args.ts';
+import { pruneCommand, quantizeCommand } from '../../../main/cli/commands.ts';
+import { pruneRecipe } from '../../../main/cli/prune.ts';
+import { quantizeRecipe } from '../../../main/cli/quantize.ts';
+import { recoveryJson } from '../../../main/cli/recover.ts';
+import { recipeKind } from '../../../preload/methods.ts';
+import { Recipe } from '../../../preload/recipe.ts';
+import { isRecoverStep, recoverStep } from '../../../preload/recover.ts';
+import { STORIES } from '../../helpers/fixtures.ts';
+
+const TRAIN = '/texts/train.txt';
+
+function usage(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(UsageError);
+    return (e as Error).message;
+  }
+  throw new Error('expected a usage error');
+}
+
+describe('recovery after compression', () => {
+  it('whittle prune … --recover-steps adds a distill step of the pruned model, the original its teacher', () => {
+    const r = Recipe.parse(pruneRecipe(STORIES.model, { method: 'wanda', 'calib-text': STORIES.text, 'recover-steps': 20, 'recover-text': TRAIN, 'eval-text': STORIES.text }));
+    expect(r.steps.map((s) => s.type)).toEqual(['prune', 'distill']);
+    const d = r.steps[1];
+    expect(d.type === 'distill' && d).toMatchObject({ student: { from: 'input' }, data: { text: TRAIN }, schedule: { steps: 20 }, loss: { temperature: 2, alpha: 0.5 } });
+    expect(d.type === 'distill' && d.teacher).toBeUndefined();
+    expect(r.model.path).toBe(STORIES.model);
+    // Still a pruning job for the history and the default name.
+    expect(recipeKind(r)).toBe('prune');
+    expect(isRecoverStep(d)).toBe(true);
+    expect(isRecoverStep(r.steps[0])).toBe(false);
+  });
+
+  it('whittle quantize … --recover-steps takes the calibration text unless --recover-text is given', () => {
+    const r = Recipe.parse(quantizeRecipe(STORIES.model, { method: 'gptq', 'calib-text': STORIES.text, 'recover-steps': 5 }));
+    expect(r.steps[1]).toMatchObject({ type: 'distill', student: { from: 'input' }, data: { text: STORIES.text }, schedule: { steps: 5 } });
+    expect(Recipe.parse(quantizeRecipe(STORIES.model, { bits: '4' })).steps).toHaveLength(1);
+  });
+
+  it('bad input: no text to recover on, --recover-text alone, no tokenizer', () => {
+    expect(usage(() => quantizeRecipe(STORIES.model, { bits: '4', 'recover-steps': 5 }))).toMatch(/--recover-steps needs a training text: give it with --recover-text FILE/);
+    expect(usage(() => pruneRecipe(STORIES.model, { 'recover-text': TRAIN }))).toMatch(/--recover-text only applies with --recover-steps/);
+    expect(usage(() => pruneRecipe('/nowhere/model.onnx', { 'recover-steps': 5, 'recover-text': TRAIN }))).toMatch(/needs the model's tokenizer/);
+  });
+
+  it('both commands list the flags, and the shared step builder matches what the CLI writes', () => {
+    for (const c of [pruneCommand, quantizeCommand]) expect(c.options.map((o) => o.name)).toEqual(expect.arrayContaining(['recover-steps', 'recover-text']));
+    expect(recoverStep({ text: TRAIN, steps: 7, batch: 2, length: 32 })).toEqual({ type: 'distill', student: { from: 'input' }, data: { text: TRAIN, batch: 2, length: 32 }, schedule: { steps: 7 } });
+  });
+
+  it('--json reports the recovery from the distill step\'s details', () => {
+    expect(recoveryJson({ steps: [{ type: 'prune' }] })).toBeNull();
+    expect(recoveryJson({ steps: [{ type: 'prune' }, { type: 'distill', steps: 5, firstLoss: 3, finalLoss: 2, agreementAfter: 0.9, warnings: ['w'] }] }))
+      .toEqual({ steps: 5, firstLoss: 3, finalLoss: 2, evalLossBefore: null, evalLossAfter: null, agreementBefore: null, agreementAfter: 0.9, warnings: ['w'] });
+  });
+});
+
