@@ -4,6 +4,9 @@
  * KD head and feed the teacher's logits (computed by a teacher session, or read from a top-k cache).
  */
 import type * as ort from 'onnxruntime-node';
+import type { JobContext } from '../job-context.ts';
+import type { OnnxModel } from '../onnx/proto-types.ts';
+import type { OutputOptions, WrittenFolder } from '../rewrite/write-folder.ts';
 import { crossEntropyHead, type LossHead } from './loss-head.ts';
 import type { Batch } from './session.ts';
 import type { TrainingView } from './view.ts';
@@ -23,3 +26,13 @@ export interface TrainObjective {
 export const languageModelling: TrainObjective = {
   head: (view) => crossEntropyHead(view.batch, view.length, view.vocab),
 };
+
+/**
+ * A change to the view before it is compiled (LoRA adapters, fake quantization) and, when the trained
+ * parameters are not the source's own weights, how the result is written (merged adapters, quantized
+ * weights). Without `write`, the trained parameters are written back into the source graph by name.
+ */
+export interface ViewAdapter {
+  apply(view: TrainingView): Promise<TrainingView>;
+  write?(source: OnnxModel, view: TrainingView, weights: Float32Array[], outDir: string, ctx: JobContext, step: unknown, options: OutputOptions): Promise<WrittenFolder>;
+}

@@ -102,7 +102,8 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
     }
     const frozenRule = freezeMatcher(c.freeze);
     ctx.progress({ phase: 'compile', done: 0, total: 1, message: 'building the training graph' });
-    const view = await buildTrainingView(source, arch, { batch: c.batch, length: c.length, frozen: (p) => frozenRule(p), scratchDir: scratch });
+    const baseView = await buildTrainingView(source, arch, { batch: c.batch, length: c.length, frozen: (p) => frozenRule(p), scratchDir: scratch });
+    const view = req.adapter ? await req.adapter.apply(baseView) : baseView;
     const trainable = parameterCount(view.trainable);
     const frozen = parameterCount(view.frozen);
 
@@ -136,15 +137,19 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
     const session = await StepSession.open(stepGraph, view.trainable, weights, [c.batch, c.length], path.join(scratch, 'train'));
     const evalSession = evalGraph ? await StepSession.open(evalGraph, view.trainable, weights, [c.batch, c.length], path.join(scratch, 'eval')) : null;
     try {
+      let lastEvalParts: Record<string, number> | undefined;
       const heldOutLoss = async (): Promise<number | undefined> => {
         if (!evalSession || !evalData) return undefined;
         let sum = 0, count = 0;
+        const parts: Record<string, number> = {};
         for (const batch of evalData.inOrder()) {
           throwIfAborted(ctx.signal);
           const r = await evalSession.run(batch, await objective.feeds?.(batch));
           sum += r.lossSum;
           count += r.tokenCount;
+          for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v;
         }
+        lastEvalParts = Object.keys(parts).length > 0 && count > 0 ? Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, v / count])) : undefined;
         return count > 0 ? sum / count : undefined;
       };
       const checkpoint = async (step: number): Promise<void> => {
@@ -156,6 +161,7 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
       };
 
       const evalLossBefore = startStep === 0 ? await heldOutLoss() : curve.find((p) => p.evalLoss !== undefined)?.evalLoss;
+      const evalPartsBefore = startStep === 0 ? lastEvalParts : undefined;
       const tokensPerStep = c.batch * c.length * c.accumulate;
       const timing: TrainTiming = { data: 0, teacher: 0, session: 0, accumulate: 0, optimizer: 0, evaluate: 0, checkpoint: 0 };
       const timed = async <T>(part: keyof TrainTiming, work: () => Promise<T> | T): Promise<T> => {
@@ -222,7 +228,10 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
       }
 
       ctx.progress({ phase: 'write', done: 0, total: 1, message: 'writing the trained model' });
-      const folder = await writeTrainedModel(source, view.trainable, weights, req.outDir, ctx, { type: 'train' }, { recipe: req.recipe, tokenizerPath: c.tokenizerPath, deliver: req.deliver });
+      const outputOptions = { recipe: req.recipe, tokenizerPath: c.tokenizerPath, deliver: req.deliver };
+      const folder = req.adapter?.write
+        ? await req.adapter.write(source, view, weights, req.outDir, ctx, { type: 'train' }, outputOptions)
+        : await writeTrainedModel(source, view.trainable, weights, req.outDir, ctx, { type: 'train' }, outputOptions);
       const last = curve.at(-1);
       return {
         folder,
@@ -235,6 +244,8 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
           finalLoss: last?.loss ?? Number.NaN,
           ...(evalLossBefore !== undefined ? { evalLossBefore } : {}),
           ...(last?.evalLoss !== undefined ? { evalLossAfter: last.evalLoss } : {}),
+          ...(evalPartsBefore ? { evalPartsBefore } : {}),
+          ...(last?.evalLoss !== undefined && lastEvalParts ? { evalPartsAfter: lastEvalParts } : {}),
           tokensPerSecond: trainSeconds > 0 ? tokensDone / trainSeconds : 0,
           seconds: (performance.now() - started) / 1000,
           ...(resumeFrom ? { resumedFromStep: resumeFrom.step } : {}),

@@ -4,7 +4,7 @@
  */
 import type { Recipe } from '../../../preload/recipe.ts';
 import type { WrittenFolder } from '../rewrite/write-folder.ts';
-import type { TrainObjective } from './objective.ts';
+import type { TrainObjective, ViewAdapter } from './objective.ts';
 
 export interface TrainConfig {
   /** Training text (UTF-8; paragraphs split on blank lines, packed into sequences of `length` + 1 tokens). */
@@ -69,6 +69,8 @@ export interface TrainRequest {
   onPoint?: (p: TrainPoint) => void;
   /** What the run minimises (default: next-token cross-entropy). */
   objective?: TrainObjective;
+  /** A change to the view (LoRA, fake quantization) and its own write-back. */
+  adapter?: ViewAdapter;
 }
 
 export interface TrainDetails {
@@ -80,6 +82,9 @@ export interface TrainDetails {
   finalLoss: number;
   evalLossBefore?: number;
   evalLossAfter?: number;
+  /** The objective's parts on the held-out text per counted token (e.g. distillation's 'agree'), before and after. */
+  evalPartsBefore?: Record<string, number>;
+  evalPartsAfter?: Record<string, number>;
   tokensPerSecond: number;
   seconds: number;
   /** The step a resumed run continued from. */

@@ -1,0 +1,131 @@
+/**
+ * One distillation run: the student (some of the teacher's blocks, or a model the user brings) trained by
+ * trainModel with the distillation objective — the teacher's logits computed in the same step, or read
+ * from a top-k cache built once before training — optionally through LoRA adapters.
+ *
+ * Before any work: the KD settings, the student's blocks against the teacher's, the vocabularies, and the
+ * overlap of the evaluation text with the training text (a warning listed in the result). The student is
+ * built into the job's scratch folder; the result is written in its (the teacher's) layout.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { WhittleError } from '../errors.ts';
+import type { JobContext } from '../job-context.ts';
+import { readModel } from '../onnx/reader.ts';
+import { mapArchitecture } from '../rewrite/architecture.ts';
+import { TrainingData } from '../train/data.ts';
+import { loraAdapter } from '../train/lora-adapter.ts';
+import { trainModel } from '../train/train-model.ts';
+import { checkDistillationSettings } from './kd-head.ts';
+import { distillationObjective } from './objective.ts';
+import { overlapWarnings } from './preflight.ts';
+import { checkBlockList, checkStudentCompatible, writeStudentByBlocks } from './student.ts';
+import { openTeacher, type Teacher } from './teacher.ts';
+import { buildTopkCache, TopkCache } from './topk-cache.ts';
+import type { DistillDetails, DistillRequest, DistillResult } from './types.ts';
+import { isLoraRole, type LoraRole } from '../train/lora-adapter.ts';
+
+/** The float weights' element count of a model (its parameters). */
+async function parameterCountOf(modelPath: string): Promise<{ blocks: number; parameters: number }> {
+  const m = await readModel(modelPath);
+  const arch = mapArchitecture(m);
+  let parameters = 0;
+  for (const t of m.proto.graph?.initializer ?? []) {
+    const n = t.dims.reduce<number>((a, d) => a * Number(d), 1);
+    if (n > 1 && (t.dataType === 1 || t.dataType === 10 || t.dataType === 16)) parameters += n;
+  }
+  return { blocks: arch.blocks.length, parameters };
+}
+
+async function exists(p: string): Promise<boolean> {
+  try { await stat(p); return true; } catch { return false; }
+}
+
+export async function distillModel(req: DistillRequest, ctx: JobContext): Promise<DistillResult> {
+  const c = req.config;
+  const { temperature, alpha, reverse } = req.loss;
+  checkDistillationSettings({ temperature, alpha, teacher: req.signal });
+  if (req.loss.hidden > 0) {
+    throw new WhittleError('INVALID_INPUT', 'Hidden-state matching is not available in this build; distil with the KL and cross-entropy terms (hidden weight 0).');
+  }
+  const teacherPath = path.resolve(req.teacherPath);
+  const teacherInfo = await parameterCountOf(teacherPath);
+  if (req.student.kind === 'blocks') checkBlockList(req.student.blocks, teacherInfo.blocks);
+  let loraRoles: LoraRole[] = [];
+  if (req.lora && req.lora.rank > 0) {
+    const unknown = req.lora.roles.filter((r) => !isLoraRole(r));
+    if (unknown.length > 0) throw new WhittleError('INVALID_INPUT', `LoRA adapts the linear projections (q, k, v, o, qkv, gate, up, down); ${unknown.join(', ')} is not one of them.`);
+    loraRoles = req.lora.roles as LoraRole[];
+  }
+  const warnings = await overlapWarnings(c.textPath, [c.evalTextPath], ctx.signal);
+  for (const w of warnings) ctx.log('warn', w);
+
+  const scratch = path.join(ctx.workDir, `.distill-${process.pid}-${randomBytes(4).toString('hex')}`);
+  await mkdir(scratch, { recursive: true });
+  let teacher: Teacher | null = null;
+  let cache: TopkCache | null = null;
+  try {
+    // The student: the teacher's kept blocks (rebuilt identically on resume), or the model brought.
+    let studentPath: string;
+    if (req.student.kind === 'blocks') {
+      ctx.progress({ phase: 'load', done: 0, total: 1, message: `building the student (blocks ${req.student.blocks.join(', ')})` });
+      const built = await writeStudentByBlocks(teacherPath, req.student.blocks, path.join(scratch, 'student'), ctx, { deliver: 'final', tokenizerPath: c.tokenizerPath });
+      studentPath = built.modelPath;
+    } else {
+      studentPath = path.resolve(req.student.path);
+      await checkStudentCompatible(teacherPath, studentPath, c.tokenizerPath);
+    }
+    const studentInfo = await parameterCountOf(studentPath);
+
+    // The teacher signal: a top-k cache built once (kept beside the checkpoints, so a resumed run reuses it).
+    let cacheReport: { cacheBytes: number; cacheSeconds: number } | null = null;
+    if (req.signal.kind === 'topk') {
+      const k = req.signal.k;
+      await mkdir(req.checkpointDir, { recursive: true });
+      const file = path.join(req.checkpointDir, `teacher-top${k}.bin`);
+      const data = await TrainingData.load({ textPath: c.textPath, tokenizerPath: c.tokenizerPath, batch: c.batch, length: c.length, seed: c.seed, signal: ctx.signal });
+      if (!(req.resume && await exists(file))) {
+        teacher = await openTeacher(teacherPath, { batch: c.batch, length: c.length, scratchDir: path.join(scratch, 'teacher') });
+        ctx.progress({ phase: 'teacher', done: 0, total: data.sequences, message: `top-${k} teacher cache` });
+        const built = await buildTopkCache(teacher, data, {
+          k, temperature, file, signal: ctx.signal,
+          onProgress: (p) => ctx.progress({ phase: 'teacher', done: p.done, total: p.total, message: `top-${k} teacher cache` }),
+        });
+        cacheReport = { cacheBytes: built.bytes, cacheSeconds: built.seconds };
+      }
+      cache = await TopkCache.open(file);
+      cache.assertFits(data, cache.header.vocab, temperature);
+      cacheReport ??= { cacheBytes: (await stat(file)).size, cacheSeconds: 0 };
+    }
+
+    const objective = distillationObjective({
+      teacher: teacher ?? { modelPath: teacherPath, scratchDir: path.join(scratch, 'teacher-session') },
+      ...(cache ? { cache } : {}),
+      temperature, alpha, reverse,
+      keepOpen: true, // the teacher and cache opened here are closed here
+    });
+    const adapter = loraRoles.length > 0 && req.lora ? loraAdapter({ roles: loraRoles, rank: req.lora.rank, alpha: req.lora.alpha, seed: c.seed }) : undefined;
+    const r = await trainModel({
+      modelPath: studentPath, outDir: req.outDir, deliver: req.deliver, ...(req.recipe ? { recipe: req.recipe } : {}),
+      checkpointDir: req.checkpointDir, resume: req.resume, config: c, ...(req.onPoint ? { onPoint: req.onPoint } : {}),
+      objective, ...(adapter ? { adapter } : {}),
+    }, ctx);
+
+    const details: DistillDetails = {
+      ...r.details,
+      teacher: { path: teacherPath, blocks: teacherInfo.blocks, parameters: teacherInfo.parameters },
+      student: { blocks: studentInfo.blocks, keptBlocks: req.student.kind === 'blocks' ? [...req.student.blocks].sort((a, b) => a - b) : null, parameters: studentInfo.parameters },
+      loss: { ...req.loss },
+      signal: { ...req.signal, ...(cacheReport ?? {}) },
+      ...(r.details.evalPartsBefore?.agree !== undefined ? { agreementBefore: r.details.evalPartsBefore.agree } : {}),
+      ...(r.details.evalPartsAfter?.agree !== undefined ? { agreementAfter: r.details.evalPartsAfter.agree } : {}),
+      warnings,
+    };
+    return { folder: r.folder, details };
+  } finally {
+    await teacher?.close();
+    await cache?.close();
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
