@@ -111,18 +111,44 @@ function info(name: string, elemType: number, shape: (number | string)[]): Value
   return { name, type: { tensorType: { elemType, shape: { dim: shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } }, metadataProps: [] };
 }
 
-/** The ONNX model of `s` with `weights` (see the header); `output` picks the export. */
-export function buildBertOnnx(s: BertShape, weights: BertWeights, output: 'logits' | 'hidden' = 'logits'): ModelProto {
+/**
+ * The ONNX model of `s` with `weights` (see the header); `output` picks the export. With `contrib`, the
+ * graph is in the layout of onnxruntime's transformer optimizer: EmbedLayerNormalization (int32 ids and
+ * mask, mask_index out), Attention on a packed [D, 3D] QKV weight with the mask_index, BiasGelu, and
+ * SkipLayerNormalization with the projection's bias (com.microsoft ops); the same function as without.
+ */
+export function buildBertOnnx(s: BertShape, weights: BertWeights, output: 'logits' | 'hidden' = 'logits', options: { contrib?: boolean } = {}): ModelProto {
   const D = s.dim, NH = s.heads, DH = D / NH;
   const nodes: NodeProto[] = [];
   let k = 0;
-  const node = (opType: string, inputs: string[], attributes: ReturnType<typeof intAttr>[] = [], out?: string): string => {
+  const node = (opType: string, inputs: string[], attributes: ReturnType<typeof intAttr>[] = [], out?: string, domain?: string): string => {
     const name = out ?? `${opType.toLowerCase()}_${k++}`;
-    nodes.push(makeNode({ opType, inputs, outputs: [name], name, attributes }));
+    nodes.push(makeNode({ opType, inputs, outputs: [name], name, attributes, domain }));
     return name;
   };
+  const ms = (opType: string, inputs: string[], attributes: ReturnType<typeof intAttr>[] = [], outputs = 1): string[] => {
+    const names = Array.from({ length: outputs }, (_, i) => `${opType.toLowerCase()}_${k}_${i}`);
+    nodes.push(makeNode({ opType, inputs, outputs: names, name: `${opType.toLowerCase()}_${k++}`, attributes, domain: 'com.microsoft' }));
+    return names;
+  };
   const inits: TensorProto[] = [];
-  for (const [name, t] of weights) inits.push(makeTensor(name, DataType.float32, t.dims, t.data));
+  const packed = new Set<string>();
+  if (options.contrib) {
+    // QKV packed as [D, 3D] (columns q | k | v) and its bias [3D].
+    for (let l = 0; l < s.layers; l++) {
+      const part = (p: string, what: string): Float32Array => weights.get(layerName(l, `attention.self.${p}.${what}`))!.data;
+      const w = new Float32Array(D * 3 * D), bias = new Float32Array(3 * D);
+      ['query', 'key', 'value'].forEach((p, j) => {
+        const pw = part(p, 'weight');
+        for (let r = 0; r < D; r++) w.set(pw.subarray(r * D, (r + 1) * D), r * 3 * D + j * D);
+        bias.set(part(p, 'bias'), j * D);
+        packed.add(layerName(l, `attention.self.${p}.weight`)).add(layerName(l, `attention.self.${p}.bias`));
+      });
+      inits.push(makeTensor(layerName(l, 'attention.self.qkv.weight'), DataType.float32, [D, 3 * D], w));
+      inits.push(makeTensor(layerName(l, 'attention.self.qkv.bias'), DataType.float32, [3 * D], bias));
+    }
+  }
+  for (const [name, t] of weights) if (!packed.has(name)) inits.push(makeTensor(name, DataType.float32, t.dims, t.data));
   const i64 = (name: string, dims: number[], values: number[]): string => { inits.push(makeTensor(name, DataType.int64, dims, BigInt64Array.from(values.map(BigInt)))); return name; };
   const f32 = (name: string, v: number): string => { inits.push(makeTensor(name, DataType.float32, [], Float32Array.of(v))); return name; };
   i64('const.positions', [s.maxPositions], Array.from({ length: s.maxPositions }, (_, i) => i));
@@ -133,36 +159,60 @@ export function buildBertOnnx(s: BertShape, weights: BertWeights, output: 'logit
   const layerNorm = (x: string, prefix: string): string => node('LayerNormalization', [x, `${prefix}.weight`, `${prefix}.bias`], [intAttr('axis', -1), floatAttr('epsilon', 1e-12)]);
   const linear = (x: string, prefix: string): string => node('Add', [node('MatMul', [x, `${prefix}.weight`]), `${prefix}.bias`]);
 
-  // Embeddings: positions 0…T−1 sliced from a constant range by the sequence length.
-  const seqLen = node('Slice', [node('Shape', ['input_ids']), 'const.one1', node('Add', ['const.one1', 'const.one1'])]);
-  const positions = node('Slice', ['const.positions', 'const.zero1', seqLen]);
-  let rows = 'input_ids';
-  if (s.rowOf) {
-    inits.push(makeTensor('const.row_of_token', DataType.int64, [s.rowOf.length], BigInt64Array.from(s.rowOf, (r) => BigInt(r))));
-    rows = node('Gather', ['const.row_of_token', 'input_ids']);
-  }
-  const words = node('Gather', ['bert.embeddings.word_embeddings.weight', rows]);
-  const pos = node('Gather', ['bert.embeddings.position_embeddings.weight', positions]);
-  const types = node('Gather', ['bert.embeddings.token_type_embeddings.weight', 'token_type_ids']);
-  let x = layerNorm(node('Add', [node('Add', [words, pos]), types]), 'bert.embeddings.LayerNorm');
-
-  // Additive mask [B, 1, 1, T].
   const maskF = node('Cast', ['attention_mask'], [intAttr('to', DataType.float32)]);
-  const maskAdd = node('Unsqueeze', [node('Mul', [node('Sub', ['const.one', maskF]), 'const.big_negative']), 'const.axes12']);
+  const x = options.contrib ? contribEncoder() : standardEncoder();
 
-  for (let l = 0; l < s.layers; l++) {
-    const split = (t: string, perm: number[]): string => node('Transpose', [node('Reshape', [t, 'const.heads_shape'])], [intsAttr('perm', perm)]);
-    const q = split(linear(x, layerName(l, 'attention.self.query')), [0, 2, 1, 3]);
-    const kT = split(linear(x, layerName(l, 'attention.self.key')), [0, 2, 3, 1]);
-    const v = split(linear(x, layerName(l, 'attention.self.value')), [0, 2, 1, 3]);
-    const scores = node('Add', [node('Mul', [node('MatMul', [q, kT]), 'const.inv_sqrt_dh']), maskAdd]);
-    const ctx = node('MatMul', [node('Softmax', [scores], [intAttr('axis', -1)]), v]);
-    const merged = node('Reshape', [node('Transpose', [ctx], [intsAttr('perm', [0, 2, 1, 3])]), 'const.merge_shape']);
-    x = layerNorm(node('Add', [x, linear(merged, layerName(l, 'attention.output.dense'))]), layerName(l, 'attention.output.LayerNorm'));
-    const h = linear(x, layerName(l, 'intermediate.dense'));
-    // Gelu(h) = h · ½ · (1 + erf(h / √2))
-    const gelu = node('Mul', [node('Mul', [h, node('Add', [node('Erf', [node('Div', [h, 'const.sqrt2'])]), 'const.one'])]), 'const.half']);
-    x = layerNorm(node('Add', [x, linear(gelu, layerName(l, 'output.dense'))]), layerName(l, 'output.LayerNorm'));
+  function contribEncoder(): string {
+    const i32 = (t: string): string => node('Cast', [t], [intAttr('to', DataType.int32)]);
+    const [emb, maskIndex] = ms('EmbedLayerNormalization', [
+      i32(rowsOf()), i32('token_type_ids'), 'bert.embeddings.word_embeddings.weight', 'bert.embeddings.position_embeddings.weight',
+      'bert.embeddings.token_type_embeddings.weight', 'bert.embeddings.LayerNorm.weight', 'bert.embeddings.LayerNorm.bias', i32('attention_mask'),
+    ], [floatAttr('epsilon', 1e-12)], 2);
+    let h = emb;
+    for (let l = 0; l < s.layers; l++) {
+      const [ctx] = ms('Attention', [h, layerName(l, 'attention.self.qkv.weight'), layerName(l, 'attention.self.qkv.bias'), maskIndex], [intAttr('num_heads', NH)]);
+      const o = node('MatMul', [ctx, layerName(l, 'attention.output.dense.weight')]);
+      const [h1] = ms('SkipLayerNormalization', [o, h, layerName(l, 'attention.output.LayerNorm.weight'), layerName(l, 'attention.output.LayerNorm.bias'), layerName(l, 'attention.output.dense.bias')], [floatAttr('epsilon', 1e-12)]);
+      const [gelu] = ms('BiasGelu', [node('MatMul', [h1, layerName(l, 'intermediate.dense.weight')]), layerName(l, 'intermediate.dense.bias')]);
+      const f = node('MatMul', [gelu, layerName(l, 'output.dense.weight')]);
+      [h] = ms('SkipLayerNormalization', [f, h1, layerName(l, 'output.LayerNorm.weight'), layerName(l, 'output.LayerNorm.bias'), layerName(l, 'output.dense.bias')], [floatAttr('epsilon', 1e-12)]);
+    }
+    return h;
+  }
+
+  function rowsOf(): string {
+    if (!s.rowOf) return 'input_ids';
+    inits.push(makeTensor('const.row_of_token', DataType.int64, [s.rowOf.length], BigInt64Array.from(s.rowOf, (r) => BigInt(r))));
+    return node('Gather', ['const.row_of_token', 'input_ids']);
+  }
+
+  function standardEncoder(): string {
+    // Embeddings: positions 0…T−1 sliced from a constant range by the sequence length.
+    const seqLen = node('Slice', [node('Shape', ['input_ids']), 'const.one1', node('Add', ['const.one1', 'const.one1'])]);
+    const positions = node('Slice', ['const.positions', 'const.zero1', seqLen]);
+    const words = node('Gather', ['bert.embeddings.word_embeddings.weight', rowsOf()]);
+    const pos = node('Gather', ['bert.embeddings.position_embeddings.weight', positions]);
+    const types = node('Gather', ['bert.embeddings.token_type_embeddings.weight', 'token_type_ids']);
+    let x = layerNorm(node('Add', [node('Add', [words, pos]), types]), 'bert.embeddings.LayerNorm');
+
+    // Additive mask [B, 1, 1, T].
+    const maskAdd = node('Unsqueeze', [node('Mul', [node('Sub', ['const.one', maskF]), 'const.big_negative']), 'const.axes12']);
+
+    for (let l = 0; l < s.layers; l++) {
+      const split = (t: string, perm: number[]): string => node('Transpose', [node('Reshape', [t, 'const.heads_shape'])], [intsAttr('perm', perm)]);
+      const q = split(linear(x, layerName(l, 'attention.self.query')), [0, 2, 1, 3]);
+      const kT = split(linear(x, layerName(l, 'attention.self.key')), [0, 2, 3, 1]);
+      const v = split(linear(x, layerName(l, 'attention.self.value')), [0, 2, 1, 3]);
+      const scores = node('Add', [node('Mul', [node('MatMul', [q, kT]), 'const.inv_sqrt_dh']), maskAdd]);
+      const ctx = node('MatMul', [node('Softmax', [scores], [intAttr('axis', -1)]), v]);
+      const merged = node('Reshape', [node('Transpose', [ctx], [intsAttr('perm', [0, 2, 1, 3])]), 'const.merge_shape']);
+      x = layerNorm(node('Add', [x, linear(merged, layerName(l, 'attention.output.dense'))]), layerName(l, 'attention.output.LayerNorm'));
+      const h = linear(x, layerName(l, 'intermediate.dense'));
+      // Gelu(h) = h · ½ · (1 + erf(h / √2))
+      const gelu = node('Mul', [node('Mul', [h, node('Add', [node('Erf', [node('Div', [h, 'const.sqrt2'])]), 'const.one'])]), 'const.half']);
+      x = layerNorm(node('Add', [x, linear(gelu, layerName(l, 'output.dense'))]), layerName(l, 'output.LayerNorm'));
+    }
+    return x;
   }
 
   const inputs = ['input_ids', 'attention_mask', 'token_type_ids'].map((n) => info(n, DataType.int64, ['batch_size', 'sequence_length']));
@@ -185,7 +235,7 @@ export function buildBertOnnx(s: BertShape, weights: BertWeights, output: 'logit
   }
   return {
     irVersion: 10,
-    opsetImport: [{ domain: '', version: 18 }],
+    opsetImport: [{ domain: '', version: 18 }, ...(options.contrib ? [{ domain: 'com.microsoft', version: 1 }] : [])],
     producerName: 'whittle-tests',
     graph: { node: nodes, name: 'bert', initializer: inits, sparseInitializer: [], input: inputs, output: outputs, valueInfo: [], quantizationAnnotation: [], metadataProps: [] },
     metadataProps: [], trainingInfo: [], functions: [], configuration: [],

@@ -26,50 +26,70 @@ const LENGTHS = [8, 5, 2];
 const mask = BigInt64Array.from({ length: B * T }, (_, i) => (i % T < LENGTHS[Math.floor(i / T)] ? 1n : 0n));
 const ids = (padId: (i: number) => number): BigInt64Array => BigInt64Array.from({ length: B * T }, (_, i) => BigInt(mask[i] === 1n ? 1 + ((i * 7) % 40) : padId(i)));
 
+/** Checks the view of the classifier at `file` (see the header) and returns the original's logits. */
+async function checkView(file: string, name: string): Promise<Float32Array> {
+  const source = await readModel(file);
+  const view = await buildEncoderView(source, mapArchitecture(source), { batch: B, length: T, frozen: () => false, scratchDir: tmp.dir });
+  expect(view.model.graph!.node.filter((n) => n.domain === 'com.microsoft').map((n) => n.opType)).toEqual([]);
+  expect(view.classes).toBe(3);
+  expect(view.masked).toBe(true);
+  expect(view.model.graph!.input.slice(0, 2).map((v) => v.name)).toEqual(['input_ids', ATTENTION_MASK]);
+
+  // Forward: the view (weights fed as inputs) against the original graph.
+  const original = await ort.InferenceSession.create(file);
+  const idsPad0 = ids(() => 0);
+  const dims = [B, T];
+  const want = (await original.run({ input_ids: new ort.Tensor('int64', idsPad0, dims), attention_mask: new ort.Tensor('int64', mask, dims), token_type_ids: new ort.Tensor('int64', new BigInt64Array(B * T), dims) })).logits.data as Float32Array;
+  await original.release();
+  const viewFile = path.join(tmp.dir, `${name}-view.onnx`);
+  await writeModel(view.model, viewFile);
+  const viewSession = await ort.InferenceSession.create(viewFile);
+  const weightFeeds = Object.fromEntries(view.trainable.map((p) => [p.name, new ort.Tensor('float32', view.initial.get(p.name)!, p.dims)]));
+  const got = (await viewSession.run({ ...weightFeeds, input_ids: new ort.Tensor('int64', idsPad0, dims), attention_mask: new ort.Tensor('int64', mask, dims) }))[view.logits].data as Float32Array;
+  await viewSession.release();
+  expect(got.length).toBe(B * 3);
+  for (let i = 0; i < got.length; i++) expect(Math.abs(got[i] - want[i]), `logit ${i}`).toBeLessThan(1e-5);
+
+  // Backward: the same real tokens with other ids in the padding give the same loss and gradients.
+  const step = await StepSession.open(compileTrainStep(view, classificationHead({ batch: B, classes: 3 })), view.trainable, view.trainable.map((p) => view.initial.get(p.name)!), [B, T], path.join(tmp.dir, `${name}-step`));
+  const labels = BigInt64Array.from([2n, 0n, 1n]);
+  const extra = { [ATTENTION_MASK]: new ort.Tensor('int64', mask, dims) };
+  const a = await step.run({ inputIds: idsPad0, labels, labelShape: [B] }, extra);
+  const aGrads = a.grads.map((g) => g.slice());
+  const b = await step.run({ inputIds: ids((i) => 3 + (i % 11)), labels, labelShape: [B] }, extra);
+  await step.close();
+  expect(b.lossSum).toBeCloseTo(a.lossSum, 5);
+  expect(a.tokenCount).toBe(B);
+  let compared = 0;
+  view.trainable.forEach((p, k) => {
+    // The word embedding included: rows of ids that appear only in padding get no gradient in either run.
+    let worst = 0, scale = 0;
+    for (let i = 0; i < aGrads[k].length; i++) { worst = Math.max(worst, Math.abs(aGrads[k][i] - b.grads[k][i])); scale = Math.max(scale, Math.abs(aGrads[k][i])); }
+    expect(worst, p.name).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
+    compared++;
+  });
+  expect(compared).toBe(view.trainable.length);
+  expect(Math.max(...Array.from(aGrads[view.trainable.findIndex((p) => p.name === 'classifier.weight')], Math.abs))).toBeGreaterThan(0);
+  return want;
+}
+
 describe('encoder training view', () => {
   it('gives the original class logits on a padded batch, and padding changes no loss or gradient', async () => {
     const file = path.join(tmp.dir, 'bert.onnx');
     await writeModel(buildBertOnnx(SHAPE, randomBertWeights(SHAPE, 4)), file);
-    const source = await readModel(file);
-    const view = await buildEncoderView(source, mapArchitecture(source), { batch: B, length: T, frozen: () => false, scratchDir: tmp.dir });
-    expect(view.classes).toBe(3);
-    expect(view.masked).toBe(true);
-    expect(view.model.graph!.input.slice(0, 2).map((v) => v.name)).toEqual(['input_ids', ATTENTION_MASK]);
+    await checkView(file, 'standard');
+  }, 60_000);
 
-    // Forward: the view (weights fed as inputs) against the original graph.
-    const original = await ort.InferenceSession.create(file);
-    const idsPad0 = ids(() => 0);
-    const dims = [B, T];
-    const want = (await original.run({ input_ids: new ort.Tensor('int64', idsPad0, dims), attention_mask: new ort.Tensor('int64', mask, dims), token_type_ids: new ort.Tensor('int64', new BigInt64Array(B * T), dims) })).logits.data as Float32Array;
-    await original.release();
-    const viewFile = path.join(tmp.dir, 'view.onnx');
-    await writeModel(view.model, viewFile);
-    const viewSession = await ort.InferenceSession.create(viewFile);
-    const weightFeeds = Object.fromEntries(view.trainable.map((p) => [p.name, new ort.Tensor('float32', view.initial.get(p.name)!, p.dims)]));
-    const got = (await viewSession.run({ ...weightFeeds, input_ids: new ort.Tensor('int64', idsPad0, dims), attention_mask: new ort.Tensor('int64', mask, dims) }))[view.logits].data as Float32Array;
-    await viewSession.release();
-    expect(got.length).toBe(B * 3);
-    for (let i = 0; i < got.length; i++) expect(Math.abs(got[i] - want[i]), `logit ${i}`).toBeLessThan(1e-5);
-
-    // Backward: the same real tokens with other ids in the padding give the same loss and gradients.
-    const step = await StepSession.open(compileTrainStep(view, classificationHead({ batch: B, classes: 3 })), view.trainable, view.trainable.map((p) => view.initial.get(p.name)!), [B, T], path.join(tmp.dir, 'step'));
-    const labels = BigInt64Array.from([2n, 0n, 1n]);
-    const extra = { [ATTENTION_MASK]: new ort.Tensor('int64', mask, dims) };
-    const a = await step.run({ inputIds: idsPad0, labels, labelShape: [B] }, extra);
-    const aGrads = a.grads.map((g) => g.slice());
-    const b = await step.run({ inputIds: ids((i) => 3 + (i % 11)), labels, labelShape: [B] }, extra);
-    await step.close();
-    expect(b.lossSum).toBeCloseTo(a.lossSum, 5);
-    expect(a.tokenCount).toBe(B);
-    let compared = 0;
-    view.trainable.forEach((p, k) => {
-      // The word embedding included: rows of ids that appear only in padding get no gradient in either run.
-      let worst = 0, scale = 0;
-      for (let i = 0; i < aGrads[k].length; i++) { worst = Math.max(worst, Math.abs(aGrads[k][i] - b.grads[k][i])); scale = Math.max(scale, Math.abs(aGrads[k][i])); }
-      expect(worst, p.name).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
-      compared++;
-    });
-    expect(compared).toBe(view.trainable.length);
-    expect(Math.max(...Array.from(aGrads[view.trainable.findIndex((p) => p.name === 'classifier.weight')], Math.abs))).toBeGreaterThan(0);
+  it('decomposes the contrib layout (EmbedLayerNormalization, Attention with mask_index, SkipLayerNormalization, BiasGelu) alike', async () => {
+    const weights = randomBertWeights(SHAPE, 4);
+    const standard = path.join(tmp.dir, 'standard.onnx');
+    const contrib = path.join(tmp.dir, 'contrib.onnx');
+    await writeModel(buildBertOnnx(SHAPE, weights), standard);
+    await writeModel(buildBertOnnx(SHAPE, weights, 'logits', { contrib: true }), contrib);
+    const ops = new Set((await readModel(contrib)).proto.graph!.node.filter((n) => n.domain === 'com.microsoft').map((n) => n.opType));
+    expect([...ops].sort()).toEqual(['Attention', 'BiasGelu', 'EmbedLayerNormalization', 'SkipLayerNormalization']);
+    const a = await checkView(standard, 'standard');
+    const b = await checkView(contrib, 'contrib');
+    for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i]), `logit ${i}`).toBeLessThan(1e-4);
   }, 60_000);
 });
