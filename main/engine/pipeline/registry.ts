@@ -4,6 +4,7 @@
  */
 import { stepKey, type StepKey } from '../../../preload/methods.ts';
 import type { Step } from '../../../preload/recipe.ts';
+import { distillStep } from '../distill/step.ts';
 import { WhittleError } from '../errors.ts';
 import { pruneStructuredStep } from '../prune/structured-step.ts';
 import { pruneMagnitudeStep, pruneSparseGptStep, pruneWandaStep } from '../prune/step.ts';
@@ -34,6 +35,7 @@ export const defaultSteps: StepRegistry = {
   'prune:structured': pruneStructuredStep,
   sensitivity: sensitivityStep,
   train: trainStep,
+  distill: distillStep,
 };
 
 export function stepRunnerFor(registry: StepRegistry, step: Step, index: number): StepRunner {

@@ -1,0 +1,165 @@
+/**
+ * The distill step through the real job service and engine process on stories260K: a student of teacher
+ * blocks [0, 2, 4] (B = 2, T = 32, 4 steps) streams a point per step with the objective's parts, reports
+ * the teacher, the student and the curve in its details, is compared with the teacher, and cleans up its
+ * checkpoints; and a recovery after 50 % magnitude pruning (a distill step whose student is the step's
+ * input, the original as teacher) keeps the zeros, with the evaluation text inside its training text
+ * listed as a warning.
+ * Training text: the paragraphs after the first 400 of the TinyStories head; held-out: the first 400.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EventName, EventPayloads, RecipeInput } from '../../preload/contract.ts';
+import type { SeriesPoint } from '../../preload/series.ts';
+import { splitDocuments } from '../../main/engine/data/text-file.ts';
+import { readModel } from '../../main/engine/onnx/reader.ts';
+import { WeightReader } from '../../main/engine/rewrite/weight-reader.ts';
+import { openHistory, type History } from '../../main/history/index.ts';
+import { ChildProcessHost, JobService } from '../../main/jobs/index.ts';
+import { appRoot } from '../../main/paths.ts';
+import { CHECKPOINTS_ARTEFACT, parseStepDetails } from '../../preload/methods.ts';
+import { recoverStep } from '../../preload/recover.ts';
+import { STORIES, tempDir } from '../helpers/fixtures.ts';
+
+const WORKER = path.join(appRoot(), 'main', 'jobs', 'engine-worker.ts');
+
+type Event = { [E in EventName]: { channel: E; payload: EventPayloads[E] } }[EventName];
+
+let scratch: ReturnType<typeof tempDir>;
+let history: History;
+let jobs: JobService;
+let events: Event[];
+let trainText: string;
+let heldOut: string;
+
+beforeAll(async () => {
+  scratch = tempDir('whittle-distill-job-');
+  const docs = splitDocuments(await readFile(STORIES.text, 'utf8'));
+  trainText = path.join(scratch.dir, 'train.txt');
+  heldOut = path.join(scratch.dir, 'held-out.txt');
+  writeFileSync(trainText, docs.slice(400).join('\n\n'));
+  writeFileSync(heldOut, docs.slice(0, 400).join('\n\n'));
+  history = openHistory({ home: scratch.dir });
+  events = [];
+  jobs = new JobService({
+    history, host: new ChildProcessHost(WORKER), outputRoot: path.join(scratch.dir, 'outputs'), cancelGraceMs: 20_000,
+    emit: (channel, payload) => { events.push({ channel, payload } as Event); },
+  });
+});
+
+afterAll(async () => {
+  await jobs.shutdown();
+  history.close();
+  scratch.cleanup();
+});
+
+const ofJob = (jobId: string): Event[] => events.filter((e) => e.channel !== 'history.changed' && e.payload.jobId === jobId);
+const pointsOf = (jobId: string): SeriesPoint[] => ofJob(jobId).flatMap((e) => (e.channel === 'job.points' ? e.payload.points : []));
+const metric = (d: { metrics: { name: string; subject: string; value: number }[] }, name: string, subject: string): number | undefined =>
+  d.metrics.find((m) => m.name === name && m.subject === subject)?.value;
+
+/** Float weights that are exactly zero, over the MatMul weights of the blocks. */
+async function zerosOf(modelPath: string): Promise<number> {
+  const m = await readModel(modelPath);
+  const reader = new WeightReader();
+  let zeros = 0;
+  try {
+    for (const t of m.proto.graph?.initializer ?? []) {
+      if (t.dims.length !== 2 || t.dataType !== 1 || !/layers/.test(t.name ?? '')) continue;
+      const data = await reader.read(t);
+      const f = new Float32Array(data.slice().buffer);
+      for (const x of f) if (x === 0) zeros++;
+    }
+  } finally {
+    await reader.close();
+  }
+  return zeros;
+}
+
+describe('the distill step as a job', () => {
+  it('a student of blocks 0, 2, 4 streams its parts, reports teacher and student, is compared with the teacher, and cleans up', async () => {
+    const recipe = {
+      model: { path: STORIES.model }, tokenizer: { path: STORIES.tokenizer },
+      steps: [{
+        type: 'distill', student: { blocks: [0, 2, 4] }, data: { text: trainText, evalText: heldOut, batch: 2, length: 32 },
+        schedule: { steps: 4, lr: 1e-3, warmup: 1, evalEvery: 2, checkpointEvery: 2 },
+      }],
+      evaluation: { perplexity: { text: heldOut, window: 64, maxSamples: 20 }, footprint: true },
+    } as RecipeInput;
+    const { jobId, experimentId } = await jobs.start(recipe);
+    const recorded = history.get(experimentId).artefacts.filter((a) => a.kind === CHECKPOINTS_ARTEFACT);
+    expect(recorded).toHaveLength(1);
+
+    const f = await jobs.whenFinished(jobId);
+    expect(f.error).toBeNull();
+    expect(f.status).toBe('done');
+
+    const points = pointsOf(jobId);
+    expect(points.map((p) => p.step)).toEqual([1, 2, 3, 4]);
+    for (const p of points) {
+      expect(p.series).toBe('train');
+      expect(Number.isFinite(p.values.loss) && p.values.loss > 0).toBe(true);
+      // The objective's parts travel with every point: the KL term and the cross-entropy.
+      expect(Object.keys(p.values).filter((k) => k.startsWith('part.')).sort()).toEqual(expect.arrayContaining(['part.ce', 'part.kl']));
+      expect(p.values['part.kl']).toBeGreaterThanOrEqual(0);
+    }
+
+    const d = history.get(experimentId);
+    expect(d.kind).toBe('distill');
+    const distill = parseStepDetails(d.details).find((s) => s.key === 'distill');
+    expect(distill?.key).toBe('distill');
+    if (distill?.key !== 'distill') return;
+    expect(distill.teacher).toMatchObject({ path: STORIES.model, blocks: 5 });
+    expect(distill.student).toMatchObject({ blocks: 3, keptBlocks: [0, 2, 4] });
+    expect(distill.student.parameters).toBeLessThan(distill.teacher.parameters);
+    expect(distill.loss).toEqual({ temperature: 2, alpha: 0.5, reverse: false, hidden: 0 });
+    expect(distill.signal.kind).toBe('logits');
+    expect(distill.curve.map((p) => p.step)).toEqual([1, 2, 3, 4]);
+    expect(distill.curve.map((p) => p.loss)).toEqual(points.map((p) => p.values.loss));
+    expect(distill.curve[0].parts?.kl).toBe(points[0].values['part.kl']);
+    expect(distill.tokens).toBe(4 * 2 * 32);
+    expect(distill.warnings).toEqual([]);
+    expect(distill.checkpointDir).toBe(recorded[0].path);
+
+    // Teacher (the recipe's model) beside the student on the held-out text; the student is smaller.
+    expect(metric(d, 'perplexity', 'original')).toBeGreaterThan(1);
+    expect(metric(d, 'perplexity', 'result')).toBeGreaterThan(metric(d, 'perplexity', 'original')!);
+    const model = d.artefacts.find((a) => a.kind === 'model')!;
+    expect(existsSync(model.path)).toBe(true);
+    expect(existsSync(path.join(path.dirname(model.path), 'tokenizer.json'))).toBe(true);
+    const student = await readModel(model.path);
+    expect(student.proto.graph!.input.filter((i) => /^past_key_values\.\d+\.key$/.test(i.name ?? ''))).toHaveLength(3);
+    expect(existsSync(recorded[0].path)).toBe(false);
+  });
+
+  it('recovery after pruning: the pruned model is the student, the original the teacher; zeros kept; an overlapping evaluation text warned', async () => {
+    const recipe = {
+      model: { path: STORIES.model }, tokenizer: { path: STORIES.tokenizer },
+      steps: [
+        { type: 'prune', method: 'magnitude', sparsity: 0.5 },
+        recoverStep({ text: trainText, steps: 4, batch: 2, length: 32 }),
+      ],
+      // The comparison text is the training text: measured on what the student learnt, so warned about.
+      evaluation: { perplexity: { text: trainText, window: 64, maxSamples: 10 }, footprint: true },
+    } as RecipeInput;
+    const { jobId, experimentId } = await jobs.start(recipe);
+    const f = await jobs.whenFinished(jobId);
+    expect(f.error).toBeNull();
+    const d = history.get(experimentId);
+    expect(d.kind).toBe('prune');
+    const steps = parseStepDetails(d.details);
+    expect(steps.map((s) => s.key)).toEqual(['prune:magnitude', 'distill']);
+    const prune = steps[0];
+    const distill = steps[1];
+    if (distill.key !== 'distill' || prune.key !== 'prune:magnitude') return;
+    expect(distill.teacher.path).toBe(STORIES.model);
+    expect(distill.student.keptBlocks).toBeNull();
+    expect(distill.student.blocks).toBe(5);
+    expect(distill.warnings.some((w) => /is the training text/.test(w))).toBe(true);
+    // Every weight pruned to zero stays zero through the recovery.
+    const model = d.artefacts.find((a) => a.kind === 'model')!.path;
+    expect(await zerosOf(model)).toBeGreaterThanOrEqual(prune.zeros);
+  });
+});
