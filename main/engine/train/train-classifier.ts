@@ -11,8 +11,12 @@
  * The loss of a step is the mean over its B examples; `correct` counts the step's right answers.
  * With a teacher the head is classificationKdHead and the teacher's class logits come from an
  * onnxruntime session on the teacher model in the same step.
+ *
+ * Checkpoints (checkpoint.ts) hold the weights, AdamW's state, the stream's position and the curve; a
+ * cancelled run writes one where it stopped, and a resumed run (same model, data and settings) ends
+ * with the weights an uninterrupted run would have.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -22,12 +26,15 @@ import { encodeBatch, encoderTokens, type EncodedBatch, type LabelledData, type 
 import { loadTokenizer } from '../data/tokenizer.ts';
 import { WhittleError, throwIfAborted } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
+import { modelIdentity } from '../evaluate/model-identity.ts';
 import { readModel } from '../onnx/reader.ts';
 import { checkOutputDir } from '../rewrite/output-folder.ts';
 import type { WrittenFolder } from '../rewrite/write-folder.ts';
 import { mapArchitecture } from '../rewrite/architecture.ts';
+import { assertResumable, readLatestCheckpoint, writeCheckpoint, type CheckpointState } from './checkpoint.ts';
 import { classificationHead, classificationKdHead, TEACHER_LOGITS } from './classification-head.ts';
 import { ATTENTION_MASK, buildEncoderView, withClassificationHead } from './encoder-view.ts';
+import type { DataPosition } from './data.ts';
 import { AdamW } from './optimizer.ts';
 import { freezeMatcher } from './parameters.ts';
 import { learningRateAt } from './schedule.ts';
@@ -75,6 +82,11 @@ export interface ClassifierTrainRequest {
   /** Seed of a classification head added to a hidden-state export (withClassificationHead). */
   headSeed?: number;
   onPoint?: (p: TrainPoint) => void;
+  /** Where checkpoints go; with `checkpointEvery` > 0 one is written every that many steps, and on cancel. */
+  checkpointDir?: string;
+  checkpointEvery?: number;
+  /** Continue from the latest checkpoint in `checkpointDir`. */
+  resume?: boolean;
 }
 
 export interface ClassifierTrainDetails {
@@ -90,6 +102,8 @@ export interface ClassifierTrainDetails {
   /** Whether a classification head was added to a hidden-state export. */
   headAdded: boolean;
   seconds: number;
+  /** The step the run resumed after, when it continued a checkpoint. */
+  resumedFromStep?: number;
   curve: TrainPoint[];
 }
 
@@ -102,33 +116,43 @@ export interface ClassifierTrainResult {
 export class ExampleStream {
   private readonly n: number;
   private readonly seed: number;
-  private epoch = -1;
-  private order: number[] = [];
+  private epoch = 0;
+  private order: number[];
   private at = 0;
 
-  constructor(n: number, seed: number) {
+  constructor(n: number, seed: number, from?: DataPosition) {
     this.n = n;
     this.seed = seed;
+    if (from && (from.sequences !== n || from.seed !== seed || !(from.index >= 0 && from.index < n))) {
+      throw new WhittleError('INVALID_INPUT', `The checkpoint was written for ${from.sequences} training examples with seed ${from.seed}; this run has ${n} with seed ${seed}. Resume with the same data and settings, or start again.`);
+    }
+    this.order = this.shuffle(from?.epoch ?? 0);
+    this.at = from?.index ?? 0;
+  }
+
+  /** The next slot of the stream (for a checkpoint). */
+  position(): DataPosition {
+    return { seed: this.seed, epoch: this.epoch, index: this.at, sequences: this.n };
   }
 
   next(count: number): number[] {
     const out: number[] = [];
     while (out.length < count) {
-      if (this.at >= this.order.length) this.shuffle();
       out.push(this.order[this.at++]);
+      if (this.at >= this.n) { this.order = this.shuffle(this.epoch + 1); this.at = 0; }
     }
     return out;
   }
 
-  private shuffle(): void {
-    this.epoch++;
-    const rand = mulberry32((this.seed + this.epoch) >>> 0);
-    this.order = Array.from({ length: this.n }, (_, i) => i);
+  private shuffle(epoch: number): number[] {
+    this.epoch = epoch;
+    const rand = mulberry32((this.seed + epoch) >>> 0);
+    const order = Array.from({ length: this.n }, (_, i) => i);
     for (let i = this.n - 1; i > 0; i--) {
       const j = rand.below(i + 1);
-      [this.order[i], this.order[j]] = [this.order[j], this.order[i]];
+      [order[i], order[j]] = [order[j], order[i]];
     }
-    this.at = 0;
+    return order;
   }
 }
 
@@ -163,6 +187,20 @@ export async function trainClassifier(req: ClassifierTrainRequest, ctx: JobConte
     if (!(alpha >= 0 && alpha <= 1)) throw new WhittleError('INVALID_INPUT', `The distillation weight α must lie in [0, 1] (got ${alpha}).`);
   }
   await checkOutputDir(req.outDir);
+  if (req.resume && !req.checkpointDir) throw new WhittleError('INVALID_INPUT', 'Resuming needs the folder of the checkpoints (checkpointDir).');
+  const every = req.checkpointEvery ?? 0;
+  if (!Number.isInteger(every) || every < 0) throw new WhittleError('INVALID_INPUT', `Checkpoints are written every whole number of steps, 0 for none (got ${every}).`);
+  const fingerprint = (await modelIdentity(req.modelPath)).contentSha256;
+  const configFingerprint = createHash('sha256').update(JSON.stringify({
+    data: path.resolve(req.train.path), lines: req.train.examples.map((e) => e.line), classes: req.train.classes, tokenizer: path.resolve(req.tokenizerPath),
+    config: c, teacher: req.teacher ? { ...req.teacher, modelPath: path.resolve(req.teacher.modelPath) } : null, headSeed: req.headSeed ?? null,
+  })).digest('hex');
+  let resumeFrom: CheckpointState | null = null;
+  if (req.resume && req.checkpointDir) {
+    resumeFrom = await readLatestCheckpoint(req.checkpointDir);
+    if (!resumeFrom) throw new WhittleError('NOT_FOUND', `There is no checkpoint to resume from in ${req.checkpointDir}. Start the training again instead.`, { dir: req.checkpointDir });
+    assertResumable(resumeFrom, fingerprint, configFingerprint);
+  }
   const tokenizer = await loadTokenizer(req.tokenizerPath);
   const tokens = encoderTokens(tokenizer);
   const read = await readModel(req.modelPath);
@@ -187,14 +225,37 @@ export async function trainClassifier(req: ClassifierTrainRequest, ctx: JobConte
     const optimizer = new AdamW(view.trainable.map((p, i) => ({ name: p.name, weights: weights[i], decay: p.decay })), { weightDecay: c.weightDecay });
     const stepsPerEpoch = Math.max(1, Math.floor(examples.length / c.batch));
     const totalSteps = c.steps ?? Math.max(1, Math.round((c.epochs ?? 1) * stepsPerEpoch));
-    const stream = new ExampleStream(examples.length, c.seed);
+    let curve: TrainPoint[] = [];
+    let startStep = 0;
+    if (resumeFrom) {
+      const saved = new Map(resumeFrom.parameters.map((p) => [p.name, p]));
+      for (const [i, p] of view.trainable.entries()) {
+        const w = saved.get(p.name);
+        if (!w || w.weights.length !== weights[i].length) throw new WhittleError('INVALID_INPUT', `The checkpoint in ${req.checkpointDir} does not hold ${p.name} as this run trains it. Start the training again.`);
+        weights[i].set(w.weights);
+      }
+      optimizer.load(resumeFrom.optimizer);
+      curve = resumeFrom.curve;
+      startStep = resumeFrom.step;
+    }
+    const stream = new ExampleStream(examples.length, c.seed, resumeFrom?.position);
+    const checkpoint = async (step: number): Promise<void> => {
+      if (!req.checkpointDir) return;
+      await writeCheckpoint(req.checkpointDir, {
+        modelFingerprint: fingerprint, configFingerprint, step, position: stream.position(), curve,
+        parameters: view.trainable.map((p, i) => ({ name: p.name, dims: p.dims, weights: weights[i] })),
+        optimizer: optimizer.state(),
+      });
+    };
     const session = await StepSession.open(stepGraph, view.trainable, weights, [c.batch, c.length], path.join(scratch, 'train'));
-    const curve: TrainPoint[] = [];
     const recent: { correct: number; count: number }[] = [];
-    let tokensDone = 0, trainSeconds = 0;
+    let tokensDone = 0, trainSeconds = 0, lastCheckpoint = startStep;
     try {
-      for (let step = 1; step <= totalSteps; step++) {
-        throwIfAborted(ctx.signal);
+      for (let step = startStep + 1; step <= totalSteps; step++) {
+        if (ctx.signal.aborted) {
+          if (step - 1 > lastCheckpoint) await checkpoint(step - 1);
+          throwIfAborted(ctx.signal);
+        }
         const t0 = performance.now();
         const picked: LabelledExample[] = stream.next(c.batch).map((i) => examples[i]);
         const batch = encodeBatch(picked, tokenizer, tokens, c.length);
@@ -216,12 +277,20 @@ export async function trainClassifier(req: ClassifierTrainRequest, ctx: JobConte
         const tokensPerSecond = tokensDone / trainSeconds;
         const point: TrainPoint = {
           step, totalSteps, loss: r.lossSum / r.tokenCount, lr, gradNorm, tokensPerSecond,
-          etaSeconds: (totalSteps - step) * (trainSeconds / step),
+          etaSeconds: (totalSteps - step) * (trainSeconds / (step - startStep)),
           parts: Object.fromEntries(Object.entries(r.parts).map(([k, v]) => [k, v / r.tokenCount])),
         };
-        curve.push(point);
+        curve = [...curve.filter((p) => p.step < step), point];
         req.onPoint?.(point);
         ctx.progress({ phase: 'train', done: step, total: totalSteps, message: `loss ${point.loss.toFixed(4)}` });
+        if (every > 0 && step % every === 0 && step < totalSteps) {
+          await checkpoint(step);
+          lastCheckpoint = step;
+        }
+      }
+      if (ctx.signal.aborted) {
+        if (totalSteps > lastCheckpoint) await checkpoint(totalSteps);
+        throwIfAborted(ctx.signal);
       }
     } finally {
       await session.close();
@@ -243,6 +312,7 @@ export async function trainClassifier(req: ClassifierTrainRequest, ctx: JobConte
         trainAccuracy: seen > 0 ? right / seen : Number.NaN,
         headAdded: source !== read,
         seconds: (performance.now() - started) / 1000,
+        ...(resumeFrom ? { resumedFromStep: resumeFrom.step } : {}),
         curve,
       },
     };
