@@ -18,6 +18,7 @@ import { TrainingData } from '../train/data.ts';
 import { loraAdapter } from '../train/lora-adapter.ts';
 import { trainModel } from '../train/train-model.ts';
 import { checkDistillationSettings } from './kd-head.ts';
+import { hiddenDistillationObjective } from './hidden.ts';
 import { distillationObjective } from './objective.ts';
 import { overlapWarnings } from './preflight.ts';
 import { checkBlockList, checkStudentCompatible, writeStudentByBlocks } from './student.ts';
@@ -46,8 +47,9 @@ export async function distillModel(req: DistillRequest, ctx: JobContext): Promis
   const c = req.config;
   const { temperature, alpha, reverse } = req.loss;
   checkDistillationSettings({ temperature, alpha, teacher: req.signal });
-  if (req.loss.hidden > 0) {
-    throw new WhittleError('INVALID_INPUT', 'Hidden-state matching is not available in this build; distil with the KL and cross-entropy terms (hidden weight 0).');
+  if (!(req.loss.hidden >= 0) || !Number.isFinite(req.loss.hidden)) throw new WhittleError('INVALID_INPUT', `The hidden-state weight must be 0 (off) or more (got ${req.loss.hidden}).`);
+  if (req.loss.hidden > 0 && req.signal.kind === 'topk') {
+    throw new WhittleError('INVALID_INPUT', "Hidden-state matching needs the teacher's hidden states at every step, which a top-k cache does not hold: distil with full teacher logits, or set the hidden weight to 0.");
   }
   const teacherPath = path.resolve(req.teacherPath);
   const teacherInfo = await parameterCountOf(teacherPath);
@@ -99,7 +101,10 @@ export async function distillModel(req: DistillRequest, ctx: JobContext): Promis
       cacheReport ??= { cacheBytes: (await stat(file)).size, cacheSeconds: 0 };
     }
 
-    const objective = distillationObjective({
+    const objective = req.loss.hidden > 0 ? await hiddenDistillationObjective({
+      teacherPath, studentPath, kept: req.student.kind === 'blocks' ? req.student.blocks : null,
+      temperature, alpha, reverse, weight: req.loss.hidden, scratchDir: scratch,
+    }) : distillationObjective({
       teacher: teacher ?? { modelPath: teacherPath, scratchDir: path.join(scratch, 'teacher-session') },
       ...(cache ? { cache } : {}),
       temperature, alpha, reverse,
