@@ -197,6 +197,23 @@ export const calls = {
   'quantize.plan': { params: z.strictObject({ path: FilePath, step: QuantizeStep }) },
   /** What a prune step would do to a model: the weights and per-block sparsity or removals, and the size after (no calibration, no work done). */
   'prune.plan': { params: z.strictObject({ path: FilePath, step: PruneStep }) },
+  /**
+   * What a distillation would start from, before anything runs: the student's size (some of the teacher's
+   * blocks) or its check against the teacher (a model brought), and the overlap of the evaluation text
+   * with the training text (a warning, not an error).
+   */
+  'distill.plan': {
+    params: z.strictObject({
+      teacher: FilePath,
+      /** Kept teacher blocks (a student of the teacher's blocks), or… */
+      blocks: z.array(z.int().min(0)).min(1).max(4096).optional(),
+      /** …a student model the user brings. */
+      student: FilePath.optional(),
+      tokenizer: FilePath.optional(),
+      text: FilePath.optional(),
+      evalText: FilePath.optional(),
+    }),
+  },
   /** Shows a file or folder in the OS file manager (desktop). In serve mode answers { opened: false, reason }. */
   'files.reveal': { params: z.strictObject({ path: FilePath }) },
 } as const;
@@ -287,6 +304,18 @@ export interface PrunePlanBlock {
   removedParams?: number;
 }
 
+/** `distill.plan`: the student before it is built, and the overlap of the texts. */
+export interface DistillPlan {
+  /** A student of the teacher's blocks: the kept blocks, its parameters and model bytes, and the teacher's. */
+  student: { blocks: number[]; params: number; bytes: number; teacherParams: number; teacherBytes: number } | null;
+  /** A student the user brings: the vocabulary both share and their block counts. */
+  check: { vocab: number; teacherBlocks: number; studentBlocks: number } | null;
+  /** The held-out paragraphs the training text also holds (with both texts given). */
+  overlap: { evalParagraphs: number; shared: number; fraction: number; examples: string[]; sameFile: boolean } | null;
+  /** What the result will list as warnings (evaluation text inside the training text). */
+  warnings: string[];
+}
+
 export interface PrunePlan {
   path: string;
   method: PruneStep['method'];
@@ -328,6 +357,7 @@ export interface CallResults {
   'recipes.validate': { ok: true; recipe: Recipe } | { ok: false; issues: { path: string; message: string }[] };
   'quantize.plan': QuantizePlan;
   'prune.plan': PrunePlan;
+  'distill.plan': DistillPlan;
   'files.reveal': { opened: boolean; reason?: string };
 }
 

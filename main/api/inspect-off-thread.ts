@@ -6,7 +6,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { ErrorShape, ModelInspection, PrunePlan } from '../../preload/contract.ts';
+import type { DistillPlan, ErrorShape, ModelInspection, PrunePlan } from '../../preload/contract.ts';
+import type { DistillPlanParams } from './distill-plan.ts';
 import type { PruneStep } from '../../preload/recipe.ts';
 import { fromErrorShape, WhittleError } from '../engine/errors.ts';
 
@@ -26,6 +27,8 @@ export interface OffThreadInspector {
   inspect(path: string): Promise<ModelInspection>;
   /** `prune.plan` on the same worker (the model is read there too). */
   prunePlan(path: string, step: PruneStep): Promise<PrunePlan>;
+  /** `distill.plan` on the same worker (models and texts are read there). */
+  distillPlan(params: DistillPlanParams): Promise<DistillPlan>;
   /** Stops the worker (pending calls fail). */
   close(): Promise<void>;
 }
@@ -61,7 +64,7 @@ export function createOffThreadInspector(workerPath = inspectWorkerPath()): OffT
     return w;
   }
 
-  function ask<T>(message: { path: string; pruneStep?: PruneStep }): Promise<T> {
+  function ask<T>(message: { path: string; pruneStep?: PruneStep; distill?: DistillPlanParams }): Promise<T> {
     worker ??= start();
     worker.ref();
     const id = nextId++;
@@ -75,6 +78,7 @@ export function createOffThreadInspector(workerPath = inspectWorkerPath()): OffT
   return {
     inspect: (file) => ask<ModelInspection>({ path: file }),
     prunePlan: (file, step) => ask<PrunePlan>({ path: file, pruneStep: step }),
+    distillPlan: (params) => ask<DistillPlan>({ path: params.teacher, distill: params }),
     async close() {
       const w = worker;
       worker = null;

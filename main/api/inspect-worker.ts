@@ -1,20 +1,23 @@
 /**
  * The worker thread that inspects model files for the services (inspect-off-thread.ts): reading and
  * decoding a graph can take seconds on a large model, and the main process must keep answering calls
- * meanwhile. Receives `{ id, path }` (or `{ id, path, pruneStep }` for a prune plan, prune-plan.ts), answers
+ * meanwhile. Receives `{ id, path }` (or `{ id, path, pruneStep }` for a prune plan, prune-plan.ts, or
+ * `{ id, path, distill }` for a distillation plan, distill-plan.ts), answers
  * `{ id, ok: true, inspection }` or `{ id, ok: false, error }`.
  */
 import { parentPort } from 'node:worker_threads';
 import { toErrorShape } from '../engine/errors.ts';
 import { inspectModel } from '../engine/model/inspect.ts';
 import type { PruneStep } from '../../preload/recipe.ts';
+import { planDistill, type DistillPlanParams } from './distill-plan.ts';
 import { planPruneAt } from './prune-plan.ts';
 
 const port = parentPort;
 if (!port) throw new Error('inspect-worker.ts runs as a worker thread.');
 
-port.on('message', (message: { id: number; path: string; pruneStep?: PruneStep }) => {
-  const work: Promise<unknown> = message.pruneStep ? planPruneAt(message.path, message.pruneStep) : inspectModel(message.path);
+port.on('message', (message: { id: number; path: string; pruneStep?: PruneStep; distill?: DistillPlanParams }) => {
+  const work: Promise<unknown> = message.distill ? planDistill(message.distill)
+    : message.pruneStep ? planPruneAt(message.path, message.pruneStep) : inspectModel(message.path);
   work.then(
     (inspection) => port.postMessage({ id: message.id, ok: true, inspection }),
     (error: unknown) => port.postMessage({ id: message.id, ok: false, error: toErrorShape(error) }),

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import {
   Recipe,
-  type AppInfo, type CallResults, type JobInfo, type ModelInspection, type ParsedParams, type PrunePlan, type Sample,
+  type AppInfo, type CallParams, type CallResults, type DistillPlan, type JobInfo, type ModelInspection, type ParsedParams, type PrunePlan, type Sample,
 } from '../../preload/contract.ts';
 import type { PruneStep } from '../../preload/recipe.ts';
 import { WhittleError } from '../engine/errors.ts';
@@ -50,6 +50,8 @@ export interface ServiceDeps {
   inspectModel: (path: string) => Promise<ModelInspection>;
   /** `prune.plan`, off the main thread (the inspection worker): planning loads engine code the main process must not. */
   prunePlan: (path: string, step: PruneStep) => Promise<PrunePlan>;
+  /** `distill.plan`, off the main thread (the inspection worker), with the paths already resolved. */
+  distillPlan: (params: CallParams<'distill.plan'>) => Promise<DistillPlan>;
   dialogs?: Dialogs;
   /** The bundled resources folder (holds sample/); defaults to appPaths.resources(). */
   resourcesDir?: string;
@@ -214,6 +216,16 @@ export function createServices(deps: ServiceDeps): Handlers {
     async 'prune.plan'({ path: input, step }) {
       const file = await resolveModelPath(input);
       return await deps.prunePlan(file, step);
+    },
+
+    async 'distill.plan'(p) {
+      const teacher = await resolveModelPath(p.teacher);
+      const file = async (v: string | undefined): Promise<string | undefined> => (v === undefined ? undefined : await resolveModelPath(v));
+      const [student, tokenizer, text, evalText] = await Promise.all([file(p.student), file(p.tokenizer), file(p.text), file(p.evalText)]);
+      return await deps.distillPlan({
+        teacher, ...(p.blocks ? { blocks: p.blocks } : {}), ...(student ? { student } : {}), ...(tokenizer ? { tokenizer } : {}),
+        ...(text ? { text } : {}), ...(evalText ? { evalText } : {}),
+      });
     },
 
     async 'files.reveal'({ path: input }) {
