@@ -7,10 +7,12 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readModel } from '../../main/engine/onnx/reader.ts';
+import { readTensorFloat32 } from '../../main/engine/onnx/tensor-data.ts';
 import { writeModel } from '../../main/engine/onnx/writer.ts';
 import { mapArchitecture } from '../../main/engine/rewrite/architecture.ts';
 import { classificationHead } from '../../main/engine/train/classification-head.ts';
-import { ATTENTION_MASK, buildEncoderView } from '../../main/engine/train/encoder-view.ts';
+import { intAttr, intsAttr, makeNode } from '../../main/engine/onnx/graph.ts';
+import { ATTENTION_MASK, buildEncoderView, classLogitsOutput, withClassificationHead } from '../../main/engine/train/encoder-view.ts';
 import { StepSession } from '../../main/engine/train/session.ts';
 import { compileTrainStep } from '../../main/engine/train/step-graph.ts';
 import { buildBertOnnx, randomBertWeights, type BertShape } from '../helpers/bert-onnx.ts';
@@ -91,5 +93,28 @@ describe('encoder training view', () => {
     const a = await checkView(standard, 'standard');
     const b = await checkView(contrib, 'contrib');
     for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i]), `logit ${i}`).toBeLessThan(1e-4);
+  }, 60_000);
+
+  it('gives a feature-extraction export with a pooler output a classification head on its hidden state', async () => {
+    const proto = buildBertOnnx(SHAPE, randomBertWeights(SHAPE, 4), 'hidden');
+    const graph = proto.graph!;
+    // A pooled [batch, D] output beside the hidden state, as sentence-transformer exports have.
+    graph.node.push(makeNode({ opType: 'ReduceMean', inputs: ['last_hidden_state'], outputs: ['pooler_output'], name: 'pool', attributes: [intsAttr('axes', [1]), intAttr('keepdims', 0)] }));
+    graph.output.push({ name: 'pooler_output', type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'batch_size' }, { dimValue: SHAPE.dim }] } } }, metadataProps: [] });
+    proto.opsetImport = [{ domain: '', version: 17 }];
+    const file = path.join(tmp.dir, 'features.onnx');
+    await writeModel(proto, file);
+    const source = await readModel(file);
+    expect(classLogitsOutput(source.proto.graph!)).toBeNull();
+    const headed = withClassificationHead(source, 3, 9);
+    expect(headed.proto.graph!.output.map((o) => o.name)).toEqual(['logits']);
+    expect(headed.proto.graph!.initializer.find((t) => t.name === 'classifier.weight')?.dims.map(Number)).toEqual([SHAPE.dim, 3]);
+    const view = await buildEncoderView(headed, mapArchitecture(headed), { batch: B, length: T, frozen: () => false, scratchDir: tmp.dir });
+    expect(view.classes).toBe(3);
+    expect(view.trainable.map((p) => p.name)).toContain('classifier.weight');
+    // The same seed gives the same head.
+    const weightOf = async (seed: number): Promise<Float32Array> => readTensorFloat32(withClassificationHead(source, 3, seed).proto.graph!.initializer.find((t) => t.name === 'classifier.weight')!);
+    expect(Array.from(await weightOf(9))).toEqual(Array.from(await weightOf(9)));
+    expect(Array.from(await weightOf(9))).not.toEqual(Array.from(await weightOf(10)));
   }, 60_000);
 });

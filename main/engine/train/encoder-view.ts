@@ -31,9 +31,15 @@ function dimsOf(v: ValueInfoProto): (number | string | undefined)[] {
 
 const HIDDEN_NAMES = ['last_hidden_state', 'hidden_states', 'sequence_output', 'token_embeddings'];
 
-/** The class-logits output: 'logits' when it is 2-D, else the one 2-D float output. Null when there is none. */
+/** 2-D outputs of feature-extraction exports that are pooled embeddings, not class logits. */
+const POOLED_NAMES = ['pooler_output', 'pooled_output', 'sentence_embedding', 'embeddings', 'text_embeds'];
+
+/**
+ * The class-logits output: 'logits' when it is 2-D, else the one 2-D float output that is not a pooled
+ * embedding (pooler_output, sentence_embedding, …). Null when there is none.
+ */
 export function classLogitsOutput(graph: GraphProto): string | null {
-  const twoD = graph.output.filter((o) => dimsOf(o).length === 2 && o.type?.tensorType?.elemType === DataType.float32);
+  const twoD = graph.output.filter((o) => dimsOf(o).length === 2 && o.type?.tensorType?.elemType === DataType.float32 && !POOLED_NAMES.includes(o.name ?? ''));
   const named = twoD.find((o) => o.name === 'logits');
   if (named) return 'logits';
   return twoD.length === 1 ? (twoD[0].name ?? null) : null;

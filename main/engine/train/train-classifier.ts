@@ -42,7 +42,8 @@ import { StepSession } from './session.ts';
 import { compileTrainStep } from './step-graph.ts';
 import { checkTrainConfig } from './train-model.ts';
 import type { TrainPoint } from './types.ts';
-import { parameterCount } from './view.ts';
+import { parameterCount, profileActivations } from './view.ts';
+import { availableMemory, estimatePeakBytes, suggestShape } from './memory.ts';
 import { writeTrainedModel } from './write-back.ts';
 
 export interface ClassifierTrainConfig {
@@ -111,6 +112,10 @@ export interface ClassifierTrainResult {
   folder: WrittenFolder;
   details: ClassifierTrainDetails;
 }
+
+const MEMORY_PROBE_LENGTH = 16;
+/** Share of the available memory a run may plan to use. */
+const MEMORY_HEADROOM = 0.8;
 
 /** The endless seeded stream of example indices (see the header). */
 export class ExampleStream {
@@ -212,6 +217,17 @@ export async function trainClassifier(req: ClassifierTrainRequest, ctx: JobConte
   await mkdir(scratch, { recursive: true });
   let teacher: ort.InferenceSession | null = null;
   try {
+    // Memory, from a small probe, before anything the size of the run is built (every weight counted as trainable).
+    const { profile, weights: weightCount } = await profileActivations(source, Math.min(MEMORY_PROBE_LENGTH, c.length), { scratchDir: scratch });
+    const budget = (await availableMemory()) * MEMORY_HEADROOM;
+    const need = estimatePeakBytes(profile, c.batch, c.length, weightCount, 0);
+    if (need > budget) {
+      const fit = suggestShape(profile, c.batch, c.length, weightCount, 0, budget);
+      const gib = (b: number): string => `${(b / 2 ** 30).toFixed(1)} GiB`;
+      throw new WhittleError('OUT_OF_MEMORY', `Training with batch ${c.batch} × length ${c.length} needs about ${gib(need)} of memory; about ${gib(budget)} is free. `
+        + (fit ? `Batch ${fit.batch} × length ${fit.length} would fit.` : 'Even batch 1 at a short length would not fit: free memory or use a machine with more.'),
+      { needBytes: need, availableBytes: budget, suggestion: fit });
+    }
     ctx.progress({ phase: 'compile', done: 0, total: 1, message: 'building the training graph' });
     const view = await buildEncoderView(source, arch, { batch: c.batch, length: c.length, frozen: (p) => frozenRule(p), scratchDir: scratch });
     if (view.classes !== classes) throw new WhittleError('INVALID_INPUT', `The model classifies into ${view.classes} classes but the labelled data has ${classes}.`);

@@ -2,7 +2,9 @@
  * The training view of a model (TRAINING.md, "The design"): a copy of its graph with
  *   - static shapes for one (batch B, sequence length T), read off a probe run;
  *   - the batch as its only data input (input_ids [B, T]); attention mask (ones), position ids (0…T−1),
- *     an empty KV-cache past and the merged-decoder switch become constants, so the view runs without cache;
+ *     token type ids (zeros), an empty KV-cache past and the merged-decoder switch become constants, so the
+ *     view runs without cache (an encoder's view keeps its attention mask as a data input: ViewForm,
+ *     encoder-view.ts);
  *   - shape arithmetic folded into constants, and the cache outputs dropped;
  *   - contrib ops decomposed into standard ops (decompose/);
  *   - half-precision weights widened to float32 master weights (float32-view.ts);
