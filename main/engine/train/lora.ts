@@ -17,6 +17,7 @@ import type { JobContext } from '../job-context.ts';
 import { DataType } from '../onnx/dtype.ts';
 import { makeNode } from '../onnx/graph.ts';
 import type { GraphProto, NodeProto, OnnxModel } from '../onnx/proto-types.ts';
+import { readModel } from '../onnx/reader.ts';
 import { makeTensor, readTensorFloat32 } from '../onnx/tensor-data.ts';
 import type { OutputOptions, WrittenFolder } from '../rewrite/write-folder.ts';
 import type { TensorMeta } from './autodiff/types.ts';
@@ -222,5 +223,6 @@ export async function writeLoraModel(
 ): Promise<WrittenFolder> {
   const merged = lora.merge(weights);
   const params = lora.view.frozen.filter((p) => merged.has(p.name));
-  return writeTrainedModel(source, params, params.map((p) => merged.get(p.name) ?? new Float32Array(0)), outDir, ctx, step, options);
+  // A fresh copy of the source: the write-back replaces initializer bytes in the model it is given.
+  return writeTrainedModel(await readModel(source.path), params, params.map((p) => merged.get(p.name) ?? new Float32Array(0)), outDir, ctx, step, options);
 }

@@ -1,6 +1,6 @@
 /**
  * Fake quantization's straight-through gradient: QuantizeLinear → DequantizeLinear per tensor, per axis
- * and blocked (opset 21, uint4), with the scale given or computed from the weight in the graph; the
+ * and blocked (opset 21, a 4-bit grid in uint8 behind a Clip), with the scale given or computed from the weight in the graph; the
  * backward runs in onnxruntime-node and is compared with the rule written out in plain TypeScript:
  * ∂x = ∂y where x/s + zp rounds into the grid, 0 where it saturates. A fake-quantized weight inside a
  * MatMul gets the chain rule through it (∂a = g·ŵᵀ exactly, ∂w = mask ⊙ aᵀ·g).
@@ -83,20 +83,29 @@ describe('fake quantization: straight-through gradients', () => {
     expect(want.some((v) => v !== 0)).toBe(true);
   });
 
-  it('blocked along K (opset 21, uint4, block 2, a partial last block, negative scales)', async () => {
+  it('blocked along K (opset 21, block 2, a partial last block, negative scales), a 4-bit grid held in uint8 by a Clip to [0, 15]', async () => {
     const K = 5, N = 3, bs = 2, kb = 3;
     const x = values(K * N, 1, 3);
     const s = Float32Array.from([-0.05, 0.1, 0.08, 0.2, -0.15, 0.05, 0.1, 0.1, -0.3]);
-    const zpNibbles = [8, 8, 3, 8, 10, 8, 0, 8, 15];
-    const zpBytes = new Uint8Array(Math.ceil(zpNibbles.length / 2));
-    zpNibbles.forEach((v, i) => { zpBytes[i >> 1] |= v << ((i & 1) * 4); });
-    const meta: MetaMap = new Map([['x', { dtype: DataType.float32, shape: [K, N] }], ['s', { dtype: DataType.float32, shape: [kb, N] }], ['zp', { dtype: DataType.uint4, shape: [kb, N] }], ['q', { dtype: DataType.uint4, shape: [K, N] }], ['y', { dtype: DataType.float32, shape: [K, N] }]]);
+    const zp = [8, 8, 3, 8, 10, 8, 0, 8, 15];
+    const u8 = (shape: number[]): TensorMeta => ({ dtype: DataType.uint8, shape });
+    const meta: MetaMap = new Map([['x', { dtype: DataType.float32, shape: [K, N] }], ['s', { dtype: DataType.float32, shape: [kb, N] }], ['zp', u8([kb, N])], ['q8', u8([K, N])], ['lo', u8([])], ['hi', u8([])], ['q', u8([K, N])], ['y', { dtype: DataType.float32, shape: [K, N] }]]);
     const attrs = [intAttr('axis', 0), intAttr('block_size', bs)];
-    const got = await backward(qdq('x', 's', 'zp', attrs), [{ name: 'x', dims: [K, N], values: x }], [makeTensor('s', DataType.float32, [kb, N], s), makeTensor('zp', DataType.uint4, [kb, N], zpBytes)], meta, 'y', 21);
+    const nodes = [
+      makeNode({ opType: 'QuantizeLinear', inputs: ['x', 's', 'zp'], outputs: ['q8'], name: 'quant', attributes: attrs }),
+      makeNode({ opType: 'Clip', inputs: ['q8', 'lo', 'hi'], outputs: ['q'], name: 'clip' }),
+      makeNode({ opType: 'DequantizeLinear', inputs: ['q', 's', 'zp'], outputs: ['y'], name: 'dequant', attributes: attrs }),
+    ];
+    const inits = [makeTensor('s', DataType.float32, [kb, N], s), makeTensor('zp', DataType.uint8, [kb, N], Uint8Array.from(zp)), makeTensor('lo', DataType.uint8, [], Uint8Array.of(0)), makeTensor('hi', DataType.uint8, [], Uint8Array.of(15))];
+    const got = await backward(nodes, [{ name: 'x', dims: [K, N], values: x }], inits, meta, 'y', 21);
     const at = (i: number): number => Math.floor(Math.floor(i / N) / bs) * N + (i % N);
-    const want = expectedGrad(x, got.r, (i) => s[at(i)], (i) => zpNibbles[at(i)], [0, 15]);
+    const want = expectedGrad(x, got.r, (i) => s[at(i)], (i) => zp[at(i)], [0, 15]);
     expect(Array.from(got.grads.get('x') ?? [])).toEqual(Array.from(want));
     expect(want.filter((v) => v === 0).length).toBeGreaterThan(0);
+    expect(want.filter((v) => v !== 0).length).toBeGreaterThan(0);
+    // y is the 4-bit grid's value: (clamp(round(x/s) + zp, 0, 15) − zp)·s
+    const y = x.map((v, i) => { const q = Math.min(15, Math.max(0, Math.round(v / s[at(i)]) + zp[at(i)])); return (q - zp[at(i)]) * s[at(i)]; });
+    for (let i = 0; i < y.length; i++) expect(got.y[i]).toBeCloseTo(y[i], 6);
   });
 
   it('a scale computed from the weight in the graph gets no gradient (no rule needed for its ops); through a MatMul the chain rule holds', async () => {

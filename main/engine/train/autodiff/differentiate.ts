@@ -4,8 +4,8 @@
  * 1. The differentiable region: float tensors on a path from some `wrt` tensor to some seeded tensor.
  *    Integer and boolean tensors (shapes, masks, ids) and the outputs of NON_DIFFERENTIABLE ops carry
  *    no gradient, so Shape → Gather → Concat → Reshape arithmetic is never visited. Two exceptions for
- *    fake quantization: QuantizeLinear's integer output carries its straight-through gradient
- *    (STRAIGHT_THROUGH), and ops listed in GRADIENT_INPUTS are followed back through those inputs only
+ *    fake quantization: QuantizeLinear's integer output (and a Clip of it) carries its
+ *    straight-through gradient (STRAIGHT_THROUGH), and ops listed in GRADIENT_INPUTS are followed back through those inputs only
  *    (a scale computed from the weight in the graph is not).
  * 2. The region's nodes in reverse topological order: each node's output gradients (the sum of every
  *    consumer's contribution — a weight used twice, like a tied embedding, gets an Add) go through the
@@ -17,7 +17,7 @@ import { WhittleError } from '../../errors.ts';
 import { isFloatDtype } from '../../onnx/dtype.ts';
 import type { GraphProto, NodeProto } from '../../onnx/proto-types.ts';
 import { GradBuilder, MIN_OPSET, sameShape } from './builder.ts';
-import { GRADIENT_INPUTS, NON_DIFFERENTIABLE, RULES, STRAIGHT_THROUGH, type Grad, type RuleContext } from './rules/index.ts';
+import { GRADIENT_INPUTS, NON_DIFFERENTIABLE, RULES, STRAIGHT_THROUGH, STRAIGHT_THROUGH_PASS, type Grad, type RuleContext } from './rules/index.ts';
 import type { DifferentiateRequest, DifferentiateResult, MetaMap } from './types.ts';
 
 const isDefaultDomain = (d: string | undefined): boolean => d === undefined || d === '' || d === 'ai.onnx';
@@ -33,7 +33,11 @@ function carriesGradient(node: NodeProto): boolean {
 /** The tensors on a path from `wrt` to a seeded tensor, and the nodes that connect them. */
 export function differentiableRegion(graph: GraphProto, meta: MetaMap, wrt: readonly string[], seedTensors: readonly string[]): { tensors: Set<string>; nodes: NodeProto[] } {
   const straightThrough = new Set<string>();
-  for (const node of graph.node) if (isDefaultDomain(node.domain) && STRAIGHT_THROUGH.has(node.opType ?? '')) for (const o of node.output) straightThrough.add(o);
+  for (const node of graph.node) {
+    if (!isDefaultDomain(node.domain)) continue;
+    const op = node.opType ?? '';
+    if (STRAIGHT_THROUGH.has(op) || (STRAIGHT_THROUGH_PASS.has(op) && straightThrough.has(node.input[0]))) for (const o of node.output) straightThrough.add(o);
+  }
   const isFloat = (name: string): boolean => name !== '' && (isFloatDtype(meta.get(name)?.dtype) || straightThrough.has(name));
   const followed = (node: NodeProto, i: number): boolean => {
     const only = isDefaultDomain(node.domain) ? GRADIENT_INPUTS.get(node.opType ?? '') : undefined;

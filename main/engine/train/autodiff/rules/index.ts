@@ -9,7 +9,7 @@ import { layerNormalization } from './norm.ts';
 import { reduceMean, reduceSum } from './reduce.ts';
 import type { Rule } from './rule.ts';
 import { concat, expand, pad, reshapeBack, slice, split, tile, transpose } from './shape.ts';
-import { dequantizeLinear, quantizeLinear } from './quantize.ts';
+import { clip, dequantizeLinear, quantizeLinear } from './quantize.ts';
 import { logSoftmax, softmax } from './softmax.ts';
 
 export type { Grad, Rule, RuleContext } from './rule.ts';
@@ -24,16 +24,18 @@ export const RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
   ['Reshape', reshapeBack], ['Squeeze', reshapeBack], ['Unsqueeze', reshapeBack], ['Flatten', reshapeBack], ['Identity', reshapeBack],
   ['Transpose', transpose], ['Slice', slice], ['Concat', concat], ['Split', split], ['Expand', expand], ['Tile', tile], ['Pad', pad],
   ['ReduceSum', reduceSum], ['ReduceMean', reduceMean],
-  ['QuantizeLinear', quantizeLinear], ['DequantizeLinear', dequantizeLinear],
+  ['QuantizeLinear', quantizeLinear], ['DequantizeLinear', dequantizeLinear], ['Clip', clip],
 ]);
 
 /** Ops whose gradient reaches only some of their inputs (by index); the others are never followed back. */
 export const GRADIENT_INPUTS: ReadonlyMap<string, readonly number[]> = new Map([
-  ['QuantizeLinear', [0]], ['DequantizeLinear', [0]],
+  ['QuantizeLinear', [0]], ['DequantizeLinear', [0]], ['Clip', [0]],
 ]);
 
 /** Ops whose integer outputs carry a straight-through gradient (fake quantization, quantize.ts). */
 export const STRAIGHT_THROUGH: ReadonlySet<string> = new Set(['QuantizeLinear']);
+/** Ops whose integer output carries the straight-through gradient when their first input does (a Clip to a narrower grid). */
+export const STRAIGHT_THROUGH_PASS: ReadonlySet<string> = new Set(['Clip']);
 
 /** Ops whose outputs carry no gradient whatever their inputs. */
 export const NON_DIFFERENTIABLE: ReadonlySet<string> = new Set([

@@ -4,12 +4,13 @@
  *
  *   q = saturate(round(x / s) + zp)      (integer, per tensor, per axis, or blocked along `axis`)
  *   y = (q − zp) · s
- *   ∂x = Where(qmin − ½ ≤ x / s + zp ≤ qmax + ½, ∂y, 0)
+ *   ∂x = Where(qmin − ½ ≤ x / s + zp ≤ qmax + ½, ∂y, 0)   (computed as |x − y| ≤ |s|/2)
  *
  * The gradient crosses the integer tensor q in value units: DequantizeLinear hands ∂y to q unchanged and
- * QuantizeLinear masks it to the values that round into the grid (those that saturate get none). The
- * differentiable region lets a gradient through QuantizeLinear's integer output for that reason
- * (STRAIGHT_THROUGH in index.ts); scales and zero points get no gradient (their inputs are not followed,
+ * QuantizeLinear masks it to the values that round into the grid (those that saturate get none); a Clip
+ * between them (a grid narrower than the integer type: 4-bit values in uint8) masks it to its bounds.
+ * The differentiable region lets a gradient through QuantizeLinear's integer output, and through a
+ * Clip of it, for that reason (STRAIGHT_THROUGH in index.ts); scales and zero points get no gradient (their inputs are not followed,
  * GRADIENT_INPUTS), so they may be computed from the weights in the graph (min/max per block) without
  * rules for those ops.
  */
@@ -18,6 +19,7 @@ import { DataType } from '../../../onnx/dtype.ts';
 import type { NodeProto } from '../../../onnx/proto-types.ts';
 import { normAxis, sizeOf, type GradBuilder } from '../builder.ts';
 import { inputAt, onlyGrad, type Rule } from './rule.ts';
+import { intAttr } from '../../../onnx/graph.ts';
 
 /** The integer range [qmin, qmax] of a quantized type. */
 export function quantRange(dtype: number): [number, number] {
@@ -57,7 +59,14 @@ function alongX(b: GradBuilder, p: string, xShape: number[], axis: number, block
   throw new WhittleError('UNSUPPORTED_MODEL', `A QuantizeLinear scale of shape [${pShape.join(', ')}] fits neither per-tensor, per-axis nor blocked quantization of [${xShape.join(', ')}].`);
 }
 
-/** QuantizeLinear (x, s, zp?): the straight-through gradient, masked to the values that round into the grid. */
+/**
+ * QuantizeLinear (x, s, zp?): the straight-through gradient, masked to the values that round into the
+ * grid. A value rounds into the grid exactly when its rounding error is at most half a step:
+ * |x − (q − zp)·s| ≤ |s|/2 (a saturated value is more than half a step from the end of the grid), so the
+ * mask is computed from the node's own output, dequantized with the same scale and zero point (no float
+ * copy of the integer zero point is needed). The bound carries a relative slack of 2⁻¹⁰ of a step for
+ * the float rounding of the difference.
+ */
 export const quantizeLinear: Rule = ({ b, needs }, node, gy) => {
   const g = onlyGrad(node, gy);
   if (!needs(0)) return [null, null, null];
@@ -66,19 +75,34 @@ export const quantizeLinear: Rule = ({ b, needs }, node, gy) => {
   const xMeta = b.meta(x);
   const axis = normAxis(attr(node, 'axis', 1), Math.max(1, xMeta.shape.length));
   const blockSize = attr(node, 'block_size', 0);
-  const outType = zp ? b.dtype(zp) : attr(node, 'output_dtype', 0) || DataType.uint8;
-  const [qmin, qmax] = quantRange(outType);
   const dtype = xMeta.dtype;
-  // u = x / s + zp, with zp read as a float (DequantizeLinear of the zero point with scale 1).
-  let u = b.div(x, alongX(b, s, xMeta.shape, axis, blockSize));
-  if (zp) {
-    const zpFloat = b.op('DequantizeLinear', [zp, b.scalar(1, dtype)], { dtype, shape: b.shape(zp) });
-    u = b.add(u, alongX(b, zpFloat, xMeta.shape, axis, blockSize));
-  }
-  const bool = { dtype: DataType.bool, shape: xMeta.shape };
-  const above = b.op('GreaterOrEqual', [u, b.scalar(qmin - 0.5, dtype)], bool);
-  const below = b.op('LessOrEqual', [u, b.scalar(qmax + 0.5, dtype)], bool);
-  const inside = b.op('And', [above, below], bool);
+  const layout = node.attribute.filter((a) => a.name === 'axis' || a.name === 'block_size');
+  const back = b.op('DequantizeLinear', zp ? [node.output[0], s, zp] : [node.output[0], s], xMeta, layout);
+  const error = b.unary('Abs', b.sub(x, back));
+  const halfStep = b.mul(b.unary('Abs', alongX(b, s, xMeta.shape, axis, blockSize)), b.scalar(0.5 * (1 + 2 ** -10), dtype));
+  const inside = b.op('LessOrEqual', [error, halfStep], { dtype: DataType.bool, shape: xMeta.shape });
+  return [b.op('Where', [inside, g, b.scalar(0, dtype)], b.meta(g)), null, null];
+};
+
+/**
+ * Clip (x, min?, max?): ∂x = Where(min ≤ x ≤ max, g, 0). On a quantized integer tensor (a grid narrower
+ * than its type, e.g. 4-bit values held in uint8) it passes the straight-through gradient of the values
+ * inside the narrower grid; the comparison is made in float.
+ */
+export const clip: Rule = ({ b, needs }, node, gy) => {
+  const g = onlyGrad(node, gy);
+  if (!needs(0)) return [null, null, null];
+  const dtype = b.dtype(g);
+  const asFloat = (t: string): string => (b.dtype(t) === dtype ? t : b.op('Cast', [t], { dtype, shape: b.shape(t) }, [intAttr('to', dtype)]));
+  const x = asFloat(node.input[0]);
+  const shape = b.shape(node.input[0]);
+  const bool = { dtype: DataType.bool, shape };
+  const lo = inputAt(node, 1), hi = inputAt(node, 2);
+  const tests: string[] = [];
+  if (lo) tests.push(b.op('GreaterOrEqual', [x, asFloat(lo)], bool));
+  if (hi) tests.push(b.op('LessOrEqual', [x, asFloat(hi)], bool));
+  if (tests.length === 0) return [g, null, null];
+  const inside = tests.length === 1 ? tests[0] : b.op('And', tests, bool);
   return [b.op('Where', [inside, g, b.scalar(0, dtype)], b.meta(g)), null, null];
 };
 
