@@ -18,6 +18,7 @@ import { ModelPage } from './pages/ModelPage.tsx';
 import { NotFoundPage } from './pages/NotFoundPage.tsx';
 import { PrunePage } from './pages/PrunePage.tsx';
 import { TrainPage } from './pages/TrainPage.tsx';
+import { DistillPage } from './pages/DistillPage.tsx';
 import { QuantizePage } from './pages/QuantizePage.tsx';
 
 function Page({ route }: { route: Route }) {
@@ -28,6 +29,7 @@ function Page({ route }: { route: Route }) {
     case 'quantize': return <QuantizePage path={route.path} jobId={route.jobId} experimentId={route.experimentId} />;
     case 'prune': return <PrunePage path={route.path} jobId={route.jobId} experimentId={route.experimentId} />;
     case 'train': return <TrainPage path={route.path} jobId={route.jobId} experimentId={route.experimentId} />;
+    case 'distill': return <DistillPage path={route.path} jobId={route.jobId} experimentId={route.experimentId} />;
     case 'history': return <HistoryPage query={route.query} />;
     case 'historyDetail': return <HistoryDetailPage id={route.id} />;
     case 'notFound': return <NotFoundPage hash={route.hash} />;
@@ -35,7 +37,7 @@ function Page({ route }: { route: Route }) {
 }
 
 const TITLES: Record<Route['name'], string> = {
-  home: 'Models', model: 'Model', evaluate: 'Evaluate', quantize: 'Quantize', prune: 'Prune', train: 'Train', history: 'History', historyDetail: 'Experiment', notFound: 'Not found',
+  home: 'Models', model: 'Model', evaluate: 'Evaluate', quantize: 'Quantize', prune: 'Prune', train: 'Train', distill: 'Distill', history: 'History', historyDetail: 'Experiment', notFound: 'Not found',
 };
 
 export function App({ api }: { api: WhittleApi }) {

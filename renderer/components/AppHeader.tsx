@@ -1,5 +1,5 @@
 import { Anchor, Group, Text } from '@mantine/core';
-import { IconChartDots3, IconChartLine, IconHistory, IconHome, IconScissors, IconStack2 } from '@tabler/icons-react';
+import { IconChartDots3, IconChartLine, IconHistory, IconHome, IconSchool, IconScissors, IconStack2 } from '@tabler/icons-react';
 import type { ReactNode } from 'react';
 import type { Route } from '../lib/route.ts';
 import { href } from '../lib/route.ts';
@@ -19,6 +19,7 @@ export function AppHeader({ route }: { route: Route }) {
   const inQuantize = route.name === 'quantize';
   const inPrune = route.name === 'prune';
   const inTrain = route.name === 'train';
+  const inDistill = route.name === 'distill';
   return (
     <Group h="100%" px="md" justify="space-between" wrap="nowrap">
       <Group gap="lg" wrap="nowrap">
@@ -29,10 +30,11 @@ export function AppHeader({ route }: { route: Route }) {
           </Group>
         </Anchor>
         <Group gap={4} wrap="nowrap" component="nav">
-          <NavLink to={href.home()} active={!inHistory && !inQuantize && !inPrune && !inTrain} icon={<IconHome size={16} />} label="Models" testId="nav-home" />
+          <NavLink to={href.home()} active={!inHistory && !inQuantize && !inPrune && !inTrain && !inDistill} icon={<IconHome size={16} />} label="Models" testId="nav-home" />
           <NavLink to={href.quantize('')} active={inQuantize} icon={<IconStack2 size={16} />} label="Quantize" testId="nav-quantize" />
           <NavLink to={href.prune('')} active={inPrune} icon={<IconChartDots3 size={16} />} label="Prune" testId="nav-prune" />
           <NavLink to={href.train('')} active={inTrain} icon={<IconChartLine size={16} />} label="Train" testId="nav-train" />
+          <NavLink to={href.distill('')} active={inDistill} icon={<IconSchool size={16} />} label="Distill" testId="nav-distill" />
           <NavLink to={href.history()} active={inHistory} icon={<IconHistory size={16} />} label="History" testId="nav-history" />
         </Group>
       </Group>

@@ -3,7 +3,7 @@ import { LineChart } from '@mantine/charts';
 import { memo, useDeferredValue, useMemo } from 'react';
 import type { CurvePoint } from '../../preload/series.ts';
 import { formatDecimal, formatEta } from '../lib/format.ts';
-import { curveFigures, curveRows } from '../lib/train-curve.ts';
+import { curveFigures, curveRows, hasParts } from '../lib/train-curve.ts';
 
 function Figure({ label, value, testId }: { label: string; value: string; testId: string }) {
   return (
@@ -26,6 +26,7 @@ export const TrainCurves = memo(function TrainCurves({ curve: given, live = fals
   const curve = useDeferredValue(given);
   const rows = useMemo(() => curveRows(curve), [curve]);
   const figures = useMemo(() => curveFigures(curve), [curve]);
+  const parts = useMemo(() => hasParts(curve), [curve]);
   return (
     <Paper withBorder radius="md" p="md" data-testid="train-curves" data-points={rows.length} data-step={figures?.step ?? 0}>
       <Stack gap="sm">
@@ -42,6 +43,7 @@ export const TrainCurves = memo(function TrainCurves({ curve: given, live = fals
               <Figure label="Learning rate" value={Number.isFinite(figures.lr) ? figures.lr.toExponential(2) : '—'} testId="train-lr" />
               <Figure label="Tokens/s" value={Number.isFinite(figures.tokensPerSecond) ? formatDecimal(figures.tokensPerSecond, 0) : '—'} testId="train-tokens-per-s" />
               <Figure label="Time left" value={live && figures.step < figures.totalSteps ? formatEta(figures.etaSeconds) : 'finished'} testId="train-eta" />
+              {figures.agree !== null && <Figure label="Teacher–student agreement" value={`${(100 * figures.agree).toFixed(1)} %`} testId="train-agreement" />}
             </SimpleGrid>
             <SimpleGrid cols={{ base: 1, md: 2 }}>
               <Stack gap={4}>
@@ -56,6 +58,23 @@ export const TrainCurves = memo(function TrainCurves({ curve: given, live = fals
                 <LineChart h={220} data={rows} dataKey="step" withDots={false} curveType="linear" series={[{ name: 'lr', label: 'learning rate', color: 'teal.6' }]}
                   lineProps={{ isAnimationActive: false }} valueFormatter={(v) => v.toExponential(1)} yAxisProps={{ width: 56 }} xAxisLabel="step" data-testid="train-lr-chart" />
               </Stack>
+              {parts && (
+                <Stack gap={4}>
+                  <Text size="sm" fw={600}>Distillation: KL to the teacher and cross-entropy</Text>
+                  <LineChart h={220} data={rows} dataKey="step" withDots={false} connectNulls curveType="linear" withLegend legendProps={{ verticalAlign: 'bottom' }}
+                    series={[{ name: 'kl', label: 'KL (× T²)', color: 'grape.6' }, { name: 'ce', label: 'cross-entropy', color: 'blue.6' }]}
+                    lineProps={{ isAnimationActive: false }} valueFormatter={(v) => v.toFixed(3)} yAxisProps={{ width: 48, domain: ['auto', 'auto'] }} xAxisLabel="step"
+                    data-testid="train-parts-chart" />
+                </Stack>
+              )}
+              {parts && (
+                <Stack gap={4}>
+                  <Text size="sm" fw={600}>Teacher–student agreement (top-1)</Text>
+                  <LineChart h={220} data={rows} dataKey="step" withDots={false} connectNulls curveType="linear" series={[{ name: 'agree', label: 'agreement', color: 'green.6' }]}
+                    lineProps={{ isAnimationActive: false }} valueFormatter={(v) => `${(100 * v).toFixed(1)} %`} yAxisProps={{ width: 56, domain: [0, 1] }} xAxisLabel="step"
+                    data-testid="train-agreement-chart" />
+                </Stack>
+              )}
             </SimpleGrid>
           </>
         )}

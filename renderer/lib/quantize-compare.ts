@@ -244,7 +244,7 @@ export function stepReport(details: unknown): StepReport {
  * FP16's own warnings show in its method details.
  */
 export function stepWarnings(details: unknown): string[] {
-  return parseStepDetails(details).flatMap((s) => (s.key === 'quantize:rtn' || s.key === 'quantize:gptq' ? s.warnings ?? [] : []));
+  return parseStepDetails(details).flatMap((s) => (s.key === 'quantize:rtn' || s.key === 'quantize:gptq' || s.key === 'distill' ? s.warnings ?? [] : []));
 }
 
 /** The output folder (artefact kind 'folder', else the model's folder, else the step's report). */

@@ -20,6 +20,7 @@ export type Route =
   | { name: 'quantize'; path: string; jobId: string | null; experimentId: number | null }
   | { name: 'prune'; path: string; jobId: string | null; experimentId: number | null }
   | { name: 'train'; path: string; jobId: string | null; experimentId: number | null }
+  | { name: 'distill'; path: string; jobId: string | null; experimentId: number | null }
   | { name: 'history'; query: HistoryQuery }
   | { name: 'historyDetail'; id: number }
   | { name: 'notFound'; hash: string };
@@ -46,7 +47,7 @@ export function parseHash(hash: string): Route {
     const path = params.get('path');
     return path ? { name: 'model', path } : { name: 'home' };
   }
-  if (segments.length === 1 && (segments[0] === 'evaluate' || segments[0] === 'quantize' || segments[0] === 'prune' || segments[0] === 'train')) {
+  if (segments.length === 1 && (segments[0] === 'evaluate' || segments[0] === 'quantize' || segments[0] === 'prune' || segments[0] === 'train' || segments[0] === 'distill')) {
     return {
       name: segments[0],
       path: params.get('path') ?? '',
@@ -95,6 +96,8 @@ export const href = {
     withQuery('/prune', [['path', path], ['job', job?.jobId], ['exp', job?.experimentId]]),
   train: (path: string, job?: { jobId?: string; experimentId: number }): string =>
     withQuery('/train', [['path', path], ['job', job?.jobId], ['exp', job?.experimentId]]),
+  distill: (path: string, job?: { jobId?: string; experimentId: number }): string =>
+    withQuery('/distill', [['path', path], ['job', job?.jobId], ['exp', job?.experimentId]]),
   history: (query: Partial<HistoryQuery> = {}): string => {
     const q = { ...DEFAULT_HISTORY_QUERY, ...query };
     return withQuery('/history', [
@@ -109,10 +112,11 @@ export const href = {
   historyDetail: (id: number): string => `#/history/${id}`,
 };
 
-/** The wizard that makes (and shows) a job of this kind, attached to it: quantize, prune and train jobs have one; others open the evaluate page. */
+/** The wizard that makes (and shows) a job of this kind, attached to it: quantize, prune, train and distill jobs have one; others open the evaluate page. */
 export function wizardHref(kind: string, modelPath: string, job?: { jobId?: string; experimentId: number }): string | null {
   if (kind === 'quantize') return href.quantize(modelPath, job);
   if (kind === 'prune') return href.prune(modelPath, job);
   if (kind === 'train') return href.train(modelPath, job);
+  if (kind === 'distill') return href.distill(modelPath, job);
   return null;
 }

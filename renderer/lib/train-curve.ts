@@ -11,12 +11,23 @@ export interface CurveRow {
   loss: number | null;
   evalLoss: number | null;
   lr: number | null;
+  /** Distillation: the KL term, the cross-entropy and the teacher–student top-1 agreement, per token. */
+  kl: number | null;
+  ce: number | null;
+  agree: number | null;
 }
 
 const finite = (v: number | undefined): number | null => (v !== undefined && Number.isFinite(v) ? v : null);
 
 export function curveRows(curve: readonly CurvePoint[]): CurveRow[] {
-  return curve.map((p) => ({ step: p.step, loss: finite(p.loss), evalLoss: finite(p.evalLoss), lr: finite(p.lr) }));
+  return curve.map((p) => ({
+    step: p.step, loss: finite(p.loss), evalLoss: finite(p.evalLoss), lr: finite(p.lr), kl: finite(p.parts?.kl), ce: finite(p.parts?.ce), agree: finite(p.parts?.agree),
+  }));
+}
+
+/** Whether a curve carries an objective's parts (a distillation's). */
+export function hasParts(curve: readonly CurvePoint[]): boolean {
+  return curve.some((p) => p.parts !== undefined && Object.keys(p.parts).length > 0);
 }
 
 /** The curve a job has streamed so far. */
@@ -24,10 +35,10 @@ export function liveCurve(series: Readonly<Record<string, readonly SeriesPoint[]
   return (series.train ?? []).map(trainPointOf);
 }
 
-/** The curve a finished job's details keep (its train step's), or null when it has none. */
+/** The curve a finished job's details keep (its train or distill step's), or null when it has none. */
 export function storedCurve(details: unknown): CurvePoint[] | null {
-  const train = parseStepDetails(details).find((s) => s.key === 'train');
-  return train && train.key === 'train' ? train.curve.map((p) => ({ ...p })) : null;
+  const train = parseStepDetails(details).find((s) => s.key === 'train' || s.key === 'distill');
+  return train && (train.key === 'train' || train.key === 'distill') ? train.curve.map((p) => ({ ...p })) : null;
 }
 
 export interface CurveFigures {
@@ -40,6 +51,8 @@ export interface CurveFigures {
   lr: number;
   tokensPerSecond: number;
   etaSeconds: number;
+  /** Distillation: the latest teacher–student top-1 agreement on the training batch (null without parts). */
+  agree: number | null;
 }
 
 export function curveFigures(curve: readonly CurvePoint[]): CurveFigures | null {
@@ -49,5 +62,6 @@ export function curveFigures(curve: readonly CurvePoint[]): CurveFigures | null 
   return {
     step: last.step, totalSteps: last.totalSteps, loss: last.loss, lr: last.lr, tokensPerSecond: last.tokensPerSecond, etaSeconds: last.etaSeconds,
     evalLoss: evals.at(-1)?.evalLoss ?? null, firstEvalLoss: evals[0]?.evalLoss ?? null,
+    agree: finite(last.parts?.agree),
   };
 }

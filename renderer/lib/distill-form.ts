@@ -1,0 +1,254 @@
+/**
+ * The Distill wizard's form ⇄ a recipe whose model is the teacher and whose one step distils a student
+ * from it. The model, tokenizer and evaluation fields are the ones every compress wizard shares
+ * (recipe-form.ts; the teacher is the model, compared with the student afterwards); the training text is
+ * the shared `calibText` field (the sample fills it with its calibration text, which does not overlap the
+ * evaluation text), and the held-out loss and agreement are measured on the evaluation text when asked.
+ */
+import { DISTILL } from '../../preload/methods.ts';
+import { defaultWarmupSteps, DistillStep, Recipe, type RecipeInput } from '../../preload/recipe.ts';
+import { addIssue, issuePathParts, issuesFromList, numberMessage, type Issues } from './form-issues.ts';
+import {
+  baseRecipe, buildEvaluation, defaultEvaluationPart, EVALUATION_FIELD_BY_PATH, evaluationPartFromRecipe, fileNameOf, toNumber,
+  type EvaluationFormPart,
+} from './recipe-form.ts';
+
+export interface DistillForm extends EvaluationFormPart {
+  /** 'blocks': some of the teacher's blocks; 'model': a student model the user brings. */
+  studentKind: 'blocks' | 'model';
+  /** The teacher's blocks kept, ascending. */
+  blocks: number[];
+  studentPath: string;
+  /** The training text. */
+  calibText: string;
+  /** Measure the held-out loss and the agreement on the evaluation text during training. */
+  heldOut: boolean;
+  evalEvery: number | string;
+  temperature: number | string;
+  alpha: number | string;
+  reverse: boolean;
+  /** 'logits': the teacher runs every step; 'topk': its top k are cached once. */
+  signal: 'logits' | 'topk';
+  topk: number | string;
+  duration: 'steps' | 'epochs';
+  steps: number | string;
+  epochs: number | string;
+  batch: number | string;
+  length: number | string;
+  lr: number | string;
+  /** Empty: the default (about a tenth of the run, at most 100 steps). */
+  warmup: number | string;
+  seed: number | string;
+  checkpointEvery: number | string;
+}
+
+export type DistillField = keyof DistillForm | 'form';
+export type DistillIssues = Issues<DistillField>;
+
+/** The card the wizard shows for the step, from its description. */
+export const DISTILL_CARD = { title: DISTILL.title, summary: DISTILL.summary, outputs: DISTILL.outputs } as const;
+
+/** One line each on the loss settings, for people. */
+export const LOSS_HELP = {
+  temperature: 'T softens both distributions before they are compared: above 1 the student also learns which wrong tokens the teacher finds likely (the KL term is scaled by T²).',
+  alpha: "α weighs matching the teacher; 1 − α weighs predicting the text's own next tokens (cross-entropy).",
+  reverse: "Reverse KL (student ‖ teacher) makes the student concentrate on the teacher's main choices instead of spreading over all of them (MiniLLM).",
+  signal: "The teacher's logits every step, or its top k probabilities cached on disk once: cheaper epochs, a small error in the loss.",
+} as const;
+
+/** DistilBERT's initialisation: every other block of a teacher with `n` blocks (0, 2, 4, …). */
+export function everyOtherBlock(n: number): number[] {
+  return Array.from({ length: Math.ceil(n / 2) }, (_, i) => 2 * i);
+}
+
+export function defaultDistillForm(modelPath = ''): DistillForm {
+  const d = DistillStep.parse({ type: 'distill', student: { blocks: [0] }, data: { text: 'x' }, schedule: { steps: 1 } });
+  return {
+    ...defaultEvaluationPart(modelPath),
+    speed: false,
+    studentKind: 'blocks',
+    blocks: [],
+    studentPath: '',
+    calibText: '',
+    heldOut: true,
+    evalEvery: d.schedule.evalEvery,
+    temperature: d.loss.temperature,
+    alpha: d.loss.alpha,
+    reverse: d.loss.reverse,
+    signal: 'logits',
+    topk: 32,
+    duration: 'steps',
+    steps: 100,
+    epochs: 1,
+    batch: d.data.batch,
+    length: d.data.length,
+    lr: d.schedule.lr,
+    warmup: '',
+    seed: d.schedule.seed,
+    checkpointEvery: d.schedule.checkpointEvery,
+  };
+}
+
+type DistillStepInput = Extract<NonNullable<RecipeInput['steps']>[number], { type: 'distill' }>;
+
+/** The recipe's distill step for the form (the teacher is the recipe's model). */
+export function buildDistillStep(form: DistillForm): DistillStepInput {
+  const warmup = typeof form.warmup === 'string' && form.warmup.trim() === '' ? {} : { warmup: toNumber(form.warmup) };
+  const heldOut = form.heldOut && form.textPath.trim() ? { evalText: form.textPath.trim() } : {};
+  return {
+    type: 'distill',
+    student: form.studentKind === 'blocks' ? { blocks: [...form.blocks].sort((a, b) => a - b) } : { model: form.studentPath.trim() },
+    data: { text: form.calibText.trim(), ...heldOut, batch: toNumber(form.batch), length: toNumber(form.length) },
+    loss: { temperature: toNumber(form.temperature), alpha: toNumber(form.alpha), reverse: form.reverse, hidden: 0 },
+    teacherSignal: form.signal === 'topk' ? { kind: 'topk', k: toNumber(form.topk) } : { kind: 'logits' },
+    schedule: {
+      ...(form.duration === 'steps' ? { steps: toNumber(form.steps) } : { epochs: toNumber(form.epochs) }),
+      lr: toNumber(form.lr), ...warmup, evalEvery: toNumber(form.evalEvery), seed: toNumber(form.seed), checkpointEvery: toNumber(form.checkpointEvery),
+    },
+  };
+}
+
+export function buildDistillRecipe(form: DistillForm): RecipeInput {
+  return { ...baseRecipe(form), steps: [buildDistillStep(form)], evaluation: buildEvaluation(form) };
+}
+
+const FIELD_BY_PATH: Record<string, DistillField> = {
+  ...EVALUATION_FIELD_BY_PATH,
+  'steps.0.student': 'blocks',
+  'steps.0.student.blocks': 'blocks',
+  'steps.0.student.model': 'studentPath',
+  'steps.0.data.text': 'calibText',
+  'steps.0.data.evalText': 'textPath',
+  'steps.0.data.batch': 'batch',
+  'steps.0.data.length': 'length',
+  'steps.0.loss.temperature': 'temperature',
+  'steps.0.loss.alpha': 'alpha',
+  'steps.0.teacherSignal.k': 'topk',
+  'steps.0.schedule.steps': 'steps',
+  'steps.0.schedule.epochs': 'epochs',
+  'steps.0.schedule.lr': 'lr',
+  'steps.0.schedule.warmup': 'warmup',
+  'steps.0.schedule.evalEvery': 'evalEvery',
+  'steps.0.schedule.seed': 'seed',
+  'steps.0.schedule.checkpointEvery': 'checkpointEvery',
+};
+
+/** A recipe issue path → the form field. */
+export function distillFieldForIssuePath(path: string | readonly PropertyKey[]): DistillField {
+  const parts = issuePathParts(path);
+  for (let n = parts.length; n > 0; n--) {
+    const field = FIELD_BY_PATH[parts.slice(0, n).join('.')];
+    if (field) return field;
+  }
+  return 'form';
+}
+
+function friendly(message: string, field: DistillField): string {
+  const number = numberMessage(message);
+  if (number) return number;
+  if (field === 'calibText' && /path is required/i.test(message)) return 'Choose a UTF-8 text file to train on.';
+  if (field === 'steps' && /exactly one/.test(message)) return 'Give the number of steps or of epochs.';
+  return message.charAt(0).toUpperCase() + message.slice(1);
+}
+
+/** Which wizard step holds each field: teacher, student, data, loss and schedule, run. */
+export const STEP_FIELDS: readonly (readonly DistillField[])[] = [
+  ['modelPath', 'tokenizerPath', 'textPath', 'window', 'maxSamples', 'prompts'],
+  ['studentKind', 'blocks', 'studentPath'],
+  ['calibText', 'heldOut', 'evalEvery'],
+  ['temperature', 'alpha', 'reverse', 'signal', 'topk', 'duration', 'steps', 'epochs', 'batch', 'length', 'lr', 'warmup', 'seed', 'checkpointEvery'],
+  ['name', 'form'],
+];
+
+/** Issues that block running, by field; empty when the form makes a valid recipe. */
+export function validateDistillForm(form: DistillForm): DistillIssues {
+  const issues: DistillIssues = {};
+  if (!form.modelPath.trim()) addIssue(issues, 'modelPath', 'Choose the teacher model file (.onnx).');
+  if (!form.tokenizerPath.trim()) addIssue(issues, 'tokenizerPath', "Distillation reads text, which needs the teacher's tokenizer (tokenizer.json).");
+  if ((form.evaluate || form.heldOut) && !form.textPath.trim()) addIssue(issues, 'textPath', 'Choose a UTF-8 text file to evaluate on (it is also the held-out text).');
+  if (form.studentKind === 'blocks' && form.blocks.length === 0) addIssue(issues, 'blocks', "Pick the teacher's blocks the student keeps.");
+  if (form.studentKind === 'model' && !form.studentPath.trim()) addIssue(issues, 'studentPath', 'Choose the student model file (.onnx).');
+  if (!form.calibText.trim()) addIssue(issues, 'calibText', 'Choose a UTF-8 text file to train on.');
+  const parsed = Recipe.safeParse(buildDistillRecipe(form));
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const field = distillFieldForIssuePath(issue.path);
+      addIssue(issues, field, friendly(issue.message, field));
+    }
+  }
+  return issues;
+}
+
+export function distillIssuesForStep(issues: DistillIssues, step: number): DistillIssues {
+  const out: DistillIssues = {};
+  for (const f of STEP_FIELDS[step] ?? []) if (issues[f]) out[f] = issues[f];
+  return out;
+}
+
+export function firstDistillStepWithIssues(issues: DistillIssues): number {
+  return STEP_FIELDS.findIndex((fields) => fields.some((f) => issues[f]));
+}
+
+export function distillIssuesFromServer(list: readonly { path: string; message: string }[]): DistillIssues {
+  return issuesFromList(list, distillFieldForIssuePath, friendly);
+}
+
+/** A stored recipe with a distill step back into the form (re-run, edit); null when it is not one. */
+export function distillFormFromRecipe(recipe: unknown): DistillForm | null {
+  const parsed = Recipe.safeParse(recipe);
+  if (!parsed.success) return null;
+  const step = parsed.data.steps.find((s) => s.type === DISTILL.type);
+  if (!step || step.type !== 'distill' || 'from' in step.student) return null;
+  const form: DistillForm = { ...defaultDistillForm(parsed.data.model.path), ...evaluationPartFromRecipe(parsed.data) };
+  if ('blocks' in step.student) {
+    form.studentKind = 'blocks';
+    form.blocks = [...step.student.blocks];
+  } else {
+    form.studentKind = 'model';
+    form.studentPath = step.student.model;
+  }
+  form.calibText = step.data.text;
+  form.heldOut = step.data.evalText !== undefined;
+  if (step.data.evalText !== undefined && !form.textPath) form.textPath = step.data.evalText;
+  form.batch = step.data.batch;
+  form.length = step.data.length;
+  form.temperature = step.loss.temperature;
+  form.alpha = step.loss.alpha;
+  form.reverse = step.loss.reverse;
+  form.signal = step.teacherSignal.kind;
+  if (step.teacherSignal.kind === 'topk') form.topk = step.teacherSignal.k;
+  const s = step.schedule;
+  form.duration = s.steps !== undefined ? 'steps' : 'epochs';
+  if (s.steps !== undefined) form.steps = s.steps;
+  if (s.epochs !== undefined) form.epochs = s.epochs;
+  form.lr = s.lr;
+  form.warmup = s.warmup ?? '';
+  form.evalEvery = s.evalEvery;
+  form.seed = s.seed;
+  form.checkpointEvery = s.checkpointEvery;
+  return form;
+}
+
+// ── words ───────────────────────────────────────────────────────────────────────────────────────────
+
+/** "blocks 0, 2, 4 of the teacher" or the brought model's file name. */
+export function studentText(form: Pick<DistillForm, 'studentKind' | 'blocks' | 'studentPath'>): string {
+  return form.studentKind === 'blocks' ? `blocks ${[...form.blocks].sort((a, b) => a - b).join(', ') || '—'} of the teacher` : fileNameOf(form.studentPath);
+}
+
+/** "T 2 · α 0.5 · forward KL · teacher logits every step · 100 steps · B 4 × T 128 · lr 3e-4 …" — one line describing the run. */
+export function distillSettingsLine(form: DistillForm): string {
+  const how = form.duration === 'steps' ? `${form.steps} steps` : `${form.epochs} epoch(s)`;
+  const steps = toNumber(form.steps);
+  const warmup = !(typeof form.warmup === 'string' && form.warmup.trim() === '') ? `${form.warmup}`
+    : form.duration === 'steps' && Number.isFinite(steps) ? `${defaultWarmupSteps(steps)} (default)` : 'default';
+  return [`student: ${studentText(form)}`, `T ${form.temperature}`, `α ${form.alpha}`, form.reverse ? 'reverse KL' : 'forward KL',
+    form.signal === 'topk' ? `top-${form.topk} teacher cache` : 'teacher logits every step', how, `B ${form.batch} × T ${form.length}`, `lr ${form.lr}, warmup ${warmup}`].join(' · ');
+}
+
+/** The job's default name: "Distill model.onnx · blocks 0,2,4 · 100 steps". */
+export function defaultDistillName(form: DistillForm): string {
+  const how = form.duration === 'steps' ? `${form.steps} steps` : `${form.epochs} epoch(s)`;
+  const who = form.studentKind === 'blocks' ? `blocks ${[...form.blocks].sort((a, b) => a - b).join(',')}` : fileNameOf(form.studentPath);
+  return `Distill ${fileNameOf(form.modelPath)} · ${who} · ${how}`.slice(0, 200);
+}

@@ -1,0 +1,81 @@
+// The Distill wizard's form ⇄ recipe: the step it builds, the issues it shows per wizard step, a stored
+// recipe read back, the one-line settings, the route, and the curve's distillation parts for the charts.
+import { describe, expect, it } from 'vitest';
+import { Recipe } from '../../../preload/recipe.ts';
+import { trainPointOf, trainSeriesPoint, type CurvePoint } from '../../../preload/series.ts';
+import {
+  buildDistillRecipe, defaultDistillForm, defaultDistillName, distillFormFromRecipe, distillIssuesForStep, distillSettingsLine, everyOtherBlock,
+  firstDistillStepWithIssues, LOSS_HELP, validateDistillForm, type DistillForm,
+} from '../../../renderer/lib/distill-form.ts';
+import { href, parseHash, wizardHref } from '../../../renderer/lib/route.ts';
+import { curveFigures, curveRows, hasParts } from '../../../renderer/lib/train-curve.ts';
+
+const filled = (over: Partial<DistillForm> = {}): DistillForm => ({
+  ...defaultDistillForm('/m/teacher.onnx'), tokenizerPath: '/m/tokenizer.json', textPath: '/t/eval.txt', calibText: '/t/train.txt',
+  blocks: [4, 0, 2], steps: 40, batch: 2, length: 32, lr: '1e-3', ...over,
+});
+
+describe('the Distill wizard form', () => {
+  it('builds a recipe with the teacher as the model and one distill step, the schema\'s defaults filled in', () => {
+    const r = Recipe.parse(buildDistillRecipe(filled({ temperature: '4', alpha: '0.9', reverse: true, signal: 'topk', topk: 16 })));
+    expect(r.model.path).toBe('/m/teacher.onnx');
+    expect(r.steps).toHaveLength(1);
+    expect(r.steps[0]).toEqual({
+      type: 'distill', student: { blocks: [0, 2, 4] }, data: { text: '/t/train.txt', evalText: '/t/eval.txt', batch: 2, length: 32 },
+      loss: { temperature: 4, alpha: 0.9, reverse: true, hidden: 0 }, teacherSignal: { kind: 'topk', k: 16 },
+      schedule: { steps: 40, lr: 1e-3, accumulate: 1, minLrRatio: 0.1, weightDecay: 0.01, clipNorm: 1, evalEvery: 20, seed: 0, checkpointEvery: 25 },
+    });
+    expect(r.evaluation.perplexity?.text).toBe('/t/eval.txt');
+    const brought = Recipe.parse(buildDistillRecipe(filled({ studentKind: 'model', studentPath: '/m/small.onnx', heldOut: false })));
+    expect(brought.steps[0]).toMatchObject({ student: { model: '/m/small.onnx' }, data: { text: '/t/train.txt' } });
+    expect(brought.steps[0].type === 'distill' && brought.steps[0].data.evalText).toBeUndefined();
+  });
+
+  it('shows each issue on the wizard step that holds the field', () => {
+    expect(validateDistillForm(filled())).toEqual({});
+    const none = validateDistillForm(filled({ blocks: [] }));
+    expect(none.blocks).toMatch(/Pick the teacher's blocks/);
+    expect(firstDistillStepWithIssues(none)).toBe(1);
+    const loss = validateDistillForm(filled({ alpha: '1.5', temperature: '0' }));
+    expect(loss.alpha).toMatch(/alpha is a weight from 0 to 1/i);
+    expect(loss.temperature).toMatch(/temperature must be above 0/i);
+    expect(Object.keys(distillIssuesForStep(loss, 3)).sort()).toEqual(['alpha', 'temperature']);
+    expect(distillIssuesForStep(loss, 1)).toEqual({});
+    expect(validateDistillForm(filled({ calibText: '' })).calibText).toMatch(/text file to train on/);
+    expect(validateDistillForm(filled({ studentKind: 'model', studentPath: '' })).studentPath).toMatch(/student model file/);
+    expect(validateDistillForm(filled({ steps: '' })).steps).toBeTruthy();
+  });
+
+  it('reads a stored recipe back into the same form', () => {
+    const form = filled({ temperature: 3, alpha: 0.7, reverse: true, signal: 'topk', topk: 8, warmup: 2, evalEvery: 5 });
+    const back = distillFormFromRecipe(Recipe.parse(buildDistillRecipe(form)))!;
+    expect(buildDistillRecipe(back)).toEqual(buildDistillRecipe({ ...form, blocks: [0, 2, 4] }));
+    expect(distillFormFromRecipe({ model: { path: '/m.onnx' }, steps: [{ type: 'train', text: '/t.txt', steps: 1 }] })).toBeNull();
+  });
+
+  it('says what will run in one line, names the job, and explains T, α and reverse KL in one line each', () => {
+    expect(distillSettingsLine(filled())).toBe('student: blocks 0, 2, 4 of the teacher · T 2 · α 0.5 · forward KL · teacher logits every step · 40 steps · B 2 × T 32 · lr 1e-3, warmup 4 (default)');
+    expect(defaultDistillName(filled())).toBe('Distill teacher.onnx · blocks 0,2,4 · 40 steps');
+    for (const line of Object.values(LOSS_HELP)) expect(line).not.toMatch(/\n/);
+    expect(everyOtherBlock(5)).toEqual([0, 2, 4]);
+    expect(everyOtherBlock(4)).toEqual([0, 2]);
+  });
+
+  it('has its own route, and a distill job opens it from the history', () => {
+    expect(parseHash(href.distill('/m/a b.onnx', { jobId: 'j', experimentId: 3 }))).toEqual({ name: 'distill', path: '/m/a b.onnx', jobId: 'j', experimentId: 3 });
+    expect(wizardHref('distill', '/m.onnx')).toBe(href.distill('/m.onnx'));
+  });
+
+  it('the curve carries the parts through the series points, for the KL/CE and agreement charts', () => {
+    const p: CurvePoint = { step: 3, totalSteps: 4, loss: 2, lr: 1e-3, gradNorm: 1, tokensPerSecond: 10, etaSeconds: 1, parts: { kl: 0.5, ce: 1.5, agree: 0.25 } };
+    const back = trainPointOf(trainSeriesPoint(p));
+    expect(back).toEqual(p);
+    expect(hasParts([back])).toBe(true);
+    expect(curveRows([back])[0]).toMatchObject({ kl: 0.5, ce: 1.5, agree: 0.25 });
+    expect(curveFigures([back])?.agree).toBe(0.25);
+    const plain = { ...p, parts: undefined };
+    delete plain.parts;
+    expect(hasParts([plain])).toBe(false);
+    expect(curveFigures([plain])?.agree).toBeNull();
+  });
+});
