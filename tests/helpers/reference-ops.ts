@@ -398,7 +398,7 @@ function reshapeTarget(input: RefTensor, shape: number[], allowZero: boolean): n
 
 export const REFERENCE_OPS = [
   'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Not', 'Where',
-  'Neg', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Tanh', 'Sigmoid', 'Relu', 'Erf', 'Abs', 'Floor', 'Ceil', 'Cast', 'Identity',
+  'Neg', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Tanh', 'Sigmoid', 'Relu', 'Clip', 'Erf', 'Abs', 'Floor', 'Ceil', 'Cast', 'Identity',
   'MatMul', 'Gemm', 'Softmax', 'LogSoftmax', 'LayerNormalization', 'Gather', 'GatherElements',
   'Reshape', 'Squeeze', 'Unsqueeze', 'Flatten', 'Transpose', 'Slice', 'Concat', 'Split', 'Expand', 'Tile', 'Pad',
   'ReduceMean', 'ReduceSum', 'Shape', 'Size', 'Range', 'ConstantOfShape', 'Constant', 'ScatterND', 'ScatterElements',
@@ -434,6 +434,10 @@ function evalNode(node: NodeProto, inputs: Inputs): (RefTensor | undefined)[] {
     case 'Tanh': return [map(x(0), Math.tanh)];
     case 'Sigmoid': return [map(x(0), (a) => 1 / (1 + Math.exp(-a)))];
     case 'Relu': return [map(x(0), (a) => Math.max(a, 0))];
+    case 'Clip': {
+      const lo = inputs[1] ? inputs[1].data[0] : -Infinity, hi = inputs[2] ? inputs[2].data[0] : Infinity;
+      return [map(x(0), (a) => Math.min(Math.max(a, lo), hi))];
+    }
     case 'Erf': return [map(x(0), erf)];
     case 'Abs': return [map(x(0), Math.abs)];
     case 'Floor': return [map(x(0), Math.floor)];

@@ -48,6 +48,8 @@ const CASES: Record<string, GradCase> = {
   'Tanh': one('Tanh', [f('x', [3, 4])]),
   'Sigmoid': one('Sigmoid', [f('x', [3, 4])]),
   'Relu': one('Relu', [f('x', [3, 4])]),
+  'Clip to [-0.5, 0.3]': { ...one('Clip', [f('x', [3, 4])], [], { inputNames: ['x', 'lo', 'hi'] }), initializers: [scalarF('lo', -0.5), scalarF('hi', 0.3)] },
+  'Clip with only a maximum': { ...one('Clip', [f('x', [3, 4])], [], { inputNames: ['x', '', 'hi'] }), initializers: [scalarF('hi', 0.2)] },
   'Erf': one('Erf', [f('x', [3, 4], { values: Array.from({ length: 12 }, (_, i) => Math.fround(-2.5 + i * 0.45)) })]),
   'Cast float32 → float64 → float32': {
     nodes: [node('Cast', ['x'], ['x64'], [intAttr('to', DataType.float64)]), node('Mul', ['x64', 'x64'], ['sq']), node('Cast', ['sq'], ['y'], [intAttr('to', DataType.float32)])],

@@ -80,8 +80,8 @@ export const quantizeLinear: Rule = ({ b, needs }, node, gy) => {
   const back = b.op('DequantizeLinear', zp ? [node.output[0], s, zp] : [node.output[0], s], xMeta, layout);
   const error = b.unary('Abs', b.sub(x, back));
   const halfStep = b.mul(b.unary('Abs', alongX(b, s, xMeta.shape, axis, blockSize)), b.scalar(0.5 * (1 + 2 ** -10), dtype));
-  const inside = b.op('LessOrEqual', [error, halfStep], { dtype: DataType.bool, shape: xMeta.shape });
-  return [b.op('Where', [inside, g, b.scalar(0, dtype)], b.meta(g)), null, null];
+  const outside = b.op('Greater', [error, halfStep], { dtype: DataType.bool, shape: xMeta.shape });
+  return [b.op('Where', [outside, b.scalar(0, dtype), g], b.meta(g)), null, null];
 };
 
 /**
@@ -98,12 +98,11 @@ export const clip: Rule = ({ b, needs }, node, gy) => {
   const shape = b.shape(node.input[0]);
   const bool = { dtype: DataType.bool, shape };
   const lo = inputAt(node, 1), hi = inputAt(node, 2);
-  const tests: string[] = [];
-  if (lo) tests.push(b.op('GreaterOrEqual', [x, asFloat(lo)], bool));
-  if (hi) tests.push(b.op('LessOrEqual', [x, asFloat(hi)], bool));
-  if (tests.length === 0) return [g, null, null];
-  const inside = tests.length === 1 ? tests[0] : b.op('And', tests, bool);
-  return [b.op('Where', [inside, g, b.scalar(0, dtype)], b.meta(g)), null, null];
+  const zero = b.scalar(0, dtype);
+  let out = g;
+  if (lo) out = b.op('Where', [b.op('Less', [x, asFloat(lo)], bool), zero, out], b.meta(g));
+  if (hi) out = b.op('Where', [b.op('Greater', [x, asFloat(hi)], bool), zero, out], b.meta(g));
+  return [out, null, null];
 };
 
 /** DequantizeLinear (q, s, zp?): hands ∂y to q in value units (the other half of the straight-through pair). */
