@@ -24,7 +24,7 @@ import { TrainingData } from '../../main/engine/train/data.ts';
 import { applyFakeQuant, exportQuantized, type FakeQuantView } from '../../main/engine/train/qat.ts';
 import { buildTrainingView, type TrainingView } from '../../main/engine/train/view.ts';
 import { QuantizeGptqStep, QuantizeRtnStep } from '../../preload/recipe.ts';
-import { STORIES, tempDir } from '../helpers/fixtures.ts';
+import { fixture, STORIES, tempDir } from '../helpers/fixtures.ts';
 import { trainView, viewLoss } from '../helpers/view-training.ts';
 import { calibrationTextFromEnd, FP32_PERPLEXITY, storiesPerplexity } from './quantize-gptq-helpers.ts';
 
@@ -40,13 +40,14 @@ beforeAll(async () => {
 const view = (batch: number, length: number): Promise<TrainingView> => buildTrainingView(source, mapArchitecture(source), { batch, length, frozen: () => false, scratchDir: scratch.dir });
 const rtn = (symmetric: boolean): QuantizeRtnStep => QuantizeRtnStep.parse({ type: 'quantize', method: 'rtn', bits: 4, blockSize: 32, symmetric, accuracyLevel: 0 });
 
+let fqCount = 0;
 /** Ŵ of every fake-quantized weight, as the training graph computes it from the view's initial weights. */
 async function fakeQuantized(q: FakeQuantView): Promise<Map<string, Float32Array>> {
   const graph = q.view.model.graph;
   if (!graph) throw new Error('no graph');
   const outputs = q.weights.map((w) => `${w}/fake_quant/dequantized`);
   const model = { ...q.view.model, graph: { ...graph, output: outputs.map((o) => valueInfo(o, q.view.meta.get(o) ?? { dtype: DataType.float32, shape: [] })) } };
-  const dir = path.join(scratch.dir, `fq-${q.options.symmetric ? 'sym' : 'asym'}`);
+  const dir = path.join(scratch.dir, `fq-${q.options.symmetric ? 'sym' : 'asym'}-${fqCount++}`);
   await mkdir(dir, { recursive: true });
   await writeModel(model, path.join(dir, 'm.onnx'), { externalData: 'auto', threshold: 1024, dataFileName: 'm.onnx.data' });
   const s = await ort.InferenceSession.create(path.join(dir, 'm.onnx'));
@@ -78,6 +79,32 @@ describe('quantization-aware training', () => {
       // QuantizeLinear divides by the scale where the native writer multiplies by its reciprocal: they may
       // round apart only for values within an ulp of a rounding boundary.
       expect(differ / total, `symmetric ${symmetric}`).toBeLessThan(1e-4);
+    }
+  }, 30_000);
+
+  it('a float16 model: the weights and the scales are rounded to float16 as the RTN writer does for it', async () => {
+    const file = fixture('onnx', 'ortgenai', 'tiny-random-LlamaForCausalLM-fp16', 'model.onnx');
+    const half = await readModel(file);
+    const base = await buildTrainingView(half, mapArchitecture(half), { batch: 1, length: 8, frozen: () => false, scratchDir: scratch.dir });
+    const inits = new Map((half.proto.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
+    for (const symmetric of [false, true]) {
+      const q = applyFakeQuant(base, { bits: 4, blockSize: 16, symmetric });
+      expect(q.weights.length).toBeGreaterThan(0);
+      const got = await fakeQuantized(q);
+      let total = 0, differ = 0;
+      for (const name of q.weights) {
+        const p = base.trainable.find((x) => x.name === name);
+        const t = inits.get(name);
+        if (!p || !t) throw new Error(name);
+        expect(t.dataType).toBe(DataType.float16);
+        const bytes = await readTensorBytes(t);
+        const bits16 = new Uint16Array(bytes.slice().buffer);
+        const ref = await dequantizeBlockwise(await quantizeBlockwise(bits16, { k: p.dims[0], n: p.dims[1], bits: 4, blockSize: 16, symmetric, weightIsFp16: true }));
+        const g = got.get(name) ?? new Float32Array(0);
+        total += ref.length;
+        for (let i = 0; i < ref.length; i++) if (g[i] !== ref[i]) differ++;
+      }
+      expect(differ / total, `symmetric ${symmetric}`).toBeLessThan(1e-3);
     }
   }, 30_000);
 

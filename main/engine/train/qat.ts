@@ -16,6 +16,9 @@
  * range. They get no gradient (the straight-through rule follows only the weight,
  * autodiff/rules/quantize.ts); the optimizer updates the float master weights.
  *
+ * A float16 source weight is rounded to float16 first, and the scales too (the zero point is taken from
+ * the unrounded scale), as the RTN writer quantizes a float16 model.
+ *
  * Rounding: QuantizeLinear divides by s where the native writer multiplies by 1/s; the two round
  * differently only for values within an ulp of a rounding boundary.
  */
@@ -70,8 +73,9 @@ function checkOptions(o: FakeQuantOptions): void {
 }
 
 /** Emits the fake-quantization nodes of W [K, N]; returns the name of Ŵ. */
-function fakeQuantize(w: string, k: number, n: number, o: FakeQuantOptions, out: { nodes: NodeProto[]; initializers: TensorProto[]; meta: MetaMap }): string {
-  const p = `${w}/fake_quant`;
+function fakeQuantize(weight: string, k: number, n: number, half: boolean, o: FakeQuantOptions, out: { nodes: NodeProto[]; initializers: TensorProto[]; meta: MetaMap }): string {
+  const w0 = weight;
+  const p = `${w0}/fake_quant`;
   const bs = o.blockSize;
   const kb = Math.ceil(k / bs);
   // uint8 holds the 4-bit grid too, clipped to [0, 15] (onnxruntime 1.30's uint4 QuantizeLinear and
@@ -100,6 +104,10 @@ function fakeQuantize(w: string, k: number, n: number, o: FakeQuantOptions, out:
     return constant(name, (f) => makeTensor(f, qType, [kb, n], bytes), { dtype: qType, shape: [kb, n] });
   };
 
+  // A float16 weight is written back as float16 and quantized from there with float16 scales (the
+  // RTN writer's rule for float16 models): the forward rounds the weight and the scales alike.
+  const toHalfAndBack = (x: string, name: string, meta: TensorMeta): string => node('Cast', [node('Cast', [x], `${name}_fp16`, { dtype: DataType.float16, shape: meta.shape }, [intAttr('to', DataType.float16)])], `${name}_rounded`, meta, [intAttr('to', DataType.float32)]);
+  const w = half ? toHalfAndBack(w0, 'weight', f32([k, n])) : w0;
   // [kb, bs, N] blocks (zero padding: neither rule's min/max changes).
   const padded = k % bs === 0 ? w : node('Pad', [w, ints('pads', [0, 0, kb * bs - k, 0])], 'padded', f32([kb * bs, n]));
   const b3 = node('Reshape', [padded, ints('blocks_shape', [kb, bs, n])], 'blocks', f32([kb, bs, n]));
@@ -118,17 +126,20 @@ function fakeQuantize(w: string, k: number, n: number, o: FakeQuantOptions, out:
     const hi = node('Max', [mx, zero], 'hi', blocks);
     s = node('Div', [node('Sub', [hi, lo], 'range', blocks), scalar('qmax', qmax)], 'scale', blocks);
   }
-  const isZero = node('Equal', [s, scalar('zero_scale', 0)], 'scale_is_zero', { dtype: DataType.bool, shape: [kb, n] });
-  const safe = node('Where', [isZero, scalar('one', 1), s], 'scale_safe', blocks);
+  const safeOf = (scale: string, name: string): string => node('Where', [node('Equal', [scale, scalar(`${name}_zero`, 0)], `${name}_is_zero`, { dtype: DataType.bool, shape: [kb, n] }), scalar(`${name}_one`, 1), scale], `${name}_safe`, blocks);
+  const safe = safeOf(s, 'scale');
   // Asymmetric: zp = saturate(round(−mn' / s)) with QuantizeLinear's own rounding (ties to even), one value per block.
   const zp = lo === null
     ? zeroPoints('zero_point', 2 ** (o.bits - 1))
     : node('QuantizeLinear', [node('Neg', [lo], 'neg_lo', blocks), safe, zeroPoints('zp_base', 0)], 'zero_point', { dtype: qType, shape: [kb, n] }, [intAttr('axis', 0), intAttr('block_size', 1)]);
+  // The zero point comes from the unrounded scale; values are quantized with the float16-rounded one.
+  const scale = half ? toHalfAndBack(s, 'scale', blocks) : s;
+  const scaleSafe = half ? safeOf(scale, 'scale_fp16') : safe;
   const blocked = [intAttr('axis', 0), intAttr('block_size', bs)];
-  const q8 = node('QuantizeLinear', [w, safe, zp], 'q', { dtype: qType, shape: [k, n] }, blocked);
+  const q8 = node('QuantizeLinear', [w, scaleSafe, zp], 'q', { dtype: qType, shape: [k, n] }, blocked);
   const u8 = (name: string, v: number): string => constant(name, (f) => makeTensor(f, DataType.uint8, [], Uint8Array.of(v)), { dtype: DataType.uint8, shape: [] });
   const q = o.bits === 8 ? q8 : node('Clip', [q8, u8('qmin', 0), u8('qmax_int', qmax)], 'q_clipped', { dtype: qType, shape: [k, n] });
-  return node('DequantizeLinear', [q, s, zp], 'dequantized', f32([k, n]), blocked);
+  return node('DequantizeLinear', [q, scale, zp], 'dequantized', f32([k, n]), blocked);
 }
 
 /**
@@ -185,7 +196,7 @@ export function applyFakeQuant(source: TrainingView, options: FakeQuantOptions):
   const replacement = new Map<string, string>();
   for (const name of targets) {
     const p = byName.get(name) as TrainableParameter;
-    replacement.set(name, fakeQuantize(name, p.dims[0], p.dims[1], options, emitted));
+    replacement.set(name, fakeQuantize(name, p.dims[0], p.dims[1], p.sourceDtype === DataType.float16, options, emitted));
   }
   const nodes: NodeProto[] = [...emitted.nodes];
   for (const n of graph.node) nodes.push({ ...n, input: n.input.map((i) => replacement.get(i) ?? i) });
