@@ -6,6 +6,7 @@
  * The model, evaluation and calibration fields are the ones every compress wizard shares (recipe-form.ts).
  */
 import { effectiveSparsity, parseNmPattern, Recipe, type PruneMethod, type PruneStep, type RecipeInput } from '../../preload/recipe.ts';
+import { checkRecover, defaultRecoverPart, RECOVER_FIELD_BY_PATH, RECOVER_FIELDS, recoverPartFromRecipe, withRecovery, type RecoverFormPart } from './recover-form.ts';
 import { PRUNE_METHODS } from '../../preload/methods.ts';
 import { addIssue, issuePathParts, issuesFromList, numberMessage, type Issues } from './form-issues.ts';
 import { invalidKeepPatterns, parseKeepPatterns } from './quantize-form.ts';
@@ -20,7 +21,7 @@ export type Allocation = 'uniform' | 'owl';
 export type StructuredTarget = 'heads' | 'neurons' | 'layers';
 export type Importance = 'magnitude' | 'activation' | 'block-influence';
 
-export interface PruneForm extends EvaluationFormPart, CalibrationFormPart {
+export interface PruneForm extends EvaluationFormPart, CalibrationFormPart, RecoverFormPart {
   method: PruneMethodId;
   // Unstructured (magnitude, Wanda, SparseGPT)
   /** The fraction of each weight set to zero, 0 < s < 1 (ignored with an N:M pattern, which fixes it). */
@@ -124,6 +125,7 @@ export function defaultPruneForm(modelPath = ''): PruneForm {
   return {
     ...defaultEvaluationPart(modelPath),
     ...defaultCalibrationPart(),
+    ...defaultRecoverPart(),
     method: 'magnitude',
     sparsity: 0.5,
     pattern: '',
@@ -186,11 +188,12 @@ export function buildPruneStep(form: PruneForm): PruneStepInput {
 }
 
 export function buildPruneRecipe(form: PruneForm): RecipeInput {
-  return { ...baseRecipe(form), steps: [buildPruneStep(form)], evaluation: buildEvaluation(form) };
+  return { ...baseRecipe(form), steps: withRecovery([buildPruneStep(form)], form), evaluation: buildEvaluation(form) };
 }
 
 const FIELD_BY_PATH: Record<string, PruneField> = {
   ...EVALUATION_FIELD_BY_PATH,
+  ...RECOVER_FIELD_BY_PATH,
   'steps.0.method': 'method',
   'steps.0.sparsity': 'sparsity',
   'steps.0.pattern': 'pattern',
@@ -238,7 +241,7 @@ export const STEP_FIELDS: readonly (readonly PruneField[])[] = [
   ['method'],
   [
     'sparsity', 'pattern', 'scope', 'allocation', 'sequential', 'quantize', 'quantizeBits', 'quantizeBlockSize', 'target', 'amount', 'ratio', 'count',
-    'importance', 'calibText', 'calibSamples', 'calibLength', 'calibSeed', 'keepText',
+    'importance', 'calibText', 'calibSamples', 'calibLength', 'calibSeed', 'keepText', ...RECOVER_FIELDS,
   ],
   ['name', 'form'],
 ];
@@ -247,6 +250,7 @@ export const STEP_FIELDS: readonly (readonly PruneField[])[] = [
 export function validatePruneForm(form: PruneForm): PruneIssues {
   const issues: PruneIssues = {};
   if (!form.modelPath.trim()) addIssue(issues, 'modelPath', 'Choose the model file (.onnx).');
+  checkRecover(issues, form);
   const calibrates = needsCalibration(form);
   if ((form.evaluate || calibrates) && !form.tokenizerPath.trim()) {
     addIssue(issues, 'tokenizerPath', form.evaluate ? 'Evaluating quality needs the model\'s tokenizer (tokenizer.json).' : 'Calibration needs the model\'s tokenizer (tokenizer.json).');
@@ -296,6 +300,7 @@ export function pruneFormFromRecipe(recipe: unknown): PruneForm | null {
   const step = parsed.data.steps.find((s) => s.type === 'prune');
   if (!step || step.type !== 'prune') return null;
   const form: PruneForm = { ...defaultPruneForm(parsed.data.model.path), ...evaluationPartFromRecipe(parsed.data) };
+  Object.assign(form, recoverPartFromRecipe(parsed.data));
   form.method = step.method;
   form.keepText = step.keep.join('\n');
   if (step.calibration) {

@@ -11,6 +11,7 @@ import {
 } from '../../preload/recipe.ts';
 import { parseStepDetails, QUANTIZE_METHODS } from '../../preload/methods.ts';
 import { addIssue, issuePathParts, issuesFromList, numberMessage, type Issues } from './form-issues.ts';
+import { checkRecover, defaultRecoverPart, RECOVER_FIELD_BY_PATH, RECOVER_FIELDS, recoverPartFromRecipe, withRecovery, type RecoverFormPart } from './recover-form.ts';
 import {
   baseRecipe, buildCalibration, buildEvaluation, defaultCalibrationPart, defaultEvaluationPart, EVALUATION_FIELD_BY_PATH, evaluationPartFromRecipe, fileNameOf,
   parseLines, toNumber, type CalibrationFormPart, type EvaluationFormPart,
@@ -25,7 +26,7 @@ export type RangeMethod = QuantizeInt8StaticStep['rangeMethod'];
 export type ActivationType = QuantizeInt8StaticStep['activationType'];
 export type MethodId = QuantizeMethod;
 
-export interface QuantizeForm extends EvaluationFormPart, CalibrationFormPart {
+export interface QuantizeForm extends EvaluationFormPart, CalibrationFormPart, RecoverFormPart {
   method: MethodId;
   // RTN and GPTQ (weight-only)
   bits: Bits;
@@ -135,6 +136,7 @@ export function defaultQuantizeForm(modelPath = ''): QuantizeForm {
   return {
     ...defaultEvaluationPart(modelPath),
     ...defaultCalibrationPart(),
+    ...defaultRecoverPart(),
     method: 'rtn',
     bits: 4,
     blockSize: 32,
@@ -325,7 +327,7 @@ export function buildQuantizeStep(form: QuantizeForm, method: MethodId = form.me
 }
 
 export function buildQuantizeRecipe(form: QuantizeForm): RecipeInput {
-  return { ...baseRecipe(form), steps: [buildQuantizeStep(form)], evaluation: buildEvaluation(form) };
+  return { ...baseRecipe(form), steps: withRecovery([buildQuantizeStep(form)], form), evaluation: buildEvaluation(form) };
 }
 
 /**
@@ -346,6 +348,7 @@ export function buildSensitivityRecipe(form: QuantizeForm, samples: number | str
 
 const FIELD_BY_PATH: Record<string, QuantizeField> = {
   ...EVALUATION_FIELD_BY_PATH,
+  ...RECOVER_FIELD_BY_PATH,
   'steps.0.bits': 'bits',
   'steps.0.blockSize': 'blockSize',
   'steps.0.symmetric': 'symmetric',
@@ -395,7 +398,7 @@ export const STEP_FIELDS: readonly (readonly QuantizeField[])[] = [
   [
     'method', 'bits', 'blockSize', 'symmetric', 'accuracyLevel', 'format', 'percdamp', 'actOrder', 'sequential', 'columnBlock',
     'calibText', 'calibSamples', 'calibLength', 'calibSeed', 'keepIoTypes', 'blockOps', 'int8Format', 'perChannel',
-    'rangeMethod', 'percentile', 'activationType', 'excludeText',
+    'rangeMethod', 'percentile', 'activationType', 'excludeText', ...RECOVER_FIELDS,
   ],
   ['keepText', 'overrides'],
   ['name', 'form'],
@@ -410,6 +413,7 @@ function checkPatterns(issues: QuantizeIssues, field: QuantizeField, text: strin
 export function validateQuantizeForm(form: QuantizeForm): QuantizeIssues {
   const issues: QuantizeIssues = {};
   if (!form.modelPath.trim()) addIssue(issues, 'modelPath', 'Choose the model file (.onnx).');
+  checkRecover(issues, form);
   const calibrates = methodOf(form.method).calibration;
   if (form.evaluate || calibrates) {
     if (!form.tokenizerPath.trim()) {
@@ -480,6 +484,7 @@ export function quantizeFormFromRecipe(recipe: unknown): QuantizeForm | null {
   const step = r.steps.find((s) => s.type === 'quantize');
   if (!step || step.type !== 'quantize') return null;
   const form: QuantizeForm = { ...defaultQuantizeForm(r.model.path), ...evaluationPartFromRecipe(r) };
+  Object.assign(form, recoverPartFromRecipe(r));
   form.method = step.method;
   form.keepText = step.keep.join('\n');
   if ('calibration' in step) {

@@ -10,6 +10,7 @@ import { PruneMethodCards, PruneTargetFields } from '../components/PruneMethodFi
 import { PrunePlanPreview } from '../components/PrunePlanPreview.tsx';
 import { QuantizeResult } from '../components/QuantizeResult.tsx';
 import { RecipeActions } from '../components/RecipeActions.tsx';
+import { RecoverFields } from '../components/RecoverFields.tsx';
 import { useCall } from '../hooks/useCall.ts';
 import { useRecipeWizard, type WizardSpec } from '../hooks/useRecipeWizard.ts';
 import { onAsync } from '../lib/async-handler.ts';
@@ -126,6 +127,7 @@ export function PrunePage({ path, jobId, experimentId }: Props) {
           <StepBody testId="wizard-step-targets" title="Targets and sparsity" intro={pruneMethodOf(form.method).tradeoff}>
             <PruneTargetFields form={form} issues={shownIssues} onChange={change} />
             {planKey !== null && <PrunePlanPreview plan={plan.data} loading={planLoading} error={plan.error} />}
+            <RecoverFields form={form} issues={shownIssues} onChange={change} />
           </StepBody>
         </Stepper.Step>
         <Stepper.Step label="Run" description="Prune and evaluate" data-testid="wizard-tab-run">

@@ -8,6 +8,7 @@ import type { ErrorShape, QuantizePlan } from '../../preload/contract.ts';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { JobPanel } from '../components/JobPanel.tsx';
 import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
+import { RecoverFields } from '../components/RecoverFields.tsx';
 import { RecipeActions } from '../components/RecipeActions.tsx';
 import { QuantizeMethodFields } from '../components/QuantizeMethodFields.tsx';
 import { QuantizeResult } from '../components/QuantizeResult.tsx';
@@ -173,6 +174,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
           <StepBody testId="wizard-step-method" title="Method" intro={METHOD_INTRO[form.method]}>
             <QuantizeMethodFields form={form} issues={shownIssues} onChange={change} />
             {estimate}
+            <RecoverFields form={form} issues={shownIssues} onChange={change} />
           </StepBody>
         </Stepper.Step>
         <Stepper.Step label="Weights" description="Which" data-testid="wizard-tab-weights">
