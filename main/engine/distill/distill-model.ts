@@ -16,6 +16,8 @@ import { readModel } from '../onnx/reader.ts';
 import { mapArchitecture } from '../rewrite/architecture.ts';
 import { TrainingData } from '../train/data.ts';
 import { loraAdapter } from '../train/lora-adapter.ts';
+import { FREEZE_ROLES, type ParameterRole } from '../train/parameters.ts';
+import { qatAdapter } from '../train/qat-adapter.ts';
 import { trainModel } from '../train/train-model.ts';
 import { checkDistillationSettings } from './kd-head.ts';
 import { hiddenDistillationObjective } from './hidden.ts';
@@ -59,6 +61,11 @@ export async function distillModel(req: DistillRequest, ctx: JobContext): Promis
     const unknown = req.lora.roles.filter((r) => !isLoraRole(r));
     if (unknown.length > 0) throw new WhittleError('INVALID_INPUT', `LoRA adapts the linear projections (q, k, v, o, qkv, gate, up, down); ${unknown.join(', ')} is not one of them.`);
     loraRoles = req.lora.roles as LoraRole[];
+  }
+  if (req.qat && loraRoles.length > 0) throw new WhittleError('INVALID_INPUT', 'Choose LoRA or quantization-aware training for one run, not both: merge the adapters first, then quantize.');
+  if (req.qat) {
+    const unknown = req.qat.freezeRoles.filter((r) => !(FREEZE_ROLES as readonly string[]).includes(r));
+    if (unknown.length > 0) throw new WhittleError('INVALID_INPUT', `${unknown.join(', ')} is not a role Whittle knows (${FREEZE_ROLES.join(', ')}).`);
   }
   const warnings = await overlapWarnings(c.textPath, [c.evalTextPath], ctx.signal);
   for (const w of warnings) ctx.log('warn', w);
@@ -110,7 +117,9 @@ export async function distillModel(req: DistillRequest, ctx: JobContext): Promis
       temperature, alpha, reverse,
       keepOpen: true, // the teacher and cache opened here are closed here
     });
-    const adapter = loraRoles.length > 0 && req.lora ? loraAdapter({ roles: loraRoles, rank: req.lora.rank, alpha: req.lora.alpha, seed: c.seed }) : undefined;
+    const adapter = req.qat
+      ? qatAdapter({ bits: req.qat.bits, blockSize: req.qat.blockSize, symmetric: req.qat.symmetric, freezeRoles: req.qat.freezeRoles as ParameterRole[] })
+      : loraRoles.length > 0 && req.lora ? loraAdapter({ roles: loraRoles, rank: req.lora.rank, alpha: req.lora.alpha, seed: c.seed }) : undefined;
     const r = await trainModel({
       modelPath: studentPath, outDir: req.outDir, deliver: req.deliver, ...(req.recipe ? { recipe: req.recipe } : {}),
       checkpointDir: req.checkpointDir, resume: req.resume, config: c, ...(req.onPoint ? { onPoint: req.onPoint } : {}),

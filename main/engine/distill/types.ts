@@ -31,6 +31,11 @@ export interface DistillRequest {
   signal: TeacherSignal;
   /** LoRA adapters instead of full fine-tuning of the student (rank 0 = off). */
   lora?: { rank: number; alpha: number; roles: string[] };
+  /**
+   * KD-QAT: the student's linear weights trained through fake quantization on MatMulNBits' grid and
+   * exported as MatMulNBits; `freezeRoles` ['o', 'v'] is ov-freeze (arXiv 2403.18159).
+   */
+  qat?: { bits: 4 | 8; blockSize: number; symmetric: boolean; freezeRoles: string[] };
   /** Data, schedule, optimizer, freezing, checkpoints: as a fine-tuning run. */
   config: TrainConfig;
   outDir: string;
