@@ -1,5 +1,5 @@
 import { Alert, Anchor, Badge, Button, Card, Group, Paper, SimpleGrid, Skeleton, Stack, Text, TextInput, Title } from '@mantine/core';
-import { IconChartBar, IconChartDots3, IconChartLine, IconDragDrop, IconFileDescription, IconFolderOpen, IconPlayerPlay, IconStack2 } from '@tabler/icons-react';
+import { IconChartBar, IconChartDots3, IconChartLine, IconDragDrop, IconFileDescription, IconFolderOpen, IconPlayerPlay, IconSchool, IconStack2 } from '@tabler/icons-react';
 import { useRef, useState, type DragEvent } from 'react';
 import type { Sample } from '../../preload/contract.ts';
 import { pathForDroppedFile, transport } from '../bridge/index.ts';
@@ -118,6 +118,7 @@ function SampleCard({ sample }: { sample: Sample }) {
         <Button component="a" href={href.quantize(sample.modelPath)} variant="light" color="grape" leftSection={<IconStack2 size={16} />} data-testid="quantize-sample">Quantize sample</Button>
         <Button component="a" href={href.prune(sample.modelPath)} variant="light" color="orange" leftSection={<IconChartDots3 size={16} />} data-testid="prune-sample">Prune sample</Button>
         <Button component="a" href={href.train(sample.modelPath)} variant="light" color="teal" leftSection={<IconChartLine size={16} />} data-testid="train-sample">Train sample</Button>
+        <Button component="a" href={href.distill(sample.modelPath)} variant="light" color="indigo" leftSection={<IconSchool size={16} />} data-testid="distill-sample">Distil sample</Button>
       </Group>
     </Card>
   );
