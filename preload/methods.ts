@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import {
   CalibrationConfig, PruneMagnitudeStep, PruneSparseGptStep, PruneStructuredStep, PruneWandaStep,
-  QuantizeFp16Step, QuantizeGptqStep, QuantizeInt8DynamicStep, QuantizeInt8StaticStep, QuantizeRtnStep, SensitivityStep, TrainStep, DistillStep,
+  QuantizeFp16Step, QuantizeGptqStep, QuantizeInt8DynamicStep, QuantizeInt8StaticStep, QuantizeQatStep, QuantizeRtnStep, SensitivityStep, TrainStep, DistillStep,
   type Recipe, type Step,
 } from './recipe.ts';
 
@@ -218,6 +218,36 @@ const trainRunDetails = {
 
 export const TrainDetailsSchema = z.looseObject({ objective: z.literal('lm'), ...trainRunDetails });
 
+/** Per-class precision, recall and F1 on the held-out examples (main/engine/evaluate/accuracy.ts). */
+export const ClassMetricsSchema = z.looseObject({ class: z.string(), precision: real, recall: real, f1: real, support: count });
+
+/** Accuracy of a classifier on held-out examples (the evaluation's accuracy section, a classify step's held-out split). */
+export const AccuracyDetailsSchema = z.looseObject({
+  file: z.string(), count, classes: z.array(z.string()), accuracy: real, macroF1: real,
+  perClass: z.array(ClassMetricsSchema), confusion: z.array(z.array(count)),
+});
+export type AccuracyDetails = z.infer<typeof AccuracyDetailsSchema>;
+
+/** A classification fine-tune's details (main/engine/train/classify-step.ts). */
+export const ClassifyDetailsSchema = z.looseObject({
+  objective: z.literal('classify'), ...folderDetails,
+  steps: count, examples: count, classes: z.array(z.string()), trainableParameters: count, frozenParameters: count,
+  firstLoss: real, finalLoss: real, trainAccuracy: real, headAdded: z.boolean(), seconds: real,
+  resumedFromStep: count.optional(), resumedFromExperiment: z.int().positive().optional(),
+  checkpointDir: z.string(),
+  config: z.looseObject({ batch: z.int(), length: z.int(), lr: real, warmupSteps: count, freeze: z.array(z.string()) }),
+  curve: z.array(TrainPointSchema),
+  /** The labelled file, its columns and split. */
+  labels: z.looseObject({ file: z.string(), textColumn: z.string(), labelColumn: z.string(), heldOut: real, seed: z.int(), trainExamples: count, heldOutExamples: count }),
+  /** The result's accuracy on the held-out split. */
+  heldOutAccuracy: AccuracyDetailsSchema,
+  /** Classification distillation: the teacher and its loss weights. */
+  teacher: z.looseObject({ model: z.string(), temperature: real, alpha: real }).optional(),
+});
+
+/** A train step's details: next-token ('lm') or classification ('classify'). */
+export const TrainStepDetailsSchema = z.discriminatedUnion('objective', [TrainDetailsSchema, ClassifyDetailsSchema]);
+
 /** A distillation's details (main/engine/distill/types.ts DistillDetails): a training run's, with the teacher, the student and the KD settings. */
 export const DistillDetailsSchema = z.looseObject({
   objective: z.literal('distill'), ...trainRunDetails,
@@ -226,6 +256,19 @@ export const DistillDetailsSchema = z.looseObject({
   loss: z.looseObject({ temperature: real, alpha: real, reverse: z.boolean(), hidden: real }),
   signal: z.looseObject({ kind: z.enum(['logits', 'topk']), k: z.int().optional(), cacheBytes: count.optional(), cacheSeconds: real.optional(), klRelativeError: real.optional() }),
   /** Teacher–student top-1 agreement on the held-out text, before and after. */
+  agreementBefore: real.optional(), agreementAfter: real.optional(),
+  warnings: z.array(z.string()),
+});
+
+/** KD-QAT's details (main/engine/quantize/qat-step.ts): a distillation run's, with the quantization grid and the frozen roles. */
+export const QatDetailsSchema = z.looseObject({
+  method: z.literal('qat'), ...trainRunDetails,
+  bits: z.int(), blockSize: z.int(), symmetric: z.boolean(), accuracyLevel: z.int(),
+  /** Roles kept in float during training (['o', 'v']: ov-freeze), quantized at export. */
+  freezeRoles: z.array(z.string()),
+  /** MatMulNBits weights in the result. */
+  quantized: count,
+  loss: z.looseObject({ temperature: real, alpha: real }),
   agreementBefore: real.optional(), agreementAfter: real.optional(),
   warnings: z.array(z.string()),
 });
@@ -277,6 +320,33 @@ export const GPTQ = {
   ],
   outputs: `${QUANTIZE_OUTPUTS} Reports the GPTQ loss of every weight.`, details: GptqDetails,
 } as const satisfies StepDescription<'quantize:gptq'>;
+
+export const QAT = {
+  key: 'quantize:qat', type: 'quantize', method: 'qat', kind: 'transform', needs: { tokenizer: true, gradients: true } as StepNeeds, resumable: true, series: 'train',
+  title: 'KD-QAT (quantization-aware training)', short: 'KD-QAT', jobTitle: 'Quantize',
+  summary: "Trains the model through 4- or 8-bit fake quantization, distilled from its own float weights, then exports MatMulNBits: the same size as RTN and GPTQ, lower perplexity. Needs a training text; minutes to hours on a CPU.",
+  schema: QuantizeQatStep,
+  options: [
+    { field: 'bits', flag: 'bits', help: 'bits per weight: 4 or 8' },
+    { field: 'blockSize', flag: 'block-size', help: 'weights per block along K, a power of two from 16 to 256' },
+    { field: 'symmetric', flag: 'symmetric', help: 'symmetric quantization (no zero points)' },
+    { field: 'freezeRoles', flag: 'freeze-roles', help: 'roles kept in float while training and quantized only at export, comma-separated; o,v is ov-freeze' },
+    { field: 'text', flag: 'text', help: 'the UTF-8 training text (paragraphs separated by blank lines); must not hold the evaluation text' },
+    { field: 'evalText', flag: null, help: 'held-out text whose loss and agreement with the float model are measured during training' },
+    { field: 'steps', flag: 'steps', help: 'optimizer steps (give this or epochs)' },
+    { field: 'epochs', flag: null, help: 'passes over the training text (give this or steps)' },
+    { field: 'batch', flag: 'batch', help: 'sequences per micro-batch B (default 8)' },
+    { field: 'length', flag: 'len', help: 'tokens per sequence T (default 64)' },
+    { field: 'lr', flag: 'lr', help: 'peak learning rate, above 0 (default 2e-4)' },
+    { field: 'warmup', flag: null, help: 'linear warmup steps (default about a tenth of the run, at most 100)' },
+    { field: 'temperature', flag: 'temperature', help: 'softmax temperature T of the float teacher and the quantized student (default 2)' },
+    { field: 'alpha', flag: 'alpha', help: "weight α of the teacher's term (default 0.5); 1 − α weighs the text's own next tokens" },
+    { field: 'seed', flag: 'seed', help: 'seed of the data order (default 0)' },
+    { field: 'checkpointEvery', flag: null, help: 'write a checkpoint every this many steps, and at cancel (default 25)' },
+  ],
+  outputs: `${QUANTIZE_OUTPUTS} Reports the training curve, the frozen roles and the quantized weights.`,
+  details: QatDetailsSchema,
+} as const satisfies StepDescription<'quantize:qat'>;
 
 export const FP16 = {
   key: 'quantize:fp16', type: 'quantize', method: 'fp16', kind: 'transform', needs: {} as StepNeeds,
@@ -408,10 +478,17 @@ export const PRUNE_STRUCTURED = {
 export const TRAIN = {
   key: 'train', type: 'train', method: null, kind: 'transform', needs: { tokenizer: true, gradients: true } as StepNeeds, resumable: true, series: 'train',
   title: 'Fine-tune — next-token loss', short: 'Fine-tune', jobTitle: 'Train',
-  summary: 'Trains the float weights on your text with AdamW (warmup, cosine decay, clipping); recovers quality after pruning or adapts a model to a domain. Minutes to hours on a CPU.',
+  summary: 'Trains the float weights on your text with AdamW (warmup, cosine decay, clipping); recovers quality after pruning or adapts a model to a domain. An encoder learns to classify labelled data instead (objective classify). Minutes to hours on a CPU.',
   schema: TrainStep,
   options: [
     { field: 'text', flag: 'text', help: 'the UTF-8 training text (paragraphs separated by blank lines); best not the evaluation text' },
+    { field: 'labels.file', flag: 'labels', help: 'labelled data (TSV, CSV or JSONL with a text and a label column): fine-tunes an encoder classifier instead (objective classify)' },
+    { field: 'labels.textColumn', flag: 'text-column', help: "with --labels: the text column (default: the first of sentence, text, content, message)" },
+    { field: 'labels.labelColumn', flag: 'label-column', help: 'with --labels: the label column (default: the first of label, labels, class, category)' },
+    { field: 'labels.heldOut', flag: 'held-out', help: 'with --labels: the share (below 1) or count of examples held out of training and scored for accuracy (default 0.2)' },
+    { field: 'teacher.model', flag: 'teacher', help: "with --labels: distil from this classifier's class logits as well as the labels" },
+    { field: 'teacher.temperature', flag: 'temperature', help: 'with --teacher: softmax temperature T (default 2)' },
+    { field: 'teacher.alpha', flag: 'alpha', help: "with --teacher: weight α of the teacher's term (default 0.5)" },
     { field: 'steps', flag: 'steps', help: 'optimizer steps (give this or --epochs)' },
     { field: 'epochs', flag: 'epochs', help: 'passes over the training text (give this or --steps)' },
     { field: 'batch', flag: 'batch', help: 'sequences per micro-batch B (default 4)' },
@@ -431,7 +508,7 @@ export const TRAIN = {
     { field: 'resume', flag: 'resume', help: 'continue an interrupted or cancelled training experiment from its newest checkpoint' },
   ],
   outputs: 'A model folder in the input\'s own layout (model.onnx, its weights, whittle.json) compared with the original, with the loss curve.',
-  details: TrainDetailsSchema,
+  details: TrainStepDetailsSchema,
 } as const satisfies StepDescription<'train'>;
 
 export const DISTILL = {
@@ -471,7 +548,7 @@ export const DISTILL = {
 } as const satisfies StepDescription<'distill'>;
 
 /** Every step this build describes, quantization methods in the order the wizard and the CLI list them. */
-export const STEP_DESCRIPTIONS = [RTN, GPTQ, FP16, INT8_DYNAMIC, INT8_STATIC, PRUNE_MAGNITUDE, PRUNE_WANDA, PRUNE_SPARSEGPT, PRUNE_STRUCTURED, SENSITIVITY, TRAIN, DISTILL] as const satisfies readonly StepDescription[];
+export const STEP_DESCRIPTIONS = [RTN, GPTQ, FP16, INT8_DYNAMIC, INT8_STATIC, QAT, PRUNE_MAGNITUDE, PRUNE_WANDA, PRUNE_SPARSEGPT, PRUNE_STRUCTURED, SENSITIVITY, TRAIN, DISTILL] as const satisfies readonly StepDescription[];
 export type DescribedStep = (typeof STEP_DESCRIPTIONS)[number];
 
 /** The quantization methods, in order. */
@@ -553,10 +630,11 @@ export type StepDetails =
   | ({ key: 'quantize:fp16' } & z.infer<typeof Fp16Details>)
   | ({ key: 'quantize:int8-dynamic' } & z.infer<typeof Int8DynamicDetails>)
   | ({ key: 'quantize:int8-static' } & z.infer<typeof Int8StaticDetails>)
+  | ({ key: 'quantize:qat' } & z.infer<typeof QatDetailsSchema>)
   | ({ key: 'prune:magnitude' | 'prune:wanda' | 'prune:sparsegpt' } & z.infer<typeof UnstructuredPruneDetails>)
   | ({ key: 'prune:structured' } & z.infer<typeof StructuredPruneDetails>)
   | ({ key: 'sensitivity' } & z.infer<typeof SensitivityDetails>)
-  | ({ key: 'train' } & z.infer<typeof TrainDetailsSchema>)
+  | ({ key: 'train' } & z.infer<typeof TrainStepDetailsSchema>)
   | ({ key: 'distill' } & z.infer<typeof DistillDetailsSchema>);
 
 /** Whether parsed step details are a quantization step's. */

@@ -40,8 +40,50 @@ export type SpeedConfig = z.infer<typeof SpeedConfig>;
 export const DEFAULT_SAMPLE_PROMPTS: readonly string[] = ['Once upon a time', 'The little dog', 'One day, a girl named Lily'];
 export const DEFAULT_MAX_NEW_TOKENS = 48;
 
+export const DEFAULT_HELD_OUT = 0.2;
+
+/** A held-out share of the examples: a fraction in (0, 1) or a count of at least 1. */
+const heldOutField = z.number().gt(0, 'the held-out share must be above 0 (a fraction below 1 or a count)')
+  .refine((h) => h < 1 || Number.isInteger(h), 'the held-out share is a fraction below 1 or a whole count of examples');
+
+/**
+ * Labelled text for classification (TSV, CSV or JSONL with a text and a label column, see
+ * main/engine/data/labelled.ts): columns found by name unless given; `heldOut` of the examples, drawn
+ * with `seed`, are kept out of training and evaluated on.
+ */
+export const LabelledConfig = z.strictObject({
+  file: path,
+  textColumn: z.string().min(1).optional(),
+  labelColumn: z.string().min(1).optional(),
+  heldOut: heldOutField.default(DEFAULT_HELD_OUT),
+  seed: z.int().min(0).max(2 ** 31 - 1).default(0),
+});
+export type LabelledConfig = z.infer<typeof LabelledConfig>;
+
+/**
+ * Accuracy and macro-F1 of a classifier (an encoder with class logits) on labelled data: on the held-out
+ * split of `file` (the same `heldOut` and `seed` as a classification fine-tune on it leaves out), or on a
+ * separate `testFile` (its labels mapped with `file`'s classes).
+ */
+export const AccuracyConfig = z.strictObject({
+  file: path,
+  textColumn: z.string().min(1).optional(),
+  labelColumn: z.string().min(1).optional(),
+  /** Unset: 0.2 of `file` (without a `testFile`). */
+  heldOut: heldOutField.optional(),
+  testFile: path.optional(),
+  seed: z.int().min(0).max(2 ** 31 - 1).default(0),
+  /** Tokens per example at most, [CLS] and [SEP] included. */
+  maxLength: z.int().min(2).max(1 << 16).default(128),
+}).superRefine((a, ctx) => {
+  if (a.testFile !== undefined && a.heldOut !== undefined) ctx.addIssue({ code: 'custom', path: ['heldOut'], message: 'give a held-out share of the file or a separate test file, not both' });
+});
+export type AccuracyConfig = z.infer<typeof AccuracyConfig>;
+
 export const EvaluationConfig = z.strictObject({
   perplexity: PerplexityConfig.optional(),
+  /** Accuracy and macro-F1 of a classifier on labelled data (original beside result when there is a comparison). */
+  accuracy: AccuracyConfig.optional(),
   speed: SpeedConfig.optional(),
   /** Bytes on disk, parameters, bits per weight. Cheap; on unless turned off. */
   footprint: z.boolean().default(true),
@@ -155,12 +197,6 @@ export const QuantizeInt8StaticStep = z.strictObject({
   keep: regexList,
 });
 export type QuantizeInt8StaticStep = z.infer<typeof QuantizeInt8StaticStep>;
-
-export const QuantizeStep = z.discriminatedUnion('method', [
-  QuantizeRtnStep, QuantizeGptqStep, QuantizeFp16Step, QuantizeInt8DynamicStep, QuantizeInt8StaticStep,
-]);
-export type QuantizeStep = z.infer<typeof QuantizeStep>;
-export type QuantizeMethod = QuantizeStep['method'];
 
 /**
  * Per-layer sensitivity: for each quantizable weight (or transformer block), the mean KL against the
@@ -391,16 +427,35 @@ export type TrainSchedule = z.infer<typeof TrainSchedule>;
 const batchField = z.int().min(1).max(4096).default(4);
 const lengthField = z.int().min(8).max(1 << 16).default(128);
 
+/** Classification distillation: the teacher's class logits (softened by T) join the labels with weight α. */
+export const ClassifierTeacher = z.strictObject({
+  /** An encoder classifier over the same classes and tokenizer. */
+  model: path,
+  temperature: z.number().gt(0, 'the temperature must be above 0').max(100).default(2),
+  alpha: z.number().min(0, 'alpha is a weight from 0 to 1').max(1, 'alpha is a weight from 0 to 1').default(0.5),
+});
+export type ClassifierTeacher = z.infer<typeof ClassifierTeacher>;
+
+export const TRAIN_OBJECTIVES = ['lm', 'classify'] as const;
+export type TrainObjective = (typeof TRAIN_OBJECTIVES)[number];
+
 /**
  * Fine-tuning on next-token prediction ('lm'): the model's float weights trained with AdamW on a text
  * (paragraphs packed into sequences of `length` + 1 tokens), warmup then cosine decay, the result written
  * in the input's own layout. Exactly one of `steps` (optimizer steps) or `epochs` (passes over the text).
+ *
+ * 'classify': an encoder classifier fine-tuned on labelled data (`labels` instead of `text`; its
+ * held-out split is never trained on), optionally distilled from a `teacher` classifier.
  */
 export const TrainStep = z.strictObject({
   type: z.literal('train'),
-  objective: z.literal('lm').default('lm'),
-  /** The training text (UTF-8; paragraphs separated by blank lines). Best not the evaluation text. */
-  text: path,
+  objective: z.enum(TRAIN_OBJECTIVES).default('lm'),
+  /** The training text (UTF-8; paragraphs separated by blank lines). Best not the evaluation text. Objective 'lm'. */
+  text: path.optional(),
+  /** Labelled data (objective 'classify'): trained on all but its held-out split. */
+  labels: LabelledConfig.optional(),
+  /** Objective 'classify': distil from this classifier's class logits as well as the labels. */
+  teacher: ClassifierTeacher.optional(),
   ...scheduleFields,
   /** Sequences per micro-batch B and tokens per sequence T. */
   batch: batchField,
@@ -415,6 +470,15 @@ export const TrainStep = z.strictObject({
   resume: ResumeFrom.optional(),
 }).superRefine((s, ctx) => {
   checkSchedule(s, ctx);
+  if (s.objective === 'lm') {
+    if (s.text === undefined) ctx.addIssue({ code: 'custom', path: ['text'], message: 'next-token fine-tuning needs the training text' });
+    if (s.labels !== undefined) ctx.addIssue({ code: 'custom', path: ['labels'], message: "labelled data trains a classifier: set objective 'classify'" });
+    if (s.teacher !== undefined) ctx.addIssue({ code: 'custom', path: ['teacher'], message: "a teacher here distils a classifier (objective 'classify'); a decoder is distilled by a distill step" });
+  } else {
+    if (s.labels === undefined) ctx.addIssue({ code: 'custom', path: ['labels'], message: 'classification fine-tuning needs labelled data (a file with a text and a label column)' });
+    if (s.text !== undefined) ctx.addIssue({ code: 'custom', path: ['text'], message: 'classification fine-tuning reads labelled data (labels), not a plain text' });
+    if (s.evalText !== undefined) ctx.addIssue({ code: 'custom', path: ['evalText'], message: "classification fine-tuning holds out a share of the labelled data (labels.heldOut) instead of a held-out text" });
+  }
   s.freeze.forEach((entry, i) => {
     if (isFreezeRoleWord(entry) && !(FREEZE_ROLES as readonly string[]).includes(entry)) {
       ctx.addIssue({ code: 'custom', path: ['freeze', i], message: `"${entry}" is not a role Whittle knows (${FREEZE_ROLES.join(', ')}); a pattern on weight names needs a * or a dot, e.g. "*${entry}*"` });
@@ -494,6 +558,50 @@ export const DistillStep = z.strictObject({
   resume: ResumeFrom.optional(),
 });
 export type DistillStep = z.infer<typeof DistillStep>;
+
+// ── quantization-aware training (TECHNIQUES.md, TRAINING.md) ───────────────────────────────────────
+
+/**
+ * KD-QAT (arXiv 2403.18159): the step's input model trained through fake quantization on MatMulNBits'
+ * grid, distilled from its own float weights (teacher and student start as the same model), and exported
+ * as MatMulNBits. `freezeRoles` ['o', 'v'] is ov-freeze: those projections keep their float values in
+ * training and are quantized only at export. The schedule is the train and distill steps' own.
+ */
+export const QuantizeQatStep = z.strictObject({
+  type: z.literal('quantize'),
+  method: z.literal('qat'),
+  bits: z.union([z.literal(4), z.literal(8)], { error: 'KD-QAT exports 4 or 8 bits (MatMulNBits): choose 4 or 8' }).default(4),
+  blockSize: blockSize.default(32),
+  symmetric: z.boolean().default(false),
+  /** Roles (FREEZE_ROLES) kept in float during training; ['o', 'v'] is ov-freeze. */
+  freezeRoles: z.array(z.string().min(1)).default([]),
+  /** The training text (UTF-8; paragraphs separated by blank lines). Must not hold the evaluation text. */
+  text: path,
+  /** Held-out text: its loss and the teacher–student agreement are measured during training. */
+  evalText: path.optional(),
+  ...scheduleFields,
+  lr: scheduleFields.lr.default(2e-4),
+  batch: z.int().min(1).max(4096).default(8),
+  length: lengthField.default(64),
+  temperature: z.number().gt(0, 'the temperature must be above 0').max(100).default(2),
+  alpha: z.number().min(0, 'alpha is a weight from 0 to 1').max(1, 'alpha is a weight from 0 to 1').default(0.5),
+  /** Continue an interrupted or cancelled run from its checkpoints. */
+  resume: ResumeFrom.optional(),
+}).superRefine((s, ctx) => {
+  checkSchedule(s, ctx);
+  s.freezeRoles.forEach((role, i) => {
+    if (!(FREEZE_ROLES as readonly string[]).includes(role)) {
+      ctx.addIssue({ code: 'custom', path: ['freezeRoles', i], message: `"${role}" is not a role Whittle knows (${FREEZE_ROLES.join(', ')}); ov-freeze is o,v` });
+    }
+  });
+});
+export type QuantizeQatStep = z.infer<typeof QuantizeQatStep>;
+
+export const QuantizeStep = z.discriminatedUnion('method', [
+  QuantizeRtnStep, QuantizeGptqStep, QuantizeFp16Step, QuantizeInt8DynamicStep, QuantizeInt8StaticStep, QuantizeQatStep,
+]);
+export type QuantizeStep = z.infer<typeof QuantizeStep>;
+export type QuantizeMethod = QuantizeStep['method'];
 
 export const Step = z.discriminatedUnion('type', [QuantizeStep, PruneStep, SensitivityStep, TrainStep, DistillStep]);
 export type Step = z.infer<typeof Step>;

@@ -104,11 +104,16 @@ export function recipeFiles(recipe: Recipe): { path: string; what: string; folde
   const files = [{ path: recipe.model.path, what: 'model' }];
   if (recipe.tokenizer) files.push({ path: recipe.tokenizer.path, what: 'tokenizer' });
   if (recipe.evaluation.perplexity) files.push({ path: recipe.evaluation.perplexity.text, what: 'evaluation text' });
+  const accuracy = recipe.evaluation.accuracy;
+  if (accuracy) files.push({ path: accuracy.file, what: 'labelled evaluation data' });
+  if (accuracy?.testFile !== undefined) files.push({ path: accuracy.testFile, what: 'labelled test data' });
   recipe.steps.forEach((step, i) => {
     const where = recipe.steps.length > 1 ? ` of step ${i + 1}` : '';
     if ('calibration' in step && step.calibration) files.push({ path: step.calibration.text, what: `calibration text${where}` });
     if (step.type === 'sensitivity' && step.quantize.method === 'gptq') files.push({ path: step.quantize.calibration.text, what: `GPTQ calibration text${where}` });
-    if ('text' in step) files.push({ path: step.text, what: `training text${where}` });
+    if (step.type === 'train' && step.text !== undefined) files.push({ path: step.text, what: `training text${where}` });
+    if (step.type === 'train' && step.labels) files.push({ path: step.labels.file, what: `labelled data${where}` });
+    if (step.type === 'train' && step.teacher) files.push({ path: step.teacher.model, what: `teacher model${where}` });
     if ('evalText' in step && step.evalText !== undefined) files.push({ path: step.evalText, what: `held-out text${where}` });
     if (step.type === 'distill') {
       if (step.teacher !== undefined) files.push({ path: step.teacher, what: `teacher model${where}` });
@@ -159,6 +164,9 @@ export function resolveRecipePaths(raw: unknown, base: string): { recipe: unknow
   fix(perplexity && typeof perplexity === 'object' ? perplexity : undefined, 'text', 'evaluation.perplexity.text');
   const steps = (copy as Record<string, unknown>).steps;
   const record = (v: unknown): Record<string, unknown> | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : undefined);
+  const accuracy = record(record(evaluation)?.accuracy);
+  fix(accuracy, 'file', 'evaluation.accuracy.file');
+  fix(accuracy, 'testFile', 'evaluation.accuracy.testFile');
   if (Array.isArray(steps)) {
     steps.forEach((step, i) => {
       fix(record(record(step)?.calibration), 'text', `steps[${i}].calibration.text`);
@@ -167,6 +175,8 @@ export function resolveRecipePaths(raw: unknown, base: string): { recipe: unknow
       fix(record(step), 'evalText', `steps[${i}].evalText`);
       fix(record(record(step)?.resume), 'checkpoints', `steps[${i}].resume.checkpoints`);
       fix(record(step), 'teacher', `steps[${i}].teacher`);
+      fix(record(record(step)?.teacher), 'model', `steps[${i}].teacher.model`);
+      fix(record(record(step)?.labels), 'file', `steps[${i}].labels.file`);
       fix(record(record(step)?.student), 'model', `steps[${i}].student.model`);
       fix(record(record(step)?.data), 'text', `steps[${i}].data.text`);
       fix(record(record(step)?.data), 'evalText', `steps[${i}].data.evalText`);

@@ -104,6 +104,8 @@ export function progressPlan(recipe: Recipe, facts: PlanFacts): PlanSegment[] {
     const s = evaluation.speed;
     plan.push({ phase: 'evaluate:speed', cost: models * (s.repeats + 1) * (s.promptTokens + s.decodeTokens * STEP) });
   }
+  // About one forward pass of ~64 tokens per held-out example (the file's size is not known here).
+  if (evaluation.accuracy) plan.push({ phase: 'evaluate:accuracy', cost: models * 64 * 200 });
   if (evaluation.footprint) plan.push({ phase: 'evaluate:footprint', cost: FOOTPRINT });
   const samples = evaluation.samples ?? (comparison && recipe.tokenizer ? { prompts: DEFAULT_SAMPLE_PROMPTS, maxNewTokens: DEFAULT_MAX_NEW_TOKENS } : null);
   if (samples) plan.push({ phase: 'evaluate:samples', cost: models * samples.prompts.length * samples.maxNewTokens * STEP });

@@ -182,7 +182,8 @@ export function trainFormFromRecipe(recipe: unknown): TrainForm | null {
   const parsed = Recipe.safeParse(recipe);
   if (!parsed.success) return null;
   const step = parsed.data.steps.find((s) => s.type === TRAIN.type);
-  if (!step || step.type !== 'train') return null;
+  // The form edits next-token fine-tuning; a classification recipe is run again as it is.
+  if (!step || step.type !== 'train' || step.text === undefined) return null;
   const form: TrainForm = { ...defaultTrainForm(parsed.data.model.path), ...evaluationPartFromRecipe(parsed.data) };
   form.calibText = step.text;
   form.heldOut = step.evalText !== undefined;

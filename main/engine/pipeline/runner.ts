@@ -13,8 +13,11 @@ import type { Artefact, Metric } from '../../../preload/contract.ts';
 import { compresses, describeStep, measuresCompressedSize } from '../../../preload/methods.ts';
 import { DEFAULT_MAX_NEW_TOKENS, DEFAULT_SAMPLE_PROMPTS, Recipe } from '../../../preload/recipe.ts';
 import { readTextFile } from '../data/text-file.ts';
+import type { LabelledData } from '../data/labelled.ts';
 import { checkTokenizerFitsModel, loadTokenizer, type TextTokenizer } from '../data/tokenizer.ts';
 import { throwIfAborted, WhittleError } from '../errors.ts';
+import { evaluateAccuracy } from '../evaluate/accuracy.ts';
+import { accuracyDetails, accuracyExamples, accuracyMetrics, checkClassifierFor, classifierCheck } from '../evaluate/accuracy-section.ts';
 import { agreementMetrics, compareOnText } from '../evaluate/agreement.ts';
 import { createSession, openDecoder, type Decoder } from '../evaluate/decoder-session.ts';
 import { footprintMetrics, measureFootprint, type InspectModel } from '../evaluate/footprint.ts';
@@ -23,7 +26,7 @@ import { modelIdentity } from '../evaluate/model-identity.ts';
 import { evaluatePerplexity, perplexityMetrics, type PerplexityResult } from '../evaluate/perplexity.ts';
 import { measureSpeedInterleaved, speedMetrics, type SpeedSubject } from '../evaluate/speed.ts';
 import type { JobContext } from '../job-context.ts';
-import { checkModelSupported } from '../model/layout.ts';
+import { checkModelSupported, detectGraphKind } from '../model/layout.ts';
 import { readModel } from '../onnx/reader.ts';
 import { MANIFEST_FILE, readManifest, updateManifest } from '../rewrite/manifest.ts';
 import type { PartialFolder } from '../rewrite/output-folder.ts';
@@ -50,6 +53,15 @@ interface EvaluationInputs {
   text: string | null;
   threads: number;
   samples: SamplePlan | null;
+  accuracy: AccuracyPlan | null;
+}
+
+/** The held-out examples of the accuracy section, and whether the original is a classifier to score. */
+interface AccuracyPlan {
+  data: LabelledData;
+  maxLength: number;
+  /** False when the original is an encoder without class logits that a classify step gives a head. */
+  original: boolean;
 }
 
 interface SamplePlan {
@@ -75,7 +87,7 @@ function samplePlan(r: Recipe): SamplePlan | null {
   return null;
 }
 
-const needsDecoder = (r: Recipe): boolean => Boolean(r.evaluation.perplexity || r.evaluation.speed || samplePlan(r));
+const needsDecoder = (r: Recipe, samples: SamplePlan | null): boolean => Boolean(r.evaluation.perplexity || r.evaluation.speed || samples);
 /** After preparation (default generations may have been dropped there). */
 const decodersNeeded = (inputs: EvaluationInputs): boolean => Boolean(inputs.recipe.evaluation.perplexity || inputs.recipe.evaluation.speed || inputs.samples);
 
@@ -92,19 +104,23 @@ async function prepare(recipe: Recipe, registry: StepRegistry, ctx: JobContext):
     throw new WhittleError('INVALID_INPUT', `Step ${needsTokenizer + 1} of the recipe (${title}) reads text, which needs a tokenizer. Add the model's tokenizer.json to the recipe.`);
   }
   const evaluation = recipe.evaluation;
-  const samples = samplePlan(recipe);
-  const wantsTokenizer = Boolean(evaluation.perplexity || samples);
+  const encoder = graph !== null && detectGraphKind(graph) === 'encoder';
+  // An encoder generates nothing: the default generations of a comparison are left out.
+  const planned = samplePlan(recipe);
+  const samples = encoder && planned?.defaulted ? null : planned;
+  const wantsTokenizer = Boolean(evaluation.perplexity || samples || evaluation.accuracy);
   if (wantsTokenizer && !recipe.tokenizer) {
-    const what = evaluation.perplexity ? 'perplexity' : 'samples';
+    const what = evaluation.perplexity ? 'perplexity' : evaluation.accuracy ? 'accuracy' : 'samples';
     throw new WhittleError('INVALID_INPUT', `The recipe asks for ${what}, which needs a tokenizer. Add the model's tokenizer.json to the recipe.`);
   }
   const threads = evaluation.speed?.threads ?? 0;
   // The recipe's tokenizer goes into the output even when no evaluation reads it: a broken one fails now.
   const given = recipe.tokenizer ? await loadTokenizer(recipe.tokenizer.path) : null;
+  const accuracy = evaluation.accuracy && graph ? await accuracyPlan(recipe, graph, ctx) : null;
 
   ctx.progress({ phase: 'load', done: 0, total: 1, message: path.basename(recipe.model.path) });
   let decoder: Decoder | null = null;
-  if (needsDecoder(recipe)) {
+  if (needsDecoder(recipe, samples)) {
     decoder = await openDecoder(recipe.model.path, { threads });
   } else {
     await (await createSession(recipe.model.path, threads)).release();
@@ -126,11 +142,39 @@ async function prepare(recipe: Recipe, registry: StepRegistry, ctx: JobContext):
     }
     const text = evaluation.perplexity ? await readTextFile(evaluation.perplexity.text) : null;
     ctx.progress({ phase: 'load', done: 1, total: 1 });
-    return { inputs: { recipe, tokenizer, text, threads, samples: plan }, decoder };
+    return { inputs: { recipe, tokenizer, text, threads, samples: plan, accuracy }, decoder };
   } catch (e) {
     await decoder?.release();
     throw e;
   }
+}
+
+/**
+ * The accuracy section's examples, read and checked before any work, and whether the original is scored:
+ * a decoder is refused; an encoder without class logits is scored only after a classify step gave it a head.
+ */
+async function accuracyPlan(recipe: Recipe, graph: Awaited<ReturnType<typeof readModel>>, ctx: JobContext): Promise<AccuracyPlan> {
+  const config = recipe.evaluation.accuracy!;
+  const data = await accuracyExamples(config, ctx.signal);
+  const check = classifierCheck(graph);
+  const classifies = recipe.steps.some((s) => s.type === 'train' && s.objective === 'classify');
+  if (check.ok || !classifies || detectGraphKind(graph) !== 'encoder') {
+    checkClassifierFor(graph, data);
+    return { data, maxLength: config.maxLength, original: true };
+  }
+  ctx.log('info', `the original has no class logits; accuracy is measured on the result only (${check.reason})`);
+  return { data, maxLength: config.maxLength, original: false };
+}
+
+/** Accuracy and macro-F1 of one model on the held-out examples. */
+async function accuracyOf(modelPath: string, subject: string, inputs: EvaluationInputs, ctx: JobContext): Promise<{ metrics: Metric[]; details: Record<string, unknown> }> {
+  const plan = inputs.accuracy!;
+  throwIfAborted(ctx.signal);
+  if (subject !== 'original') checkClassifierFor(await readModel(modelPath), plan.data);
+  ctx.log('info', `${subject}: accuracy on ${plan.data.examples.length} held-out examples of ${path.basename(plan.data.path)} (${plan.data.classes.length} classes)`);
+  const r = await evaluateAccuracy(modelPath, plan.data, { tokenizerPath: inputs.tokenizer!.path, maxLength: plan.maxLength, ...(inputs.threads ? { threads: inputs.threads } : {}) });
+  ctx.log('info', `${subject}: accuracy ${(100 * r.accuracy).toFixed(2)} %, macro-F1 ${r.macroF1.toFixed(4)} over ${r.count} examples`);
+  return { metrics: accuracyMetrics(r, subject), details: accuracyDetails(r, plan.data) };
 }
 
 const decoderFacts = (d: Decoder): Record<string, unknown> => ({ layout: d.layout.kind, vocabSize: d.vocabSize, cacheTensors: d.layout.cache.length });
@@ -208,6 +252,14 @@ async function evaluateModel(modelPath: string, subject: string, inputs: Evaluat
       ctx.log('info', `${subject}: perplexity ${result.perplexity.toFixed(4)} over ${result.predictedTokens} tokens`);
     }
 
+    if (inputs.accuracy) {
+      ctx.progress({ phase: 'evaluate:accuracy', done: 0, total: 1 });
+      const a = await accuracyOf(modelPath, subject, inputs, ctx);
+      metrics.push(...a.metrics);
+      details.accuracy = a.details;
+      ctx.progress({ phase: 'evaluate:accuracy', done: 1, total: 1 });
+    }
+
     if (evaluation.speed && decoder) {
       const speed = await speedOf([{ name: subject, decoder }], inputs, ctx);
       metrics.push(...speed.metrics);
@@ -268,6 +320,21 @@ async function compareModels(
       result.perplexity = perplexityDetails(c.result, config.text);
       details.agreement = c.agreement.details;
       ctx.log('info', `perplexity ${c.original.perplexity.toFixed(4)} → ${c.result.perplexity.toFixed(4)}; KL ${c.agreement.klMean.toExponential(3)} nats/token; top-1 agreement ${(100 * c.agreement.top1).toFixed(2)} % over ${c.agreement.tokens} tokens`);
+    }
+
+    if (inputs.accuracy) {
+      const plan = inputs.accuracy;
+      ctx.progress({ phase: 'evaluate:accuracy', done: 0, total: 2 });
+      if (plan.original) {
+        const a = await accuracyOf(originalPath, 'original', inputs, ctx);
+        metrics.push(...a.metrics);
+        original.accuracy = a.details;
+      }
+      ctx.progress({ phase: 'evaluate:accuracy', done: 1, total: 2 });
+      const b = await accuracyOf(resultPath, 'result', inputs, ctx);
+      metrics.push(...b.metrics);
+      result.accuracy = b.details;
+      ctx.progress({ phase: 'evaluate:accuracy', done: 2, total: 2 });
     }
 
     if (evaluation.speed && p && q) {

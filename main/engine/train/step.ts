@@ -1,5 +1,5 @@
 /**
- * The recipe step `{ type: 'train', objective: 'lm', … }`: maps the step to a TrainConfig, runs
+ * The recipe step `{ type: 'train', objective: 'lm', … }` (objective 'classify' is classify-step.ts): maps the step to a TrainConfig, runs
  * trainModel into the step's output folder (delivered under its partial name for the runner to commit),
  * streams every training point as a 'train' series point, and reports the whole curve in the details.
  *
@@ -18,6 +18,7 @@ import type { JobContext } from '../job-context.ts';
 import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
 import { folderStepOutput, stepOutputDir } from '../quantize/step.ts';
 import { checkpointFolder, CURVE_FILE, removeCheckpoints } from './checkpoint-home.ts';
+import { runClassify } from './classify-step.ts';
 import { TrainingData } from './data.ts';
 import { trainModel } from './train-model.ts';
 import type { TrainConfig, TrainPoint } from './types.ts';
@@ -26,7 +27,7 @@ import type { TrainConfig, TrainPoint } from './types.ts';
  * Optimizer steps of `epochs` passes over the text, as the engine's data stream counts them (the default
  * warmup is a share of the run, so it needs the count before the run starts).
  */
-async function stepsOfEpochs(step: TrainStep, tokenizerPath: string, signal: AbortSignal): Promise<number> {
+async function stepsOfEpochs(step: TrainStep & { text: string }, tokenizerPath: string, signal: AbortSignal): Promise<number> {
   const data = await TrainingData.load({ textPath: step.text, tokenizerPath, batch: step.batch, length: step.length, seed: step.seed, signal });
   return data.stepsForEpochs(step.epochs ?? 1, step.accumulate);
 }
@@ -36,13 +37,15 @@ export async function trainConfigOf(step: TrainStep, recipe: Pick<Recipe, 'token
   if (!recipe.tokenizer) {
     throw new WhittleError('INVALID_INPUT', "Fine-tuning reads text, which needs the model's tokenizer. Add the model's tokenizer.json to the recipe.");
   }
+  const text = step.text;
+  if (text === undefined) throw new WhittleError('INVALID_INPUT', 'Next-token fine-tuning needs the training text: add text to the train step.');
   let warmupSteps = step.warmup;
   if (warmupSteps === undefined) {
-    const total = step.steps ?? await stepsOfEpochs(step, recipe.tokenizer.path, signal);
+    const total = step.steps ?? await stepsOfEpochs({ ...step, text }, recipe.tokenizer.path, signal);
     warmupSteps = defaultWarmupSteps(total);
   }
   return {
-    textPath: path.resolve(step.text),
+    textPath: path.resolve(text),
     tokenizerPath: path.resolve(recipe.tokenizer.path),
     ...(step.steps !== undefined ? { steps: step.steps } : {}),
     ...(step.epochs !== undefined ? { epochs: step.epochs } : {}),
@@ -131,6 +134,7 @@ export function removeCheckpointsOnCommit(output: StepOutput, checkpointDir: str
 }
 
 async function runTrain(input: StepInput<TrainStep>, ctx: JobContext): Promise<StepOutput> {
+  if (input.step.objective === 'classify') return runClassify(input, ctx);
   const { step, recipe } = input;
   const config = await trainConfigOf(step, recipe, ctx.signal);
   const checkpointDir = checkpointFolder(step, input.index, ctx.workDir);
