@@ -133,18 +133,22 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
       startStep = resumeFrom.step;
     }
 
-    await objective.prepare?.(view);
-    const session = await StepSession.open(stepGraph, view.trainable, weights, [c.batch, c.length], path.join(scratch, 'train'));
-    const evalSession = evalGraph ? await StepSession.open(evalGraph, view.trainable, weights, [c.batch, c.length], path.join(scratch, 'eval')) : null;
+    let session: StepSession | null = null;
+    let evalSession: StepSession | null = null;
     try {
+      await objective.prepare?.(view);
+      session = await StepSession.open(stepGraph, view.trainable, weights, [c.batch, c.length], path.join(scratch, 'train'));
+      evalSession = evalGraph ? await StepSession.open(evalGraph, view.trainable, weights, [c.batch, c.length], path.join(scratch, 'eval')) : null;
+      const trainSession = session;
+      const heldOutSession = evalSession;
       let lastEvalParts: Record<string, number> | undefined;
       const heldOutLoss = async (): Promise<number | undefined> => {
-        if (!evalSession || !evalData) return undefined;
+        if (!heldOutSession || !evalData) return undefined;
         let sum = 0, count = 0;
         const parts: Record<string, number> = {};
         for (const batch of evalData.inOrder()) {
           throwIfAborted(ctx.signal);
-          const r = await evalSession.run(batch, await objective.feeds?.(batch));
+          const r = await heldOutSession.run(batch, await objective.feeds?.(batch));
           sum += r.lossSum;
           count += r.tokenCount;
           for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v;
@@ -186,7 +190,7 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
           const batch: Batch = next.batch;
           position = next.next;
           const extra = await timed('teacher', async () => objective.feeds?.(batch));
-          const r = await timed('session', () => session.run(batch, extra));
+          const r = await timed('session', () => trainSession.run(batch, extra));
           lossSum += r.lossSum;
           tokens += r.tokenCount;
           for (const [k, v] of Object.entries(r.parts)) partSums[k] = (partSums[k] ?? 0) + v;
@@ -213,7 +217,7 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
           etaSeconds: ((totalSteps - step) * tokensPerStep) / tokensPerSecond,
         };
         if (Object.keys(partSums).length > 0) point.parts = Object.fromEntries(Object.entries(partSums).map(([k, v]) => [k, tokens > 0 ? v / tokens : Number.NaN]));
-        if (evalSession && (step % c.evalEvery === 0 || step === totalSteps)) point.evalLoss = await timed('evaluate', heldOutLoss);
+        if (heldOutSession && (step % c.evalEvery === 0 || step === totalSteps)) point.evalLoss = await timed('evaluate', heldOutLoss);
         curve = [...curve.filter((p) => p.step < step), point];
         req.onPoint?.(point);
         ctx.progress({ phase: 'train', done: step, total: totalSteps, message: `loss ${point.loss.toFixed(4)}` });
@@ -255,7 +259,7 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
         },
       };
     } finally {
-      await session.close();
+      await session?.close();
       await evalSession?.close();
       await objective.close?.();
     }
