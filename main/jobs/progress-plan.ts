@@ -19,6 +19,7 @@
  *   train                steps × accumulate × B × T × 3 (forward, backward, update); with epochs instead of
  *                        steps: epochs × EPOCH_TOKENS × 3 (the text is only tokenized by the engine)
  *   train (distill)      the same tokens × 4 (the teacher's forward pass beside the student's training)
+ *   teacher              EPOCH_TOKENS: the teacher's top-k cache, one forward pass over the text
  * Tokens scored: N windows of L tokens (documents: ~¾ L each, as documents are often shorter than the
  * window), at most the text's bytes / 4. The constants come from recorded jobs (tests/unit/jobs/recorded);
  * the estimator corrects them with the rates it observes, so only their proportions matter.
@@ -57,7 +58,9 @@ function stepSegments(step: Step): PlanSegment[] {
   if (step.type === 'distill') {
     const s = step.schedule;
     const tokens = s.steps !== undefined ? s.steps * s.accumulate * step.data.batch * step.data.length : (s.epochs ?? 1) * EPOCH_TOKENS;
-    return [{ phase: 'compile', cost: 2 * LOAD }, { phase: 'train', cost: 4 * tokens }, { phase: 'write', cost: WRITE }];
+    // A top-k cache runs the teacher once over the whole text before training.
+    const cache: PlanSegment[] = step.teacherSignal.kind === 'topk' ? [{ phase: 'teacher', cost: EPOCH_TOKENS }] : [];
+    return [...cache, { phase: 'compile', cost: 2 * LOAD }, { phase: 'train', cost: 4 * tokens }, { phase: 'write', cost: WRITE }];
   }
   if (step.type === 'sensitivity') {
     const c = step.calibration;
@@ -82,6 +85,12 @@ function stepSegments(step: Step): PlanSegment[] {
       return [{ phase: 'calibrate', cost: step.calibration.samples * step.calibration.length * 3 }, { phase: 'quantize', cost: 2 * QUANTIZE }, { phase: 'write', cost: WRITE }];
     case 'int8-static':
       return [{ phase: 'calibrate', cost: step.calibration.samples * step.calibration.length * 3 }, { phase: 'quantize', cost: QUANTIZE }, { phase: 'write', cost: WRITE }];
+    case 'qat': {
+      const tokens = step.steps !== undefined ? step.steps * step.accumulate * step.batch * step.length : (step.epochs ?? 1) * EPOCH_TOKENS;
+      // A top-k cache runs the teacher once over the whole text before training.
+    const cache: PlanSegment[] = step.teacherSignal.kind === 'topk' ? [{ phase: 'teacher', cost: EPOCH_TOKENS }] : [];
+    return [...cache, { phase: 'compile', cost: 2 * LOAD }, { phase: 'train', cost: 4 * tokens }, { phase: 'write', cost: WRITE }];
+    }
   }
 }
 
