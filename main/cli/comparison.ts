@@ -16,6 +16,8 @@ interface Row {
 
 const ROWS: readonly Row[] = [
   { label: 'perplexity', name: 'perplexity' },
+  { label: 'accuracy', name: 'accuracy' },
+  { label: 'macro-F1', name: 'macro_f1' },
   { label: 'KL(original ‖ result)', name: 'kl_mean', pair: true },
   { label: 'top-1 agreement', name: 'top1_agreement', pair: true },
   { label: 'size on disk', name: 'bytes_on_disk' },

@@ -13,6 +13,7 @@ import { comparisonText, isComparison } from './comparison.ts';
 import { formatDuration, formatMetric, metricLabel, renderTable } from './format.ts';
 import { runJob, type JobOutcome } from './job-runner.ts';
 import { EXIT_FAILURE, EXIT_OK, exitCodeFor, type Output } from './output.ts';
+import { checkAccuracyLabels, labelsFromFlags } from './labels.ts';
 import { checkRecipeFiles, loadRecipeFile } from './recipe-file.ts';
 import { openSession } from './session.ts';
 
@@ -25,10 +26,13 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   'evaluation.speed.decodeTokens': '--decode-tokens',
   'evaluation.speed.threads': '--threads',
   'evaluation.speed.repeats': '--repeats',
+  'evaluation.accuracy.heldOut': '--held-out',
+  'evaluation.accuracy.textColumn': '--text-column',
+  'evaluation.accuracy.labelColumn': '--label-column',
   name: '--name',
 };
 
-const EVAL_FLAGS = ['tokenizer', 'text', 'protocol', 'window', 'samples', 'speed', 'prompt-tokens', 'decode-tokens', 'threads', 'repeats'];
+const EVAL_FLAGS = ['tokenizer', 'labels', 'text-column', 'label-column', 'held-out', 'seed', 'text', 'protocol', 'window', 'samples', 'speed', 'prompt-tokens', 'decode-tokens', 'threads', 'repeats'];
 
 /** With --no-cache: the recipe as submitted, asking for fresh figures (`evaluation.cache: false`). */
 export function applyNoCache<T>(submit: T, o: OptionValues): T {
@@ -68,9 +72,16 @@ export function recipeFromFlags(model: string, o: OptionValues): RecipeInput {
     const stray = PERPLEXITY_FLAGS.filter((f) => o[f] !== undefined);
     if (stray.length) throw new UsageError(`${stray.map((f) => `--${f}`).join(', ')} set${stray.length === 1 ? 's' : ''} up perplexity, which needs the text: give it with --text FILE.`);
   }
+  const labels = labelsFromFlags(o);
+  if (o.labels !== undefined) {
+    if (!tokenizer) throw new UsageError(`--labels needs the model's tokenizer: there is no tokenizer.json beside ${path.basename(model)}.`, 'Give it with --tokenizer FILE.');
+    evaluation.accuracy = labels;
+  } else if (o.seed !== undefined) {
+    throw new UsageError('--seed draws the held-out examples of --labels FILE: it only applies with --labels.');
+  }
   const recipe: Record<string, unknown> = { version: 1, model: { path: path.resolve(model) }, evaluation };
-  // A tokenizer found beside the model goes in only when perplexity reads it; one given is always checked.
-  if (tokenizer && (tokenizer.given || evaluation.perplexity)) recipe.tokenizer = { path: tokenizer.path };
+  // A tokenizer found beside the model goes in only when perplexity or accuracy reads it; one given is always checked.
+  if (tokenizer && (tokenizer.given || evaluation.perplexity || evaluation.accuracy)) recipe.tokenizer = { path: tokenizer.path };
   if (o.name !== undefined) recipe.name = o.name;
   const wantsSpeed = o.speed === true || o['prompt-tokens'] !== undefined || o['decode-tokens'] !== undefined || o.threads !== undefined || o.repeats !== undefined;
   if (o['no-cache'] === true) (recipe.evaluation as Record<string, unknown>).cache = false;
@@ -192,7 +203,9 @@ export async function runEval(positionals: string[], o: OptionValues, out: Outpu
     throw new UsageError('whittle eval needs <model> (an .onnx file) or --recipe FILE.', 'Usage: whittle eval <model> [--text FILE] [--tokenizer FILE] [--speed] [options]');
   }
   const recipe = recipeFromFlags(positionals[0], o);
-  checkRecipeFiles(Recipe.parse(recipe));
+  const parsed = Recipe.parse(recipe);
+  checkRecipeFiles(parsed);
+  if (parsed.evaluation.accuracy) await checkAccuracyLabels(parsed.model.path, parsed.evaluation.accuracy);
   return runAndReport(recipe, undefined, out, home);
 }
 

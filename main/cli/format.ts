@@ -67,6 +67,9 @@ const LABELS: Record<string, string> = {
   bits_per_weight: 'bits per weight',
   kl_mean: 'KL(original ‖ result)',
   top1_agreement: 'top-1 agreement',
+  accuracy: 'accuracy',
+  macro_f1: 'macro-F1',
+  accuracy_examples: 'examples scored',
 };
 
 /** 'decode_tokens_per_s' → 'decode speed'; unknown names with their underscores as spaces. */

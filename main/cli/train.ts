@@ -21,6 +21,7 @@ import { outputFolder } from './comparison.ts';
 import { runAndReport } from './experiment.ts';
 import type { JobOutcome } from './job-runner.ts';
 import type { Output } from './output.ts';
+import { checkTrainingLabels, labelsFromFlags } from './labels.ts';
 import { checkRecipeFiles } from './recipe-file.ts';
 import { openSession } from './session.ts';
 
@@ -33,7 +34,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
 
 /** Flags that set up a new run; with --resume the experiment's recipe says all of that. */
 const RUN_FLAGS = [
-  'text', 'tokenizer', 'steps', 'epochs', 'batch', 'len', 'accumulate', 'lr', 'warmup', 'weight-decay', 'clip-norm', 'freeze', 'keep-sparsity',
+  'text', 'labels', 'text-column', 'label-column', 'held-out', 'teacher', 'temperature', 'alpha', 'tokenizer', 'steps', 'epochs', 'batch', 'len', 'accumulate', 'lr', 'warmup', 'weight-decay', 'clip-norm', 'freeze', 'keep-sparsity',
   'no-keep-sparsity', 'eval-text', 'eval-every', 'seed', 'checkpoint-every', 'out', 'window', 'samples', 'speed', 'threads',
 ];
 
@@ -52,12 +53,33 @@ function tokenizerFor(model: string, o: OptionValues): string | null {
 
 /** The train step the flags describe (values checked by the recipe schema afterwards). */
 function stepFromFlags(o: OptionValues): Record<string, unknown> {
-  if (o.text === undefined) throw new UsageError('whittle train needs the training text: give it with --text FILE.', 'Prefer a text that does not overlap the evaluation text (--eval-text).');
+  const labels = labelsFromFlags(o);
+  if (o.labels !== undefined && o.text !== undefined) throw new UsageError('--text (next-token fine-tuning of a decoder) and --labels (classification fine-tuning of an encoder) train different things: give one.');
+  for (const flag of ['teacher', 'temperature', 'alpha']) {
+    if (o[flag] !== undefined && o.labels === undefined) throw new UsageError(`--${flag} distils a classifier: it only applies with --labels FILE.`, 'A decoder is distilled with `whittle distill`.');
+  }
+  if (o.labels !== undefined) {
+    for (const flag of ['eval-text', 'eval-every', 'window', 'samples']) {
+      if (o[flag] !== undefined) throw new UsageError(`--${flag} measures text; with --labels the held-out share of the labelled data (--held-out) is scored for accuracy instead.`);
+    }
+  }
+  if (o.text === undefined && o.labels === undefined) throw new UsageError('whittle train needs the training text: give it with --text FILE (or labelled data for an encoder with --labels FILE).', 'Prefer a text that does not overlap the evaluation text (--eval-text).');
   if ((o.steps === undefined) === (o.epochs === undefined)) {
     throw new UsageError(o.steps === undefined ? 'Say how long to train: give --steps N (optimizer steps) or --epochs E (passes over the text).' : '--steps and --epochs both say how long to train: give only one.');
   }
   if (o['keep-sparsity'] === true && o['no-keep-sparsity'] === true) throw new UsageError('--keep-sparsity and --no-keep-sparsity contradict each other: give one.');
-  const step: Record<string, unknown> = { type: 'train', objective: 'lm', text: path.resolve(String(o.text)) };
+  const step: Record<string, unknown> = o.labels !== undefined
+    ? { type: 'train', objective: 'classify', labels }
+    : { type: 'train', objective: 'lm', text: path.resolve(String(o.text)) };
+  if (o.teacher !== undefined) {
+    step.teacher = {
+      model: path.resolve(String(o.teacher)),
+      ...(o.temperature !== undefined ? { temperature: decimal(o, 'temperature') } : {}),
+      ...(o.alpha !== undefined ? { alpha: decimal(o, 'alpha') } : {}),
+    };
+  } else if (o.temperature !== undefined || o.alpha !== undefined) {
+    throw new UsageError('--temperature and --alpha set up distillation: give the teacher with --teacher MODEL.');
+  }
   if (o.steps !== undefined) step.steps = o.steps;
   if (o.epochs !== undefined) step.epochs = decimal(o, 'epochs');
   if (o.batch !== undefined) step.batch = o.batch;
@@ -97,6 +119,9 @@ export function trainRecipe(modelArg: string, o: OptionValues): RecipeInput {
   if (!tokenizer) throw new UsageError(`Training reads text, which needs the model's tokenizer: there is no tokenizer.json beside ${path.basename(model)}.`, 'Give it with --tokenizer FILE.');
   const evaluation: Record<string, unknown> = { footprint: true };
   if (evalText) evaluation.perplexity = { text: evalText, protocol: 'documents', window: o.window ?? 256, maxSamples: o.samples ?? 400 };
+  // Classification: original and result scored on the held-out share the training leaves out.
+  const labels = step.labels as { file: string; textColumn?: string; labelColumn?: string; heldOut?: number; seed?: number } | undefined;
+  if (labels) evaluation.accuracy = { ...labels, ...(o.len !== undefined ? { maxLength: o.len } : {}) };
   if (o.speed === true) evaluation.speed = o.threads !== undefined ? { threads: o.threads } : {};
   const recipe: Record<string, unknown> = { version: 1, model: { path: model }, tokenizer: { path: tokenizer }, steps: [step], evaluation };
   if (o.name !== undefined) recipe.name = o.name;
@@ -144,6 +169,7 @@ function trainJson(outcome: JobOutcome, base: Record<string, unknown>): Record<s
       steps: train.steps, tokens: train.tokens, firstLoss: train.firstLoss, finalLoss: train.finalLoss,
       evalLossBefore: train.evalLossBefore ?? null, evalLossAfter: train.evalLossAfter ?? null, tokensPerSecond: train.tokensPerSecond,
       resumedFromStep: train.resumedFromStep ?? null, curvePoints: Array.isArray(train.curve) ? train.curve.length : 0,
+      ...(train.objective === 'classify' ? { objective: 'classify', classes: train.classes, trainAccuracy: train.trainAccuracy, heldOutAccuracy: train.heldOutAccuracy ?? null } : {}),
     } : null,
   };
 }
@@ -162,6 +188,8 @@ export async function runTrain(positionals: string[], o: OptionValues, out: Outp
   const recipe = trainRecipe(positionals[0], o);
   const parsed = Recipe.parse(recipe);
   checkRecipeFiles(parsed);
+  const step = parsed.steps[0];
+  if (step.type === 'train' && step.labels) await checkTrainingLabels(parsed.model.path, step.labels);
   if (parsed.output?.dir) {
     if (existsSync(parsed.output.dir) && !statSync(parsed.output.dir).isDirectory()) throw new UsageError(`--out ${parsed.output.dir} is a file; give a folder.`);
     await checkOutputDir(parsed.output.dir);
