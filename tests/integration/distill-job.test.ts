@@ -4,7 +4,7 @@
  * the teacher, the student and the curve in its details, is compared with the teacher, and cleans up its
  * checkpoints; and a recovery after 50 % magnitude pruning (a distill step whose student is the step's
  * input, the original as teacher) keeps the zeros, with the evaluation text inside its training text
- * listed as a warning.
+ * listed as a warning; and a cancelled distillation resumed from its checkpoint continues the same curve.
  * Training text: the paragraphs after the first 400 of the TinyStories head; held-out: the first 400.
  */
 import { existsSync, writeFileSync } from 'node:fs';
@@ -20,6 +20,7 @@ import { openHistory, type History } from '../../main/history/index.ts';
 import { ChildProcessHost, JobService } from '../../main/jobs/index.ts';
 import { appRoot } from '../../main/paths.ts';
 import { CHECKPOINTS_ARTEFACT, parseStepDetails } from '../../preload/methods.ts';
+import { planResume } from '../../preload/resume.ts';
 import { recoverStep } from '../../preload/recover.ts';
 import { STORIES, tempDir } from '../helpers/fixtures.ts';
 
@@ -161,5 +162,43 @@ describe('the distill step as a job', () => {
     // Every weight pruned to zero stays zero through the recovery.
     const model = d.artefacts.find((a) => a.kind === 'model')!.path;
     expect(await zerosOf(model)).toBeGreaterThanOrEqual(prune.zeros);
+  });
+
+  it('a cancelled distillation resumes from its checkpoint as a new job and continues the same curve', async () => {
+    const recipe = {
+      model: { path: STORIES.model }, tokenizer: { path: STORIES.tokenizer },
+      steps: [{ type: 'distill', student: { blocks: [0, 4] }, data: { text: trainText, batch: 2, length: 32 }, schedule: { steps: 8, lr: 1e-3, warmup: 1, checkpointEvery: 2 } }],
+      evaluation: { footprint: true },
+    } as RecipeInput;
+    const { jobId, experimentId } = await jobs.start(recipe);
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        if (pointsOf(jobId).some((p) => p.step >= 3)) {
+          clearInterval(timer);
+          jobs.cancel(jobId);
+          resolve();
+        }
+      }, 20);
+    });
+    expect((await jobs.whenFinished(jobId)).status).toBe('cancelled');
+    const before = pointsOf(jobId);
+    const plan = planResume(history.get(experimentId));
+    expect(plan.ok).toBe(true);
+    if (!plan.ok) return;
+
+    const resumed = await jobs.start(plan.recipe);
+    const f = await jobs.whenFinished(resumed.jobId);
+    expect(f.error).toBeNull();
+    const d = parseStepDetails(history.get(resumed.experimentId).details).find((s) => s.key === 'distill');
+    expect(d?.key).toBe('distill');
+    if (d?.key !== 'distill') return;
+    expect(d.curve.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(d.resumedFromStep).toBeGreaterThanOrEqual(2);
+    expect(d.resumedFromExperiment).toBe(experimentId);
+    expect(d.student.keptBlocks).toEqual([0, 4]);
+    for (const p of d.curve.filter((q) => q.step <= d.resumedFromStep!)) {
+      expect(p.loss).toBe(before.find((q) => q.step === p.step)!.values.loss);
+    }
+    expect(existsSync(plan.checkpoints[0])).toBe(false);
   });
 });
