@@ -533,10 +533,13 @@ export const TeacherSignalConfig = z.discriminatedUnion('kind', [
 export type TeacherSignalConfig = z.infer<typeof TeacherSignalConfig>;
 
 /** Low-rank adapters on these roles instead of training every weight; merged into the weights at export. */
+/** The linear projections LoRA adapters can sit on (main/engine/train/lora.ts LORA_ROLES; qkv: a fused projection). */
+export const LORA_ROLES = ['q', 'k', 'v', 'o', 'qkv', 'gate', 'up', 'down'] as const;
+
 export const LoraConfig = z.strictObject({
   rank: z.int().min(1).max(4096),
   alpha: z.number().gt(0).max(1e6).default(16),
-  roles: z.array(z.enum(FREEZE_ROLES)).min(1).default(['q', 'k', 'v', 'o']),
+  roles: z.array(z.enum(LORA_ROLES)).min(1).default(['q', 'k', 'v', 'o']),
 });
 export type LoraConfig = z.infer<typeof LoraConfig>;
 

@@ -107,3 +107,11 @@ describe('the engine request of a distill step', () => {
     await expect(distillConfigOf(step, bare, new AbortController().signal)).rejects.toThrow(/Distillation reads text, which needs the teacher's tokenizer/);
   });
 });
+
+describe('LoRA on a distill step', () => {
+  it('takes the roles the engine can adapt, and refuses others', () => {
+    expect(DistillStep.parse({ ...minimal, lora: { rank: 4, roles: ['qkv', 'up', 'down'] } }).lora?.roles).toEqual(['qkv', 'up', 'down']);
+    expect(DistillStep.safeParse({ ...minimal, lora: { rank: 4, roles: ['norm'] } }).success).toBe(false);
+    expect(DistillStep.safeParse({ ...minimal, lora: { rank: 0 } }).success).toBe(false);
+  });
+});
