@@ -40,6 +40,8 @@ export interface DistillForm extends EvaluationFormPart {
   warmup: number | string;
   seed: number | string;
   checkpointEvery: number | string;
+  /** LoRA adapters of this rank on the attention projections instead of training every weight; empty or 0: off. */
+  loraRank: number | string;
 }
 
 export type DistillField = keyof DistillForm | 'form';
@@ -86,6 +88,7 @@ export function defaultDistillForm(modelPath = ''): DistillForm {
     warmup: '',
     seed: d.schedule.seed,
     checkpointEvery: d.schedule.checkpointEvery,
+    loraRank: '',
   };
 }
 
@@ -95,6 +98,7 @@ type DistillStepInput = Extract<NonNullable<RecipeInput['steps']>[number], { typ
 export function buildDistillStep(form: DistillForm): DistillStepInput {
   const warmup = typeof form.warmup === 'string' && form.warmup.trim() === '' ? {} : { warmup: toNumber(form.warmup) };
   const heldOut = form.heldOut && form.textPath.trim() ? { evalText: form.textPath.trim() } : {};
+  const rank = typeof form.loraRank === 'string' && form.loraRank.trim() === '' ? 0 : toNumber(form.loraRank);
   return {
     type: 'distill',
     student: form.studentKind === 'blocks' ? { blocks: [...form.blocks].sort((a, b) => a - b) } : { model: form.studentPath.trim() },
@@ -105,6 +109,7 @@ export function buildDistillStep(form: DistillForm): DistillStepInput {
       ...(form.duration === 'steps' ? { steps: toNumber(form.steps) } : { epochs: toNumber(form.epochs) }),
       lr: toNumber(form.lr), ...warmup, evalEvery: toNumber(form.evalEvery), seed: toNumber(form.seed), checkpointEvery: toNumber(form.checkpointEvery),
     },
+    ...(rank !== 0 ? { lora: { rank } } : {}),
   };
 }
 
@@ -131,6 +136,8 @@ const FIELD_BY_PATH: Record<string, DistillField> = {
   'steps.0.schedule.evalEvery': 'evalEvery',
   'steps.0.schedule.seed': 'seed',
   'steps.0.schedule.checkpointEvery': 'checkpointEvery',
+  'steps.0.lora': 'loraRank',
+  'steps.0.lora.rank': 'loraRank',
 };
 
 /** A recipe issue path → the form field. */
@@ -156,7 +163,7 @@ export const STEP_FIELDS: readonly (readonly DistillField[])[] = [
   ['modelPath', 'tokenizerPath', 'textPath', 'window', 'maxSamples', 'prompts'],
   ['studentKind', 'blocks', 'studentPath'],
   ['calibText', 'heldOut', 'evalEvery'],
-  ['temperature', 'alpha', 'reverse', 'signal', 'topk', 'duration', 'steps', 'epochs', 'batch', 'length', 'lr', 'warmup', 'seed', 'checkpointEvery'],
+  ['temperature', 'alpha', 'reverse', 'signal', 'topk', 'duration', 'steps', 'epochs', 'batch', 'length', 'lr', 'warmup', 'seed', 'checkpointEvery', 'loraRank'],
   ['name', 'form'],
 ];
 
@@ -226,6 +233,7 @@ export function distillFormFromRecipe(recipe: unknown): DistillForm | null {
   form.evalEvery = s.evalEvery;
   form.seed = s.seed;
   form.checkpointEvery = s.checkpointEvery;
+  form.loraRank = step.lora?.rank ?? '';
   return form;
 }
 
@@ -243,7 +251,8 @@ export function distillSettingsLine(form: DistillForm): string {
   const warmup = !(typeof form.warmup === 'string' && form.warmup.trim() === '') ? `${form.warmup}`
     : form.duration === 'steps' && Number.isFinite(steps) ? `${defaultWarmupSteps(steps)} (default)` : 'default';
   return [`student: ${studentText(form)}`, `T ${form.temperature}`, `α ${form.alpha}`, form.reverse ? 'reverse KL' : 'forward KL',
-    form.signal === 'topk' ? `top-${form.topk} teacher cache` : 'teacher logits every step', how, `B ${form.batch} × T ${form.length}`, `lr ${form.lr}, warmup ${warmup}`].join(' · ');
+    form.signal === 'topk' ? `top-${form.topk} teacher cache` : 'teacher logits every step', how, `B ${form.batch} × T ${form.length}`, `lr ${form.lr}, warmup ${warmup}`,
+    ...(String(form.loraRank).trim() && toNumber(form.loraRank) !== 0 ? [`LoRA rank ${form.loraRank}`] : [])].join(' · ');
 }
 
 /** The job's default name: "Distill model.onnx · blocks 0,2,4 · 100 steps". */

@@ -160,6 +160,8 @@ function SettingsFields({ form, issues, onChange }: FieldsProps) {
           <NumberInput label="Checkpoint every (steps)" value={form.checkpointEvery} onChange={(v) => set('checkpointEvery', v)} min={1} allowDecimal={false}
             error={issues.checkpointEvery} data-testid="distill-checkpoint-every" />
           <NumberInput label="Seed (data order)" value={form.seed} onChange={(v) => set('seed', v)} min={0} allowDecimal={false} error={issues.seed} data-testid="distill-seed" />
+          <NumberInput label="LoRA rank" description="adapters on q, k, v, o only; empty = every weight" placeholder="off" value={form.loraRank} onChange={(v) => set('loraRank', v)}
+            min={0} allowDecimal={false} error={issues.loraRank} data-testid="distill-lora-rank" />
         </SimpleGrid>
       </Stack>
     </Paper>

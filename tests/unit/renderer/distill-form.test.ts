@@ -51,6 +51,10 @@ describe('the Distill wizard form', () => {
     const back = distillFormFromRecipe(Recipe.parse(buildDistillRecipe(form)))!;
     expect(buildDistillRecipe(back)).toEqual(buildDistillRecipe({ ...form, blocks: [0, 2, 4] }));
     expect(distillFormFromRecipe({ model: { path: '/m.onnx' }, steps: [{ type: 'train', text: '/t.txt', steps: 1 }] })).toBeNull();
+    const lora = filled({ loraRank: 8 });
+    expect(Recipe.parse(buildDistillRecipe(lora)).steps[0]).toMatchObject({ lora: { rank: 8, alpha: 16, roles: ['q', 'k', 'v', 'o'] } });
+    expect(distillFormFromRecipe(Recipe.parse(buildDistillRecipe(lora)))?.loraRank).toBe(8);
+    expect(distillSettingsLine(lora)).toContain('LoRA rank 8');
   });
 
   it('says what will run in one line, names the job, and explains T, α and reverse KL in one line each', () => {
