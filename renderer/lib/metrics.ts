@@ -8,6 +8,9 @@ interface MetricInfo { label: string; format?: (value: number) => string }
 
 const KNOWN: Record<string, MetricInfo> = {
   perplexity: { label: 'Perplexity', format: (v) => formatDecimal(v, 4) },
+  accuracy: { label: 'Accuracy', format: (v) => `${formatDecimal(100 * v, 2)} %` },
+  macro_f1: { label: 'Macro-F1', format: (v) => formatDecimal(v, 4) },
+  accuracy_examples: { label: 'Examples scored', format: formatInteger },
   nll: { label: 'Mean NLL', format: (v) => formatDecimal(v, 4) },
   predicted_tokens: { label: 'Predicted tokens', format: formatInteger },
   documents: { label: 'Documents', format: formatInteger },
@@ -39,7 +42,7 @@ const KNOWN: Record<string, MetricInfo> = {
 
 /** Display order: quality first, then speed, then footprint; anything else after, alphabetically. */
 const ORDER = [
-  'perplexity', 'nll', 'predicted_tokens', 'documents', 'windows', 'kl_mean', 'top1_agreement',
+  'accuracy', 'macro_f1', 'accuracy_examples', 'perplexity', 'nll', 'predicted_tokens', 'documents', 'windows', 'kl_mean', 'top1_agreement',
   'tokens_per_s', 'eval_tokens_per_s', 'eval_seconds', 'prefill_ms', 'prefill_ms_min', 'prefill_ms_max', 'prefill_tokens',
   'decode_tokens_per_s', 'decode_tokens_per_s_min', 'decode_tokens_per_s_max', 'decode_tokens',
   'decode_ms_per_token', 'speed_repeats', 'speed_threads', 'threads',

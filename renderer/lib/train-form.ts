@@ -5,7 +5,7 @@
  * the evaluation text), and the held-out loss is measured on the evaluation text when asked.
  */
 import { TRAIN } from '../../preload/methods.ts';
-import { defaultWarmupSteps, FREEZE_ROLES, isFreezeRoleWord, Recipe, TrainStep, type FreezeRole, type RecipeInput } from '../../preload/recipe.ts';
+import { DEFAULT_HELD_OUT, defaultWarmupSteps, FREEZE_ROLES, isFreezeRoleWord, Recipe, TrainStep, type FreezeRole, type RecipeInput, type TrainObjective } from '../../preload/recipe.ts';
 import { addIssue, issuePathParts, issuesFromList, numberMessage, type Issues } from './form-issues.ts';
 import {
   baseRecipe, buildEvaluation, defaultEvaluationPart, EVALUATION_FIELD_BY_PATH, evaluationPartFromRecipe, fileNameOf, parseLines, toNumber,
@@ -13,8 +13,15 @@ import {
 } from './recipe-form.ts';
 
 export interface TrainForm extends EvaluationFormPart {
+  /** Next-token fine-tuning on a text, or an encoder classifier on labelled data. */
+  objective: TrainObjective;
   /** The training text. */
   calibText: string;
+  /** Classification: the labelled file (TSV, CSV or JSONL), its columns (empty: found by name) and the held-out share. */
+  labelsPath: string;
+  textColumn: string;
+  labelColumn: string;
+  heldOutShare: number | string;
   /** Measure the held-out loss on the evaluation text during training. */
   heldOut: boolean;
   evalEvery: number | string;
@@ -55,7 +62,12 @@ export function defaultTrainForm(modelPath = ''): TrainForm {
   return {
     ...defaultEvaluationPart(modelPath),
     speed: false,
+    objective: 'lm',
     calibText: '',
+    labelsPath: '',
+    textColumn: '',
+    labelColumn: '',
+    heldOutShare: DEFAULT_HELD_OUT,
     heldOut: true,
     evalEvery: d.evalEvery,
     duration: 'steps',
@@ -79,8 +91,27 @@ export function defaultTrainForm(modelPath = ''): TrainForm {
 type TrainStepInput = Extract<NonNullable<RecipeInput['steps']>[number], { type: 'train' }>;
 
 /** The recipe's train step for the form. */
+/** The labelled data of a classification form, as the train step and the accuracy section name it. */
+function labelsOf(form: TrainForm): { file: string; textColumn?: string; labelColumn?: string; heldOut: number; seed: number } {
+  return {
+    file: form.labelsPath.trim(),
+    ...(form.textColumn.trim() ? { textColumn: form.textColumn.trim() } : {}),
+    ...(form.labelColumn.trim() ? { labelColumn: form.labelColumn.trim() } : {}),
+    heldOut: toNumber(form.heldOutShare), seed: toNumber(form.seed),
+  };
+}
+
 export function buildTrainStep(form: TrainForm): TrainStepInput {
   const warmup = typeof form.warmup === 'string' && form.warmup.trim() === '' ? {} : { warmup: toNumber(form.warmup) };
+  if (form.objective === 'classify') {
+    return {
+      type: 'train', objective: 'classify', labels: labelsOf(form),
+      ...(form.duration === 'steps' ? { steps: toNumber(form.steps) } : { epochs: toNumber(form.epochs) }),
+      batch: toNumber(form.batch), length: toNumber(form.length), accumulate: toNumber(form.accumulate),
+      lr: toNumber(form.lr), ...warmup, weightDecay: toNumber(form.weightDecay), clipNorm: toNumber(form.clipNorm),
+      freeze: [...form.freezeRoles, ...parseLines(form.freezePatterns)], seed: toNumber(form.seed), checkpointEvery: toNumber(form.checkpointEvery),
+    };
+  }
   const heldOut = form.heldOut && form.textPath.trim() ? { evalText: form.textPath.trim(), evalEvery: toNumber(form.evalEvery) } : {};
   return {
     type: 'train', objective: 'lm', text: form.calibText.trim(),
@@ -93,12 +124,21 @@ export function buildTrainStep(form: TrainForm): TrainStepInput {
 }
 
 export function buildTrainRecipe(form: TrainForm): RecipeInput {
-  return { ...baseRecipe(form), steps: [buildTrainStep(form)], evaluation: buildEvaluation(form) };
+  // A classifier is compared on the held-out share of its labelled data: accuracy and macro-F1 (no text, no generations).
+  const evaluation = form.objective === 'classify'
+    ? { footprint: true, accuracy: { ...labelsOf(form), maxLength: toNumber(form.length) } }
+    : buildEvaluation(form);
+  return { ...baseRecipe(form), steps: [buildTrainStep(form)], evaluation };
 }
 
 const FIELD_BY_PATH: Record<string, TrainField> = {
   ...EVALUATION_FIELD_BY_PATH,
   'steps.0.text': 'calibText',
+  'steps.0.labels.file': 'labelsPath',
+  'steps.0.labels.textColumn': 'textColumn',
+  'steps.0.labels.labelColumn': 'labelColumn',
+  'steps.0.labels.heldOut': 'heldOutShare',
+  'evaluation.accuracy': 'labelsPath',
   'steps.0.steps': 'steps',
   'steps.0.epochs': 'epochs',
   'steps.0.batch': 'batch',
@@ -136,7 +176,7 @@ function friendly(message: string, field: TrainField): string {
 /** Which wizard step holds each field: model, data, settings, run. */
 export const STEP_FIELDS: readonly (readonly TrainField[])[] = [
   ['modelPath', 'tokenizerPath', 'textPath', 'window', 'maxSamples', 'prompts'],
-  ['calibText', 'heldOut', 'evalEvery'],
+  ['objective', 'calibText', 'heldOut', 'evalEvery', 'labelsPath', 'textColumn', 'labelColumn', 'heldOutShare'],
   ['duration', 'steps', 'epochs', 'batch', 'length', 'accumulate', 'lr', 'warmup', 'weightDecay', 'clipNorm', 'freezeRoles', 'freezePatterns', 'keepSparsity', 'seed', 'checkpointEvery'],
   ['name', 'form'],
 ];
@@ -146,8 +186,12 @@ export function validateTrainForm(form: TrainForm): TrainIssues {
   const issues: TrainIssues = {};
   if (!form.modelPath.trim()) addIssue(issues, 'modelPath', 'Choose the model file (.onnx).');
   if (!form.tokenizerPath.trim()) addIssue(issues, 'tokenizerPath', 'Training reads text, which needs the model\'s tokenizer (tokenizer.json).');
-  if ((form.evaluate || form.heldOut) && !form.textPath.trim()) addIssue(issues, 'textPath', 'Choose a UTF-8 text file to evaluate on (it is also the held-out text).');
-  if (!form.calibText.trim()) addIssue(issues, 'calibText', 'Choose a UTF-8 text file to train on.');
+  if (form.objective === 'classify') {
+    if (!form.labelsPath.trim()) addIssue(issues, 'labelsPath', 'Choose labelled data (TSV, CSV or JSONL with a text and a label column).');
+  } else if ((form.evaluate || form.heldOut) && !form.textPath.trim()) addIssue(issues, 'textPath', 'Choose a UTF-8 text file to evaluate on (it is also the held-out text).');
+  if (form.objective === 'classify') {
+    // The labelled file's own held-out share is the evaluation.
+  } else if (!form.calibText.trim()) addIssue(issues, 'calibText', 'Choose a UTF-8 text file to train on.');
   else if (form.calibText.trim() === form.textPath.trim() && (form.evaluate || form.heldOut)) {
     addIssue(issues, 'calibText', 'The training text is the evaluation text: the held-out loss and the comparison would measure memorisation. Choose another text.');
   }
@@ -182,10 +226,16 @@ export function trainFormFromRecipe(recipe: unknown): TrainForm | null {
   const parsed = Recipe.safeParse(recipe);
   if (!parsed.success) return null;
   const step = parsed.data.steps.find((s) => s.type === TRAIN.type);
-  // The form edits next-token fine-tuning; a classification recipe is run again as it is.
-  if (!step || step.type !== 'train' || step.text === undefined) return null;
+  if (!step || step.type !== 'train') return null;
   const form: TrainForm = { ...defaultTrainForm(parsed.data.model.path), ...evaluationPartFromRecipe(parsed.data) };
-  form.calibText = step.text;
+  form.objective = step.objective;
+  form.calibText = step.text ?? '';
+  if (step.labels) {
+    form.labelsPath = step.labels.file;
+    form.textColumn = step.labels.textColumn ?? '';
+    form.labelColumn = step.labels.labelColumn ?? '';
+    form.heldOutShare = step.labels.heldOut;
+  }
   form.heldOut = step.evalText !== undefined;
   if (step.evalText !== undefined && !form.textPath) form.textPath = step.evalText;
   form.evalEvery = step.evalEvery;
@@ -221,8 +271,10 @@ export function trainSettingsLine(form: TrainForm): string {
   const how = form.duration === 'steps' ? `${form.steps} steps` : `${form.epochs} epoch(s)`;
   const freeze = [...form.freezeRoles, ...parseLines(form.freezePatterns)];
   const accumulate = toNumber(form.accumulate) > 1 ? ` × ${form.accumulate} accumulated` : '';
-  return [`${how}`, `B ${form.batch} × T ${form.length}${accumulate}`, `lr ${form.lr}, warmup ${warmupText(form)}`, `weight decay ${form.weightDecay}`,
-    freeze.length ? `frozen: ${freeze.join(', ')}` : 'all float weights trained', form.keepSparsity ? 'zeros kept' : 'zeros may change'].join(' · ');
+  const what = form.objective === 'classify' ? [`classification, ${form.heldOutShare} held out`] : [];
+  return [...what, `${how}`, `B ${form.batch} × T ${form.length}${accumulate}`, `lr ${form.lr}, warmup ${warmupText(form)}`, `weight decay ${form.weightDecay}`,
+    freeze.length ? `frozen: ${freeze.join(', ')}` : 'all float weights trained', form.objective === 'classify' ? null : form.keepSparsity ? 'zeros kept' : 'zeros may change']
+    .filter((x): x is string => x !== null).join(' · ');
 }
 
 /** The job's default name: "Train model.onnx · 200 steps". */

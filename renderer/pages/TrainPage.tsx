@@ -10,6 +10,7 @@ import { PathInput } from '../components/PathInput.tsx';
 import { QuantizeResult } from '../components/QuantizeResult.tsx';
 import { RecipeActions } from '../components/RecipeActions.tsx';
 import { TrainCurves } from '../components/TrainCurves.tsx';
+import { useCall } from '../hooks/useCall.ts';
 import { useRecipeWizard, type WizardSpec } from '../hooks/useRecipeWizard.ts';
 import { onAsync } from '../lib/async-handler.ts';
 import { href } from '../lib/route.ts';
@@ -38,7 +39,27 @@ function StepBody({ testId, title, intro, children }: { testId: string; title: s
 
 interface FieldsProps { form: TrainForm; issues: TrainIssues; onChange: (f: TrainForm) => void }
 
-function DataFields({ form, issues, onChange }: FieldsProps) {
+/** Labelled data for an encoder classifier: the file, its columns (found by name when left empty) and the held-out share. */
+function LabelledFields({ form, issues, onChange }: FieldsProps) {
+  return (
+    <Stack gap="md" data-testid="train-labelled">
+      <PathInput label="Labelled data" description="TSV, CSV or JSONL with a text and a label column (two classes or more)."
+        placeholder="/path/to/data.tsv" value={form.labelsPath} onChange={(v) => onChange({ ...form, labelsPath: v })} purpose="text" error={issues.labelsPath}
+        testId="train-labels-path" />
+      <SimpleGrid cols={{ base: 1, sm: 3 }}>
+        <TextInput label="Text column" placeholder="sentence, text, content or message" value={form.textColumn}
+          onChange={(e) => onChange({ ...form, textColumn: e.currentTarget.value })} error={issues.textColumn} data-testid="train-text-column" />
+        <TextInput label="Label column" placeholder="label, labels, class or category" value={form.labelColumn}
+          onChange={(e) => onChange({ ...form, labelColumn: e.currentTarget.value })} error={issues.labelColumn} data-testid="train-label-column" />
+        <NumberInput label="Held out" description="share (below 1) or count, never trained on; original and result are scored on it" value={form.heldOutShare}
+          onChange={(v) => onChange({ ...form, heldOutShare: v })} min={0.01} decimalScale={3} error={issues.heldOutShare} data-testid="train-held-out-share" />
+      </SimpleGrid>
+    </Stack>
+  );
+}
+
+function DataFields({ form, issues, onChange, encoder }: FieldsProps & { encoder: boolean }) {
+  const classify = form.objective === 'classify';
   return (
     <Paper withBorder radius="md" p="md">
       <Stack gap="md">
@@ -46,6 +67,11 @@ function DataFields({ form, issues, onChange }: FieldsProps) {
           <Text fw={700}>{TRAIN_CARD.title}</Text>
           <Text size="sm" c="dimmed">{TRAIN_CARD.summary}</Text>
         </Stack>
+        {(encoder || classify) && (
+          <SegmentedControl value={form.objective} onChange={(v) => onChange({ ...form, objective: v as TrainForm['objective'] })} data-testid="train-objective"
+            data={[{ value: 'classify', label: 'Labelled data (classification)' }, { value: 'lm', label: 'Text (next-token)' }]} />
+        )}
+        {classify ? <LabelledFields form={form} issues={issues} onChange={onChange} /> : <>
         <PathInput label="Training text" description="A UTF-8 text file; paragraphs separated by blank lines are packed into sequences of T + 1 tokens. Best not the evaluation text."
           placeholder="/path/to/train.txt" value={form.calibText} onChange={(v) => onChange({ ...form, calibText: v })} purpose="text" error={issues.calibText}
           testId="train-text-path" />
@@ -55,6 +81,7 @@ function DataFields({ form, issues, onChange }: FieldsProps) {
           <NumberInput label="Every (steps)" value={form.evalEvery} onChange={(v) => onChange({ ...form, evalEvery: v })} min={1} allowDecimal={false} w={200}
             error={issues.evalEvery} data-testid="train-eval-every" />
         )}
+        </>}
       </Stack>
     </Paper>
   );
@@ -110,10 +137,16 @@ function SettingsFields({ form, issues, onChange }: FieldsProps) {
 function Review({ form }: { form: TrainForm }) {
   const rows: [string, ReactNode][] = [
     ['Model', <Text key="m" size="sm" ff="monospace" className="wrap-anywhere">{form.modelPath}</Text>],
-    ['Training text', <Text key="t" size="sm" ff="monospace" className="wrap-anywhere">{form.calibText}</Text>],
-    ['Settings', trainSettingsLine(form)],
-    ['Held-out loss', form.heldOut ? `every ${form.evalEvery} steps on the evaluation text` : 'not measured'],
-    ['Evaluation', form.evaluate ? `perplexity (documents, L = ${form.window}, N = ${form.maxSamples}), original beside result${form.speed ? ', speed' : ''}` : 'size only'],
+    ...(form.objective === 'classify' ? [
+      ['Labelled data', <Text key="t" size="sm" ff="monospace" className="wrap-anywhere">{form.labelsPath}</Text>],
+      ['Settings', trainSettingsLine(form)],
+      ['Evaluation', `accuracy and macro-F1 on the held-out ${form.heldOutShare}, original beside result`],
+    ] satisfies [string, ReactNode][] : [
+      ['Training text', <Text key="t" size="sm" ff="monospace" className="wrap-anywhere">{form.calibText}</Text>],
+      ['Settings', trainSettingsLine(form)],
+      ['Held-out loss', form.heldOut ? `every ${form.evalEvery} steps on the evaluation text` : 'not measured'],
+      ['Evaluation', form.evaluate ? `perplexity (documents, L = ${form.window}, N = ${form.maxSamples}), original beside result${form.speed ? ', speed' : ''}` : 'size only'],
+    ] satisfies [string, ReactNode][]),
   ];
   return (
     <Table data-testid="train-review" verticalSpacing={6}>
@@ -157,6 +190,10 @@ export function TrainPage({ path, jobId, experimentId }: Props) {
   const series = job?.series;
   const curve = useMemo(() => (series ? liveCurve(series) : stored ? storedCurve(stored.details) ?? [] : []), [series, stored]);
   const showCurves = job !== null || (stored !== null && curve.length > 0);
+  // An encoder (from the model's inspection) is offered classification on labelled data.
+  const model = form.modelPath.trim();
+  const inspection = useCall('models.inspect', active === STEP.method && model ? { path: model } : null);
+  const encoder = inspection.data?.kind === 'encoder';
 
   return (
     <Stack gap="md">
@@ -173,7 +210,7 @@ export function TrainPage({ path, jobId, experimentId }: Props) {
         </Stepper.Step>
         <Stepper.Step label="Data" description="What to learn from" data-testid="wizard-tab-data">
           <StepBody testId="wizard-step-data" title="Data" intro="The text the model is trained on, and whether a held-out loss is followed during training.">
-            <DataFields form={form} issues={shownIssues} onChange={change} />
+            <DataFields form={form} issues={shownIssues} onChange={change} encoder={encoder} />
           </StepBody>
         </Stepper.Step>
         <Stepper.Step label="Settings" description="How long and how fast" data-testid="wizard-tab-settings">
