@@ -120,11 +120,13 @@ const NOTES: Record<QuantizeStep['method'], string> = {
   fp16: 'Every float32 weight at half its size. Tensors that feed float32-only ops (norms, Softmax) and the boundary Casts are not counted, so the file is a little larger.',
   'int8-dynamic': 'One byte per weight plus a float32 scale per output channel (or per tensor), 4 KiB aligned.',
   'int8-static': 'One byte per weight plus a float32 scale and an int8 zero point per output channel (or per tensor); the activation scales are a few bytes.',
+  qat: 'KD-QAT exports the same MatMulNBits tensors as RTN (accuracy level 0), so the same size; estimated from the shapes, 4 KiB aligned.',
 };
 
 export function planQuantize(inspection: ModelInspection, step: QuantizeStep): QuantizePlan {
   const decide: Decide = step.method === 'rtn' || step.method === 'gptq'
     ? weightOnlyFates(inspection, step)
+    : step.method === 'qat' ? weightOnlyFates(inspection, { type: 'quantize', method: 'rtn', bits: step.bits, blockSize: step.blockSize, symmetric: step.symmetric, accuracyLevel: 0, format: 'matmulnbits', keep: [], overrides: [] })
     : step.method === 'fp16' ? fp16Fates(step) : int8Fates(step);
   const fates = new Map<string, Fate>();
   const counts = { quantize: 0, keep: 0, skip: 0 };

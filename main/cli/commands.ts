@@ -1,8 +1,11 @@
 /** The table of `whittle` commands: their arguments, options and help. */
-import { DISTILL, methodsWithFlag, PRUNE_METHODS, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, TRAIN } from '../../preload/methods.ts';
+import { DISTILL, methodsWithFlag, PRUNE_METHODS, QAT, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, TRAIN } from '../../preload/methods.ts';
 import { FREEZE_ROLES } from '../../preload/recipe.ts';
 import type { CommandSpec } from './args.ts';
 import { RECOVER_OPTIONS } from './recover.ts';
+
+/** The help of a KD-QAT option, from its description. */
+const qatHelp = (flag: string): string => QAT.options.find((o) => o.flag === flag)?.help ?? '';
 
 /** "rtn, gptq": the methods a flag applies to, from their descriptions. */
 const methodList = (flag: string): string => methodsWithFlag(flag).join(', ');
@@ -73,7 +76,7 @@ export const quantizeCommand: CommandSpec = {
   positionals: [{ name: 'model', description: 'the .onnx model to quantize' }],
   options: [
     { name: 'method', type: 'string', value: 'M', choices: [...QUANTIZE_METHOD_IDS], description: `${QUANTIZE_METHOD_IDS[0]} (default), ${QUANTIZE_METHOD_IDS.slice(1).join(', ')}` },
-    { name: 'bits', type: 'string', value: 'B', choices: ['2', '4', '8'], description: `${methodList('bits')}: bits per weight: 2, 4 or 8 (default 4)` },
+    { name: 'bits', type: 'string', value: 'B', choices: ['2', '4', '8'], description: `${methodList('bits')}: bits per weight: 2, 4 or 8 (default 4; qat: 4 or 8)` },
     { name: 'block-size', type: 'int', value: 'N', description: `${methodList('block-size')}: weights per block along K, a power of two from 16 to 256 (default 32)` },
     { name: 'symmetric', type: 'boolean', description: `${methodList('symmetric')}: symmetric quantization (no zero points)` },
     { name: 'accuracy-level', type: 'int', value: 'N', max: 4, description: `${methodList('accuracy-level')}: MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 (default 4, onnxruntime's fast CPU kernel)` },
@@ -98,6 +101,14 @@ export const quantizeCommand: CommandSpec = {
     { name: 'no-per-channel', type: 'boolean', description: `${methodList('no-per-channel')}: one weight scale per tensor` },
     { name: 'keep-io-types', type: 'boolean', description: `${methodList('keep-io-types')}: keep float32 graph inputs and outputs (the default)` },
     { name: 'no-keep-io-types', type: 'boolean', description: `${methodList('no-keep-io-types')}: make the graph inputs and outputs float16 too` },
+    { name: 'freeze-roles', type: 'string', value: 'R,R', description: `${methodList('freeze-roles')}: ${qatHelp('freeze-roles')} (roles: ${FREEZE_ROLES.join(', ')})` },
+    { name: 'text', type: 'string', value: 'FILE', description: `${methodList('text')} (required): ${qatHelp('text')}` },
+    { name: 'steps', type: 'int', value: 'N', min: 1, description: `${methodList('steps')} (required): ${qatHelp('steps')}` },
+    { name: 'batch', type: 'int', value: 'B', min: 1, description: `${methodList('batch')}: ${qatHelp('batch')}` },
+    { name: 'len', type: 'int', value: 'T', min: 8, description: `${methodList('len')}: ${qatHelp('len')}` },
+    { name: 'lr', type: 'string', value: 'X', description: `${methodList('lr')}: ${qatHelp('lr')}` },
+    { name: 'temperature', type: 'string', value: 'T', description: `${methodList('temperature')}: ${qatHelp('temperature')}` },
+    { name: 'alpha', type: 'string', value: 'A', description: `${methodList('alpha')}: ${qatHelp('alpha')}` },
     { name: 'out', type: 'string', value: 'DIR', description: "the output folder (default: a folder of the experiment in Whittle's home)" },
     { name: 'eval-text', type: 'string', value: 'FILE', description: 'a UTF-8 text to compare original and result on (perplexity, KL, top-1 agreement)' },
     { name: 'tokenizer', type: 'string', value: 'FILE', description: "the model's tokenizer.json (default: tokenizer.json beside the model)" },
@@ -121,6 +132,7 @@ export const quantizeCommand: CommandSpec = {
     '  whittle quantize model.onnx --method gptq --bits 4 --calib-text calib.txt --calib-samples 128 --calib-len 256 --act-order',
     '  whittle quantize model.onnx --method int8-static --calib-text calib.txt --range percentile --percentile 99.99',
     '  whittle quantize model.onnx --method fp16 --out model-fp16 --eval-text eval.txt --speed --json',
+    '  whittle quantize model.onnx --method qat --bits 4 --freeze-roles o,v --text train.txt --steps 200 --eval-text eval.txt',
     '  whittle quantize model.onnx --method gptq --bits 4 --calib-text calib.txt --recover-steps 100 --recover-text train.txt',
   ],
 };

@@ -11,7 +11,7 @@ import { Recipe, type RecipeInput } from '../../preload/recipe.ts';
 import { issuePath } from '../api/issues.ts';
 import { checkOutputDir } from '../engine/rewrite/output-folder.ts';
 import { UsageError, type OptionValues } from './args.ts';
-import { outputFolder } from './comparison.ts';
+import { outputFolder, outputModel } from './comparison.ts';
 import { runAndReport } from './experiment.ts';
 import type { Output } from './output.ts';
 import { checkRecipeFiles } from './recipe-file.ts';
@@ -35,6 +35,15 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   'steps[0].percentile': '--percentile',
   'steps[0].activationType': '--activation-type',
   'steps[0].exclude': '--exclude',
+  'steps[0].freezeRoles': '--freeze-roles',
+  'steps[0].text': '--text',
+  'steps[0].steps': '--steps',
+  'steps[0].batch': '--batch',
+  'steps[0].length': '--len',
+  'steps[0].lr': '--lr',
+  'steps[0].temperature': '--temperature',
+  'steps[0].alpha': '--alpha',
+  'steps[0].seed': '--seed',
   'evaluation.perplexity.window': '--window',
   'evaluation.perplexity.maxSamples': '--samples',
   'evaluation.speed.threads': '--threads',
@@ -52,6 +61,8 @@ export type CliMethod = QuantizeMethodId;
 const WEIGHT_ONLY = methodsWithFlag('bits');
 const CALIBRATED: readonly CliMethod[] = QUANTIZE_METHODS.filter((d) => d.needs.calibration?.length).map((d) => d.method);
 const INT8 = methodsWithFlag('per-channel');
+/** The methods that train (KD-QAT): a training text and the tokenizer are required. */
+const TRAINED: readonly CliMethod[] = QUANTIZE_METHODS.filter((d) => d.needs.gradients === true).map((d) => d.method);
 
 /** The methods each method-specific flag applies to, from the methods' options (flags not listed apply to every method). */
 export const FLAG_METHODS: Readonly<Record<string, readonly CliMethod[]>> = Object.fromEntries(METHOD_FLAGS.map((flag) => [flag, methodsWithFlag(flag)]));
@@ -80,6 +91,13 @@ export function checkFlagsApply(method: CliMethod, o: OptionValues): void {
     throw new UsageError(`--format ${String(o.format)} is not a format of --method ${method}; choose ${formats.join(' or ')}.`);
   }
   if (o.percentile !== undefined && o.range !== 'percentile') throw new UsageError('--percentile only applies with --range percentile.');
+  if (TRAINED.includes(method)) {
+    if (o.bits !== undefined && o.bits !== '4' && o.bits !== '8') throw new UsageError(`--bits ${String(o.bits)}: KD-QAT exports 4 or 8 bits (MatMulNBits); choose --bits 4 or 8.`);
+    if (o.text === undefined) {
+      throw new UsageError(`--method ${method} trains the model on a text: give --text FILE (a UTF-8 text, paragraphs separated by blank lines).`, 'Prefer a text that does not overlap the evaluation text (--eval-text), so the comparison stays fair.');
+    }
+    if (o.steps === undefined) throw new UsageError(`--method ${method} needs the length of its training: give --steps N (optimizer steps).`);
+  }
   if (CALIBRATED.includes(method) && o['calib-text'] === undefined) {
     throw new UsageError(
       `--method ${method} calibrates on real text: give --calib-text FILE (a UTF-8 text of the kind the model will see).`,
@@ -144,6 +162,15 @@ function stepFromFlags(method: CliMethod, o: OptionValues, keep: string[]): Reco
     if (o['no-per-channel'] === true) step.perChannel = false;
   }
   if (method === 'int8-dynamic' && o.format !== undefined) step.format = o.format;
+  if (TRAINED.includes(method)) {
+    step.text = path.resolve(String(o.text));
+    step.steps = o.steps;
+    if (o['freeze-roles'] !== undefined) step.freezeRoles = String(o['freeze-roles']).split(',').map((r) => r.trim()).filter((r) => r.length > 0);
+    if (o.batch !== undefined) step.batch = o.batch;
+    if (o.len !== undefined) step.length = o.len;
+    for (const flag of ['lr', 'temperature', 'alpha'] as const) if (o[flag] !== undefined) step[flag] = decimal(o, flag);
+    if (o.seed !== undefined) step.seed = o.seed;
+  }
   if (method === 'int8-static') {
     if (o.range !== undefined) step.rangeMethod = o.range;
     if (o.percentile !== undefined) step.percentile = decimal(o, 'percentile');
@@ -169,6 +196,9 @@ export function quantizeRecipe(modelArg: string, o: OptionValues): RecipeInput {
   const tokenizer = tokenizerFor(model, o);
   if (evalText && !tokenizer) {
     throw new UsageError(`--eval-text needs the model's tokenizer: there is no tokenizer.json beside ${path.basename(model)}.`, 'Give it with --tokenizer FILE.');
+  }
+  if (TRAINED.includes(method) && !tokenizer) {
+    throw new UsageError(`--method ${method} trains on text, which needs the model's tokenizer: there is no tokenizer.json beside ${path.basename(model)}.`, 'Give it with --tokenizer FILE.');
   }
   if (CALIBRATED.includes(method) && !tokenizer) {
     throw new UsageError(`--calib-text needs the model's tokenizer: there is no tokenizer.json beside ${path.basename(model)}.`, 'Give it with --tokenizer FILE.');
@@ -232,7 +262,7 @@ export async function runQuantize(modelArg: string, o: OptionValues, out: Output
     return {
       ...base,
       outputDir: folder,
-      outputModel: outcome.experiment.artefacts.find((a) => a.kind === 'model')?.path ?? null,
+      outputModel: outputModel(outcome.experiment),
       original: values.original ?? {},
       result: values.result ?? {},
       recovery: recoveryJson(outcome.experiment.details),

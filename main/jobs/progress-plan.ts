@@ -86,10 +86,9 @@ function stepSegments(step: Step): PlanSegment[] {
     case 'int8-static':
       return [{ phase: 'calibrate', cost: step.calibration.samples * step.calibration.length * 3 }, { phase: 'quantize', cost: QUANTIZE }, { phase: 'write', cost: WRITE }];
     case 'qat': {
-      const tokens = step.steps !== undefined ? step.steps * step.accumulate * step.batch * step.length : (step.epochs ?? 1) * EPOCH_TOKENS;
-      // A top-k cache runs the teacher once over the whole text before training.
-    const cache: PlanSegment[] = step.teacherSignal.kind === 'topk' ? [{ phase: 'teacher', cost: EPOCH_TOKENS }] : [];
-    return [...cache, { phase: 'compile', cost: 2 * LOAD }, { phase: 'train', cost: 4 * tokens }, { phase: 'write', cost: WRITE }];
+      // KD-QAT: a distillation of the model from its own float weights (teacher and student sessions).
+      const qatTokens = step.steps !== undefined ? step.steps * step.accumulate * step.batch * step.length : (step.epochs ?? 1) * EPOCH_TOKENS;
+      return [{ phase: 'compile', cost: 2 * LOAD }, { phase: 'train', cost: 4 * qatTokens }, { phase: 'write', cost: WRITE }];
     }
   }
 }

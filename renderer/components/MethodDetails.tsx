@@ -160,6 +160,7 @@ function Int8Static({ step }: { step: Of<'quantize:int8-static'> }) {
 const TITLES: Record<Exclude<StepDetails['key'], 'sensitivity'>, string> = {
   'quantize:rtn': 'RTN: the step', 'quantize:gptq': 'GPTQ: loss per weight', 'quantize:fp16': 'FP16: what stayed in float32',
   'quantize:int8-dynamic': 'INT8 dynamic: the step', 'quantize:int8-static': 'INT8 static: ranges and nodes left in float',
+  'quantize:qat': 'KD-QAT: the grid, the frozen roles and the curves',
   'prune:magnitude': 'Magnitude: sparsity per weight', 'prune:wanda': 'Wanda: sparsity per weight', 'prune:sparsegpt': 'SparseGPT: sparsity and loss per weight',
   'prune:structured': 'Structured: what was removed', train: 'Fine-tune: the loss curve', distill: 'Distillation: teacher, student and curves',
 };
@@ -184,10 +185,31 @@ function Distill({ step }: { step: Of<'distill'> }) {
   );
 }
 
+/** KD-QAT: the grid, the roles kept in float while training, the weights exported, the agreement with the float model, the curves. */
+function Qat({ step }: { step: Of<'quantize:qat'> }) {
+  return (
+    <Stack gap="sm" data-testid="qat-details">
+      <SimpleGrid cols={{ base: 2, md: 4 }}>
+        <Fact label="Grid" value={`${step.bits}-bit, block ${step.blockSize}, ${step.symmetric ? 'symmetric' : 'asymmetric'}`} />
+        <Fact label="Kept in float while training" value={<span data-testid="qat-frozen">{step.freezeRoles.length > 0 ? step.freezeRoles.join(', ') : 'none'}</span>} />
+        <Fact label="MatMulNBits weights" value={<span data-testid="qat-quantized">{formatInteger(step.quantized)}</span>} />
+        <Fact label="Steps" value={formatInteger(step.steps)} />
+        <Fact label="Loss" value={`T = ${step.loss.temperature}, α = ${step.loss.alpha}`} />
+        <Fact label="Agreement (top-1)" value={`${pct(step.agreementBefore)} → ${pct(step.agreementAfter)}`} />
+      </SimpleGrid>
+      {step.warnings.map((w) => <Text key={w} size="xs" c="orange">{w}</Text>)}
+      <TrainCurves curve={step.curve} />
+    </Stack>
+  );
+}
+
 /** What the method did, from the job's step details (and the sensitivity ranking when the recipe had one). */
 export function MethodDetails({ details }: { details: Record<string, unknown> }) {
   const sensitivity = sensitivityOf(details);
-  const quantize = parseStepDetails(details).find((s) => s.key !== 'sensitivity');
+  const steps = parseStepDetails(details);
+  const quantize = steps.find((s) => s.key !== 'sensitivity');
+  // A recovery after the compression step: the distillation from the original, shown below it.
+  const recovery = steps.find((s) => s.key === 'distill' && s !== quantize);
   const method = quantize && 'method' in quantize ? quantize.method : quantize?.key ?? null;
   const prune = pruneReportOf(details);
   return (
@@ -206,9 +228,16 @@ export function MethodDetails({ details }: { details: Record<string, unknown> })
           {quantize.key === 'quantize:fp16' && <Fp16 step={quantize} />}
           {quantize.key === 'quantize:int8-dynamic' && <Int8Dynamic step={quantize} />}
           {quantize.key === 'quantize:int8-static' && <Int8Static step={quantize} />}
+          {quantize.key === 'quantize:qat' && <Qat step={quantize} />}
           {prune && <PruneSparsity report={prune} />}
           {quantize.key === 'train' && <TrainCurves curve={quantize.curve} />}
           {quantize.key === 'distill' && <Distill step={quantize} />}
+        </Paper>
+      )}
+      {recovery?.key === 'distill' && (
+        <Paper withBorder radius="md" p="md" data-testid="recovery-details">
+          <Title order={4} mb="sm">Recovery: distilled from the original</Title>
+          <Distill step={recovery} />
         </Paper>
       )}
     </>

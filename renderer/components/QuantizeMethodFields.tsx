@@ -14,6 +14,7 @@ import {
   type ActivationType, type Bits, type Int8Format, type MethodDescriptor, type QuantFormat, type QuantizeForm, type QuantizeIssues, type RangeMethod,
 } from '../lib/quantize-form.ts';
 import { CalibrationFields } from './CalibrationFields.tsx';
+import { PathInput } from './PathInput.tsx';
 
 interface Props {
   form: QuantizeForm;
@@ -165,6 +166,35 @@ function Int8Fields({ form, issues, onChange, disabled }: Props) {
   );
 }
 
+/** KD-QAT: the grid (4 or 8 bits, block size, symmetric), ov-freeze, the training text and schedule. */
+function QatFields({ form, issues, onChange, disabled }: Props) {
+  const set = <K extends keyof QuantizeForm>(key: K, value: QuantizeForm[K]) => onChange({ ...form, [key]: value });
+  return (
+    <SimpleGrid cols={{ base: 1, md: 2 }} spacing="lg" verticalSpacing="lg" data-testid="qat-fields">
+      <div>
+        <Text size="sm" fw={500} mb={4}>Bits per weight</Text>
+        <SegmentedControl value={String(form.bits === 2 ? 4 : form.bits)} onChange={(v) => set('bits', Number(v) as Bits)}
+          data={[4, 8].map((b) => ({ value: String(b), label: `${b}-bit` }))} disabled={disabled} data-testid="qat-bits" />
+        <Text size="xs" c="dimmed" mt={4}>KD-QAT exports MatMulNBits at 4 or 8 bits.</Text>
+        {issues.bits && <Text size="xs" c="red">{issues.bits}</Text>}
+      </div>
+      <NativeSelect label="Block size" description="Weights along K share one scale (and zero point) per block, in training and in the export."
+        value={String(form.blockSize)} onChange={(e) => set('blockSize', Number(e.currentTarget.value))}
+        data={BLOCK_SIZES.map((b) => ({ value: String(b), label: String(b) }))} error={issues.blockSize} disabled={disabled} data-testid="qat-block-size" />
+      <Switch label="Symmetric" checked={form.symmetric} onChange={(e) => set('symmetric', e.currentTarget.checked)} disabled={disabled} data-testid="qat-symmetric"
+        description={form.symmetric ? 'Levels centred on zero, no zero points stored.' : 'Asymmetric: a zero point per block.'} />
+      <Switch label="ov-freeze" checked={form.qatFreezeOv} onChange={(e) => set('qatFreezeOv', e.currentTarget.checked)} disabled={disabled} data-testid="qat-ov-freeze"
+        description="The attention's o and v projections keep their float values while training and are quantized only at export (arXiv 2403.18159)." />
+      <PathInput label="Training text" description="A UTF-8 text (paragraphs separated by blank lines) the model learns to match its float outputs on; not the evaluation text."
+        placeholder="/path/to/train.txt" value={form.qatText} onChange={(v) => set('qatText', v)} purpose="text" error={issues.qatText} testId="qat-text" />
+      <NumberInput label="Steps" description="Optimizer steps (batches of 8 sequences of 64 tokens)." value={form.qatSteps} onChange={(v) => set('qatSteps', v)}
+        min={1} allowDecimal={false} error={issues.qatSteps} disabled={disabled} data-testid="qat-steps" />
+      <NumberInput label="Learning rate" description="Peak learning rate after the warmup; cosine decay to a tenth." value={form.qatLr} onChange={(v) => set('qatLr', v)}
+        min={0} step={1e-5} decimalScale={6} error={issues.qatLr} disabled={disabled} data-testid="qat-lr" />
+    </SimpleGrid>
+  );
+}
+
 /**
  * Method cards (rendered from METHODS, each with its own size estimate from quantize.plan) and the chosen
  * method's settings; calibration fields for the methods that calibrate.
@@ -189,6 +219,7 @@ export function QuantizeMethodFields({ form, issues, onChange, disabled }: Props
         <Stack gap="md">
           <Title order={4}>{method.name}: settings</Title>
           {method.weightOnly && <WeightOnlyFields form={form} issues={issues} onChange={onChange} disabled={disabled} />}
+          {form.method === 'qat' && <QatFields form={form} issues={issues} onChange={onChange} disabled={disabled} />}
           {form.method === 'fp16' && <Fp16Fields form={form} issues={issues} onChange={onChange} disabled={disabled} />}
           {(form.method === 'int8-dynamic' || form.method === 'int8-static') && <Int8Fields form={form} issues={issues} onChange={onChange} disabled={disabled} />}
         </Stack>

@@ -55,6 +55,13 @@ export interface QuantizeForm extends EvaluationFormPart, CalibrationFormPart, R
   excludeText: string;
   /** Keep patterns (regular expressions on weight names), one per line. */
   keepText: string;
+  // KD-QAT (bits, block size and symmetric are the weight-only fields)
+  /** The training text the quantized model is distilled on. */
+  qatText: string;
+  qatSteps: number | string;
+  qatLr: number | string;
+  /** ov-freeze: the o and v projections keep their float values while training, quantized at export. */
+  qatFreezeOv: boolean;
 }
 
 export type QuantizeField = keyof QuantizeForm | 'form';
@@ -68,7 +75,7 @@ export interface MethodDescriptor {
   tradeoff: string;
   /** Whether the method needs calibration text. */
   calibration: boolean;
-  /** RTN and GPTQ: block-wise weight-only 2/4/8-bit (bits, block size, MatMulNBits/QDQ, overrides, sensitivity). */
+  /** RTN and GPTQ: block-wise weight-only 2/4/8-bit (bits, block size, MatMulNBits/QDQ, overrides, sensitivity). KD-QAT has its own fields. */
   weightOnly: boolean;
 }
 
@@ -78,7 +85,7 @@ export const METHODS: readonly MethodDescriptor[] = QUANTIZE_METHODS.map((d) => 
   name: d.title,
   tradeoff: d.summary,
   calibration: (d.needs.calibration?.length ?? 0) > 0,
-  weightOnly: d.options.some((o) => o.field === 'bits'),
+  weightOnly: d.options.some((o) => o.field === 'overrides'),
 }));
 
 export const methodOf = (id: MethodId): MethodDescriptor => METHODS.find((m) => m.id === id) ?? METHODS[0];
@@ -90,6 +97,7 @@ export function expectedQuality(method: MethodId, bits: Bits): { label: string; 
     case 'int8-dynamic': return { label: 'small loss', color: 'teal' };
     case 'int8-static': return { label: 'small loss if the calibration text is typical', color: 'yellow' };
     case 'gptq': return bits === 8 ? { label: 'small loss' , color: 'teal' } : { label: `better than RTN at the same size${bits === 2 ? ' (2-bit still lossy)' : ''}`, color: bits === 2 ? 'orange' : 'yellow' };
+    case 'qat': return bits === 8 ? { label: 'small loss', color: 'teal' } : { label: 'better than GPTQ at the same size, after training', color: 'yellow' };
     case 'rtn': return bits === 8 ? { label: 'small loss', color: 'teal' } : bits === 4 ? { label: 'noticeable on small models', color: 'orange' } : { label: 'large loss', color: 'red' };
   }
 }
@@ -157,6 +165,10 @@ export function defaultQuantizeForm(modelPath = ''): QuantizeForm {
     activationType: 'uint8',
     excludeText: '',
     keepText: '',
+    qatText: '',
+    qatSteps: 100,
+    qatLr: 2e-4,
+    qatFreezeOv: false,
   };
 }
 
@@ -323,6 +335,11 @@ export function buildQuantizeStep(form: QuantizeForm, method: MethodId = form.me
         type: 'quantize', method: 'int8-static', calibration: buildCalibration(form), rangeMethod: form.rangeMethod, percentile: toNumber(form.percentile),
         perChannel: form.perChannel, activationType: form.activationType, exclude: parseKeepPatterns(form.excludeText), keep,
       };
+    case 'qat':
+      return {
+        type: 'quantize', method: 'qat', bits: form.bits as 4 | 8, blockSize: toNumber(form.blockSize), symmetric: form.symmetric,
+        freezeRoles: form.qatFreezeOv ? ['o', 'v'] : [], text: form.qatText, steps: toNumber(form.qatSteps), lr: toNumber(form.qatLr),
+      };
   }
 }
 
@@ -372,6 +389,10 @@ const FIELD_BY_PATH: Record<string, QuantizeField> = {
   'steps.0.percentile': 'percentile',
   'steps.0.activationType': 'activationType',
   'steps.0.exclude': 'excludeText',
+  'steps.0.text': 'qatText',
+  'steps.0.steps': 'qatSteps',
+  'steps.0.lr': 'qatLr',
+  'steps.0.freezeRoles': 'qatFreezeOv',
 };
 
 /** A recipe issue path ("steps.0.blockSize", "/steps/0/keep/1" or an array) → the form field. */
@@ -398,7 +419,7 @@ export const STEP_FIELDS: readonly (readonly QuantizeField[])[] = [
   [
     'method', 'bits', 'blockSize', 'symmetric', 'accuracyLevel', 'format', 'percdamp', 'actOrder', 'sequential', 'columnBlock',
     'calibText', 'calibSamples', 'calibLength', 'calibSeed', 'keepIoTypes', 'blockOps', 'int8Format', 'perChannel',
-    'rangeMethod', 'percentile', 'activationType', 'excludeText', ...RECOVER_FIELDS,
+    'rangeMethod', 'percentile', 'activationType', 'excludeText', 'qatText', 'qatSteps', 'qatLr', 'qatFreezeOv', ...RECOVER_FIELDS,
   ],
   ['keepText', 'overrides'],
   ['name', 'form'],
@@ -415,11 +436,14 @@ export function validateQuantizeForm(form: QuantizeForm): QuantizeIssues {
   if (!form.modelPath.trim()) addIssue(issues, 'modelPath', 'Choose the model file (.onnx).');
   checkRecover(issues, form);
   const calibrates = methodOf(form.method).calibration;
-  if (form.evaluate || calibrates) {
+  const trains = form.method === 'qat';
+  if (form.evaluate || calibrates || trains) {
     if (!form.tokenizerPath.trim()) {
-      addIssue(issues, 'tokenizerPath', form.evaluate ? 'Evaluating quality needs the model\'s tokenizer (tokenizer.json).' : 'Calibration needs the model\'s tokenizer (tokenizer.json).');
+      addIssue(issues, 'tokenizerPath', form.evaluate ? 'Evaluating quality needs the model\'s tokenizer (tokenizer.json).' : trains ? 'KD-QAT trains on text, which needs the model\'s tokenizer (tokenizer.json).' : 'Calibration needs the model\'s tokenizer (tokenizer.json).');
     }
   }
+  if (trains && !form.qatText.trim()) addIssue(issues, 'qatText', 'Choose a UTF-8 text file to train on.');
+  if (trains && form.bits === 2) addIssue(issues, 'bits', 'KD-QAT exports 4 or 8 bits: choose 4 or 8.');
   if (form.evaluate && !form.textPath.trim()) addIssue(issues, 'textPath', 'Choose a UTF-8 text file to measure perplexity on.');
   if (calibrates && !form.calibText.trim()) addIssue(issues, 'calibText', 'Choose a UTF-8 text file to calibrate on.');
   checkPatterns(issues, 'keepText', form.keepText);
@@ -486,7 +510,7 @@ export function quantizeFormFromRecipe(recipe: unknown): QuantizeForm | null {
   const form: QuantizeForm = { ...defaultQuantizeForm(r.model.path), ...evaluationPartFromRecipe(r) };
   Object.assign(form, recoverPartFromRecipe(r));
   form.method = step.method;
-  form.keepText = step.keep.join('\n');
+  form.keepText = 'keep' in step ? step.keep.join('\n') : '';
   if ('calibration' in step) {
     form.calibText = step.calibration.text;
     form.calibSamples = step.calibration.samples;
@@ -524,12 +548,23 @@ export function quantizeFormFromRecipe(recipe: unknown): QuantizeForm | null {
       form.activationType = step.activationType;
       form.excludeText = step.exclude.join('\n');
       break;
+    case 'qat':
+      form.bits = step.bits;
+      form.blockSize = step.blockSize;
+      form.symmetric = step.symmetric;
+      form.qatText = step.text;
+      form.qatSteps = step.steps ?? form.qatSteps;
+      form.qatLr = step.lr;
+      form.qatFreezeOv = step.freezeRoles.includes('o') && step.freezeRoles.includes('v');
+      break;
   }
   return form;
 }
 
 /** Stands in for a calibration text not chosen yet: the plan never reads it. */
 const PLAN_CALIBRATION_PLACEHOLDER = '(calibration text not chosen yet)';
+/** Stands in for a KD-QAT training text not chosen yet: the plan never reads it. */
+const PLAN_TRAINING_PLACEHOLDER = '(training text not chosen yet)';
 
 /**
  * The step as `quantize.plan` wants it for `method` (the form's own by default), or null while the form
@@ -538,9 +573,11 @@ const PLAN_CALIBRATION_PLACEHOLDER = '(calibration text not chosen yet)';
 export function planStep(form: QuantizeForm, method: MethodId = form.method): QuantizeStep | null {
   const step = buildQuantizeStep(form, method);
   if ('calibration' in step && !step.calibration.text) step.calibration = { ...step.calibration, text: PLAN_CALIBRATION_PLACEHOLDER };
+  // The plan reads only the grid: a training text or schedule not chosen yet does not hold it back.
+  if (step.method === 'qat') Object.assign(step, { text: step.text || PLAN_TRAINING_PLACEHOLDER, steps: 1, lr: 1e-4 });
   const parsed = QuantizeStep.safeParse(step);
   if (!parsed.success) return null;
-  if (invalidKeepPatterns(parsed.data.keep).length > 0) return null;
+  if ('keep' in parsed.data && invalidKeepPatterns(parsed.data.keep).length > 0) return null;
   if (parsed.data.method === 'int8-static' && invalidKeepPatterns(parsed.data.exclude).length > 0) return null;
   return parsed.data;
 }
@@ -559,6 +596,8 @@ export function settingsLine(form: QuantizeForm): string {
       return `FP16, ${form.keepIoTypes ? 'float32 inputs and outputs kept' : 'float16 inputs and outputs'}, ${form.blockOps.length} op type(s) kept in float32`;
     case 'int8-dynamic':
       return `INT8 dynamic, ${form.int8Format === 'matmulinteger' ? 'MatMulInteger' : 'DynamicQuantizeMatMul'}, ${form.perChannel ? 'per channel' : 'per tensor'}`;
+    case 'qat':
+      return `KD-QAT ${form.bits}-bit, block ${form.blockSize}, ${form.symmetric ? 'symmetric' : 'asymmetric'}, MatMulNBits; ${form.qatSteps} steps, lr ${form.qatLr}${form.qatFreezeOv ? ', ov-freeze' : ''}`;
     case 'int8-static':
       return `INT8 static (QDQ), ${RANGE_METHODS.find((r) => r.value === form.rangeMethod)?.label ?? form.rangeMethod}${form.rangeMethod === 'percentile' ? ` ${form.percentile}` : ''}, ${form.activationType} activations, ${form.perChannel ? 'per channel' : 'per tensor'}`;
   }

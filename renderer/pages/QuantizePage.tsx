@@ -15,6 +15,7 @@ import { QuantizeResult } from '../components/QuantizeResult.tsx';
 import { QuantizeWeightsTable } from '../components/QuantizeWeightsTable.tsx';
 import { SensitivityPanel } from '../components/SensitivityPanel.tsx';
 import { SizeEstimate } from '../components/SizeEstimate.tsx';
+import { TrainCurves } from '../components/TrainCurves.tsx';
 import { useApi } from '../hooks/useApi.ts';
 import { useCall } from '../hooks/useCall.ts';
 import { useJob, useJobStore } from '../hooks/useJobs.ts';
@@ -27,6 +28,7 @@ import {
   settingsLine, validateQuantizeForm, type QuantizeForm, type QuantizeIssues,
 } from '../lib/quantize-form.ts';
 import { href } from '../lib/route.ts';
+import { liveCurve } from '../lib/train-curve.ts';
 import { onAsync } from '../lib/async-handler.ts';
 
 interface Props { path: string; jobId: string | null; experimentId: number | null }
@@ -36,6 +38,7 @@ const STEP = { model: 0, method: 1, weights: 2, run: 3, result: 4 } as const;
 function defaultName(form: QuantizeForm): string {
   const how = methodOf(form.method).weightOnly
     ? `${form.method.toUpperCase()} ${form.bits}-bit b${form.blockSize}${form.overrides.length ? ` +${form.overrides.length}×8` : ''}`
+    : form.method === 'qat' ? `KD-QAT ${form.bits}-bit b${form.blockSize}${form.qatFreezeOv ? ' ov-freeze' : ''}`
     : form.method === 'fp16' ? 'FP16' : form.method === 'int8-dynamic' ? 'INT8 dynamic' : `INT8 static ${form.rangeMethod}`;
   return `Quantize ${baseName(form.modelPath.trim())} · ${how}`.slice(0, 200);
 }
@@ -46,6 +49,7 @@ const METHOD_INTRO: Record<QuantizeForm['method'], string> = {
   fp16: 'Half precision: every float tensor in float16, the numerically sensitive ops kept in float32. No calibration.',
   'int8-dynamic': 'Int8 weights; activations are quantized at run time from their actual range, so no calibration is needed.',
   'int8-static': 'Int8 weights and activations: activation ranges are measured once on calibration text and fixed in the graph (QDQ).',
+  qat: 'Quantization-aware training: the model is trained through 4- or 8-bit fake quantization to match its own float outputs (KD), then exported as MatMulNBits.',
 };
 
 function StepBody({ testId, title, intro, children }: { testId: string; title: string; intro: ReactNode; children: ReactNode }) {
@@ -154,6 +158,10 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
     }
   }
 
+  // KD-QAT trains: its loss and agreement curves stream while the job runs.
+  const series = job?.series;
+  const curve = useMemo(() => (form.method === 'qat' && series ? liveCurve(series) : []), [form.method, series]);
+
   const planBytes = plan.data ? { before: plan.data.bytesBefore, after: plan.data.bytesAfter } : null;
   const estimate = <SizeEstimate plan={shownPlan} loading={planLoading} error={plan.error} />;
 
@@ -217,6 +225,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
                 <Grid.Col span={{ base: 12, lg: 6 }}>
                   <Stack gap="sm">
                     <JobPanel job={job} showMetrics={false} />
+                    {curve.length > 0 && <TrainCurves curve={curve} live={running} />}
                     {outcome && (
                       <Button leftSection={<IconChartBar size={16} />} onClick={() => setActive(STEP.result)} data-testid="show-comparison">See the comparison</Button>
                     )}

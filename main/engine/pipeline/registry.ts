@@ -12,6 +12,7 @@ import { quantizeFp16Step } from '../quantize/fp16.ts';
 import { quantizeGptqStep } from '../quantize/gptq.ts';
 import { quantizeInt8DynamicStep } from '../quantize/int8-dynamic.ts';
 import { quantizeInt8StaticStep } from '../quantize/int8-static.ts';
+import { quantizeQatStep } from '../quantize/qat-step.ts';
 import { sensitivityStep } from '../quantize/sensitivity.ts';
 import { quantizeRtnStep } from '../quantize/step.ts';
 import { trainStep } from '../train/step.ts';
@@ -29,6 +30,7 @@ export const defaultSteps: StepRegistry = {
   'quantize:fp16': quantizeFp16Step,
   'quantize:int8-dynamic': quantizeInt8DynamicStep,
   'quantize:int8-static': quantizeInt8StaticStep,
+  'quantize:qat': quantizeQatStep,
   'prune:magnitude': pruneMagnitudeStep,
   'prune:wanda': pruneWandaStep,
   'prune:sparsegpt': pruneSparseGptStep,

@@ -21,8 +21,8 @@ describe('step descriptions', () => {
     for (const d of STEP_DESCRIPTIONS) {
       expect(d.summary, d.key).not.toMatch(/\n/);
       expect(d.options.length, d.key).toBeGreaterThan(0);
-      const minimal = { type: d.type, ...(d.method ? { method: d.method } : {}), ...(d.needs.tokenizer && d.type !== 'train' && d.type !== 'distill' ? { calibration: { text: 'c.txt' } } : {}),
-        ...(d.type === 'train' ? { text: 't.txt', steps: 4 } : {}),
+      const minimal = { type: d.type, ...(d.method ? { method: d.method } : {}), ...(d.needs.tokenizer && !d.needs.gradients ? { calibration: { text: 'c.txt' } } : {}),
+        ...(d.type === 'train' || d.key === 'quantize:qat' ? { text: 't.txt', steps: 4 } : {}),
         ...(d.type === 'distill' ? { student: { blocks: [0, 2] }, data: { text: 't.txt' }, schedule: { steps: 4 } } : {}),
         ...(d.type === 'sensitivity' ? { quantize: { type: 'quantize', method: 'rtn' } } : {}),
         ...(d.key === 'prune:structured' ? { target: 'heads', count: 1 } : {}) };

@@ -28,8 +28,8 @@ const rows: SensitivityRow[] = [
 ];
 
 describe('every method card builds a step the recipe schema accepts', () => {
-  it('lists the five methods, calibration only for GPTQ and INT8 static', () => {
-    expect(METHODS.map((m) => m.id)).toEqual(['rtn', 'gptq', 'fp16', 'int8-dynamic', 'int8-static']);
+  it('lists the six methods, calibration only for GPTQ and INT8 static', () => {
+    expect(METHODS.map((m) => m.id)).toEqual(['rtn', 'gptq', 'fp16', 'int8-dynamic', 'int8-static', 'qat']);
     expect(METHODS.filter((m) => m.calibration).map((m) => m.id)).toEqual(['gptq', 'int8-static']);
     for (const m of METHODS) expect(m.tradeoff).not.toMatch(/\n/);
   });
