@@ -3,6 +3,7 @@ import {
 } from '@mantine/core';
 import { IconArrowLeft, IconArrowRight, IconChartBar } from '@tabler/icons-react';
 import { useMemo, type ReactNode } from 'react';
+import { ClassificationReport } from '../components/ClassificationReport.tsx';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { JobPanel } from '../components/JobPanel.tsx';
 import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
@@ -254,6 +255,7 @@ export function TrainPage({ path, jobId, experimentId }: Props) {
               ? <QuantizeResult outcome={outcome} experimentId={job?.experimentId ?? stored?.id ?? experimentId} settings={trainSettingsLine(form)} onAgain={again}
                 summary={resultSummary(outcome.details)} againLabel="Train again" />
               : <Text size="sm" c="dimmed">No result yet.</Text>}
+            {outcome && <ClassificationReport details={outcome.details} />}
           </Stack>
         </Stepper.Step>
       </Stepper>
