@@ -239,6 +239,7 @@ export function stepReport(details: unknown): StepReport {
   if (!step) return { method: null, quantized: null, skipped: [], outputDir: null };
   // FP16 reports the tensors it converted rather than weights quantized.
   if (step.key === 'quantize:fp16') return { method: step.method, quantized: step.converted, skipped: [], outputDir: step.outputDir };
+  if (step.key === 'quantize:qat') return { method: step.method, quantized: step.quantized, skipped: [], outputDir: step.outputDir };
   return { method: step.method, quantized: step.quantized, skipped: step.skipped.map((s) => ({ name: s.name, reason: s.reason })), outputDir: step.outputDir };
 }
 
@@ -252,15 +253,16 @@ export function stepWarnings(details: unknown): string[] {
 
 /** The output folder (artefact kind 'folder', else the model's folder, else the step's report). */
 export function outputFolder(artefacts: readonly Artefact[], details?: unknown): string | null {
-  const folder = artefacts.find((a) => a.kind === 'folder');
+  // The last step's folder: a recipe of several steps lists each step's, in order.
+  const folder = artefacts.findLast((a) => a.kind === 'folder');
   if (folder) return folder.path;
-  const model = artefacts.find((a) => a.kind === 'model');
+  const model = artefacts.findLast((a) => a.kind === 'model');
   if (model) return model.path.replace(/[\\/][^\\/]*$/, '') || model.path;
   return stepReport(details).outputDir;
 }
 
 export function outputModel(artefacts: readonly Artefact[]): Artefact | null {
-  return artefacts.find((a) => a.kind === 'model') ?? null;
+  return artefacts.findLast((a) => a.kind === 'model') ?? null;
 }
 
 /** Bars for the chart: one group per quantity, original beside result (absent values left out). */
