@@ -115,9 +115,14 @@ export function samplesText(details: Record<string, unknown>): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** The output folder a compression delivered (its 'folder' artefact). */
+/** The output folder a compression delivered: the last step's 'folder' artefact (earlier steps' come first). */
 export function outputFolder(e: Pick<ExperimentDetail, 'artefacts'>): string | null {
-  return e.artefacts.find((a) => a.kind === 'folder')?.path ?? null;
+  return e.artefacts.findLast((a) => a.kind === 'folder')?.path ?? null;
+}
+
+/** The model a compression delivered: the last step's 'model' artefact. */
+export function outputModel(e: Pick<ExperimentDetail, 'artefacts'>): string | null {
+  return e.artefacts.findLast((a) => a.kind === 'model')?.path ?? null;
 }
 
 const count = (v: unknown): number | null => (typeof v === 'number' ? v : Array.isArray(v) ? v.length : null);

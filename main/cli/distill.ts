@@ -19,7 +19,7 @@ import { issuePath } from '../api/issues.ts';
 import { preflightDistill, studentOf, teacherOf, type DistillPreflight } from '../engine/distill/preflight.ts';
 import { checkOutputDir } from '../engine/rewrite/output-folder.ts';
 import { UsageError, type OptionValues } from './args.ts';
-import { outputFolder } from './comparison.ts';
+import { outputFolder, outputModel } from './comparison.ts';
 import { runAndReport } from './experiment.ts';
 import type { JobOutcome } from './job-runner.ts';
 import type { Output } from './output.ts';
@@ -169,7 +169,7 @@ function distillJson(outcome: JobOutcome, base: Record<string, unknown>): Record
   return {
     ...base,
     outputDir: outputFolder(outcome.experiment),
-    outputModel: outcome.experiment.artefacts.find((a) => a.kind === 'model')?.path ?? null,
+    outputModel: outputModel(outcome.experiment),
     teacher: values.original ?? {},
     student: values.result ?? {},
     distillation: d ? {

@@ -10,7 +10,7 @@ import { Recipe, type RecipeInput } from '../../preload/recipe.ts';
 import { issuePath } from '../api/issues.ts';
 import { checkOutputDir } from '../engine/rewrite/output-folder.ts';
 import { UsageError, type OptionValues } from './args.ts';
-import { outputFolder } from './comparison.ts';
+import { outputFolder, outputModel } from './comparison.ts';
 import { runAndReport } from './experiment.ts';
 import type { Output } from './output.ts';
 import { checkRecipeFiles } from './recipe-file.ts';
@@ -145,7 +145,7 @@ export async function runPrune(modelArg: string, o: OptionValues, out: Output, h
     return {
       ...base,
       outputDir: outputFolder(outcome.experiment),
-      outputModel: outcome.experiment.artefacts.find((a) => a.kind === 'model')?.path ?? null,
+      outputModel: outputModel(outcome.experiment),
       original: values.original ?? {},
       result: values.result ?? {},
       recovery: recoveryJson(outcome.experiment.details),

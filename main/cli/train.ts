@@ -17,7 +17,7 @@ import { WhittleError } from '../engine/errors.ts';
 import { checkOutputDir } from '../engine/rewrite/output-folder.ts';
 import { hasCheckpoint } from '../engine/train/checkpoint-home.ts';
 import { UsageError, type OptionValues } from './args.ts';
-import { outputFolder } from './comparison.ts';
+import { outputFolder, outputModel } from './comparison.ts';
 import { runAndReport } from './experiment.ts';
 import type { JobOutcome } from './job-runner.ts';
 import type { Output } from './output.ts';
@@ -162,7 +162,7 @@ function trainJson(outcome: JobOutcome, base: Record<string, unknown>): Record<s
   return {
     ...base,
     outputDir: outputFolder(outcome.experiment),
-    outputModel: outcome.experiment.artefacts.find((a) => a.kind === 'model')?.path ?? null,
+    outputModel: outputModel(outcome.experiment),
     original: values.original ?? {},
     result: values.result ?? {},
     training: train ? {
