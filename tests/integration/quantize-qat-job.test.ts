@@ -1,0 +1,129 @@
+/**
+ * The KD-QAT quantize step through the real job service and engine process on stories260K: 4-bit block
+ * 32 with ov-freeze, 8 steps of B = 4, T = 32. The job streams a 'train' point per step with the KD parts,
+ * writes a model whose linear weights are MatMulNBits (accuracy level 0) that runs, reports the grid, the
+ * frozen roles, the quantized weights and the curve in the step's details, is compared with the original
+ * (perplexity, KL, agreement), and removes its checkpoints once done.
+ * Training text: the paragraphs after the first 400 of the TinyStories head; held-out: the first 400.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EventName, EventPayloads, RecipeInput } from '../../preload/contract.ts';
+import type { SeriesPoint } from '../../preload/series.ts';
+import { CHECKPOINTS_ARTEFACT, parseStepDetails } from '../../preload/methods.ts';
+import { splitDocuments } from '../../main/engine/data/text-file.ts';
+import { openDecoder } from '../../main/engine/evaluate/decoder-session.ts';
+import { readModel } from '../../main/engine/onnx/reader.ts';
+import { openHistory, type History } from '../../main/history/index.ts';
+import { ChildProcessHost, JobService } from '../../main/jobs/index.ts';
+import { appRoot } from '../../main/paths.ts';
+import { STORIES, tempDir } from '../helpers/fixtures.ts';
+
+const WORKER = path.join(appRoot(), 'main', 'jobs', 'engine-worker.ts');
+
+type Event = { [E in EventName]: { channel: E; payload: EventPayloads[E] } }[EventName];
+
+let scratch: ReturnType<typeof tempDir>;
+let history: History;
+let jobs: JobService;
+let events: Event[];
+let trainText: string;
+let heldOut: string;
+
+beforeAll(async () => {
+  scratch = tempDir('whittle-qat-job-');
+  const docs = splitDocuments(await readFile(STORIES.text, 'utf8'));
+  trainText = path.join(scratch.dir, 'train.txt');
+  heldOut = path.join(scratch.dir, 'held-out.txt');
+  writeFileSync(trainText, docs.slice(400).join('\n\n'));
+  writeFileSync(heldOut, docs.slice(0, 400).join('\n\n'));
+  history = openHistory({ home: scratch.dir });
+  events = [];
+  jobs = new JobService({
+    history, host: new ChildProcessHost(WORKER), outputRoot: path.join(scratch.dir, 'outputs'), cancelGraceMs: 20_000,
+    emit: (channel, payload) => { events.push({ channel, payload } as Event); },
+  });
+});
+
+afterAll(async () => {
+  await jobs.shutdown();
+  history.close();
+  scratch.cleanup();
+});
+
+const pointsOf = (jobId: string): SeriesPoint[] =>
+  events.flatMap((e) => (e.channel === 'job.points' && e.payload.jobId === jobId ? e.payload.points : []));
+const metric = (d: { metrics: { name: string; subject: string; value: number }[] }, name: string, subject: string): number | undefined =>
+  d.metrics.find((m) => m.name === name && m.subject === subject)?.value;
+
+describe('the KD-QAT quantize step as a job', () => {
+  it('4-bit g32 with ov-freeze: streams its curve, exports MatMulNBits, reports the run and is compared with the original', async () => {
+    const recipe = {
+      model: { path: STORIES.model }, tokenizer: { path: STORIES.tokenizer },
+      steps: [{
+        type: 'quantize', method: 'qat', bits: 4, blockSize: 32, freezeRoles: ['o', 'v'], text: trainText,
+        steps: 8, batch: 4, length: 32, warmup: 1, checkpointEvery: 4,
+      }],
+      evaluation: { perplexity: { text: heldOut, window: 64, maxSamples: 20 }, footprint: true },
+    } as RecipeInput;
+    const { jobId, experimentId } = await jobs.start(recipe);
+    expect(history.get(experimentId).artefacts.filter((a) => a.kind === CHECKPOINTS_ARTEFACT)).toHaveLength(1);
+
+    const f = await jobs.whenFinished(jobId);
+    expect(f.error).toBeNull();
+    expect(f.status).toBe('done');
+
+    // One 'train' point per optimizer step, with the distillation's parts.
+    const points = pointsOf(jobId);
+    expect(points.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    for (const p of points) {
+      expect(p.series).toBe('train');
+      expect(Number.isFinite(p.values.loss) && p.values.loss > 0).toBe(true);
+      expect(p.values['part.kl']).toBeGreaterThanOrEqual(0);
+    }
+
+    const d = history.get(experimentId);
+    expect(d.kind).toBe('quantize');
+    const qat = parseStepDetails(d.details).find((s) => s.key === 'quantize:qat');
+    expect(qat?.key).toBe('quantize:qat');
+    if (qat?.key !== 'quantize:qat') return;
+    expect(qat).toMatchObject({ method: 'qat', bits: 4, blockSize: 32, symmetric: false, accuracyLevel: 0, freezeRoles: ['o', 'v'], steps: 8 });
+    expect(qat.loss).toEqual({ temperature: 2, alpha: 0.5 });
+    expect(qat.curve.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(qat.config).toMatchObject({ batch: 4, length: 32, freeze: ['o', 'v'] });
+
+    // The model written: every linear weight of the graph is MatMulNBits at 4 bits, block 32, and it runs.
+    const model = d.artefacts.find((a) => a.kind === 'model')!.path;
+    const graph = (await readModel(model)).proto.graph!;
+    const nodes = graph.node;
+    const initializers = new Set(graph.initializer.map((t) => t.name));
+    const nbits = nodes.filter((n) => n.opType === 'MatMulNBits');
+    expect(nbits.length).toBe(qat.quantized);
+    expect(nbits.length).toBeGreaterThan(0);
+    // No MatMul is left with a float weight (an initializer) as its second input.
+    expect(nodes.filter((n) => n.opType === 'MatMul' && initializers.has(n.input[1] ?? ''))).toHaveLength(0);
+    for (const n of nbits) {
+      const attr = (name: string): number => Number(n.attribute.find((a) => a.name === name)?.i ?? -1);
+      expect([attr('bits'), attr('block_size'), attr('accuracy_level')]).toEqual([4, 32, 0]);
+    }
+    const decoder = await openDecoder(model);
+    const { logits } = await decoder.forward([1, 403, 407, 261]);
+    expect(logits.every(Number.isFinite)).toBe(true);
+    await decoder.release();
+
+    // Compared with the original on the held-out text; far smaller on disk.
+    const original = metric(d, 'perplexity', 'original')!;
+    const result = metric(d, 'perplexity', 'result')!;
+    console.info(`KD-QAT 4-bit g32 ov-freeze (8 steps, B 4, T 32): perplexity ${original.toFixed(3)} → ${result.toFixed(3)}; ${qat.quantized} MatMulNBits weights`);
+    expect(original).toBeGreaterThan(1);
+    expect(result).toBeGreaterThan(original * 0.9);
+    expect(result).toBeLessThan(original * 2);
+    expect(metric(d, 'bytes_on_disk', 'result')!).toBeLessThan(metric(d, 'bytes_on_disk', 'original')!);
+    expect(d.metrics.some((m) => m.name === 'kl' || m.name === 'top1_agreement')).toBe(true);
+
+    // The checkpoints are gone once the output has been committed.
+    expect(existsSync(qat.checkpointDir)).toBe(false);
+  }, 120_000);
+});
