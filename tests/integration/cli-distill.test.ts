@@ -68,4 +68,16 @@ describe('whittle distill runs', () => {
     expect((j.teacher as Record<string, number>).perplexity).toBeGreaterThan(1);
     expect((j.student as Record<string, number>).perplexity).toBeGreaterThan(1);
   });
+
+  it('whittle prune --recover-steps: the pruned model recovered with the original as teacher, --json reports both and the final folder', async () => {
+    const out = path.join(scratch.dir, 'pruned-recovered');
+    const r = await runCli(['prune', STORIES.model, '--tokenizer', STORIES.tokenizer, '--home', home, '--method', 'magnitude', '--sparsity', '0.5',
+      '--recover-steps', '2', '--recover-text', trainText, '--eval-text', heldOut, '--window', '64', '--samples', '10', '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = onlyJson(r) as Record<string, unknown> & { recovery: Record<string, unknown> | null };
+    expect(j.outputDir).toBe(out);
+    expect(j.outputModel).toBe(path.join(out, 'model.onnx'));
+    expect(j.recovery).toMatchObject({ steps: 2 });
+    expect(j.recovery!.finalLoss).toBeGreaterThan(0);
+  });
 });
