@@ -112,6 +112,7 @@ export function recipeFiles(recipe: Recipe): { path: string; what: string; folde
     if ('calibration' in step && step.calibration) files.push({ path: step.calibration.text, what: `calibration text${where}` });
     if (step.type === 'sensitivity' && step.quantize.method === 'gptq') files.push({ path: step.quantize.calibration.text, what: `GPTQ calibration text${where}` });
     if (step.type === 'train' && step.text !== undefined) files.push({ path: step.text, what: `training text${where}` });
+    if (step.type === 'quantize' && step.method === 'qat') files.push({ path: step.text, what: `KD-QAT training text${where}` });
     if (step.type === 'train' && step.labels) files.push({ path: step.labels.file, what: `labelled data${where}` });
     if (step.type === 'train' && step.teacher) files.push({ path: step.teacher.model, what: `teacher model${where}` });
     if ('evalText' in step && step.evalText !== undefined) files.push({ path: step.evalText, what: `held-out text${where}` });

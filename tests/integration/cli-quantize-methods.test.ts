@@ -149,7 +149,7 @@ describe('whittle quantize --method', () => {
       [['--method', 'gptq', '--calib-text', STORIES.text, '--calib-len', '4'], /--calib-len must be at least 8, got 4/],
       [['--method', 'int8-static', '--calib-text', path.join(scratch.dir, 'missing.txt')], /The calibration text file .*missing\.txt does not exist/],
       [['--method', 'int8-static', '--calib-text', STORIES.text, '--exclude', 'MatMul_('], /--exclude "MatMul_\(" is not a valid regular expression/],
-      [['--method', 'awq'], /--method must be one of rtn, gptq, fp16, int8-dynamic, int8-static; got "awq"/],
+      [['--method', 'awq'], /--method must be one of rtn, gptq, fp16, int8-dynamic, int8-static, qat; got "awq"/],
     ];
     for (const [flags, message] of cases) {
       const r = await runCli(['quantize', STORIES.model, ...flags, '--home', home]);
