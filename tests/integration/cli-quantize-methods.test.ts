@@ -136,7 +136,7 @@ describe('whittle quantize --method', () => {
 
   it('refuses flags of another method, missing calibration and contradictions with exit 2, before any job', async () => {
     const cases: [string[], RegExp][] = [
-      [['--method', 'fp16', '--bits', '4', '--act-order'], /These flags do not apply to --method fp16: --bits \(rtn, gptq\), --act-order \(gptq\)/],
+      [['--method', 'fp16', '--bits', '4', '--act-order'], /These flags do not apply to --method fp16: --bits \(rtn, gptq, qat\), --act-order \(gptq\)/],
       [['--method', 'rtn', '--calib-text', STORIES.text], /This flag does not apply to --method rtn: --calib-text \(gptq, int8-static\)/],
       [['--method', 'int8-dynamic', '--8bit', 'q_proj'], /--8bit \(rtn, gptq\)/],
       [['--method', 'gptq'], /--method gptq calibrates on real text: give --calib-text FILE/],
