@@ -195,6 +195,11 @@ function QatFields({ form, issues, onChange, disabled }: Props) {
   );
 }
 
+/** The form with another method chosen; KD-QAT starts from the calibration text when no training text is set (the sample's is clear of its evaluation text). */
+function selectMethod(form: QuantizeForm, id: MethodDescriptor['id']): QuantizeForm {
+  return id === 'qat' && !form.qatText.trim() && form.calibText.trim() ? { ...form, method: id, qatText: form.calibText } : { ...form, method: id };
+}
+
 /**
  * Method cards (rendered from METHODS, each with its own size estimate from quantize.plan) and the chosen
  * method's settings; calibration fields for the methods that calibrate.
@@ -207,7 +212,7 @@ export function QuantizeMethodFields({ form, issues, onChange, disabled }: Props
         <Text size="sm" fw={500} mb={6}>Method</Text>
         <SimpleGrid cols={{ base: 1, sm: 2, lg: 3 }} spacing="sm" role="radiogroup" aria-label="Method">
           {METHODS.map((m) => (
-            <MethodCard key={m.id} m={m} form={form} selected={form.method === m.id} disabled={disabled} onSelect={() => onChange({ ...form, method: m.id })} />
+            <MethodCard key={m.id} m={m} form={form} selected={form.method === m.id} disabled={disabled} onSelect={() => onChange(selectMethod(form, m.id))} />
           ))}
         </SimpleGrid>
         <Text size="xs" c="dimmed" mt={6}>
