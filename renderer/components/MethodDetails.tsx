@@ -195,7 +195,9 @@ function Qat({ step }: { step: Of<'quantize:qat'> }) {
         <Fact label="MatMulNBits weights" value={<span data-testid="qat-quantized">{formatInteger(step.quantized)}</span>} />
         <Fact label="Steps" value={formatInteger(step.steps)} />
         <Fact label="Loss" value={`T = ${step.loss.temperature}, α = ${step.loss.alpha}`} />
-        <Fact label="Agreement (top-1)" value={`${pct(step.agreementBefore)} → ${pct(step.agreementAfter)}`} />
+        {(step.agreementBefore !== undefined || step.agreementAfter !== undefined) && (
+          <Fact label="Agreement with the float model (top-1, held-out)" value={`${pct(step.agreementBefore)} → ${pct(step.agreementAfter)}`} />
+        )}
       </SimpleGrid>
       {step.warnings.map((w) => <Text key={w} size="xs" c="orange">{w}</Text>)}
       <TrainCurves curve={step.curve} />

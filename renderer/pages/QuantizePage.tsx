@@ -78,8 +78,12 @@ function Review({ form, planBytes }: { form: QuantizeForm; planBytes: { before: 
   if (method.weightOnly && form.overrides.length > 0) {
     rows.push(['At other bits', <Text key="o" size="sm" ff="monospace" className="wrap-anywhere">{form.overrides.map((o) => `${o.pattern} → ${o.bits}-bit`).join('  ·  ')}</Text>]);
   }
+  if (form.method === 'qat') {
+    rows.push(['Training text', <Text key="t" size="sm" ff="monospace" className="wrap-anywhere">{form.qatText}</Text>]);
+  } else {
+    rows.push(['Keep in float', keep.length === 0 ? 'no patterns' : <Text key="k" size="sm" ff="monospace" className="wrap-anywhere">{keep.join('  ·  ')}</Text>]);
+  }
   rows.push(
-    ['Keep in float', keep.length === 0 ? 'no patterns' : <Text key="k" size="sm" ff="monospace" className="wrap-anywhere">{keep.join('  ·  ')}</Text>],
     ['Evaluation', form.evaluate
       ? `perplexity (documents, L = ${form.window}, N = ${form.maxSamples}), ${parsePrompts(form.prompts).length} prompt(s)${form.speed ? ', speed' : ''}, footprint`
       : `${form.speed ? 'speed, ' : ''}footprint only`],
@@ -197,8 +201,11 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
             ) : (
               <Text size="sm" c="dimmed" data-testid="sensitivity-unavailable">Per-layer sensitivity is measured for the block-wise methods (RTN, GPTQ), whose 8-bit overrides it fills in.</Text>
             )}
+            {form.method === 'qat' && (
+              <Text size="sm" c="dimmed" data-testid="qat-weights-note">KD-QAT trains and exports every linear weight listed here; keep patterns do not apply to it.</Text>
+            )}
             {shownPlan && (
-              <QuantizeWeightsTable plan={shownPlan} keepText={form.keepText} onKeepText={(keepText) => change({ ...form, keepText })}
+              <QuantizeWeightsTable plan={shownPlan} disabled={form.method === 'qat'} keepText={form.keepText} onKeepText={(keepText) => change({ ...form, keepText })}
                 keepError={keepError} overrides={methodOf(form.method).weightOnly ? form.overrides : []} onOverrides={(overrides) => change({ ...form, overrides })} />
             )}
             {!shownPlan && !plan.error && keepError && <Alert color="red" variant="light">{keepError}</Alert>}
