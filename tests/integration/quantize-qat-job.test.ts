@@ -3,7 +3,8 @@
  * 32 with ov-freeze, 8 steps of B = 4, T = 32. The job streams a 'train' point per step with the KD parts,
  * writes a model whose linear weights are MatMulNBits (accuracy level 0) that runs, reports the grid, the
  * frozen roles, the quantized weights and the curve in the step's details, is compared with the original
- * (perplexity, KL, agreement), and removes its checkpoints once done.
+ * (perplexity, KL, agreement), and removes its checkpoints once done; and a cancelled run resumed from its
+ * checkpoint as a new job continues the same curve and still exports MatMulNBits.
  * Training text: the paragraphs after the first 400 of the TinyStories head; held-out: the first 400.
  */
 import { existsSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventName, EventPayloads, RecipeInput } from '../../preload/contract.ts';
 import type { SeriesPoint } from '../../preload/series.ts';
 import { CHECKPOINTS_ARTEFACT, parseStepDetails } from '../../preload/methods.ts';
+import { planResume } from '../../preload/resume.ts';
 import { splitDocuments } from '../../main/engine/data/text-file.ts';
 import { openDecoder } from '../../main/engine/evaluate/decoder-session.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
@@ -125,5 +127,45 @@ describe('the KD-QAT quantize step as a job', () => {
 
     // The checkpoints are gone once the output has been committed.
     expect(existsSync(qat.checkpointDir)).toBe(false);
+  }, 120_000);
+
+  it('a cancelled KD-QAT run resumes from its checkpoint as a new job and continues the same curve', async () => {
+    const recipe = {
+      model: { path: STORIES.model }, tokenizer: { path: STORIES.tokenizer },
+      steps: [{ type: 'quantize', method: 'qat', bits: 4, text: trainText, steps: 8, batch: 2, length: 32, warmup: 1, checkpointEvery: 2 }],
+      evaluation: { footprint: true },
+    } as RecipeInput;
+    const { jobId, experimentId } = await jobs.start(recipe);
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        if (pointsOf(jobId).some((p) => p.step >= 3)) {
+          clearInterval(timer);
+          jobs.cancel(jobId);
+          resolve();
+        }
+      }, 20);
+    });
+    expect((await jobs.whenFinished(jobId)).status).toBe('cancelled');
+    const before = pointsOf(jobId);
+    const plan = planResume(history.get(experimentId));
+    expect(plan.ok).toBe(true);
+    if (!plan.ok) return;
+
+    const resumed = await jobs.start(plan.recipe);
+    const f = await jobs.whenFinished(resumed.jobId);
+    expect(f.error).toBeNull();
+    const d = history.get(resumed.experimentId);
+    const qat = parseStepDetails(d.details).find((s) => s.key === 'quantize:qat');
+    expect(qat?.key).toBe('quantize:qat');
+    if (qat?.key !== 'quantize:qat') return;
+    expect(qat.curve.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(qat.resumedFromStep).toBeGreaterThanOrEqual(2);
+    expect(qat.resumedFromExperiment).toBe(experimentId);
+    for (const p of qat.curve.filter((q) => q.step <= qat.resumedFromStep!)) {
+      expect(p.loss).toBe(before.find((q) => q.step === p.step)!.values.loss);
+    }
+    const model = d.artefacts.find((a) => a.kind === 'model')!.path;
+    expect((await readModel(model)).proto.graph!.node.filter((n) => n.opType === 'MatMulNBits').length).toBe(qat.quantized);
+    expect(existsSync(plan.checkpoints[0])).toBe(false);
   }, 120_000);
 });
