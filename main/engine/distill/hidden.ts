@@ -21,7 +21,7 @@ import { writeModel } from '../onnx/writer.ts';
 import { mapArchitecture, type ArchitectureMap } from '../rewrite/architecture.ts';
 import type { TensorMeta } from '../train/autodiff/types.ts';
 import { valueInfo } from '../train/graph-io.ts';
-import { LABELS, type LossHead } from '../train/loss-head.ts';
+import { LABELS } from '../train/loss-head.ts';
 import type { TrainObjective } from '../train/objective.ts';
 import { TRAINING_GRAPH_OPTIMIZATION, type Batch } from '../train/session.ts';
 import { buildTrainingView, type TrainingView } from '../train/view.ts';
