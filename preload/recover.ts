@@ -36,3 +36,16 @@ export function isRecoverStep(step: unknown): boolean {
   const s = step as { type?: unknown; student?: unknown };
   return s.type === 'distill' && typeof s.student === 'object' && s.student !== null && (s.student as { from?: unknown }).from === 'input';
 }
+
+/**
+ * Why the output of `step` cannot be recovered by distillation, or null when it can. Recovery trains the
+ * compressed model's float weights: pruned and float16 models have them; weight-only 4/8-bit (MatMulNBits or
+ * QDQ) and INT8 models store integers, which train only through fake quantization — KD-QAT, a quantization
+ * method that quantizes and recovers in one step.
+ */
+export function unrecoverableReason(step: { type: string; method?: string; quantize?: unknown }): string | null {
+  const kdQat = 'Recovery trains float weights; this step stores integer weights. Use KD-QAT (quantize --method qat), which trains through the quantization and recovers in the same step.';
+  if (step.type === 'quantize') return step.method === 'fp16' || step.method === 'qat' ? (step.method === 'qat' ? 'KD-QAT already distils from the original while it quantizes.' : null) : kdQat;
+  if (step.type === 'prune' && step.method === 'sparsegpt' && step.quantize !== undefined && step.quantize !== null) return kdQat;
+  return null;
+}

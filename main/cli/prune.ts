@@ -117,7 +117,7 @@ export function pruneRecipe(modelArg: string, o: OptionValues): RecipeInput {
   const evaluation: Record<string, unknown> = { footprint: true };
   if (evalText) evaluation.perplexity = { text: evalText, protocol: 'documents', window: o.window ?? 256, maxSamples: o.samples ?? 400 };
   if (o.speed === true) evaluation.speed = o.threads !== undefined ? { threads: o.threads } : {};
-  const recover = recoveryFromFlags(o, tokenizer, model);
+  const recover = recoveryFromFlags(o, tokenizer, model, step as { type: string; method?: string; quantize?: unknown });
   const recipe: Record<string, unknown> = { version: 1, model: { path: model }, steps: recover ? [step, recover] : [step], evaluation };
   if (tokenizer) recipe.tokenizer = { path: tokenizer };
   if (o.name !== undefined) recipe.name = o.name;

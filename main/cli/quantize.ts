@@ -217,7 +217,7 @@ export function quantizeRecipe(modelArg: string, o: OptionValues): RecipeInput {
   }
   if (o['no-cache'] === true) evaluation.cache = false;
 
-  const recover = recoveryFromFlags(o, tokenizer, model);
+  const recover = recoveryFromFlags(o, tokenizer, model, step as { type: string; method?: string; quantize?: unknown });
   const recipe: Record<string, unknown> = { version: 1, model: { path: model }, steps: recover ? [step, recover] : [step], evaluation };
   if (tokenizer) recipe.tokenizer = { path: tokenizer };
   if (o.name !== undefined) recipe.name = o.name;

@@ -3,7 +3,7 @@
  * compression step fine-tunes the compressed model with the original as teacher (preload/recover.ts).
  */
 import path from 'node:path';
-import { recoverStep } from '../../preload/recover.ts';
+import { recoverStep, unrecoverableReason } from '../../preload/recover.ts';
 import { UsageError, type OptionSpec, type OptionValues } from './args.ts';
 
 export const RECOVER_OPTIONS: readonly OptionSpec[] = [
@@ -12,11 +12,13 @@ export const RECOVER_OPTIONS: readonly OptionSpec[] = [
 ];
 
 /** The recovery step the flags ask for, or null without --recover-steps. */
-export function recoveryFromFlags(o: OptionValues, tokenizer: string | null, model: string): Record<string, unknown> | null {
+export function recoveryFromFlags(o: OptionValues, tokenizer: string | null, model: string, compression?: { type: string; method?: string; quantize?: unknown }): Record<string, unknown> | null {
   if (o['recover-steps'] === undefined) {
     if (o['recover-text'] !== undefined) throw new UsageError('--recover-text only applies with --recover-steps N (how long to recover).');
     return null;
   }
+  const why = compression ? unrecoverableReason(compression) : null;
+  if (why) throw new UsageError(`--recover-steps does not apply here: ${why}`);
   const text = o['recover-text'] ?? o['calib-text'];
   if (text === undefined) throw new UsageError('--recover-steps needs a training text: give it with --recover-text FILE (or --calib-text FILE).', 'Use a text that does not overlap the evaluation text (--eval-text).');
   if (!tokenizer) throw new UsageError(`--recover-steps reads text, which needs the model's tokenizer: there is no tokenizer.json beside ${path.basename(model)}.`, 'Give it with --tokenizer FILE.');

@@ -6,11 +6,20 @@ interface Props<F extends RecoverFormPart & { calibText?: string }> {
   form: F;
   issues: Partial<Record<'recoverText' | 'recoverSteps', string>>;
   onChange: (f: F) => void;
+  /** Why this compression's output cannot be recovered (the option is then off, with the reason). */
+  unavailable?: string | null;
 }
 
 /** The Recover option of the Prune and Quantize wizards: distil the compressed model from the original afterwards. */
-export function RecoverFields<F extends RecoverFormPart & { calibText?: string }>({ form, issues, onChange }: Props<F>) {
+export function RecoverFields<F extends RecoverFormPart & { calibText?: string }>({ form, issues, onChange, unavailable }: Props<F>) {
   const calib = (form.calibText ?? '').trim();
+  if (unavailable) {
+    return (
+      <Paper withBorder radius="md" p="md" data-testid="recover">
+        <Switch label="Recover after compressing" description={unavailable} checked={false} disabled data-testid="recover-toggle" />
+      </Paper>
+    );
+  }
   return (
     <Paper withBorder radius="md" p="md" data-testid="recover">
       <Stack gap="sm">

@@ -4,7 +4,7 @@
  * `--recover-steps` builds it). Each wizard's form adds these fields and its recipe the step.
  */
 import type { Recipe, RecipeInput } from '../../preload/recipe.ts';
-import { isRecoverStep, recoverStep } from '../../preload/recover.ts';
+import { isRecoverStep, recoverStep, unrecoverableReason } from '../../preload/recover.ts';
 import { addIssue, type Issues } from './form-issues.ts';
 import { toNumber } from './recipe-form.ts';
 
@@ -27,9 +27,11 @@ export function recoverTextOf(form: RecoverFormPart & { calibText?: string }): s
   return form.recoverText.trim() || (form.calibText ?? '').trim();
 }
 
-/** The recipe's steps with the recovery after them, when asked. */
+/** The recipe's steps with the recovery after them, when asked and when the last step's output can be recovered. */
 export function withRecovery(steps: NonNullable<RecipeInput['steps']>, form: RecoverFormPart & { calibText?: string }): NonNullable<RecipeInput['steps']> {
-  return form.recover ? [...steps, recoverStep({ text: recoverTextOf(form), steps: toNumber(form.recoverSteps) })] : steps;
+  const last = steps.at(-1) as { type: string; method?: string; quantize?: unknown } | undefined;
+  if (!form.recover || (last && unrecoverableReason(last))) return steps;
+  return [...steps, recoverStep({ text: recoverTextOf(form), steps: toNumber(form.recoverSteps) })];
 }
 
 /** A stored recipe's recovery step back into the form part. */

@@ -9,6 +9,7 @@ import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { JobPanel } from '../components/JobPanel.tsx';
 import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
 import { RecoverFields } from '../components/RecoverFields.tsx';
+import { unrecoverableReason } from '../../preload/recover.ts';
 import { RecipeActions } from '../components/RecipeActions.tsx';
 import { QuantizeMethodFields } from '../components/QuantizeMethodFields.tsx';
 import { QuantizeResult } from '../components/QuantizeResult.tsx';
@@ -186,7 +187,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
           <StepBody testId="wizard-step-method" title="Method" intro={METHOD_INTRO[form.method]}>
             <QuantizeMethodFields form={form} issues={shownIssues} onChange={change} />
             {estimate}
-            <RecoverFields form={form} issues={shownIssues} onChange={change} />
+            <RecoverFields form={form} issues={shownIssues} onChange={change} unavailable={unrecoverableReason({ type: 'quantize', method: form.method })} />
           </StepBody>
         </Stepper.Step>
         <Stepper.Step label="Weights" description="Which" data-testid="wizard-tab-weights">

@@ -3,9 +3,13 @@
  * pruned model the student, its zeros kept) on the calibration text, closes more than half of the
  * perplexity gap to the original on the evaluation text; every pruned weight is still exactly zero.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { distillModel } from '../../main/engine/distill/distill-model.ts';
+import { isWhittleError } from '../../main/engine/errors.ts';
+import { quantizeWeightOnly } from '../../main/engine/quantize/weight-only.ts';
+import { QuantizeRtnStep } from '../../preload/recipe.ts';
 import { quietContext } from '../../main/engine/job-context.ts';
 import { initializerMap } from '../../main/engine/onnx/graph.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
@@ -47,4 +51,22 @@ describe('recovery after pruning, with the original as teacher', () => {
       for (let i = 0; i < a.length; i++) if (a[i] === 0) expect(b[i]).toBe(0);
     }
   }, 300_000);
+
+  it('a student with quantized weights (RTN 4-bit) is refused before any work, pointing to KD-QAT', async () => {
+    const ctx = quietContext(tmp.dir);
+    const rtn = await quantizeWeightOnly(STORIES.model, QuantizeRtnStep.parse({ type: 'quantize', method: 'rtn', bits: 4, blockSize: 32 }), path.join(tmp.dir, 'rtn'), ctx, { tokenizerPath: STORIES.tokenizer });
+    const config: TrainConfig = {
+      textPath: calibrationTextFromEnd(tmp.dir, 600), tokenizerPath: STORIES.tokenizer, steps: 2, batch: 2, length: 16, accumulate: 1,
+      lr: 1e-3, warmupSteps: 0, minLrRatio: 0.1, weightDecay: 0, clipNorm: 1, freeze: [], keepSparsity: true, evalEvery: 1000, seed: 0, checkpointEvery: 0,
+    };
+    const out = path.join(tmp.dir, 'never');
+    const err = await distillModel({
+      teacherPath: STORIES.model, student: { kind: 'model', path: rtn.modelPath }, loss: { temperature: 2, alpha: 0.5, reverse: false, hidden: 0 }, signal: { kind: 'logits' },
+      config, outDir: out, deliver: 'final', checkpointDir: path.join(tmp.dir, 'ckpt-rtn'), resume: false,
+    }, ctx).catch((e: unknown) => e);
+    expect(isWhittleError(err) && err.code).toBe('INVALID_INPUT');
+    expect((err as Error).message).toMatch(/stores quantized weights \(MatMulNBits/);
+    expect((err as Error).message).toMatch(/KD-QAT/);
+    expect(existsSync(out)).toBe(false);
+  }, 120_000);
 });

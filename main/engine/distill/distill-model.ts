@@ -12,6 +12,7 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
+import { isFloatDtype } from '../onnx/dtype.ts';
 import { readModel } from '../onnx/reader.ts';
 import { mapArchitecture } from '../rewrite/architecture.ts';
 import { TrainingData } from '../train/data.ts';
@@ -39,6 +40,19 @@ async function parameterCountOf(modelPath: string): Promise<{ blocks: number; pa
     if (n > 1 && (t.dataType === 1 || t.dataType === 10 || t.dataType === 16)) parameters += n;
   }
   return { blocks: arch.blocks.length, parameters };
+}
+
+/** Ops that hold or compute with integer weights: a model made of them has no float weights to train. */
+const INTEGER_WEIGHT_OPS = new Set(['MatMulNBits', 'MatMulInteger', 'QLinearMatMul', 'DynamicQuantizeLinear', 'GatherBlockQuantized', 'QLinearConv', 'ConvInteger']);
+
+async function refuseIntegerWeights(studentPath: string): Promise<void> {
+  const graph = (await readModel(studentPath)).proto.graph;
+  const ints = new Set((graph?.initializer ?? []).filter((t) => t.dataType !== undefined && !isFloatDtype(t.dataType)).map((t) => t.name ?? ''));
+  const found = (graph?.node ?? []).find((n) => INTEGER_WEIGHT_OPS.has(n.opType ?? '') || (n.opType === 'DequantizeLinear' && ints.has(n.input[0] ?? '')));
+  if (found) {
+    throw new WhittleError('INVALID_INPUT', `The student ${path.basename(studentPath)} stores quantized weights (${found.opType ?? ''} ${found.name ?? ''}); distillation trains float weights. `
+      + 'Distil the float model, or quantize with KD-QAT (quantize --method qat), which trains through the quantization and distils from the original in one step.');
+  }
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -84,6 +98,7 @@ export async function distillModel(req: DistillRequest, ctx: JobContext): Promis
     } else {
       studentPath = path.resolve(req.student.path);
       await checkStudentCompatible(teacherPath, studentPath, c.tokenizerPath);
+      await refuseIntegerWeights(studentPath);
     }
     const studentInfo = await parameterCountOf(studentPath);
 

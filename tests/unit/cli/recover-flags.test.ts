@@ -37,14 +37,17 @@ describe('recovery after compression', () => {
     expect(isRecoverStep(r.steps[0])).toBe(false);
   });
 
-  it('whittle quantize … --recover-steps takes the calibration text unless --recover-text is given', () => {
-    const r = Recipe.parse(quantizeRecipe(STORIES.model, { method: 'gptq', 'calib-text': STORIES.text, 'recover-steps': 5 }));
+  it('whittle quantize … --recover-steps: FP16 (float weights) recovers on the given text; integer methods point to KD-QAT', () => {
+    const r = Recipe.parse(quantizeRecipe(STORIES.model, { method: 'fp16', 'recover-text': STORIES.text, 'recover-steps': 5 }));
     expect(r.steps[1]).toMatchObject({ type: 'distill', student: { from: 'input' }, data: { text: STORIES.text }, schedule: { steps: 5 } });
     expect(Recipe.parse(quantizeRecipe(STORIES.model, { bits: '4' })).steps).toHaveLength(1);
+    for (const flags of [{ method: 'gptq', 'calib-text': STORIES.text }, { method: 'rtn', 'recover-text': STORIES.text }]) {
+      expect(usage(() => quantizeRecipe(STORIES.model, { ...flags, 'recover-steps': 5 }))).toMatch(/stores integer weights\. Use KD-QAT \(quantize --method qat\)/);
+    }
   });
 
   it('bad input: no text to recover on, --recover-text alone, no tokenizer', () => {
-    expect(usage(() => quantizeRecipe(STORIES.model, { bits: '4', 'recover-steps': 5 }))).toMatch(/--recover-steps needs a training text: give it with --recover-text FILE/);
+    expect(usage(() => pruneRecipe(STORIES.model, { 'recover-steps': 5 }))).toMatch(/--recover-steps needs a training text: give it with --recover-text FILE/);
     expect(usage(() => pruneRecipe(STORIES.model, { 'recover-text': TRAIN }))).toMatch(/--recover-text only applies with --recover-steps/);
     expect(usage(() => pruneRecipe('/nowhere/model.onnx', { 'recover-steps': 5, 'recover-text': TRAIN }))).toMatch(/needs the model's tokenizer/);
   });
