@@ -11,6 +11,7 @@ import {
 } from '../../preload/recipe.ts';
 import { parseStepDetails, QUANTIZE_METHODS } from '../../preload/methods.ts';
 import { addIssue, issuePathParts, issuesFromList, numberMessage, type Issues } from './form-issues.ts';
+import { unrecoverableReason } from '../../preload/recover.ts';
 import { checkRecover, defaultRecoverPart, RECOVER_FIELD_BY_PATH, RECOVER_FIELDS, recoverPartFromRecipe, withRecovery, type RecoverFormPart } from './recover-form.ts';
 import {
   baseRecipe, buildCalibration, buildEvaluation, defaultCalibrationPart, defaultEvaluationPart, EVALUATION_FIELD_BY_PATH, evaluationPartFromRecipe, fileNameOf,
@@ -434,7 +435,7 @@ function checkPatterns(issues: QuantizeIssues, field: QuantizeField, text: strin
 export function validateQuantizeForm(form: QuantizeForm): QuantizeIssues {
   const issues: QuantizeIssues = {};
   if (!form.modelPath.trim()) addIssue(issues, 'modelPath', 'Choose the model file (.onnx).');
-  checkRecover(issues, form);
+  if (!unrecoverableReason({ type: 'quantize', method: form.method })) checkRecover(issues, form);
   const calibrates = methodOf(form.method).calibration;
   const trains = form.method === 'qat';
   if (form.evaluate || calibrates || trains) {

@@ -31,9 +31,12 @@ describe('the Recover option', () => {
   });
 
   it('adds the recovery after the quantize step, and reads both back from a stored recipe', () => {
-    const form = quantize({ recover: true, recoverSteps: 12, recoverText: '/t/train.txt' });
+    const form = quantize({ method: 'fp16', recover: true, recoverSteps: 12, recoverText: '/t/train.txt' });
     const r = Recipe.parse(buildQuantizeRecipe(form));
     expect(r.steps.map((s) => s.type)).toEqual(['quantize', 'distill']);
+    // Integer weights (RTN, GPTQ) have nothing to recover by distillation: KD-QAT does it; no distill step is added.
+    expect(Recipe.parse(buildQuantizeRecipe(quantize({ method: 'rtn', recover: true, recoverSteps: 12 }))).steps.map((s) => s.type)).toEqual(['quantize']);
+    expect(validateQuantizeForm(quantize({ method: 'gptq', recover: true, recoverSteps: 0 })).recoverSteps).toBeUndefined();
     expect(quantizeFormFromRecipe(r)).toMatchObject({ recover: true, recoverSteps: 12, recoverText: '/t/train.txt' });
     expect(pruneFormFromRecipe(Recipe.parse(buildPruneRecipe(prune({ recover: true, recoverSteps: 7 }))))).toMatchObject({ recover: true, recoverSteps: 7, recoverText: '/t/calib.txt' });
     expect(quantizeFormFromRecipe(Recipe.parse(buildQuantizeRecipe(quantize())))).toMatchObject({ recover: false });
@@ -44,8 +47,8 @@ describe('the Recover option', () => {
     expect(noText.recoverText).toMatch(/text to recover on/);
     expect(firstPruneStepWithIssues(noText)).toBe(2);
     expect(validatePruneForm(prune({ recover: true, recoverSteps: 0 })).recoverSteps).toBeTruthy();
-    expect(validateQuantizeForm(quantize({ recover: true, recoverSteps: 0 })).recoverSteps).toBeTruthy();
-    expect(validateQuantizeForm(quantize({ recover: true, tokenizerPath: '', evaluate: false })).tokenizerPath).toMatch(/Recovery reads text/);
+    expect(validateQuantizeForm(quantize({ method: 'fp16', recover: true, recoverSteps: 0 })).recoverSteps).toBeTruthy();
+    expect(validateQuantizeForm(quantize({ method: 'fp16', recover: true, tokenizerPath: '', evaluate: false })).tokenizerPath).toMatch(/Recovery reads text/);
     expect(validatePruneForm(prune({ recover: true, recoverSteps: 5 }))).toEqual({});
   });
 });
