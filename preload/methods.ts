@@ -254,7 +254,7 @@ export const DistillDetailsSchema = z.looseObject({
   teacher: z.looseObject({ path: z.string(), blocks: count, parameters: count }),
   student: z.looseObject({ blocks: count, keptBlocks: z.array(z.int()).nullable(), parameters: count }),
   loss: z.looseObject({ temperature: real, alpha: real, reverse: z.boolean(), hidden: real }),
-  signal: z.looseObject({ kind: z.enum(['logits', 'topk']), k: z.int().optional(), cacheBytes: count.optional(), cacheSeconds: real.optional(), klRelativeError: real.optional() }),
+  signal: z.looseObject({ kind: z.enum(['logits', 'topk']), k: z.int().optional(), cacheBytes: count.optional(), cacheSeconds: real.optional(), klRelativeError: real.optional(), lossRelativeError: real.optional() }),
   /** Teacher–student top-1 agreement on the held-out text, before and after. */
   agreementBefore: real.optional(), agreementAfter: real.optional(),
   warnings: z.array(z.string()),

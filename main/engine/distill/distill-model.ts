@@ -22,7 +22,7 @@ import { qatAdapter } from '../train/qat-adapter.ts';
 import { trainModel } from '../train/train-model.ts';
 import { checkDistillationSettings } from './kd-head.ts';
 import { hiddenDistillationObjective } from './hidden.ts';
-import { distillationObjective } from './objective.ts';
+import { distillationObjective, topkKlError } from './objective.ts';
 import { overlapWarnings } from './preflight.ts';
 import { checkBlockList, checkStudentCompatible, writeStudentByBlocks } from './student.ts';
 import { openTeacher, type Teacher } from './teacher.ts';
@@ -103,7 +103,7 @@ export async function distillModel(req: DistillRequest, ctx: JobContext): Promis
     const studentInfo = await parameterCountOf(studentPath);
 
     // The teacher signal: a top-k cache built once (kept beside the checkpoints, so a resumed run reuses it).
-    let cacheReport: { cacheBytes: number; cacheSeconds: number } | null = null;
+    let cacheReport: { cacheBytes: number; cacheSeconds: number; klRelativeError?: number; lossRelativeError?: number } | null = null;
     if (req.signal.kind === 'topk') {
       const k = req.signal.k;
       await mkdir(req.checkpointDir, { recursive: true });
@@ -120,6 +120,12 @@ export async function distillModel(req: DistillRequest, ctx: JobContext): Promis
       }
       cache = await TopkCache.open(file);
       cache.assertFits(data, cache.header.vocab, temperature);
+      if (teacher && cacheReport) {
+        // What the cache changes: the student's loss on a few batches with the cache and with full teacher logits.
+        const effect = await topkKlError({ student: studentPath, teacher, cache, data, scratchDir: scratch, alpha, reverse, batches: 2 });
+        cacheReport = { ...cacheReport, klRelativeError: effect.relativeKlError, lossRelativeError: effect.relativeLossError };
+        ctx.log('info', `top-${k} cache: ${(cacheReport.cacheBytes / 2 ** 20).toFixed(1)} MiB in ${cacheReport.cacheSeconds.toFixed(1)} s; the loss with it differs from full teacher logits by ${(100 * effect.relativeLossError).toFixed(2)} % (KL ${(100 * effect.relativeKlError).toFixed(2)} %)`);
+      }
       cacheReport ??= { cacheBytes: (await stat(file)).size, cacheSeconds: 0 };
     }
 

@@ -50,7 +50,7 @@ export interface DistillDetails extends TrainDetails {
   teacher: { path: string; blocks: number; parameters: number };
   student: { blocks: number; keptBlocks: number[] | null; parameters: number };
   loss: DistillLoss;
-  signal: TeacherSignal & { cacheBytes?: number; cacheSeconds?: number; klRelativeError?: number };
+  signal: TeacherSignal & { cacheBytes?: number; cacheSeconds?: number; klRelativeError?: number; lossRelativeError?: number };
   /** Teacher–student top-1 agreement on the held-out text, before and after. */
   agreementBefore?: number;
   agreementAfter?: number;
