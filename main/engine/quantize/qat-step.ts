@@ -21,7 +21,8 @@ import type { JobContext } from '../job-context.ts';
 import { readModel } from '../onnx/reader.ts';
 import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
 import { checkpointFolder } from '../train/checkpoint-home.ts';
-import { curveRecorder, mergeCurves, removeCheckpointsOnCommit, trainConfigOf } from '../train/step.ts';
+import { curveRecorder, mergeCurves, removeCheckpointsOnCommit } from '../train/curve-record.ts';
+import { trainConfigOf } from '../train/step.ts';
 import type { TrainConfig } from '../train/types.ts';
 import { folderStepOutput, stepOutputDir } from './step.ts';
 

@@ -17,7 +17,7 @@ import { readModel } from '../onnx/reader.ts';
 import type { StepInput, StepOutput } from '../pipeline/step.ts';
 import { folderStepOutput, stepOutputDir } from '../quantize/step.ts';
 import { checkpointFolder } from './checkpoint-home.ts';
-import { curveRecorder, mergeCurves, removeCheckpointsOnCommit } from './step.ts';
+import { curveRecorder, mergeCurves, removeCheckpointsOnCommit } from './curve-record.ts';
 import { trainClassifier, type ClassifierTrainConfig } from './train-classifier.ts';
 
 /** Refuses a model that is not an encoder (INVALID_INPUT): a decoder is fine-tuned on text. */

@@ -8,20 +8,19 @@
  * shows and reports the curve from step 1 whatever the checkpoints hold. They are removed once the job
  * has committed its output (the last act of a successful job).
  */
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TRAIN } from '../../../preload/methods.ts';
 import { defaultWarmupSteps, type Recipe, type TrainStep } from '../../../preload/recipe.ts';
-import { appendPoint, trainSeriesPoint, type CurvePoint } from '../../../preload/series.ts';
 import { WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
 import type { StepInput, StepOutput, StepRunner } from '../pipeline/step.ts';
 import { folderStepOutput, stepOutputDir } from '../quantize/step.ts';
-import { checkpointFolder, CURVE_FILE, removeCheckpoints } from './checkpoint-home.ts';
+import { checkpointFolder } from './checkpoint-home.ts';
+import { curveRecorder, mergeCurves, removeCheckpointsOnCommit } from './curve-record.ts';
 import { runClassify } from './classify-step.ts';
 import { TrainingData } from './data.ts';
 import { trainModel } from './train-model.ts';
-import type { TrainConfig, TrainPoint } from './types.ts';
+import type { TrainConfig } from './types.ts';
 
 /**
  * Optimizer steps of `epochs` passes over the text, as the engine's data stream counts them (the default
@@ -64,73 +63,6 @@ export async function trainConfigOf(step: TrainStep, recipe: Pick<Recipe, 'token
     seed: step.seed,
     checkpointEvery: step.checkpointEvery,
   };
-}
-
-/** The points an earlier run of the same training recorded in `dir` (none when there are none). */
-export async function readCurve(dir: string): Promise<CurvePoint[]> {
-  let text: string;
-  try {
-    text = await readFile(path.join(dir, CURVE_FILE), 'utf8');
-  } catch {
-    return [];
-  }
-  let curve: CurvePoint[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      curve = appendPoint(curve, JSON.parse(line) as CurvePoint);
-    } catch {
-      // A line cut short by a kill: the points before it stand.
-    }
-  }
-  return curve;
-}
-
-/**
- * The whole curve of a run that continued `earlier`: the earlier points before the first step of the
- * engine's curve, then the engine's (which may already start at step 1 when its checkpoint kept them).
- */
-export function mergeCurves(earlier: readonly CurvePoint[], engine: readonly CurvePoint[]): CurvePoint[] {
-  const first = engine[0]?.step ?? Number.POSITIVE_INFINITY;
-  return [...earlier.filter((p) => p.step < first), ...engine];
-}
-
-/**
- * The curve of a resumable training step kept beside its checkpoints: a resumed run's watchers first see
- * the curve so far (`earlier`), then every point is streamed as a 'train' series point and appended to
- * `curve.jsonl`. `flush` waits for the writes.
- */
-export async function curveRecorder(checkpointDir: string, resume: boolean, ctx: JobContext): Promise<{ earlier: CurvePoint[]; onPoint: (p: TrainPoint) => void; flush: () => Promise<void> }> {
-  await mkdir(checkpointDir, { recursive: true });
-  const earlier = resume ? await readCurve(checkpointDir) : [];
-  // A resumed run's watchers see the curve so far first; the engine's points then replace its tail.
-  for (const p of earlier) ctx.point?.(trainSeriesPoint(p));
-  const curveFile = path.join(checkpointDir, CURVE_FILE);
-  let writes: Promise<void> = resume ? Promise.resolve() : appendFile(curveFile, '', { flag: 'w' });
-  const onPoint = (p: TrainPoint): void => {
-    ctx.point?.(trainSeriesPoint(p));
-    const line = `${JSON.stringify(p)}\n`;
-    writes = writes.then(() => appendFile(curveFile, line)).catch((e: unknown) => ctx.log('warn', `The curve could not be saved beside the checkpoints: ${(e as Error).message}`));
-  };
-  return { earlier, onPoint, flush: () => writes };
-}
-
-/** The step's output, with its checkpoints removed once the output has its final name (until then a cancel can still resume). */
-export function removeCheckpointsOnCommit(output: StepOutput, checkpointDir: string, ctx: JobContext): StepOutput {
-  const pending = output.pending;
-  if (pending) {
-    output.pending = {
-      dir: pending.dir,
-      finalDir: pending.finalDir,
-      discard: () => pending.discard(),
-      commit: async () => {
-        const committed = await pending.commit();
-        await removeCheckpoints(checkpointDir).catch((e: unknown) => ctx.log('warn', `The checkpoints in ${checkpointDir} could not be removed: ${(e as Error).message}`));
-        return committed;
-      },
-    };
-  }
-  return output;
 }
 
 async function runTrain(input: StepInput<TrainStep>, ctx: JobContext): Promise<StepOutput> {
