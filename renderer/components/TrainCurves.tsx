@@ -3,7 +3,7 @@ import { LineChart } from '@mantine/charts';
 import { memo, useDeferredValue, useMemo } from 'react';
 import type { CurvePoint } from '../../preload/series.ts';
 import { formatDecimal, formatEta } from '../lib/format.ts';
-import { curveFigures, curveRows, hasParts } from '../lib/train-curve.ts';
+import { chartRows, curveFigures, curveRows, hasParts } from '../lib/train-curve.ts';
 
 function Figure({ label, value, testId }: { label: string; value: string; testId: string }) {
   return (
@@ -24,11 +24,12 @@ const loss = (v: number | null | undefined): string => (v === null || v === unde
 export const TrainCurves = memo(function TrainCurves({ curve: given, live = false }: { curve: readonly CurvePoint[]; live?: boolean }) {
   // A point per step can arrive many times a second: the charts follow when the page has time, clicks go first.
   const curve = useDeferredValue(given);
-  const rows = useMemo(() => curveRows(curve), [curve]);
+  const all = useMemo(() => curveRows(curve), [curve]);
+  const rows = useMemo(() => chartRows(all), [all]);
   const figures = useMemo(() => curveFigures(curve), [curve]);
   const parts = useMemo(() => hasParts(curve), [curve]);
   return (
-    <Paper withBorder radius="md" p="md" data-testid="train-curves" data-points={rows.length} data-step={figures?.step ?? 0}>
+    <Paper withBorder radius="md" p="md" data-testid="train-curves" data-points={all.length} data-step={figures?.step ?? 0}>
       <Stack gap="sm">
         <Group justify="space-between" wrap="nowrap">
           <Title order={4}>Training</Title>

@@ -26,6 +26,16 @@ export function curveRows(curve: readonly CurvePoint[]): CurveRow[] {
 }
 
 /** Whether a curve carries an objective's parts (a distillation's). */
+/** Most rows a chart draws: longer curves are thinned (every k-th step, held-out points and the last kept). */
+export const MAX_CHART_ROWS = 400;
+
+/** The rows a chart draws: all of a short curve; of a long one, every k-th step plus every held-out point and the last. */
+export function chartRows(rows: readonly CurveRow[], max = MAX_CHART_ROWS): CurveRow[] {
+  if (rows.length <= max) return [...rows];
+  const stride = Math.ceil(rows.length / max);
+  return rows.filter((r, i) => i % stride === 0 || r.evalLoss !== null || i === rows.length - 1);
+}
+
 export function hasParts(curve: readonly CurvePoint[]): boolean {
   return curve.some((p) => p.parts !== undefined && Object.keys(p.parts).length > 0);
 }
