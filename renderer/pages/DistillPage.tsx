@@ -1,25 +1,20 @@
-import {
-  Alert, Button, Chip, Grid, Group, Loader, NumberInput, Paper, SegmentedControl, SimpleGrid, Stack, Stepper, Switch, Table, Text, TextInput, Title,
-} from '@mantine/core';
+import { Alert, Button, Chip, Group, Loader, NumberInput, Paper, SegmentedControl, SimpleGrid, Stack, Stepper, Switch, Table, Text, TextInput, Title } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
-import { IconArrowLeft, IconArrowRight, IconChartBar } from '@tabler/icons-react';
+import { IconArrowLeft, IconArrowRight } from '@tabler/icons-react';
 import { useMemo, type ReactNode } from 'react';
 import type { CallParams, DistillPlan, ErrorShape } from '../../preload/contract.ts';
 import { parseStepDetails } from '../../preload/methods.ts';
+import { WizardRunPanel } from '../components/WizardRunPanel.tsx';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
-import { JobPanel } from '../components/JobPanel.tsx';
+
 import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
 import { PathInput } from '../components/PathInput.tsx';
 import { QuantizeResult } from '../components/QuantizeResult.tsx';
-import { RecipeActions } from '../components/RecipeActions.tsx';
 import { TrainCurves } from '../components/TrainCurves.tsx';
 import { useCall } from '../hooks/useCall.ts';
 import { useRecipeWizard, type WizardSpec } from '../hooks/useRecipeWizard.ts';
 import { onAsync } from '../lib/async-handler.ts';
-import {
-  buildDistillRecipe, defaultDistillForm, defaultDistillName, DISTILL_CARD, distillFormFromRecipe, distillIssuesForStep, distillIssuesFromServer,
-  distillSettingsLine, everyOtherBlock, firstDistillStepWithIssues, LOSS_HELP, studentText, validateDistillForm, type DistillForm, type DistillIssues,
-} from '../lib/distill-form.ts';
+import { buildDistillRecipe, defaultDistillForm, defaultDistillName, DISTILL_CARD, distillFormFromRecipe, distillIssuesForStep, distillIssuesFromServer, distillSettingsLine, everyOtherBlock, firstDistillStepWithIssues, LOSS_HELP, studentText, validateDistillForm, type DistillForm, type DistillIssues } from '../lib/distill-form.ts';
 import { formatBytes, formatInteger } from '../lib/format.ts';
 import { href } from '../lib/route.ts';
 import { curveFigures, liveCurve, storedCurve } from '../lib/train-curve.ts';
@@ -270,31 +265,11 @@ export function DistillPage({ path, jobId, experimentId }: Props) {
         </Stepper.Step>
         <Stepper.Step label="Run" description="Distil and evaluate" data-testid="wizard-tab-run">
           <StepBody testId="wizard-step-run" title="Run" intro="Check the settings, then run. The curves follow every step; a cancelled run keeps its checkpoint and can be resumed from the history.">
-            <Grid gap="md">
-              <Grid.Col span={{ base: 12, lg: job ? 6 : 8 }}>
-                <Paper withBorder radius="md" p="md">
-                  <Stack gap="md">
-                    <Review form={form} />
-                    <TextInput label="Name" description="Shown in the history; optional." placeholder={defaultDistillName(form)} value={form.name}
-                      onChange={(e) => change({ ...form, name: e.currentTarget.value })} maxLength={200} error={shownIssues.name} disabled={running}
-                      data-testid="distill-name" />
-                    {shownIssues.form && <Alert color="red" variant="light" title="The recipe is not valid" data-testid="validation-issues">{shownIssues.form}</Alert>}
-                    {startError && <ErrorAlert error={startError} testId="distill-error" />}
-                    <RecipeActions recipe={recipe} onRun={onAsync(run)} starting={starting} running={running} runTestId="distill-start" />
-                  </Stack>
-                </Paper>
-              </Grid.Col>
-              {job && (
-                <Grid.Col span={{ base: 12, lg: 6 }}>
-                  <Stack gap="sm">
-                    <JobPanel job={job} showMetrics={false} />
-                    {outcome && (
-                      <Button leftSection={<IconChartBar size={16} />} onClick={() => setActive(STEP.result)} data-testid="show-comparison">See the comparison</Button>
-                    )}
-                  </Stack>
-                </Grid.Col>
-              )}
-            </Grid>
+            <WizardRunPanel testIdPrefix="distill" name={form.name} namePlaceholder={defaultDistillName(form)} onName={(name) => change({ ...form, name })}
+              nameError={shownIssues.name} formIssue={shownIssues.form} startError={startError} recipe={recipe} run={run} starting={starting} running={running}
+              job={job} done={outcome !== null} onShowComparison={() => setActive(STEP.result)}>
+              <Review form={form} />
+            </WizardRunPanel>
             {showCurves && <TrainCurves curve={curve} live={running} />}
           </StepBody>
         </Stepper.Step>

@@ -1,23 +1,20 @@
-import { Alert, Button, Grid, Group, Paper, Stack, Stepper, Table, Text, TextInput, Title } from '@mantine/core';
-import { IconArrowLeft, IconArrowRight, IconChartBar } from '@tabler/icons-react';
+import { Alert, Button, Group, Stack, Stepper, Table, Text, Title } from '@mantine/core';
+import { IconArrowLeft, IconArrowRight } from '@tabler/icons-react';
 import { useDebouncedValue } from '@mantine/hooks';
 import { useMemo, type ReactNode } from 'react';
 import { PruneStep } from '../../preload/recipe.ts';
+import { WizardRunPanel } from '../components/WizardRunPanel.tsx';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
-import { JobPanel } from '../components/JobPanel.tsx';
+
 import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
 import { PruneMethodCards, PruneTargetFields } from '../components/PruneMethodFields.tsx';
 import { PrunePlanPreview } from '../components/PrunePlanPreview.tsx';
 import { QuantizeResult } from '../components/QuantizeResult.tsx';
-import { RecipeActions } from '../components/RecipeActions.tsx';
 import { RecoverFields } from '../components/RecoverFields.tsx';
 import { useCall } from '../hooks/useCall.ts';
 import { useRecipeWizard, type WizardSpec } from '../hooks/useRecipeWizard.ts';
 import { onAsync } from '../lib/async-handler.ts';
-import {
-  buildPruneRecipe, buildPruneStep, defaultPruneForm, defaultPruneName, firstPruneStepWithIssues, gainNote, needsCalibration, percent, pruneFormFromRecipe,
-  pruneIssuesForStep, pruneIssuesFromServer, pruneMethodOf, pruneSettingsLine, validatePruneForm, type PruneForm, type PruneIssues,
-} from '../lib/prune-form.ts';
+import { buildPruneRecipe, buildPruneStep, defaultPruneForm, defaultPruneName, firstPruneStepWithIssues, gainNote, needsCalibration, percent, pruneFormFromRecipe, pruneIssuesForStep, pruneIssuesFromServer, pruneMethodOf, pruneSettingsLine, validatePruneForm, type PruneForm, type PruneIssues } from '../lib/prune-form.ts';
 import { pruneReportOf } from '../lib/prune-report.ts';
 import { parseKeepPatterns } from '../lib/quantize-form.ts';
 import { parseLines } from '../lib/recipe-form.ts';
@@ -132,32 +129,12 @@ export function PrunePage({ path, jobId, experimentId }: Props) {
         </Stepper.Step>
         <Stepper.Step label="Run" description="Prune and evaluate" data-testid="wizard-tab-run">
           <StepBody testId="wizard-step-run" title="Run" intro="Check the settings, then run. The weights are pruned block by block, then the original and the result are evaluated.">
-            <Grid gap="md">
-              <Grid.Col span={{ base: 12, lg: job ? 6 : 8 }}>
-                <Paper withBorder radius="md" p="md">
-                  <Stack gap="md">
-                    <Review form={form} />
-                    <Alert variant="light" color={note.color} title={note.title} data-testid="prune-run-note">{note.text}</Alert>
-                    <TextInput label="Name" description="Shown in the history; optional." placeholder={defaultPruneName(form)} value={form.name}
-                      onChange={(e) => change({ ...form, name: e.currentTarget.value })} maxLength={200} error={shownIssues.name} disabled={running}
-                      data-testid="prune-name" />
-                    {shownIssues.form && <Alert color="red" variant="light" title="The recipe is not valid" data-testid="validation-issues">{shownIssues.form}</Alert>}
-                    {startError && <ErrorAlert error={startError} testId="prune-error" />}
-                    <RecipeActions recipe={recipe} onRun={onAsync(run)} starting={starting} running={running} runTestId="prune-start" />
-                  </Stack>
-                </Paper>
-              </Grid.Col>
-              {job && (
-                <Grid.Col span={{ base: 12, lg: 6 }}>
-                  <Stack gap="sm">
-                    <JobPanel job={job} showMetrics={false} />
-                    {outcome && (
-                      <Button leftSection={<IconChartBar size={16} />} onClick={() => setActive(STEP.result)} data-testid="show-comparison">See the comparison</Button>
-                    )}
-                  </Stack>
-                </Grid.Col>
-              )}
-            </Grid>
+            <WizardRunPanel testIdPrefix="prune" name={form.name} namePlaceholder={defaultPruneName(form)} onName={(name) => change({ ...form, name })}
+              nameError={shownIssues.name} formIssue={shownIssues.form} startError={startError} recipe={recipe} run={run} starting={starting} running={running}
+              job={job} done={outcome !== null} onShowComparison={() => setActive(STEP.result)}>
+              <Review form={form} />
+              <Alert variant="light" color={note.color} title={note.title} data-testid="prune-run-note">{note.text}</Alert>
+            </WizardRunPanel>
           </StepBody>
         </Stepper.Step>
         <Stepper.Step label="Result" description="Original vs result" data-testid="wizard-tab-result">

@@ -1,16 +1,14 @@
-import {
-  Alert, Button, Grid, Group, Paper, Stack, Stepper, Table, Text, TextInput, Title,
-} from '@mantine/core';
+import { Alert, Button, Group, Stack, Stepper, Table, Text, Title } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
-import { IconArrowLeft, IconArrowRight, IconChartBar } from '@tabler/icons-react';
+import { IconArrowLeft, IconArrowRight } from '@tabler/icons-react';
 import { useEffect, useMemo, useState, type ReactNode } from 'react';
 import type { ErrorShape, QuantizePlan } from '../../preload/contract.ts';
+import { WizardRunPanel } from '../components/WizardRunPanel.tsx';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
-import { JobPanel } from '../components/JobPanel.tsx';
+
 import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
 import { RecoverFields } from '../components/RecoverFields.tsx';
 import { unrecoverableReason } from '../../preload/recover.ts';
-import { RecipeActions } from '../components/RecipeActions.tsx';
 import { QuantizeMethodFields } from '../components/QuantizeMethodFields.tsx';
 import { QuantizeResult } from '../components/QuantizeResult.tsx';
 import { QuantizeWeightsTable } from '../components/QuantizeWeightsTable.tsx';
@@ -23,11 +21,7 @@ import { useJob, useJobStore } from '../hooks/useJobs.ts';
 import { useRecipeWizard, type WizardSpec } from '../hooks/useRecipeWizard.ts';
 import { toUiError } from '../lib/errors.ts';
 import { baseName, formatBytes } from '../lib/format.ts';
-import {
-  applyTopK, buildQuantizeRecipe, buildSensitivityRecipe, DEFAULT_SENSITIVITY_SAMPLES, defaultQuantizeForm, firstStepWithIssues, invalidKeepPatterns,
-  issuesForStep, methodOf, parseKeepPatterns, parsePrompts, planStep, quantizeFormFromRecipe, quantizeIssuesFromServer, sensitivityIssues, sensitivityOf,
-  settingsLine, validateQuantizeForm, type QuantizeForm, type QuantizeIssues,
-} from '../lib/quantize-form.ts';
+import { applyTopK, buildQuantizeRecipe, buildSensitivityRecipe, DEFAULT_SENSITIVITY_SAMPLES, defaultQuantizeForm, firstStepWithIssues, invalidKeepPatterns, issuesForStep, methodOf, parseKeepPatterns, parsePrompts, planStep, quantizeFormFromRecipe, quantizeIssuesFromServer, sensitivityIssues, sensitivityOf, settingsLine, validateQuantizeForm, type QuantizeForm, type QuantizeIssues } from '../lib/quantize-form.ts';
 import { href } from '../lib/route.ts';
 import { liveCurve } from '../lib/train-curve.ts';
 import { onAsync } from '../lib/async-handler.ts';
@@ -215,32 +209,12 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
         </Stepper.Step>
         <Stepper.Step label="Run" description="Quantize and evaluate" data-testid="wizard-tab-run">
           <StepBody testId="wizard-step-run" title="Run" intro="Check the settings, then run. The weights are quantized one by one, then the original and the result are evaluated.">
-            <Grid gap="md">
-              <Grid.Col span={{ base: 12, lg: job ? 6 : 8 }}>
-                <Paper withBorder radius="md" p="md">
-                  <Stack gap="md">
-                    <Review form={form} planBytes={planBytes} />
-                    <TextInput label="Name" description="Shown in the history; optional." placeholder={defaultName(form)} value={form.name}
-                      onChange={(e) => change({ ...form, name: e.currentTarget.value })} maxLength={200} error={shownIssues.name} disabled={running}
-                      data-testid="quantize-name" />
-                    {shownIssues.form && <Alert color="red" variant="light" title="The recipe is not valid" data-testid="validation-issues">{shownIssues.form}</Alert>}
-                    {startError && <ErrorAlert error={startError} testId="quantize-error" />}
-                    <RecipeActions recipe={recipe} onRun={onAsync(run)} starting={starting} running={running} runTestId="quantize-start" />
-                  </Stack>
-                </Paper>
-              </Grid.Col>
-              {job && (
-                <Grid.Col span={{ base: 12, lg: 6 }}>
-                  <Stack gap="sm">
-                    <JobPanel job={job} showMetrics={false} />
-                    {curve.length > 0 && <TrainCurves curve={curve} live={running} />}
-                    {outcome && (
-                      <Button leftSection={<IconChartBar size={16} />} onClick={() => setActive(STEP.result)} data-testid="show-comparison">See the comparison</Button>
-                    )}
-                  </Stack>
-                </Grid.Col>
-              )}
-            </Grid>
+            <WizardRunPanel testIdPrefix="quantize" name={form.name} namePlaceholder={defaultName(form)} onName={(name) => change({ ...form, name })}
+              nameError={shownIssues.name} formIssue={shownIssues.form} startError={startError} recipe={recipe} run={run} starting={starting} running={running}
+              job={job} done={outcome !== null} onShowComparison={() => setActive(STEP.result)}
+              beside={curve.length > 0 ? <TrainCurves curve={curve} live={running} /> : null}>
+              <Review form={form} planBytes={planBytes} />
+            </WizardRunPanel>
           </StepBody>
         </Stepper.Step>
         <Stepper.Step label="Result" description="Original vs result" data-testid="wizard-tab-result">

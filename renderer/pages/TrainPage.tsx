@@ -1,25 +1,20 @@
-import {
-  Alert, Button, Checkbox, Grid, Group, NumberInput, Paper, SegmentedControl, SimpleGrid, Stack, Stepper, Switch, Table, Text, Textarea, TextInput, Title,
-} from '@mantine/core';
-import { IconArrowLeft, IconArrowRight, IconChartBar } from '@tabler/icons-react';
+import { Button, Checkbox, Group, NumberInput, Paper, SegmentedControl, SimpleGrid, Stack, Stepper, Switch, Table, Text, Textarea, TextInput, Title } from '@mantine/core';
+import { IconArrowLeft, IconArrowRight } from '@tabler/icons-react';
 import { useMemo, type ReactNode } from 'react';
 import { ClassificationReport } from '../components/ClassificationReport.tsx';
+import { WizardRunPanel } from '../components/WizardRunPanel.tsx';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
-import { JobPanel } from '../components/JobPanel.tsx';
+
 import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
 import { PathInput } from '../components/PathInput.tsx';
 import { QuantizeResult } from '../components/QuantizeResult.tsx';
-import { RecipeActions } from '../components/RecipeActions.tsx';
 import { TrainCurves } from '../components/TrainCurves.tsx';
 import { useCall } from '../hooks/useCall.ts';
 import { useRecipeWizard, type WizardSpec } from '../hooks/useRecipeWizard.ts';
 import { onAsync } from '../lib/async-handler.ts';
 import { href } from '../lib/route.ts';
 import { curveFigures, liveCurve, storedCurve } from '../lib/train-curve.ts';
-import {
-  buildTrainRecipe, defaultTrainForm, defaultTrainName, firstTrainStepWithIssues, ROLE_LABELS, ROLES, TRAIN_CARD, trainFormFromRecipe, trainIssuesForStep,
-  trainIssuesFromServer, trainSettingsLine, validateTrainForm, warmupText, type TrainForm, type TrainIssues,
-} from '../lib/train-form.ts';
+import { buildTrainRecipe, defaultTrainForm, defaultTrainName, firstTrainStepWithIssues, ROLE_LABELS, ROLES, TRAIN_CARD, trainFormFromRecipe, trainIssuesForStep, trainIssuesFromServer, trainSettingsLine, validateTrainForm, warmupText, type TrainForm, type TrainIssues } from '../lib/train-form.ts';
 import type { FreezeRole } from '../../preload/recipe.ts';
 
 interface Props { path: string; jobId: string | null; experimentId: number | null }
@@ -221,31 +216,11 @@ export function TrainPage({ path, jobId, experimentId }: Props) {
         </Stepper.Step>
         <Stepper.Step label="Run" description="Train and evaluate" data-testid="wizard-tab-run">
           <StepBody testId="wizard-step-run" title="Run" intro="Check the settings, then run. The curves follow every step; a cancelled run keeps its checkpoint and can be resumed from the history.">
-            <Grid gap="md">
-              <Grid.Col span={{ base: 12, lg: job ? 6 : 8 }}>
-                <Paper withBorder radius="md" p="md">
-                  <Stack gap="md">
-                    <Review form={form} />
-                    <TextInput label="Name" description="Shown in the history; optional." placeholder={defaultTrainName(form)} value={form.name}
-                      onChange={(e) => change({ ...form, name: e.currentTarget.value })} maxLength={200} error={shownIssues.name} disabled={running}
-                      data-testid="train-name" />
-                    {shownIssues.form && <Alert color="red" variant="light" title="The recipe is not valid" data-testid="validation-issues">{shownIssues.form}</Alert>}
-                    {startError && <ErrorAlert error={startError} testId="train-error" />}
-                    <RecipeActions recipe={recipe} onRun={onAsync(run)} starting={starting} running={running} runTestId="train-start" />
-                  </Stack>
-                </Paper>
-              </Grid.Col>
-              {job && (
-                <Grid.Col span={{ base: 12, lg: 6 }}>
-                  <Stack gap="sm">
-                    <JobPanel job={job} showMetrics={false} />
-                    {outcome && (
-                      <Button leftSection={<IconChartBar size={16} />} onClick={() => setActive(STEP.result)} data-testid="show-comparison">See the comparison</Button>
-                    )}
-                  </Stack>
-                </Grid.Col>
-              )}
-            </Grid>
+            <WizardRunPanel testIdPrefix="train" name={form.name} namePlaceholder={defaultTrainName(form)} onName={(name) => change({ ...form, name })}
+              nameError={shownIssues.name} formIssue={shownIssues.form} startError={startError} recipe={recipe} run={run} starting={starting} running={running}
+              job={job} done={outcome !== null} onShowComparison={() => setActive(STEP.result)}>
+              <Review form={form} />
+            </WizardRunPanel>
             {showCurves && <TrainCurves curve={curve} live={running} />}
           </StepBody>
         </Stepper.Step>

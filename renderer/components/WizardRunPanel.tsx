@@ -1,0 +1,65 @@
+import { Alert, Button, Grid, Paper, Stack, TextInput } from '@mantine/core';
+import { IconChartBar } from '@tabler/icons-react';
+import type { ReactNode } from 'react';
+import type { ErrorShape } from '../../preload/contract.ts';
+import type { JobState } from '../lib/job-state.ts';
+import { onAsync } from '../lib/async-handler.ts';
+import { ErrorAlert } from './ErrorAlert.tsx';
+import { JobPanel } from './JobPanel.tsx';
+import { RecipeActions } from './RecipeActions.tsx';
+
+interface Props {
+  /** What the run will do (the review, notes), above the name. */
+  children: ReactNode;
+  /** Prefix of the test ids: `<prefix>-name`, `<prefix>-error`, `<prefix>-start`. */
+  testIdPrefix: string;
+  name: string;
+  namePlaceholder: string;
+  onName: (name: string) => void;
+  nameError?: string;
+  /** The recipe's own problem, if any (shown above the actions). */
+  formIssue?: string;
+  startError: ErrorShape | null;
+  recipe: unknown;
+  run: () => Promise<void>;
+  starting: boolean;
+  running: boolean;
+  job: JobState | null;
+  /** Shown under the running job (e.g. live training curves). */
+  beside?: ReactNode;
+  /** The job has a result: offer the comparison. */
+  done: boolean;
+  onShowComparison: () => void;
+}
+
+/** The Run step of every wizard: review, name, start, and the job beside them while it runs. */
+export function WizardRunPanel(p: Props) {
+  return (
+    <Grid gap="md">
+      <Grid.Col span={{ base: 12, lg: p.job ? 6 : 8 }}>
+        <Paper withBorder radius="md" p="md">
+          <Stack gap="md">
+            {p.children}
+            <TextInput label="Name" description="Shown in the history; optional." placeholder={p.namePlaceholder} value={p.name}
+              onChange={(e) => p.onName(e.currentTarget.value)} maxLength={200} error={p.nameError} disabled={p.running}
+              data-testid={`${p.testIdPrefix}-name`} />
+            {p.formIssue && <Alert color="red" variant="light" title="The recipe is not valid" data-testid="validation-issues">{p.formIssue}</Alert>}
+            {p.startError && <ErrorAlert error={p.startError} testId={`${p.testIdPrefix}-error`} />}
+            <RecipeActions recipe={p.recipe} onRun={onAsync(p.run)} starting={p.starting} running={p.running} runTestId={`${p.testIdPrefix}-start`} />
+          </Stack>
+        </Paper>
+      </Grid.Col>
+      {p.job && (
+        <Grid.Col span={{ base: 12, lg: 6 }}>
+          <Stack gap="sm">
+            <JobPanel job={p.job} showMetrics={false} />
+            {p.beside}
+            {p.done && (
+              <Button leftSection={<IconChartBar size={16} />} onClick={p.onShowComparison} data-testid="show-comparison">See the comparison</Button>
+            )}
+          </Stack>
+        </Grid.Col>
+      )}
+    </Grid>
+  );
+}
