@@ -1,4 +1,5 @@
 // `whittle distill` flags → a recipe whose model is the teacher and whose one step distils the student;
+import os from 'node:os';
 // flags that do not fit are usage errors naming them; the student and the texts are checked before work.
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -39,12 +40,15 @@ async function refused(p: Promise<unknown>, code = 'INVALID_INPUT'): Promise<Whi
   throw new Error('expected a refusal');
 }
 
+/** An output folder the recipe only names (nothing is written there). */
+const OUT = path.join(os.tmpdir(), 'out-distill');
+
 describe('whittle distill: the recipe', () => {
   it('builds the distill step from every flag, with the teacher as the recipe model and the comparison on --eval-text', () => {
     const r = distillRecipe({
       ...base, 'student-blocks': '4, 0,2', steps: 40, batch: 2, len: 32, lr: '1e-3', warmup: 4, 'weight-decay': '0', 'clip-norm': '0.5',
       temperature: '4', alpha: '0.9', 'reverse-kl': true, 'hidden-loss': '0.1', 'topk-cache': 16, 'lora-rank': 8,
-      'eval-text': STORIES.text, 'eval-every': 10, seed: 3, 'checkpoint-every': 5, window: 64, samples: 20, out: '/tmp/out-distill',
+      'eval-text': STORIES.text, 'eval-every': 10, seed: 3, 'checkpoint-every': 5, window: 64, samples: 20, out: OUT,
     });
     expect(r.model).toEqual({ path: STORIES.model });
     expect(r.tokenizer).toEqual({ path: STORIES.tokenizer });
@@ -55,7 +59,7 @@ describe('whittle distill: the recipe', () => {
       teacherSignal: { kind: 'topk', k: 16 }, lora: { rank: 8 },
     });
     expect(r.evaluation).toMatchObject({ perplexity: { text: STORIES.text, window: 64, maxSamples: 20 } });
-    expect(r.output).toEqual({ dir: '/tmp/out-distill' });
+    expect(r.output).toEqual({ dir: OUT });
     // The schema fills the defaults: T = 2, α = 0.5, forward KL, the teacher's logits every step.
     const parsed = Recipe.parse(distillRecipe({ ...base, student: STORIES.model, epochs: '0.5' }));
     expect(parsed.steps[0]).toMatchObject({

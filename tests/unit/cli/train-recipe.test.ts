@@ -1,4 +1,6 @@
 // `whittle train` flags → the recipe's train step; flags that do not fit are usage errors naming them.
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError, type OptionValues } from '../../../main/cli/args.ts';
 import { trainRecipe } from '../../../main/cli/train.ts';
@@ -16,11 +18,14 @@ function usage(o: OptionValues): string {
   throw new Error('expected a usage error');
 }
 
+/** An output folder the recipe only names (nothing is written there). */
+const OUT = path.join(os.tmpdir(), 'out-train');
+
 describe('whittle train', () => {
   it('builds the train step and, with --eval-text, the held-out loss and the comparison on that text', () => {
     const r = trainRecipe(STORIES.model, {
       ...base, steps: 40, batch: 2, len: 32, lr: '1e-3', warmup: 4, 'weight-decay': '0', 'clip-norm': '0.5', freeze: ['embedding', '*.layers.0.*'],
-      'no-keep-sparsity': true, 'eval-text': STORIES.text, 'eval-every': 10, seed: 3, 'checkpoint-every': 5, window: 64, samples: 20, out: '/tmp/out-train',
+      'no-keep-sparsity': true, 'eval-text': STORIES.text, 'eval-every': 10, seed: 3, 'checkpoint-every': 5, window: 64, samples: 20, out: OUT,
     });
     expect(r.tokenizer).toEqual({ path: STORIES.tokenizer });
     expect(r.steps?.[0]).toEqual({
@@ -28,7 +33,7 @@ describe('whittle train', () => {
       freeze: ['embedding', '*.layers.0.*'], keepSparsity: false, evalText: STORIES.text, evalEvery: 10, seed: 3, checkpointEvery: 5,
     });
     expect(r.evaluation).toMatchObject({ perplexity: { text: STORIES.text, window: 64, maxSamples: 20 } });
-    expect(r.output).toEqual({ dir: '/tmp/out-train' });
+    expect(r.output).toEqual({ dir: OUT });
     expect(trainRecipe(STORIES.model, { ...base, epochs: '0.5' }).steps?.[0]).toMatchObject({ epochs: 0.5 });
   });
 
