@@ -22,14 +22,14 @@ const loss = (v: number | null | undefined): string => (v === null || v === unde
  * job runs; a finished job's stored curve otherwise.
  */
 export const TrainCurves = memo(function TrainCurves({ curve: given, live = false }: { curve: readonly CurvePoint[]; live?: boolean }) {
-  // A point per step can arrive many times a second: the charts follow when the page has time, clicks go first.
+  // A point per step can arrive many times a second: the figures follow every point; the charts (the costly
+  // part) follow when the page has time, so clicks go first and a busy page never freezes the figures.
+  const figures = useMemo(() => curveFigures(given), [given]);
   const curve = useDeferredValue(given);
-  const all = useMemo(() => curveRows(curve), [curve]);
-  const rows = useMemo(() => chartRows(all), [all]);
-  const figures = useMemo(() => curveFigures(curve), [curve]);
+  const rows = useMemo(() => chartRows(curveRows(curve)), [curve]);
   const parts = useMemo(() => hasParts(curve), [curve]);
   return (
-    <Paper withBorder radius="md" p="md" data-testid="train-curves" data-points={all.length} data-step={figures?.step ?? 0}>
+    <Paper withBorder radius="md" p="md" data-testid="train-curves" data-points={given.length} data-step={figures?.step ?? 0}>
       <Stack gap="sm">
         <Group justify="space-between" wrap="nowrap">
           <Title order={4}>Training</Title>

@@ -109,8 +109,8 @@ test('a cancelled training run shows Resume in the history and continues the sam
   await page.getByTestId('train-heldout-toggle').click({ force: true });
   await page.getByTestId('wizard-next').click();
   await page.getByTestId('train-steps').fill('5000');
-  await page.getByTestId('train-batch').fill('2');
-  await page.getByTestId('train-length').fill('32');
+  await page.getByTestId('train-batch').fill('4');
+  await page.getByTestId('train-length').fill('128');
   await page.getByTestId('train-checkpoint-every').fill('2');
   await page.getByTestId('wizard-next').click();
   await page.getByTestId('train-name').fill('e2e train resume');
