@@ -7,54 +7,36 @@
  * listed as a warning; and a cancelled distillation resumed from its checkpoint continues the same curve.
  * Training text: the paragraphs after the first 400 of the TinyStories head; held-out: the first 400.
  */
-import { existsSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventName, EventPayloads, RecipeInput } from '../../preload/contract.ts';
+import type { RecipeInput } from '../../preload/contract.ts';
 import type { SeriesPoint } from '../../preload/series.ts';
-import { splitDocuments } from '../../main/engine/data/text-file.ts';
+
 import { readModel } from '../../main/engine/onnx/reader.ts';
 import { WeightReader } from '../../main/engine/rewrite/weight-reader.ts';
-import { openHistory, type History } from '../../main/history/index.ts';
-import { ChildProcessHost, JobService } from '../../main/jobs/index.ts';
-import { appRoot } from '../../main/paths.ts';
+
 import { CHECKPOINTS_ARTEFACT, parseStepDetails } from '../../preload/methods.ts';
 import { planResume } from '../../preload/resume.ts';
 import { recoverStep } from '../../preload/recover.ts';
-import { STORIES, tempDir } from '../helpers/fixtures.ts';
+import { STORIES } from '../helpers/fixtures.ts';
+import { closeTrainingJobs, openTrainingJobs, type JobEvent, type TrainingJobs } from '../helpers/training-jobs.ts';
 
-const WORKER = path.join(appRoot(), 'main', 'jobs', 'engine-worker.ts');
+type Event = JobEvent;
 
-type Event = { [E in EventName]: { channel: E; payload: EventPayloads[E] } }[EventName];
-
-let scratch: ReturnType<typeof tempDir>;
-let history: History;
-let jobs: JobService;
+let scratch: TrainingJobs['scratch'];
+let history: TrainingJobs['history'];
+let jobs: TrainingJobs['jobs'];
 let events: Event[];
 let trainText: string;
 let heldOut: string;
 
 beforeAll(async () => {
-  scratch = tempDir('whittle-distill-job-');
-  const docs = splitDocuments(await readFile(STORIES.text, 'utf8'));
-  trainText = path.join(scratch.dir, 'train.txt');
-  heldOut = path.join(scratch.dir, 'held-out.txt');
-  writeFileSync(trainText, docs.slice(400).join('\n\n'));
-  writeFileSync(heldOut, docs.slice(0, 400).join('\n\n'));
-  history = openHistory({ home: scratch.dir });
-  events = [];
-  jobs = new JobService({
-    history, host: new ChildProcessHost(WORKER), outputRoot: path.join(scratch.dir, 'outputs'), cancelGraceMs: 20_000,
-    emit: (channel, payload) => { events.push({ channel, payload } as Event); },
-  });
+  ({ scratch, history, jobs, events, trainText, heldOut } = await openTrainingJobs('whittle-distill-job-'));
 });
 
-afterAll(async () => {
-  await jobs.shutdown();
-  history.close();
-  scratch.cleanup();
-});
+afterAll(() => closeTrainingJobs({ jobs, history, scratch }));
 
 const ofJob = (jobId: string): Event[] => events.filter((e) => e.channel !== 'history.changed' && e.payload.jobId === jobId);
 const pointsOf = (jobId: string): SeriesPoint[] => ofJob(jobId).flatMap((e) => (e.channel === 'job.points' ? e.payload.points : []));

@@ -7,53 +7,34 @@
  * checkpoint as a new job continues the same curve and still exports MatMulNBits.
  * Training text: the paragraphs after the first 400 of the TinyStories head; held-out: the first 400.
  */
-import { existsSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventName, EventPayloads, RecipeInput } from '../../preload/contract.ts';
+import type { RecipeInput } from '../../preload/contract.ts';
 import type { SeriesPoint } from '../../preload/series.ts';
 import { CHECKPOINTS_ARTEFACT, parseStepDetails } from '../../preload/methods.ts';
 import { planResume } from '../../preload/resume.ts';
-import { splitDocuments } from '../../main/engine/data/text-file.ts';
+
 import { openDecoder } from '../../main/engine/evaluate/decoder-session.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
-import { openHistory, type History } from '../../main/history/index.ts';
-import { ChildProcessHost, JobService } from '../../main/jobs/index.ts';
-import { appRoot } from '../../main/paths.ts';
-import { STORIES, tempDir } from '../helpers/fixtures.ts';
 
-const WORKER = path.join(appRoot(), 'main', 'jobs', 'engine-worker.ts');
+import { STORIES } from '../helpers/fixtures.ts';
+import { closeTrainingJobs, openTrainingJobs, type JobEvent, type TrainingJobs } from '../helpers/training-jobs.ts';
 
-type Event = { [E in EventName]: { channel: E; payload: EventPayloads[E] } }[EventName];
+type Event = JobEvent;
 
-let scratch: ReturnType<typeof tempDir>;
-let history: History;
-let jobs: JobService;
+let scratch: TrainingJobs['scratch'];
+let history: TrainingJobs['history'];
+let jobs: TrainingJobs['jobs'];
 let events: Event[];
 let trainText: string;
 let heldOut: string;
 
 beforeAll(async () => {
-  scratch = tempDir('whittle-qat-job-');
-  const docs = splitDocuments(await readFile(STORIES.text, 'utf8'));
-  trainText = path.join(scratch.dir, 'train.txt');
-  heldOut = path.join(scratch.dir, 'held-out.txt');
-  writeFileSync(trainText, docs.slice(400).join('\n\n'));
-  writeFileSync(heldOut, docs.slice(0, 400).join('\n\n'));
-  history = openHistory({ home: scratch.dir });
-  events = [];
-  jobs = new JobService({
-    history, host: new ChildProcessHost(WORKER), outputRoot: path.join(scratch.dir, 'outputs'), cancelGraceMs: 20_000,
-    emit: (channel, payload) => { events.push({ channel, payload } as Event); },
-  });
+  ({ scratch, history, jobs, events, trainText, heldOut } = await openTrainingJobs('whittle-qat-job-'));
 });
 
-afterAll(async () => {
-  await jobs.shutdown();
-  history.close();
-  scratch.cleanup();
-});
+afterAll(() => closeTrainingJobs({ jobs, history, scratch }));
 
 const pointsOf = (jobId: string): SeriesPoint[] =>
   events.flatMap((e) => (e.channel === 'job.points' && e.payload.jobId === jobId ? e.payload.points : []));
