@@ -1,5 +1,7 @@
 // The distill step's schema, description and request: what the CLI, the wizard, the job service and the
 // engine read. The schedule fields are the train step's (one fragment), nested under `schedule`.
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { distillConfigOf, distillRequestOf, trainStepOf } from '../../../main/engine/distill/step.ts';
 import { progressPlan } from '../../../main/jobs/progress-plan.ts';
@@ -12,6 +14,9 @@ const issues = (input: unknown): string[] => {
   const r = DistillStep.safeParse(input);
   return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
 };
+
+/** The model a previous step would hand over: only named, never read. */
+const STEP_INPUT = path.join(os.tmpdir(), 'step-1', 'model.onnx');
 
 describe('the distill step schema', () => {
   it('fills the documented defaults: T = 2, α = 0.5, forward KL, no hidden loss, the teacher\'s logits, the train step\'s schedule', () => {
@@ -88,9 +93,9 @@ describe('the engine request of a distill step', () => {
     if (step.type !== 'distill') throw new Error('expected a distill step');
     const config = await distillConfigOf(step, recipe, new AbortController().signal);
     expect(config).toMatchObject({ textPath: expect.stringMatching(/t\.txt$/), tokenizerPath: STORIES.tokenizer, steps: 4, batch: 4, length: 128, freeze: [], keepSparsity: true, warmupSteps: 0 });
-    const req = distillRequestOf(step, { modelPath: '/work/step-1/model.onnx', recipe }, config, { outDir: '/o', checkpointDir: '/c' });
+    const req = distillRequestOf(step, { modelPath: STEP_INPUT, recipe }, config, { outDir: '/o', checkpointDir: '/c' });
     expect(req).toMatchObject({
-      teacherPath: STORIES.model, student: { kind: 'model', path: '/work/step-1/model.onnx' }, loss: { temperature: 2, alpha: 0.5, reverse: false, hidden: 0 },
+      teacherPath: STORIES.model, student: { kind: 'model', path: STEP_INPUT }, loss: { temperature: 2, alpha: 0.5, reverse: false, hidden: 0 },
       signal: { kind: 'logits' }, outDir: '/o', checkpointDir: '/c', deliver: 'partial', resume: false,
     });
     expect(req).not.toHaveProperty('lora');

@@ -3,6 +3,8 @@
  * details schema), the request its runner makes of distillModel (the input model as teacher and
  * student), and the Quantize wizard's form to and from the step.
  */
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeStep, METHOD_FLAGS, QAT, QatDetailsSchema, QUANTIZE_METHOD_IDS } from '../../../preload/methods.ts';
 import { QuantizeQatStep, Recipe } from '../../../preload/recipe.ts';
@@ -14,6 +16,9 @@ const messages = (input: unknown): string[] => {
   const r = QuantizeQatStep.safeParse(input);
   return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
 };
+
+/** The model a previous step would hand over: only named, never read. */
+const STEP_INPUT = path.join(os.tmpdir(), 'step-1', 'model.onnx');
 
 describe('the KD-QAT recipe step', () => {
   it('has the method defaults: 4-bit, block 32, asymmetric, no frozen roles, B 8, T 64, lr 2e-4, T 2, α 0.5', () => {
@@ -59,9 +64,9 @@ describe('the KD-QAT runner', () => {
     const step = QuantizeQatStep.parse({ ...minimal, bits: 8, blockSize: 64, symmetric: true, freezeRoles: ['o', 'v'], temperature: 3, alpha: 0.7 });
     const recipe = Recipe.parse({ model: { path: '/m/original.onnx' }, tokenizer: { path: '/m/tokenizer.json' }, steps: [step] });
     const config = { textPath: '/t', tokenizerPath: '/m/tokenizer.json', steps: 8, batch: 8, length: 64, accumulate: 1, lr: 2e-4, warmupSteps: 1, minLrRatio: 0.1, weightDecay: 0.01, clipNorm: 1, freeze: [], keepSparsity: true, evalEvery: 20, seed: 0, checkpointEvery: 25 };
-    const req = qatRequestOf(step, { modelPath: '/work/step-1/model.onnx', recipe }, config, { outDir: '/out', checkpointDir: '/ckpt' });
+    const req = qatRequestOf(step, { modelPath: STEP_INPUT, recipe }, config, { outDir: '/out', checkpointDir: '/ckpt' });
     expect(req).toMatchObject({
-      teacherPath: '/work/step-1/model.onnx', student: { kind: 'model', path: '/work/step-1/model.onnx' },
+      teacherPath: STEP_INPUT, student: { kind: 'model', path: STEP_INPUT },
       loss: { temperature: 3, alpha: 0.7, reverse: false, hidden: 0 }, signal: { kind: 'logits' },
       qat: { bits: 8, blockSize: 64, symmetric: true, freezeRoles: ['o', 'v'] }, deliver: 'partial', outDir: '/out', checkpointDir: '/ckpt', resume: false,
     });
