@@ -98,6 +98,50 @@ export const MIGRATIONS: readonly Migration[] = [
   ALTER TABLE evaluation_cache ADD COLUMN experiment INTEGER REFERENCES experiments(id) ON DELETE SET NULL;
   CREATE INDEX experiments_model_sha ON experiments(model_sha256, status, kind);
   `,
+  // 4: the experiment workspace. Stars and pins; sweep groups; lineage (the experiment whose output a job
+  // read as its input, found by the written model's content); full-text search over names, kinds, models,
+  // notes and tags (FTS5, rowid = experiment id, kept current by triggers).
+  `
+  CREATE TABLE experiment_groups (
+    id          INTEGER PRIMARY KEY,
+    created     TEXT    NOT NULL,
+    name        TEXT    NOT NULL,
+    kind        TEXT    NOT NULL DEFAULT 'sweep',
+    recipe_json TEXT    NOT NULL,
+    grid_json   TEXT    NOT NULL DEFAULT '{}'
+  ) STRICT;
+
+  ALTER TABLE experiments ADD COLUMN starred INTEGER NOT NULL DEFAULT 0 CHECK (starred IN (0, 1));
+  ALTER TABLE experiments ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0 CHECK (pinned IN (0, 1));
+  ALTER TABLE experiments ADD COLUMN output_sha256 TEXT;
+  ALTER TABLE experiments ADD COLUMN input_experiment INTEGER REFERENCES experiments(id) ON DELETE SET NULL;
+  ALTER TABLE experiments ADD COLUMN group_id INTEGER REFERENCES experiment_groups(id) ON DELETE SET NULL;
+  CREATE INDEX experiments_output_sha ON experiments(output_sha256);
+  CREATE INDEX experiments_input ON experiments(input_experiment);
+  CREATE INDEX experiments_group ON experiments(group_id);
+  CREATE INDEX experiments_pinned_created ON experiments(pinned, created);
+  CREATE INDEX experiments_starred_created ON experiments(starred, created);
+
+  CREATE VIRTUAL TABLE experiments_fts USING fts5(name, kind, model, notes, tags, tokenize = 'unicode61 remove_diacritics 2');
+  INSERT INTO experiments_fts(rowid, name, kind, model, notes, tags)
+    SELECT e.id, e.name, e.kind, e.model_path, e.notes, COALESCE((SELECT group_concat(tag, ' ') FROM tags t WHERE t.experiment = e.id), '')
+    FROM experiments e;
+  CREATE TRIGGER experiments_fts_insert AFTER INSERT ON experiments BEGIN
+    INSERT INTO experiments_fts(rowid, name, kind, model, notes, tags) VALUES (new.id, new.name, new.kind, new.model_path, new.notes, '');
+  END;
+  CREATE TRIGGER experiments_fts_update AFTER UPDATE OF name, kind, model_path, notes ON experiments BEGIN
+    UPDATE experiments_fts SET name = new.name, kind = new.kind, model = new.model_path, notes = new.notes WHERE rowid = new.id;
+  END;
+  CREATE TRIGGER experiments_fts_delete AFTER DELETE ON experiments BEGIN
+    DELETE FROM experiments_fts WHERE rowid = old.id;
+  END;
+  CREATE TRIGGER tags_fts_insert AFTER INSERT ON tags BEGIN
+    UPDATE experiments_fts SET tags = (SELECT group_concat(tag, ' ') FROM tags WHERE experiment = new.experiment) WHERE rowid = new.experiment;
+  END;
+  CREATE TRIGGER tags_fts_delete AFTER DELETE ON tags BEGIN
+    UPDATE experiments_fts SET tags = COALESCE((SELECT group_concat(tag, ' ') FROM tags WHERE experiment = old.experiment), '') WHERE rowid = old.experiment;
+  END;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -57,9 +57,11 @@ describe('openHistory', () => {
       expect(h.path).toBe(path.join(home, 'history.db'));
       expect(existsSync(h.path)).toBe(true);
       expect(h.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
-      const tables = h.db.prepare<{ name: string; strict: number }>(`SELECT name, strict FROM pragma_table_list WHERE schema = 'main' AND name NOT LIKE 'sqlite_%'`).all();
+      const tables = h.db.prepare<{ name: string; strict: number }>(`SELECT name, strict FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite_%'`).all();
       const names = tables.map((t) => t.name).sort();
-      expect(names).toEqual(['artefacts', 'details', 'evaluation_cache', 'events', 'experiments', 'metrics', 'recent_models', 'tags']);
+      expect(names).toEqual(['artefacts', 'details', 'evaluation_cache', 'events', 'experiment_groups', 'experiments', 'metrics', 'recent_models', 'tags']);
+      const fts = h.db.prepare<{ name: string }>(`SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'virtual'`).all();
+      expect(fts.map((t) => t.name)).toEqual(['experiments_fts']);
       for (const t of tables) expect(t.strict, t.name).toBe(1);
     } finally {
       h.close();
