@@ -20,7 +20,13 @@ export interface OptionSpec {
   repeatable?: boolean;
 }
 
-export interface PositionalSpec { name: string; description: string; optional?: boolean }
+export interface PositionalSpec {
+  name: string;
+  description: string;
+  optional?: boolean;
+  /** The last positional only: takes every remaining argument (`<id…>`). */
+  variadic?: boolean;
+}
 
 export interface CommandSpec {
   /** 'inspect', or 'history list' for a subcommand. */
@@ -217,7 +223,7 @@ export function parseCommandLine(argv: readonly string[], commands: readonly Com
     cursor.i++;
   }
   if (!values.help) {
-    if (positionals.length > command.positionals.length) {
+    if (positionals.length > command.positionals.length && !command.positionals.at(-1)?.variadic) {
       const extra = positionals[command.positionals.length];
       throw new UsageError(`Unexpected argument "${extra}" for ${scope}.`, `Usage: ${usageLine(command)}`);
     }
@@ -239,7 +245,10 @@ function optionLabel(o: OptionSpec): string {
 }
 
 export function usageLine(command: CommandSpec): string {
-  const positionals = command.positionals.map((p) => (p.optional ? `[<${p.name}>]` : `<${p.name}>`)).join(' ');
+  const positionals = command.positionals.map((p) => {
+    const name = `<${p.name}${p.variadic ? '…' : ''}>`;
+    return p.optional ? `[${name}]` : name;
+  }).join(' ');
   return `whittle ${command.name}${positionals ? ` ${positionals}` : ''}${command.options.length ? ' [options]' : ''}`;
 }
 
