@@ -20,21 +20,8 @@ export function formatDecimal(n: number, maxDigits?: number): string {
   return new Intl.NumberFormat(LOCALE, { maximumFractionDigits: digits, minimumFractionDigits: 0 }).format(n);
 }
 
-const SIZE_UNITS = ['B', 'kB', 'MB', 'GB', 'TB'] as const;
-
-/** Decimal units, as file managers show them: 1_048_576 → "1.05 MB". */
-export function formatBytes(bytes: number | null | undefined): string {
-  if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return '—';
-  if (bytes < 1000) return `${formatInteger(bytes)} B`;
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < SIZE_UNITS.length - 1) {
-    value /= 1000;
-    unit += 1;
-  }
-  const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
-  return `${value.toFixed(digits)} ${SIZE_UNITS[unit]}`;
-}
+/** Binary units (KiB, MiB), the same function the CLI prints with: 1_048_576 → "1.00 MiB". */
+export { formatBytes } from '../../preload/units.ts';
 
 /** Parameter counts: 260_000 → "260K", 1_100_000_000 → "1.1B". */
 export function formatCount(n: number): string {

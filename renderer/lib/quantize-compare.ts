@@ -153,7 +153,7 @@ export function formatRatio(before: number, after: number): string {
   return r >= 1 ? `${formatDecimal(r, 2)}× smaller` : `${formatDecimal(1 / r, 2)}× larger`;
 }
 
-/** "1.09 MB → 462 kB (2.36× smaller, −57.7 %)". */
+/** "1.04 MiB → 451 KiB (2.36× smaller, −57.7 %)". */
 export function formatEstimate(before: number, after: number): string {
   return `${formatBytes(before)} → ${formatBytes(after)} (${formatRatio(before, after)}, ${formatChange(changePercent(before, after))})`;
 }

@@ -56,8 +56,8 @@ test('quantize the bundled sample to 4 bits and compare it with the original', a
   await expect(page.locator('[data-testid="weight-row"][data-action="skip"]')).toHaveCount(4);
   await expect(page.locator('[data-testid="weight-row"][data-name="rope_cos"]')).toContainText('rotary');
   const estimate = page.getByTestId('size-estimate');
-  await expect(estimate).toContainText('1.09 MB');
-  await expect(estimate).toContainText(/\d+ kB/);
+  await expect(estimate).toContainText('1.04 MiB');
+  await expect(estimate).toContainText(/\d+ KiB/);
   const q0 = page.locator('[data-testid="weight-row"][data-name="model.layers.0.self_attn.q_proj.weight_t"]');
   await q0.getByTestId('weight-keep-toggle').click({ force: true });
   await expect(page.getByTestId('keep-patterns')).toHaveValue('^model\\.layers\\.0\\.self_attn\\.q_proj\\.weight_t$');
@@ -98,7 +98,7 @@ test('quantize the bundled sample to 4 bits and compare it with the original', a
   const sizeResult = await numberIn(page, 'compare-result-bytes_on_disk');
   expect(sizeOriginal).toBe(1_090_282);
   expect(sizeResult).toBeLessThan(sizeOriginal * 0.6);
-  await expect(page.getByTestId('compare-original-bytes_on_disk')).toHaveText('1.09 MB');
+  await expect(page.getByTestId('compare-original-bytes_on_disk')).toHaveText('1.04 MiB');
   await expect(page.getByTestId('compare-row-bits_per_weight')).toBeVisible();
   await expect(page.getByTestId('compare-chart')).toBeVisible();
   await expect(page.getByTestId('compare-chart').locator('.recharts-bar-rectangle').first()).toBeVisible();

@@ -23,7 +23,7 @@ describe('metrics in the UI', () => {
   it('formats by name first, then by unit', () => {
     expect(formatMetric({ name: 'perplexity', value: 4.226731, unit: '' })).toBe('4.2267');
     expect(formatMetric({ name: 'predicted_tokens', value: 38675, unit: '' })).toBe('38,675');
-    expect(formatMetric({ name: 'bytes_on_disk', value: 1_096_412, unit: 'bytes' })).toBe('1.10 MB');
+    expect(formatMetric({ name: 'bytes_on_disk', value: 1_096_412, unit: 'bytes' })).toBe('1.05 MiB');
     expect(formatMetric({ name: 'prefill_ms', value: 1.873, unit: 'ms' })).toBe('1.87 ms');
     expect(formatMetric({ name: 'decode_tokens_per_s', value: 2210.4, unit: 'tokens/s' })).toBe('2,210 tok/s');
     expect(formatMetric({ name: 'something_new', value: 0.5, unit: 'widgets' })).toBe('0.5 widgets');

@@ -4,12 +4,12 @@ import {
 } from '../../../renderer/lib/format.ts';
 
 describe('renderer formatting', () => {
-  it('prints sizes in decimal units with sensible digits', () => {
+  it('prints sizes in binary units (the CLI's) with sensible digits', () => {
     expect(formatBytes(0)).toBe('0 B');
     expect(formatBytes(999)).toBe('999 B');
-    expect(formatBytes(1_096_412)).toBe('1.10 MB');
-    expect(formatBytes(12_345_678)).toBe('12.3 MB');
-    expect(formatBytes(123_456_789_012)).toBe('123 GB');
+    expect(formatBytes(1_096_412)).toBe('1.05 MiB');
+    expect(formatBytes(12_345_678)).toBe('11.8 MiB');
+    expect(formatBytes(123_456_789_012)).toBe('115 GiB');
     expect(formatBytes(null)).toBe('—');
   });
 

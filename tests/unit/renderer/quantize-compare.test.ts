@@ -76,7 +76,7 @@ describe('comparison rows', () => {
     expect(changePercent(0, 5)).toBeNull();
     expect(formatRatio(1_090_282, 461_602)).toBe('2.36× smaller');
     expect(formatRatio(100, 200)).toBe('2× larger');
-    expect(formatEstimate(1_090_282, 461_602)).toBe('1.09 MB → 462 kB (2.36× smaller, −57.7 %)');
+    expect(formatEstimate(1_090_282, 461_602)).toBe('1.04 MiB → 451 KiB (2.36× smaller, −57.7 %)');
   });
 
   it('charts size (MB) and perplexity only when both models have them', () => {
