@@ -8,6 +8,7 @@
  * Training text: the paragraphs after the first 400 of the TinyStories head; held-out: the first 400.
  */
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecipeInput } from '../../preload/contract.ts';
@@ -17,6 +18,7 @@ import { planResume } from '../../preload/resume.ts';
 
 import { openDecoder } from '../../main/engine/evaluate/decoder-session.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
+import { readManifest } from '../../main/engine/rewrite/manifest.ts';
 
 import { STORIES } from '../helpers/fixtures.ts';
 import { closeTrainingJobs, openTrainingJobs, type JobEvent, type TrainingJobs } from '../helpers/training-jobs.ts';
@@ -91,6 +93,10 @@ describe('the KD-QAT quantize step as a job', () => {
       const attr = (name: string): number => Number(n.attribute.find((a) => a.name === name)?.i ?? -1);
       expect([attr('bits'), attr('block_size'), attr('accuracy_level')]).toEqual([4, 32, 0]);
     }
+    // Its whittle.json names the step KD-QAT (grid, frozen roles) and the source the user's model.
+    const manifest = await readManifest(path.dirname(model));
+    expect(manifest.step).toMatchObject({ type: 'quantize', method: 'qat', bits: 4, blockSize: 32, symmetric: false, accuracyLevel: 0, freezeRoles: ['o', 'v'] });
+    expect(manifest.source.path).toBe(path.resolve(STORIES.model));
     const decoder = await openDecoder(model);
     const { logits } = await decoder.forward([1, 403, 407, 261]);
     expect(logits.every(Number.isFinite)).toBe(true);

@@ -3,9 +3,10 @@
  * view equal the native RTN quantizer's dequantized weights; 40 steps of cross-entropy QAT on text after
  * the evaluation paragraphs, exported as MatMulNBits, score a lower perplexity (first 400 paragraphs)
  * than plain RTN and GPTQ; the export computes what the training forward computed; ov-freeze keeps the
- * o and v projections at their float values (still quantized at export).
+ * o and v projections at their float values (still quantized at export), and the export's whittle.json
+ * names the step 'qat' (grid, frozen roles) and the source the user's model.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +20,7 @@ import { writeModel } from '../../main/engine/onnx/writer.ts';
 import { quantizeGptq } from '../../main/engine/quantize/gptq.ts';
 import { quantizeWeightOnly } from '../../main/engine/quantize/weight-only.ts';
 import { mapArchitecture } from '../../main/engine/rewrite/architecture.ts';
+import { readManifest, sha256File } from '../../main/engine/rewrite/manifest.ts';
 import { valueInfo } from '../../main/engine/train/graph-io.ts';
 import { TrainingData } from '../../main/engine/train/data.ts';
 import { applyFakeQuant, exportQuantized, type FakeQuantView } from '../../main/engine/train/qat.ts';
@@ -171,5 +173,13 @@ describe('quantization-aware training', () => {
     const isOv = (k: string): boolean => /\.(o_proj|v_proj)\./.test(k);
     expect(same.filter(isOv)).toHaveLength(10);
     expect(same.filter((k) => !isOv(k))).toHaveLength(0);
+
+    // whittle.json names the step KD-QAT with its grid and frozen roles, and the source the user's model (not the scratch float copy).
+    const manifest = await readManifest(mine.outDir);
+    expect(manifest.step).toMatchObject({ type: 'quantize', method: 'qat', bits: 4, blockSize: 32, symmetric: false, accuracyLevel: 0, freezeRoles: ['o', 'v'] });
+    expect(manifest.source.path).toBe(path.resolve(STORIES.model));
+    expect(manifest.source.sha256).toBe(await sha256File(STORIES.model));
+    expect(manifest.source.bytes).toBe((await stat(STORIES.model)).size);
+    expect((await readManifest(plain.outDir)).step).toMatchObject({ method: 'rtn' });
   }, 60_000);
 });

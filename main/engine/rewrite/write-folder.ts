@@ -66,6 +66,17 @@ export interface FolderWrite<T> {
   manifest(result: T): { weights: ManifestWeight[]; extra?: Record<string, unknown> };
 }
 
+/** whittle.json's record of the model a folder was made from: its path, the sha256 of its .onnx file, its bytes with external data. */
+export async function sourceRecord(model: OnnxModel): Promise<Manifest['source']> {
+  const source = path.resolve(model.path);
+  return {
+    path: source,
+    sha256: await sha256File(source),
+    bytes: model.fileBytes + (await Promise.all(model.externalDataFiles.map(async (f) => (await stat(f)).size))).reduce((a, b) => a + b, 0),
+    externalData: model.externalDataFiles.map((f) => path.basename(f)),
+  };
+}
+
 /**
  * Writes the output folder of `model` (read from its source file) rewritten by `spec.rewrite`; see the
  * file header. Nothing is left at `outDir` or beside it when this throws.
@@ -100,12 +111,7 @@ export async function writeOutputFolder<T>(model: OnnxModel, outDir: string, ctx
       created: new Date().toISOString(),
       recipe: spec.options.recipe ?? null,
       step: spec.step,
-      source: {
-        path: source,
-        sha256: await sha256File(source),
-        bytes: model.fileBytes + (await Promise.all(model.externalDataFiles.map(async (f) => (await stat(f)).size))).reduce((a, b) => a + b, 0),
-        externalData: model.externalDataFiles.map((f) => path.basename(f)),
-      },
+      source: await sourceRecord(model),
       output: { bytes, files },
       weights,
       ...extra,

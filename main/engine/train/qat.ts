@@ -34,7 +34,8 @@ import { readModel } from '../onnx/reader.ts';
 import { makeTensor } from '../onnx/tensor-data.ts';
 import { prepareForBlockedDequantize } from '../quantize/qdq-opset.ts';
 import { quantizeWeightOnly, type QuantizeResult } from '../quantize/weight-only.ts';
-import type { OutputOptions } from '../rewrite/write-folder.ts';
+import { readManifest, writeManifest } from '../rewrite/manifest.ts';
+import { sourceRecord, type OutputOptions } from '../rewrite/write-folder.ts';
 import type { MetaMap, TensorMeta } from './autodiff/types.ts';
 import type { ParameterRole, TrainableParameter } from './parameters.ts';
 import type { TrainingView } from './view.ts';
@@ -214,10 +215,29 @@ export function applyFakeQuant(source: TrainingView, options: FakeQuantOptions):
 const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
+ * The step whittle.json records for a KD-QAT export: method 'qat' with the grid and the roles kept in
+ * float while training; the recipe's own QAT step (when `given` is one) supplies its other settings.
+ */
+export function qatStepRecord(options: FakeQuantOptions, accuracyLevel: number, given?: unknown): Record<string, unknown> {
+  const recipeStep = typeof given === 'object' && given !== null && (given as { method?: unknown }).method === 'qat' ? given as Record<string, unknown> : {};
+  return {
+    ...recipeStep,
+    type: 'quantize',
+    method: 'qat',
+    bits: options.bits,
+    blockSize: options.blockSize,
+    symmetric: options.symmetric,
+    accuracyLevel,
+    freezeRoles: [...(options.freezeRoles ?? [])],
+  };
+}
+
+/**
  * Writes the trained model quantized on the training grid: the trained float weights go into the
  * source (writeTrainedModel, in a scratch folder beside `outDir`), then RTN turns exactly the
  * fake-quantized weights into MatMulNBits (every other weight is kept in float). `accuracyLevel`
- * defaults to 0 (MatMulNBits computes in float, as the training forward did).
+ * defaults to 0 (MatMulNBits computes in float, as the training forward did). The folder's whittle.json
+ * names the step 'qat' (qatStepRecord) and the source `source`, not the scratch float model.
  */
 export async function exportQuantized(
   source: OnnxModel,
@@ -249,6 +269,9 @@ export async function exportQuantized(
     if (missing.length > 0 || quantized.size !== chosen.size) {
       throw new WhittleError('INTERNAL', `The export quantized other weights than training did (trained through fake quantization but not quantized: ${missing.join(', ') || 'none'}).`, { missing });
     }
+    // RTN recorded itself and the scratch float model; the folder is KD-QAT's, made from the user's model.
+    const manifest = await readManifest(result.outDir);
+    await writeManifest(result.outDir, { ...manifest, step: qatStepRecord(qat.options, accuracyLevel ?? 0, options.step), source: await sourceRecord(source) });
     return result;
   } finally {
     await rm(floatDir, { recursive: true, force: true });
