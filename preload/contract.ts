@@ -161,6 +161,27 @@ export interface ExperimentDetail extends ExperimentSummary {
   details: Record<string, unknown>;
 }
 
+/** One experiment in a lineage tree (history.lineage); the root is the original model (kind 'model'). */
+export interface LineageNode {
+  /** The experiment; for the root, the latest evaluation of the original (null when it was never evaluated alone). */
+  id: number | null;
+  kind: string;
+  name: string;
+  /** null for the root (a model, not an experiment). */
+  status: ExperimentStatus | null;
+  modelPath: string;
+  headline: Metric[];
+  children: LineageNode[];
+}
+
+export interface LineageTree {
+  root: LineageNode;
+  /** The experiment asked about. */
+  current: number;
+  /** Experiments of the tree left out (a tree holds at most 500). */
+  truncated: number;
+}
+
 // ── calls ────────────────────────────────────────────────────────────────────────────────────────────
 
 const Id = z.int().positive();
@@ -188,6 +209,8 @@ export const calls = {
     }),
   },
   'history.get': { params: z.strictObject({ id: Id }) },
+  /** The lineage tree that holds the experiment: the original model, what was made from it, and from that, recursively. */
+  'history.lineage': { params: z.strictObject({ id: Id }) },
   'history.delete': { params: z.strictObject({ id: Id }) },
   'history.update': {
     params: z.strictObject({ id: Id, name: z.string().min(1).max(200).optional(), notes: z.string().max(20_000).optional(), tags: z.array(z.string().min(1).max(40)).max(20).optional() }),
@@ -352,6 +375,7 @@ export interface CallResults {
   'jobs.list': JobInfo[];
   'history.list': { items: ExperimentSummary[]; total: number };
   'history.get': ExperimentDetail;
+  'history.lineage': LineageTree;
   'history.delete': { deleted: boolean };
   'history.update': ExperimentDetail;
   'recipes.validate': { ok: true; recipe: Recipe } | { ok: false; issues: { path: string; message: string }[] };

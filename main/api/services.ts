@@ -30,7 +30,7 @@ export interface JobsPort {
 }
 
 /** What the services need from the history repository (main/history). */
-export type HistoryPort = Pick<History, 'list' | 'get' | 'delete' | 'update' | 'recentModels' | 'touchRecentModel'>;
+export type HistoryPort = Pick<History, 'list' | 'get' | 'delete' | 'update' | 'recentModels' | 'touchRecentModel' | 'lineage'>;
 
 export type PickPurpose = ParsedParams<'models.pickFile'>['purpose'];
 
@@ -183,6 +183,10 @@ export function createServices(deps: ServiceDeps): Handlers {
 
     async 'history.get'({ id }) {
       return history.get(id);
+    },
+
+    async 'history.lineage'({ id }) {
+      return history.lineage(id);
     },
 
     async 'history.delete'({ id }) {

@@ -5,12 +5,13 @@
 import { stat } from 'node:fs/promises';
 import type Database from 'better-sqlite3';
 import type {
-  Artefact, ErrorShape, ExperimentDetail, ExperimentStatus, ExperimentSummary, LogLine, Metric, RecentModel,
+  Artefact, ErrorShape, ExperimentDetail, ExperimentStatus, ExperimentSummary, LineageTree, LogLine, Metric, RecentModel,
 } from '../../preload/contract.ts';
 import { WhittleError } from '../engine/errors.ts';
 import { BUSY_TIMEOUT_MS, openDatabase } from './open.ts';
 import { historyError } from './sqlite-errors.ts';
 import { pickHeadline } from './headline.ts';
+import { lineageTree, linkInput, recordOutput } from './lineage.ts';
 
 export interface NewExperiment {
   name: string;
@@ -322,6 +323,25 @@ export class History {
       const t = tag.trim();
       if (t) insert.run(id, t);
     }
+  }
+
+  // ── lineage (lineage.ts) ───────────────────────────────────────────────────────────────────────────
+
+  /** Records the sha256 of the .onnx file a finished experiment wrote. */
+  recordOutput(id: number, sha256: string): void {
+    recordOutput(this.db, id, sha256);
+  }
+
+  /** Points the experiment at the finished experiment that wrote its input model; returns that one's id. */
+  linkInput(id: number, inputSha256: string): number | null {
+    return linkInput(this.db, id, inputSha256);
+  }
+
+  /** The lineage tree that holds the experiment. */
+  lineage(id: number): LineageTree {
+    const tree = lineageTree(this.db, id);
+    if (!tree) throw notFound(id);
+    return tree;
   }
 
   // ── recent models ──────────────────────────────────────────────────────────────────────────────────

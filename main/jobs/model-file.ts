@@ -1,7 +1,8 @@
 /** Size and SHA-256 of a model file, read as a stream (models can be larger than memory). */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { WhittleError } from '../engine/errors.ts';
 
 export interface ModelFileFacts {
@@ -44,4 +45,23 @@ export class ModelFileFactsCache {
     this.known.set(path, { key, facts });
     return facts;
   }
+}
+
+/**
+ * The model file a recipe names: the path itself, or for a folder (an experiment's output folder) the one
+ * .onnx file inside it. A missing path is left for `facts` to report.
+ */
+export async function modelFileIn(modelPath: string): Promise<string> {
+  const st = await stat(modelPath).catch(() => null);
+  if (!st?.isDirectory()) return modelPath;
+  const names = (await readdir(modelPath, { withFileTypes: true }).catch(() => []))
+    .filter((d) => d.isFile() && d.name.toLowerCase().endsWith('.onnx')).map((d) => d.name).sort();
+  if (names.length === 1) return path.join(modelPath, names[0]);
+  throw new WhittleError(
+    'INVALID_INPUT',
+    names.length === 0
+      ? `The folder ${modelPath} holds no .onnx file. Set model.path to a model file, or to an output folder Whittle wrote.`
+      : `The folder ${modelPath} holds ${names.length} .onnx files (${names.join(', ')}). Set model.path to the one to use.`,
+    { path: modelPath, files: names },
+  );
 }

@@ -24,7 +24,7 @@ import { OutputTail, unexpectedExitError } from './crash.ts';
 import type { EngineHost, EngineProcess } from './engine-host.ts';
 import { JobEta, type SegmentShare } from './eta.ts';
 import { answerableFromCache, EvaluationCache, metricsOfSubject, type CacheHit, type CacheKey, type StoredEntry } from './evaluation-cache.ts';
-import { ModelFileFactsCache } from './model-file.ts';
+import { ModelFileFactsCache, modelFileIn } from './model-file.ts';
 import { cleanFailedJobOutput, cleanInterruptedOutput, jobFolderName } from './output-folder.ts';
 import type { EngineResult, EngineToHost } from './protocol.ts';
 import { progressPlan } from './progress-plan.ts';
@@ -36,7 +36,7 @@ export type Emit = <E extends EventName>(channel: E, payload: EventPayloads[E]) 
 export type JobHistory = Pick<
   History,
   'createExperiment' | 'markRunning' | 'finish' | 'addMetrics' | 'addArtefacts' | 'appendLog' | 'setDetails' | 'transaction'
-  | 'cacheGet' | 'cachePut' | 'latestEvaluation'
+  | 'cacheGet' | 'cachePut' | 'latestEvaluation' | 'recordOutput' | 'linkInput'
 >;
 
 export interface JobServiceOptions {
@@ -173,8 +173,11 @@ export class JobService {
    */
   async start(recipeInput: unknown, name?: string): Promise<StartedJob> {
     this.assertOpen();
-    const recipe = parseRecipe(recipeInput);
-    const modelPath = path.resolve(recipe.model.path);
+    const parsed = parseRecipe(recipeInput);
+    // A folder (an experiment's output) stands for the one .onnx file in it.
+    const resolved = path.resolve(parsed.model.path);
+    const modelPath = await modelFileIn(resolved);
+    const recipe: Recipe = modelPath === resolved ? parsed : { ...parsed, model: { ...parsed.model, path: modelPath } };
     const facts = await this.modelFacts.facts(modelPath);
     this.assertOpen();
     const kind = recipeKind(recipe);
@@ -184,8 +187,13 @@ export class JobService {
     const jobName = name?.trim() || recipe.name?.trim() || `${jobTitle(kind)} ${path.basename(modelPath)}`;
     // A compression experiment hangs under the latest evaluation of its original, when there is one.
     const parentId = recipe.steps.length > 0 ? this.evaluations?.latestEvaluation(facts.sha256) ?? null : null;
-    const experimentId = this.history.createExperiment({
-      name: jobName, kind, recipe: recipeInput, modelPath, modelBytes: facts.bytes, modelSha256: facts.sha256, parentId, status: 'queued',
+    const experimentId = this.history.transaction(() => {
+      const id = this.history.createExperiment({
+        name: jobName, kind, recipe: recipeInput, modelPath, modelBytes: facts.bytes, modelSha256: facts.sha256, parentId, status: 'queued',
+      });
+      // Lineage: the experiment that wrote this very model file, if one did.
+      this.history.linkInput(id, facts.sha256);
+      return id;
     });
     this.recordCheckpoints(experimentId, jobName, recipe);
     const job = this.newJob(randomUUID(), experimentId, jobName, recipe, cache, new JobEta(progressPlan(recipe, { textBytes })));
@@ -581,6 +589,8 @@ export class JobService {
           this.history.addMetrics(job.experimentId, result.metrics);
           this.history.addArtefacts(job.experimentId, result.artefacts);
           this.history.setDetails(job.experimentId, result.details);
+          const written = (result.details.result as { sha256?: unknown } | undefined)?.sha256;
+          if (typeof written === 'string') this.history.recordOutput(job.experimentId, written);
         }
         this.history.finish(job.experimentId, status, error, durationMs);
       });
