@@ -4,7 +4,7 @@ import {
 } from '../../../renderer/lib/format.ts';
 
 describe('renderer formatting', () => {
-  it('prints sizes in binary units (the CLI's) with sensible digits', () => {
+  it('prints sizes in binary units, as the CLI does, with sensible digits', () => {
     expect(formatBytes(0)).toBe('0 B');
     expect(formatBytes(999)).toBe('999 B');
     expect(formatBytes(1_096_412)).toBe('1.05 MiB');
