@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 import {
-  CalibrationConfig, PruneMagnitudeStep, PruneSparseGptStep, PruneStructuredStep, PruneWandaStep,
+  CalibrationConfig, PruneMagnitudeStep, PruneSparseGptStep, PruneStructuredStep, PruneWandaStep, StructuredImportance, TaylorAggregate,
   QuantizeFp16Step, QuantizeGptqStep, QuantizeInt8DynamicStep, QuantizeInt8StaticStep, QuantizeQatStep, QuantizeRtnStep, SensitivityStep, TrainStep, DistillStep,
   type Recipe, type Step,
 } from './recipe.ts';
@@ -180,7 +180,8 @@ export const StructuredRemoval = z.looseObject({ block: z.int().nullable(), remo
 export const StructuredPruneDetails = z.looseObject({
   method: z.literal('structured'), ...folderDetails,
   target: z.enum(['heads', 'neurons', 'layers']), ratio: real.nullable(), count: count.nullable(),
-  importance: z.enum(['magnitude', 'activation', 'block-influence']),
+  importance: StructuredImportance,
+  taylorAggregate: TaylorAggregate.optional(),
   /** Parameters of the model before and after the surgery. */
   paramsBefore: count, paramsAfter: count,
   removals: z.array(StructuredRemoval),
@@ -467,7 +468,8 @@ export const PRUNE_STRUCTURED = {
     { field: 'target', flag: 'structured', help: 'what is removed: heads, neurons or layers (whole blocks)' },
     { field: 'ratio', flag: 'ratio', help: 'the fraction removed (of the heads or neurons of each block, or of the blocks)' },
     { field: 'count', flag: 'count', help: 'how many are removed (heads or neurons per block, or blocks)' },
-    { field: 'importance', flag: 'importance', help: 'how parts are ranked: magnitude (weights), activation (calibration), block-influence (how little a block changes its input)' },
+    { field: 'importance', flag: 'importance', help: 'how parts are ranked: magnitude (weights), activation (calibration), block-influence (how little a block changes its input), taylor (|Σ weight × gradient of the calibration loss|, LLM-Pruner)' },
+    { field: 'taylorAggregate', flag: 'taylor-aggregate', help: "with importance taylor: 'group' |Σ w·g| over the part (default) or 'element' Σ |w·g|" },
     ...calibrationOptions,
     { field: 'keep', flag: 'keep', help: 'weights whose name matches a pattern keep their heads, neurons or block' },
   ],

@@ -12,7 +12,7 @@
  * removes the parameters' bytes.
  */
 import type { PrunePlan, PrunePlanBlock, PrunePlanWeight } from '../../preload/contract.ts';
-import { effectiveSparsity, parseNmPattern, type PruneStep, type PruneStructuredStep, type QuantizeRtnStep } from '../../preload/recipe.ts';
+import { effectiveSparsity, importanceNeedsCalibration, parseNmPattern, type PruneStep, type PruneStructuredStep, type QuantizeRtnStep } from '../../preload/recipe.ts';
 import { WhittleError } from '../engine/errors.ts';
 import { inspectLoadedModel } from '../engine/model/inspect.ts';
 import { toNumber } from '../engine/onnx/graph.ts';
@@ -116,9 +116,10 @@ function structuredPlan(path: string, graph: GraphProto, map: ArchitectureMap, i
   const bytesAfter = Math.max(0, inspection.bytesOnDisk - plan.removedParameters * bytesPerParam);
   const what = step.target === 'heads' ? `${perBlock * groupSize} heads (${perBlock} KV group${perBlock > 1 ? 's' : ''}) per block`
     : step.target === 'neurons' ? `${perBlock} MLP neurons per block` : `${perBlock} of ${map.blocks.length} blocks`;
+  const when = importanceNeedsCalibration(step.importance) ? 'when it runs, measured on the calibration text' : 'when it runs';
   const note = step.target === 'layers'
-    ? `${what} removed (${fmtCount(plan.removedParameters)} parameters; the blocks chosen by ${step.importance} importance when it runs).`
-    : `${what} removed (${fmtCount(plan.removedParameters)} parameters; which ones, ${step.importance} importance decides when it runs).`;
+    ? `${what} removed (${fmtCount(plan.removedParameters)} parameters; the blocks chosen by ${step.importance} importance ${when}).`
+    : `${what} removed (${fmtCount(plan.removedParameters)} parameters; which ones, ${step.importance} importance decides ${when}).`;
   return {
     path, method: 'structured', sparsity: null, allocation: null, weights: [], skipped: [], blocks, nm: null,
     structured: { target: step.target, perBlock, groupSize, ...(step.target === 'heads' ? { removedHeads: perBlock * groupSize } : {}) },

@@ -1,6 +1,6 @@
 /** The table of `whittle` commands: their arguments, options and help. */
-import { DISTILL, methodsWithFlag, PRUNE_METHODS, QAT, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, TRAIN } from '../../preload/methods.ts';
-import { FREEZE_ROLES } from '../../preload/recipe.ts';
+import { DISTILL, JOB_KINDS, methodsWithFlag, PRUNE_METHODS, QAT, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, TRAIN } from '../../preload/methods.ts';
+import { FREEZE_ROLES, STRUCTURED_IMPORTANCES, TAYLOR_AGGREGATES } from '../../preload/recipe.ts';
 import type { CommandSpec } from './args.ts';
 import { RECOVER_OPTIONS } from './recover.ts';
 
@@ -154,9 +154,10 @@ export const pruneCommand: CommandSpec = {
     { name: 'structured', type: 'string', value: 'T', choices: ['heads', 'neurons', 'layers'], description: 'structured pruning: remove whole attention heads, MLP neurons or blocks (the graph really shrinks)' },
     { name: 'ratio', type: 'string', value: 'R', description: 'with --structured: the fraction removed' },
     { name: 'count', type: 'int', value: 'N', min: 1, description: 'with --structured: how many are removed' },
-    { name: 'importance', type: 'string', value: 'I', choices: ['magnitude', 'activation', 'block-influence'], description: 'with --structured: how parts are ranked (default magnitude)' },
+    { name: 'importance', type: 'string', value: 'I', choices: [...STRUCTURED_IMPORTANCES], description: 'with --structured: how parts are ranked (default magnitude; the others need --calib-text)' },
+    { name: 'taylor-aggregate', type: 'string', value: 'A', choices: [...TAYLOR_AGGREGATES], description: "with --importance taylor: group |Σ w·g| over each part (default) or element Σ |w·g|" },
     { name: 'keep', type: 'string', value: 'REGEX', repeatable: true, description: 'leave weights whose name matches REGEX dense (may be repeated)' },
-    { name: 'calib-text', type: 'string', value: 'FILE', description: 'a UTF-8 calibration text (wanda, sparsegpt, owl, activation importance); best not the evaluation text' },
+    { name: 'calib-text', type: 'string', value: 'FILE', description: 'a UTF-8 calibration text (wanda, sparsegpt, owl, every importance but magnitude); best not the evaluation text' },
     { name: 'calib-samples', type: 'int', value: 'N', min: 1, max: 4096, description: 'calibration sequences N (default 128)' },
     { name: 'calib-len', type: 'int', value: 'L', min: 8, max: 8192, description: 'tokens per calibration sequence L (default 256)' },
     { name: 'seed', type: 'int', value: 'S', description: 'seed for drawing the calibration sequences (default 0)' },
@@ -179,6 +180,7 @@ export const pruneCommand: CommandSpec = {
     '  whittle prune model.onnx --method sparsegpt --pattern 2:4 --calib-text calib.txt',
     '  whittle prune model.onnx --method sparsegpt --sparsity 0.5 --quantize-bits 4 --block-size 32 --calib-text calib.txt',
     '  whittle prune model.onnx --structured layers --count 2 --importance block-influence --calib-text calib.txt --speed',
+    '  whittle prune model.onnx --structured neurons --ratio 0.25 --importance taylor --calib-text calib.txt --calib-samples 32',
     '  whittle prune model.onnx --method sparsegpt --sparsity 0.5 --calib-text calib.txt --recover-steps 100 --recover-text train.txt',
   ],
 };

@@ -21,14 +21,14 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   'steps[0].allocation': '--allocation', 'steps[0].keep': '--keep', 'steps[0].quantize.bits': '--quantize-bits', 'steps[0].quantize.blockSize': '--block-size',
   'steps[0].calibration': '--calib-text', 'steps[0].calibration.text': '--calib-text', 'steps[0].calibration.samples': '--calib-samples',
   'steps[0].calibration.length': '--calib-len', 'steps[0].calibration.seed': '--seed', 'steps[0].percdamp': '--percdamp',
-  'steps[0].target': '--structured', 'steps[0].ratio': '--ratio', 'steps[0].count': '--count', 'steps[0].importance': '--importance',
+  'steps[0].target': '--structured', 'steps[0].ratio': '--ratio', 'steps[0].count': '--count', 'steps[0].importance': '--importance', 'steps[0].taylorAggregate': '--taylor-aggregate',
   'evaluation.perplexity.window': '--window', 'evaluation.perplexity.maxSamples': '--samples', 'output.dir': '--out', name: '--name',
   'steps[1].data.text': '--recover-text', 'steps[1].schedule.steps': '--recover-steps',
 };
 
 /** Flags of the unstructured methods only, and of structured pruning only. */
 const UNSTRUCTURED_FLAGS = ['method', 'sparsity', 'pattern', 'scope', 'allocation', 'quantize-bits', 'block-size', 'one-pass', 'percdamp'];
-const STRUCTURED_FLAGS = ['ratio', 'count', 'importance'];
+const STRUCTURED_FLAGS = ['ratio', 'count', 'importance', 'taylor-aggregate'];
 
 function decimal(o: OptionValues, flag: string): number {
   const raw = String(o[flag]).trim();
@@ -72,6 +72,7 @@ function stepFromFlags(o: OptionValues): Record<string, unknown> {
     if (o.ratio !== undefined) step.ratio = decimal(o, 'ratio');
     if (o.count !== undefined) step.count = o.count;
     if (o.importance !== undefined) step.importance = o.importance;
+    if (o['taylor-aggregate'] !== undefined) step.taylorAggregate = o['taylor-aggregate'];
     if (calibration) step.calibration = calibration;
     if (keep.length) step.keep = keep;
     return step;

@@ -1,7 +1,7 @@
 import { Alert, Badge, Group, NativeSelect, NumberInput, Paper, SegmentedControl, SimpleGrid, Slider, Stack, Switch, Text, Textarea, UnstyledButton } from '@mantine/core';
 import { IconInfoCircle } from '@tabler/icons-react';
 import {
-  ALLOCATIONS, formSparsity, gainNote, IMPORTANCES, needsCalibration, NM_PATTERNS, percent, PRUNE_METHOD_CARDS, SCOPES, TARGETS,
+  ALLOCATIONS, CALIBRATED_IMPORTANCES, formSparsity, gainNote, IMPORTANCES, needsCalibration, NM_PATTERNS, percent, PRUNE_METHOD_CARDS, SCOPES, TARGETS,
   type Allocation, type Importance, type PruneForm, type PruneIssues, type PruneMethodCard, type Scope, type StructuredTarget,
 } from '../lib/prune-form.ts';
 import { CalibrationFields } from './CalibrationFields.tsx';
@@ -25,7 +25,7 @@ function MethodCard({ m, selected, onSelect, disabled }: { m: PruneMethodCard; s
           </Group>
           <Text size="sm" c="dimmed">{m.tradeoff}</Text>
           <Text size="xs" data-testid={`method-calibration-${m.id}`}>
-            {m.calibration ? 'Needs calibration text (a short pass of the model over it).' : m.structured ? 'Calibration only for activation or block-influence importance.' : 'No calibration (OWL allocation measures on calibration text).'}
+            {m.calibration ? 'Needs calibration text (a short pass of the model over it).' : m.structured ? `Calibration only for ${CALIBRATED_IMPORTANCES} importance.` : 'No calibration (OWL allocation measures on calibration text).'}
           </Text>
         </Stack>
       </Paper>

@@ -5,7 +5,9 @@
  * and maps each issue to its field, and `pruneFormFromRecipe` reads a stored recipe back (re-run, edit).
  * The model, evaluation and calibration fields are the ones every compress wizard shares (recipe-form.ts).
  */
-import { effectiveSparsity, parseNmPattern, Recipe, type PruneMethod, type PruneStep, type RecipeInput } from '../../preload/recipe.ts';
+import {
+  effectiveSparsity, importanceNeedsCalibration, parseNmPattern, Recipe, STRUCTURED_IMPORTANCES, type PruneMethod, type PruneStep, type RecipeInput, type StructuredImportance,
+} from '../../preload/recipe.ts';
 import { checkRecover, defaultRecoverPart, RECOVER_FIELD_BY_PATH, RECOVER_FIELDS, recoverPartFromRecipe, withRecovery, type RecoverFormPart } from './recover-form.ts';
 import { PRUNE_METHODS } from '../../preload/methods.ts';
 import { addIssue, issuePathParts, issuesFromList, numberMessage, type Issues } from './form-issues.ts';
@@ -19,7 +21,7 @@ export type PruneMethodId = PruneMethod;
 export type Scope = 'layer' | 'global';
 export type Allocation = 'uniform' | 'owl';
 export type StructuredTarget = 'heads' | 'neurons' | 'layers';
-export type Importance = 'magnitude' | 'activation' | 'block-influence';
+export type Importance = StructuredImportance;
 
 export interface PruneForm extends EvaluationFormPart, CalibrationFormPart, RecoverFormPart {
   method: PruneMethodId;
@@ -115,11 +117,20 @@ export const TARGETS: readonly { value: StructuredTarget; label: string; help: s
   { value: 'layers', label: 'Whole blocks', help: 'The chosen transformer blocks are bypassed and their cache inputs and outputs dropped.' },
 ];
 
-export const IMPORTANCES: readonly { value: Importance; label: string; help: string }[] = [
-  { value: 'magnitude', label: 'Weight magnitude', help: 'The norms of the weights: no calibration needed.' },
-  { value: 'activation', label: 'Activations', help: 'Activation statistics from calibration text.' },
-  { value: 'block-influence', label: 'Block influence', help: 'How little a block changes its input (1 − cosine of its input and output), as ShortGPT: whole blocks only.' },
-];
+const IMPORTANCE_TEXT: Record<Importance, { label: string; help: string }> = {
+  magnitude: { label: 'Weight magnitude', help: 'The norms of the weights: no calibration needed.' },
+  activation: { label: 'Activations', help: 'Activation statistics from calibration text.' },
+  'block-influence': { label: 'Block influence', help: 'How little a block changes its input (1 − cosine of its input and output), as ShortGPT: whole blocks only.' },
+  taylor: { label: 'Loss gradient (Taylor)', help: 'How much the calibration loss changes, to first order, when a part is removed (|Σ weight × gradient|, as LLM-Pruner): one backward pass per calibration batch.' },
+};
+
+/** The importances in the schema's order, with their wizard wording. */
+export const IMPORTANCES: readonly { value: Importance; label: string; help: string }[] = STRUCTURED_IMPORTANCES.map((value) => ({ value, ...IMPORTANCE_TEXT[value] }));
+
+/** The importances measured on calibration text, as the method card names them ("activation, block-influence or taylor"). */
+export const CALIBRATED_IMPORTANCES = ((list: string[]) => (list.length > 1 ? `${list.slice(0, -1).join(', ')} or ${list.at(-1)!}` : list.join('')))(
+  STRUCTURED_IMPORTANCES.filter(importanceNeedsCalibration).map((i) => i as string),
+);
 
 export function defaultPruneForm(modelPath = ''): PruneForm {
   return {
@@ -144,13 +155,13 @@ export function defaultPruneForm(modelPath = ''): PruneForm {
   };
 }
 
-/** Whether the form's settings need calibration text: Wanda and SparseGPT always; OWL allocation; activation or block-influence importance. */
+/** Whether the form's settings need calibration text: Wanda and SparseGPT always; OWL allocation; every structured importance but magnitude. */
 export function needsCalibration(form: Pick<PruneForm, 'method' | 'allocation' | 'importance' | 'pattern'>): boolean {
   switch (form.method) {
     case 'wanda':
     case 'sparsegpt': return true;
     case 'magnitude': return form.allocation === 'owl' && form.pattern === '';
-    case 'structured': return form.importance !== 'magnitude';
+    case 'structured': return importanceNeedsCalibration(form.importance);
   }
 }
 

@@ -12,6 +12,7 @@
  *   block-influence  ShortGPT (arXiv 2403.03853): BI_b = 1 − E_tokens[cos(x_b, x_{b+1})] with x_b the
  *                    residual stream entering block b and x_{b+1} the stream leaving it (the sum its
  *                    closing join forms), captured as extra graph outputs on calibration text.
+ *   taylor           LLM-Pruner's first-order |Σ w·∂L/∂w| over the same groups: taylor-importance.ts.
  */
 import type * as ort from 'onnxruntime-node';
 import type { z } from 'zod';

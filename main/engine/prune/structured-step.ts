@@ -7,7 +7,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PRUNE_STRUCTURED } from '../../../preload/methods.ts';
-import { PruneStructuredStep } from '../../../preload/recipe.ts';
+import { importanceNeedsCalibration, PruneStructuredStep } from '../../../preload/recipe.ts';
 import { throwIfAborted, WhittleError } from '../errors.ts';
 import type { JobContext } from '../job-context.ts';
 import { countParameters } from '../model/parameters.ts';
@@ -20,6 +20,7 @@ import { writeOutputFolder, type OutputOptions, type WrittenFolder } from '../re
 import { applyStructured, type StructuredApplyResult } from './structured-apply.ts';
 import { activationScores, blockInfluenceScores, magnitudeScores } from './structured-importance.ts';
 import { checkStructured, planStructured, type StructuredPlan } from './structured-plan.ts';
+import { taylorScores } from './taylor-importance.ts';
 
 export interface StructuredOptions extends OutputOptions {
   /** The tokenizer for calibration (else the recipe's). */
@@ -97,7 +98,7 @@ export async function pruneStructured(modelPath: string, stepInput: unknown, out
   const req = { target: step.target, ratio: step.ratio, count: step.count, keep: step.keep };
   checkStructured(map, req);
   const tokenizerPath = options.tokenizerPath ?? options.recipe?.tokenizer?.path;
-  if (step.importance !== 'magnitude' && !tokenizerPath) {
+  if (importanceNeedsCalibration(step.importance) && !tokenizerPath) {
     throw new WhittleError('INVALID_INPUT', `The ${step.importance} importance is measured on calibration text, which needs a tokenizer. Add the model's tokenizer.json to the recipe.`);
   }
   const calibration = step.calibration;
@@ -114,7 +115,8 @@ export async function pruneStructured(modelPath: string, stepInput: unknown, out
       const src = { modelPath: source, calibration: calibration!, tokenizerPath: tokenizerPath! };
       const scores = step.importance === 'magnitude' ? await magnitudeScores(graph, map, step.target, scope.reader)
         : step.importance === 'activation' ? await activationScores(m, map, step.target, scope.reader, src, ctx)
-          : await blockInfluenceScores(map, src, ctx);
+          : step.importance === 'taylor' ? await taylorScores(map, step.target, src, ctx, { aggregate: step.taylorAggregate })
+            : await blockInfluenceScores(map, src, ctx);
       throwIfAborted(ctx.signal);
       const plan = planStructured(map, req, scores, shapeOf);
       for (const line of plan.lines) ctx.log('info', `prune: ${line}`);
@@ -149,6 +151,7 @@ export const pruneStructuredStep: StepRunner<PruneStructuredStep> = {
       ratio: step.ratio ?? null,
       count: step.count ?? null,
       importance: step.importance,
+      ...(step.importance === 'taylor' ? { taylorAggregate: step.taylorAggregate ?? 'group' } : {}),
       paramsBefore: r.paramsBefore,
       paramsAfter: r.paramsAfter,
       removals,
