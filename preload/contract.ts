@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { PruneStep, QuantizeStep, type Recipe } from './recipe.ts';
 import { SeriesPoint } from './series.ts';
+import { GridValue, SweepGrid } from './sweep.ts';
 
 export { Recipe } from './recipe.ts';
 export type { RecipeInput } from './recipe.ts';
@@ -239,6 +240,16 @@ export const calls = {
   },
   /** Shows a file or folder in the OS file manager (desktop). In serve mode answers { opened: false, reason }. */
   'files.reveal': { params: z.strictObject({ path: FilePath }) },
+  /**
+   * A sweep: the recipe with every combination of the grid's values (`steps.0.bits: [4, 8]`) written in,
+   * each checked before anything runs, then one group and one queued experiment per combination.
+   */
+  'sweeps.start': { params: z.strictObject({ recipe: z.unknown(), grid: SweepGrid, name: z.string().max(200).optional() }) },
+  'sweeps.get': { params: z.strictObject({ id: Id }) },
+  /** Queues again the combinations of a sweep that are not done, queued or running (after a restart, a cancel, a failure). */
+  'sweeps.resume': { params: z.strictObject({ id: Id }) },
+  /** The newest sweeps with their member counts. */
+  'sweeps.list': { params: z.strictObject({ limit: z.int().min(1).max(500).default(50) }) },
 } as const;
 
 export interface AppInfo {
@@ -363,6 +374,23 @@ export interface PrunePlan {
   note: string;
 }
 
+/** A sweep (sweeps.get): its recipe and grid, its members with the grid values each ran, and their statuses. */
+export interface SweepView {
+  id: number;
+  created: string;
+  name: string;
+  kind: string;
+  recipe: unknown;
+  grid: SweepGrid;
+  /** Combinations in the grid. */
+  size: number;
+  /** Combinations with no member done, queued or running: what "Resume sweep" would queue. */
+  remaining: number;
+  counts: Partial<Record<ExperimentStatus, number>>;
+  /** Oldest first (a resumed combination appears again, later). */
+  members: (ExperimentSummary & { assignment: Record<string, GridValue> })[];
+}
+
 /** Result types of the calls, by method. */
 export interface CallResults {
   'app.info': AppInfo;
@@ -383,6 +411,10 @@ export interface CallResults {
   'prune.plan': PrunePlan;
   'distill.plan': DistillPlan;
   'files.reveal': { opened: boolean; reason?: string };
+  'sweeps.start': { groupId: number; jobs: { jobId: string; experimentId: number }[] };
+  'sweeps.get': SweepView;
+  'sweeps.resume': { groupId: number; jobs: { jobId: string; experimentId: number }[] };
+  'sweeps.list': { id: number; created: string; name: string; members: number }[];
 }
 
 export type CallName = keyof typeof calls;

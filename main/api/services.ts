@@ -19,18 +19,23 @@ import { appPaths, appRoot, appVersion } from '../paths.ts';
 import type { EventBus } from './events.ts';
 import { readableIssues } from './issues.ts';
 import { planQuantize } from './quantize-plan.ts';
+import { checkSweep, resumeSweep, startSweep, sweepView } from '../jobs/sweep.ts';
+import { callPaths } from './call-paths.ts';
 import { expandHome } from './workspace.ts';
 import type { Handlers, TransportKind } from './router.ts';
 
 /** What the services need from the job service (main/jobs). */
 export interface JobsPort {
-  start(recipe: unknown, name?: string): Promise<{ jobId: string; experimentId: number }> | { jobId: string; experimentId: number };
+  start(recipe: unknown, name?: string, options?: { groupId?: number }): Promise<{ jobId: string; experimentId: number }> | { jobId: string; experimentId: number };
   cancel(jobId: string): Promise<boolean> | boolean;
   list(): JobInfo[];
 }
 
 /** What the services need from the history repository (main/history). */
 export type HistoryPort = Pick<History, 'list' | 'get' | 'delete' | 'update' | 'recentModels' | 'touchRecentModel' | 'lineage'>;
+
+/** What the sweep calls need from the history: its groups (main/history/groups.ts). */
+export type SweepHistoryPort = Pick<History, 'createGroup' | 'group' | 'groups'>;
 
 export type PickPurpose = ParsedParams<'models.pickFile'>['purpose'];
 
@@ -44,7 +49,7 @@ export interface Dialogs {
 export interface ServiceDeps {
   transport: TransportKind;
   home: string;
-  history: HistoryPort;
+  history: HistoryPort & SweepHistoryPort;
   jobs: JobsPort;
   events: EventBus;
   inspectModel: (path: string) => Promise<ModelInspection>;
@@ -230,6 +235,33 @@ export function createServices(deps: ServiceDeps): Handlers {
         teacher, ...(p.blocks ? { blocks: p.blocks } : {}), ...(student ? { student } : {}), ...(tokenizer ? { tokenizer } : {}),
         ...(text ? { text } : {}), ...(evalText ? { evalText } : {}),
       });
+    },
+
+    async 'sweeps.start'({ recipe, grid, name }, ctx) {
+      // Serve mode: the paths of every combination (a grid can set a path) must lie in the caller's workspace.
+      const workspace = ctx.sender.workspace;
+      const check = workspace
+        ? async (r: unknown) => { for (const { field, value } of callPaths('jobs.start', { recipe: r })) await workspace.check(value, field); }
+        : null;
+      const sweeps = { history, jobs: { start: async (r: unknown, n?: string, o?: { groupId?: number }) => { await check?.(r); return await jobs.start(r, n, o); } } };
+      if (check) for (const m of checkSweep(recipe, grid).members) await check(m.recipe);
+      const started = await startSweep(sweeps, { recipe, grid, ...(name ? { name } : {}) });
+      events.emit('history.changed', { experimentId: null });
+      return started;
+    },
+
+    async 'sweeps.get'({ id }) {
+      return sweepView(history, id);
+    },
+
+    async 'sweeps.resume'({ id }) {
+      const started = await resumeSweep({ history, jobs }, id);
+      events.emit('history.changed', { experimentId: null });
+      return started;
+    },
+
+    async 'sweeps.list'({ limit }) {
+      return history.groups(limit);
     },
 
     async 'files.reveal'({ path: input }) {

@@ -1,5 +1,5 @@
 /** The table of `whittle` commands: their arguments, options and help. */
-import { DISTILL, JOB_KINDS, methodsWithFlag, PRUNE_METHODS, QAT, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, TRAIN } from '../../preload/methods.ts';
+import { DISTILL, methodsWithFlag, PRUNE_METHODS, QAT, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, TRAIN } from '../../preload/methods.ts';
 import { FREEZE_ROLES, STRUCTURED_IMPORTANCES, TAYLOR_AGGREGATES } from '../../preload/recipe.ts';
 import type { CommandSpec } from './args.ts';
 import { RECOVER_OPTIONS } from './recover.ts';

@@ -11,6 +11,7 @@ import { WhittleError } from '../engine/errors.ts';
 import { BUSY_TIMEOUT_MS, openDatabase } from './open.ts';
 import { historyError } from './sqlite-errors.ts';
 import { pickHeadline } from './headline.ts';
+import { createGroup, groupRecord, joinGroup, recentGroups, type GroupRecord, type NewGroup } from './groups.ts';
 import { lineageTree, linkInput, recordOutput } from './lineage.ts';
 
 export interface NewExperiment {
@@ -387,6 +388,32 @@ export class History {
       `SELECT id FROM experiments WHERE model_sha256 = ? AND status = 'done' AND kind = 'evaluate' ORDER BY id DESC LIMIT 1`,
     ).pluck().get(modelSha256);
     return id ?? null;
+  }
+
+  // ── groups (sweeps; groups.ts) ─────────────────────────────────────────────────────────────────────
+
+  /** Records a sweep group (its base recipe and grid); its experiments join it with `joinGroup`. */
+  createGroup(g: NewGroup): number {
+    return createGroup(this.db, g);
+  }
+
+  joinGroup(experimentId: number, groupId: number): void {
+    joinGroup(this.db, experimentId, groupId);
+  }
+
+  /** A group and its members (oldest first), each with the recipe it ran. */
+  group(id: number): GroupRecord & { members: (ExperimentSummary & { recipe: unknown })[] } {
+    const g = groupRecord(this.db, id);
+    if (!g) throw new WhittleError('NOT_FOUND', `There is no sweep ${id} in the history. It may have been deleted.`, { id });
+    const rows = this.db.prepare<ExperimentRow>(`SELECT * FROM experiments WHERE group_id = ? ORDER BY id`).all(id);
+    const metrics = this.db.prepare<MetricRow>(`SELECT experiment, name, value, unit, subject FROM metrics WHERE experiment = ? ORDER BY id`);
+    const members = rows.map((r) => ({ ...this.summary(r, pickHeadline(metrics.all(r.id).map(toMetric))), recipe: JSON.parse(r.recipe_json) as unknown }));
+    return { ...g, members };
+  }
+
+  /** The newest groups with their member counts. */
+  groups(limit = 50): { id: number; created: string; name: string; members: number }[] {
+    return recentGroups(this.db, limit);
   }
 }
 

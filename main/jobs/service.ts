@@ -12,7 +12,8 @@ import path from 'node:path';
 import type {
   ErrorShape, EventName, EventPayloads, JobFinished, JobInfo, JobProgress, LogLine, Metric,
 } from '../../preload/contract.ts';
-import { CHECKPOINTS_ARTEFACT, describeStep, jobTitle, recipeKind } from '../../preload/methods.ts';
+import { CHECKPOINTS_ARTEFACT, describeStep, recipeKind } from '../../preload/methods.ts';
+import { experimentName } from '../../preload/naming.ts';
 import type { Recipe, ResumeFrom } from '../../preload/recipe.ts';
 import type { SeriesPoint } from '../../preload/series.ts';
 import { toErrorShape, WhittleError } from '../engine/errors.ts';
@@ -35,7 +36,7 @@ export type Emit = <E extends EventName>(channel: E, payload: EventPayloads[E]) 
 /** The history calls the job service makes. */
 export type JobHistory = Pick<
   History,
-  'createExperiment' | 'markRunning' | 'finish' | 'addMetrics' | 'addArtefacts' | 'appendLog' | 'setDetails' | 'transaction'
+  'createExperiment' | 'joinGroup' | 'markRunning' | 'finish' | 'addMetrics' | 'addArtefacts' | 'appendLog' | 'setDetails' | 'transaction'
   | 'cacheGet' | 'cachePut' | 'latestEvaluation' | 'recordOutput' | 'linkInput'
 >;
 
@@ -171,7 +172,7 @@ export class JobService {
    * queues the job. Throws INVALID_INPUT (bad recipe) or NOT_FOUND (no model file) before anything is
    * recorded.
    */
-  async start(recipeInput: unknown, name?: string): Promise<StartedJob> {
+  async start(recipeInput: unknown, name?: string, options: { groupId?: number } = {}): Promise<StartedJob> {
     this.assertOpen();
     const parsed = parseRecipe(recipeInput);
     // A folder (an experiment's output) stands for the one .onnx file in it.
@@ -184,7 +185,7 @@ export class JobService {
     const cache = await this.cacheFor(recipe, modelPath);
     const textBytes = recipe.evaluation.perplexity ? await stat(recipe.evaluation.perplexity.text).then((s) => s.size, () => null) : null;
     this.assertOpen();
-    const jobName = name?.trim() || recipe.name?.trim() || `${jobTitle(kind)} ${path.basename(modelPath)}`;
+    const jobName = name?.trim() || recipe.name?.trim() || experimentName(recipe);
     // A compression experiment hangs under the latest evaluation of its original, when there is one.
     const parentId = recipe.steps.length > 0 ? this.evaluations?.latestEvaluation(facts.sha256) ?? null : null;
     const experimentId = this.history.transaction(() => {
@@ -195,6 +196,8 @@ export class JobService {
       this.history.linkInput(id, facts.sha256);
       return id;
     });
+    // A sweep's member (sweep.ts) joins its group as soon as it exists.
+    if (options.groupId !== undefined) this.history.joinGroup(experimentId, options.groupId);
     this.recordCheckpoints(experimentId, jobName, recipe);
     const job = this.newJob(randomUUID(), experimentId, jobName, recipe, cache, new JobEta(progressPlan(recipe, { textBytes })));
     this.jobs.set(job.jobId, job);
