@@ -318,6 +318,28 @@ export const PruneSparseGptStep = z.strictObject({
 export type PruneSparseGptStep = z.infer<typeof PruneSparseGptStep>;
 
 /**
+ * How a structured prune ranks the parts it may remove (structured-importance.ts, taylor-importance.ts):
+ *   magnitude        weight norms (no calibration);
+ *   activation       calibration activation statistics times the weights they multiply;
+ *   block-influence  1 − cos(block input, block output) on calibration text (ShortGPT; target layers only);
+ *   taylor           |Σ w·∂L/∂w| over the part's weights, gradients of the calibration loss (LLM-Pruner).
+ */
+export const STRUCTURED_IMPORTANCES = ['magnitude', 'activation', 'block-influence', 'taylor'] as const;
+export const StructuredImportance = z.enum(STRUCTURED_IMPORTANCES);
+export type StructuredImportance = z.infer<typeof StructuredImportance>;
+
+/** Whether an importance is measured on calibration text (every one but magnitude). */
+export const importanceNeedsCalibration = (importance: StructuredImportance): boolean => importance !== 'magnitude';
+
+/**
+ * Taylor importance of a group: 'group' |Σ_i w_i g_i| (the first-order loss change when the whole group is
+ * zeroed; LLM-Pruner's vector-wise) or 'element' Σ_i |w_i g_i| (element-wise, summed over the group).
+ */
+export const TAYLOR_AGGREGATES = ['group', 'element'] as const;
+export const TaylorAggregate = z.enum(TAYLOR_AGGREGATES);
+export type TaylorAggregate = z.infer<typeof TaylorAggregate>;
+
+/**
  * Structured pruning with graph surgery: whole attention heads, MLP neurons or transformer blocks are
  * removed, so the model really gets smaller and faster.
  */
@@ -329,16 +351,19 @@ export const PruneStructuredStep = z.strictObject({
   ratio: z.number().gt(0, 'ratio must be above 0').lt(1, 'ratio must be below 1 (removing everything leaves no model)').optional(),
   /** How many heads (per block), neurons (per block) or blocks are removed. */
   count: z.int().min(1).optional(),
-  /** magnitude: weight norms; activation: calibration activation statistics; block-influence: 1 − cos(block input, block output) (layers only). */
-  importance: z.enum(['magnitude', 'activation', 'block-influence']).default('magnitude'),
-  /** Needed by the activation and block-influence importances. */
+  /** How parts are ranked (STRUCTURED_IMPORTANCES). */
+  importance: StructuredImportance.default('magnitude'),
+  /** With importance taylor: how a group's w·g terms combine (default group). */
+  taylorAggregate: TaylorAggregate.optional(),
+  /** Needed by every importance but magnitude. */
   calibration: CalibrationConfig.optional(),
   /** Regular expressions on weight (initializer) names whose heads, neurons or blocks are kept. */
   keep: regexList,
 }).superRefine((s, ctx) => {
   if ((s.ratio === undefined) === (s.count === undefined)) ctx.addIssue({ code: 'custom', path: ['ratio'], message: 'give exactly one of ratio (a fraction) or count (how many)' });
-  if (s.importance !== 'magnitude' && s.calibration === undefined) ctx.addIssue({ code: 'custom', path: ['calibration'], message: `the ${s.importance} importance is measured on calibration text: add calibration` });
+  if (importanceNeedsCalibration(s.importance) && s.calibration === undefined) ctx.addIssue({ code: 'custom', path: ['calibration'], message: `the ${s.importance} importance is measured on calibration text: add calibration` });
   if (s.importance === 'block-influence' && s.target !== 'layers') ctx.addIssue({ code: 'custom', path: ['importance'], message: 'block influence ranks whole blocks: use it with target layers' });
+  if (s.taylorAggregate !== undefined && s.importance !== 'taylor') ctx.addIssue({ code: 'custom', path: ['taylorAggregate'], message: 'taylorAggregate applies to the taylor importance only' });
 });
 export type PruneStructuredStep = z.infer<typeof PruneStructuredStep>;
 
