@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { PruneStep, QuantizeStep, type Recipe } from './recipe.ts';
 import { SeriesPoint } from './series.ts';
 import { GridValue, SweepGrid } from './sweep.ts';
+import type { Comparison } from './comparison.ts';
+import type { ParetoSet } from './pareto.ts';
 
 export { Recipe } from './recipe.ts';
 export type { RecipeInput } from './recipe.ts';
@@ -216,6 +218,13 @@ export const calls = {
   'history.update': {
     params: z.strictObject({ id: Id, name: z.string().min(1).max(200).optional(), notes: z.string().max(20_000).optional(), tags: z.array(z.string().min(1).max(40)).max(20).optional() }),
   },
+  /** 2–8 experiments side by side: metrics with changes against the baseline (default the first), recipes diffed, generations, per-weight series, comparability notes. */
+  'history.compare': { params: z.strictObject({ ids: z.array(Id).min(2).max(8), baseline: Id.optional() }) },
+  /** Every done experiment of one original model (by its sha256 or the path of its file; a derived model leads to its original) as Pareto points. */
+  'history.pareto': {
+    params: z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 is 64 lowercase hex digits').optional(), path: FilePath.optional() })
+      .refine((p) => (p.sha256 === undefined) !== (p.path === undefined), 'give the model\'s sha256 or its path, one of the two'),
+  },
   'recipes.validate': { params: z.strictObject({ recipe: z.unknown() }) },
   /** What a quantize step (any method) would do to a model, weight by weight, and the size it would write (no work done). */
   'quantize.plan': { params: z.strictObject({ path: FilePath, step: QuantizeStep }) },
@@ -406,6 +415,8 @@ export interface CallResults {
   'history.lineage': LineageTree;
   'history.delete': { deleted: boolean };
   'history.update': ExperimentDetail;
+  'history.compare': Comparison;
+  'history.pareto': ParetoSet;
   'recipes.validate': { ok: true; recipe: Recipe } | { ok: false; issues: { path: string; message: string }[] };
   'quantize.plan': QuantizePlan;
   'prune.plan': PrunePlan;

@@ -21,6 +21,9 @@ import { readableIssues } from './issues.ts';
 import { planQuantize } from './quantize-plan.ts';
 import { checkSweep, resumeSweep, startSweep, sweepView } from '../jobs/sweep.ts';
 import { callPaths } from './call-paths.ts';
+import { checkCompareIds, compareExperiments } from '../history/compare.ts';
+import { paretoSet } from '../history/pareto.ts';
+import { sha256File } from '../jobs/model-file.ts';
 import { expandHome } from './workspace.ts';
 import type { Handlers, TransportKind } from './router.ts';
 
@@ -37,6 +40,9 @@ export type HistoryPort = Pick<History, 'list' | 'get' | 'delete' | 'update' | '
 /** What the sweep calls need from the history: its groups (main/history/groups.ts). */
 export type SweepHistoryPort = Pick<History, 'createGroup' | 'group' | 'groups'>;
 
+/** What the comparison and the Pareto view read from the history (main/history/compare.ts, pareto.ts). */
+export type CompareHistoryPort = Pick<History, 'get' | 'db' | 'path'>;
+
 export type PickPurpose = ParsedParams<'models.pickFile'>['purpose'];
 
 /** Native file dialogs (desktop only). */
@@ -49,7 +55,7 @@ export interface Dialogs {
 export interface ServiceDeps {
   transport: TransportKind;
   home: string;
-  history: HistoryPort & SweepHistoryPort;
+  history: HistoryPort & SweepHistoryPort & CompareHistoryPort;
   jobs: JobsPort;
   events: EventBus;
   inspectModel: (path: string) => Promise<ModelInspection>;
@@ -192,6 +198,16 @@ export function createServices(deps: ServiceDeps): Handlers {
 
     async 'history.lineage'({ id }) {
       return history.lineage(id);
+    },
+
+    async 'history.compare'({ ids, baseline }) {
+      checkCompareIds(ids, baseline);
+      return compareExperiments(ids.map((id) => history.get(id)), baseline);
+    },
+
+    async 'history.pareto'({ sha256, path: file }) {
+      const sha = sha256 ?? await sha256File(await resolveModelPath(file!));
+      return paretoSet(history, sha);
     },
 
     async 'history.delete'({ id }) {
