@@ -60,10 +60,15 @@ export const LabelledConfig = z.strictObject({
 });
 export type LabelledConfig = z.infer<typeof LabelledConfig>;
 
+/** How a decoder reads a labelled example: the prompt it continues; `{text}` stands for the example's text. */
+export const DEFAULT_PROMPT_TEMPLATE = '{text}\nAnswer:';
+
 /**
- * Accuracy and macro-F1 of a classifier (an encoder with class logits) on labelled data: on the held-out
- * split of `file` (the same `heldOut` and `seed` as a classification fine-tune on it leaves out), or on a
- * separate `testFile` (its labels mapped with `file`'s classes).
+ * Accuracy and macro-F1 of a classifier on labelled data: on the held-out split of `file` (the same
+ * `heldOut` and `seed` as a classification fine-tune on it leaves out), or on a separate `testFile` (its
+ * labels mapped with `file`'s classes). An encoder with class logits is scored by them; a decoder by
+ * labelled prompts (main/engine/evaluate/prompt-accuracy.ts): each example's text filled into `template`,
+ * each class's verbalizer scored as its continuation, the class with the highest log-probability predicted.
  */
 export const AccuracyConfig = z.strictObject({
   file: path,
@@ -73,10 +78,21 @@ export const AccuracyConfig = z.strictObject({
   heldOut: heldOutField.optional(),
   testFile: path.optional(),
   seed: z.int().min(0).max(2 ** 31 - 1).default(0),
-  /** Tokens per example at most, [CLS] and [SEP] included. */
+  /** Tokens per example at most: [CLS] and [SEP] included (encoder); prompt and verbalizer (decoder, the text's start cut first). */
   maxLength: z.int().min(2).max(1 << 16).default(128),
+  /** Decoder only: the prompt, with `{text}` where the example goes (default DEFAULT_PROMPT_TEMPLATE). */
+  template: z.string().min(1).optional(),
+  /**
+   * Decoder only: the words scored for each class, one per class in class order (numeric order for
+   * integer labels, else order of first appearance) or by label ({"0": "negative", "1": "positive"}).
+   * Unset: the labels as written.
+   */
+  verbalizers: z.union([z.array(z.string()), z.record(z.string(), z.string())]).optional(),
+  /** Decoder only: compare classes by mean log-probability per verbalizer token instead of the total. */
+  lengthNormalize: z.boolean().optional(),
 }).superRefine((a, ctx) => {
   if (a.testFile !== undefined && a.heldOut !== undefined) ctx.addIssue({ code: 'custom', path: ['heldOut'], message: 'give a held-out share of the file or a separate test file, not both' });
+  if (a.template !== undefined && !a.template.includes('{text}')) ctx.addIssue({ code: 'custom', path: ['template'], message: 'the prompt template needs {text} where the example\'s text goes' });
 });
 export type AccuracyConfig = z.infer<typeof AccuracyConfig>;
 

@@ -33,6 +33,9 @@ export const evalCommand: CommandSpec = {
     { name: 'label-column', type: 'string', value: 'C', description: 'with --labels: the label column (default: the first of label, labels, class, category)' },
     { name: 'held-out', type: 'string', value: 'H', description: 'with --labels: the share (below 1) or count of examples scored, drawn with --seed (default 0.2, as `whittle train --labels` holds out)' },
     { name: 'seed', type: 'int', value: 'S', description: 'with --labels: seed of the held-out draw (default 0)' },
+    { name: 'template', type: 'string', value: 'T', description: 'with --labels, a decoder: the prompt, {text} where the example goes, \\n a newline (default "{text}\\nAnswer:")' },
+    { name: 'verbalizers', type: 'string', value: 'V', description: 'with --labels, a decoder: the answer words per class, in class order ("negative,positive") or by label ("0=negative,1=positive"); default the labels as written' },
+    { name: 'length-normalize', type: 'boolean', description: 'with --labels, a decoder: compare answers by log-probability per token instead of in total' },
     { name: 'speed', type: 'boolean', description: 'also time prefill and decode (implied by the four options below)' },
     { name: 'prompt-tokens', type: 'int', value: 'P', description: 'prompt length for the prefill timing (default 64)' },
     { name: 'decode-tokens', type: 'int', value: 'D', description: 'tokens generated for the decode timing (default 64)' },
@@ -48,6 +51,7 @@ export const evalCommand: CommandSpec = {
     '  whittle eval model.onnx --tokenizer tokenizer.json --text eval.txt --window 256 --samples 400',
     '  whittle eval model.onnx --speed --threads 4 --json          (speed and footprint: no text, no tokenizer)',
     '  whittle eval bert/model.onnx --labels sst2.tsv --held-out 0.2   (accuracy and macro-F1 of a classifier)',
+    '  whittle eval model.onnx --labels sst2.tsv --template "Review: {text}\\nSentiment:" --verbalizers negative,positive   (a decoder on labelled prompts)',
     '  whittle eval --recipe evaluate.json',
   ],
 };

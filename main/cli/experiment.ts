@@ -13,7 +13,7 @@ import { comparisonText, isComparison } from './comparison.ts';
 import { formatDuration, formatMetric, metricLabel, renderTable } from './format.ts';
 import { runJob, type JobOutcome } from './job-runner.ts';
 import { EXIT_FAILURE, EXIT_OK, exitCodeFor, type Output } from './output.ts';
-import { checkAccuracyLabels, labelsFromFlags } from './labels.ts';
+import { checkAccuracyLabels, labelsFromFlags, promptFromFlags } from './labels.ts';
 import { checkRecipeFiles, loadRecipeFile } from './recipe-file.ts';
 import { openSession } from './session.ts';
 
@@ -32,7 +32,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   name: '--name',
 };
 
-const EVAL_FLAGS = ['tokenizer', 'labels', 'text-column', 'label-column', 'held-out', 'seed', 'text', 'protocol', 'window', 'samples', 'speed', 'prompt-tokens', 'decode-tokens', 'threads', 'repeats'];
+const EVAL_FLAGS = ['tokenizer', 'labels', 'text-column', 'label-column', 'held-out', 'seed', 'template', 'verbalizers', 'length-normalize', 'text', 'protocol', 'window', 'samples', 'speed', 'prompt-tokens', 'decode-tokens', 'threads', 'repeats'];
 
 /** With --no-cache: the recipe as submitted, asking for fresh figures (`evaluation.cache: false`). */
 export function applyNoCache<T>(submit: T, o: OptionValues): T {
@@ -73,9 +73,10 @@ export function recipeFromFlags(model: string, o: OptionValues): RecipeInput {
     if (stray.length) throw new UsageError(`${stray.map((f) => `--${f}`).join(', ')} set${stray.length === 1 ? 's' : ''} up perplexity, which needs the text: give it with --text FILE.`);
   }
   const labels = labelsFromFlags(o);
+  const prompt = promptFromFlags(o);
   if (o.labels !== undefined) {
     if (!tokenizer) throw new UsageError(`--labels needs the model's tokenizer: there is no tokenizer.json beside ${path.basename(model)}.`, 'Give it with --tokenizer FILE.');
-    evaluation.accuracy = labels;
+    evaluation.accuracy = { ...labels, ...prompt };
   } else if (o.seed !== undefined) {
     throw new UsageError('--seed draws the held-out examples of --labels FILE: it only applies with --labels.');
   }
@@ -205,7 +206,7 @@ export async function runEval(positionals: string[], o: OptionValues, out: Outpu
   const recipe = recipeFromFlags(positionals[0], o);
   const parsed = Recipe.parse(recipe);
   checkRecipeFiles(parsed);
-  if (parsed.evaluation.accuracy) await checkAccuracyLabels(parsed.model.path, parsed.evaluation.accuracy);
+  if (parsed.evaluation.accuracy) await checkAccuracyLabels(parsed.model.path, parsed.evaluation.accuracy, parsed.tokenizer?.path);
   return runAndReport(recipe, undefined, out, home);
 }
 

@@ -1,12 +1,15 @@
 /**
  * Labelled data on the command line: `--labels FILE [--text-column C] [--label-column C] [--held-out H]`
- * of `whittle train` (objective classify) and `whittle eval` (the accuracy section), and the checks made
- * before a job is submitted: the file's columns and classes (labelled.ts says what is wrong and lists the
- * columns found), and the model (training needs an encoder; accuracy needs a classifier).
+ * of `whittle train` (objective classify) and `whittle eval` (the accuracy section; for a decoder also
+ * `--template T --verbalizers V --length-normalize`), and the checks made before a job is submitted: the
+ * file's columns and classes (labelled.ts says what is wrong and lists the columns found), and the model
+ * (training needs an encoder; accuracy a classifier, or a decoder whose prompts fit the classes).
  */
 import path from 'node:path';
 import type { AccuracyConfig, LabelledConfig } from '../../preload/recipe.ts';
-import { accuracyExamples, classifierCheck, labelledSplit } from '../engine/evaluate/accuracy-section.ts';
+import { loadTokenizer } from '../engine/data/tokenizer.ts';
+import { accuracyExamples, classifierCheck, labelledSplit, promptSettingsOf, scoresByPrompts } from '../engine/evaluate/accuracy-section.ts';
+import { promptPlan } from '../engine/evaluate/prompt-accuracy.ts';
 import { WhittleError } from '../engine/errors.ts';
 import { readModel } from '../engine/onnx/reader.ts';
 import { checkEncoder } from '../engine/train/classify-step.ts';
@@ -14,6 +17,36 @@ import { UsageError, type OptionValues } from './args.ts';
 
 /** Flags that only mean something with --labels. */
 export const LABEL_FLAGS = ['text-column', 'label-column', 'held-out'] as const;
+/** `whittle eval --labels` flags for a decoder's labelled prompts. */
+export const PROMPT_FLAGS = ['template', 'verbalizers', 'length-normalize'] as const;
+
+/**
+ * `--verbalizers`: comma-separated words, one per class in class order ("negative,positive"), or
+ * label=words pairs ("0=negative,1=positive"); a comma inside words is written \,.
+ */
+export function parseVerbalizers(raw: string): string[] | Record<string, string> {
+  const parts = raw.split(/(?<!\\),/).map((p) => p.replace(/\\,/g, ','));
+  const pairs = parts.map((p) => /^([^=]+)=(.*)$/.exec(p));
+  if (pairs.every((m) => m !== null)) return Object.fromEntries(pairs.map((m) => [m![1].trim(), m![2].trim()]));
+  if (pairs.some((m) => m !== null) && parts.some((p) => !p.includes('='))) {
+    throw new UsageError(`--verbalizers mixes label=words pairs and plain words ("${raw}").`, 'Give one word per class in class order ("negative,positive") or map every label ("0=negative,1=positive").');
+  }
+  return parts.map((p) => p.trim());
+}
+
+/** The decoder prompt settings the flags give (`\n` in --template is a newline). */
+export function promptFromFlags(o: OptionValues): { template?: string; verbalizers?: string[] | Record<string, string>; lengthNormalize?: boolean } {
+  if (o.labels === undefined) {
+    const stray = PROMPT_FLAGS.filter((f) => o[f] !== undefined && o[f] !== false);
+    if (stray.length) throw new UsageError(`${stray.map((f) => `--${f}`).join(', ')} only appl${stray.length === 1 ? 'ies' : 'y'} with --labels FILE (labelled data scored by a decoder).`);
+    return {};
+  }
+  return {
+    ...(o.template !== undefined ? { template: String(o.template).replace(/\\n/g, '\n') } : {}),
+    ...(o.verbalizers !== undefined ? { verbalizers: parseVerbalizers(String(o.verbalizers)) } : {}),
+    ...(o['length-normalize'] === true ? { lengthNormalize: true } : {}),
+  };
+}
 
 function heldOutOf(o: OptionValues): number {
   const raw = String(o['held-out']).trim();
@@ -44,9 +77,19 @@ export async function checkTrainingLabels(model: string, labels: LabelledConfig)
   await labelledSplit(labels);
 }
 
-/** Evaluation: the held-out examples can be read, and the model is a classifier (never a decoder). */
-export async function checkAccuracyLabels(model: string, accuracy: AccuracyConfig): Promise<void> {
-  const check = classifierCheck(await readModel(model));
+/**
+ * Evaluation: the held-out examples can be read, and the model is a classifier, or a decoder whose
+ * template and verbalizers fit the classes and the tokenizer.
+ */
+export async function checkAccuracyLabels(model: string, accuracy: AccuracyConfig, tokenizerPath?: string): Promise<void> {
+  const graph = await readModel(model);
+  if (scoresByPrompts(graph)) {
+    const data = await accuracyExamples(accuracy);
+    if (tokenizerPath === undefined) throw new WhittleError('INVALID_INPUT', "Accuracy on labelled prompts needs the model's tokenizer. Give it with --tokenizer FILE.", { model });
+    promptPlan(promptSettingsOf(accuracy), data.classes, await loadTokenizer(tokenizerPath));
+    return;
+  }
+  const check = classifierCheck(graph);
   if (!check.ok) throw new WhittleError('INVALID_INPUT', check.reason.charAt(0).toUpperCase() + check.reason.slice(1), { model });
   await accuracyExamples(accuracy);
 }

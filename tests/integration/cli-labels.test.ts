@@ -1,7 +1,8 @@
 /**
  * Labelled data on the command line, as a real child process: `whittle train --labels` and `whittle eval
  * --labels` refuse before any work (exit 2, nothing in the history) a file without its label column (the
- * columns found are listed), a file with one class, a decoder given labels to train or to score, and
+ * columns found are listed), a file with one class, a decoder given labels to train (or to score with a
+ * class left without a verbalizer), and
  * distillation flags without labels; on a tiny BERT, `whittle eval --labels` reports accuracy and
  * macro-F1 on the held-out share and `whittle train --labels` compares original and result on it.
  */
@@ -48,7 +49,9 @@ describe('labelled data on the command line', () => {
       [['train', bert, '--tokenizer', TOKENIZER, '--labels', noLabel, '--label-column', 'stars', '--steps', '2'], /no column 'stars'; its columns are 'sentence', 'sentiment'/],
       [['train', bert, '--tokenizer', TOKENIZER, '--labels', oneClass, '--steps', '2'], /has the label 'pos': a classifier needs at least two classes/],
       [['train', STORIES.model, '--tokenizer', STORIES.tokenizer, '--labels', SST2, '--steps', '2'], /needs an encoder .* is a decoder/],
-      [['eval', STORIES.model, '--tokenizer', STORIES.tokenizer, '--labels', SST2], /accuracy needs a classifier \(an encoder with class logits\)/i],
+      [['eval', STORIES.model, '--tokenizer', STORIES.tokenizer, '--labels', SST2, '--verbalizers', 'negative'], /Class "1" has no verbalizer/],
+      [['eval', STORIES.model, '--tokenizer', STORIES.tokenizer, '--labels', SST2, '--template', 'Answer:'], /template.*\{text\}/],
+      [['eval', STORIES.model, '--tokenizer', STORIES.tokenizer, '--verbalizers', 'a,b'], /--verbalizers only applies with --labels/],
       [['eval', bert, '--tokenizer', TOKENIZER, '--labels', noLabel], /no label column/],
       [['train', bert, '--tokenizer', TOKENIZER, '--text', STORIES.text, '--teacher', bert, '--steps', '2'], /--teacher distils a classifier: it only applies with --labels/],
       [['train', bert, '--tokenizer', TOKENIZER, '--labels', SST2, '--held-out', '1.5', '--steps', '2'], /--held-out needs a fraction below 1/],

@@ -3,7 +3,8 @@
  * all-MiniLM-L6-v2 tokenizer over a trimmed embedding) fine-tuned on SST-2 dev with objective 'classify'
  * for a few steps, the evaluation's accuracy section scoring the original and the result on the same
  * held-out split (0.25, seed 7: 218 of 872 sentences, none of them trained on); the step's own held-out
- * accuracy is the result's. A decoder given the accuracy section is refused before any work.
+ * accuracy is the result's. A decoder given the accuracy section with a class left without a verbalizer
+ * is refused before any work.
  */
 import { rmSync } from 'node:fs';
 import path from 'node:path';
@@ -90,12 +91,12 @@ describe('classification fine-tuning as a job', () => {
     rmSync(path.dirname(d.artefacts.find((a) => a.kind === 'model')!.path), { recursive: true, force: true });
   }, 60_000);
 
-  it('refuses before work: the accuracy section on a decoder, and classification fine-tuning of a decoder', async () => {
+  it('refuses before work: the accuracy section on a decoder with a class left unanswered, and classification fine-tuning of a decoder', async () => {
     const onDecoder = await jobs.start({
       model: { path: STORIES.model }, tokenizer: { path: STORIES.tokenizer },
-      evaluation: { accuracy: { file: SST2 }, footprint: false },
+      evaluation: { accuracy: { file: SST2, verbalizers: { 0: 'negative' } }, footprint: false },
     } as RecipeInput).then((j) => jobs.whenFinished(j.jobId), (e: unknown) => ({ status: 'refused', error: e as Error }));
-    expect(onDecoder.error?.message).toMatch(/accuracy needs a classifier \(an encoder with class logits\)/i);
+    expect(onDecoder.error?.message).toMatch(/Class "1" has no verbalizer/);
 
     const trainDecoder = await jobs.start({
       model: { path: STORIES.model }, tokenizer: { path: STORIES.tokenizer },

@@ -6,7 +6,8 @@
  * and `seed`, so a classification fine-tune with the same settings never trained on them), or a
  * separate test file read with the training file's classes. Everything is read and checked before any
  * work. A classifier is an encoder (detectGraphKind) whose class logits are [batch, classes]; a decoder
- * is refused up front: scoring labelled prompts with a decoder is not part of this section.
+ * is scored on labelled prompts instead (prompt-accuracy.ts), its template and verbalizers checked
+ * against the classes and the tokenizer up front (promptSettingsOf → promptPlan).
  */
 import path from 'node:path';
 import type { Metric } from '../../../preload/contract.ts';
@@ -16,6 +17,7 @@ import { WhittleError } from '../errors.ts';
 import { detectGraphKind } from '../model/layout.ts';
 import type { OnnxModel } from '../onnx/proto-types.ts';
 import type { AccuracyResult } from './accuracy.ts';
+import type { PromptAccuracyResult, PromptSettings } from './prompt-accuracy.ts';
 
 /** The training and held-out examples of a labelled file as a recipe names it. */
 export async function labelledSplit(config: LabelledConfig, signal?: AbortSignal): Promise<{ all: LabelledData; train: LabelledData; test: LabelledData }> {
@@ -42,6 +44,20 @@ export async function accuracyExamples(config: AccuracyConfig, signal?: AbortSig
   return readLabelled(path.resolve(config.testFile), { ...columns, classes: training.classes, ...(signal ? { signal } : {}) });
 }
 
+/** Whether `model`'s accuracy is measured by labelled prompts: a decoder (one with a state Whittle cannot feed is refused elsewhere). */
+export function scoresByPrompts(model: OnnxModel): boolean {
+  return detectGraphKind(model).startsWith('decoder');
+}
+
+/** The accuracy section's decoder settings (template, verbalizers, length normalisation). */
+export function promptSettingsOf(config: AccuracyConfig): PromptSettings {
+  return {
+    ...(config.template !== undefined ? { template: config.template } : {}),
+    ...(config.verbalizers !== undefined ? { verbalizers: config.verbalizers } : {}),
+    ...(config.lengthNormalize !== undefined ? { lengthNormalize: config.lengthNormalize } : {}),
+  };
+}
+
 /** Rank of a graph output's declared shape, or null when the graph does not say. */
 function outputRank(model: OnnxModel, name: string): number | null {
   const out = model.proto.graph?.output?.find((o) => o.name === name);
@@ -56,7 +72,9 @@ export function classifierCheck(model: OnnxModel): ClassifierCheck {
   const kind = detectGraphKind(model);
   const name = path.basename(model.path);
   if (kind !== 'encoder') {
-    return { ok: false, reason: `accuracy needs a classifier (an encoder with class logits); ${name} is ${kind.startsWith('decoder') ? 'a decoder (next-token logits)' : 'not a model Whittle recognises as an encoder'}. Measure a decoder with perplexity instead.` };
+    return { ok: false, reason: kind.startsWith('decoder')
+      ? `accuracy by class logits needs an encoder classifier; ${name} is a decoder (next-token logits), scored on labelled prompts instead.`
+      : `accuracy needs a classifier (an encoder with class logits) or a decoder; ${name} is not a model Whittle recognises as either.` };
   }
   const outputs = (model.proto.graph?.output ?? []).map((o) => o.name ?? '');
   const logits = outputs.includes('logits') ? 'logits' : outputs[0];
@@ -88,11 +106,15 @@ export function accuracyMetrics(r: AccuracyResult, subject: string): Metric[] {
   ];
 }
 
-/** What the details keep of an accuracy result (every prediction is left out: the confusion matrix says it). */
-export function accuracyDetails(r: AccuracyResult, data: LabelledData): Record<string, unknown> {
+/**
+ * What the details keep of an accuracy result (every prediction is left out: the confusion matrix says it);
+ * a decoder's also say how it was prompted.
+ */
+export function accuracyDetails(r: AccuracyResult | PromptAccuracyResult, data: LabelledData): Record<string, unknown> {
   return {
     file: data.path, textColumn: data.textColumn, labelColumn: data.labelColumn,
     count: r.count, classes: r.classes, accuracy: r.accuracy, macroF1: r.macroF1,
     perClass: r.perClass.map((m, i) => ({ class: r.classes[i], ...m })), confusion: r.confusion, examples: r.examples,
+    ...('prompt' in r ? { scoredBy: 'prompts', prompt: { ...r.prompt } } : { scoredBy: 'class-logits' }),
   };
 }

@@ -17,7 +17,8 @@ import type { LabelledData } from '../data/labelled.ts';
 import { checkTokenizerFitsModel, loadTokenizer, type TextTokenizer } from '../data/tokenizer.ts';
 import { throwIfAborted, WhittleError } from '../errors.ts';
 import { evaluateAccuracy } from '../evaluate/accuracy.ts';
-import { accuracyDetails, accuracyExamples, accuracyMetrics, checkClassifierFor, classifierCheck } from '../evaluate/accuracy-section.ts';
+import { accuracyDetails, accuracyExamples, accuracyMetrics, checkClassifierFor, classifierCheck, promptSettingsOf, scoresByPrompts } from '../evaluate/accuracy-section.ts';
+import { evaluatePromptAccuracy, promptPlan, type PromptPlan } from '../evaluate/prompt-accuracy.ts';
 import { agreementMetrics, compareOnText } from '../evaluate/agreement.ts';
 import { createSession, openDecoder, type Decoder } from '../evaluate/decoder-session.ts';
 import { footprintMetrics, measureFootprint, type InspectModel } from '../evaluate/footprint.ts';
@@ -62,6 +63,8 @@ interface AccuracyPlan {
   maxLength: number;
   /** False when the original is an encoder without class logits that a classify step gives a head. */
   original: boolean;
+  /** A decoder's labelled prompts (checked against the classes and tokenizer); null for an encoder classifier. */
+  prompt: PromptPlan | null;
 }
 
 interface SamplePlan {
@@ -116,7 +119,7 @@ async function prepare(recipe: Recipe, registry: StepRegistry, ctx: JobContext):
   const threads = evaluation.speed?.threads ?? 0;
   // The recipe's tokenizer goes into the output even when no evaluation reads it: a broken one fails now.
   const given = recipe.tokenizer ? await loadTokenizer(recipe.tokenizer.path) : null;
-  const accuracy = evaluation.accuracy && graph ? await accuracyPlan(recipe, graph, ctx) : null;
+  const accuracy = evaluation.accuracy && graph ? await accuracyPlan(recipe, graph, given, ctx) : null;
 
   ctx.progress({ phase: 'load', done: 0, total: 1, message: path.basename(recipe.model.path) });
   let decoder: Decoder | null = null;
@@ -151,30 +154,52 @@ async function prepare(recipe: Recipe, registry: StepRegistry, ctx: JobContext):
 
 /**
  * The accuracy section's examples, read and checked before any work, and whether the original is scored:
- * a decoder is refused; an encoder without class logits is scored only after a classify step gave it a head.
+ * a decoder by labelled prompts (its template and verbalizers checked now); an encoder without class
+ * logits only after a classify step gave it a head.
  */
-async function accuracyPlan(recipe: Recipe, graph: Awaited<ReturnType<typeof readModel>>, ctx: JobContext): Promise<AccuracyPlan> {
+async function accuracyPlan(recipe: Recipe, graph: Awaited<ReturnType<typeof readModel>>, tokenizer: TextTokenizer | null, ctx: JobContext): Promise<AccuracyPlan> {
   const config = recipe.evaluation.accuracy!;
   const data = await accuracyExamples(config, ctx.signal);
+  if (scoresByPrompts(graph)) {
+    if (!tokenizer) throw new WhittleError('INVALID_INPUT', "The recipe asks for accuracy, which needs a tokenizer. Add the model's tokenizer.json to the recipe.");
+    return { data, maxLength: config.maxLength, original: true, prompt: promptPlan(promptSettingsOf(config), data.classes, tokenizer) };
+  }
   const check = classifierCheck(graph);
   const classifies = recipe.steps.some((s) => s.type === 'train' && s.objective === 'classify');
   if (check.ok || !classifies || detectGraphKind(graph) !== 'encoder') {
     checkClassifierFor(graph, data);
-    return { data, maxLength: config.maxLength, original: true };
+    return { data, maxLength: config.maxLength, original: true, prompt: null };
   }
   ctx.log('info', `the original has no class logits; accuracy is measured on the result only (${check.reason})`);
-  return { data, maxLength: config.maxLength, original: false };
+  return { data, maxLength: config.maxLength, original: false, prompt: null };
 }
 
 /** Accuracy and macro-F1 of one model on the held-out examples. */
 async function accuracyOf(modelPath: string, subject: string, inputs: EvaluationInputs, ctx: JobContext): Promise<{ metrics: Metric[]; details: Record<string, unknown> }> {
   const plan = inputs.accuracy!;
   throwIfAborted(ctx.signal);
+  if (plan.prompt) return promptAccuracyOf(modelPath, subject, plan.prompt, inputs, ctx);
   if (subject !== 'original') checkClassifierFor(await readModel(modelPath), plan.data);
   ctx.log('info', `${subject}: accuracy on ${plan.data.examples.length} held-out examples of ${path.basename(plan.data.path)} (${plan.data.classes.length} classes)`);
   const r = await evaluateAccuracy(modelPath, plan.data, { tokenizerPath: inputs.tokenizer!.path, maxLength: plan.maxLength, ...(inputs.threads ? { threads: inputs.threads } : {}) });
   ctx.log('info', `${subject}: accuracy ${(100 * r.accuracy).toFixed(2)} %, macro-F1 ${r.macroF1.toFixed(4)} over ${r.count} examples`);
   return { metrics: accuracyMetrics(r, subject), details: accuracyDetails(r, plan.data) };
+}
+
+/** Accuracy and macro-F1 of a decoder on the held-out examples as labelled prompts (prompt-accuracy.ts). */
+async function promptAccuracyOf(modelPath: string, subject: string, prompt: PromptPlan, inputs: EvaluationInputs, ctx: JobContext): Promise<{ metrics: Metric[]; details: Record<string, unknown> }> {
+  const plan = inputs.accuracy!;
+  const tokenizer = inputs.tokenizer!;
+  ctx.log('info', `${subject}: accuracy on ${plan.data.examples.length} held-out examples of ${path.basename(plan.data.path)} as prompts ${JSON.stringify(prompt.template)}, answers ${prompt.verbalizers.map((v) => JSON.stringify(v)).join(' / ')}${prompt.lengthNormalize ? ' (per token)' : ''}`);
+  const decoder = await openDecoder(modelPath, { threads: inputs.threads });
+  try {
+    checkTokenizerFitsModel(tokenizer, decoder.vocabSize);
+    const r = await evaluatePromptAccuracy(decoder, tokenizer, plan.data, prompt, { maxLength: plan.maxLength, signal: ctx.signal });
+    ctx.log('info', `${subject}: accuracy ${(100 * r.accuracy).toFixed(2)} %, macro-F1 ${r.macroF1.toFixed(4)} over ${r.count} examples`);
+    return { metrics: accuracyMetrics(r, subject), details: accuracyDetails(r, plan.data) };
+  } finally {
+    await decoder.release();
+  }
 }
 
 const decoderFacts = (d: Decoder): Record<string, unknown> => ({ layout: d.layout.kind, vocabSize: d.vocabSize, cacheTensors: d.layout.cache.length });
