@@ -145,7 +145,15 @@ export interface ExperimentSummary {
   modelPath: string;
   modelBytes: number | null;
   headline: Metric[];                  // a few key metrics for the list
+  starred: boolean;
+  pinned: boolean;                     // pinned experiments come first in the list
+  tags: string[];                      // sorted
 }
+
+/** How many experiments of one kind the history holds. */
+export interface KindCount { kind: string; count: number }
+/** How many experiments carry one tag. */
+export interface TagCount { tag: string; count: number }
 
 export const LogLevel = z.enum(['debug', 'info', 'warn', 'error']);
 export interface LogLine { seq: number; time: string; level: z.infer<typeof LogLevel>; text: string }
@@ -205,7 +213,11 @@ export const calls = {
       search: z.string().max(200).optional(),
       status: ExperimentStatus.optional(),
       kind: z.string().max(40).optional(),
-      sort: z.enum(['created', 'name', 'status', 'kind']).default('created'),
+      /** Experiments carrying every one of these tags. */
+      tags: z.array(z.string().min(1).max(40)).max(20).optional(),
+      starred: z.boolean().optional(),
+      /** 'relevance': search matches ranked by bm25 (pinned first, as always); without a search it is 'created'. */
+      sort: z.enum(['relevance', 'created', 'name', 'status', 'kind']).default('created'),
       order: z.enum(['asc', 'desc']).default('desc'),
       limit: z.int().min(1).max(500).default(100),
       offset: z.int().min(0).default(0),
@@ -216,8 +228,15 @@ export const calls = {
   'history.lineage': { params: z.strictObject({ id: Id }) },
   'history.delete': { params: z.strictObject({ id: Id }) },
   'history.update': {
-    params: z.strictObject({ id: Id, name: z.string().min(1).max(200).optional(), notes: z.string().max(20_000).optional(), tags: z.array(z.string().min(1).max(40)).max(20).optional() }),
+    params: z.strictObject({
+      id: Id, name: z.string().min(1).max(200).optional(), notes: z.string().max(20_000).optional(), tags: z.array(z.string().min(1).max(40)).max(20).optional(),
+      starred: z.boolean().optional(), pinned: z.boolean().optional(),
+    }),
   },
+  /** Every kind of job Whittle writes, with how many experiments of each the history holds (for filters). */
+  'history.kinds': { params: z.strictObject({}) },
+  /** The tags in use, most used first. */
+  'history.tags': { params: z.strictObject({ limit: z.int().min(1).max(500).default(100) }) },
   /** 2–8 experiments side by side: metrics with changes against the baseline (default the first), recipes diffed, generations, per-weight series, comparability notes. */
   'history.compare': { params: z.strictObject({ ids: z.array(Id).min(2).max(8), baseline: Id.optional() }) },
   /** Every done experiment of one original model (by its sha256 or the path of its file; a derived model leads to its original) as Pareto points. */
@@ -415,6 +434,8 @@ export interface CallResults {
   'history.lineage': LineageTree;
   'history.delete': { deleted: boolean };
   'history.update': ExperimentDetail;
+  'history.kinds': KindCount[];
+  'history.tags': TagCount[];
   'history.compare': Comparison;
   'history.pareto': ParetoSet;
   'recipes.validate': { ok: true; recipe: Recipe } | { ok: false; issues: { path: string; message: string }[] };

@@ -35,7 +35,7 @@ export interface JobsPort {
 }
 
 /** What the services need from the history repository (main/history). */
-export type HistoryPort = Pick<History, 'list' | 'get' | 'delete' | 'update' | 'recentModels' | 'touchRecentModel' | 'lineage'>;
+export type HistoryPort = Pick<History, 'list' | 'get' | 'delete' | 'update' | 'recentModels' | 'touchRecentModel' | 'kinds' | 'tags' | 'lineage'>;
 
 /** What the sweep calls need from the history: its groups (main/history/groups.ts). */
 export type SweepHistoryPort = Pick<History, 'createGroup' | 'group' | 'groups'>;
@@ -190,6 +190,14 @@ export function createServices(deps: ServiceDeps): Handlers {
 
     async 'history.list'(query) {
       return history.list(query);
+    },
+
+    async 'history.kinds'() {
+      return history.kinds();
+    },
+
+    async 'history.tags'({ limit }) {
+      return history.tags(limit);
     },
 
     async 'history.get'({ id }) {

@@ -1,5 +1,5 @@
 /** The table of `whittle` commands: their arguments, options and help. */
-import { DISTILL, methodsWithFlag, PRUNE_METHODS, QAT, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, TRAIN } from '../../preload/methods.ts';
+import { DISTILL, JOB_KINDS, methodsWithFlag, PRUNE_METHODS, QAT, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, TRAIN } from '../../preload/methods.ts';
 import { FREEZE_ROLES, STRUCTURED_IMPORTANCES, TAYLOR_AGGREGATES } from '../../preload/recipe.ts';
 import type { CommandSpec } from './args.ts';
 import { RECOVER_OPTIONS } from './recover.ts';
@@ -299,12 +299,21 @@ export const distillCommand: CommandSpec = {
 
 export const historyListCommand: CommandSpec = {
   name: 'history list',
-  summary: 'List experiments, newest first.',
+  summary: 'List experiments: pinned first, then newest first (or best match first with --search).',
   positionals: [],
   options: [
-    { name: 'search', type: 'string', value: 'TEXT', description: 'only experiments whose name or model path contains TEXT' },
+    { name: 'search', type: 'string', value: 'TEXT', description: 'only experiments whose name, kind, model, notes or tags have words starting with every word of TEXT' },
+    { name: 'tag', type: 'string', value: 'T', repeatable: true, description: 'only experiments tagged T (repeat for several: all must be present)' },
+    { name: 'kind', type: 'string', value: 'K', choices: JOB_KINDS, description: 'only experiments of this kind' },
     { name: 'status', type: 'string', value: 'S', choices: ['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted'], description: 'only experiments with this status' },
+    { name: 'starred', type: 'boolean', description: 'only starred experiments' },
     { name: 'limit', type: 'int', value: 'N', min: 1, max: 500, description: 'at most N experiments (default 100, at most 500)' },
+    { name: 'offset', type: 'int', value: 'N', min: 0, description: 'skip the first N matches (with --limit: one page at a time)' },
+  ],
+  notes: [
+    'Examples:',
+    '  whittle history list --search "gptq 4b"',
+    '  whittle history list --tag shipping --kind quantize --starred --json',
   ],
 };
 

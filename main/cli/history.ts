@@ -1,5 +1,5 @@
 /** `whittle history list | show | delete`: the same history the desktop app shows. */
-import type { ExperimentDetail, ExperimentStatus, ExperimentSummary } from '../../preload/contract.ts';
+import type { CallParams, ExperimentDetail, ExperimentStatus, ExperimentSummary } from '../../preload/contract.ts';
 import { WhittleError } from '../engine/errors.ts';
 import { UsageError, type OptionValues } from './args.ts';
 import { formatBytes, formatDuration, formatMetric, metricLabel, renderFacts, renderTable, shortDate } from './format.ts';
@@ -18,12 +18,41 @@ function headlineText(s: ExperimentSummary): string {
   return s.headline.map((m) => `${metricLabel(m.name)} ${formatMetric(m)}`).join(' · ');
 }
 
-export function listText(items: readonly ExperimentSummary[], total: number): string {
-  if (items.length === 0) return total === 0 ? 'No experiments yet. Start one with `whittle eval` or `whittle run`.\n' : `None of the ${total} experiments match.\n`;
-  const rows = items.map((s) => [String(s.id), shortDate(s.created), s.status, s.kind, s.name, headlineText(s)]);
-  const table = renderTable([['id', 'created', 'status', 'kind', 'name', 'headline'], ...rows], { header: true, rightAlign: [0] });
-  const more = total > items.length ? `\n${items.length} of ${total} shown; use --limit or --search to see others.\n` : '';
+/** The name with its marks: ★ starred, ↑ pinned (pinned experiments are listed first). */
+function markedName(s: ExperimentSummary): string {
+  const marks = `${s.pinned ? '↑' : ''}${s.starred ? '★' : ''}`;
+  return marks ? `${marks} ${s.name}` : s.name;
+}
+
+/** `filtered`: the list was narrowed by a search or a filter (an empty answer then says nothing matched). */
+export function listText(items: readonly ExperimentSummary[], total: number, filtered = false, offset = 0): string {
+  if (items.length === 0) {
+    if (total > 0) return `No experiments after the first ${offset} of ${total}; use a smaller --offset.\n`;
+    return filtered ? 'No experiment matches.\n' : 'No experiments yet. Start one with `whittle eval` or `whittle run`.\n';
+  }
+  const withTags = items.some((s) => s.tags.length > 0);
+  const rows = items.map((s) => [String(s.id), shortDate(s.created), s.status, s.kind, markedName(s), ...(withTags ? [s.tags.join(', ')] : []), headlineText(s)]);
+  const header = ['id', 'created', 'status', 'kind', 'name', ...(withTags ? ['tags'] : []), 'headline'];
+  const table = renderTable([header, ...rows], { header: true, rightAlign: [0] });
+  const shown = offset > 0 ? `${offset + 1}–${offset + items.length}` : String(items.length);
+  const more = total > items.length ? `\n${shown} of ${total} shown; use --limit and --offset for other pages, --search, --tag or --kind to narrow.\n` : '';
   return `${table}${more}`;
+}
+
+/** The history.list call for `whittle history list`'s options. */
+export function listParams(o: OptionValues): CallParams<'history.list'> {
+  const params: CallParams<'history.list'> = {};
+  if (o.search !== undefined) {
+    params.search = String(o.search);
+    params.sort = 'relevance';
+  }
+  if (o.tag !== undefined) params.tags = o.tag as string[];
+  if (o.kind !== undefined) params.kind = String(o.kind);
+  if (o.status !== undefined) params.status = o.status as ExperimentStatus;
+  if (o.starred === true) params.starred = true;
+  if (o.limit !== undefined) params.limit = Number(o.limit);
+  if (o.offset !== undefined) params.offset = Number(o.offset);
+  return params;
 }
 
 export function detailText(e: ExperimentDetail): string {
@@ -59,12 +88,10 @@ export async function runHistory(sub: 'list' | 'show' | 'delete', positionals: s
   const session = await openSession({ home, transport: 'memory', needsEngine: false, out });
   try {
     if (sub === 'list') {
-      const params: { search?: string; status?: ExperimentStatus; limit?: number } = {};
-      if (o.search !== undefined) params.search = String(o.search);
-      if (o.status !== undefined) params.status = o.status as ExperimentStatus;
-      if (o.limit !== undefined) params.limit = Number(o.limit);
+      const params = listParams(o);
       const result = await session.call('history.list', params);
-      out.result(result, listText(result.items, result.total));
+      const filtered = !!(params.search?.trim() || params.tags?.length || params.kind || params.status || params.starred);
+      out.result(result, listText(result.items, result.total, filtered, params.offset ?? 0));
     } else if (sub === 'show') {
       const detail = await session.call('history.get', { id });
       out.result(detail, detailText(detail));

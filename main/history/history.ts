@@ -5,12 +5,13 @@
 import { stat } from 'node:fs/promises';
 import type Database from 'better-sqlite3';
 import type {
-  Artefact, ErrorShape, ExperimentDetail, ExperimentStatus, ExperimentSummary, LineageTree, LogLine, Metric, RecentModel,
+  Artefact, ErrorShape, ExperimentDetail, ExperimentStatus, ExperimentSummary, KindCount, LineageTree, LogLine, Metric, RecentModel, TagCount,
 } from '../../preload/contract.ts';
 import { WhittleError } from '../engine/errors.ts';
 import { BUSY_TIMEOUT_MS, openDatabase } from './open.ts';
 import { historyError } from './sqlite-errors.ts';
 import { pickHeadline } from './headline.ts';
+import { kindCounts, listRows, tagCounts, tagsByExperiment, type ListQuery } from './list.ts';
 import { createGroup, groupRecord, joinGroup, recentGroups, type GroupRecord, type NewGroup } from './groups.ts';
 import { lineageTree, linkInput, recordOutput } from './lineage.ts';
 
@@ -31,20 +32,14 @@ export interface NewExperiment {
 
 export type FinalStatus = 'done' | 'failed' | 'cancelled' | 'interrupted';
 
-export interface ListQuery {
-  search?: string;
-  status?: ExperimentStatus;
-  kind?: string;
-  sort?: 'created' | 'name' | 'status' | 'kind';
-  order?: 'asc' | 'desc';
-  limit?: number;
-  offset?: number;
-}
+export type { ListQuery } from './list.ts';
 
 export interface ExperimentUpdate {
   name?: string;
   notes?: string;
   tags?: string[];
+  starred?: boolean;
+  pinned?: boolean;
 }
 
 export interface NewLogLine {
@@ -77,21 +72,17 @@ interface ExperimentRow {
   parent_id: number | null;
   notes: string;
   owner_pid: number | null;
+  starred: number;
+  pinned: number;
 }
 
 interface MetricRow { experiment: number; name: string; value: number | null; unit: string; subject: string }
-
-const SORT_COLUMNS = { created: 'created', name: 'name COLLATE NOCASE', status: 'status', kind: 'kind' } as const;
 
 const now = (): string => new Date().toISOString();
 
 function toMetric(r: MetricRow): Metric {
   // SQLite has no NaN: it is stored as NULL.
   return { name: r.name, value: r.value ?? Number.NaN, unit: r.unit, subject: r.subject };
-}
-
-function likePattern(search: string): string {
-  return `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 function notFound(id: number): WhittleError {
@@ -230,26 +221,7 @@ export class History {
   }
 
   list(query: ListQuery = {}): { items: ExperimentSummary[]; total: number } {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (query.search?.trim()) {
-      where.push(`(name LIKE ? ESCAPE '\\' OR model_path LIKE ? ESCAPE '\\')`);
-      const p = likePattern(query.search.trim());
-      params.push(p, p);
-    }
-    if (query.status) { where.push('status = ?'); params.push(query.status); }
-    if (query.kind) { where.push('kind = ?'); params.push(query.kind); }
-    const whereSql = where.length ? `WHERE ${where.join(' AND ')}` : '';
-    const order = query.order === 'asc' ? 'ASC' : 'DESC';
-    const column = SORT_COLUMNS[query.sort ?? 'created'] ?? SORT_COLUMNS.created;
-    const limit = Math.max(1, Math.min(query.limit ?? 100, 500));
-    const offset = Math.max(0, query.offset ?? 0);
-
-    const total = this.db.prepare<number>(`SELECT COUNT(*) FROM experiments ${whereSql}`).pluck().get(...params) ?? 0;
-    const rows = this.db.prepare<ExperimentRow>(
-      `SELECT * FROM experiments ${whereSql} ORDER BY ${column} ${order}, id ${order} LIMIT ? OFFSET ?`,
-    ).all(...params, limit, offset);
-
+    const { rows, total } = listRows<ExperimentRow>(this.db, query);
     const metricsById = new Map<number, Metric[]>();
     if (rows.length) {
       const metricRows = this.db.prepare<MetricRow>(
@@ -261,13 +233,24 @@ export class History {
         list.push(toMetric(m));
       }
     }
-    return { items: rows.map((r) => this.summary(r, pickHeadline(metricsById.get(r.id) ?? []))), total };
+    const tagsById = tagsByExperiment(this.db, rows.map((r) => r.id));
+    return { items: rows.map((r) => this.summary(r, pickHeadline(metricsById.get(r.id) ?? []), tagsById.get(r.id) ?? [])), total };
   }
 
-  private summary(r: ExperimentRow, headline: Metric[]): ExperimentSummary {
+  /** Every kind of job Whittle writes, with how many experiments of each the history holds. */
+  kinds(): KindCount[] {
+    return kindCounts(this.db);
+  }
+
+  /** The tags in use, most used first. */
+  tags(limit = 100): TagCount[] {
+    return tagCounts(this.db, limit);
+  }
+
+  private summary(r: ExperimentRow, headline: Metric[], tags: string[]): ExperimentSummary {
     return {
       id: r.id, name: r.name, kind: r.kind, status: r.status, created: r.created, finished: r.finished,
-      modelPath: r.model_path, modelBytes: r.model_bytes, headline,
+      modelPath: r.model_path, modelBytes: r.model_bytes, headline, starred: r.starred === 1, pinned: r.pinned === 1, tags,
     };
   }
 
@@ -280,7 +263,7 @@ export class History {
     const tags = this.db.prepare<string>(`SELECT tag FROM tags WHERE experiment = ? ORDER BY tag`).pluck().all(id);
     const detailsJson = this.db.prepare<string>(`SELECT json FROM details WHERE experiment = ?`).pluck().get(id);
     return {
-      ...this.summary(r, pickHeadline(metrics)),
+      ...this.summary(r, pickHeadline(metrics), tags),
       recipe: JSON.parse(r.recipe_json),
       modelSha256: r.model_sha256,
       durationMs: r.duration_ms,
@@ -313,6 +296,8 @@ export class History {
       }
       if (change.notes !== undefined) this.db.prepare(`UPDATE experiments SET notes = ? WHERE id = ?`).run(change.notes, id);
       if (change.tags !== undefined) this.replaceTags(id, change.tags);
+      if (change.starred !== undefined) this.db.prepare(`UPDATE experiments SET starred = ? WHERE id = ?`).run(change.starred ? 1 : 0, id);
+      if (change.pinned !== undefined) this.db.prepare(`UPDATE experiments SET pinned = ? WHERE id = ?`).run(change.pinned ? 1 : 0, id);
     })();
     return this.get(id);
   }
@@ -407,7 +392,8 @@ export class History {
     if (!g) throw new WhittleError('NOT_FOUND', `There is no sweep ${id} in the history. It may have been deleted.`, { id });
     const rows = this.db.prepare<ExperimentRow>(`SELECT * FROM experiments WHERE group_id = ? ORDER BY id`).all(id);
     const metrics = this.db.prepare<MetricRow>(`SELECT experiment, name, value, unit, subject FROM metrics WHERE experiment = ? ORDER BY id`);
-    const members = rows.map((r) => ({ ...this.summary(r, pickHeadline(metrics.all(r.id).map(toMetric))), recipe: JSON.parse(r.recipe_json) as unknown }));
+    const tags = this.db.prepare<string>(`SELECT tag FROM tags WHERE experiment = ? ORDER BY tag`).pluck();
+    const members = rows.map((r) => ({ ...this.summary(r, pickHeadline(metrics.all(r.id).map(toMetric)), tags.all(r.id)), recipe: JSON.parse(r.recipe_json) as unknown }));
     return { ...g, members };
   }
 

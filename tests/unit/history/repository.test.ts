@@ -149,12 +149,15 @@ describe('list', () => {
     expect(beta).toMatchObject({ name: 'beta 4-bit', kind: 'quantize', status: 'done', modelPath: '/models/phi.onnx' });
   });
 
-  it('searches names and model paths, case-insensitively, with LIKE wildcards taken literally', () => {
+  it('searches names, kinds and model paths by word prefix, case-insensitively; text without words is matched literally', () => {
     const ids = seed();
-    expect(h.list({ search: 'EVAL' }).items.map((i) => i.id).sort()).toEqual([ids[0], ids[2]]);
+    // "eval" is a prefix of the names' "eval" and of the kind "evaluate".
+    expect(h.list({ search: 'EVAL' }).items.map((i) => i.id).sort()).toEqual([ids[0], ids[2], ids[4]]);
+    expect(h.list({ search: 'eval gamma' }).items.map((i) => i.id)).toEqual([ids[2]]);
     expect(h.list({ search: 'tiny_llama' }).items.map((i) => i.id).sort()).toEqual([ids[0], ids[3]]);
     expect(h.list({ search: '%' }).items.map((i) => i.id)).toEqual([ids[4]]);
-    expect(h.list({ search: '0%_' }).items.map((i) => i.id)).toEqual([ids[4]]);
+    expect(h.list({ search: '%_' }).items.map((i) => i.id)).toEqual([ids[4]]);
+    expect(h.list({ search: '_%' })).toEqual({ items: [], total: 0 });
     expect(h.list({ search: 'nothing like this' })).toEqual({ items: [], total: 0 });
   });
 

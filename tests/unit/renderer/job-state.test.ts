@@ -87,7 +87,7 @@ describe('the job store', () => {
     store.seedRunning([info]);
     expect(store.get('r')?.progress?.done).toBe(40);
     store.settle('r', {
-      id: 9, name: 'x', kind: 'evaluate', status: 'failed', created: '', finished: '', modelPath: '/m', modelBytes: 1, headline: [],
+      id: 9, name: 'x', kind: 'evaluate', status: 'failed', created: '', finished: '', modelPath: '/m', modelBytes: 1, headline: [], starred: false, pinned: false,
       recipe: {}, modelSha256: null, durationMs: 1, error: { code: 'IO', message: 'disk full' }, metrics: [], artefacts: [],
       log: [{ seq: 1, time: '2025-01-01T00:00:00.000Z', level: 'error', text: 'disk full' }], tags: [], notes: '', details: {},
     });
@@ -102,7 +102,7 @@ describe('the job store', () => {
     const store = createJobStore(eventSource().api);
     store.track('i', 3);
     store.settle('i', {
-      id: 3, name: 'x', kind: 'evaluate', status: 'interrupted', created: '', finished: null, modelPath: '/m', modelBytes: 1, headline: [],
+      id: 3, name: 'x', kind: 'evaluate', status: 'interrupted', created: '', finished: null, modelPath: '/m', modelBytes: 1, headline: [], starred: false, pinned: false,
       recipe: {}, modelSha256: null, durationMs: null, error: null, metrics: [], artefacts: [], log: [], tags: [], notes: '', details: {},
     });
     const s = store.get('i')!;

@@ -1,0 +1,132 @@
+/**
+ * The history list as SQL: filters (status, kind, tags, starred), full-text search (FTS5, see search.ts),
+ * pinned experiments first, then relevance (bm25) or the chosen column, one page at a time with the total.
+ * Each filter is answered from an index (experiments_kind_created, experiments_status_created, tags_tag,
+ * experiments_starred_created, experiments_fts), so a page costs milliseconds at 10,000 experiments.
+ */
+import type Database from 'better-sqlite3';
+import type { ExperimentStatus, KindCount, TagCount } from '../../preload/contract.ts';
+import { JOB_KINDS } from '../../preload/methods.ts';
+import { ftsMatchExpression } from './search.ts';
+
+export type ListSort = 'relevance' | 'created' | 'name' | 'status' | 'kind';
+
+export interface ListQuery {
+  /** Words searched in names, kinds, models, notes and tags (prefixes, all must match). */
+  search?: string;
+  status?: ExperimentStatus;
+  kind?: string;
+  /** Experiments carrying every one of these tags. */
+  tags?: readonly string[];
+  /** Only starred experiments. */
+  starred?: boolean;
+  /** 'relevance' ranks search matches by bm25; without a search it is 'created'. */
+  sort?: ListSort;
+  order?: 'asc' | 'desc';
+  limit?: number;
+  offset?: number;
+}
+
+export const MAX_PAGE = 500;
+
+const SORT_COLUMNS = { created: 'e.created', name: 'e.name COLLATE NOCASE', status: 'e.status', kind: 'e.kind' } as const;
+
+/**
+ * bm25 weights of the FTS columns (name, kind, model, notes, tags): a word in the name or a tag says
+ * more about an experiment than the same word somewhere in its notes.
+ */
+const BM25 = 'bm25(experiments_fts, 10.0, 2.0, 3.0, 1.0, 5.0)';
+
+function likePattern(search: string): string {
+  return `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** The page of experiment rows matching `query`, and how many match in all. */
+export function listRows<Row>(db: Database.Database, query: ListQuery): { rows: Row[]; total: number } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const search = query.search?.trim() ?? '';
+  const match = search ? ftsMatchExpression(search) : null;
+  if (search && match === null) {
+    // Text without a single letter or digit ("%", "--"): FTS indexes words only, so such text is
+    // looked for literally in names, models and notes.
+    where.push(`(e.name LIKE ? ESCAPE '\\' OR e.model_path LIKE ? ESCAPE '\\' OR e.notes LIKE ? ESCAPE '\\')`);
+    const p = likePattern(search);
+    params.push(p, p, p);
+  }
+  if (query.status) { where.push('e.status = ?'); params.push(query.status); }
+  if (query.kind) { where.push('e.kind = ?'); params.push(query.kind); }
+  if (query.starred) where.push('e.starred = 1');
+  const tags = [...new Set((query.tags ?? []).map((t) => t.trim()).filter(Boolean))];
+  if (tags.length === 1) {
+    where.push('e.id IN (SELECT experiment FROM tags WHERE tag = ?)');
+    params.push(tags[0]);
+  } else if (tags.length > 1) {
+    where.push(`e.id IN (SELECT experiment FROM tags WHERE tag IN (${tags.map(() => '?').join(', ')}) GROUP BY experiment HAVING COUNT(*) = ?)`);
+    params.push(...tags, tags.length);
+  }
+
+  const limit = Math.max(1, Math.min(query.limit ?? 100, MAX_PAGE));
+  const offset = Math.max(0, query.offset ?? 0);
+  const order = query.order === 'asc' ? 'ASC' : 'DESC';
+  const and = (sql: string[]): string => sql.map((s) => ` AND ${s}`).join('');
+
+  if (match !== null) {
+    const inFts = 'e.id IN (SELECT rowid FROM experiments_fts WHERE experiments_fts MATCH ?)';
+    const total = db.prepare<number>(`SELECT COUNT(*) FROM experiments e WHERE ${inFts}${and(where)}`).pluck().get(match, ...params) ?? 0;
+    if (query.sort === 'relevance' || query.sort === undefined) {
+      const rows = db.prepare<Row>(
+        `SELECT e.* FROM experiments_fts JOIN experiments e ON e.id = experiments_fts.rowid
+         WHERE experiments_fts MATCH ?${and(where)}
+         ORDER BY e.pinned DESC, ${BM25}, e.id DESC LIMIT ? OFFSET ?`,
+      ).all(match, ...params, limit, offset);
+      return { rows, total };
+    }
+    const column = SORT_COLUMNS[query.sort] ?? SORT_COLUMNS.created;
+    const rows = db.prepare<Row>(
+      `SELECT e.* FROM experiments e WHERE ${inFts}${and(where)} ORDER BY e.pinned DESC, ${column} ${order}, e.id ${order} LIMIT ? OFFSET ?`,
+    ).all(match, ...params, limit, offset);
+    return { rows, total };
+  }
+
+  const whereSql = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const column = query.sort && query.sort !== 'relevance' ? SORT_COLUMNS[query.sort] ?? SORT_COLUMNS.created : SORT_COLUMNS.created;
+  const total = db.prepare<number>(`SELECT COUNT(*) FROM experiments e ${whereSql}`).pluck().get(...params) ?? 0;
+  const rows = db.prepare<Row>(
+    `SELECT e.* FROM experiments e ${whereSql} ORDER BY e.pinned DESC, ${column} ${order}, e.id ${order} LIMIT ? OFFSET ?`,
+  ).all(...params, limit, offset);
+  return { rows, total };
+}
+
+/** The tags of each of `ids`, sorted. */
+export function tagsByExperiment(db: Database.Database, ids: readonly number[]): Map<number, string[]> {
+  const byId = new Map<number, string[]>();
+  if (ids.length === 0) return byId;
+  const rows = db.prepare<{ experiment: number; tag: string }>(
+    `SELECT experiment, tag FROM tags WHERE experiment IN (SELECT value FROM json_each(?)) ORDER BY experiment, tag`,
+  ).all(JSON.stringify(ids));
+  for (const r of rows) {
+    let list = byId.get(r.experiment);
+    if (!list) byId.set(r.experiment, (list = []));
+    list.push(r.tag);
+  }
+  return byId;
+}
+
+/**
+ * Every kind of job Whittle writes (JOB_KINDS, in that order) with how many experiments of it the
+ * history holds, zero included, then any other kind found in the history (an older or newer Whittle's).
+ */
+export function kindCounts(db: Database.Database): KindCount[] {
+  const present = new Map(
+    db.prepare<{ kind: string; count: number }>(`SELECT kind, COUNT(*) AS count FROM experiments GROUP BY kind`).all().map((r) => [r.kind, r.count]),
+  );
+  const known = JOB_KINDS.map((kind) => ({ kind, count: present.get(kind) ?? 0 }));
+  const others = [...present].filter(([kind]) => !JOB_KINDS.includes(kind)).sort(([a], [b]) => a.localeCompare(b)).map(([kind, count]) => ({ kind, count }));
+  return [...known, ...others];
+}
+
+/** The tags in use, most used first (ties by name), at most `limit`. */
+export function tagCounts(db: Database.Database, limit = 100): TagCount[] {
+  return db.prepare<TagCount>(`SELECT tag, COUNT(*) AS count FROM tags GROUP BY tag ORDER BY count DESC, tag LIMIT ?`).all(limit);
+}
