@@ -12,6 +12,7 @@ import { toUiError } from '../lib/errors.ts';
 import type { Issues } from '../lib/form-issues.ts';
 import { jobPhase } from '../lib/job-state.ts';
 import { fetchPrefill } from '../lib/prefill.ts';
+import { experimentNameOf } from '../../preload/naming.ts';
 import { useApi } from './useApi.ts';
 import { useJob, useJobStore } from './useJobs.ts';
 import { replaceHash } from './useRoute.ts';
@@ -122,6 +123,8 @@ export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
   const outcome: QuantizeOutcome | null = job?.result
     ?? (!jobId && stored && stored.status === 'done' ? { metrics: stored.metrics, artefacts: stored.artefacts, details: stored.details } : null);
   const recipe = useMemo(() => spec.buildRecipe(form), [form]);
+  /** The name the experiment gets when the user types none: the one naming function the job service and the CLI use. */
+  const defaultName = useMemo(() => experimentNameOf(recipe) ?? spec.defaultName(form), [recipe]);
 
   function change(next: F) {
     const sample = samples.find((s) => s.modelPath === next.modelPath.trim());
@@ -175,7 +178,7 @@ export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
         if (at >= 0 && at < steps.run) setActive(at);
         return;
       }
-      const started = await api.call('jobs.start', { recipe, name: form.name.trim() || spec.defaultName(form) });
+      const started = await api.call('jobs.start', { recipe, name: form.name.trim() || defaultName });
       store.track(started.jobId, started.experimentId);
       replaceHash(spec.href(form.modelPath.trim(), started));
     } catch (e) {
@@ -194,6 +197,6 @@ export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
 
   return {
     form, samples, active, setActive, issues: checked ? issues : ({} as I), checking, modelError, startError, starting, stored, job, running,
-    outcome, recipe, change, pickSample, next, run, again,
+    outcome, recipe, defaultName, change, pickSample, next, run, again,
   };
 }

@@ -10,6 +10,7 @@ import {
   type BitsOverride, type QuantizeInt8DynamicStep, type QuantizeInt8StaticStep, type QuantizeMethod, type RecipeInput,
 } from '../../preload/recipe.ts';
 import { parseStepDetails, QUANTIZE_METHODS } from '../../preload/methods.ts';
+import { experimentNameOf } from '../../preload/naming.ts';
 import { addIssue, issuePathParts, issuesFromList, numberMessage, type Issues } from './form-issues.ts';
 import { unrecoverableReason } from '../../preload/recover.ts';
 import { checkRecover, defaultRecoverPart, RECOVER_FIELD_BY_PATH, RECOVER_FIELDS, recoverPartFromRecipe, withRecovery, type RecoverFormPart } from './recover-form.ts';
@@ -356,10 +357,11 @@ export function buildSensitivityRecipe(form: QuantizeForm, samples: number | str
   const method = form.method === 'gptq' ? 'gptq' : 'rtn';
   const quantize = { ...buildQuantizeStep(form, method), overrides: [] } as Extract<StepInput, { method: 'rtn' | 'gptq' }>;
   const recipe = baseRecipe(form);
-  if (!recipe.name) recipe.name = `Sensitivity ${fileNameOf(form.modelPath)} · ${method.toUpperCase()} ${form.bits}-bit`.slice(0, 200);
+  const steps: NonNullable<RecipeInput['steps']> = [{ type: 'sensitivity', quantize, calibration: buildCalibration(form), samples: toNumber(samples) }];
+  if (!recipe.name) recipe.name = experimentNameOf({ ...recipe, steps }) ?? `Sensitivity ${method.toUpperCase()} ${form.bits}-bit · ${fileNameOf(form.modelPath)}`.slice(0, 200);
   return {
     ...recipe,
-    steps: [{ type: 'sensitivity', quantize, calibration: buildCalibration(form), samples: toNumber(samples) }],
+    steps,
     evaluation: { footprint: false },
   };
 }

@@ -113,7 +113,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
   const store = useJobStore();
   const {
     form, samples, active, setActive, issues: shownIssues, checking, modelError, startError, starting, stored, job, running,
-    outcome, recipe, change, pickSample, next, run, again,
+    outcome, recipe, defaultName, change, pickSample, next, run, again,
   } = useRecipeWizard(QUANTIZE_WIZARD, { path, jobId, experimentId });
   // The per-layer sensitivity analysis of the Weights step: its own job, kept while the page lives.
   const [sensitivityRun, setSensitivityRun] = useState<{ jobId: string; experimentId: number } | null>(null);
@@ -209,7 +209,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
         </Stepper.Step>
         <Stepper.Step label="Run" description="Quantize and evaluate" data-testid="wizard-tab-run">
           <StepBody testId="wizard-step-run" title="Run" intro="Check the settings, then run. The weights are quantized one by one, then the original and the result are evaluated.">
-            <WizardRunPanel testIdPrefix="quantize" name={form.name} namePlaceholder={defaultName(form)} onName={(name) => change({ ...form, name })}
+            <WizardRunPanel testIdPrefix="quantize" name={form.name} namePlaceholder={defaultName} onName={(name) => change({ ...form, name })}
               nameError={shownIssues.name} formIssue={shownIssues.form} startError={startError} recipe={recipe} run={run} starting={starting} running={running}
               job={job} done={outcome !== null} onShowComparison={() => setActive(STEP.result)}
               beside={curve.length > 0 ? <TrainCurves curve={curve} live={running} /> : null}>

@@ -138,7 +138,7 @@ describe('per-layer sensitivity', () => {
     expect(step.quantize).toMatchObject({ method: 'gptq', bits: 4, overrides: [], keep: ['lm_head'] });
     // Other methods measure with RTN settings.
     expect(Recipe.parse(buildSensitivityRecipe(filled('fp16'))).steps[0]).toMatchObject({ quantize: { method: 'rtn' }, samples: 8 });
-    expect(recipe.name).toMatch(/^Sensitivity stories260K-kv\.onnx · GPTQ 4-bit/);
+    expect(recipe.name).toBe('Sensitivity GPTQ 4-bit · stories260K-kv');
   });
 
   it('says what stops the analysis from starting', () => {
