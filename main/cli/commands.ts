@@ -2,6 +2,7 @@
 import { DISTILL, JOB_KINDS, methodsWithFlag, PRUNE_METHODS, QAT, QUANTIZE_METHOD_IDS, QUANTIZE_METHODS, TRAIN } from '../../preload/methods.ts';
 import { FREEZE_ROLES, STRUCTURED_IMPORTANCES, TAYLOR_AGGREGATES } from '../../preload/recipe.ts';
 import type { CommandSpec } from './args.ts';
+import { historyCompareCommand } from './compare-command.ts';
 import { RECOVER_OPTIONS } from './recover.ts';
 
 /** The help of a KD-QAT option, from its description. */
@@ -347,5 +348,5 @@ export const serveCommand: CommandSpec = {
 };
 
 export const COMMANDS: readonly CommandSpec[] = [
-  inspectCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, trainCommand, distillCommand, historyListCommand, historyShowCommand, historyDeleteCommand, serveCommand,
+  inspectCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, trainCommand, distillCommand, historyListCommand, historyShowCommand, historyDeleteCommand, historyCompareCommand, serveCommand,
 ];
