@@ -193,6 +193,34 @@ export interface LineageTree {
   truncated: number;
 }
 
+/** A report written (`path`) or returned as text (`content`, for a download). */
+export interface ExportedReport {
+  path: string | null;
+  /** The name a download should get (whittle-12.html). */
+  fileName: string;
+  format: 'html' | 'md' | 'csv';
+  bytes: number;
+  content: string | null;
+}
+
+/** A bundle written by `history.export`. */
+export interface BundleExported {
+  path: string;
+  bytes: number;
+  experiments: number;
+  /** Files of output folders packed (0 without outputs). */
+  outputFiles: number;
+}
+
+/** What `history.import` added: the new ids in the bundle's order, by their ids in the exporting history. */
+export interface BundleImported {
+  experiments: number;
+  ids: { from: number; to: number }[];
+  groups: number;
+  /** Output folders unpacked, where they went. */
+  outputs: string[];
+}
+
 // ── calls ────────────────────────────────────────────────────────────────────────────────────────────
 
 const Id = z.int().positive();
@@ -266,6 +294,14 @@ export const calls = {
       evalText: FilePath.optional(),
     }),
   },
+  /** A report of one experiment, or of 2–8 compared against `baseline`: written to `path`, or returned as text when no path is given. */
+  'reports.export': {
+    params: z.strictObject({ ids: z.array(Id).min(1).max(8), format: z.enum(['html', 'md', 'csv']).default('html'), path: FilePath.optional(), baseline: Id.optional() }),
+  },
+  /** Experiments (rows, metrics, logs, notes, tags, lineage, groups; optionally output folders) to one bundle file. */
+  'history.export': { params: z.strictObject({ ids: z.array(Id).min(1).max(10_000), path: FilePath, withOutputs: z.boolean().default(false) }) },
+  /** A bundle from `history.export` into this history: checked in full first, then added in one transaction. */
+  'history.import': { params: z.strictObject({ path: FilePath }) },
   /** Shows a file or folder in the OS file manager (desktop). In serve mode answers { opened: false, reason }. */
   'files.reveal': { params: z.strictObject({ path: FilePath }) },
   /**
@@ -442,6 +478,9 @@ export interface CallResults {
   'quantize.plan': QuantizePlan;
   'prune.plan': PrunePlan;
   'distill.plan': DistillPlan;
+  'reports.export': ExportedReport;
+  'history.export': BundleExported;
+  'history.import': BundleImported;
   'files.reveal': { opened: boolean; reason?: string };
   'sweeps.start': { groupId: number; jobs: { jobId: string; experimentId: number }[] };
   'sweeps.get': SweepView;

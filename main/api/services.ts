@@ -26,6 +26,7 @@ import { paretoSet } from '../history/pareto.ts';
 import { sha256File } from '../jobs/model-file.ts';
 import { expandHome } from './workspace.ts';
 import type { Handlers, TransportKind } from './router.ts';
+import { workspaceHandlers } from './workspace-services.ts';
 
 /** What the services need from the job service (main/jobs). */
 export interface JobsPort {
@@ -35,7 +36,7 @@ export interface JobsPort {
 }
 
 /** What the services need from the history repository (main/history). */
-export type HistoryPort = Pick<History, 'list' | 'get' | 'delete' | 'update' | 'recentModels' | 'touchRecentModel' | 'kinds' | 'tags' | 'lineage'>;
+export type HistoryPort = Pick<History, 'list' | 'get' | 'delete' | 'update' | 'recentModels' | 'touchRecentModel' | 'kinds' | 'tags' | 'lineage' | 'db' | 'transaction'>;
 
 /** What the sweep calls need from the history: its groups (main/history/groups.ts). */
 export type SweepHistoryPort = Pick<History, 'createGroup' | 'group' | 'groups'>;
@@ -66,6 +67,8 @@ export interface ServiceDeps {
   dialogs?: Dialogs;
   /** The bundled resources folder (holds sample/); defaults to appPaths.resources(). */
   resourcesDir?: string;
+  /** Where job outputs go (imported bundles unpack theirs here); defaults to <home>/experiments. */
+  outputRoot?: string;
   /** Whether the native kernels load here; defaults to loading the built addon (once). */
   nativeKernels?: () => boolean;
 }
@@ -287,6 +290,8 @@ export function createServices(deps: ServiceDeps): Handlers {
     async 'sweeps.list'({ limit }) {
       return history.groups(limit);
     },
+
+    ...workspaceHandlers({ history, events, outputRoot: deps.outputRoot ?? path.join(deps.home, 'experiments') }),
 
     async 'files.reveal'({ path: input }) {
       const target = await resolveExistingPath(input);
