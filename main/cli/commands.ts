@@ -4,6 +4,7 @@ import { FREEZE_ROLES, STRUCTURED_IMPORTANCES, TAYLOR_AGGREGATES } from '../../p
 import type { CommandSpec } from './args.ts';
 import { historyCompareCommand } from './compare-command.ts';
 import { RECOVER_OPTIONS } from './recover.ts';
+import { sweepCommand } from './sweep-command.ts';
 
 /** The help of a KD-QAT option, from its description. */
 const qatHelp = (flag: string): string => QAT.options.find((o) => o.flag === flag)?.help ?? '';
@@ -348,5 +349,5 @@ export const serveCommand: CommandSpec = {
 };
 
 export const COMMANDS: readonly CommandSpec[] = [
-  inspectCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, trainCommand, distillCommand, historyListCommand, historyShowCommand, historyDeleteCommand, historyCompareCommand, serveCommand,
+  inspectCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, trainCommand, distillCommand, historyListCommand, historyShowCommand, historyDeleteCommand, historyCompareCommand, sweepCommand, serveCommand,
 ];
