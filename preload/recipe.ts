@@ -598,6 +598,15 @@ export const DistillStep = z.strictObject({
   teacherSignal: TeacherSignalConfig.prefault({ kind: 'logits' }),
   schedule: TrainSchedule,
   lora: LoraConfig.optional(),
+  /**
+   * With `lora` on a MatMulNBits student (the output of an RTN or GPTQ step): how the merged weights are
+   * quantized again, with the source's bits, block size and symmetry. RTN (the default) needs nothing more;
+   * GPTQ calibrates on its own text.
+   */
+  requantize: z.discriminatedUnion('method', [
+    z.strictObject({ method: z.literal('rtn') }),
+    z.strictObject({ method: z.literal('gptq'), calibration: CalibrationConfig }),
+  ]).optional(),
   /** Continue an interrupted or cancelled run from its checkpoints. */
   resume: ResumeFrom.optional(),
 });

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { distillModel } from '../../main/engine/distill/distill-model.ts';
 import { isWhittleError } from '../../main/engine/errors.ts';
-import { quantizeWeightOnly } from '../../main/engine/quantize/weight-only.ts';
-import { QuantizeRtnStep } from '../../preload/recipe.ts';
+import { quantizeInt8Dynamic } from '../../main/engine/quantize/int8-dynamic.ts';
+import { QuantizeInt8DynamicStep } from '../../preload/recipe.ts';
 import { quietContext } from '../../main/engine/job-context.ts';
 import { initializerMap } from '../../main/engine/onnx/graph.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
@@ -52,20 +52,20 @@ describe('recovery after pruning, with the original as teacher', () => {
     }
   }, 300_000);
 
-  it('a student with quantized weights (RTN 4-bit) is refused before any work, pointing to KD-QAT', async () => {
+  it('a student with INT8 weights (MatMulInteger) is refused before any work, pointing to KD-QAT', async () => {
     const ctx = quietContext(tmp.dir);
-    const rtn = await quantizeWeightOnly(STORIES.model, QuantizeRtnStep.parse({ type: 'quantize', method: 'rtn', bits: 4, blockSize: 32 }), path.join(tmp.dir, 'rtn'), ctx, { tokenizerPath: STORIES.tokenizer });
+    const int8 = await quantizeInt8Dynamic(STORIES.model, QuantizeInt8DynamicStep.parse({ type: 'quantize', method: 'int8-dynamic' }), path.join(tmp.dir, 'int8'), ctx, { tokenizerPath: STORIES.tokenizer });
     const config: TrainConfig = {
       textPath: calibrationTextFromEnd(tmp.dir, 600), tokenizerPath: STORIES.tokenizer, steps: 2, batch: 2, length: 16, accumulate: 1,
       lr: 1e-3, warmupSteps: 0, minLrRatio: 0.1, weightDecay: 0, clipNorm: 1, freeze: [], keepSparsity: true, evalEvery: 1000, seed: 0, checkpointEvery: 0,
     };
     const out = path.join(tmp.dir, 'never');
     const err = await distillModel({
-      teacherPath: STORIES.model, student: { kind: 'model', path: rtn.modelPath }, loss: { temperature: 2, alpha: 0.5, reverse: false, hidden: 0 }, signal: { kind: 'logits' },
-      config, outDir: out, deliver: 'final', checkpointDir: path.join(tmp.dir, 'ckpt-rtn'), resume: false,
+      teacherPath: STORIES.model, student: { kind: 'model', path: int8.modelPath }, loss: { temperature: 2, alpha: 0.5, reverse: false, hidden: 0 }, signal: { kind: 'logits' },
+      config, outDir: out, deliver: 'final', checkpointDir: path.join(tmp.dir, 'ckpt-int8'), resume: false,
     }, ctx).catch((e: unknown) => e);
     expect(isWhittleError(err) && err.code).toBe('INVALID_INPUT');
-    expect((err as Error).message).toMatch(/stores quantized weights \(MatMulNBits/);
+    expect((err as Error).message).toMatch(/stores quantized weights \((MatMulInteger|DynamicQuantizeLinear)/);
     expect((err as Error).message).toMatch(/KD-QAT/);
     expect(existsSync(out)).toBe(false);
   }, 120_000);

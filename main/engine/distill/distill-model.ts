@@ -3,6 +3,12 @@
  * trainModel with the distillation objective — the teacher's logits computed in the same step, or read
  * from a top-k cache built once before training — optionally through LoRA adapters.
  *
+ * A student with MatMulNBits weights (an RTN or GPTQ result: recovery after quantization) trains as its
+ * dequantized float model (train/quantized-student.ts): every quantized weight through fake quantization
+ * on the grid it came with, written back as codes on the same scales and zero points; or, with LoRA, the
+ * adapters over the frozen dequantized weights, merged and quantized again (RTN, or GPTQ with calibration).
+ * Zero weights are not held at zero there (a zero is a code equal to its zero point, not a pruned weight).
+ *
  * Before any work: the KD settings, the student's blocks against the teacher's, the vocabularies, and the
  * overlap of the evaluation text with the training text (a warning listed in the result). The student is
  * built into the job's scratch folder; the result is written in its (the teacher's) layout.
@@ -19,6 +25,9 @@ import { TrainingData } from '../train/data.ts';
 import { loraAdapter } from '../train/lora-adapter.ts';
 import { FREEZE_ROLES, type ParameterRole } from '../train/parameters.ts';
 import { qatAdapter } from '../train/qat-adapter.ts';
+import type { ViewAdapter } from '../train/objective.ts';
+import { gridAdapter, qloraAdapter } from '../train/quantized-adapter.ts';
+import { gridTrainingIssue, hasMatMulNBits, writeDequantizedModel, type WeightGrid } from '../train/quantized-student.ts';
 import { trainModel } from '../train/train-model.ts';
 import { checkDistillationSettings } from './kd-head.ts';
 import { hiddenDistillationObjective } from './hidden.ts';
@@ -45,14 +54,25 @@ async function parameterCountOf(modelPath: string): Promise<{ blocks: number; pa
 /** Ops that hold or compute with integer weights: a model made of them has no float weights to train. */
 const INTEGER_WEIGHT_OPS = new Set(['MatMulNBits', 'MatMulInteger', 'QLinearMatMul', 'DynamicQuantizeLinear', 'GatherBlockQuantized', 'QLinearConv', 'ConvInteger']);
 
-async function refuseIntegerWeights(studentPath: string): Promise<void> {
-  const graph = (await readModel(studentPath)).proto.graph;
+/**
+ * Whether the student has MatMulNBits weights (trained on their grid); INVALID_INPUT when they cannot be
+ * trained so, and for other integer weights (INT8 QDQ, MatMulInteger, …), pointing to KD-QAT.
+ */
+async function quantizedStudent(studentPath: string): Promise<boolean> {
+  const model = await readModel(studentPath);
+  if (hasMatMulNBits(model)) {
+    const issue = gridTrainingIssue(model);
+    if (issue) throw new WhittleError('INVALID_INPUT', `The student ${path.basename(studentPath)} stores quantized weights that Whittle cannot train: ${issue}.`);
+    return true;
+  }
+  const graph = model.proto.graph;
   const ints = new Set((graph?.initializer ?? []).filter((t) => t.dataType !== undefined && !isFloatDtype(t.dataType)).map((t) => t.name ?? ''));
   const found = (graph?.node ?? []).find((n) => INTEGER_WEIGHT_OPS.has(n.opType ?? '') || (n.opType === 'DequantizeLinear' && ints.has(n.input[0] ?? '')));
   if (found) {
-    throw new WhittleError('INVALID_INPUT', `The student ${path.basename(studentPath)} stores quantized weights (${found.opType ?? ''} ${found.name ?? ''}); distillation trains float weights. `
+    throw new WhittleError('INVALID_INPUT', `The student ${path.basename(studentPath)} stores quantized weights (${found.opType ?? ''} ${found.name ?? ''}); distillation trains float weights and MatMulNBits weights (RTN, GPTQ). `
       + 'Distil the float model, or quantize with KD-QAT (quantize --method qat), which trains through the quantization and distils from the original in one step.');
   }
+  return false;
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -91,6 +111,7 @@ export async function distillModel(req: DistillRequest, ctx: JobContext): Promis
   try {
     // The student: the teacher's kept blocks (rebuilt identically on resume), or the model brought.
     let studentPath: string;
+    let quantized = false;
     if (req.student.kind === 'blocks') {
       ctx.progress({ phase: 'load', done: 0, total: 1, message: `building the student (blocks ${req.student.blocks.join(', ')})` });
       const built = await writeStudentByBlocks(teacherPath, req.student.blocks, path.join(scratch, 'student'), ctx, { deliver: 'final', tokenizerPath: c.tokenizerPath });
@@ -98,9 +119,20 @@ export async function distillModel(req: DistillRequest, ctx: JobContext): Promis
     } else {
       studentPath = path.resolve(req.student.path);
       await checkStudentCompatible(teacherPath, studentPath, c.tokenizerPath);
-      await refuseIntegerWeights(studentPath);
+      quantized = await quantizedStudent(studentPath);
     }
-    const studentInfo = await parameterCountOf(studentPath);
+    // A MatMulNBits student trains as its dequantized model; `studentPath` stays the quantized one it is written back into.
+    let trainPath = studentPath;
+    let grids: Map<string, WeightGrid> | null = null;
+    if (quantized) {
+      if (req.qat) throw new WhittleError('INVALID_INPUT', `The student ${path.basename(studentPath)} is already quantized (MatMulNBits); KD-QAT quantizes a float model. Recover it without KD-QAT settings: it trains on its own grid.`);
+      ctx.progress({ phase: 'load', done: 0, total: 1, message: 'dequantizing the student' });
+      const deq = await writeDequantizedModel(studentPath, path.join(scratch, 'dequantized'), ctx, { deliver: 'final', tokenizerPath: c.tokenizerPath });
+      trainPath = deq.folder.modelPath;
+      grids = deq.grids;
+      ctx.log('info', `student: ${grids.size} MatMulNBits weights trained ${loraRoles.length > 0 ? `through LoRA adapters, re-quantized with ${(req.requantize?.method ?? 'rtn').toUpperCase()}` : 'on their own grids (scales and zero points kept)'}`);
+    }
+    const studentInfo = await parameterCountOf(trainPath);
 
     // The teacher signal: a top-k cache built once (kept beside the checkpoints, so a resumed run reuses it).
     let cacheReport: { cacheBytes: number; cacheSeconds: number; klRelativeError?: number; lossRelativeError?: number } | null = null;
@@ -122,7 +154,7 @@ export async function distillModel(req: DistillRequest, ctx: JobContext): Promis
       cache.assertFits(data, cache.header.vocab, temperature);
       if (teacher && cacheReport) {
         // What the cache changes: the student's loss on a few batches with the cache and with full teacher logits.
-        const effect = await topkKlError({ student: studentPath, teacher, cache, data, scratchDir: scratch, alpha, reverse, batches: 2 });
+        const effect = await topkKlError({ student: trainPath, teacher, cache, data, scratchDir: scratch, alpha, reverse, batches: 2 });
         cacheReport = { ...cacheReport, klRelativeError: effect.relativeKlError, lossRelativeError: effect.relativeLossError };
         ctx.log('info', `top-${k} cache: ${(cacheReport.cacheBytes / 2 ** 20).toFixed(1)} MiB in ${cacheReport.cacheSeconds.toFixed(1)} s; the loss with it differs from full teacher logits by ${(100 * effect.relativeLossError).toFixed(2)} % (KL ${(100 * effect.relativeKlError).toFixed(2)} %)`);
       }
@@ -130,7 +162,7 @@ export async function distillModel(req: DistillRequest, ctx: JobContext): Promis
     }
 
     const objective = req.loss.hidden > 0 ? await hiddenDistillationObjective({
-      teacherPath, studentPath, kept: req.student.kind === 'blocks' ? req.student.blocks : null,
+      teacherPath, studentPath: trainPath, kept: req.student.kind === 'blocks' ? req.student.blocks : null,
       temperature, alpha, reverse, weight: req.loss.hidden, scratchDir: scratch,
     }) : distillationObjective({
       teacher: teacher ?? { modelPath: teacherPath, scratchDir: path.join(scratch, 'teacher-session') },
@@ -138,12 +170,19 @@ export async function distillModel(req: DistillRequest, ctx: JobContext): Promis
       temperature, alpha, reverse,
       keepOpen: true, // the teacher and cache opened here are closed here
     });
-    const adapter = req.qat
-      ? qatAdapter({ bits: req.qat.bits, blockSize: req.qat.blockSize, symmetric: req.qat.symmetric, freezeRoles: req.qat.freezeRoles as ParameterRole[] })
-      : loraRoles.length > 0 && req.lora ? loraAdapter({ roles: loraRoles, rank: req.lora.rank, alpha: req.lora.alpha, seed: c.seed }) : undefined;
+    const lora = loraRoles.length > 0 && req.lora ? { roles: loraRoles, rank: req.lora.rank, alpha: req.lora.alpha, seed: c.seed } : null;
+    let adapter: ViewAdapter | undefined;
+    if (grids) {
+      const requantize = req.requantize?.method === 'gptq' ? { ...req.requantize, tokenizerPath: c.tokenizerPath } : { method: 'rtn' as const };
+      adapter = lora ? qloraAdapter(studentPath, grids, lora, requantize) : gridAdapter(studentPath, grids);
+    } else if (req.qat) {
+      adapter = qatAdapter({ bits: req.qat.bits, blockSize: req.qat.blockSize, symmetric: req.qat.symmetric, freezeRoles: req.qat.freezeRoles as ParameterRole[] });
+    } else if (lora) {
+      adapter = loraAdapter(lora);
+    }
     const r = await trainModel({
-      modelPath: studentPath, outDir: req.outDir, deliver: req.deliver, ...(req.recipe ? { recipe: req.recipe } : {}),
-      checkpointDir: req.checkpointDir, resume: req.resume, config: c, ...(req.onPoint ? { onPoint: req.onPoint } : {}),
+      modelPath: trainPath, outDir: req.outDir, deliver: req.deliver, ...(req.recipe ? { recipe: req.recipe } : {}),
+      checkpointDir: req.checkpointDir, resume: req.resume, config: grids ? { ...c, keepSparsity: false } : c, ...(req.onPoint ? { onPoint: req.onPoint } : {}),
       objective, ...(adapter ? { adapter } : {}),
     }, ctx);
 

@@ -49,6 +49,7 @@ export function distillRequestOf(step: DistillStep, input: { modelPath: string; 
     loss: { ...step.loss },
     signal: step.teacherSignal.kind === 'topk' ? { kind: 'topk', k: step.teacherSignal.k } : { kind: 'logits' },
     ...(step.lora ? { lora: { rank: step.lora.rank, alpha: step.lora.alpha, roles: [...step.lora.roles] } } : {}),
+    ...(step.requantize ? { requantize: step.requantize.method === 'gptq' ? { method: 'gptq' as const, calibration: { ...step.requantize.calibration } } : { method: 'rtn' as const } } : {}),
     config,
     outDir: dirs.outDir,
     deliver: 'partial',

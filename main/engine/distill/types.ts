@@ -3,7 +3,7 @@
  * starts it (the `distill` step, the CLI, tests). The training itself is trainModel's, with the
  * distillation objective; the result and its details extend a training run's.
  */
-import type { Recipe } from '../../../preload/recipe.ts';
+import type { CalibrationConfig, Recipe } from '../../../preload/recipe.ts';
 import type { TrainConfig, TrainDetails, TrainPoint } from '../train/types.ts';
 import type { WrittenFolder } from '../rewrite/write-folder.ts';
 
@@ -31,6 +31,11 @@ export interface DistillRequest {
   signal: TeacherSignal;
   /** LoRA adapters instead of full fine-tuning of the student (rank 0 = off). */
   lora?: { rank: number; alpha: number; roles: string[] };
+  /**
+   * LoRA on a MatMulNBits student: how the merged weights are quantized again (default RTN); GPTQ
+   * calibrates on `calibration` (read with the config's tokenizer).
+   */
+  requantize?: { method: 'rtn' } | { method: 'gptq'; calibration: CalibrationConfig };
   /**
    * KD-QAT: the student's linear weights trained through fake quantization on MatMulNBits' grid and
    * exported as MatMulNBits; `freezeRoles` ['o', 'v'] is ov-freeze (arXiv 2403.18159).

@@ -38,6 +38,7 @@ import { readManifest, writeManifest } from '../rewrite/manifest.ts';
 import { sourceRecord, type OutputOptions } from '../rewrite/write-folder.ts';
 import type { MetaMap, TensorMeta } from './autodiff/types.ts';
 import type { ParameterRole, TrainableParameter } from './parameters.ts';
+import type { WeightGrid } from './quantized-student.ts';
 import type { TrainingView } from './view.ts';
 import { writeTrainedModel } from './write-back.ts';
 
@@ -56,13 +57,29 @@ export interface FakeQuantOptions {
   weights?: readonly string[];
   /** Roles whose weights stay frozen at their float values (still fake-quantized, and quantized at export): ['o', 'v'] is ov-freeze. */
   freezeRoles?: readonly ParameterRole[];
+  /** Scales and zero points computed from the current weights at every step (the default). */
+  grid?: 'current';
 }
 
-export interface FakeQuantView {
+/**
+ * The fixed grid: each weight of `grids` (a MatMulNBits model's, quantized-student.ts) is fake-quantized on
+ * the scales and zero points it came with, the same at every step, so the view at step 0 computes what
+ * the quantized model computes and the export re-rounds the trained weights on that grid (writeOnGrid):
+ *   Ŵ = DequantizeLinear(Clip(QuantizeLinear(W, s', zp), 0, 2^bits − 1), s, zp)   blocked along axis 0
+ * with s, zp [kb, N] the grid's (constants), s' = s with 0 replaced by 1 (a block of zeros stays 0).
+ */
+export interface FixedGridOptions {
+  grid: 'fixed';
+  /** By the view's weight name; bits and block size per weight. */
+  grids: ReadonlyMap<string, WeightGrid>;
+  freezeRoles?: readonly ParameterRole[];
+}
+
+export interface FakeQuantView<O extends FakeQuantOptions | FixedGridOptions = FakeQuantOptions> {
   view: TrainingView;
   /** The fake-quantized weights (each exported as MatMulNBits). */
   weights: string[];
-  options: FakeQuantOptions;
+  options: O;
 }
 
 function checkOptions(o: FakeQuantOptions): void {
@@ -73,18 +90,10 @@ function checkOptions(o: FakeQuantOptions): void {
   }
 }
 
-/** Emits the fake-quantization nodes of W [K, N]; returns the name of Ŵ. */
-function fakeQuantize(weight: string, k: number, n: number, half: boolean, o: FakeQuantOptions, out: { nodes: NodeProto[]; initializers: TensorProto[]; meta: MetaMap }): string {
-  const w0 = weight;
-  const p = `${w0}/fake_quant`;
-  const bs = o.blockSize;
-  const kb = Math.ceil(k / bs);
-  // uint8 holds the 4-bit grid too, clipped to [0, 15] (onnxruntime 1.30's uint4 QuantizeLinear and
-  // DequantizeLinear corrupted memory in training graphs).
-  const qType = DataType.uint8;
-  const qmax = 2 ** o.bits - 1;
-  const f32 = (shape: number[]): TensorMeta => ({ dtype: DataType.float32, shape });
-  const blocks = f32([kb, n]);
+interface Emitted { nodes: NodeProto[]; initializers: TensorProto[]; meta: MetaMap }
+
+/** Node and constant makers for the nodes of one weight, named `<prefix>/<name>`. */
+function emitter(p: string, out: Emitted) {
   const node = (opType: string, inputs: string[], name: string, meta: TensorMeta, attributes: ReturnType<typeof intAttr>[] = []): string => {
     const output = `${p}/${name}`;
     out.nodes.push(makeNode({ opType, inputs, outputs: [output], name: output, attributes }));
@@ -97,6 +106,22 @@ function fakeQuantize(weight: string, k: number, n: number, half: boolean, o: Fa
     out.meta.set(full, meta);
     return full;
   };
+  return { node, constant };
+}
+
+/** Emits the fake-quantization nodes of W [K, N]; returns the name of Ŵ. */
+function fakeQuantize(weight: string, k: number, n: number, half: boolean, o: FakeQuantOptions, out: Emitted): string {
+  const w0 = weight;
+  const p = `${w0}/fake_quant`;
+  const bs = o.blockSize;
+  const kb = Math.ceil(k / bs);
+  // uint8 holds the 4-bit grid too, clipped to [0, 15] (onnxruntime 1.30's uint4 QuantizeLinear and
+  // DequantizeLinear corrupted memory in training graphs).
+  const qType = DataType.uint8;
+  const qmax = 2 ** o.bits - 1;
+  const f32 = (shape: number[]): TensorMeta => ({ dtype: DataType.float32, shape });
+  const blocks = f32([kb, n]);
+  const { node, constant } = emitter(p, out);
   const scalar = (name: string, v: number): string => constant(name, (f) => makeTensor(f, DataType.float32, [], Float32Array.of(v)), f32([]));
   const ints = (name: string, v: number[]): string => constant(name, (f) => makeTensor(f, DataType.int64, [v.length], BigInt64Array.from(v.map(BigInt))), { dtype: DataType.int64, shape: [v.length] });
   const zeroPoints = (name: string, value: number): string => {
@@ -143,30 +168,66 @@ function fakeQuantize(weight: string, k: number, n: number, half: boolean, o: Fa
   return node('DequantizeLinear', [q, scale, zp], 'dequantized', f32([k, n]), blocked);
 }
 
+/** Emits the fixed-grid fake quantization of W [K, N] on `g` (FixedGridOptions); returns the name of Ŵ. */
+function fakeQuantizeFixed(weight: string, g: WeightGrid, out: Emitted): string {
+  const { k, n, kBlocks: kb, bits } = g;
+  const { node, constant } = emitter(`${weight}/fake_quant`, out);
+  // The grid as DequantizeLinear wants it: [kb, N] (MatMulNBits stores [N, kb]).
+  const scale = new Float32Array(kb * n), safe = new Float32Array(kb * n), zp = new Uint8Array(kb * n);
+  for (let c = 0; c < n; c++) {
+    for (let b = 0; b < kb; b++) {
+      const s = g.scales[c * kb + b];
+      scale[b * n + c] = s;
+      safe[b * n + c] = s === 0 ? 1 : s;
+      zp[b * n + c] = g.zeroPoints[c * kb + b];
+    }
+  }
+  const blocks = { dtype: DataType.float32, shape: [kb, n] };
+  const s = constant('scale', (f) => makeTensor(f, DataType.float32, [kb, n], scale), blocks);
+  const sSafe = constant('scale_safe', (f) => makeTensor(f, DataType.float32, [kb, n], safe), blocks);
+  const z = constant('zero_point', (f) => makeTensor(f, DataType.uint8, [kb, n], zp), { dtype: DataType.uint8, shape: [kb, n] });
+  const blocked = [intAttr('axis', 0), intAttr('block_size', g.blockSize)];
+  const codes = { dtype: DataType.uint8, shape: [k, n] };
+  const q8 = node('QuantizeLinear', [weight, sSafe, z], 'q', codes, blocked);
+  const u8 = (name: string, v: number): string => constant(name, (f) => makeTensor(f, DataType.uint8, [], Uint8Array.of(v)), { dtype: DataType.uint8, shape: [] });
+  const q = bits === 8 ? q8 : node('Clip', [q8, u8('qmin', 0), u8('qmax_int', 2 ** bits - 1)], 'q_clipped', codes);
+  return node('DequantizeLinear', [q, s, z], 'dequantized', { dtype: DataType.float32, shape: [k, n] }, blocked);
+}
+
 /**
  * The view with fake quantization on the chosen weights (the input view is left unchanged). Weights
  * of `freezeRoles` move from the trainable parameters to frozen initializers.
  */
-export function applyFakeQuant(source: TrainingView, options: FakeQuantOptions): FakeQuantView {
-  checkOptions(options);
+export function applyFakeQuant(source: TrainingView, options: FakeQuantOptions): FakeQuantView;
+export function applyFakeQuant(source: TrainingView, options: FixedGridOptions): FakeQuantView<FixedGridOptions>;
+export function applyFakeQuant(source: TrainingView, options: FakeQuantOptions | FixedGridOptions): FakeQuantView<FakeQuantOptions | FixedGridOptions> {
+  const fixed = options.grid === 'fixed' ? options.grids : null;
+  const current = options.grid === 'fixed' ? null : options;
+  if (current) checkOptions(current);
   const src = source.model.graph;
   if (!src) throw new WhittleError('INTERNAL', 'The training view has no graph.');
   const params = [...source.trainable, ...source.frozen];
   const byName = new Map(params.map((p) => [p.name, p]));
-  const roles = new Set<ParameterRole>(options.roles ?? QAT_ROLES);
-  const wanted = options.weights ? new Set(options.weights) : null;
+  const roles = new Set<ParameterRole>(current?.roles ?? QAT_ROLES);
+  const wanted = current?.weights ? new Set(current.weights) : null;
   if (wanted) for (const w of wanted) if (!byName.has(w)) throw new WhittleError('INVALID_INPUT', `The model has no weight named ${w} to quantize.`, { weight: w });
 
-  // Targets: 2-D weights read as a MatMul's second input with at least one block along K (as RTN's plan).
+  // Targets: 2-D weights read as a MatMul's second input with at least one block along K (as RTN's plan);
+  // on a fixed grid, exactly the grid's weights.
   const targets = new Set<string>();
   for (const node of src.node) {
     if (node.opType !== 'MatMul' || (node.domain ?? '') !== '') continue;
     const p = byName.get(node.input[1]);
-    if (!p || p.dims.length !== 2 || p.dims[0] < options.blockSize) continue;
+    if (!p || p.dims.length !== 2) continue;
+    if (fixed) { if (fixed.has(p.name)) targets.add(p.name); continue; }
+    if (current && p.dims[0] < current.blockSize) continue;
     if (wanted ? wanted.has(p.name) : roles.has(p.role)) targets.add(p.name);
   }
-  if (targets.size === 0) {
-    throw new WhittleError('INVALID_INPUT', `No MatMul weight with at least ${options.blockSize} inputs matches the chosen ${wanted ? 'weights' : `roles (${[...roles].join(', ')})`}; nothing would be quantized.`);
+  if (fixed) {
+    const missing = [...fixed.keys()].filter((w) => !targets.has(w));
+    if (missing.length > 0) throw new WhittleError('INTERNAL', `The training view reads ${missing.join(', ')} through no MatMul; its grid cannot be kept.`, { missing });
+  } else if (targets.size === 0) {
+    throw new WhittleError('INVALID_INPUT', `No MatMul weight with at least ${current?.blockSize ?? 0} inputs matches the chosen ${wanted ? 'weights' : `roles (${[...roles].join(', ')})`}; nothing would be quantized.`);
   }
 
   const model: ModelProto = {
@@ -197,7 +258,8 @@ export function applyFakeQuant(source: TrainingView, options: FakeQuantOptions):
   const replacement = new Map<string, string>();
   for (const name of targets) {
     const p = byName.get(name) as TrainableParameter;
-    replacement.set(name, fakeQuantize(name, p.dims[0], p.dims[1], p.sourceDtype === DataType.float16, options, emitted));
+    const grid = fixed?.get(name);
+    replacement.set(name, grid ? fakeQuantizeFixed(name, grid, emitted) : fakeQuantize(name, p.dims[0], p.dims[1], p.sourceDtype === DataType.float16, current as FakeQuantOptions, emitted));
   }
   const nodes: NodeProto[] = [...emitted.nodes];
   for (const n of graph.node) nodes.push({ ...n, input: n.input.map((i) => replacement.get(i) ?? i) });

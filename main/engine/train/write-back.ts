@@ -23,7 +23,8 @@ function toBfloat16(src: Float32Array): Uint16Array {
   return out;
 }
 
-async function sourceBytes(p: TrainableParameter, w: Float32Array): Promise<Uint8Array> {
+/** A float32 master weight as bytes of the source's own type (float32, float16 or bfloat16). */
+export async function sourceBytes(p: TrainableParameter, w: Float32Array): Promise<Uint8Array> {
   if (p.sourceDtype === DataType.float32) return new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
   if (p.sourceDtype === DataType.float16) { const h = await f32ToF16(w); return new Uint8Array(h.buffer, h.byteOffset, h.byteLength); }
   if (p.sourceDtype === DataType.bfloat16) { const h = toBfloat16(w); return new Uint8Array(h.buffer, h.byteOffset, h.byteLength); }
