@@ -28,7 +28,7 @@ import { mapArchitecture, type ArchitectureMap } from '../../main/engine/rewrite
 import { buildTrainingView, type TrainingView } from '../../main/engine/train/view.ts';
 import { appRoot } from '../../main/paths.ts';
 import { evaluateGraph, loadInitializers, refTensor, type RefTensor } from '../helpers/reference-ops.ts';
-import { STORIES, tempDir } from '../helpers/fixtures.ts';
+import { fixture, STORIES, tempDir } from '../helpers/fixtures.ts';
 
 const SAMPLE_DIR = path.join(appRoot(), 'main', 'resources', 'sample');
 const SAMPLE = path.join(SAMPLE_DIR, 'stories260K-kv.onnx');
@@ -209,6 +209,18 @@ describe('pruning 25 % of the neurons by taylor importance, through the structur
       expect(p).toBeGreaterThan(base);
     }
   }, 600_000);
+});
+
+const FP16 = fixture('onnx', 'ortgenai', 'tiny-random-LlamaForCausalLM-fp16', 'model.onnx');
+
+describe('taylor importance on the ORT GenAI fp16 model (MultiHeadAttention, fused norms, fp16 weights)', () => {
+  it.runIf(existsSync(FP16))('ranks neurons through a float32 training view and prunes half of them', async () => {
+    const step = { type: 'prune', method: 'structured', target: 'neurons', ratio: 0.5, importance: 'taylor', taylorAggregate: 'element', calibration: { text: CALIB_TEXT, samples: 4, length: 32 } };
+    const r = await pruneStructured(FP16, step, out(), quietContext(tmp.dir), { tokenizerPath: path.join(path.dirname(FP16), 'tokenizer.json') });
+    expect(r.plan.cuts.map((c) => `${c.remove.length}/${c.of}`)).toEqual(['32/64', '32/64']);
+    expect(r.paramsBefore - r.paramsAfter).toBe(r.plan.removedParameters);
+    expect(r.warnings).toEqual([]);
+  }, 120_000);
 });
 
 // ── bad input ────────────────────────────────────────────────────────────────────────────────────────
