@@ -132,4 +132,56 @@ describe('recovery of a MatMulNBits model on its own grid', () => {
     expect(codes).toBeGreaterThan(0);
     expect(moved).toBeGreaterThan(0);
   }, 300_000);
+
+  it('LoRA over the RTN result, merged and re-quantized with RTN: MatMulNBits that onnxruntime runs, other weights untouched', async () => {
+    const ctx = quietContext(tmp.dir);
+    const rtn = await quantizeWeightOnly(STORIES.model, QuantizeRtnStep.parse({ type: 'quantize', method: 'rtn', bits: 4, blockSize: 32, accuracyLevel: 0 }), path.join(tmp.dir, 'rtn-lora'), ctx, { tokenizerPath: STORIES.tokenizer });
+    const c = config(40, 2e-3);
+    const r = await distillModel({
+      teacherPath: STORIES.model, student: { kind: 'model', path: rtn.modelPath }, loss: { temperature: 2, alpha: 0.5, reverse: false, hidden: 0 }, signal: { kind: 'logits' },
+      lora: { rank: 4, alpha: 8, roles: ['q', 'v', 'down'] }, requantize: { method: 'rtn' },
+      config: c, outDir: path.join(tmp.dir, 'qlora'), deliver: 'final', checkpointDir: path.join(tmp.dir, 'ckpt-qlora'), resume: false,
+    }, ctx);
+    const src = (await readModel(rtn.modelPath)).proto.graph!;
+    const out = (await readModel(r.folder.modelPath)).proto.graph!;
+    expect(out.node.filter((n) => n.opType === 'MatMulNBits')).toHaveLength(35);
+    const outInits = new Map(out.initializer.map((t) => [t.name, t]));
+    const adapted = /layers\.\d+\.(self_attn\.[qv]_proj|mlp\.down_proj)\.weight_t_/;
+    let changedTensors = 0;
+    for (const t of src.initializer) {
+      const o = outInits.get(t.name)!;
+      expect(o.dims.map(Number)).toEqual(t.dims.map(Number));
+      const same = Buffer.from(await readTensorBytes(o)).equals(Buffer.from(await readTensorBytes(t)));
+      if (adapted.test(t.name ?? '')) { if (!same) changedTensors++; } else expect(same, t.name).toBe(true);
+    }
+    expect(changedTensors).toBeGreaterThan(15); // codes and scales of the 15 adapted weights
+    const manifest = await readManifest(r.folder.outDir);
+    expect(manifest.requantize).toMatchObject({ method: 'rtn' });
+
+    const before = await storiesPerplexity(rtn.modelPath, tmp.dir);
+    const after = await storiesPerplexity(r.folder.modelPath, tmp.dir);
+    console.info(`QLoRA (r 4, q v down, ${c.steps} steps KD) over RTN 4-bit g32, re-quantized with RTN: perplexity ${before.toFixed(4)} → ${after.toFixed(4)} (original ${FP32_PERPLEXITY.toFixed(4)})`);
+    expect(Number.isFinite(after)).toBe(true);
+  }, 300_000);
+
+  it('LoRA re-quantized with GPTQ: the adapted weights on GPTQ\'s grid from the calibration text, the others untouched', async () => {
+    const ctx = quietContext(tmp.dir);
+    const rtn = await quantizeWeightOnly(STORIES.model, QuantizeRtnStep.parse({ type: 'quantize', method: 'rtn', bits: 4, blockSize: 32, symmetric: true, accuracyLevel: 0 }), path.join(tmp.dir, 'rtn-lora-gptq'), ctx, { tokenizerPath: STORIES.tokenizer });
+    const r = await distillModel({
+      teacherPath: STORIES.model, student: { kind: 'model', path: rtn.modelPath }, loss: { temperature: 2, alpha: 0.5, reverse: false, hidden: 0 }, signal: { kind: 'logits' },
+      lora: { rank: 2, alpha: 4, roles: ['up'] }, requantize: { method: 'gptq', calibration: { text, samples: 8, length: 64, seed: 0 } },
+      config: { ...config(4, 2e-3), batch: 2, length: 32 }, outDir: path.join(tmp.dir, 'qlora-gptq'), deliver: 'final', checkpointDir: path.join(tmp.dir, 'ckpt-qlora-gptq'), resume: false,
+    }, ctx);
+    const src = (await readModel(rtn.modelPath)).proto.graph!;
+    const out = (await readModel(r.folder.modelPath)).proto.graph!;
+    expect(out.node.filter((n) => n.opType === 'MatMulNBits')).toHaveLength(35);
+    const outInits = new Map(out.initializer.map((t) => [t.name, t]));
+    for (const t of src.initializer) {
+      const same = Buffer.from(await readTensorBytes(outInits.get(t.name)!)).equals(Buffer.from(await readTensorBytes(t)));
+      if (/mlp\.up_proj\.weight_t_scales$/.test(t.name ?? '')) expect(same, t.name).toBe(false);
+      else if (!/mlp\.up_proj\.weight_t_Q4$/.test(t.name ?? '')) expect(same, t.name).toBe(true);
+    }
+    expect((await readManifest(r.folder.outDir)).requantize).toMatchObject({ method: 'gptq' });
+    expect(Number.isFinite(await storiesPerplexity(r.folder.modelPath, tmp.dir))).toBe(true);
+  }, 120_000);
 });
