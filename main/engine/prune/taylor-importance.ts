@@ -220,7 +220,7 @@ export async function taylorScores(map: ArchitectureMap, target: StructuredTarge
     session = null;
 
     const index = new Map(view.trainable.map((p, i) => [p.name, i]));
-    const at = <T>(list: T[]) => (name: string): T | undefined => { const i = index.get(name); return i === undefined ? undefined : list[i]; };
+    const at = <V>(list: V[]) => (name: string): V | undefined => { const i = index.get(name); return i === undefined ? undefined : list[i]; };
     const values = view.trainable.map((p, i) => ({ dims: p.dims, data: weights[i] }));
     return taylorScoresFrom(map, target, aggregate, tokens, at(values), at(sums));
   } finally {
