@@ -8,6 +8,7 @@
  *   GET  /…            the renderer bundle (no token: it is the public app; the data is behind the token)
  *   GET  /ws           WebSocket upgrade (Bearer header or ?token=) → CallMessage in, ReplyMessage and EventMessage out
  *   POST /api/call     one CallMessage as JSON (Authorization: Bearer <token>) → its ReplyMessage
+ *   /api/download      a folder of the workspace as a zip (download.ts)
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -19,13 +20,14 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ErrorShape, EventMessage, ReplyMessage } from '../../preload/contract.ts';
 import { decodeWire, encodeWire } from '../../preload/wire.ts';
 import { appPaths } from '../paths.ts';
-import { WhittleError } from '../engine/errors.ts';
+import { toErrorShape, WhittleError } from '../engine/errors.ts';
 import type { EventBus } from '../api/events.ts';
 import { silentLogger, type Logger } from '../api/logger.ts';
 import type { Router, SenderInfo } from '../api/router.ts';
 import { createWorkspace } from '../api/workspace.ts';
 import { FOREIGN_ORIGIN, UNAUTHORIZED, headerToken, newToken, sameSiteRequest, tokenMatches, upgradeToken } from './auth.ts';
 import { contentTypeFor, resolveStaticFile } from './static-files.ts';
+import { DownloadTickets, downloadTarget, sendZip, zipName } from './download.ts';
 
 /** The renderer's Content-Security-Policy in serve mode (Mantine needs inline styles; nothing else inline). */
 export const SERVE_CSP = [
@@ -188,7 +190,42 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   const sockets = new Set<WebSocket>();
 
+  const downloads = new DownloadTickets();
+
+  /** Folder downloads (download.ts): a ticket's zip needs no header; the rest of /api/download does. */
+  async function handleDownload(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const ticket = /^\/api\/download\/([\w-]{16,64})$/.exec(url.pathname)?.[1];
+    if (ticket) {
+      if (req.method !== 'GET') return sendError(res, 405, { code: 'INVALID_INPUT', message: 'Use GET for a download.' });
+      const target = downloads.take(ticket);
+      if (!target) return sendError(res, 404, { code: 'NOT_FOUND', message: 'This download link was used already or has expired. Ask for the download again.' });
+      return sendZip(res, target, SECURITY_HEADERS);
+    }
+    if (!tokenMatches(token, headerToken(req))) return sendError(res, 401, UNAUTHORIZED);
+    try {
+      if (req.method === 'GET') return await sendZip(res, await downloadTarget(workspace, url.searchParams.get('path')), SECURITY_HEADERS);
+      if (req.method !== 'POST') {
+        res.setHeader('Allow', 'GET, POST');
+        return sendError(res, 405, { code: 'INVALID_INPUT', message: 'Use POST to ask for a download link, or GET with ?path=.' });
+      }
+      const body = await readBody(req, 64 << 10);
+      let input: unknown;
+      try {
+        input = body ? (JSON.parse(body.toString('utf8')) as { path?: unknown }).path : undefined;
+      } catch {
+        input = undefined;
+      }
+      const target = await downloadTarget(workspace, input);
+      sendJson(res, 200, { url: `/api/download/${downloads.issue(target)}`, fileName: zipName(target) });
+    } catch (e) {
+      if (res.headersSent) throw e;
+      const shape = toErrorShape(e);
+      sendError(res, shape.code === 'NOT_FOUND' ? 404 : shape.code === 'INVALID_INPUT' ? 400 : 500, shape);
+    }
+  }
+
   async function handleApi(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (url.pathname === '/api/download' || url.pathname.startsWith('/api/download/')) return handleDownload(req, res, url);
     if (!tokenMatches(token, headerToken(req))) return sendError(res, 401, UNAUTHORIZED);
     if (url.pathname !== '/api/call') return sendError(res, 404, { code: 'NOT_FOUND', message: `No API endpoint ${url.pathname}; use POST /api/call.` });
     if (req.method !== 'POST') {
