@@ -73,8 +73,20 @@ export function listRows<Row>(db: Database.Database, query: ListQuery): { rows: 
 
   if (match !== null) {
     const inFts = 'e.id IN (SELECT rowid FROM experiments_fts WHERE experiments_fts MATCH ?)';
-    const total = db.prepare<number>(`SELECT COUNT(*) FROM experiments e WHERE ${inFts}${and(where)}`).pluck().get(match, ...params) ?? 0;
+    // experiments_fts holds exactly one row per experiment (rowid = id), so without other filters the
+    // index alone counts and ranks the matches.
+    const total = where.length === 0
+      ? db.prepare<number>('SELECT COUNT(*) FROM experiments_fts WHERE experiments_fts MATCH ?').pluck().get(match) ?? 0
+      : db.prepare<number>(`SELECT COUNT(*) FROM experiments e WHERE ${inFts}${and(where)}`).pluck().get(match, ...params) ?? 0;
     if (query.sort === 'relevance' || query.sort === undefined) {
+      if (where.length === 0) {
+        const pinned = db.prepare<number>('SELECT id FROM experiments WHERE pinned = 1').pluck().all();
+        const ids = db.prepare<number>(
+          `SELECT rowid FROM experiments_fts WHERE experiments_fts MATCH ?
+           ORDER BY rowid IN (SELECT value FROM json_each(?)) DESC, ${BM25}, rowid DESC LIMIT ? OFFSET ?`,
+        ).pluck().all(match, JSON.stringify(pinned), limit, offset);
+        return { rows: rowsInOrder<Row>(db, ids), total };
+      }
       const rows = db.prepare<Row>(
         `SELECT e.* FROM experiments_fts JOIN experiments e ON e.id = experiments_fts.rowid
          WHERE experiments_fts MATCH ?${and(where)}
@@ -96,6 +108,14 @@ export function listRows<Row>(db: Database.Database, query: ListQuery): { rows: 
     `SELECT e.* FROM experiments e ${whereSql} ORDER BY e.pinned DESC, ${column} ${order}, e.id ${order} LIMIT ? OFFSET ?`,
   ).all(...params, limit, offset);
   return { rows, total };
+}
+
+/** The experiment rows of `ids`, in that order. */
+function rowsInOrder<Row>(db: Database.Database, ids: readonly number[]): Row[] {
+  if (ids.length === 0) return [];
+  const rows = db.prepare<Row & { id: number }>(`SELECT * FROM experiments WHERE id IN (SELECT value FROM json_each(?))`).all(JSON.stringify(ids));
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  return ids.flatMap((id) => byId.get(id) ?? []);
 }
 
 /** The tags of each of `ids`, sorted. */

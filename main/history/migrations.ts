@@ -142,6 +142,13 @@ export const MIGRATIONS: readonly Migration[] = [
     UPDATE experiments_fts SET tags = COALESCE((SELECT group_concat(tag, ' ') FROM tags WHERE experiment = old.experiment), '') WHERE rowid = old.experiment;
   END;
   `,
+  // 5: the list shows pinned experiments first, newest next: a filter by kind, status or star reads its
+  // page straight from an index in that order instead of sorting every match (thousands at 10,000).
+  `
+  CREATE INDEX experiments_kind_pinned_created ON experiments(kind, pinned, created);
+  CREATE INDEX experiments_status_pinned_created ON experiments(status, pinned, created);
+  CREATE INDEX experiments_starred_pinned_created ON experiments(starred, pinned, created);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -2,12 +2,16 @@
  * The hash router's routes: the page lives in `location.hash` so a reload keeps it, and the app works
  * from file:// (Electron) as well as http:// (serve mode).
  */
-export type HistorySort = 'created' | 'name' | 'status' | 'kind';
+/** 'relevance': best search matches first (bm25); the page switches to it while a search is typed. */
+export type HistorySort = 'relevance' | 'created' | 'name' | 'status' | 'kind';
 
 export interface HistoryQuery {
   search: string;
   status: string;
   kind: string;
+  /** Experiments carrying every one of these tags (`tag=` repeated in the URL). */
+  tags: string[];
+  starred: boolean;
   sort: HistorySort;
   order: 'asc' | 'desc';
   page: number;
@@ -25,9 +29,9 @@ export type Route =
   | { name: 'historyDetail'; id: number }
   | { name: 'notFound'; hash: string };
 
-export const DEFAULT_HISTORY_QUERY: HistoryQuery = { search: '', status: '', kind: '', sort: 'created', order: 'desc', page: 1 };
+export const DEFAULT_HISTORY_QUERY: HistoryQuery = { search: '', status: '', kind: '', tags: [], starred: false, sort: 'created', order: 'desc', page: 1 };
 
-const SORTS: readonly HistorySort[] = ['created', 'name', 'status', 'kind'];
+const SORTS: readonly HistorySort[] = ['relevance', 'created', 'name', 'status', 'kind'];
 
 function positiveInt(value: string | null): number | null {
   if (value === null || !/^\d+$/.test(value)) return null;
@@ -64,6 +68,8 @@ export function parseHash(hash: string): Route {
           search: params.get('q') ?? '',
           status: params.get('status') ?? '',
           kind: params.get('kind') ?? '',
+          tags: [...new Set(params.getAll('tag').filter(Boolean))],
+          starred: params.get('starred') === '1',
           sort: sort && SORTS.includes(sort) ? sort : 'created',
           order: params.get('order') === 'asc' ? 'asc' : 'desc',
           page: positiveInt(params.get('page')) ?? 1,
@@ -80,7 +86,7 @@ export function parseHash(hash: string): Route {
 
 function withQuery(path: string, entries: [string, string | number | null | undefined][]): string {
   const params = new URLSearchParams();
-  for (const [k, v] of entries) if (v !== null && v !== undefined && v !== '') params.set(k, String(v));
+  for (const [k, v] of entries) if (v !== null && v !== undefined && v !== '') params.append(k, String(v));
   const s = params.toString();
   return s ? `#${path}?${s}` : `#${path}`;
 }
@@ -104,6 +110,8 @@ export const href = {
       ['q', q.search],
       ['status', q.status],
       ['kind', q.kind],
+      ...q.tags.map((t): [string, string] => ['tag', t]),
+      ['starred', q.starred ? 1 : null],
       ['sort', q.sort === 'created' ? null : q.sort],
       ['order', q.order === 'desc' ? null : q.order],
       ['page', q.page === 1 ? null : q.page],

@@ -1,26 +1,48 @@
-import { Anchor, Group, NativeSelect, Pagination, Paper, Skeleton, Stack, Table, Text, TextInput, Title, UnstyledButton } from '@mantine/core';
+import {
+  ActionIcon, Anchor, Badge, Button, Checkbox, Chip, Group, NativeSelect, Pagination, Paper, Skeleton, Stack, Table, Text, TextInput, Title, Tooltip, UnstyledButton,
+} from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
-import { IconArrowDown, IconArrowUp, IconHistory, IconSearch, IconSelector } from '@tabler/icons-react';
-import { useEffect, useState } from 'react';
-import type { ExperimentStatus, ExperimentSummary } from '../../preload/contract.ts';
+import { IconArrowDown, IconArrowUp, IconHistory, IconPin, IconPinFilled, IconSearch, IconSelector, IconStar, IconStarFilled } from '@tabler/icons-react';
+import { useEffect, useState, type ReactNode } from 'react';
+import type { ExperimentStatus, ExperimentSummary, KindCount } from '../../preload/contract.ts';
 import { JOB_KINDS } from '../../preload/methods.ts';
 import { EmptyNote } from '../components/EmptyNote.tsx';
+import { RecentSweeps } from '../components/RecentSweeps.tsx';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
+import { useApi } from '../hooks/useApi.ts';
 import { useCall } from '../hooks/useCall.ts';
 import { useEvent } from '../hooks/useEvent.ts';
 import { navigate, replaceHash } from '../hooks/useRoute.ts';
+import { useToast } from '../hooks/useToast.ts';
+import { onAsync } from '../lib/async-handler.ts';
 import { baseName, formatBytes, formatDateTime, formatDuration } from '../lib/format.ts';
 import { formatMetric, metricLabel, sortMetrics } from '../lib/metrics.ts';
 import { href, type HistoryQuery, type HistorySort } from '../lib/route.ts';
 
 export const PAGE_SIZE = 25;
+/** How many of the most used tags are offered as filter chips. */
+const TAG_CHIPS = 24;
+const SEARCH_DEBOUNCE_MS = 250;
 
 const STATUSES: ExperimentStatus[] = ['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted'];
+
+/**
+ * The rows ticked in the list (kept across pages and filters) and what to do with them: the page shows
+ * a bar above the list with the count, "Clear", and what `actions` renders (e.g. "Compare selected").
+ */
+export type SelectionActions = (selected: readonly number[], clear: () => void) => ReactNode;
 
 function durationOf(e: ExperimentSummary): string {
   if (!e.finished) return e.status === 'running' ? 'running' : '—';
   return formatDuration(new Date(e.finished).getTime() - new Date(e.created).getTime());
+}
+
+/** The sort after the search text changes: best matches first while searching, unless a column was chosen. */
+function sortForSearch(query: HistoryQuery, search: string): HistorySort {
+  if (search && !query.search && query.sort === 'created' && query.order === 'desc') return 'relevance';
+  if (!search && query.sort === 'relevance') return 'created';
+  return query.sort;
 }
 
 function SortHeader({ column, query, children }: { column: HistorySort; query: HistoryQuery; children: string }) {
@@ -49,12 +71,45 @@ function Headline({ e }: { e: ExperimentSummary }) {
   );
 }
 
-function HistoryTable({ items, query }: { items: ExperimentSummary[]; query: HistoryQuery }) {
+interface RowActions {
+  selected: ReadonlySet<number>;
+  onSelect: (ids: readonly number[], on: boolean) => void;
+  onMark: (e: ExperimentSummary, change: { starred?: boolean; pinned?: boolean }) => void;
+  onTag: (tag: string) => void;
+}
+
+function Marks({ e, onMark }: { e: ExperimentSummary; onMark: RowActions['onMark'] }) {
   return (
-    <Table.ScrollContainer minWidth={760}>
+    <Group gap={0} wrap="nowrap">
+      <Tooltip label={e.starred ? 'Unstar' : 'Star'} openDelay={400}>
+        <ActionIcon variant="subtle" color={e.starred ? 'yellow' : 'gray'} aria-label={e.starred ? 'Unstar' : 'Star'} aria-pressed={e.starred}
+          onClick={() => onMark(e, { starred: !e.starred })} data-testid="row-star">
+          {e.starred ? <IconStarFilled size={16} /> : <IconStar size={16} />}
+        </ActionIcon>
+      </Tooltip>
+      <Tooltip label={e.pinned ? 'Unpin' : 'Pin to the top'} openDelay={400}>
+        <ActionIcon variant="subtle" color={e.pinned ? 'blue' : 'gray'} aria-label={e.pinned ? 'Unpin' : 'Pin'} aria-pressed={e.pinned}
+          onClick={() => onMark(e, { pinned: !e.pinned })} data-testid="row-pin">
+          {e.pinned ? <IconPinFilled size={16} /> : <IconPin size={16} />}
+        </ActionIcon>
+      </Tooltip>
+    </Group>
+  );
+}
+
+function HistoryTable({ items, query, actions }: { items: ExperimentSummary[]; query: HistoryQuery; actions: RowActions }) {
+  const onPage = items.map((e) => e.id);
+  const ticked = onPage.filter((id) => actions.selected.has(id)).length;
+  return (
+    <Table.ScrollContainer minWidth={860}>
       <Table highlightOnHover verticalSpacing="sm" data-testid="history-table">
         <Table.Thead>
           <Table.Tr>
+            <Table.Th w={36}>
+              <Checkbox aria-label="Select every experiment on this page" checked={ticked > 0 && ticked === onPage.length} indeterminate={ticked > 0 && ticked < onPage.length}
+                onChange={(ev) => actions.onSelect(onPage, ev.currentTarget.checked)} data-testid="history-select-page" />
+            </Table.Th>
+            <Table.Th w={72}><Text size="sm" fw={600} c="dimmed" aria-label="Star and pin">★</Text></Table.Th>
             <SortHeader column="created" query={query}>Created</SortHeader>
             <SortHeader column="name" query={query}>Name</SortHeader>
             <SortHeader column="kind" query={query}>Kind</SortHeader>
@@ -65,12 +120,26 @@ function HistoryTable({ items, query }: { items: ExperimentSummary[]; query: His
         </Table.Thead>
         <Table.Tbody>
           {items.map((e) => (
-            <Table.Tr key={e.id} className="clickable-row" onClick={(ev) => { if (!(ev.target as HTMLElement).closest('a')) navigate(href.historyDetail(e.id)); }}
-              data-testid="history-row" data-id={e.id} data-status={e.status}>
+            <Table.Tr key={e.id} className="clickable-row"
+              onClick={(ev) => { if (!(ev.target as HTMLElement).closest('a, button, input, label')) navigate(href.historyDetail(e.id)); }}
+              data-testid="history-row" data-id={e.id} data-status={e.status} data-starred={e.starred} data-pinned={e.pinned}>
+              <Table.Td>
+                <Checkbox aria-label={`Select ${e.name}`} checked={actions.selected.has(e.id)} onChange={(ev) => actions.onSelect([e.id], ev.currentTarget.checked)} data-testid="history-select" />
+              </Table.Td>
+              <Table.Td><Marks e={e} onMark={actions.onMark} /></Table.Td>
               <Table.Td style={{ whiteSpace: 'nowrap' }}>{formatDateTime(e.created)}</Table.Td>
               <Table.Td style={{ minWidth: 200 }}>
                 <Anchor href={href.historyDetail(e.id)} size="sm" fw={600} data-testid="history-row-name">{e.name}</Anchor>
                 <Text size="xs" c="dimmed" truncate title={e.modelPath} maw={360}>{baseName(e.modelPath)} · {formatBytes(e.modelBytes)}</Text>
+                {e.tags.length > 0 && (
+                  <Group gap={4} mt={4}>
+                    {e.tags.map((t) => (
+                      <UnstyledButton key={t} onClick={() => actions.onTag(t)} aria-label={`Filter by tag ${t}`} data-testid="history-row-tag">
+                        <Badge size="xs" variant={query.tags.includes(t) ? 'filled' : 'light'} style={{ textTransform: 'none', cursor: 'pointer' }}>{t}</Badge>
+                      </UnstyledButton>
+                    ))}
+                  </Group>
+                )}
               </Table.Td>
               <Table.Td>{e.kind}</Table.Td>
               <Table.Td style={{ whiteSpace: 'nowrap' }}><StatusBadge status={e.status} /></Table.Td>
@@ -84,47 +153,114 @@ function HistoryTable({ items, query }: { items: ExperimentSummary[]; query: His
   );
 }
 
-export function HistoryPage({ query }: { query: HistoryQuery }) {
+function kindLabel(k: KindCount): string {
+  return `${k.kind} (${k.count.toLocaleString('en')})`;
+}
+
+export function HistoryPage({ query, selectionActions }: { query: HistoryQuery; selectionActions?: SelectionActions }) {
+  const api = useApi();
+  const toast = useToast();
   const [search, setSearch] = useState(query.search);
-  const [debounced] = useDebouncedValue(search, 300);
+  const [debounced] = useDebouncedValue(search, SEARCH_DEBOUNCE_MS);
+  const [selected, setSelected] = useState<ReadonlySet<number>>(new Set());
 
   useEffect(() => {
-    if (debounced !== query.search) replaceHash(href.history({ ...query, search: debounced, page: 1 }));
+    if (debounced !== query.search) replaceHash(href.history({ ...query, search: debounced, sort: sortForSearch(query, debounced), page: 1 }));
   }, [debounced, query]);
 
   const list = useCall('history.list', {
     search: query.search || undefined,
     status: (query.status || undefined) as ExperimentStatus | undefined,
     kind: query.kind || undefined,
+    tags: query.tags.length ? query.tags : undefined,
+    starred: query.starred || undefined,
     sort: query.sort,
     order: query.order,
     limit: PAGE_SIZE,
     offset: (query.page - 1) * PAGE_SIZE,
   });
-  useEvent('history.changed', () => list.reload({ quiet: true }));
+  const kinds = useCall('history.kinds', {});
+  const tags = useCall('history.tags', { limit: TAG_CHIPS });
+  useEvent('history.changed', () => {
+    list.reload({ quiet: true });
+    kinds.reload({ quiet: true });
+    tags.reload({ quiet: true });
+  });
 
-  const filtered = !!(query.search || query.status || query.kind);
+  const go = (change: Partial<HistoryQuery>) => replaceHash(href.history({ ...query, page: 1, ...change }));
+  const toggleTag = (tag: string) => go({ tags: query.tags.includes(tag) ? query.tags.filter((t) => t !== tag) : [...query.tags, tag] });
+
+  const actions: RowActions = {
+    selected,
+    onSelect: (ids, on) => setSelected((s) => {
+      const next = new Set(s);
+      for (const id of ids) if (on) next.add(id); else next.delete(id);
+      return next;
+    }),
+    onMark: onAsync(async (e: ExperimentSummary, change: { starred?: boolean; pinned?: boolean }) => {
+      try {
+        await api.call('history.update', { id: e.id, ...change });
+        list.reload({ quiet: true });
+      } catch (err) {
+        toast.error(err, change.pinned === undefined ? 'Starring' : 'Pinning');
+      }
+    }),
+    onTag: toggleTag,
+  };
+
+  const kindOptions: KindCount[] = [...(kinds.data ?? JOB_KINDS.map((kind) => ({ kind, count: 0 })))];
+  if (query.kind && !kindOptions.some((k) => k.kind === query.kind)) kindOptions.push({ kind: query.kind, count: 0 });
+  const tagChips = [...(tags.data ?? []).map((t) => t.tag), ...query.tags].filter((t, i, all) => all.indexOf(t) === i);
+
+  const filtered = !!(query.search || query.status || query.kind || query.tags.length || query.starred);
   const total = list.data?.total ?? 0;
   const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
 
   return (
     <Stack gap="md">
       <Group justify="space-between">
-        <Title order={2}>History</Title>
-        {list.data && <Text size="sm" c="dimmed"><span data-testid="history-total">{total}</span> experiment{total === 1 ? '' : 's'}</Text>}
+        <Group gap="sm"><Title order={2}>History</Title><RecentSweeps /></Group>
+        {list.data && (
+          <Text size="sm" c="dimmed">
+            <span data-testid="history-total">{total}</span> experiment{total === 1 ? '' : 's'}
+            {query.search && query.sort === 'relevance' && ' · best matches first'}
+            {query.search && query.sort !== 'relevance' && (
+              <> · <Anchor component="button" size="sm" onClick={() => go({ sort: 'relevance', order: 'desc' })} data-testid="history-sort-relevance">best matches first</Anchor></>
+            )}
+          </Text>
+        )}
       </Group>
       <Group gap="sm" align="flex-end">
-        <TextInput placeholder="Search names, models, notes…" leftSection={<IconSearch size={16} />} value={search}
+        <TextInput placeholder="Search names, models, notes, tags…" leftSection={<IconSearch size={16} />} value={search}
           onChange={(e) => setSearch(e.currentTarget.value)} aria-label="Search the history" style={{ flex: 1, minWidth: 220 }} data-testid="history-search" />
         <NativeSelect aria-label="Status" value={query.status} data={[{ value: '', label: 'Any status' }, ...STATUSES.map((s) => ({ value: s, label: s }))]}
-          onChange={(e) => replaceHash(href.history({ ...query, status: e.currentTarget.value, page: 1 }))} data-testid="history-status-filter" />
-        <NativeSelect aria-label="Kind" value={query.kind} data={[{ value: '', label: 'Any kind' }, ...JOB_KINDS.map((k) => ({ value: k, label: k }))]}
-          onChange={(e) => replaceHash(href.history({ ...query, kind: e.currentTarget.value, page: 1 }))} data-testid="history-kind-filter" />
+          onChange={(e) => go({ status: e.currentTarget.value })} data-testid="history-status-filter" />
+        <NativeSelect aria-label="Kind" value={query.kind} data={[{ value: '', label: 'Any kind' }, ...kindOptions.map((k) => ({ value: k.kind, label: kinds.data ? kindLabel(k) : k.kind }))]}
+          onChange={(e) => go({ kind: e.currentTarget.value })} data-testid="history-kind-filter" />
+        <Chip checked={query.starred} onChange={(on) => go({ starred: on })} icon={<IconStarFilled size={12} />} data-testid="history-starred-filter">Starred</Chip>
       </Group>
+      {tagChips.length > 0 && (
+        <Group gap={6} data-testid="history-tag-filter" aria-label="Filter by tags">
+          <Text size="xs" c="dimmed">Tags</Text>
+          {tagChips.map((t) => (
+            <Chip key={t} size="xs" checked={query.tags.includes(t)} onChange={() => toggleTag(t)} data-testid="history-tag-chip" data-tag={t}>{t}</Chip>
+          ))}
+          {query.tags.length > 0 && <Anchor component="button" size="xs" onClick={() => go({ tags: [] })}>clear tags</Anchor>}
+        </Group>
+      )}
+      {selected.size > 0 && (
+        <Paper withBorder radius="md" px="md" py="xs" data-testid="history-selection">
+          <Group gap="sm">
+            <Text size="sm"><span data-testid="history-selected-count">{selected.size}</span> selected</Text>
+            {selectionActions?.([...selected], () => setSelected(new Set()))}
+            <Button size="xs" variant="subtle" onClick={() => setSelected(new Set())} data-testid="history-selection-clear">Clear selection</Button>
+          </Group>
+        </Paper>
+      )}
       <Paper withBorder radius="md">
         {list.loading && !list.data && <Stack p="md" gap="xs">{[0, 1, 2, 3].map((i) => <Skeleton key={i} h={36} />)}</Stack>}
         {list.error && <ErrorAlert error={list.error} testId="history-error" />}
-        {list.data && list.data.items.length > 0 && <HistoryTable items={list.data.items} query={query} />}
+        {list.data && list.data.items.length > 0 && <HistoryTable items={list.data.items} query={query} actions={actions} />}
         {list.data && list.data.items.length === 0 && (
           filtered
             ? <EmptyNote icon={<IconSearch size={24} />} title="Nothing matches" testId="history-empty">Try other words or clear the filters.</EmptyNote>

@@ -105,6 +105,18 @@ describe('full-text search', () => {
     expect(ids({ search: 'calibration', sort: 'name', order: 'desc' })).toEqual([inNotes, inName]);
   });
 
+  it('puts a pinned match first, ahead of better matches, with or without other filters', () => {
+    const inNotes = make({ name: 'plain run', notes: 'calibration again', kind: 'quantize' });
+    const inName = make({ name: 'calibration sweep', kind: 'quantize' });
+    make({ name: 'pinned but unrelated', kind: 'quantize' });
+    h.update(inNotes, { pinned: true });
+    h.update(h.list({ search: 'unrelated' }).items[0].id, { pinned: true });
+    expect(ids({ search: 'calibration', sort: 'relevance' })).toEqual([inNotes, inName]);
+    expect(ids({ search: 'calibration', sort: 'relevance', kind: 'quantize' })).toEqual([inNotes, inName]);
+    expect(ids({ search: 'calibration', sort: 'relevance', limit: 1, offset: 1 })).toEqual([inName]);
+    expect(h.list({ search: 'calibration', sort: 'relevance', limit: 1 }).total).toBe(2);
+  });
+
   it('matches text without words literally in names, models and notes', () => {
     const a = make({ name: '100%_sure' });
     const b = make({ notes: 'up 5% over baseline' });

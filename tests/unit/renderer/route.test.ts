@@ -18,8 +18,17 @@ describe('hash routes', () => {
     expect(href.history()).toBe('#/history');
     const link = href.history({ search: 'ppl run', status: 'done', sort: 'name', order: 'asc', page: 3 });
     const route = parseHash(link);
-    expect(route).toEqual({ name: 'history', query: { search: 'ppl run', status: 'done', kind: '', sort: 'name', order: 'asc', page: 3 } });
+    expect(route).toEqual({ name: 'history', query: { search: 'ppl run', status: 'done', kind: '', tags: [], starred: false, sort: 'name', order: 'asc', page: 3 } });
     expect(parseHash('#/history?sort=bogus&page=-2')).toMatchObject({ query: { sort: 'created', page: 1 } });
+  });
+
+  it('round-trips tags (several, with odd characters), the starred filter and relevance', () => {
+    const query = { search: 'gptq 4b', tags: ['a&b', 'int4', 'x y'], starred: true, sort: 'relevance' as const, kind: 'sensitivity' };
+    const link = href.history(query);
+    expect(link).toContain('tag=int4');
+    expect(link).toContain('starred=1');
+    expect(parseHash(link)).toEqual({ name: 'history', query: { status: '', order: 'desc', page: 1, ...query } });
+    expect(parseHash('#/history?tag=a&tag=a&tag=&starred=0')).toMatchObject({ query: { tags: ['a'], starred: false } });
   });
 
   it('round-trips model and evaluate links with odd paths', () => {
