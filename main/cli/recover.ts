@@ -7,12 +7,12 @@ import { recoverStep, unrecoverableReason } from '../../preload/recover.ts';
 import { UsageError, type OptionSpec, type OptionValues } from './args.ts';
 
 export const RECOVER_OPTIONS: readonly OptionSpec[] = [
-  { name: 'recover-steps', type: 'int', value: 'N', min: 1, description: 'then recover: distil the compressed model from the original for N optimizer steps (pruning masks kept)' },
+  { name: 'recover-steps', type: 'int', value: 'N', min: 1, description: 'then recover: distil the compressed model from the original for N optimizer steps (pruning masks kept; RTN/GPTQ weights stay on their grid)' },
   { name: 'recover-text', type: 'string', value: 'FILE', description: 'with --recover-steps: the training text of the recovery (default: --calib-text); best not the evaluation text' },
 ];
 
 /** The recovery step the flags ask for, or null without --recover-steps. */
-export function recoveryFromFlags(o: OptionValues, tokenizer: string | null, model: string, compression?: { type: string; method?: string; quantize?: unknown }): Record<string, unknown> | null {
+export function recoveryFromFlags(o: OptionValues, tokenizer: string | null, model: string, compression?: { type: string; method?: string; format?: string; quantize?: unknown }): Record<string, unknown> | null {
   if (o['recover-steps'] === undefined) {
     if (o['recover-text'] !== undefined) throw new UsageError('--recover-text only applies with --recover-steps N (how long to recover).');
     return null;

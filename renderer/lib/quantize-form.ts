@@ -437,7 +437,7 @@ function checkPatterns(issues: QuantizeIssues, field: QuantizeField, text: strin
 export function validateQuantizeForm(form: QuantizeForm): QuantizeIssues {
   const issues: QuantizeIssues = {};
   if (!form.modelPath.trim()) addIssue(issues, 'modelPath', 'Choose the model file (.onnx).');
-  if (!unrecoverableReason({ type: 'quantize', method: form.method })) checkRecover(issues, form);
+  if (!unrecoverableReason({ type: 'quantize', method: form.method, format: form.format })) checkRecover(issues, form);
   const calibrates = methodOf(form.method).calibration;
   const trains = form.method === 'qat';
   if (form.evaluate || calibrates || trains) {

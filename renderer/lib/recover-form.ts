@@ -16,7 +16,7 @@ export interface RecoverFormPart {
   recoverText: string;
 }
 
-export const RECOVER_HELP = 'Fine-tunes the compressed model for a few steps with the original as its teacher (knowledge distillation); zeros from pruning stay zero. Minutes on a CPU.';
+export const RECOVER_HELP = 'Fine-tunes the compressed model for a few steps with the original as its teacher (knowledge distillation); zeros from pruning stay zero, and 4/8-bit weights stay on their quantization grid (same scales, new codes). Minutes on a CPU.';
 
 export function defaultRecoverPart(): RecoverFormPart {
   return { recover: false, recoverSteps: 100, recoverText: '' };

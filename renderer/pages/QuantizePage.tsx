@@ -181,7 +181,7 @@ export function QuantizePage({ path, jobId, experimentId }: Props) {
           <StepBody testId="wizard-step-method" title="Method" intro={METHOD_INTRO[form.method]}>
             <QuantizeMethodFields form={form} issues={shownIssues} onChange={change} />
             {estimate}
-            <RecoverFields form={form} issues={shownIssues} onChange={change} unavailable={unrecoverableReason({ type: 'quantize', method: form.method })} />
+            <RecoverFields form={form} issues={shownIssues} onChange={change} unavailable={unrecoverableReason({ type: 'quantize', method: form.method, format: form.format })} />
           </StepBody>
         </Stepper.Step>
         <Stepper.Step label="Weights" description="Which" data-testid="wizard-tab-weights">

@@ -37,13 +37,16 @@ describe('recovery after compression', () => {
     expect(isRecoverStep(r.steps[0])).toBe(false);
   });
 
-  it('whittle quantize … --recover-steps: FP16 (float weights) recovers on the given text; integer methods point to KD-QAT', () => {
+  it('whittle quantize … --recover-steps: FP16 and RTN/GPTQ (MatMulNBits, on their grid) recover on the given text; INT8 and QDQ point elsewhere', () => {
     const r = Recipe.parse(quantizeRecipe(STORIES.model, { method: 'fp16', 'recover-text': STORIES.text, 'recover-steps': 5 }));
     expect(r.steps[1]).toMatchObject({ type: 'distill', student: { from: 'input' }, data: { text: STORIES.text }, schedule: { steps: 5 } });
     expect(Recipe.parse(quantizeRecipe(STORIES.model, { bits: '4' })).steps).toHaveLength(1);
-    for (const flags of [{ method: 'gptq', 'calib-text': STORIES.text }, { method: 'rtn', 'recover-text': STORIES.text }]) {
-      expect(usage(() => quantizeRecipe(STORIES.model, { ...flags, 'recover-steps': 5 }))).toMatch(/stores integer weights\. Use KD-QAT \(quantize --method qat\)/);
-    }
+    const gptq = Recipe.parse(quantizeRecipe(STORIES.model, { method: 'gptq', bits: '4', 'calib-text': STORIES.text, 'recover-steps': 5 }));
+    expect(gptq.steps.map((s) => s.type)).toEqual(['quantize', 'distill']);
+    expect(gptq.steps[1]).toMatchObject({ student: { from: 'input' }, data: { text: STORIES.text }, schedule: { steps: 5 } });
+    expect(Recipe.parse(quantizeRecipe(STORIES.model, { method: 'rtn', 'recover-text': TRAIN, 'recover-steps': 5 })).steps[1]).toMatchObject({ type: 'distill', data: { text: TRAIN } });
+    expect(usage(() => quantizeRecipe(STORIES.model, { method: 'rtn', format: 'qdq', 'recover-text': TRAIN, 'recover-steps': 5 }))).toMatch(/QDQ format .* is not trained\. Quantize in the MatMulNBits format/);
+    expect(usage(() => quantizeRecipe(STORIES.model, { method: 'int8-dynamic', 'recover-text': TRAIN, 'recover-steps': 5 }))).toMatch(/INT8 weights are not trained\. .*KD-QAT \(quantize --method qat\)/);
   });
 
   it('bad input: no text to recover on, --recover-text alone, no tokenizer', () => {

@@ -34,9 +34,12 @@ describe('the Recover option', () => {
     const form = quantize({ method: 'fp16', recover: true, recoverSteps: 12, recoverText: '/t/train.txt' });
     const r = Recipe.parse(buildQuantizeRecipe(form));
     expect(r.steps.map((s) => s.type)).toEqual(['quantize', 'distill']);
-    // Integer weights (RTN, GPTQ) have nothing to recover by distillation: KD-QAT does it; no distill step is added.
-    expect(Recipe.parse(buildQuantizeRecipe(quantize({ method: 'rtn', recover: true, recoverSteps: 12 }))).steps.map((s) => s.type)).toEqual(['quantize']);
-    expect(validateQuantizeForm(quantize({ method: 'gptq', recover: true, recoverSteps: 0 })).recoverSteps).toBeUndefined();
+    // RTN and GPTQ in the MatMulNBits format recover on their grid; the QDQ format and INT8 add no distill step and ask for none of its fields.
+    expect(Recipe.parse(buildQuantizeRecipe(quantize({ method: 'rtn', recover: true, recoverSteps: 12 }))).steps.map((s) => s.type)).toEqual(['quantize', 'distill']);
+    expect(validateQuantizeForm(quantize({ method: 'gptq', recover: true, recoverSteps: 0 })).recoverSteps).toBeTruthy();
+    expect(Recipe.parse(buildQuantizeRecipe(quantize({ method: 'rtn', format: 'qdq', recover: true, recoverSteps: 12 }))).steps.map((s) => s.type)).toEqual(['quantize']);
+    expect(Recipe.parse(buildQuantizeRecipe(quantize({ method: 'int8-dynamic', recover: true, recoverSteps: 12 }))).steps.map((s) => s.type)).toEqual(['quantize']);
+    expect(validateQuantizeForm(quantize({ method: 'int8-dynamic', recover: true, recoverSteps: 0 })).recoverSteps).toBeUndefined();
     expect(quantizeFormFromRecipe(r)).toMatchObject({ recover: true, recoverSteps: 12, recoverText: '/t/train.txt' });
     expect(pruneFormFromRecipe(Recipe.parse(buildPruneRecipe(prune({ recover: true, recoverSteps: 7 }))))).toMatchObject({ recover: true, recoverSteps: 7, recoverText: '/t/calib.txt' });
     expect(quantizeFormFromRecipe(Recipe.parse(buildQuantizeRecipe(quantize())))).toMatchObject({ recover: false });
