@@ -13,6 +13,8 @@ import type { Route } from './lib/route.ts';
 import { EvaluatePage } from './pages/EvaluatePage.tsx';
 import { HistoryDetailPage } from './pages/HistoryDetailPage.tsx';
 import { HistoryPage } from './pages/HistoryPage.tsx';
+import { ComparePage } from './pages/ComparePage.tsx';
+import { ParetoPage } from './pages/ParetoPage.tsx';
 import { HomePage } from './pages/HomePage.tsx';
 import { ModelPage } from './pages/ModelPage.tsx';
 import { NotFoundPage } from './pages/NotFoundPage.tsx';
@@ -32,12 +34,14 @@ function Page({ route }: { route: Route }) {
     case 'distill': return <DistillPage path={route.path} jobId={route.jobId} experimentId={route.experimentId} />;
     case 'history': return <HistoryPage query={route.query} />;
     case 'historyDetail': return <HistoryDetailPage id={route.id} />;
+    case 'compare': return <ComparePage ids={route.ids} baseline={route.baseline} />;
+    case 'pareto': return <ParetoPage sha256={route.sha256} path={route.path} />;
     case 'notFound': return <NotFoundPage hash={route.hash} />;
   }
 }
 
 const TITLES: Record<Route['name'], string> = {
-  home: 'Models', model: 'Model', evaluate: 'Evaluate', quantize: 'Quantize', prune: 'Prune', train: 'Train', distill: 'Distill', history: 'History', historyDetail: 'Experiment', notFound: 'Not found',
+  home: 'Models', model: 'Model', evaluate: 'Evaluate', quantize: 'Quantize', prune: 'Prune', train: 'Train', distill: 'Distill', history: 'History', historyDetail: 'Experiment', compare: 'Compare', pareto: 'Pareto view', notFound: 'Not found',
 };
 
 export function App({ api }: { api: WhittleApi }) {

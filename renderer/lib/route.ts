@@ -27,6 +27,8 @@ export type Route =
   | { name: 'distill'; path: string; jobId: string | null; experimentId: number | null }
   | { name: 'history'; query: HistoryQuery }
   | { name: 'historyDetail'; id: number }
+  | { name: 'compare'; ids: number[]; baseline: number | null }
+  | { name: 'pareto'; sha256: string | null; path: string | null }
   | { name: 'notFound'; hash: string };
 
 export const DEFAULT_HISTORY_QUERY: HistoryQuery = { search: '', status: '', kind: '', tags: [], starred: false, sort: 'created', order: 'desc', page: 1 };
@@ -81,6 +83,14 @@ export function parseHash(hash: string): Route {
       if (id !== null) return { name: 'historyDetail', id };
     }
   }
+  if (segments.length === 1 && segments[0] === 'compare') {
+    const ids = (params.get('ids') ?? '').split(',').map((s) => positiveInt(s.trim())).filter((id): id is number => id !== null);
+    return { name: 'compare', ids: [...new Set(ids)], baseline: positiveInt(params.get('baseline')) };
+  }
+  if (segments.length === 1 && segments[0] === 'pareto') {
+    const sha = params.get('model');
+    return { name: 'pareto', sha256: sha && /^[0-9a-f]{64}$/.test(sha) ? sha : null, path: params.get('path') || null };
+  }
   return { name: 'notFound', hash: raw };
 }
 
@@ -118,6 +128,9 @@ export const href = {
     ]);
   },
   historyDetail: (id: number): string => `#/history/${id}`,
+  compare: (ids: readonly number[], baseline?: number | null): string => withQuery('/compare', [['ids', ids.join(',')], ['baseline', baseline]]),
+  /** The Pareto view of a model, by its sha256 (or its file's path). */
+  pareto: (model: { sha256?: string | null; path?: string | null }): string => withQuery('/pareto', [['model', model.sha256], ['path', model.sha256 ? null : model.path]]),
 };
 
 /** The wizard that makes (and shows) a job of this kind, attached to it: quantize, prune, train and distill jobs have one; others open the evaluate page. */

@@ -6,6 +6,7 @@ import { useEffect, useState, type ReactNode } from 'react';
 import type { ExperimentDetail } from '../../preload/contract.ts';
 import { planResume, withoutResume } from '../../preload/resume.ts';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
+import { CompareWithButton, ParetoButton } from '../components/CompareWith.tsx';
 import { JobLog } from '../components/JobLog.tsx';
 import { JsonBlock } from '../components/JsonBlock.tsx';
 import { MetricsTable } from '../components/MetricsGrid.tsx';
@@ -187,6 +188,8 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
           {wizard && (
             <Button component="a" href={wizard} variant="light" leftSection={<IconArrowsLeftRight size={16} />} data-testid="detail-compare">Compare</Button>
           )}
+          {detail.status === 'done' && <CompareWithButton detail={detail} />}
+          {detail.status === 'done' && <ParetoButton detail={detail} />}
           {resume.ok && (
             <Button leftSection={<IconPlayerTrackNext size={16} />} onClick={onAsync(resumeRun)} loading={resuming} data-testid="detail-resume">Resume</Button>
           )}
