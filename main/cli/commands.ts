@@ -5,6 +5,7 @@ import type { CommandSpec } from './args.ts';
 import { historyCompareCommand } from './compare-command.ts';
 import { RECOVER_OPTIONS } from './recover.ts';
 import { sweepCommand } from './sweep-command.ts';
+import { WORKSPACE_COMMANDS } from './workspace-commands.ts';
 
 /** The help of a KD-QAT option, from its description. */
 const qatHelp = (flag: string): string => QAT.options.find((o) => o.flag === flag)?.help ?? '';
@@ -349,5 +350,5 @@ export const serveCommand: CommandSpec = {
 };
 
 export const COMMANDS: readonly CommandSpec[] = [
-  inspectCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, trainCommand, distillCommand, historyListCommand, historyShowCommand, historyDeleteCommand, historyCompareCommand, sweepCommand, serveCommand,
+  inspectCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, trainCommand, distillCommand, historyListCommand, historyShowCommand, historyDeleteCommand, historyCompareCommand, ...WORKSPACE_COMMANDS, sweepCommand, serveCommand,
 ];

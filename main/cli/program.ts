@@ -54,6 +54,10 @@ export async function main(argv: readonly string[], output?: { stdout?: Output['
       case 'history show': return await (await import('./history.ts')).runHistory('show', positionals, options, out, home);
       case 'history delete': return await (await import('./history.ts')).runHistory('delete', positionals, options, out, home);
       case 'history compare': return await (await import('./compare.ts')).runCompare(positionals, options, out, home);
+      case 'history lineage': return await (await import('./lineage.ts')).runLineage(positionals, out, home);
+      case 'history export': return await (await import('./bundle.ts')).runExport(positionals, options, out, home);
+      case 'history import': return await (await import('./bundle.ts')).runImport(positionals[0], options, out, home);
+      case 'report': return await (await import('./report.ts')).runReport(positionals, options, out, home);
       case 'sweep': return await (await import('./sweep.ts')).runSweep(positionals, options, out, home);
       case 'serve': return await (await import('./serve.ts')).runServe(options, out, home);
       default: throw new UsageError(`Unknown command "${command.name}".`);
