@@ -13,6 +13,7 @@ import type { Route } from './lib/route.ts';
 import { EvaluatePage } from './pages/EvaluatePage.tsx';
 import { HistoryDetailPage } from './pages/HistoryDetailPage.tsx';
 import { HistoryPage } from './pages/HistoryPage.tsx';
+import { SweepPage } from './pages/SweepPage.tsx';
 import { ComparePage } from './pages/ComparePage.tsx';
 import { ParetoPage } from './pages/ParetoPage.tsx';
 import { HomePage } from './pages/HomePage.tsx';
@@ -28,12 +29,13 @@ function Page({ route }: { route: Route }) {
     case 'home': return <HomePage />;
     case 'model': return <ModelPage path={route.path} />;
     case 'evaluate': return <EvaluatePage path={route.path} jobId={route.jobId} experimentId={route.experimentId} />;
-    case 'quantize': return <QuantizePage path={route.path} jobId={route.jobId} experimentId={route.experimentId} />;
-    case 'prune': return <PrunePage path={route.path} jobId={route.jobId} experimentId={route.experimentId} />;
-    case 'train': return <TrainPage path={route.path} jobId={route.jobId} experimentId={route.experimentId} />;
-    case 'distill': return <DistillPage path={route.path} jobId={route.jobId} experimentId={route.experimentId} />;
+    case 'quantize': return <QuantizePage path={route.path} jobId={route.jobId} experimentId={route.experimentId} from={route.from ?? null} />;
+    case 'prune': return <PrunePage path={route.path} jobId={route.jobId} experimentId={route.experimentId} from={route.from ?? null} />;
+    case 'train': return <TrainPage path={route.path} jobId={route.jobId} experimentId={route.experimentId} from={route.from ?? null} />;
+    case 'distill': return <DistillPage path={route.path} jobId={route.jobId} experimentId={route.experimentId} from={route.from ?? null} />;
     case 'history': return <HistoryPage query={route.query} />;
     case 'historyDetail': return <HistoryDetailPage id={route.id} />;
+    case 'sweep': return <SweepPage id={route.id} />;
     case 'compare': return <ComparePage ids={route.ids} baseline={route.baseline} />;
     case 'pareto': return <ParetoPage sha256={route.sha256} path={route.path} />;
     case 'notFound': return <NotFoundPage hash={route.hash} />;
@@ -41,7 +43,7 @@ function Page({ route }: { route: Route }) {
 }
 
 const TITLES: Record<Route['name'], string> = {
-  home: 'Models', model: 'Model', evaluate: 'Evaluate', quantize: 'Quantize', prune: 'Prune', train: 'Train', distill: 'Distill', history: 'History', historyDetail: 'Experiment', compare: 'Compare', pareto: 'Pareto view', notFound: 'Not found',
+  home: 'Models', model: 'Model', evaluate: 'Evaluate', quantize: 'Quantize', prune: 'Prune', train: 'Train', distill: 'Distill', history: 'History', historyDetail: 'Experiment', sweep: 'Sweep', compare: 'Compare', pareto: 'Pareto view', notFound: 'Not found',
 };
 
 export function App({ api }: { api: WhittleApi }) {

@@ -59,14 +59,19 @@ const hasIssues = (issues: Issues<string>): boolean => Object.values(issues).som
 
 export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
   spec: WizardSpec<F, I>,
-  { path, jobId, experimentId }: { path: string; jobId: string | null; experimentId: number | null },
+  { path, jobId, experimentId, from = null }: {
+    path: string; jobId: string | null; experimentId: number | null;
+    /** Edit and re-run: start from this experiment's recipe (every field set from it), attached to no job. */
+    from?: number | null;
+  },
 ) {
   const api = useApi();
   const store = useJobStore();
   const { steps } = spec;
   const [form, setForm] = useState<F>(() => spec.initialForm(path));
   const [samples, setSamples] = useState<Sample[]>([]);
-  const [active, setActive] = useState<number>(jobId || experimentId ? steps.run : steps.model);
+  const editing = from !== null && !jobId && experimentId === null;
+  const [active, setActive] = useState<number>(jobId || experimentId ? steps.run : editing ? steps.method : steps.model);
   const [issues, setIssues] = useState<I>({} as I);
   const [checked, setChecked] = useState(false);
   const [checking, setChecking] = useState(false);
@@ -89,11 +94,11 @@ export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
       }
     };
     const prefillFrom = async (): Promise<void> => {
-      const { samples: list, stored: detail } = await fetchPrefill(api, experimentId);
+      const { samples: list, stored: detail } = await fetchPrefill(api, editing ? from : experimentId);
       if (!alive) return;
       setSamples(list);
       const fromRecipe = detail ? spec.formFromRecipe(detail.recipe) : null;
-      if (detail && !jobId) {
+      if (detail && !jobId && !editing) {
         // Attached by experiment only (from the history): follow the job if it still runs.
         const live = (await api.call('jobs.list', {}).catch(() => [])).find((j) => j.experimentId === experimentId);
         if (!alive) return;
@@ -103,6 +108,8 @@ export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
           if (detail.status === 'done') setActive(steps.result);
         }
       }
+      // A recipe this wizard cannot read (another kind, an older schema) leaves the sample defaults, from the first step.
+      if (editing && !fromRecipe) setActive(steps.model);
       setForm((f) => fromRecipe ?? withSampleDefaults(f, list));
     };
     void prefill();

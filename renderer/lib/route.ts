@@ -20,13 +20,14 @@ export interface HistoryQuery {
 export type Route =
   | { name: 'home' }
   | { name: 'model'; path: string }
-  | { name: 'evaluate'; path: string; jobId: string | null; experimentId: number | null }
-  | { name: 'quantize'; path: string; jobId: string | null; experimentId: number | null }
-  | { name: 'prune'; path: string; jobId: string | null; experimentId: number | null }
-  | { name: 'train'; path: string; jobId: string | null; experimentId: number | null }
-  | { name: 'distill'; path: string; jobId: string | null; experimentId: number | null }
+  | { name: 'evaluate'; path: string; jobId: string | null; experimentId: number | null; from?: number | null }
+  | { name: 'quantize'; path: string; jobId: string | null; experimentId: number | null; from?: number | null }
+  | { name: 'prune'; path: string; jobId: string | null; experimentId: number | null; from?: number | null }
+  | { name: 'train'; path: string; jobId: string | null; experimentId: number | null; from?: number | null }
+  | { name: 'distill'; path: string; jobId: string | null; experimentId: number | null; from?: number | null }
   | { name: 'history'; query: HistoryQuery }
   | { name: 'historyDetail'; id: number }
+  | { name: 'sweep'; id: number }
   | { name: 'compare'; ids: number[]; baseline: number | null }
   | { name: 'pareto'; sha256: string | null; path: string | null }
   | { name: 'notFound'; hash: string };
@@ -59,6 +60,8 @@ export function parseHash(hash: string): Route {
       path: params.get('path') ?? '',
       jobId: params.get('job') || null,
       experimentId: positiveInt(params.get('exp')),
+      // Edit and re-run: the form starts from this experiment's recipe, attached to no job.
+      from: positiveInt(params.get('from')),
     };
   }
   if (segments[0] === 'history') {
@@ -90,6 +93,10 @@ export function parseHash(hash: string): Route {
   if (segments.length === 1 && segments[0] === 'pareto') {
     const sha = params.get('model');
     return { name: 'pareto', sha256: sha && /^[0-9a-f]{64}$/.test(sha) ? sha : null, path: params.get('path') || null };
+  }
+  if (segments.length === 2 && segments[0] === 'sweeps') {
+    const id = positiveInt(segments[1]);
+    if (id !== null) return { name: 'sweep', id };
   }
   return { name: 'notFound', hash: raw };
 }
@@ -128,6 +135,7 @@ export const href = {
     ]);
   },
   historyDetail: (id: number): string => `#/history/${id}`,
+  sweep: (id: number): string => `#/sweeps/${id}`,
   compare: (ids: readonly number[], baseline?: number | null): string => withQuery('/compare', [['ids', ids.join(',')], ['baseline', baseline]]),
   /** The Pareto view of a model, by its sha256 (or its file's path). */
   pareto: (model: { sha256?: string | null; path?: string | null }): string => withQuery('/pareto', [['model', model.sha256], ['path', model.sha256 ? null : model.path]]),
@@ -140,4 +148,10 @@ export function wizardHref(kind: string, modelPath: string, job?: { jobId?: stri
   if (kind === 'train') return href.train(modelPath, job);
   if (kind === 'distill') return href.distill(modelPath, job);
   return null;
+}
+
+/** Edit and re-run: the wizard of this kind with every field set from experiment `from`'s recipe; null for kinds without a wizard. */
+export function editHref(kind: string, modelPath: string, from: number): string | null {
+  if (kind !== 'quantize' && kind !== 'prune' && kind !== 'train' && kind !== 'distill') return null;
+  return withQuery(`/${kind}`, [['path', modelPath], ['from', from]]);
 }

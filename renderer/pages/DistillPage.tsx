@@ -19,7 +19,7 @@ import { formatBytes, formatInteger } from '../lib/format.ts';
 import { href } from '../lib/route.ts';
 import { curveFigures, liveCurve, storedCurve } from '../lib/train-curve.ts';
 
-interface Props { path: string; jobId: string | null; experimentId: number | null }
+interface Props { path: string; jobId: string | null; experimentId: number | null; from?: number | null }
 
 const STEP = { model: 0, student: 1, data: 2, settings: 3, run: 4, result: 5 } as const;
 
@@ -207,11 +207,11 @@ const DISTILL_WIZARD: WizardSpec<DistillForm, DistillIssues> = {
   href: href.distill,
 };
 
-export function DistillPage({ path, jobId, experimentId }: Props) {
+export function DistillPage({ path, jobId, experimentId, from = null }: Props) {
   const {
     form, samples, active, setActive, issues: shownIssues, checking, modelError, startError, starting, stored, job, running,
     outcome, recipe, defaultName, change, pickSample, next, run, again,
-  } = useRecipeWizard(DISTILL_WIZARD, { path, jobId, experimentId });
+  } = useRecipeWizard(DISTILL_WIZARD, { path, jobId, experimentId, from });
 
   // The teacher's blocks for the picker, from the model's inspection (read once the teacher is chosen).
   const teacher = form.modelPath.trim();

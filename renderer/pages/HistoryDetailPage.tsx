@@ -1,7 +1,7 @@
 import {
   ActionIcon, Anchor, Button, Collapse, Group, Modal, Paper, SimpleGrid, Skeleton, Stack, Table, TagsInput, Text, Textarea, TextInput, Title, Tooltip,
 } from '@mantine/core';
-import { IconArrowLeft, IconArrowsLeftRight, IconCheck, IconChevronDown, IconChevronRight, IconPencil, IconPlayerTrackNext, IconRefresh, IconTrash, IconX } from '@tabler/icons-react';
+import { IconArrowLeft, IconArrowsLeftRight, IconCheck, IconChevronDown, IconChevronRight, IconEdit, IconGridDots, IconPencil, IconPlayerTrackNext, IconRefresh, IconTrash, IconX } from '@tabler/icons-react';
 import { useEffect, useState, type ReactNode } from 'react';
 import type { ExperimentDetail } from '../../preload/contract.ts';
 import { planResume, withoutResume } from '../../preload/resume.ts';
@@ -23,7 +23,8 @@ import { formatBytes, formatDateTime, formatDuration } from '../lib/format.ts';
 import { sensitivityOf } from '../lib/quantize-form.ts';
 import { storedCurve } from '../lib/train-curve.ts';
 import { TrainCurves } from '../components/TrainCurves.tsx';
-import { href, wizardHref } from '../lib/route.ts';
+import { editHref, href, wizardHref } from '../lib/route.ts';
+import { SweepDialog } from '../components/SweepDialog.tsx';
 import { onAsync } from '../lib/async-handler.ts';
 
 function Section({ title, children, testId }: { title: string; children: ReactNode; testId?: string }) {
@@ -112,6 +113,7 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
   const toast = useToast();
   const store = useJobStore();
   const [confirmDelete, setConfirmDelete] = useState(false);
+  const [sweeping, setSweeping] = useState(false);
   const [deleting, setDeleting] = useState(false);
   const [rerunning, setRerunning] = useState(false);
   const [resuming, setResuming] = useState(false);
@@ -172,6 +174,8 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
   const curve = storedCurve(detail.details);
   // The wizard of this kind of job, attached to it: its comparison, and "again" opens it pre-filled with this recipe.
   const wizard = wizardHref(detail.kind, detail.modelPath, { experimentId: detail.id });
+  // Edit and re-run: the same wizard with every field set from this recipe, attached to no job.
+  const edit = editHref(detail.kind, detail.modelPath, detail.id);
 
   return (
     <Stack gap="md" data-testid="history-detail" data-id={detail.id}>
@@ -194,10 +198,15 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
             <Button leftSection={<IconPlayerTrackNext size={16} />} onClick={onAsync(resumeRun)} loading={resuming} data-testid="detail-resume">Resume</Button>
           )}
           <Button variant="light" leftSection={<IconRefresh size={16} />} onClick={onAsync(rerun)} loading={rerunning} disabled={active} data-testid="detail-rerun">Re-run</Button>
+          {edit && (
+            <Button component="a" href={edit} variant="light" leftSection={<IconEdit size={16} />} data-testid="detail-edit-rerun">Edit and re-run</Button>
+          )}
+          <Button variant="light" leftSection={<IconGridDots size={16} />} onClick={() => setSweeping(true)} data-testid="detail-sweep">Sweep…</Button>
           <Button color="red" variant="light" leftSection={<IconTrash size={16} />} onClick={() => setConfirmDelete(true)} disabled={active} data-testid="detail-delete">Delete</Button>
         </Group>
       </Group>
 
+      {sweeping && <SweepDialog opened onClose={() => setSweeping(false)} recipe={withoutResume(detail.recipe)} />}
       {detail.error && <ErrorAlert error={detail.error} testId="detail-error" />}
 
       <SimpleGrid cols={{ base: 2, md: 4 }} spacing="sm">

@@ -20,7 +20,7 @@ import { parseKeepPatterns } from '../lib/quantize-form.ts';
 import { parseLines } from '../lib/recipe-form.ts';
 import { href } from '../lib/route.ts';
 
-interface Props { path: string; jobId: string | null; experimentId: number | null }
+interface Props { path: string; jobId: string | null; experimentId: number | null; from?: number | null }
 
 const STEP = { model: 0, method: 1, targets: 2, run: 3, result: 4 } as const;
 
@@ -87,11 +87,11 @@ const PRUNE_WIZARD: WizardSpec<PruneForm, PruneIssues> = {
   href: href.prune,
 };
 
-export function PrunePage({ path, jobId, experimentId }: Props) {
+export function PrunePage({ path, jobId, experimentId, from = null }: Props) {
   const {
     form, samples, active, setActive, issues: shownIssues, checking, modelError, startError, starting, stored, job, running,
     outcome, recipe, defaultName, change, pickSample, next, run, again,
-  } = useRecipeWizard(PRUNE_WIZARD, { path, jobId, experimentId });
+  } = useRecipeWizard(PRUNE_WIZARD, { path, jobId, experimentId, from });
 
   // The preview (prune.plan: weights, per-block sparsity or removals, size after) follows the settings, debounced, on the Targets step.
   const planStep = useMemo(() => { const r = PruneStep.safeParse(buildPruneStep(form)); return r.success ? r.data : null; }, [form]);

@@ -26,7 +26,7 @@ import { href } from '../lib/route.ts';
 import { liveCurve } from '../lib/train-curve.ts';
 import { onAsync } from '../lib/async-handler.ts';
 
-interface Props { path: string; jobId: string | null; experimentId: number | null }
+interface Props { path: string; jobId: string | null; experimentId: number | null; from?: number | null }
 
 const STEP = { model: 0, method: 1, weights: 2, run: 3, result: 4 } as const;
 
@@ -108,13 +108,13 @@ const QUANTIZE_WIZARD: WizardSpec<QuantizeForm, QuantizeIssues> = {
   href: href.quantize,
 };
 
-export function QuantizePage({ path, jobId, experimentId }: Props) {
+export function QuantizePage({ path, jobId, experimentId, from = null }: Props) {
   const api = useApi();
   const store = useJobStore();
   const {
     form, samples, active, setActive, issues: shownIssues, checking, modelError, startError, starting, stored, job, running,
     outcome, recipe, defaultName, change, pickSample, next, run, again,
-  } = useRecipeWizard(QUANTIZE_WIZARD, { path, jobId, experimentId });
+  } = useRecipeWizard(QUANTIZE_WIZARD, { path, jobId, experimentId, from });
   // The per-layer sensitivity analysis of the Weights step: its own job, kept while the page lives.
   const [sensitivityRun, setSensitivityRun] = useState<{ jobId: string; experimentId: number } | null>(null);
   const [sensitivitySamples, setSensitivitySamples] = useState<number | string>(DEFAULT_SENSITIVITY_SAMPLES);

@@ -17,7 +17,7 @@ import { curveFigures, liveCurve, storedCurve } from '../lib/train-curve.ts';
 import { buildTrainRecipe, defaultTrainForm, defaultTrainName, firstTrainStepWithIssues, ROLE_LABELS, ROLES, TRAIN_CARD, trainFormFromRecipe, trainIssuesForStep, trainIssuesFromServer, trainSettingsLine, validateTrainForm, warmupText, type TrainForm, type TrainIssues } from '../lib/train-form.ts';
 import type { FreezeRole } from '../../preload/recipe.ts';
 
-interface Props { path: string; jobId: string | null; experimentId: number | null }
+interface Props { path: string; jobId: string | null; experimentId: number | null; from?: number | null }
 
 const STEP = { model: 0, method: 1, settings: 2, run: 3, result: 4 } as const;
 
@@ -178,11 +178,11 @@ const TRAIN_WIZARD: WizardSpec<TrainForm, TrainIssues> = {
   href: href.train,
 };
 
-export function TrainPage({ path, jobId, experimentId }: Props) {
+export function TrainPage({ path, jobId, experimentId, from = null }: Props) {
   const {
     form, samples, active, setActive, issues: shownIssues, checking, modelError, startError, starting, stored, job, running,
     outcome, recipe, defaultName, change, pickSample, next, run, again,
-  } = useRecipeWizard(TRAIN_WIZARD, { path, jobId, experimentId });
+  } = useRecipeWizard(TRAIN_WIZARD, { path, jobId, experimentId, from });
   const series = job?.series;
   const curve = useMemo(() => (series ? liveCurve(series) : stored ? storedCurve(stored.details) ?? [] : []), [series, stored]);
   const showCurves = job !== null || (stored !== null && curve.length > 0);
