@@ -52,6 +52,11 @@ function serveToken(): string | null {
   }
 }
 
+/** Serve mode: the token for requests beside the WebSocket (folder downloads); null on the desktop. */
+export function serveAuthToken(): string | null {
+  return window.whittle ? null : serveToken();
+}
+
 export function getApi(): WhittleApi {
   if (cached) return cached;
   if (window.whittle) {

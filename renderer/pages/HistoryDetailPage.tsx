@@ -25,6 +25,10 @@ import { storedCurve } from '../lib/train-curve.ts';
 import { TrainCurves } from '../components/TrainCurves.tsx';
 import { editHref, href, wizardHref } from '../lib/route.ts';
 import { SweepDialog } from '../components/SweepDialog.tsx';
+import { LineageTree } from '../components/LineageTree.tsx';
+import { ReportButton } from '../components/ReportButton.tsx';
+import { transport } from '../bridge/index.ts';
+import { downloadFolder } from '../lib/download.ts';
 import { onAsync } from '../lib/async-handler.ts';
 
 function Section({ title, children, testId }: { title: string; children: ReactNode; testId?: string }) {
@@ -91,16 +95,27 @@ function Notes({ detail, onSave }: { detail: ExperimentDetail; onSave: (notes: s
 }
 
 function Artefacts({ detail }: { detail: ExperimentDetail }) {
+  const toast = useToast();
+  // In a browser the files sit on the machine running Whittle: a folder downloads as a zip.
+  const zip = transport() === 'serve';
   if (detail.artefacts.length === 0) return <Text size="sm" c="dimmed">No files were written.</Text>;
   return (
     <Table data-testid="detail-artefacts">
-      <Table.Thead><Table.Tr><Table.Th>Kind</Table.Th><Table.Th>Path</Table.Th><Table.Th ta="right">Size</Table.Th></Table.Tr></Table.Thead>
+      <Table.Thead><Table.Tr><Table.Th>Kind</Table.Th><Table.Th>Path</Table.Th><Table.Th ta="right">Size</Table.Th>{zip && <Table.Th />}</Table.Tr></Table.Thead>
       <Table.Tbody>
         {detail.artefacts.map((a) => (
           <Table.Tr key={`${a.kind}/${a.path}`}>
             <Table.Td>{a.kind}</Table.Td>
             <Table.Td><Text size="sm" ff="monospace" className="wrap-anywhere">{a.path}</Text></Table.Td>
             <Table.Td ta="right">{formatBytes(a.bytes)}</Table.Td>
+            {zip && (
+              <Table.Td ta="right">
+                {a.kind === 'folder' && (
+                  <Button size="compact-xs" variant="subtle" data-testid="detail-download-folder"
+                    onClick={onAsync(() => downloadFolder(a.path).catch((e: unknown) => { toast.error(e, 'Download'); }))}>Download .zip</Button>
+                )}
+              </Table.Td>
+            )}
           </Table.Tr>
         ))}
       </Table.Tbody>
@@ -202,6 +217,7 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
             <Button component="a" href={edit} variant="light" leftSection={<IconEdit size={16} />} data-testid="detail-edit-rerun">Edit and re-run</Button>
           )}
           <Button variant="light" leftSection={<IconGridDots size={16} />} onClick={() => setSweeping(true)} data-testid="detail-sweep">Sweep…</Button>
+          <ReportButton ids={[detail.id]} />
           <Button color="red" variant="light" leftSection={<IconTrash size={16} />} onClick={() => setConfirmDelete(true)} disabled={active} data-testid="detail-delete">Delete</Button>
         </Group>
       </Group>
@@ -222,6 +238,8 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
           <Group gap="xs" wrap="nowrap"><Text size="sm" c="dimmed" w={70}>SHA-256</Text><Text size="sm" ff="monospace" className="wrap-anywhere" data-testid="detail-model-sha256">{detail.modelSha256 ?? '—'}</Text></Group>
         </Stack>
       </Section>
+
+      <Section title="Lineage" testId="detail-lineage"><LineageTree id={detail.id} /></Section>
 
       <Section title="Metrics" testId="detail-metrics"><MetricsTable metrics={detail.metrics} /></Section>
 
