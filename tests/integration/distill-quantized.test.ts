@@ -10,11 +10,13 @@
  *     its perplexity recorded against before.
  * Training text: paragraphs after the first 400.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QuantizeGptqStep, QuantizeRtnStep } from '../../preload/recipe.ts';
 import { distillModel } from '../../main/engine/distill/distill-model.ts';
+import { isWhittleError } from '../../main/engine/errors.ts';
 import { quietContext } from '../../main/engine/job-context.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
 import { readTensorBytes } from '../../main/engine/onnx/tensor-data.ts';
@@ -65,6 +67,28 @@ const config = (steps: number, lr: number): TrainConfig => ({
 });
 
 describe('recovery of a MatMulNBits model on its own grid', () => {
+  it('refuses before any work: re-quantization without LoRA, KD-QAT settings on a quantized student, the QDQ format', async () => {
+    const ctx = quietContext(tmp.dir);
+    const rtn = await quantizeWeightOnly(STORIES.model, QuantizeRtnStep.parse({ type: 'quantize', method: 'rtn', bits: 4, blockSize: 32 }), path.join(tmp.dir, 'rtn-refused'), ctx, { tokenizerPath: STORIES.tokenizer });
+    const qdq = await quantizeWeightOnly(STORIES.model, QuantizeRtnStep.parse({ type: 'quantize', method: 'rtn', bits: 4, blockSize: 32, format: 'qdq' }), path.join(tmp.dir, 'qdq-refused'), ctx, { tokenizerPath: STORIES.tokenizer });
+    const base = {
+      teacherPath: STORIES.model, loss: { temperature: 2, alpha: 0.5, reverse: false, hidden: 0 }, signal: { kind: 'logits' as const },
+      config: config(2, 1e-3), deliver: 'final' as const, checkpointDir: path.join(tmp.dir, 'ckpt-refused'), resume: false,
+    };
+    const cases: [Parameters<typeof distillModel>[0], RegExp][] = [
+      [{ ...base, student: { kind: 'model', path: rtn.modelPath }, requantize: { method: 'rtn' }, outDir: path.join(tmp.dir, 'never-1') }, /Re-quantization applies to LoRA adapters .* this run has no LoRA adapters/],
+      [{ ...base, student: { kind: 'model', path: rtn.modelPath }, qat: { bits: 4, blockSize: 32, symmetric: false, freezeRoles: [] }, outDir: path.join(tmp.dir, 'never-2') }, /already quantized \(MatMulNBits\); KD-QAT quantizes a float model/],
+      [{ ...base, student: { kind: 'model', path: qdq.modelPath }, outDir: path.join(tmp.dir, 'never-3') }, /stores quantized weights \(DequantizeLinear/],
+    ];
+    for (const [request, message] of cases) {
+      const err = await distillModel(request, ctx).catch((e: unknown) => e);
+      expect(isWhittleError(err) && err.code).toBe('INVALID_INPUT');
+      expect((err as Error).message).toMatch(message);
+      expect(existsSync(request.outDir)).toBe(false);
+    }
+  }, 60_000);
+
+
   it('step 0: the fixed-grid training view computes the MatMulNBits logits, and writes back every code unchanged', async () => {
     const ctx = quietContext(tmp.dir);
     for (const symmetric of [false, true]) {

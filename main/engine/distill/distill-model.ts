@@ -124,6 +124,9 @@ export async function distillModel(req: DistillRequest, ctx: JobContext): Promis
     // A MatMulNBits student trains as its dequantized model; `studentPath` stays the quantized one it is written back into.
     let trainPath = studentPath;
     let grids: Map<string, WeightGrid> | null = null;
+    if (req.requantize && !(quantized && loraRoles.length > 0)) {
+      throw new WhittleError('INVALID_INPUT', `Re-quantization applies to LoRA adapters merged into a quantized (MatMulNBits) student; ${quantized ? 'this run has no LoRA adapters' : `the student ${path.basename(studentPath)} is not quantized`}. Remove the requantize setting.`);
+    }
     if (quantized) {
       if (req.qat) throw new WhittleError('INVALID_INPUT', `The student ${path.basename(studentPath)} is already quantized (MatMulNBits); KD-QAT quantizes a float model. Recover it without KD-QAT settings: it trains on its own grid.`);
       ctx.progress({ phase: 'load', done: 0, total: 1, message: 'dequantizing the student' });
