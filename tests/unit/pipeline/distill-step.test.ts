@@ -119,4 +119,16 @@ describe('LoRA on a distill step', () => {
     expect(DistillStep.safeParse({ ...minimal, lora: { rank: 4, roles: ['norm'] } }).success).toBe(false);
     expect(DistillStep.safeParse({ ...minimal, lora: { rank: 0 } }).success).toBe(false);
   });
+
+  it('re-quantization of a quantized student: RTN, or GPTQ with its calibration, passed to the engine', async () => {
+    const gptq = DistillStep.parse({ ...minimal, student: { from: 'input' }, lora: { rank: 2 }, requantize: { method: 'gptq', calibration: { text: 'c.txt' } } });
+    expect(gptq.requantize).toEqual({ method: 'gptq', calibration: { text: expect.stringMatching(/c\.txt$/), samples: 128, length: 256, seed: 0 } });
+    const recipe = Recipe.parse({ model: { path: STORIES.model }, tokenizer: { path: STORIES.tokenizer }, steps: [gptq] });
+    const config = await distillConfigOf(gptq, recipe, new AbortController().signal);
+    expect(distillRequestOf(gptq, { modelPath: STEP_INPUT, recipe }, config, { outDir: '/o', checkpointDir: '/c' }).requantize).toMatchObject({ method: 'gptq', calibration: { samples: 128 } });
+    const rtn = DistillStep.parse({ ...minimal, lora: { rank: 2 }, requantize: { method: 'rtn' } });
+    expect(distillRequestOf(rtn, { modelPath: STEP_INPUT, recipe }, config, { outDir: '/o', checkpointDir: '/c' }).requantize).toEqual({ method: 'rtn' });
+    expect(DistillStep.safeParse({ ...minimal, requantize: { method: 'gptq' } }).success).toBe(false); // GPTQ needs its calibration text
+    expect(DistillStep.safeParse({ ...minimal, requantize: { method: 'awq' } }).success).toBe(false);
+  });
 });
