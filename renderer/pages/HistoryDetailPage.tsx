@@ -194,15 +194,16 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
 
   return (
     <Stack gap="md" data-testid="history-detail" data-id={detail.id}>
-      <Group justify="space-between" align="flex-start" wrap="nowrap">
-        <Stack gap={4} style={{ minWidth: 0, flex: 1 }}>
+      <Group justify="space-between" align="flex-start" wrap="wrap">
+        {/* The name keeps a readable width; the actions wrap onto more rows instead of squeezing it. */}
+        <Stack gap={4} style={{ minWidth: 260, flex: '1 1 260px' }}>
           <EditableName detail={detail} onSave={(name) => update({ name }, 'the name')} />
           <Group gap="xs">
             <StatusBadge status={detail.status} testId="detail-status" />
             <Text size="sm" c="dimmed">#{detail.id} · {detail.kind}</Text>
           </Group>
         </Stack>
-        <Group gap="xs" wrap="nowrap">
+        <Group gap="xs" wrap="wrap" justify="flex-end" style={{ flex: '0 1 auto' }}>
           <Button component="a" href={href.history()} variant="default" leftSection={<IconArrowLeft size={16} />}>History</Button>
           {wizard && (
             <Button component="a" href={wizard} variant="light" leftSection={<IconArrowsLeftRight size={16} />} data-testid="detail-compare">Compare</Button>
