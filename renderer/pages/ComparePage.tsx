@@ -15,6 +15,7 @@ import { formatDateTime, formatDecimal } from '../lib/format.ts';
 import { formatMetric, metricLabel } from '../lib/metrics.ts';
 import { shortWeightName } from '../lib/quantize-form.ts';
 import { href } from '../lib/route.ts';
+import { ReportButton } from '../components/ReportButton.tsx';
 
 /** One colour per compared run, in the comparison's order (at most 8 runs). */
 export const RUN_COLORS = ['blue.6', 'orange.6', 'teal.6', 'grape.6', 'red.6', 'lime.7', 'cyan.6', 'pink.6'] as const;
@@ -270,8 +271,7 @@ export function ComparePage({ ids, baseline }: { ids: number[]; baseline: number
               Pareto view
             </Button>
           )}
-          {/* The report of this comparison (HTML, Markdown, CSV) is offered here. */}
-          <span data-testid="compare-report-slot" />
+          {enough && <ReportButton ids={ids} baseline={c?.baseline ?? null} />}
         </Group>
       </Group>
       {!enough && (

@@ -71,3 +71,20 @@ test('the lineage tree shows original → prune → quantize; the HTML report op
   await expect(report.page.locator('ul.tree .current')).toHaveText(new RegExp(`#${ids.quant} quantize`));
   await report.page.screenshot({ path: testInfo.outputPath(`${path.basename(file)}.png`), fullPage: true });
 });
+
+test('a comparison report from the compare page opens offline with a bar per run', async ({ page, context }, testInfo) => {
+  await page.goto(serve.url);
+  await expect.poll(() => page.url()).not.toContain('token=');
+  const compared = [ids.eval, ids.prune, ids.quant];
+  await page.goto(`${serve.origin}/#/compare?ids=${compared.join(',')}`);
+  await page.getByTestId('report-button').click();
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('report-html').click()]);
+  expect(download.suggestedFilename()).toBe(`whittle-${compared.join('-')}.html`);
+  const file = testInfo.outputPath(download.suggestedFilename());
+  await download.saveAs(file);
+  const report = await openReportOffline(context, file);
+  await expectReportRendered(report, `Comparison of experiments ${compared.join(', ')}`);
+  await expect(report.page.locator('svg.chart[aria-label="perplexity"] rect.bar')).toHaveCount(3);
+  await expect(report.page.locator('svg.chart[aria-label="perplexity"] rect.bar.base')).toHaveCount(1);
+  await report.page.screenshot({ path: testInfo.outputPath('comparison.png'), fullPage: true });
+});

@@ -21,12 +21,13 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 table { border-collapse: collapse; width: 100%; margin: 8px 0; }
 th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top; overflow-wrap: anywhere; }
 th { background: var(--panel); font-weight: 600; }
+tr > th:first-child { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .better { color: var(--better); } .worse { color: var(--worse); } .muted { color: var(--muted); }
 .note { background: var(--panel); border-left: 3px solid var(--worse); padding: 6px 10px; margin: 6px 0; }
 .note.info { border-left-color: var(--base); }
 pre { background: var(--panel); padding: 10px; overflow: auto; font-size: 12px; max-height: 420px; }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 16px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(480px, 1fr)); gap: 16px; }
 svg.chart { width: 100%; height: auto; }
 svg .title { font-size: 13px; font-weight: 600; fill: var(--fg); }
 svg .label, svg .value { font-size: 12px; fill: var(--fg); } svg .tick { font-size: 11px; fill: var(--muted); }
