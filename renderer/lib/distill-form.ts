@@ -6,7 +6,7 @@
  * evaluation text), and the held-out loss and agreement are measured on the evaluation text when asked.
  */
 import { DISTILL } from '../../preload/methods.ts';
-import { defaultWarmupSteps, DistillStep, Recipe, type RecipeInput } from '../../preload/recipe.ts';
+import { defaultWarmupSteps, DistillStep, LoraConfig, Recipe, type LORA_ROLES, type RecipeInput } from '../../preload/recipe.ts';
 import { addIssue, issuePathParts, issuesFromList, numberMessage, type Issues } from './form-issues.ts';
 import {
   baseRecipe, buildEvaluation, defaultEvaluationPart, EVALUATION_FIELD_BY_PATH, evaluationPartFromRecipe, fileNameOf, toNumber,
@@ -40,9 +40,17 @@ export interface DistillForm extends EvaluationFormPart {
   warmup: number | string;
   seed: number | string;
   checkpointEvery: number | string;
-  /** LoRA adapters of this rank on the attention projections instead of training every weight; empty or 0: off. */
+  /** Weight β of the hidden-state loss (each student block's output pulled towards its teacher block's); empty or 0: off. */
+  hiddenWeight: number | string;
+  /** LoRA adapters of this rank on `loraRoles` instead of training every weight; empty or 0: off. */
   loraRank: number | string;
+  /** LoRA's α: the adapters' update is scaled by α / rank. */
+  loraAlpha: number | string;
+  /** The projections that get adapters (LORA_ROLES). */
+  loraRoles: LoraRole[];
 }
+
+export type LoraRole = (typeof LORA_ROLES)[number];
 
 export type DistillField = keyof DistillForm | 'form';
 export type DistillIssues = Issues<DistillField>;
@@ -56,7 +64,35 @@ export const LOSS_HELP = {
   alpha: "α weighs matching the teacher; 1 − α weighs predicting the text's own next tokens (cross-entropy).",
   reverse: "Reverse KL (student ‖ teacher) makes the student concentrate on the teacher's main choices instead of spreading over all of them (MiniLLM).",
   signal: "The teacher's logits every step, or its top k probabilities cached on disk once: cheaper epochs, a small error in the loss.",
+  hidden: "β adds a mean-squared error pulling each student block's output towards its teacher block's (TinyBERT); 0 or empty is off, and it needs the teacher's logits every step.",
 } as const;
+
+/** One line each on the LoRA settings, for people. */
+export const LORA_HELP = {
+  rank: 'Train small rank-r adapters beside the chosen weights instead of every weight, merged in at the end; empty or 0 trains every weight.',
+  alpha: 'α scales the adapters\' update by α / rank: a larger α makes each step change the model more.',
+  roles: 'The projections that get adapters: attention q, k, v, o (the default), a fused qkv, and the MLP gate, up and down.',
+} as const;
+
+/** The LoRA settings the schema fills in when only a rank is given. */
+const LORA_DEFAULTS = LoraConfig.parse({ rank: 1 });
+
+/**
+ * Which teacher block each student block is pulled towards by the hidden-state loss (main/engine/distill/hidden.ts):
+ * a student of kept blocks matches the blocks it was copied from; a student of its own, the uniform map
+ * round((j + 1) · L_t / L_s) − 1. Null when the sizes are not known yet.
+ */
+export function hiddenMapping(form: Pick<DistillForm, 'studentKind' | 'blocks'>, teacherBlocks: number | null, studentBlocks: number | null): { student: number; teacher: number }[] | null {
+  if (form.studentKind === 'blocks') return form.blocks.length ? [...form.blocks].sort((a, b) => a - b).map((teacher, student) => ({ student, teacher })) : null;
+  if (!teacherBlocks || !studentBlocks) return null;
+  return Array.from({ length: studentBlocks }, (_, j) => ({ student: j, teacher: Math.max(0, Math.round(((j + 1) * teacherBlocks) / studentBlocks) - 1) }));
+}
+
+/** "student 0 ← teacher 0 · 1 ← 2 · 2 ← 4", or how the map is chosen while the sizes are unknown. */
+export function hiddenMappingText(mapping: readonly { student: number; teacher: number }[] | null, form: Pick<DistillForm, 'studentKind'>): string {
+  if (!mapping) return form.studentKind === 'blocks' ? 'Each student block matches the teacher block it was copied from.' : 'Student block j matches teacher block round((j + 1) · teacher blocks / student blocks) − 1.';
+  return mapping.map((m, i) => (i === 0 ? `student ${m.student} ← teacher ${m.teacher}` : `${m.student} ← ${m.teacher}`)).join(' · ');
+}
 
 /** DistilBERT's initialisation: every other block of a teacher with `n` blocks (0, 2, 4, …). */
 export function everyOtherBlock(n: number): number[] {
@@ -88,9 +124,14 @@ export function defaultDistillForm(modelPath = ''): DistillForm {
     warmup: '',
     seed: d.schedule.seed,
     checkpointEvery: d.schedule.checkpointEvery,
+    hiddenWeight: '',
     loraRank: '',
+    loraAlpha: LORA_DEFAULTS.alpha,
+    loraRoles: [...LORA_DEFAULTS.roles],
   };
 }
+
+const blank = (v: number | string): boolean => typeof v === 'string' && v.trim() === '';
 
 type DistillStepInput = Extract<NonNullable<RecipeInput['steps']>[number], { type: 'distill' }>;
 
@@ -98,18 +139,19 @@ type DistillStepInput = Extract<NonNullable<RecipeInput['steps']>[number], { typ
 export function buildDistillStep(form: DistillForm): DistillStepInput {
   const warmup = typeof form.warmup === 'string' && form.warmup.trim() === '' ? {} : { warmup: toNumber(form.warmup) };
   const heldOut = form.heldOut && form.textPath.trim() ? { evalText: form.textPath.trim() } : {};
-  const rank = typeof form.loraRank === 'string' && form.loraRank.trim() === '' ? 0 : toNumber(form.loraRank);
+  const rank = blank(form.loraRank) ? 0 : toNumber(form.loraRank);
+  const hidden = blank(form.hiddenWeight) ? 0 : toNumber(form.hiddenWeight);
   return {
     type: 'distill',
     student: form.studentKind === 'blocks' ? { blocks: [...form.blocks].sort((a, b) => a - b) } : { model: form.studentPath.trim() },
     data: { text: form.calibText.trim(), ...heldOut, batch: toNumber(form.batch), length: toNumber(form.length) },
-    loss: { temperature: toNumber(form.temperature), alpha: toNumber(form.alpha), reverse: form.reverse, hidden: 0 },
+    loss: { temperature: toNumber(form.temperature), alpha: toNumber(form.alpha), reverse: form.reverse, hidden },
     teacherSignal: form.signal === 'topk' ? { kind: 'topk', k: toNumber(form.topk) } : { kind: 'logits' },
     schedule: {
       ...(form.duration === 'steps' ? { steps: toNumber(form.steps) } : { epochs: toNumber(form.epochs) }),
       lr: toNumber(form.lr), ...warmup, evalEvery: toNumber(form.evalEvery), seed: toNumber(form.seed), checkpointEvery: toNumber(form.checkpointEvery),
     },
-    ...(rank !== 0 ? { lora: { rank } } : {}),
+    ...(rank !== 0 ? { lora: { rank, alpha: blank(form.loraAlpha) ? LORA_DEFAULTS.alpha : toNumber(form.loraAlpha), roles: [...form.loraRoles] } } : {}),
   };
 }
 
@@ -136,8 +178,11 @@ const FIELD_BY_PATH: Record<string, DistillField> = {
   'steps.0.schedule.evalEvery': 'evalEvery',
   'steps.0.schedule.seed': 'seed',
   'steps.0.schedule.checkpointEvery': 'checkpointEvery',
+  'steps.0.loss.hidden': 'hiddenWeight',
   'steps.0.lora': 'loraRank',
   'steps.0.lora.rank': 'loraRank',
+  'steps.0.lora.alpha': 'loraAlpha',
+  'steps.0.lora.roles': 'loraRoles',
 };
 
 /** A recipe issue path → the form field. */
@@ -163,7 +208,7 @@ export const STEP_FIELDS: readonly (readonly DistillField[])[] = [
   ['modelPath', 'tokenizerPath', 'textPath', 'window', 'maxSamples', 'prompts'],
   ['studentKind', 'blocks', 'studentPath'],
   ['calibText', 'heldOut', 'evalEvery'],
-  ['temperature', 'alpha', 'reverse', 'signal', 'topk', 'duration', 'steps', 'epochs', 'batch', 'length', 'lr', 'warmup', 'seed', 'checkpointEvery', 'loraRank'],
+  ['temperature', 'alpha', 'reverse', 'signal', 'topk', 'hiddenWeight', 'duration', 'steps', 'epochs', 'batch', 'length', 'lr', 'warmup', 'seed', 'checkpointEvery', 'loraRank', 'loraAlpha', 'loraRoles'],
   ['name', 'form'],
 ];
 
@@ -176,6 +221,9 @@ export function validateDistillForm(form: DistillForm): DistillIssues {
   if (form.studentKind === 'blocks' && form.blocks.length === 0) addIssue(issues, 'blocks', "Pick the teacher's blocks the student keeps.");
   if (form.studentKind === 'model' && !form.studentPath.trim()) addIssue(issues, 'studentPath', 'Choose the student model file (.onnx).');
   if (!form.calibText.trim()) addIssue(issues, 'calibText', 'Choose a UTF-8 text file to train on.');
+  const hidden = blank(form.hiddenWeight) ? 0 : toNumber(form.hiddenWeight);
+  if (hidden > 0 && form.signal === 'topk') addIssue(issues, 'hiddenWeight', "Hidden-state matching needs the teacher's hidden states every step, which a top-k cache does not hold: use the teacher's logits every step, or set β to 0.");
+  if (!blank(form.loraRank) && toNumber(form.loraRank) !== 0 && form.loraRoles.length === 0) addIssue(issues, 'loraRoles', 'Pick at least one projection for the adapters.');
   const parsed = Recipe.safeParse(buildDistillRecipe(form));
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -233,7 +281,12 @@ export function distillFormFromRecipe(recipe: unknown): DistillForm | null {
   form.evalEvery = s.evalEvery;
   form.seed = s.seed;
   form.checkpointEvery = s.checkpointEvery;
+  form.hiddenWeight = step.loss.hidden > 0 ? step.loss.hidden : '';
   form.loraRank = step.lora?.rank ?? '';
+  if (step.lora) {
+    form.loraAlpha = step.lora.alpha;
+    form.loraRoles = [...step.lora.roles];
+  }
   return form;
 }
 
@@ -251,8 +304,10 @@ export function distillSettingsLine(form: DistillForm): string {
   const warmup = !(typeof form.warmup === 'string' && form.warmup.trim() === '') ? `${form.warmup}`
     : form.duration === 'steps' && Number.isFinite(steps) ? `${defaultWarmupSteps(steps)} (default)` : 'default';
   return [`student: ${studentText(form)}`, `T ${form.temperature}`, `α ${form.alpha}`, form.reverse ? 'reverse KL' : 'forward KL',
-    form.signal === 'topk' ? `top-${form.topk} teacher cache` : 'teacher logits every step', how, `B ${form.batch} × T ${form.length}`, `lr ${form.lr}, warmup ${warmup}`,
-    ...(String(form.loraRank).trim() && toNumber(form.loraRank) !== 0 ? [`LoRA rank ${form.loraRank}`] : [])].join(' · ');
+    form.signal === 'topk' ? `top-${form.topk} teacher cache` : 'teacher logits every step',
+    ...(!blank(form.hiddenWeight) && toNumber(form.hiddenWeight) !== 0 ? [`hidden-state MSE β ${form.hiddenWeight}`] : []),
+    how, `B ${form.batch} × T ${form.length}`, `lr ${form.lr}, warmup ${warmup}`,
+    ...(!blank(form.loraRank) && toNumber(form.loraRank) !== 0 ? [`LoRA rank ${form.loraRank}, α ${form.loraAlpha} on ${form.loraRoles.join(', ')}`] : [])].join(' · ');
 }
 
 /** The job's default name: "Distill model.onnx · blocks 0,2,4 · 100 steps". */

@@ -14,7 +14,11 @@ import { TrainCurves } from '../components/TrainCurves.tsx';
 import { useCall } from '../hooks/useCall.ts';
 import { useRecipeWizard, type WizardSpec } from '../hooks/useRecipeWizard.ts';
 import { onAsync } from '../lib/async-handler.ts';
-import { buildDistillRecipe, defaultDistillForm, defaultDistillName, DISTILL_CARD, distillFormFromRecipe, distillIssuesForStep, distillIssuesFromServer, distillSettingsLine, everyOtherBlock, firstDistillStepWithIssues, LOSS_HELP, studentText, validateDistillForm, type DistillForm, type DistillIssues } from '../lib/distill-form.ts';
+import { LORA_ROLES } from '../../preload/recipe.ts';
+import {
+  buildDistillRecipe, defaultDistillForm, defaultDistillName, DISTILL_CARD, distillFormFromRecipe, distillIssuesForStep, distillIssuesFromServer, distillSettingsLine, everyOtherBlock,
+  firstDistillStepWithIssues, hiddenMapping, hiddenMappingText, LORA_HELP, LOSS_HELP, studentText, validateDistillForm, type DistillForm, type DistillIssues, type LoraRole,
+} from '../lib/distill-form.ts';
 import { formatBytes, formatInteger } from '../lib/format.ts';
 import { href } from '../lib/route.ts';
 import { curveFigures, liveCurve, storedCurve } from '../lib/train-curve.ts';
@@ -117,8 +121,13 @@ function DataFields({ form, issues, onChange, plan }: FieldsProps & { plan: { da
   );
 }
 
-function SettingsFields({ form, issues, onChange }: FieldsProps) {
+/** Whether a rank-like or weight-like field is set to something other than off (empty or 0). */
+const isOn = (v: number | string): boolean => String(v).trim() !== '' && Number(v) !== 0;
+
+function SettingsFields({ form, issues, onChange, teacherBlocks, studentBlocks }: FieldsProps & { teacherBlocks: number | null; studentBlocks: number | null }) {
   const set = <K extends keyof DistillForm>(key: K, value: DistillForm[K]) => onChange({ ...form, [key]: value });
+  const hiddenOn = isOn(form.hiddenWeight);
+  const loraOn = isOn(form.loraRank);
   return (
     <Paper withBorder radius="md" p="md">
       <Stack gap="md">
@@ -139,6 +148,14 @@ function SettingsFields({ form, issues, onChange }: FieldsProps) {
           </Stack>
           {form.signal === 'topk' && <NumberInput label="k" value={form.topk} onChange={(v) => set('topk', v)} min={1} allowDecimal={false} w={120} error={issues.topk} data-testid="distill-topk" />}
         </Group>
+        <Title order={5}>Hidden states</Title>
+        <TextInput label="Hidden-state weight β" description={LOSS_HELP.hidden} placeholder="off" value={String(form.hiddenWeight)} maw={520}
+          onChange={(e) => set('hiddenWeight', e.currentTarget.value)} error={issues.hiddenWeight} data-testid="distill-hidden-weight" />
+        {hiddenOn && (
+          <Text size="xs" c="dimmed" data-testid="distill-hidden-mapping">
+            Block mapping: {hiddenMappingText(hiddenMapping(form, teacherBlocks, studentBlocks), form)}
+          </Text>
+        )}
         <Title order={5}>Schedule</Title>
         <Group align="flex-end" gap="md">
           <SegmentedControl value={form.duration} onChange={(v) => set('duration', v as DistillForm['duration'])} data-testid="distill-duration"
@@ -155,9 +172,28 @@ function SettingsFields({ form, issues, onChange }: FieldsProps) {
           <NumberInput label="Checkpoint every (steps)" value={form.checkpointEvery} onChange={(v) => set('checkpointEvery', v)} min={1} allowDecimal={false}
             error={issues.checkpointEvery} data-testid="distill-checkpoint-every" />
           <NumberInput label="Seed (data order)" value={form.seed} onChange={(v) => set('seed', v)} min={0} allowDecimal={false} error={issues.seed} data-testid="distill-seed" />
-          <NumberInput label="LoRA rank" description="adapters on q, k, v, o only; empty = every weight" placeholder="off" value={form.loraRank} onChange={(v) => set('loraRank', v)}
-            min={0} allowDecimal={false} error={issues.loraRank} data-testid="distill-lora-rank" />
         </SimpleGrid>
+        <Title order={5}>LoRA adapters</Title>
+        <Group align="flex-start" gap="md">
+          <NumberInput label="Rank r" description={LORA_HELP.rank} placeholder="off" value={form.loraRank} onChange={(v) => set('loraRank', v)} maw={360}
+            min={0} allowDecimal={false} error={issues.loraRank} data-testid="distill-lora-rank" />
+          {loraOn && (
+            <TextInput label="α" description={LORA_HELP.alpha} value={String(form.loraAlpha)} onChange={(e) => set('loraAlpha', e.currentTarget.value)} maw={360}
+              error={issues.loraAlpha} data-testid="distill-lora-alpha" />
+          )}
+        </Group>
+        {loraOn && (
+          <Stack gap={4}>
+            <Text size="sm" fw={500}>Adapted projections</Text>
+            <Text size="xs" c="dimmed">{LORA_HELP.roles}</Text>
+            <Chip.Group multiple value={form.loraRoles} onChange={(v) => set('loraRoles', LORA_ROLES.filter((r) => v.includes(r)) as LoraRole[])}>
+              <Group gap="xs" data-testid="distill-lora-roles">
+                {LORA_ROLES.map((r) => <Chip key={r} value={r} size="sm" data-testid={`distill-lora-role-${r}`}>{r}</Chip>)}
+              </Group>
+            </Chip.Group>
+            {issues.loraRoles && <Text size="xs" c="red" data-testid="distill-lora-roles-error">{issues.loraRoles}</Text>}
+          </Stack>
+        )}
       </Stack>
     </Paper>
   );
@@ -215,7 +251,7 @@ export function DistillPage({ path, jobId, experimentId, from = null }: Props) {
 
   // The teacher's blocks for the picker, from the model's inspection (read once the teacher is chosen).
   const teacher = form.modelPath.trim();
-  const inspection = useCall('models.inspect', active >= STEP.student && active <= STEP.data && teacher ? { path: teacher } : null);
+  const inspection = useCall('models.inspect', active >= STEP.student && active <= STEP.settings && teacher ? { path: teacher } : null);
   const teacherBlocks = inspection.data ? (inspection.data.architecture?.blocks.length ?? inspection.data.decoder?.layers ?? null) : null;
 
   // The student's size and the overlap of the texts before running (distill.plan), debounced.
@@ -228,7 +264,8 @@ export function DistillPage({ path, jobId, experimentId, from = null }: Props) {
   }, [teacher, form.studentKind, form.blocks, form.studentPath, form.tokenizerPath, form.calibText, form.textPath, active]);
   const planKey = planParams ? JSON.stringify(planParams) : null;
   const [debouncedKey] = useDebouncedValue(planKey, 250);
-  const plan = useCall('distill.plan', (active === STEP.student || active === STEP.data) && debouncedKey !== null ? (JSON.parse(debouncedKey) as CallParams<'distill.plan'>) : null);
+  const plan = useCall('distill.plan', active >= STEP.student && active <= STEP.settings && debouncedKey !== null ? (JSON.parse(debouncedKey) as CallParams<'distill.plan'>) : null);
+  const studentBlocks = plan.data?.student?.blocks.length ?? plan.data?.check?.studentBlocks ?? null;
   const planLoading = plan.loading || (planKey !== debouncedKey && planKey !== null);
 
   const series = job?.series;
@@ -260,7 +297,7 @@ export function DistillPage({ path, jobId, experimentId, from = null }: Props) {
         </Stepper.Step>
         <Stepper.Step label="Loss and schedule" description="How it learns" data-testid="wizard-tab-settings">
           <StepBody testId="wizard-step-settings" title="Loss and schedule" intro="α · KL(teacher ‖ student) · T² + (1 − α) · cross-entropy; AdamW with warmup and cosine decay.">
-            <SettingsFields form={form} issues={shownIssues} onChange={change} />
+            <SettingsFields form={form} issues={shownIssues} onChange={change} teacherBlocks={teacherBlocks} studentBlocks={studentBlocks} />
           </StepBody>
         </Stepper.Step>
         <Stepper.Step label="Run" description="Distil and evaluate" data-testid="wizard-tab-run">

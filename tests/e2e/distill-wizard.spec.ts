@@ -4,8 +4,9 @@ import { projectRoot, startServe, type ServeHandle } from './serve-helpers.ts';
 
 // The Distill wizard in Chromium against the real `whittle serve`: a student of the bundled sample's
 // blocks 0, 2, 4 (every other block), its size shown before running, the overlap check of the texts,
-// the loss settings with their explanations, 4 steps of B = 2, T = 32 with the live loss, KL/CE and
-// agreement curves, then the teacher compared with the student and the run kept in the history.
+// the loss settings with their explanations (hidden-state matching with its block mapping, LoRA rank, α
+// and roles), 4 steps of B = 2, T = 32 with the live loss, KL/CE and agreement curves, then the teacher
+// compared with the student and the run kept in the history.
 let serve: ServeHandle;
 test.beforeAll(async () => { serve = await startServe(); });
 test.afterAll(async () => { await serve?.stop(); });
@@ -57,6 +58,23 @@ test('distil a 3-block student from the bundled sample, watch its curves, and co
   await expect(page.getByTestId('wizard-step-settings')).toContainText("1 − α weighs predicting the text's own next tokens");
   await expect(page.getByTestId('wizard-step-settings')).toContainText('Reverse KL (student ‖ teacher)');
   await page.getByTestId('distill-alpha').fill('1.5');
+  // Hidden-state matching: β with its explanation, and which teacher block each student block matches.
+  await expect(page.getByTestId('wizard-step-settings')).toContainText("pulling each student block's output towards its teacher block's");
+  await expect(page.getByTestId('distill-hidden-mapping')).toHaveCount(0);
+  await page.getByTestId('distill-hidden-weight').fill('0.5');
+  await expect(page.getByTestId('distill-hidden-mapping')).toContainText('student 0 ← teacher 0 · 1 ← 2 · 2 ← 4');
+  // LoRA: α and the roles appear with a rank; no role at all is refused on its field.
+  await expect(page.getByTestId('distill-lora-alpha')).toHaveCount(0);
+  await page.getByTestId('distill-lora-rank').fill('4');
+  await expect(page.getByTestId('wizard-step-settings')).toContainText('scales the adapters\' update by α / rank');
+  await expect(page.getByTestId('distill-lora-alpha')).toHaveValue('16');
+  const role = (name: string) => page.getByTestId('distill-lora-roles').getByText(name, { exact: true });
+  for (const r of ['q', 'k', 'v', 'o']) await role(r).click();
+  await page.getByTestId('wizard-next').click();
+  await expect(page.getByTestId('distill-lora-roles-error')).toContainText('at least one projection');
+  for (const r of ['q', 'v']) await role(r).click();
+  await expect(page.getByTestId('distill-lora-role-v')).toBeChecked();
+  await page.getByTestId('distill-lora-alpha').fill('8');
   await page.getByTestId('distill-steps').fill('4');
   await page.getByTestId('distill-batch').fill('2');
   await page.getByTestId('distill-length').fill('32');
@@ -70,8 +88,13 @@ test('distil a 3-block student from the bundled sample, watch its curves, and co
   await expect(page.getByTestId('wizard-step-run')).toBeVisible();
   await expect(page.getByTestId('distill-review')).toContainText('blocks 0, 2, 4 of the teacher');
   await expect(page.getByTestId('distill-review')).toContainText('4 steps · B 2 × T 32');
+  await expect(page.getByTestId('distill-review')).toContainText('hidden-state MSE β 0.5');
+  await expect(page.getByTestId('distill-review')).toContainText('LoRA rank 4, α 8 on q, v');
   await page.getByTestId('show-recipe').click();
   await expect(page.getByTestId('recipe-json')).toContainText('"type": "distill"');
+  const recipe = JSON.parse(await page.getByTestId('recipe-json').innerText()) as { steps: { loss: { hidden: number }; lora: unknown }[] };
+  expect(recipe.steps[0].loss.hidden).toBe(0.5);
+  expect(recipe.steps[0].lora).toEqual({ rank: 4, alpha: 8, roles: ['q', 'v'] });
   await page.getByTestId('distill-name').fill('e2e distill 4 steps');
   await page.getByTestId('distill-start').click();
 

@@ -5,7 +5,7 @@ import { Recipe } from '../../../preload/recipe.ts';
 import { trainPointOf, trainSeriesPoint, type CurvePoint } from '../../../preload/series.ts';
 import {
   buildDistillRecipe, defaultDistillForm, defaultDistillName, distillFormFromRecipe, distillIssuesForStep, distillSettingsLine, everyOtherBlock,
-  firstDistillStepWithIssues, LOSS_HELP, validateDistillForm, type DistillForm,
+  firstDistillStepWithIssues, hiddenMapping, hiddenMappingText, LORA_HELP, LOSS_HELP, validateDistillForm, type DistillForm,
 } from '../../../renderer/lib/distill-form.ts';
 import { href, parseHash, wizardHref } from '../../../renderer/lib/route.ts';
 import { curveFigures, curveRows, hasParts } from '../../../renderer/lib/train-curve.ts';
@@ -55,6 +55,37 @@ describe('the Distill wizard form', () => {
     expect(Recipe.parse(buildDistillRecipe(lora)).steps[0]).toMatchObject({ lora: { rank: 8, alpha: 16, roles: ['q', 'k', 'v', 'o'] } });
     expect(distillFormFromRecipe(Recipe.parse(buildDistillRecipe(lora)))?.loraRank).toBe(8);
     expect(distillSettingsLine(lora)).toContain('LoRA rank 8');
+  });
+
+  it('puts the hidden-state weight and LoRA rank, α and roles into the step, reads them back, and refuses what cannot run', () => {
+    const form = filled({ hiddenWeight: '0.5', loraRank: 4, loraAlpha: '8', loraRoles: ['q', 'v', 'down'] });
+    const step = Recipe.parse(buildDistillRecipe(form)).steps[0];
+    expect(step).toMatchObject({ loss: { hidden: 0.5 }, lora: { rank: 4, alpha: 8, roles: ['q', 'v', 'down'] } });
+    const back = distillFormFromRecipe(Recipe.parse(buildDistillRecipe(form)))!;
+    expect(back).toMatchObject({ hiddenWeight: 0.5, loraRank: 4, loraAlpha: 8, loraRoles: ['q', 'v', 'down'] });
+    expect(buildDistillRecipe(back)).toEqual(buildDistillRecipe({ ...form, blocks: [0, 2, 4] }));
+    expect(distillSettingsLine(form)).toContain('hidden-state MSE β 0.5');
+    expect(distillSettingsLine(form)).toContain('LoRA rank 4, α 8 on q, v, down');
+    // Off: no hidden term, no adapters, whatever α and roles say.
+    const off = Recipe.parse(buildDistillRecipe(filled({ hiddenWeight: '', loraRank: '', loraAlpha: 99, loraRoles: ['up'] }))).steps[0];
+    expect(off).toMatchObject({ loss: { hidden: 0 } });
+    expect(off.type === 'distill' && off.lora).toBeUndefined();
+    // Bad values land on their own fields, on the Loss and schedule step.
+    const bad = validateDistillForm(filled({ hiddenWeight: '-1', loraRank: 4, loraAlpha: '0', loraRoles: [] }));
+    expect(Object.keys(bad).sort()).toEqual(['hiddenWeight', 'loraAlpha', 'loraRoles']);
+    expect(bad.loraRoles).toMatch(/at least one projection/);
+    expect(firstDistillStepWithIssues(bad)).toBe(3);
+    expect(validateDistillForm(filled({ hiddenWeight: 1, signal: 'topk' })).hiddenWeight).toMatch(/top-k cache/);
+    for (const line of [LOSS_HELP.hidden, ...Object.values(LORA_HELP)]) expect(line).not.toMatch(/\n/);
+  });
+
+  it('shows which teacher block each student block is matched with', () => {
+    expect(hiddenMapping({ studentKind: 'blocks', blocks: [4, 0, 2] }, 5, null)).toEqual([{ student: 0, teacher: 0 }, { student: 1, teacher: 2 }, { student: 2, teacher: 4 }]);
+    expect(hiddenMappingText(hiddenMapping({ studentKind: 'blocks', blocks: [0, 2, 4] }, 5, null), { studentKind: 'blocks' })).toBe('student 0 ← teacher 0 · 1 ← 2 · 2 ← 4');
+    // A student of its own: round((j + 1) · L_t / L_s) − 1, the last student block on the last teacher block.
+    expect(hiddenMapping({ studentKind: 'model', blocks: [] }, 6, 3)?.map((m) => m.teacher)).toEqual([1, 3, 5]);
+    expect(hiddenMapping({ studentKind: 'model', blocks: [] }, 6, null)).toBeNull();
+    expect(hiddenMappingText(null, { studentKind: 'model' })).toMatch(/round\(\(j \+ 1\)/);
   });
 
   it('says what will run in one line, names the job, and explains T, α and reverse KL in one line each', () => {
