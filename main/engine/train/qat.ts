@@ -21,6 +21,9 @@
  *
  * Rounding: QuantizeLinear divides by s where the native writer multiplies by 1/s; the two round
  * differently only for values within an ulp of a rounding boundary.
+ *
+ * The fixed grid (FixedGridOptions) is the other mode: a MatMulNBits model's own scales and zero points,
+ * constants of the graph, for recovering an RTN or GPTQ result on its grid (quantized-student.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
