@@ -15,7 +15,7 @@ function NavLink({ to, active, icon, label, testId }: { to: string; active: bool
 }
 
 export function AppHeader({ route }: { route: Route }) {
-  const inHistory = route.name === 'history' || route.name === 'historyDetail' || route.name === 'sweep';
+  const inHistory = route.name === 'history' || route.name === 'historyDetail' || route.name === 'compare' || route.name === 'pareto' || route.name === 'sweep';
   const inQuantize = route.name === 'quantize';
   const inPrune = route.name === 'prune';
   const inTrain = route.name === 'train';

@@ -21,6 +21,8 @@ const Y_LABEL: Record<ParetoY, string> = { perplexity: 'Perplexity', kl: 'Mean K
 
 const formatX = (x: ParetoX, v: number | null): string => (v === null ? '—' : x === 'bytes' ? formatBytes(v) : `${formatDecimal(v, 2)} bits`);
 const formatY = (y: ParetoY, v: number | null): string => (v === null ? '—' : y === 'perplexity' ? formatDecimal(v, 4) : formatDecimal(v, 5));
+/** Three significant digits: enough to read an axis. */
+const tickLabel = (v: number): string => String(Number(v.toPrecision(3)));
 const formatSpeed = (v: number | null): string => (v === null ? '—' : `${formatDecimal(v, 0)} tok/s`);
 
 /** Evenly spaced axis ticks over [lo, hi]. */
@@ -51,6 +53,8 @@ interface ChartProps {
   x: ParetoX;
   y: ParetoY;
   speedAsColor: boolean;
+  /** The vertical axis in log scale (every plotted value above 0). */
+  logY: boolean;
 }
 
 const W = 760;
@@ -58,13 +62,16 @@ const H = 420;
 const M = { left: 72, right: 20, top: 16, bottom: 48 };
 
 /** The scatter: size (or bits) against quality, the front as a line, speed as colour; a point opens its experiment. */
-function ParetoChart({ points, front, best, x, y, speedAsColor }: ChartProps) {
+function ParetoChart({ points, front, best, x, y, speedAsColor, logY }: ChartProps) {
   const plotted = points.filter((p) => p[x] !== null && p[y] !== null);
   if (plotted.length === 0) return <Text size="sm" c="dimmed" data-testid="pareto-empty">No run measured both {X_LABEL[x].toLowerCase()} and {Y_LABEL[y].toLowerCase()}.</Text>;
+  const log = logY && plotted.every((p) => p[y]! > 0);
+  const ty = (v: number) => (log ? Math.log10(v) : v);
   const [x0, x1] = padded(plotted.map((p) => p[x]!));
-  const [y0, y1] = padded(plotted.map((p) => p[y]!));
+  const [y0, y1] = padded(plotted.map((p) => ty(p[y]!)));
   const sx = (v: number) => M.left + ((v - x0) / (x1 - x0)) * (W - M.left - M.right);
-  const sy = (v: number) => H - M.bottom - ((v - y0) / (y1 - y0)) * (H - M.top - M.bottom);
+  const syt = (t: number) => H - M.bottom - ((t - y0) / (y1 - y0)) * (H - M.top - M.bottom);
+  const sy = (v: number) => syt(ty(v));
   const speeds = plotted.map((p) => p.decodeTokensPerS).filter((v): v is number => v !== null);
   const speedRange: [number, number] | null = speedAsColor && speeds.length > 0 ? [Math.min(...speeds), Math.max(...speeds)] : null;
   const onFront = new Set(front.map((p) => key(p)));
@@ -81,12 +88,12 @@ function ParetoChart({ points, front, best, x, y, speedAsColor }: ChartProps) {
         ))}
         {ticks(y0, y1).map((t) => (
           <g key={`y${t}`}>
-            <line x1={M.left} x2={W - M.right} y1={sy(t)} y2={sy(t)} stroke="var(--mantine-color-default-border)" strokeDasharray="3 3" />
-            <text x={M.left - 6} y={sy(t) + 4} textAnchor="end" fill="var(--mantine-color-dimmed)">{formatY(y, t)}</text>
+            <line x1={M.left} x2={W - M.right} y1={syt(t)} y2={syt(t)} stroke="var(--mantine-color-default-border)" strokeDasharray="3 3" />
+            <text x={M.left - 6} y={syt(t) + 4} textAnchor="end" fill="var(--mantine-color-dimmed)">{tickLabel(log ? 10 ** t : t)}</text>
           </g>
         ))}
         <text x={(M.left + W - M.right) / 2} y={H - 8} textAnchor="middle" fill="var(--mantine-color-text)">{X_LABEL[x]} (smaller is better) →</text>
-        <text x={14} y={(M.top + H - M.bottom) / 2} textAnchor="middle" fill="var(--mantine-color-text)" transform={`rotate(-90 14 ${(M.top + H - M.bottom) / 2})`}>{Y_LABEL[y]} (lower is better)</text>
+        <text x={14} y={(M.top + H - M.bottom) / 2} textAnchor="middle" fill="var(--mantine-color-text)" transform={`rotate(-90 14 ${(M.top + H - M.bottom) / 2})`}>{Y_LABEL[y]}{log ? ', log scale' : ''} (lower is better)</text>
         {front.length > 1 && <path d={frontPath} fill="none" stroke="var(--mantine-color-blue-5)" strokeWidth={2} data-testid="pareto-front-line" />}
         {plotted.map((p) => {
           const cx = sx(p[x]!);
@@ -123,6 +130,7 @@ function ParetoView({ set }: { set: ParetoSet }) {
   const [x, setX] = useState<ParetoX>('bytes');
   const [y, setY] = useState<ParetoY>('perplexity');
   const [speedAsColor, setSpeedAsColor] = useState(true);
+  const [logY, setLogY] = useState(false);
   const [evaluation, setEvaluation] = useState<string>(set.evaluations[0]?.key ?? ALL_EVALUATIONS);
   const [maxMiB, setMaxMiB] = useState<string | number>('');
   const [minSpeed, setMinSpeed] = useState<string | number>('');
@@ -154,6 +162,7 @@ function ParetoView({ set }: { set: ParetoSet }) {
             <SegmentedControl size="xs" value={y} onChange={(v) => setY(v as ParetoY)} data={[{ value: 'perplexity', label: 'Perplexity' }, { value: 'kl', label: 'KL vs original' }]} data-testid="pareto-y" />
           </Stack>
           <Switch label="Speed as colour" checked={speedAsColor} onChange={(e) => setSpeedAsColor(e.currentTarget.checked)} data-testid="pareto-speed-colour" />
+          <Switch label="Log scale" checked={logY} onChange={(e) => setLogY(e.currentTarget.checked)} data-testid="pareto-log" />
           {set.evaluations.length > 1 && (
             <NativeSelect label="Evaluated on" value={evaluation} onChange={(e) => setEvaluation(e.currentTarget.value)} style={{ minWidth: 280, flex: 1 }} data-testid="pareto-evaluation"
               data={[...set.evaluations.map((e) => ({ value: e.key, label: `${baseName(e.key.split(' · ')[0])} · ${e.key.split(' · ')[1] ?? ''} (${e.ids.length})` })), { value: ALL_EVALUATIONS, label: 'All runs (not like for like)' }]} />
@@ -167,7 +176,7 @@ function ParetoView({ set }: { set: ParetoSet }) {
       </Paper>
 
       <Paper withBorder radius="md" p="md">
-        <ParetoChart points={points} front={front} best={best} x={x} y={y} speedAsColor={speedAsColor} />
+        <ParetoChart points={points} front={front} best={best} x={x} y={y} speedAsColor={speedAsColor} logY={logY} />
       </Paper>
 
       <Paper withBorder radius="md" p="md" data-testid="pareto-budget">

@@ -74,6 +74,10 @@ test('compare two quantizations and a prune of the sample, then pick the best un
   await expect(page.locator(`[data-testid="pareto-point"][data-id="${pruned}"][data-original="false"]`)).toHaveAttribute('data-front', 'false');
   await expect(page.locator(`[data-testid="pareto-point"][data-id="${rtn4}"]`)).toHaveAttribute('data-front', 'true');
   await expect(page.getByTestId('pareto-front-line')).toBeVisible();
+  // The prune's perplexity squeezes the others into a line: a log scale spreads them; the points stay.
+  await page.getByTestId('pareto-log').click();
+  await expect(page.getByTestId('pareto-chart')).toHaveAttribute('aria-label', /Perplexity against Size on disk/);
+  await expect(page.getByTestId('pareto-point')).toHaveCount(4);
 
   // Best under 0.5 MiB: only the 4-bit run fits (the 8-bit one is larger); without a limit the lowest perplexity wins.
   await page.getByTestId('pareto-budget-size').fill('0.5');
