@@ -1,10 +1,11 @@
 import { Badge, Group, Paper, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { BarChart } from '@mantine/charts';
 import type { ReactNode } from 'react';
 import type { StepDetails } from '../../preload/methods.ts';
 import { parseStepDetails } from '../../preload/methods.ts';
 import { formatInteger, formatShape } from '../lib/format.ts';
 import { pruneReportOf } from '../lib/prune-report.ts';
-import { sensitivityOf } from '../lib/quantize-form.ts';
+import { sensitivityOf, shortWeightName } from '../lib/quantize-form.ts';
 import { PruneSparsity } from './PruneSparsity.tsx';
 import { SensitivityChart } from './SensitivityChart.tsx';
 import { TrainCurves } from './TrainCurves.tsx';
@@ -32,7 +33,27 @@ function Calibration({ step }: { step: Of<'quantize:gptq'> | Of<'quantize:int8-s
   return <Fact label="Calibration" value={`${formatInteger(c.samples)} × ${formatInteger(c.length)} tokens, seed ${c.seed}${text ? ` (${text})` : ''}`} />;
 }
 
-/** GPTQ: the per-weight loss ‖X·W − X·Ŵ‖² GPTQ minimised (largest first), with the bits and dead inputs. */
+/** At most this many weights in the loss chart (the largest losses); the table lists them all. */
+const LOSS_CHART_WEIGHTS = 40;
+
+/** GPTQ's loss per weight as horizontal bars, largest first (the table below has every number). */
+function GptqLossChart({ weights }: { weights: readonly { name: string; loss?: number | undefined }[] }) {
+  const shown = weights.filter((w) => w.loss !== undefined && Number.isFinite(w.loss)).slice(0, LOSS_CHART_WEIGHTS);
+  if (shown.length === 0) return null;
+  const data = shown.map((w) => ({ label: shortWeightName(w.name), loss: w.loss! }));
+  return (
+    <Stack gap={4} data-testid="gptq-loss-chart" data-rows={data.length}>
+      <Text size="xs" c="dimmed">
+        ‖X·W − X·Ŵ‖² on the calibration activations, largest first{weights.length > shown.length ? ` (the ${shown.length} largest of ${weights.length})` : ''}.
+      </Text>
+      <BarChart h={Math.max(140, data.length * 20 + 50)} data={data} dataKey="label" orientation="vertical"
+        series={[{ name: 'loss', label: 'GPTQ loss', color: 'grape.6' }]} valueFormatter={sci} gridAxis="x" withXAxis
+        yAxisProps={{ width: 210, interval: 0, tick: { fontSize: 11 } }} barProps={{ radius: 2 }} maxBarWidth={14} tooltipAnimationDuration={0} />
+    </Stack>
+  );
+}
+
+/** GPTQ: the per-weight loss ‖X·W − X·Ŵ‖² GPTQ minimised (largest first) as a chart and a table, with the bits and dead inputs. */
 function Gptq({ step }: { step: Of<'quantize:gptq'> }) {
   const weights = [...step.quantizedWeights].sort((a, b) => (b.loss ?? 0) - (a.loss ?? 0));
   return (
@@ -44,6 +65,7 @@ function Gptq({ step }: { step: Of<'quantize:gptq'> }) {
         <Fact label="Calibration" value={step.sequential === false ? 'one pass over the original' : 'sequential (level by level)'} />
         <Fact label="Layer inputs" value={`${step.hessians.length} Hessians`} />
       </SimpleGrid>
+      <GptqLossChart weights={weights} />
       <Scroll>
         <Table verticalSpacing={3} stickyHeader data-testid="gptq-losses">
           <Table.Thead><Table.Tr><Table.Th>Weight</Table.Th><Table.Th>Shape</Table.Th><Table.Th ta="right">Bits</Table.Th><Table.Th ta="right">GPTQ loss</Table.Th><Table.Th ta="right">Σ (w − ŵ)²</Table.Th><Table.Th ta="right">Dead inputs</Table.Th></Table.Tr></Table.Thead>

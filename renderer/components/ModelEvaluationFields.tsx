@@ -14,6 +14,8 @@ export function ModelEvaluationFields<F extends EvaluationFormPart>({ form, issu
 }) {
   const set = <K extends keyof EvaluationFormPart>(key: K, value: F[K]) => onChange({ ...form, [key]: value });
   const sample = samples[0];
+  // A model that is not the sample: no default text, and a hint on what to choose.
+  const ownModel = form.modelPath.trim() !== '' && !samples.some((s) => s.modelPath === form.modelPath.trim());
   return (
     <Paper withBorder radius="md" p="md">
       <Stack gap="md">
@@ -32,7 +34,8 @@ export function ModelEvaluationFields<F extends EvaluationFormPart>({ form, issu
           checked={form.evaluate} onChange={(e) => set('evaluate', e.currentTarget.checked)} data-testid={`${testIdPrefix}-evaluate-toggle`} />
         {form.evaluate && (
           <Stack gap="sm" pl="md" className="indented">
-            <PathInput label="Evaluation text" description="A UTF-8 text file; blank-line separated documents, each scored from its start."
+            <PathInput label="Evaluation text"
+              description={`A UTF-8 text file; blank-line separated documents, each scored from its start.${ownModel ? ' Choose text of the kind your model is meant for: the sample\'s TinyStories stories suit only the sample model.' : ''}`}
               placeholder="/path/to/text.txt" value={form.textPath} onChange={(v) => set('textPath', v)} purpose="text" error={issues.textPath} testId={`${testIdPrefix}-text-path`} />
             <Group grow align="flex-start">
               <NumberInput label="Window L (tokens)" value={form.window} onChange={(v) => set('window', v)} min={8} max={65536} step={64}

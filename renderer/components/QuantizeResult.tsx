@@ -7,7 +7,7 @@ import { useApi } from '../hooks/useApi.ts';
 import { useToast } from '../hooks/useToast.ts';
 import { formatDecimal, formatInteger } from '../lib/format.ts';
 import {
-  chartData, compareRows, formatCompareValue, formatRowChange, formatRunSpread, outputFolder, samplePairs, speedSetting, stepReport, stepWarnings, type CompareRow,
+  chartData, compareRows, zoomedDomain, formatCompareValue, formatRowChange, formatRunSpread, outputFolder, samplePairs, speedSetting, stepReport, stepWarnings, type CompareRow,
 } from '../lib/quantize-compare.ts';
 import { href } from '../lib/route.ts';
 import { MethodDetails } from './MethodDetails.tsx';
@@ -83,11 +83,18 @@ function CompareChart({ metrics }: { metrics: readonly Metric[] }) {
     <SimpleGrid cols={2} spacing="md">
       {[{ key: 'size', rows: data.size, fmt: (v: number) => formatDecimal(v, 2) }, { key: 'perplexity', rows: data.perplexity, fmt: (v: number) => formatDecimal(v, 3) }]
         .filter((c) => c.rows.length > 0)
-        .map((c) => (
-          <BarChart key={c.key} h={300} data={c.rows} dataKey="label" series={SERIES} withLegend legendProps={{ verticalAlign: 'bottom' }}
-            withBarValueLabel valueFormatter={c.fmt} gridAxis="y" yAxisProps={{ width: 40 }} barProps={{ radius: 4 }} maxBarWidth={56}
-            data-testid={`compare-chart-${c.key}`} />
-        ))}
+        .map((c) => {
+          // Perplexity on a zoomed axis: from zero a 5 % change would look flat.
+          const domain = c.key === 'perplexity' ? zoomedDomain(c.rows.flatMap((r) => [r.original, r.result])) : null;
+          return (
+            <Stack key={c.key} gap={2}>
+              <BarChart h={300} data={c.rows} dataKey="label" series={SERIES} withLegend legendProps={{ verticalAlign: 'bottom' }}
+                withBarValueLabel valueFormatter={c.fmt} gridAxis="y" yAxisProps={{ width: 40, ...(domain ? { domain, allowDataOverflow: true } : {}) }}
+                barProps={{ radius: 4 }} maxBarWidth={56} data-testid={`compare-chart-${c.key}`} data-axis-min={domain?.[0]} />
+              {domain && <Text size="xs" c="dimmed" ta="center" data-testid="compare-chart-axis-note">The axis starts at {formatDecimal(domain[0], 3)}, not zero.</Text>}
+            </Stack>
+          );
+        })}
     </SimpleGrid>
   );
 }

@@ -1,6 +1,6 @@
 import { Alert, Badge, Button, Group, Paper, ScrollArea, SegmentedControl, Stack, Switch, Table, Text, Textarea, Title, Tooltip } from '@mantine/core';
 import { IconArrowBigUpLines, IconBulb } from '@tabler/icons-react';
-import { useMemo, useState } from 'react';
+import { useMemo, useState, type ReactNode } from 'react';
 import type { QuantizePlan, QuantizePlanWeight } from '../../preload/contract.ts';
 import type { BitsOverride } from '../../preload/recipe.ts';
 import { formatBytes, formatInteger, formatShape } from '../lib/format.ts';
@@ -16,6 +16,11 @@ function actionWord(w: QuantizePlanWeight): string {
   return w.bits === 16 ? 'fp16' : `${w.bits}-bit`;
 }
 const ROWS = 150;
+
+/** A weight name that wraps after its separators (`.`, `/`, `_`), not in the middle of a word. */
+function breakableName(name: string): ReactNode[] {
+  return name.split(/(?<=[./_])/).flatMap((part, i) => (i === 0 ? [part] : [<wbr key={i} />, part]));
+}
 
 type Filter = 'all' | QuantizePlanWeight['action'];
 
@@ -35,11 +40,11 @@ function OverridesSummary({ overrides, onOverrides }: { overrides: readonly Bits
   return (
     <Alert variant="light" color="orange" icon={<IconArrowBigUpLines size={18} />} p="sm" data-testid="overrides-summary" data-count={overrides.length}>
       <Group justify="space-between" wrap="nowrap" gap="sm">
-        <Stack gap={2}>
+        <Stack gap={2} style={{ minWidth: 0, flex: 1 }}>
           <Text size="sm">Mixed precision: {overrides.length} pattern{overrides.length === 1 ? '' : 's'} at {bits}-bit (the recipe's <Text span ff="monospace" size="sm">overrides</Text>).</Text>
           <Text size="xs" ff="monospace" c="dimmed" className="wrap-anywhere">{overrides.map((o) => o.pattern).join('  ·  ')}</Text>
         </Stack>
-        <Button size="compact-sm" variant="subtle" color="orange" onClick={() => onOverrides([])} data-testid="clear-overrides">Clear</Button>
+        <Button size="compact-sm" variant="subtle" color="orange" onClick={() => onOverrides([])} style={{ flexShrink: 0 }} data-testid="clear-overrides">Clear</Button>
       </Group>
     </Alert>
   );
@@ -52,7 +57,7 @@ function LmHeadHint({ plan, keepText, onKeepText }: Pick<Props, 'plan' | 'keepTe
   return (
     <Alert variant="light" color={head.action === 'quantize' ? 'blue' : 'gray'} icon={<IconBulb size={18} />} p="sm" data-testid="lm-head-hint">
       <Group justify="space-between" wrap="nowrap" gap="sm">
-        <Text size="sm">
+        <Text size="sm" style={{ minWidth: 0, flex: 1 }}>
           {head.action === 'skip'
             ? <>The LM head <Text span ff="monospace" size="sm">{head.name}</Text> stays in full precision anyway: {head.reason}.</>
             : already
@@ -60,7 +65,7 @@ function LmHeadHint({ plan, keepText, onKeepText }: Pick<Props, 'plan' | 'keepTe
               : <>Keeping the LM head <Text span ff="monospace" size="sm">{head.name}</Text> in full precision often recovers much of the quantization loss for {formatBytes(head.bytesBefore - head.bytesAfter)} more.</>}
         </Text>
         {head.action === 'quantize' && (
-          <Button size="compact-sm" variant="light" onClick={() => onKeepText(toggleKeepPattern(keepText, head.name, true))} data-testid="keep-lm-head">Keep the LM head</Button>
+          <Button size="compact-sm" variant="light" onClick={() => onKeepText(toggleKeepPattern(keepText, head.name, true))} style={{ flexShrink: 0 }} data-testid="keep-lm-head">Keep the LM head</Button>
         )}
       </Group>
     </Alert>
@@ -109,7 +114,8 @@ export function QuantizeWeightsTable({ plan, keepText, onKeepText, keepError, di
               { value: 'skip', label: `Skip ${formatInteger(plan.counts.skip)}` },
             ]} />
         </Group>
-        <ScrollArea.Autosize mah={520}>
+        {/* The scrollbar stays visible (not only on hover): the table is taller than the box. */}
+        <ScrollArea.Autosize mah={520} type="auto" offsetScrollbars="y" data-testid="weights-scroll">
           <Table stickyHeader highlightOnHover data-testid="weights-table">
             <Table.Thead>
               <Table.Tr>
@@ -125,7 +131,7 @@ export function QuantizeWeightsTable({ plan, keepText, onKeepText, keepError, di
                 return (
                   <Table.Tr key={`${w.name}/${w.node}/${i}`} data-testid="weight-row" data-action={w.action} data-bits={w.bits} data-name={w.name} className={w.action === 'skip' ? 'weight-skipped' : undefined}>
                     <Table.Td>
-                      <Text size="sm" ff="monospace" className="wrap-anywhere" title={`node ${w.node}`}>{w.name}</Text>
+                      <Text size="sm" ff="monospace" className="break-at-separators" title={`node ${w.node}`}>{breakableName(w.name)}</Text>
                       {w.reason && <Text size="xs" c="dimmed" className="wrap-anywhere" data-testid="weight-reason">{w.reason}</Text>}
                     </Table.Td>
                     <Table.Td><Text size="sm">{w.op}</Text></Table.Td>

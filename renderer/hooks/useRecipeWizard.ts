@@ -44,15 +44,29 @@ export interface WizardSpec<F extends WizardForm, I extends Issues<string>> {
 /** The sample's calibration text: one that does not overlap its evaluation text, when the sample has one. */
 export const calibrationTextOf = (s: Sample): string => s.calibrationTextPath ?? s.textPath;
 
-/** Fill what the user has not typed: the sample texts, and the sample's tokenizer for the sample model. */
+/**
+ * Fill what the user has not typed, for the sample model only: its texts and tokenizer. A model of the
+ * user's own gets no default text (the sample's TinyStories would measure the wrong thing): the form asks.
+ */
 export function withSampleDefaults<F extends WizardForm>(form: F, samples: readonly Sample[]): F {
-  if (samples.length === 0) return form;
   const match = samples.find((s) => s.modelPath === form.modelPath.trim());
+  if (!match) return form;
   const next = { ...form };
-  if (!next.textPath) next.textPath = (match ?? samples[0]).textPath;
-  if (!next.calibText) next.calibText = calibrationTextOf(match ?? samples[0]);
-  if (!next.tokenizerPath && match) next.tokenizerPath = match.tokenizerPath;
+  if (!next.textPath) next.textPath = match.textPath;
+  if (!next.calibText) next.calibText = calibrationTextOf(match);
+  if (!next.tokenizerPath) next.tokenizerPath = match.tokenizerPath;
   return next;
+}
+
+/** Leaving the sample model for another: the sample's own texts, filled in for it, are cleared (the form asks again). */
+export function withoutSampleTexts<F extends WizardForm>(next: F, previousModel: string, samples: readonly Sample[]): F {
+  const left = samples.find((s) => s.modelPath === previousModel.trim());
+  if (!left || samples.some((s) => s.modelPath === next.modelPath.trim())) return next;
+  return {
+    ...next,
+    textPath: next.textPath === left.textPath ? '' : next.textPath,
+    calibText: next.calibText === calibrationTextOf(left) ? '' : next.calibText,
+  };
 }
 
 const hasIssues = (issues: Issues<string>): boolean => Object.values(issues).some(Boolean);
@@ -117,6 +131,14 @@ export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
     // Once per visit (the page is re-created on navigation); later URL changes come from this page.
   }, [api]);
 
+  // A new step starts at the top of the page, not at the scroll position the previous step was left at.
+  const shownStep = useRef(active);
+  useEffect(() => {
+    if (shownStep.current === active) return;
+    shownStep.current = active;
+    window.scrollTo({ top: 0, left: 0 });
+  }, [active]);
+
   // A job that finishes well moves the wizard to the comparison (once per job).
   const advancedFor = useRef<string | null>(null);
   useEffect(() => {
@@ -136,6 +158,7 @@ export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
   function change(next: F) {
     const sample = samples.find((s) => s.modelPath === next.modelPath.trim());
     if (sample && next.modelPath !== form.modelPath && !next.tokenizerPath) next = { ...next, tokenizerPath: sample.tokenizerPath };
+    if (next.modelPath !== form.modelPath) next = withoutSampleTexts(next, form.modelPath, samples);
     if (next.modelPath !== form.modelPath) setModelError(null);
     setForm(next);
     if (checked) setIssues(spec.validate(next));

@@ -266,14 +266,33 @@ export function outputModel(artefacts: readonly Artefact[]): Artefact | null {
 }
 
 /** Bars for the chart: one group per quantity, original beside result (absent values left out). */
+const MIB = 2 ** 20;
+
+/**
+ * A value axis for a few positive measurements that does not start at zero, so that a change of a few
+ * percent is visible: from half the spread below the smallest to a quarter above the largest, on round
+ * steps (a tenth of the spread's order of magnitude), never below zero.
+ */
+export function zoomedDomain(values: readonly number[]): [number, number] {
+  const finite = values.filter((v) => Number.isFinite(v));
+  if (finite.length === 0) return [0, 1];
+  const lo = Math.min(...finite);
+  const hi = Math.max(...finite);
+  // Equal values still get a visible band: 2 % of their size.
+  const span = Math.max(hi - lo, Math.abs(hi) * 0.02, 1e-12);
+  const step = 10 ** Math.floor(Math.log10(span));
+  const round = (v: number): number => Number(v.toPrecision(12));
+  return [round(Math.max(0, Math.floor((lo - span / 2) / step) * step)), round(Math.ceil((hi + span / 4) / step) * step)];
+}
+
 export function chartData(metrics: readonly Metric[]): { size: { label: string; original: number; result: number }[]; perplexity: { label: string; original: number; result: number }[] } {
   const size = { o: find(metrics, 'bytes_on_disk', 'original'), r: find(metrics, 'bytes_on_disk', 'result') };
   const packed = { o: find(metrics, 'bytes_compressed', 'original'), r: find(metrics, 'bytes_compressed', 'result') };
   const ppl = { o: find(metrics, 'perplexity', 'original'), r: find(metrics, 'perplexity', 'result') };
   return {
     size: [
-      ...(size.o && size.r ? [{ label: 'Size on disk (MB)', original: size.o.value / 1e6, result: size.r.value / 1e6 }] : []),
-      ...(packed.o && packed.r ? [{ label: 'Compressed (MB)', original: packed.o.value / 1e6, result: packed.r.value / 1e6 }] : []),
+      ...(size.o && size.r ? [{ label: 'Size on disk (MiB)', original: size.o.value / MIB, result: size.r.value / MIB }] : []),
+      ...(packed.o && packed.r ? [{ label: 'Compressed (MiB)', original: packed.o.value / MIB, result: packed.r.value / MIB }] : []),
     ],
     perplexity: ppl.o && ppl.r ? [{ label: 'Perplexity', original: ppl.o.value, result: ppl.r.value }] : [],
   };

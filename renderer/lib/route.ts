@@ -42,6 +42,12 @@ function positiveInt(value: string | null): number | null {
   return Number.isSafeInteger(n) && n > 0 ? n : null;
 }
 
+/** `from=ID` of a wizard's address, only when present (routes without it stay as they were). */
+function fromParam(params: URLSearchParams): { from?: number } {
+  const from = positiveInt(params.get('from'));
+  return from === null ? {} : { from };
+}
+
 export function parseHash(hash: string): Route {
   const raw = hash.startsWith('#') ? hash.slice(1) : hash;
   const q = raw.indexOf('?');
@@ -61,7 +67,7 @@ export function parseHash(hash: string): Route {
       jobId: params.get('job') || null,
       experimentId: positiveInt(params.get('exp')),
       // Edit and re-run: the form starts from this experiment's recipe, attached to no job.
-      from: positiveInt(params.get('from')),
+      ...fromParam(params),
     };
   }
   if (segments[0] === 'history') {

@@ -20,13 +20,13 @@ import { onAsync, reportRejection } from '../lib/async-handler.ts';
 
 interface Props { path: string; jobId: string | null; experimentId: number | null }
 
-/** Fill what the user has not typed: the sample text, and the sample's tokenizer for the sample model. */
+/** Fill what the user has not typed, for the sample model only (a model of the user's own gets no TinyStories text: the form asks). */
 function withSampleDefaults(form: EvaluateForm, samples: readonly Sample[]): EvaluateForm {
-  if (samples.length === 0) return form;
   const match = samples.find((s) => s.modelPath === form.modelPath.trim());
+  if (!match) return form;
   const next = { ...form };
-  if (!next.textPath) next.textPath = (match ?? samples[0]).textPath;
-  if (!next.tokenizerPath && match) next.tokenizerPath = match.tokenizerPath;
+  if (!next.textPath) next.textPath = match.textPath;
+  if (!next.tokenizerPath) next.tokenizerPath = match.tokenizerPath;
   return next;
 }
 

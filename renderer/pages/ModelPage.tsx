@@ -8,6 +8,7 @@ import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { StatCard } from '../components/StatCard.tsx';
 import { useCall } from '../hooks/useCall.ts';
 import { baseName, formatBytes, formatCount, formatInteger, formatPercent, formatShape } from '../lib/format.ts';
+import { opChartRows } from '../lib/op-chart.ts';
 import { href } from '../lib/route.ts';
 
 const KIND_WORDS: Record<GraphKind, string> = {
@@ -81,7 +82,7 @@ function IoTable({ m }: { m: ModelInspection }) {
 function OpHistogram({ histogram }: { histogram: Record<string, number> }) {
   const ops = Object.entries(histogram).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   const total = ops.reduce((s, [, n]) => s + n, 0);
-  const data = ops.slice(0, CHART_OPS).map(([op, count]) => ({ op, count }));
+  const data = opChartRows(histogram, CHART_OPS);
   return (
     <Paper withBorder radius="md" p="md">
       <Group justify="space-between" mb="sm">
@@ -101,6 +102,7 @@ function OpHistogram({ histogram }: { histogram: Record<string, number> }) {
           valueLabelProps={{ position: 'right' }}
           barChartProps={{ margin: { right: 36 } }}
           data-testid="op-histogram"
+          data-bars={data.length}
         />
       )}
       <Group gap={6} mt="sm" data-testid="op-counts">

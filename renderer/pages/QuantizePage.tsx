@@ -24,6 +24,7 @@ import { baseName, formatBytes } from '../lib/format.ts';
 import { applyTopK, buildQuantizeRecipe, buildSensitivityRecipe, DEFAULT_SENSITIVITY_SAMPLES, defaultQuantizeForm, firstStepWithIssues, invalidKeepPatterns, issuesForStep, methodOf, parseKeepPatterns, parsePrompts, planStep, quantizeFormFromRecipe, quantizeIssuesFromServer, sensitivityIssues, sensitivityOf, settingsLine, validateQuantizeForm, type QuantizeForm, type QuantizeIssues } from '../lib/quantize-form.ts';
 import { href } from '../lib/route.ts';
 import { liveCurve } from '../lib/train-curve.ts';
+import { loadSensitivityRuns, rememberSensitivityRun, sensitivityKey, type SensitivityRun } from '../lib/sensitivity-memory.ts';
 import { onAsync } from '../lib/async-handler.ts';
 
 interface Props { path: string; jobId: string | null; experimentId: number | null; from?: number | null }
@@ -115,9 +116,12 @@ export function QuantizePage({ path, jobId, experimentId, from = null }: Props) 
     form, samples, active, setActive, issues: shownIssues, checking, modelError, startError, starting, stored, job, running,
     outcome, recipe, defaultName, change, pickSample, next, run, again,
   } = useRecipeWizard(QUANTIZE_WIZARD, { path, jobId, experimentId, from });
-  // The per-layer sensitivity analysis of the Weights step: its own job, kept while the page lives.
-  const [sensitivityRun, setSensitivityRun] = useState<{ jobId: string; experimentId: number } | null>(null);
+  // The per-layer sensitivity analysis of the Weights step: its own job, remembered by its inputs (this tab),
+  // so that coming back to the step with the same settings shows it instead of measuring again.
   const [sensitivitySamples, setSensitivitySamples] = useState<number | string>(DEFAULT_SENSITIVITY_SAMPLES);
+  const [sensitivityRuns, setSensitivityRuns] = useState<Record<string, SensitivityRun>>(loadSensitivityRuns);
+  const currentSensitivityKey = useMemo(() => sensitivityKey(form, sensitivitySamples), [form, sensitivitySamples]);
+  const sensitivityRun = sensitivityRuns[currentSensitivityKey] ?? null;
   const [sensitivityStarting, setSensitivityStarting] = useState(false);
   const [sensitivityProblems, setSensitivityProblems] = useState<string[]>([]);
   const [sensitivityError, setSensitivityError] = useState<ErrorShape | null>(null);
@@ -149,7 +153,7 @@ export function QuantizePage({ path, jobId, experimentId, from = null }: Props) 
       const recipe = buildSensitivityRecipe(form, sensitivitySamples);
       const started = await api.call('jobs.start', { recipe, name: recipe.name });
       store.track(started.jobId, started.experimentId);
-      setSensitivityRun(started);
+      setSensitivityRuns((runs) => rememberSensitivityRun(runs, currentSensitivityKey, started));
     } catch (e) {
       setSensitivityError(toUiError(e));
     } finally {

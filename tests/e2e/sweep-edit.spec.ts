@@ -29,7 +29,7 @@ test.afterAll(async () => { await serve?.stop(); });
 
 async function openDetail(page: Page): Promise<void> {
   await page.goto(serve.url);
-  await page.evaluate((id) => { location.hash = `#/history/${id}`; }, experimentId);
+  await page.evaluate(`location.hash = '#/history/${experimentId}'`);
   await expect(page.getByTestId('history-detail')).toHaveAttribute('data-id', String(experimentId));
 }
 

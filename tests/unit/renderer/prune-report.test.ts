@@ -72,7 +72,7 @@ describe('size compressed in the comparison', () => {
     expect(row.verdict).toBe('better');
     expect(row.changePercent).toBeCloseTo(-33.33, 2);
     expect(compareRows(metrics).find((r) => r.metric === 'bytes_on_disk')!.verdict).toBe('same');
-    expect(chartData(metrics).size.map((s) => s.label)).toEqual(['Size on disk (MB)', 'Compressed (MB)']);
+    expect(chartData(metrics).size.map((s) => s.label)).toEqual(['Size on disk (MiB)', 'Compressed (MiB)']);
     expect(compareRows(metrics.slice(0, 2)).some((r) => r.metric === 'bytes_compressed')).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Metric } from '../../../preload/contract.ts';
 import {
-  changePercent, chartData, compareRows, continuation, formatChange, formatEstimate, formatRatio, formatRowChange, formatRunSpread, outputFolder, samplePairs, speedSetting, stepReport,
+  changePercent, chartData, compareRows, zoomedDomain, continuation, formatChange, formatEstimate, formatRatio, formatRowChange, formatRunSpread, outputFolder, samplePairs, speedSetting, stepReport,
 } from '../../../renderer/lib/quantize-compare.ts';
 
 const m = (name: string, value: number, subject: string, unit = ''): Metric => ({ name, value, unit, subject });
@@ -79,11 +79,27 @@ describe('comparison rows', () => {
     expect(formatEstimate(1_090_282, 461_602)).toBe('1.04 MiB → 451 KiB (2.36× smaller, −57.7 %)');
   });
 
-  it('charts size (MB) and perplexity only when both models have them', () => {
+  it('charts size (MiB) and perplexity only when both models have them', () => {
     const data = chartData(metrics);
-    expect(data.size).toEqual([{ label: 'Size on disk (MB)', original: 1.090282, result: 0.473125 }]);
+    expect(data.size).toEqual([{ label: 'Size on disk (MiB)', original: 1_090_282 / 2 ** 20, result: 473_125 / 2 ** 20 }]);
     expect(data.perplexity[0]).toMatchObject({ original: 4.1844, result: 4.5801 });
     expect(chartData([m('perplexity', 4, 'original')])).toEqual({ size: [], perplexity: [] });
+  });
+
+  it('zooms the perplexity axis so that a 5 % change is visible', () => {
+    const [lo, hi] = zoomedDomain([4.1844, 4.5801]);
+    expect([lo, hi]).toEqual([3.9, 4.7]);
+    // The smaller bar is under half the larger one's height on this axis (from zero they differ by 9 %).
+    expect((4.1844 - lo) / (4.5801 - lo)).toBeLessThan(0.5);
+    const [lo5, hi5] = zoomedDomain([10, 10.5]);
+    expect(lo5).toBeGreaterThan(9);
+    expect(hi5).toBeGreaterThan(10.5);
+    expect((10 - lo5) / (10.5 - lo5)).toBeLessThan(0.75);
+    // Equal values get a band around them; never below zero.
+    const [loEq, hiEq] = zoomedDomain([2, 2]);
+    expect(loEq).toBeLessThan(2);
+    expect(hiEq).toBeGreaterThan(2);
+    expect(zoomedDomain([0.001, 0.5])[0]).toBe(0);
   });
 });
 
