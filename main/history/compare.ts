@@ -22,6 +22,7 @@ import type {
 import { COMPARE_MAX, COMPARE_MIN } from '../../preload/comparison.ts';
 import { judge, metricDirection, type MetricDirection } from '../../preload/metric-direction.ts';
 import { PrunedWeight, QuantizedWeight, parseStepDetails, type StepDetails } from '../../preload/methods.ts';
+import { stepLabel } from '../../preload/naming.ts';
 import { Recipe } from '../../preload/recipe.ts';
 import { WhittleError } from '../engine/errors.ts';
 
@@ -82,38 +83,13 @@ function evaluationFacts(d: ExperimentDetail, subject: 'result' | 'model'): Eval
 
 // ── what a run did, in a few words ───────────────────────────────────────────────────────────────────
 
-const percent = (x: number): string => `${Math.round(x * 1000) / 10} %`;
-
-function stepLabel(step: Obj): string {
-  const type = str(step.type) ?? 'step';
-  const method = str(step.method);
-  if (type === 'quantize') {
-    const name = method === 'rtn' ? 'RTN' : method === 'gptq' ? 'GPTQ' : method === 'qat' ? 'KD-QAT' : method === 'fp16' ? 'FP16'
-      : method === 'int8-dynamic' ? 'INT8 dynamic' : method === 'int8-static' ? 'INT8 static' : `Quantize ${method ?? ''}`.trim();
-    const bits = num(step.bits);
-    const block = num(step.blockSize);
-    return [name, bits !== null && method !== 'int8-static' ? `${bits}-bit` : null, block !== null ? `b${block}` : null].filter(Boolean).join(' ');
-  }
-  if (type === 'prune') {
-    if (method === 'structured') {
-      const ratio = num(step.ratio);
-      return `Structured ${str(step.target) ?? ''} ${ratio !== null ? percent(ratio) : `×${num(step.count) ?? '?'}`}`.replace(/\s+/g, ' ').trim();
-    }
-    const name = method === 'wanda' ? 'Wanda' : method === 'sparsegpt' ? 'SparseGPT' : 'Magnitude';
-    const pattern = str(step.pattern);
-    const sparsity = num(step.sparsity);
-    return `${name} ${pattern ?? percent(sparsity ?? 0.5)}`;
-  }
-  if (type === 'sensitivity') return 'Sensitivity';
-  if (type === 'train') return 'Fine-tune';
-  if (type === 'distill') return 'Distill';
-  return type;
-}
-
-/** 'GPTQ 4-bit b32', 'Magnitude 50 % → RTN 4-bit b32', or 'Evaluate' for a run without steps. */
+/** 'GPTQ 4-bit g32', 'Magnitude 50% → RTN 4-bit g32' (preload/naming.ts), or 'Evaluate' for a run without steps. */
 export function recipeLabel(recipe: unknown): string {
+  const parsed = Recipe.safeParse(recipe);
+  if (parsed.success) return parsed.data.steps.length > 0 ? parsed.data.steps.map(stepLabel).join(' → ') : 'Evaluate';
+  // A recipe this version no longer reads: its step types and methods as written.
   const steps = Array.isArray(at(recipe, 'steps')) ? (at(recipe, 'steps') as unknown[]) : [];
-  const labels = steps.map((s) => obj(s)).filter((s): s is Obj => s !== null).map(stepLabel);
+  const labels = steps.map((st) => [str(at(st, 'type')), str(at(st, 'method'))].filter(Boolean).join(' ')).filter(Boolean);
   return labels.length > 0 ? labels.join(' → ') : 'Evaluate';
 }
 
@@ -405,7 +381,7 @@ export function compareExperiment(d: ExperimentDetail): ComparedExperiment {
   const subject = subjectOf(d);
   return {
     id: d.id, name: d.name, kind: d.kind, status: d.status, created: d.created, modelPath: d.modelPath, modelSha256: d.modelSha256,
-    method: recipeLabel(normalRecipe(d.recipe)),
+    method: recipeLabel(d.recipe),
     subject,
     metrics: metricsOf(d.metrics, subject),
     original: subject === 'result' ? metricsOf(d.metrics, 'original') : {},

@@ -6,7 +6,6 @@
  * The front and the budget pick are pure (preload/pareto.ts).
  */
 import type { ParetoPoint, ParetoSet } from '../../preload/pareto.ts';
-import { Recipe } from '../../preload/recipe.ts';
 import { WhittleError } from '../engine/errors.ts';
 import { recipeLabel } from './compare.ts';
 import type { History } from './history.ts';
@@ -94,9 +93,7 @@ function evaluationKey(json: string | null): string | null {
 
 function labelOf(recipeJson: string): string {
   try {
-    const raw: unknown = JSON.parse(recipeJson);
-    const parsed = Recipe.safeParse(raw);
-    return recipeLabel(parsed.success ? parsed.data : raw);
+    return recipeLabel(JSON.parse(recipeJson));
   } catch {
     return '';
   }

@@ -31,7 +31,7 @@ test('compare two quantizations and a prune of the sample, then pick the best un
 
   // 1. The history list: tick the three, "Compare selected".
   await page.goto(serve.url);
-  await page.evaluate(() => { location.hash = '#/history'; });
+  await page.evaluate("location.hash = '#/history'");
   await expect(page.getByTestId('history-row')).toHaveCount(3);
   for (const id of [rtn4, rtn8, pruned]) await page.locator(`[data-testid="history-row"][data-id="${id}"] [data-testid="history-select"]`).check();
   await expect(page.getByTestId('history-selected-count')).toHaveText('3');
@@ -42,7 +42,7 @@ test('compare two quantizations and a prune of the sample, then pick the best un
   await expect(compare).toBeVisible();
   await expect(compare).toHaveAttribute('data-ids', `${rtn4},${rtn8},${pruned}`);
   await expect(compare).toHaveAttribute('data-baseline', String(rtn4));
-  await expect(page.getByTestId('compare-run-method')).toHaveText(['RTN 4-bit b32', 'RTN 8-bit b32', 'Magnitude 50 %']);
+  await expect(page.getByTestId('compare-run-method')).toHaveText(['RTN 4-bit g32', 'RTN 8-bit g32', 'Magnitude 50%']);
   await expect(page.getByTestId('compare-like-for-like')).toBeVisible();
   const ppl = page.locator('[data-testid="compare-metric-row"][data-metric="perplexity"]');
   await expect(ppl).toBeVisible();

@@ -135,7 +135,7 @@ describe('compareExperiments', () => {
     const c = compareExperiments([rtn, gptq, evaluated].map((id) => h.get(id)));
     expect(c.baseline).toBe(rtn);
     expect(c.ids).toEqual([rtn, gptq, evaluated]);
-    expect(c.experiments.map((e) => [e.method, e.subject])).toEqual([['RTN 4-bit b32', 'result'], ['GPTQ 4-bit b32', 'result'], ['Evaluate', 'model']]);
+    expect(c.experiments.map((e) => [e.method, e.subject])).toEqual([['RTN 4-bit g32', 'result'], ['GPTQ 4-bit g32', 'result'], ['Evaluate', 'model']]);
     expect(c.experiments[0].original.perplexity.value).toBe(3.9);
 
     const ppl = cell(c, 'perplexity', gptq);
@@ -191,8 +191,11 @@ describe('compareExperiments', () => {
   it('flattens JSON to paths and lists only those that differ, absent as null', () => {
     expect(diffRecipes([{ a: { b: [1, 2] }, c: {} }, { a: { b: [1, 3] }, c: {} }])).toEqual([{ path: 'a.b[1]', values: ['2', '3'] }]);
     expect(diffRecipes([{ a: 1 }, { a: 1, b: 'x' }])).toEqual([{ path: 'b', values: [null, '"x"'] }]);
-    expect(recipeLabel({ steps: [{ type: 'prune', method: 'magnitude', sparsity: 0.5 }, { type: 'quantize', method: 'rtn', bits: 4, blockSize: 32 }] })).toBe('Magnitude 50 % → RTN 4-bit b32');
-    expect(recipeLabel({ steps: [] })).toBe('Evaluate');
+    const recipe = (steps: unknown[]) => ({ version: 1, model: { path: '/m.onnx' }, steps });
+    expect(recipeLabel(recipe([{ type: 'prune', method: 'magnitude', sparsity: 0.5 }, { type: 'quantize', method: 'rtn', bits: 4 }]))).toBe('Magnitude 50% → RTN 4-bit g32');
+    expect(recipeLabel(recipe([]))).toBe('Evaluate');
+    // A recipe this version cannot read still says what it did.
+    expect(recipeLabel({ steps: [{ type: 'quantize', method: 'awq' }] })).toBe('quantize awq');
   });
 
   it('says which runs were evaluated on other text, protocol or from another model, and marks only the changes it concerns', () => {

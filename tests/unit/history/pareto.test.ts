@@ -8,7 +8,7 @@ import { tempDir } from '../../helpers/fixtures.ts';
 
 function point(id: number, over: Partial<ParetoPoint> = {}): ParetoPoint {
   return {
-    id, name: `run ${id}`, kind: 'quantize', method: 'RTN 4-bit b32', created: '2026-01-01T00:00:00Z', original: false,
+    id, name: `run ${id}`, kind: 'quantize', method: 'RTN 4-bit g32', created: '2026-01-01T00:00:00Z', original: false,
     bytes: null, bitsPerWeight: null, perplexity: null, kl: null, decodeTokensPerS: null, prefillMs: null, evaluation: null, depth: 1, ...over,
   };
 }
@@ -142,10 +142,10 @@ describe('paretoSet (the points of one original model in a history)', () => {
     expect(set.model).toEqual({ sha256: ORIGINAL, path: '/models/a1a1.onnx' });
     const byId = set.points.filter((p) => !p.original).map((p) => [p.id, p.method, p.perplexity, p.bytes, p.kl, p.depth]);
     expect(byId).toEqual([
-      [rtn, 'RTN 4-bit b32', 4.3, 473_000, 0.08, 1],
-      [prune, 'Magnitude 50 %', 33, 1_100_000, 2.2, 1],
+      [rtn, 'RTN 4-bit g32', 4.3, 473_000, 0.08, 1],
+      [prune, 'Magnitude 50%', 33, 1_100_000, 2.2, 1],
       // Its KL is against the pruned model, not the original: left out.
-      [child, 'RTN 8-bit b32', 34, 600_000, null, 2],
+      [child, 'RTN 8-bit g32', 34, 600_000, null, 2],
     ]);
     const original = set.points.find((p) => p.original)!;
     expect(original).toMatchObject({ perplexity: 3.9, bytes: 1_090_000, kl: 0, method: 'Original' });
