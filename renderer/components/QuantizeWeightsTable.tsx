@@ -138,7 +138,8 @@ export function QuantizeWeightsTable({ plan, keepText, onKeepText, keepError, di
                     <Table.Td><Text size="sm" ff="monospace" style={{ whiteSpace: 'nowrap' }}>{formatShape(w.shape)}</Text></Table.Td>
                     <Table.Td>
                       <Tooltip label={w.override ? `An override gives it ${w.bits} bits: ${w.override}` : w.action === 'keep' ? 'Left in full precision' : ''} disabled={!w.override && w.action !== 'keep'}>
-                        <Badge variant="light" color={w.override ? 'orange' : ACTION_COLOR[w.action]} style={{ whiteSpace: 'nowrap' }} data-testid="weight-action">{actionWord(w)}</Badge>
+                        <Badge variant="light" color={w.override ? 'orange' : ACTION_COLOR[w.action]} style={{ whiteSpace: 'nowrap', overflow: 'visible', flexShrink: 0 }}
+                          styles={{ label: { overflow: 'visible' } }} data-testid="weight-action">{actionWord(w)}</Badge>
                       </Tooltip>
                     </Table.Td>
                     <Table.Td ta="right">
