@@ -7,6 +7,7 @@
  */
 import path from 'node:path';
 import type { AccuracyConfig, LabelledConfig } from '../../preload/recipe.ts';
+import { parseVerbalizers, VerbalizerSyntaxError, type Verbalizers } from '../../preload/verbalizers.ts';
 import { loadTokenizer } from '../engine/data/tokenizer.ts';
 import { accuracyExamples, classifierCheck, labelledSplit, promptSettingsOf, scoresByPrompts } from '../engine/evaluate/accuracy-section.ts';
 import { promptPlan } from '../engine/evaluate/prompt-accuracy.ts';
@@ -20,22 +21,18 @@ export const LABEL_FLAGS = ['text-column', 'label-column', 'held-out'] as const;
 /** `whittle eval --labels` flags for a decoder's labelled prompts. */
 export const PROMPT_FLAGS = ['template', 'verbalizers', 'length-normalize'] as const;
 
-/**
- * `--verbalizers`: comma-separated words, one per class in class order ("negative,positive"), or
- * label=words pairs ("0=negative,1=positive"); a comma inside words is written \,.
- */
-export function parseVerbalizers(raw: string): string[] | Record<string, string> {
-  const parts = raw.split(/(?<!\\),/).map((p) => p.replace(/\\,/g, ','));
-  const pairs = parts.map((p) => /^([^=]+)=(.*)$/.exec(p));
-  if (pairs.every((m) => m !== null)) return Object.fromEntries(pairs.map((m) => [m![1].trim(), m![2].trim()]));
-  if (pairs.some((m) => m !== null) && parts.some((p) => !p.includes('='))) {
-    throw new UsageError(`--verbalizers mixes label=words pairs and plain words ("${raw}").`, 'Give one word per class in class order ("negative,positive") or map every label ("0=negative,1=positive").');
+/** `--verbalizers` (preload/verbalizers.ts): words per class in class order, or label=words pairs. */
+function verbalizersFlag(raw: string): Verbalizers {
+  try {
+    return parseVerbalizers(raw);
+  } catch (e) {
+    if (e instanceof VerbalizerSyntaxError) throw new UsageError(`--verbalizers ${e.message} (got "${raw}").`);
+    throw e;
   }
-  return parts.map((p) => p.trim());
 }
 
 /** The decoder prompt settings the flags give (`\n` in --template is a newline). */
-export function promptFromFlags(o: OptionValues): { template?: string; verbalizers?: string[] | Record<string, string>; lengthNormalize?: boolean } {
+export function promptFromFlags(o: OptionValues): { template?: string; verbalizers?: Verbalizers; lengthNormalize?: boolean } {
   if (o.labels === undefined) {
     const stray = PROMPT_FLAGS.filter((f) => o[f] !== undefined && o[f] !== false);
     if (stray.length) throw new UsageError(`${stray.map((f) => `--${f}`).join(', ')} only appl${stray.length === 1 ? 'ies' : 'y'} with --labels FILE (labelled data scored by a decoder).`);
@@ -43,7 +40,7 @@ export function promptFromFlags(o: OptionValues): { template?: string; verbalize
   }
   return {
     ...(o.template !== undefined ? { template: String(o.template).replace(/\\n/g, '\n') } : {}),
-    ...(o.verbalizers !== undefined ? { verbalizers: parseVerbalizers(String(o.verbalizers)) } : {}),
+    ...(o.verbalizers !== undefined ? { verbalizers: verbalizersFlag(String(o.verbalizers)) } : {}),
     ...(o['length-normalize'] === true ? { lengthNormalize: true } : {}),
   };
 }

@@ -1,6 +1,6 @@
-import { Checkbox, Group, NumberInput, SegmentedControl, Stack, Switch, Text, TextInput } from '@mantine/core';
+import { Checkbox, Group, NumberInput, SegmentedControl, Stack, Switch, Text, Textarea, TextInput } from '@mantine/core';
 import type { EvaluateForm, FormIssues, Protocol } from '../lib/evaluate-form.ts';
-import { PROTOCOL_HELP, withProtocol } from '../lib/evaluate-form.ts';
+import { PROMPT_HELP, PROTOCOL_HELP, withProtocol } from '../lib/evaluate-form.ts';
 import { PathInput } from './PathInput.tsx';
 
 interface Props {
@@ -10,7 +10,7 @@ interface Props {
   disabled?: boolean;
 }
 
-/** The fields of an evaluation recipe: model, tokenizer, perplexity (text, protocol, L, N), speed, name. */
+/** The fields of an evaluation recipe: model, tokenizer, perplexity (text, protocol, L, N), accuracy on labelled data, speed, name. */
 export function EvaluateFormFields({ form, issues, onChange, disabled }: Props) {
   const set = <K extends keyof EvaluateForm>(key: K, value: EvaluateForm[K]) => onChange({ ...form, [key]: value });
   return (
@@ -45,6 +45,24 @@ export function EvaluateFormFields({ form, issues, onChange, disabled }: Props) 
             <NumberInput label={form.protocol === 'documents' ? 'Documents N' : 'Windows N'} value={form.maxSamples} onChange={(v) => set('maxSamples', v)}
               min={1} max={1_000_000} allowDecimal={false} error={issues.maxSamples} disabled={disabled} data-testid="eval-samples" />
           </Group>
+        </Stack>
+      )}
+
+      <Checkbox label="Measure accuracy on labelled data" checked={form.accuracy} onChange={(e) => set('accuracy', e.currentTarget.checked)}
+        disabled={disabled} data-testid="eval-accuracy-toggle" />
+      {form.accuracy && (
+        <Stack gap="sm" pl="md" className="indented">
+          <PathInput label="Labelled data" description="TSV, CSV or JSONL with a text and a label column; a held-out share of its examples is scored."
+            placeholder="/path/to/data.tsv" value={form.labelsPath} onChange={(v) => set('labelsPath', v)} purpose="text" error={issues.labelsPath} testId="eval-labels-path" />
+          <NumberInput label="Held-out share" description="A fraction below 1 (0.2) or a count of examples, drawn as a classification fine-tune on the file holds them out."
+            value={form.heldOut} onChange={(v) => set('heldOut', v)} min={0} decimalScale={4} w={320} error={issues.heldOut} disabled={disabled} data-testid="eval-held-out" />
+          <Text size="sm" fw={500}>For a decoder</Text>
+          <Textarea label="Prompt template" description={PROMPT_HELP.template} value={form.template} onChange={(e) => set('template', e.currentTarget.value)}
+            autosize minRows={2} maxRows={6} error={issues.template} disabled={disabled} data-testid="eval-prompt-template" />
+          <TextInput label="Answer words (verbalizers)" description={PROMPT_HELP.verbalizers} placeholder="the labels as written" value={form.verbalizers}
+            onChange={(e) => set('verbalizers', e.currentTarget.value)} error={issues.verbalizers} disabled={disabled} data-testid="eval-verbalizers" />
+          <Switch label="Per-token scores" description={PROMPT_HELP.lengthNormalize} checked={form.lengthNormalize}
+            onChange={(e) => set('lengthNormalize', e.currentTarget.checked)} disabled={disabled} data-testid="eval-length-normalize" />
         </Stack>
       )}
 

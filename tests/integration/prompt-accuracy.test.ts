@@ -10,7 +10,8 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Recipe } from '../../preload/recipe.ts';
-import { checkAccuracyLabels, parseVerbalizers } from '../../main/cli/labels.ts';
+import { formatVerbalizers, parseVerbalizers } from '../../preload/verbalizers.ts';
+import { checkAccuracyLabels } from '../../main/cli/labels.ts';
 import { readLabelled, type LabelledData } from '../../main/engine/data/labelled.ts';
 import { loadTokenizer, type TextTokenizer } from '../../main/engine/data/tokenizer.ts';
 import { WhittleError } from '../../main/engine/errors.ts';
@@ -172,6 +173,8 @@ describe('a decoder on labelled prompts', () => {
     await checkAccuracyLabels(STORIES.model, Recipe.parse({ model: { path: STORIES.model }, evaluation: { accuracy: { file, heldOut: 4 } } }).evaluation.accuracy!, STORIES.tokenizer);
     expect(parseVerbalizers('negative,positive')).toEqual(['negative', 'positive']);
     expect(parseVerbalizers('0=bad, 1=good\\, really')).toEqual({ 0: 'bad', 1: 'good, really' });
+    expect(parseVerbalizers(formatVerbalizers({ 0: 'bad', 1: 'good, really' }))).toEqual({ 0: 'bad', 1: 'good, really' });
+    expect(() => parseVerbalizers('0=bad, good')).toThrow(/mixes label=words pairs and plain words/);
   });
 
   it('a recipe with an accuracy section scores the decoder and records how it prompted', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Recipe } from '../../../preload/recipe.ts';
 import {
-  buildRecipe, defaultEvaluateForm, fieldForIssuePath, formFromRecipe, issuesFromServer, validateEvaluateForm, withProtocol,
+  buildRecipe, defaultEvaluateForm, fieldForIssuePath, formFromRecipe, issuesFromServer, PROMPT_HELP, validateEvaluateForm, withProtocol,
 } from '../../../renderer/lib/evaluate-form.ts';
 
 const filled = () => ({
@@ -20,6 +20,27 @@ describe('evaluation form → recipe', () => {
     expect(parsed.evaluation.speed).toBeUndefined();
     expect(parsed.steps).toEqual([]);
     expect('name' in recipe).toBe(false);
+  });
+
+  it('adds accuracy on labelled data with a decoder\'s prompt settings, and reads them back', () => {
+    expect(Recipe.parse(buildRecipe(filled())).evaluation.accuracy).toBeUndefined();
+    const plain = Recipe.parse(buildRecipe({ ...filled(), accuracy: true, labelsPath: ' /d/sst2.tsv ' }));
+    expect(plain.evaluation.accuracy).toEqual({ file: '/d/sst2.tsv', heldOut: 0.2, seed: 0, maxLength: 128 });
+    const form = { ...filled(), accuracy: true, labelsPath: '/d/sst2.tsv', heldOut: 100, template: 'Review: {text}\nSentiment:', verbalizers: '0=negative, 1=positive', lengthNormalize: true };
+    const a = Recipe.parse(buildRecipe(form)).evaluation.accuracy;
+    expect(a).toMatchObject({ file: '/d/sst2.tsv', heldOut: 100, template: 'Review: {text}\nSentiment:', verbalizers: { 0: 'negative', 1: 'positive' }, lengthNormalize: true });
+    expect(formFromRecipe(buildRecipe(form))).toEqual(form);
+    const list = Recipe.parse(buildRecipe({ ...form, verbalizers: 'bad, good' })).evaluation.accuracy;
+    expect(list?.verbalizers).toEqual(['bad', 'good']);
+    for (const line of Object.values(PROMPT_HELP)) expect(line).not.toMatch(/\n/);
+  });
+
+  it('refuses accuracy settings that cannot run, on their fields', () => {
+    const issues = validateEvaluateForm({ ...filled(), tokenizerPath: '', accuracy: true, heldOut: 1.5, template: 'Answer:', verbalizers: '0=bad, good' });
+    expect(Object.keys(issues).sort()).toEqual(['heldOut', 'labelsPath', 'template', 'tokenizerPath', 'verbalizers']);
+    expect(issues.template).toMatch(/\{text\}/);
+    expect(issues.verbalizers).toMatch(/mixes label=words pairs and plain words/);
+    expect(fieldForIssuePath('evaluation.accuracy.verbalizers')).toBe('verbalizers');
   });
 
   it('adds the speed test and the name only when asked', () => {
