@@ -16,6 +16,7 @@ import { HistoryPage } from './pages/HistoryPage.tsx';
 import { SweepPage } from './pages/SweepPage.tsx';
 import { ComparePage } from './pages/ComparePage.tsx';
 import { ParetoPage } from './pages/ParetoPage.tsx';
+import { compareSelection } from './components/CompareSelectedButton.tsx';
 import { HomePage } from './pages/HomePage.tsx';
 import { ModelPage } from './pages/ModelPage.tsx';
 import { NotFoundPage } from './pages/NotFoundPage.tsx';
@@ -33,7 +34,7 @@ function Page({ route }: { route: Route }) {
     case 'prune': return <PrunePage path={route.path} jobId={route.jobId} experimentId={route.experimentId} from={route.from ?? null} />;
     case 'train': return <TrainPage path={route.path} jobId={route.jobId} experimentId={route.experimentId} from={route.from ?? null} />;
     case 'distill': return <DistillPage path={route.path} jobId={route.jobId} experimentId={route.experimentId} from={route.from ?? null} />;
-    case 'history': return <HistoryPage query={route.query} />;
+    case 'history': return <HistoryPage query={route.query} selectionActions={compareSelection} />;
     case 'historyDetail': return <HistoryDetailPage id={route.id} />;
     case 'sweep': return <SweepPage id={route.id} />;
     case 'compare': return <ComparePage ids={route.ids} baseline={route.baseline} />;
