@@ -1,8 +1,10 @@
 /**
  * The history list as SQL: filters (status, kind, tags, starred), full-text search (FTS5, see search.ts),
  * pinned experiments first, then relevance (bm25) or the chosen column, one page at a time with the total.
- * Each filter is answered from an index (experiments_kind_created, experiments_status_created, tags_tag,
- * experiments_starred_created, experiments_fts), so a page costs milliseconds at 10,000 experiments.
+ * Each filter is answered from an index (experiments_{kind,status,starred}_pinned_created, tags_tag,
+ * experiments_fts with prefix indexes), and a page's order is settled on ids before its rows are read
+ * (sorting thousands of whole rows, recipes included, would cost more than the query), so a page costs
+ * milliseconds at 10,000 experiments (tests/bench/history-scale.bench.ts).
  */
 import type Database from 'better-sqlite3';
 import type { ExperimentStatus, KindCount, TagCount } from '../../preload/contract.ts';
@@ -87,27 +89,27 @@ export function listRows<Row>(db: Database.Database, query: ListQuery): { rows: 
         ).pluck().all(match, JSON.stringify(pinned), limit, offset);
         return { rows: rowsInOrder<Row>(db, ids), total };
       }
-      const rows = db.prepare<Row>(
-        `SELECT e.* FROM experiments_fts JOIN experiments e ON e.id = experiments_fts.rowid
+      const ids = db.prepare<number>(
+        `SELECT e.id FROM experiments_fts JOIN experiments e ON e.id = experiments_fts.rowid
          WHERE experiments_fts MATCH ?${and(where)}
          ORDER BY e.pinned DESC, ${BM25}, e.id DESC LIMIT ? OFFSET ?`,
-      ).all(match, ...params, limit, offset);
-      return { rows, total };
+      ).pluck().all(match, ...params, limit, offset);
+      return { rows: rowsInOrder<Row>(db, ids), total };
     }
     const column = SORT_COLUMNS[query.sort] ?? SORT_COLUMNS.created;
-    const rows = db.prepare<Row>(
-      `SELECT e.* FROM experiments e WHERE ${inFts}${and(where)} ORDER BY e.pinned DESC, ${column} ${order}, e.id ${order} LIMIT ? OFFSET ?`,
-    ).all(match, ...params, limit, offset);
-    return { rows, total };
+    const ids = db.prepare<number>(
+      `SELECT e.id FROM experiments e WHERE ${inFts}${and(where)} ORDER BY e.pinned DESC, ${column} ${order}, e.id ${order} LIMIT ? OFFSET ?`,
+    ).pluck().all(match, ...params, limit, offset);
+    return { rows: rowsInOrder<Row>(db, ids), total };
   }
 
   const whereSql = where.length ? `WHERE ${where.join(' AND ')}` : '';
   const column = query.sort && query.sort !== 'relevance' ? SORT_COLUMNS[query.sort] ?? SORT_COLUMNS.created : SORT_COLUMNS.created;
   const total = db.prepare<number>(`SELECT COUNT(*) FROM experiments e ${whereSql}`).pluck().get(...params) ?? 0;
-  const rows = db.prepare<Row>(
-    `SELECT e.* FROM experiments e ${whereSql} ORDER BY e.pinned DESC, ${column} ${order}, e.id ${order} LIMIT ? OFFSET ?`,
-  ).all(...params, limit, offset);
-  return { rows, total };
+  const ids = db.prepare<number>(
+    `SELECT e.id FROM experiments e ${whereSql} ORDER BY e.pinned DESC, ${column} ${order}, e.id ${order} LIMIT ? OFFSET ?`,
+  ).pluck().all(...params, limit, offset);
+  return { rows: rowsInOrder<Row>(db, ids), total };
 }
 
 /** The experiment rows of `ids`, in that order. */

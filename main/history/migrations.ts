@@ -149,6 +149,16 @@ export const MIGRATIONS: readonly Migration[] = [
   CREATE INDEX experiments_status_pinned_created ON experiments(status, pinned, created);
   CREATE INDEX experiments_starred_pinned_created ON experiments(starred, pinned, created);
   `,
+  // 6: the full-text index keeps prefix indexes of 1 to 3 characters, so a search typed a letter at a
+  // time ("g", "gp", "4 b…") reads one list per word instead of merging every word that starts so. The
+  // triggers of migration 4 name the table and keep working with the new one.
+  `
+  DROP TABLE experiments_fts;
+  CREATE VIRTUAL TABLE experiments_fts USING fts5(name, kind, model, notes, tags, tokenize = 'unicode61 remove_diacritics 2', prefix = '1 2 3');
+  INSERT INTO experiments_fts(rowid, name, kind, model, notes, tags)
+    SELECT e.id, e.name, e.kind, e.model_path, e.notes, COALESCE((SELECT group_concat(tag, ' ') FROM tags t WHERE t.experiment = e.id), '')
+    FROM experiments e;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -126,6 +126,21 @@ describe('full-text search', () => {
   });
 });
 
+describe('the full-text index across an upgrade', () => {
+  it('is rebuilt from the experiments and their tags when the prefix indexes arrive (schema 5 → 6)', () => {
+    const a = make({ name: 'GPTQ 4-bit', notes: 'outliers clipped', tags: ['keep'] });
+    h.db.exec('DROP TABLE experiments_fts; CREATE VIRTUAL TABLE experiments_fts USING fts5(name, kind, model, notes, tags)');
+    h.db.pragma('user_version = 5');
+    h.close();
+    h = openHistory({ home: scratch.dir });
+    expect(ids({ search: 'outli' })).toEqual([a]);
+    expect(ids({ search: 'keep' })).toEqual([a]);
+    expect(ids({ search: 'gptq 4b' })).toEqual([a]);
+    const b = make({ notes: 'written after the upgrade' });
+    expect(ids({ search: 'upgr' })).toEqual([b]);
+  });
+});
+
 describe('filters and order', () => {
   it('filters by one tag or by every one of several tags', () => {
     const a = make({ tags: ['int4', 'keep'] });
