@@ -2,11 +2,13 @@ import { expect, test } from '@playwright/test';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { expectReportRendered, openReportOffline } from './report-helpers.ts';
 import { projectRoot, startServe, type ServeHandle } from './serve-helpers.ts';
 
 // The experiment workspace in Chromium against the real `whittle serve`: two quantizations (RTN 4-bit and
 // 8-bit) and a prune of the bundled sample, run by the CLI on the same history; the three compared
-// (ticked in the history list), then the Pareto view of the sample and the best run under a size budget.
+// (ticked in the history list) and their HTML report opened offline, then the Pareto view of the sample and
+// the best run under a size budget.
 let serve: ServeHandle;
 test.beforeAll(async () => { serve = await startServe(); });
 test.afterAll(async () => { await serve?.stop(); });
@@ -24,7 +26,7 @@ async function job(args: string[]): Promise<number> {
   return (JSON.parse(stdout) as { experimentId: number }).experimentId;
 }
 
-test('compare two quantizations and a prune of the sample, then pick the best under a size budget on the Pareto view', async ({ page }) => {
+test('compare two quantizations and a prune of the sample, then pick the best under a size budget on the Pareto view', async ({ page, context }, testInfo) => {
   const rtn4 = await job(['quantize', '--bits', '4', '--name', 'e2e RTN 4-bit']);
   const rtn8 = await job(['quantize', '--bits', '8', '--name', 'e2e RTN 8-bit']);
   const pruned = await job(['prune', '--sparsity', '0.5', '--name', 'e2e magnitude 50']);
@@ -61,9 +63,19 @@ test('compare two quantizations and a prune of the sample, then pick the best un
   await page.screenshot({ path: path.join(shots, 'workspace-compare.png'), fullPage: true });
 
   // The 8-bit run as the baseline: the 4-bit run's perplexity is now the worse one.
-  await page.locator(`[data-testid="compare-baseline"][data-id="${rtn8}"]`).check();
+  await page.locator(`[data-testid="compare-baseline"][data-id="${rtn8}"]`).click();
   await expect(compare).toHaveAttribute('data-baseline', String(rtn8));
   await expect(ppl.locator(`[data-id="${rtn4}"] [data-testid="compare-delta"]`)).toHaveAttribute('data-verdict', 'worse');
+
+  // The comparison's HTML report, opened with the network blocked: it renders, a perplexity bar per run.
+  await page.getByTestId('report-button').click();
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('report-html').click()]);
+  const file = testInfo.outputPath(download.suggestedFilename());
+  await download.saveAs(file);
+  const report = await openReportOffline(context, file);
+  await expectReportRendered(report, `Comparison of experiments ${[rtn4, rtn8, pruned].join(', ')}`);
+  await expect(report.page.locator('svg.chart[aria-label="perplexity"] rect.bar')).toHaveCount(3);
+  await report.page.close();
 
   // 3. The Pareto view of the sample: the original and the three runs.
   await page.getByTestId('compare-pareto').click();
