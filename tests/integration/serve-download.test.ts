@@ -106,4 +106,31 @@ describe('serve mode folder download', () => {
     expect(missing.status).toBe(404);
     expect((await fetch(`${base()}/api/download/${'x'.repeat(32)}`)).status).toBe(404);
   });
+
+  it('report and bundle calls over HTTP name only workspace paths', async () => {
+    const h = app.history;
+    const id = h.createExperiment({ name: 'RTN 4-bit', kind: 'quantize', recipe: {}, modelPath: '/m.onnx', status: 'running' });
+    h.addMetrics(id, [{ name: 'perplexity', value: 5, unit: '', subject: 'result' }]);
+    h.finish(id, 'done');
+    const call = async (method: string, params: unknown) => {
+      const res = await fetch(`${base()}/api/call`, { method: 'POST', headers: { ...auth(), 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'call', id: 1, method, params }) });
+      return (await res.json()) as { ok: boolean; value?: { path?: string | null; content?: string | null }; error?: { code: string; message: string } };
+    };
+    const inside = path.join(scratch.dir, 'work', 'report.html');
+    const written = await call('reports.export', { ids: [id], path: inside });
+    expect(written.ok, JSON.stringify(written.error)).toBe(true);
+    expect(readFileSync(inside, 'utf8')).toContain('<svg class="chart"');
+    const inline = await call('reports.export', { ids: [id], format: 'md' });
+    expect(inline.value?.content).toMatch(/^# RTN 4-bit/);
+    for (const [method, params] of [
+      ['reports.export', { ids: [id], path: path.join(outside, 'r.html') }],
+      ['history.export', { ids: [id], path: path.join(outside, 'b.whittle') }],
+      ['history.import', { path: path.join(outside, 'secret.txt') }],
+    ] as const) {
+      const r = await call(method, params);
+      expect(r.ok, method).toBe(false);
+      expect(r.error?.code).toBe('INVALID_INPUT');
+      expect(r.error?.message).toContain(outside);
+    }
+  });
 });
