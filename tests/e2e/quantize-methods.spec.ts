@@ -154,4 +154,22 @@ test('sensitivity: measure, a sorted chart with one row per weight, keep the top
   await expect(page.getByTestId('overrides-summary')).toHaveCount(0);
   await expect(page.locator('[data-testid="weight-row"][data-action="keep"]')).toHaveCount(2);
   await expect(page.getByTestId('keep-patterns')).toHaveValue(/weight_t\$\n\^model/);
+
+  // Back to the Method step and forward again, settings unchanged: the measurement is shown, not made again;
+  // each step opens at the top of the page.
+  const analysis = await page.getByText(/The analysis is kept as experiment #\d+/).innerText();
+  await page.evaluate('window.scrollTo(0, document.body.scrollHeight)');
+  await page.getByTestId('wizard-back').click();
+  await expect(page.getByTestId('wizard-step-method')).toBeVisible();
+  await expect.poll(() => page.evaluate('window.scrollY')).toBe(0);
+  await page.getByTestId('wizard-next').click();
+  await expect(page.getByTestId('sensitivity-chart')).toBeVisible();
+  await expect(page.getByTestId('measure-sensitivity')).toHaveText('Measure again');
+  await expect(page.getByText(/The analysis is kept as experiment #\d+/)).toHaveText(analysis);
+  // Other bits are other inputs: no result for them until measured.
+  await page.getByTestId('wizard-back').click();
+  await page.getByTestId('bits-select').getByText('8-bit').click();
+  await page.getByTestId('wizard-next').click();
+  await expect(page.getByTestId('sensitivity-chart')).toHaveCount(0);
+  await expect(page.getByTestId('measure-sensitivity')).toHaveText('Measure sensitivity');
 });
