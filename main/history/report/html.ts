@@ -31,7 +31,7 @@ pre { background: var(--panel); padding: 10px; overflow: auto; font-size: 12px; 
 svg.chart { width: 100%; height: auto; }
 svg .title { font-size: 13px; font-weight: 600; fill: var(--fg); }
 svg .label, svg .value { font-size: 12px; fill: var(--fg); } svg .tick { font-size: 11px; fill: var(--muted); }
-svg .axis { stroke: var(--line); }
+svg .axis { stroke: var(--line); } svg .grid { stroke: var(--line); stroke-dasharray: 2 3; opacity: 0.7; }
 svg .bar.base { fill: var(--base); } svg .bar.plain { fill: var(--plain); } svg .bar.better { fill: var(--better); } svg .bar.worse { fill: var(--worse); }
 svg .line { fill: none; stroke-width: 1.5; }
 ${[0, 1, 2, 3, 4, 5, 6, 7].map((k) => `svg .line.series-${k} { stroke: var(--s${k}); } svg .swatch.series-${k} { fill: var(--s${k}); }`).join('\n')}

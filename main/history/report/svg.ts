@@ -21,9 +21,9 @@ const fmt = (v: number): string => {
   return a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : v.toFixed(3);
 };
 
-/** A nice axis maximum (1, 2, 2.5 or 5 × 10^k) at or above `v`. */
-function niceMax(v: number): number {
-  if (!(v > 0)) return 1;
+/** A round tick step (1, 2, 2.5 or 5 × 10^k) at or above `v`. */
+function niceStep(v: number): number {
+  if (!(v > 0) || !Number.isFinite(v)) return 1;
   const p = 10 ** Math.floor(Math.log10(v));
   for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
   return 10 * p;
@@ -44,15 +44,24 @@ export function barChart(title: string, unit: string, bars: readonly Bar[]): str
   const height = top + row * bars.length + 24;
   const max = values.length ? Math.max(...values) : 1;
   const min = values.length ? Math.min(...values) : 0;
-  // From zero unless the values sit close together (then from a little below the smallest).
-  const lo = min > 0 && (max - min) / max < 0.3 ? min - (max - min) * 0.5 - max * 0.02 : Math.min(0, min);
-  const hi = lo === Math.min(0, min) ? niceMax(max) : max + (max - min) * 0.1 + max * 0.01;
+  // From zero unless the values sit close together; then from a round number a little below the smallest.
+  const close = min > 0 && max > min && (max - min) / max < 0.3;
+  const step = niceStep(close ? Math.max(max - min, max * 0.02) / 2 : Math.max(max, -Math.min(0, min)) / 4);
+  const lo = close ? Math.floor((min - (max - min) * 0.5) / step) * step : Math.min(0, Math.floor(min / step) * step);
+  const hi = Math.max(Math.ceil((max + (close ? (max - min) * 0.05 : 0)) / step) * step, lo + step);
   const span = hi - lo || 1;
   const x = (v: number): number => left + ((v - lo) / span) * (width - left - right);
   const parts: string[] = [
     `<svg class="chart" viewBox="0 0 ${width} ${height}" role="img" aria-label="${escapeXml(title)}">`,
     `<text class="title" x="0" y="16">${escapeXml(title)}${unit ? ` (${escapeXml(unit)})` : ''}</text>`,
   ];
+  // Grid lines and their values first, under the bars.
+  const axisY = top + row * bars.length + 4;
+  for (let t = lo, k = 0; t <= hi + step / 2 && k < 12; t += step, k++) {
+    const tx = x(t).toFixed(1);
+    parts.push(`<line class="grid" x1="${tx}" y1="${top}" x2="${tx}" y2="${axisY}"/>`);
+    parts.push(`<text class="tick" x="${tx}" y="${axisY + 14}" text-anchor="middle">${Number(t.toPrecision(4))}</text>`);
+  }
   bars.forEach((b, i) => {
     const y = top + i * row;
     parts.push(`<text class="label" x="${left - 8}" y="${y + 17}" text-anchor="end">${escapeXml(b.label.length > 26 ? `${b.label.slice(0, 25)}…` : b.label)}</text>`);
@@ -64,10 +73,7 @@ export function barChart(title: string, unit: string, bars: readonly Bar[]): str
     parts.push(`<rect class="bar ${b.tone ?? 'plain'}" x="${left}" y="${y + 4}" width="${w.toFixed(1)}" height="${row - 8}" rx="2"/>`);
     parts.push(`<text class="value" x="${(left + w + 6).toFixed(1)}" y="${y + 17}">${fmt(b.value)}</text>`);
   });
-  const axisY = top + row * bars.length + 4;
   parts.push(`<line class="axis" x1="${left}" y1="${top}" x2="${left}" y2="${axisY}"/>`);
-  parts.push(`<text class="tick" x="${left}" y="${axisY + 14}" text-anchor="middle">${fmt(lo)}</text>`);
-  parts.push(`<text class="tick" x="${width - right}" y="${axisY + 14}" text-anchor="middle">${fmt(hi)}</text>`);
   parts.push('</svg>');
   return parts.join('');
 }
