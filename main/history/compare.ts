@@ -133,6 +133,8 @@ function verdictOf(name: string, direction: MetricDirection | null, run: Record<
 
 const PPL_METRICS = ['perplexity', 'nll', 'kl_mean', 'top1_agreement', 'predicted_tokens', 'documents', 'windows', 'eval_tokens_per_s', 'tokens_per_s', 'eval_seconds'];
 const SPEED_METRICS = ['prefill_ms', 'prefill_ms_min', 'prefill_ms_max', 'decode_tokens_per_s', 'decode_tokens_per_s_min', 'decode_tokens_per_s_max', 'decode_ms_per_token', 'prefill_tokens', 'decode_tokens'];
+/** Every figure that is a timing: the speed test's, and how fast the evaluation itself ran. */
+const TIMINGS = [...SPEED_METRICS, 'eval_tokens_per_s', 'tokens_per_s', 'eval_seconds'];
 const ACCURACY_METRICS = ['accuracy', 'macro_f1', 'accuracy_examples'];
 
 interface AspectRule {
@@ -218,10 +220,10 @@ function notesOf(experiments: readonly ComparedExperiment[]): ComparabilityNote[
     pairs.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
     notes.push({ aspect: rule.aspect, severity: 'warning', metrics: rule.metrics, groups: list, pairs, message: rule.message(list.length) });
   }
-  const timed = experiments.filter((e) => e.metrics.decode_tokens_per_s !== undefined || e.metrics.prefill_ms !== undefined);
+  const timed = experiments.filter((e) => TIMINGS.some((name) => e.metrics[name] !== undefined));
   if (timed.length >= 2) {
     notes.push({
-      aspect: 'speed', severity: 'info', metrics: SPEED_METRICS, groups: [{ ids: timed.map((e) => e.id), value: 'timed in separate jobs' }], pairs: [],
+      aspect: 'speed', severity: 'info', metrics: TIMINGS, groups: [{ ids: timed.map((e) => e.id), value: 'timed in separate jobs' }], pairs: [],
       message: 'Each run was timed in its own job, perhaps under another load: a difference inside the repeats\' spread is no difference, and only a run\'s original beside its result was timed side by side.',
     });
   }
@@ -275,7 +277,7 @@ export function diffRecipes(recipes: readonly unknown[]): RecipeDifference[] {
 
 // ── generations and per-weight series ────────────────────────────────────────────────────────────────
 
-function generationsOf(details: readonly ExperimentDetail[]): GenerationRow[] {
+export function generationsOf(details: readonly ExperimentDetail[]): GenerationRow[] {
   const prompts: string[] = [];
   const byRun = details.map((d) => {
     const map = new Map<string, { text: string | null; original: string | null }>();
@@ -345,7 +347,7 @@ const SERIES: SeriesSpec[] = [
   },
 ];
 
-function seriesOf(details: readonly ExperimentDetail[]): WeightSeries[] {
+export function seriesOf(details: readonly ExperimentDetail[]): WeightSeries[] {
   const steps = details.map((d) => parseStepDetails(d.details));
   const out: WeightSeries[] = [];
   for (const spec of SERIES) {

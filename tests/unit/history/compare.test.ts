@@ -166,9 +166,12 @@ describe('compareExperiments', () => {
   });
 
   it('measures against the baseline asked for', () => {
-    const a = record({ steps: [quantizeStep('rtn')], metrics: compression({ perplexity: 5 }) });
-    const b = record({ steps: [quantizeStep('rtn', 8)], metrics: compression({ perplexity: 4 }) });
+    const a = record({ steps: [quantizeStep('rtn')], metrics: compression({ perplexity: 5, eval_tokens_per_s: 9000 }) });
+    const b = record({ steps: [quantizeStep('rtn', 8)], metrics: compression({ perplexity: 4, eval_tokens_per_s: 8000 }) });
     const c = compareExperiments([h.get(a), h.get(b)], b);
+    // How fast each evaluation ran is a timing from its own job too.
+    expect(c.notes.find((n) => n.severity === 'info')).toMatchObject({ aspect: 'speed', groups: [{ ids: [a, b] }] });
+    expect(c.notes.find((n) => n.severity === 'info')?.metrics).toContain('eval_tokens_per_s');
     expect(c.baseline).toBe(b);
     expect(cell(c, 'perplexity', a)).toMatchObject({ difference: 1, percent: 25, verdict: 'worse' });
     expect(cell(c, 'perplexity', b).verdict).toBeNull();
