@@ -1,12 +1,13 @@
-import { Alert, Button, Grid, Paper, Stack, TextInput } from '@mantine/core';
-import { IconChartBar } from '@tabler/icons-react';
-import type { ReactNode } from 'react';
+import { Alert, Button, Grid, Group, Paper, Stack, TextInput } from '@mantine/core';
+import { IconChartBar, IconGridDots } from '@tabler/icons-react';
+import { useState, type ReactNode } from 'react';
 import type { ErrorShape } from '../../preload/contract.ts';
 import type { JobState } from '../lib/job-state.ts';
 import { onAsync } from '../lib/async-handler.ts';
 import { ErrorAlert } from './ErrorAlert.tsx';
 import { JobPanel } from './JobPanel.tsx';
 import { RecipeActions } from './RecipeActions.tsx';
+import { SweepDialog } from './SweepDialog.tsx';
 
 interface Props {
   /** What the run will do (the review, notes), above the name. */
@@ -34,6 +35,7 @@ interface Props {
 
 /** The Run step of every wizard: review, name, start, and the job beside them while it runs. */
 export function WizardRunPanel(p: Props) {
+  const [sweeping, setSweeping] = useState(false);
   return (
     <Grid gap="md">
       <Grid.Col span={{ base: 12, lg: p.job ? 6 : 8 }}>
@@ -46,6 +48,12 @@ export function WizardRunPanel(p: Props) {
             {p.formIssue && <Alert color="red" variant="light" title="The recipe is not valid" data-testid="validation-issues">{p.formIssue}</Alert>}
             {p.startError && <ErrorAlert error={p.startError} testId={`${p.testIdPrefix}-error`} />}
             <RecipeActions recipe={p.recipe} onRun={onAsync(p.run)} starting={p.starting} running={p.running} runTestId={`${p.testIdPrefix}-start`} />
+            {/* The same recipe over a grid of values (bits × block size, sparsities…), one experiment per combination. */}
+            <Group justify="flex-end">
+              <Button variant="subtle" size="compact-sm" leftSection={<IconGridDots size={14} />} onClick={() => setSweeping(true)} disabled={p.running || p.starting}
+                data-testid={`${p.testIdPrefix}-sweep`}>Sweep over a grid of values…</Button>
+            </Group>
+            {sweeping && <SweepDialog opened onClose={() => setSweeping(false)} recipe={p.recipe} />}
           </Stack>
         </Paper>
       </Grid.Col>

@@ -44,6 +44,18 @@ test('edit and re-run opens the Quantize wizard with the recipe\u2019s method, b
   // Attached to no job: the address names the source experiment, not a job.
   expect(page.url()).toContain(`from=${experimentId}`);
   expect(page.url()).not.toContain('job=');
+
+  // The Run step offers the same recipe as a sweep; each step opens at the top of the page.
+  await page.getByTestId('wizard-next').click();
+  await expect(page.getByTestId('wizard-step-weights')).toBeVisible();
+  await page.evaluate('window.scrollTo(0, document.body.scrollHeight)');
+  await page.getByTestId('wizard-next').click();
+  await expect(page.getByTestId('wizard-step-run')).toBeVisible();
+  await expect.poll(() => page.evaluate('window.scrollY')).toBe(0);
+  await expect(page.getByTestId('quantize-name')).toHaveAttribute('placeholder', 'RTN 8-bit g128 · stories260K-kv');
+  await page.getByTestId('quantize-sweep').click();
+  await expect(page.getByTestId('sweep-grid')).toHaveValue('steps.0.bits=4,8\nsteps.0.blockSize=32,128');
+  await expect(page.getByTestId('sweep-preview')).toContainText('RTN 8-bit g128 · stories260K-kv');
 });
 
 test('a sweep of 2 × 2 checks its grid, runs four experiments in one group and links to their comparison', async ({ page }) => {
