@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LineageNode, RecipeInput } from '../../preload/contract.ts';
 import { openHistory, type History } from '../../main/history/index.ts';
+import { renderReport, reportData } from '../../main/history/report/index.ts';
 import { ChildProcessHost, JobService } from '../../main/jobs/index.ts';
 import { appRoot } from '../../main/paths.ts';
 import { STORIES, tempDir } from '../helpers/fixtures.ts';
@@ -110,6 +111,17 @@ describe('lineage', () => {
     expect(ppl(prune)?.subject).toBe('result');
     expect(ppl(prune.children[0])?.subject).toBe('result');
     expect(ppl(prune.children[0])?.value).not.toBe(ppl(prune)?.value);
+  });
+
+  it('the report of a real quantization charts its per-weight figures and shows its lineage', () => {
+    const d = history.get(quantized);
+    const data = reportData([d], { lineage: history.lineage(quantized) });
+    expect(data.series.length).toBeGreaterThan(0);
+    expect(data.series[0].values[0].filter((v) => v !== null).length).toBeGreaterThan(1);
+    const html = renderReport([d], 'html', { lineage: history.lineage(quantized) });
+    expect(html).toContain('<path class="line series-0" d="M');
+    expect(html).toMatch(/<span class="current">#\d+ quantize · pruned then quantized<\/span>/);
+    expect(html).not.toMatch(/<script|\b(src|href)=/i);
   });
 
   it('the evaluation of the original is the root, not a child', () => {

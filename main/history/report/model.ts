@@ -8,7 +8,7 @@ import type { ComparabilityNote, Comparison, GenerationRow, RecipeDifference, Ve
 import { judge, metricDirection, type MetricDirection } from '../../../preload/metric-direction.ts';
 import { formatBytes } from '../../../preload/units.ts';
 import { metricLabel } from '../../cli/format.ts';
-import { compareExperiment, compareExperiments } from '../compare.ts';
+import { compareExperiment, compareExperiments, generationsOf, seriesOf } from '../compare.ts';
 
 /** A column of the metrics table: a run, or the original model of a single run. */
 export interface ReportColumn { label: string; id: number | null }
@@ -100,7 +100,8 @@ export function reportData(details: readonly ExperimentDetail[], options: Report
     const d = details[0];
     return {
       ...base, ...single(d), title: `${d.name} · experiment ${d.id}`,
-      notes: [], recipeDiff: [], generations: [], series: [], lineage: options.lineage ?? null,
+      // Its own generations and per-weight figures (sensitivity, GPTQ loss, sparsity), as in a comparison.
+      notes: [], recipeDiff: [], generations: generationsOf([d]), series: seriesOf([d]), lineage: options.lineage ?? null,
     };
   }
   const c = compareExperiments(details, options.baseline);
