@@ -7,7 +7,9 @@
  *   settings hash         sha256 of a canonical JSON of everything that changes the numbers: the
  *                         perplexity protocol and its text's sha256, the tokenizer's sha256 (and of the
  *                         tokenizer_config.json read beside it), the speed settings and the machine they
- *                         run on, whether the footprint is measured, and this Whittle's version.
+ *                         run on, whether the footprint is measured, the accuracy section (its settings,
+ *                         a decoder's prompt settings included, and its labelled files' sha256) when
+ *                         there is one, and this Whittle's version.
  * Sample generations are not metrics and are not cached: an evaluation that asks for samples always runs.
  * Evaluations with neither perplexity nor speed (a footprint alone) are cheap and not cached either.
  *
@@ -93,9 +95,9 @@ export class EvaluationCache {
   /** The settings hash of a recipe's evaluation; null when it is not cached (see isCacheable). */
   async settingsHash(recipe: Recipe): Promise<string | null> {
     if (!isCacheable(recipe)) return null;
-    const { perplexity, speed, footprint } = recipe.evaluation;
+    const { perplexity, speed, footprint, accuracy } = recipe.evaluation;
     let tokenizer: Record<string, unknown> | null = null;
-    if (perplexity && recipe.tokenizer) {
+    if ((perplexity || accuracy) && recipe.tokenizer) {
       const file = path.resolve(recipe.tokenizer.path);
       const config = path.join(path.dirname(file), 'tokenizer_config.json');
       tokenizer = { sha256: await this.hashFile(file), config: (await stat(config).then(() => true, () => false)) ? await this.hashFile(config) : null };
@@ -112,6 +114,14 @@ export class EvaluationCache {
         ? { ...speed, machine: { platform: process.platform, arch: process.arch, cpus: cpus.length, cpu: cpus[0]?.model ?? null } }
         : null,
       footprint,
+      // Only with an accuracy section, so the keys of evaluations without one stay as they were.
+      ...(accuracy ? {
+        accuracy: {
+          ...accuracy,
+          file: await this.hashFile(path.resolve(accuracy.file)),
+          testFile: accuracy.testFile !== undefined ? await this.hashFile(path.resolve(accuracy.testFile)) : null,
+        },
+      } : {}),
     };
     return createHash('sha256').update(canonicalJson(settings)).digest('hex');
   }
