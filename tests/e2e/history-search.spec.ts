@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test, type Page } from '@playwright/test';
 import { openHistory } from '../../main/history/index.ts';
 import { startServe, type ServeHandle } from './serve-helpers.ts';
 
@@ -26,8 +26,8 @@ test.beforeAll(async () => {
 });
 test.afterAll(async () => { await serve?.stop(); });
 
-const tagChip = (page: import('@playwright/test').Page, tag: string) => page.getByTestId('history-tag-filter').getByText(tag, { exact: true });
-const names = async (page: import('@playwright/test').Page): Promise<string[]> => page.getByTestId('history-row-name').allInnerTexts();
+const tagChip = (page: Page, tag: string) => page.getByTestId('history-tag-filter').getByText(tag, { exact: true });
+const names = async (page: Page): Promise<string[]> => page.getByTestId('history-row-name').allInnerTexts();
 
 test("searching a note's word finds the experiment; tags, kinds, star and pin filter and order the list", async ({ page }) => {
   await page.goto(serve.url);
