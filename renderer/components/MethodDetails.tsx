@@ -47,7 +47,7 @@ function GptqLossChart({ weights }: { weights: readonly { name: string; loss?: n
         ‖X·W − X·Ŵ‖² on the calibration activations, largest first{weights.length > shown.length ? ` (the ${shown.length} largest of ${weights.length})` : ''}.
       </Text>
       <BarChart h={Math.max(140, data.length * 20 + 50)} data={data} dataKey="label" orientation="vertical"
-        series={[{ name: 'loss', label: 'GPTQ loss', color: 'grape.6' }]} valueFormatter={sci} gridAxis="x" withXAxis
+        series={[{ name: 'loss', label: 'GPTQ loss', color: 'grape.6' }]} valueFormatter={(v: number) => (v === 0 ? '0' : v.toExponential(2))} gridAxis="x" withXAxis
         yAxisProps={{ width: 210, interval: 0, tick: { fontSize: 11 } }} barProps={{ radius: 2 }} maxBarWidth={14} tooltipAnimationDuration={0} />
     </Stack>
   );
