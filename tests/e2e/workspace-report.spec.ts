@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test } from '@playwright/test';
 import { openHistory } from '../../main/history/index.ts';
@@ -34,6 +35,12 @@ test.beforeAll(async () => {
       { name: 'bytes_on_disk', value: 1_100_000, unit: 'bytes', subject: 'original' }, { name: 'bytes_on_disk', value: 260_000, unit: 'bytes', subject: 'result' },
     ]);
     h.finish(ids.quant, 'done');
+    // Its output folder, inside the served home (a workspace root).
+    const folder = path.join(serve.home, 'experiments', `${ids.quant}-rtn-4-bit`);
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(path.join(folder, 'model.onnx'), Buffer.alloc(5000, 3));
+    writeFileSync(path.join(folder, 'whittle.json'), '{"whittle":"0.1.0"}');
+    h.addArtefacts(ids.quant, [{ kind: 'folder', path: folder, bytes: 5019 }]);
   } finally {
     h.close();
   }
@@ -87,4 +94,18 @@ test('a comparison report from the compare page opens offline with a bar per run
   await expect(report.page.locator('svg.chart[aria-label="perplexity"] rect.bar')).toHaveCount(3);
   await expect(report.page.locator('svg.chart[aria-label="perplexity"] rect.bar.base')).toHaveCount(1);
   await report.page.screenshot({ path: testInfo.outputPath('comparison.png'), fullPage: true });
+});
+
+test('in serve mode an output folder downloads from the experiment page as a zip', async ({ page }, testInfo) => {
+  await page.goto(serve.url);
+  await expect.poll(() => page.url()).not.toContain('token=');
+  await page.goto(`${serve.origin}/#/history/${ids.quant}`);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('detail-download-folder').click()]);
+  expect(download.suggestedFilename()).toBe(`${ids.quant}-rtn-4-bit.zip`);
+  const zip = testInfo.outputPath(download.suggestedFilename());
+  await download.saveAs(zip);
+  const listing = execFileSync('unzip', ['-t', zip], { encoding: 'utf8' });
+  expect(listing).toMatch(/testing: \d+-rtn-4-bit\/model\.onnx\s+OK/);
+  expect(listing).toMatch(/testing: \d+-rtn-4-bit\/whittle\.json\s+OK/);
+  expect(listing).toMatch(/No errors detected/);
 });
