@@ -113,7 +113,7 @@ function ParetoChart({ points, front, best, x, y, speedAsColor, logY }: ChartPro
         })}
       </svg>
       <Text size="xs" c="dimmed">
-        ■ the original · ● a run; ringed blue: on the Pareto front (no other run is both smaller and better){speedRange ? `; colour: decode speed from red ${formatSpeed(speedRange[0])} to green ${formatSpeed(speedRange[1])} (grey: not timed)` : ''}. Click a point to open it.
+        ■ the original · ● a run; ringed blue: on the Pareto front (no other run is both smaller and better){speedRange ? `; colour: ${speedRange[1] > speedRange[0] ? `decode speed from red ${formatSpeed(speedRange[0])} to green ${formatSpeed(speedRange[1])}` : `decode speed ${formatSpeed(speedRange[0])}`} (grey: not timed)` : ''}. Click a point to open it.
       </Text>
     </Stack>
   );
