@@ -195,6 +195,11 @@ export async function importBundle(history: BundleHistory, file: string, options
     });
   } catch (e) {
     await rm(staging, { recursive: true, force: true });
+    // A record this history's schema refuses (a status it does not know, a missing value): the bundle's fault.
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^SQLITE_(CONSTRAINT|MISMATCH|ERROR)/.test(code)) {
+      throw refused(source, `a record does not fit this history (${(e as Error).message})`, 'Export it again with this version of Whittle.');
+    }
     throw e;
   }
 

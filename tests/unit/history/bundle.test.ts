@@ -7,7 +7,8 @@ import { mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync, stat
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { exportBundle, importBundle } from '../../../main/history/bundle/index.ts';
-import { listTar, TarWriter } from '../../../main/history/bundle/tar.ts';
+import { listTar, readMember, TarWriter } from '../../../main/history/bundle/tar.ts';
+import { createHash } from 'node:crypto';
 import { openHistory, type History } from '../../../main/history/index.ts';
 import { isWhittleError } from '../../../main/engine/errors.ts';
 import { tempDir } from '../../helpers/fixtures.ts';
@@ -214,6 +215,29 @@ describe('history bundles', () => {
       await w.addBuffer('whittle-bundle.json', Buffer.from(JSON.stringify({ format: 'whittle-bundle', version: 99, app: '7.0.0' })));
       await w.finish();
       expect(await refusal(newer, outputs)).toMatch(/newer Whittle \(7\.0\.0\).*Update Whittle/);
+    });
+
+    it('a well-formed bundle whose record this history refuses (an unknown status): nothing half-imported', async () => {
+      // Rewritten with honest checksums, so only the database can object.
+      const entries = await listTar(file);
+      const rewritten = path.join(scratch.dir, 'odd.whittle');
+      const w = await TarWriter.create(rewritten);
+      const members: { name: string; bytes: number; sha256: string }[] = [];
+      let manifest: Record<string, unknown> = {};
+      for (const e of entries) {
+        let data = await readMember(file, e);
+        if (e.name === 'manifest.json') { manifest = JSON.parse(data.toString('utf8')) as Record<string, unknown>; continue; }
+        if (e.name === 'experiments.json') {
+          const list = JSON.parse(data.toString('utf8')) as { row: Record<string, unknown> }[];
+          list[2].row.status = 'weird';
+          data = Buffer.from(JSON.stringify(list));
+        }
+        await w.addBuffer(e.name, data);
+        members.push({ name: e.name, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') });
+      }
+      await w.addBuffer('manifest.json', Buffer.from(JSON.stringify({ ...manifest, members })));
+      await w.finish();
+      expect(await refusal(rewritten, outputs)).toMatch(/a record does not fit this history/);
     });
 
     it('a missing file', async () => {
