@@ -57,23 +57,24 @@ export function lineageTree(db: Database.Database, id: number): LineageTree | nu
   const one = db.prepare<NodeRow>(`SELECT ${NODE_COLUMNS} FROM experiments WHERE id = ?`);
   let top = one.get(id);
   if (!top) return null;
-  // Up the input chain (a cycle cannot be made through content hashes, but a bound costs nothing).
-  const seen = new Set<number>([top.id]);
+  // Up the input chain (a cycle cannot be made through content hashes, but a bound costs nothing). The
+  // chain is always shown, however large the tree.
+  const chain = new Set<number>([top.id]);
   while (top.input_experiment !== null) {
     const up = one.get(top.input_experiment);
-    if (!up || seen.has(up.id)) break;
-    seen.add(up.id);
+    if (!up || chain.has(up.id)) break;
+    chain.add(up.id);
     top = up;
   }
 
   const rows: NodeRow[] = [];
   let truncated = 0;
-  const take = (list: NodeRow[]): NodeRow[] => {
-    const room = Math.max(0, LINEAGE_LIMIT - rows.length);
-    truncated += Math.max(0, list.length - room);
-    const kept = list.slice(0, room);
-    rows.push(...kept);
-    return kept;
+  /** The rows of one generation kept in the tree: the chain's, then others while there is room. */
+  const take = (list: NodeRow[]): void => {
+    for (const r of list) {
+      if (chain.has(r.id) || rows.length < LINEAGE_LIMIT) rows.push(r);
+      else truncated++;
+    }
   };
 
   // The first generation: every experiment on the original that no other experiment fed.
@@ -83,13 +84,30 @@ export function lineageTree(db: Database.Database, id: number): LineageTree | nu
       `SELECT ${NODE_COLUMNS} FROM experiments WHERE model_sha256 = ? AND input_experiment IS NULL AND (kind != 'evaluate' OR id = ?) ORDER BY id`,
     ).all(top.model_sha256, id);
   if (!first.some((r) => r.id === top.id)) first.push(top);
-  let frontier = take(first.sort((a, b) => a.id - b.id));
+  first.sort((a, b) => a.id - b.id);
+  take(first);
+  // Generation by generation; past the limit the rest is only counted.
   const children = db.prepare<NodeRow>(`SELECT ${NODE_COLUMNS} FROM experiments WHERE input_experiment IN (SELECT value FROM json_each(?)) ORDER BY id`);
-  const placed = new Set(frontier.map((r) => r.id));
+  const childIds = db.prepare<number>(`SELECT id FROM experiments WHERE input_experiment IN (SELECT value FROM json_each(?))`).pluck();
+  const placed = new Set(first.map((r) => r.id));
+  let frontier = first.map((r) => r.id);
   while (frontier.length > 0) {
-    const next = children.all(JSON.stringify(frontier.map((r) => r.id))).filter((r) => !placed.has(r.id));
-    for (const r of next) placed.add(r.id);
-    frontier = take(next);
+    if (rows.length < LINEAGE_LIMIT) {
+      const next = children.all(JSON.stringify(frontier)).filter((r) => !placed.has(r.id));
+      for (const r of next) placed.add(r.id);
+      take(next);
+      frontier = next.map((r) => r.id);
+    } else {
+      // Past the limit only the chain is shown; the rest is counted (ids from the index alone).
+      const next = childIds.all(JSON.stringify(frontier)).filter((c) => !placed.has(c));
+      for (const c of next) {
+        placed.add(c);
+        const row = chain.has(c) ? one.get(c) : undefined;
+        if (row) rows.push(row);
+        else truncated++;
+      }
+      frontier = next;
+    }
   }
 
   const metrics = new Map<number, Metric[]>();
@@ -125,6 +143,7 @@ export function lineageTree(db: Database.Database, id: number): LineageTree | nu
   for (const r of rows) {
     const node = nodes.get(r.id)!;
     const parent = r.input_experiment !== null ? nodes.get(r.input_experiment) : undefined;
+    // A node whose parent was left out (past the limit) hangs under the original rather than vanishing.
     (parent && r.id !== top.id ? parent.children : root.children).push(node);
   }
   return { root, current: id, truncated };
