@@ -170,6 +170,8 @@ export interface ExperimentDetail extends ExperimentSummary {
   notes: string;
   /** Extra structured results (e.g. per-document NLL, generations, skipped weights). */
   details: Record<string, unknown>;
+  /** The sweep this experiment is a member of (sweeps.get), when it is one. */
+  groupId?: number;
 }
 
 /** One experiment in a lineage tree (history.lineage); the root is the original model (kind 'model'). */

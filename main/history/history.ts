@@ -11,6 +11,7 @@ import { WhittleError } from '../engine/errors.ts';
 import { BUSY_TIMEOUT_MS, openDatabase } from './open.ts';
 import { historyError } from './sqlite-errors.ts';
 import { pickHeadline } from './headline.ts';
+import { createGroup, groupRecord, joinGroup, recentGroups, type GroupRecord, type NewGroup } from './groups.ts';
 import { kindCounts, listRows, tagCounts, tagsByExperiment, type ListQuery } from './list.ts';
 import { createGroup, groupRecord, joinGroup, recentGroups, type GroupRecord, type NewGroup } from './groups.ts';
 import { lineageTree, linkInput, recordOutput } from './lineage.ts';
@@ -74,6 +75,7 @@ interface ExperimentRow {
   owner_pid: number | null;
   starred: number;
   pinned: number;
+  group_id: number | null;
 }
 
 interface MetricRow { experiment: number; name: string; value: number | null; unit: string; subject: string }
@@ -274,6 +276,7 @@ export class History {
       tags,
       notes: r.notes,
       details: detailsJson ? (JSON.parse(detailsJson) as Record<string, unknown>) : {},
+      ...(r.group_id !== null && r.group_id !== undefined ? { groupId: r.group_id } : {}),
     };
   }
 

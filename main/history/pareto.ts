@@ -7,6 +7,7 @@
  */
 import type { ParetoPoint, ParetoSet } from '../../preload/pareto.ts';
 import { WhittleError } from '../engine/errors.ts';
+import { Recipe } from '../../preload/recipe.ts';
 import { recipeLabel } from './compare.ts';
 import type { History } from './history.ts';
 import { historyError } from './sqlite-errors.ts';
@@ -27,23 +28,27 @@ interface RunRow {
   model_sha256: string;
   out_column: string | null;
   out_details: string | null;
-  perplexity_json: string | null;
 }
 
 interface MetricRow { experiment: number; name: string; value: number | null; subject: string }
 
 /** The sha256 of the original model a model was made from (itself when no run in the history wrote it). */
 function rootOf(db: Db, sha256: string): string {
-  const parent = db.prepare<string>(
-    `SELECT e.model_sha256 FROM experiments e LEFT JOIN details d ON d.experiment = e.id
-     WHERE e.status = 'done' AND e.model_sha256 IS NOT NULL AND e.model_sha256 <> ?
-       AND (e.output_sha256 = ? OR json_extract(d.json, '$.result.sha256') = ? OR json_extract(d.json, '$.result.contentSha256') = ?)
+  // The recorded output (indexed); runs from before outputs were recorded: the result in their details.
+  const byColumn = db.prepare<string>(
+    `SELECT model_sha256 FROM experiments
+     WHERE output_sha256 = ? AND status = 'done' AND model_sha256 IS NOT NULL AND model_sha256 <> ? ORDER BY id LIMIT 1`,
+  ).pluck();
+  const byDetails = db.prepare<string>(
+    `SELECT e.model_sha256 FROM experiments e JOIN details d ON d.experiment = e.id
+     WHERE e.output_sha256 IS NULL AND e.status = 'done' AND e.kind <> 'evaluate' AND e.model_sha256 IS NOT NULL AND e.model_sha256 <> ?
+       AND json_extract(d.json, '$.result.sha256') = ?
      ORDER BY e.id LIMIT 1`,
   ).pluck();
   const seen = new Set([sha256]);
   let current = sha256;
   for (let i = 0; i < MAX_DEPTH; i++) {
-    const up = parent.get(current, current, current, current);
+    const up = byColumn.get(current, current) ?? byDetails.get(current, current);
     if (up === undefined || seen.has(up)) break;
     seen.add(up);
     current = up;
@@ -54,9 +59,11 @@ function rootOf(db: Db, sha256: string): string {
 /** The done runs of the model and of everything made from it, each with its depth from the original. */
 function runsOf(db: Db, root: string): { run: RunRow; depth: number }[] {
   const select = db.prepare<RunRow>(
+    // A run's details are read only when it recorded no output (older runs): they can be large.
     `SELECT e.id, e.name, e.kind, e.created, e.recipe_json, e.model_path, e.model_sha256, e.output_sha256 AS out_column,
-            json_extract(d.json, '$.result.sha256') AS out_details, json_extract(d.json, '$.settings.evaluation.perplexity') AS perplexity_json
-     FROM experiments e LEFT JOIN details d ON d.experiment = e.id
+            CASE WHEN e.output_sha256 IS NULL AND e.kind <> 'evaluate'
+                 THEN (SELECT json_extract(d.json, '$.result.sha256') FROM details d WHERE d.experiment = e.id) END AS out_details
+     FROM experiments e
      WHERE e.status = 'done' AND e.model_sha256 IN (SELECT value FROM json_each(?)) ORDER BY e.id`,
   );
   const depthOf = new Map<string, number>([[root, 0]]);
@@ -78,25 +85,20 @@ function runsOf(db: Db, root: string): { run: RunRow; depth: number }[] {
   return out;
 }
 
-function evaluationKey(json: string | null): string | null {
-  if (!json) return null;
+/** What a run's recipe says it did, and how its perplexity was measured (defaults filled in), in words. */
+function describeRecipe(recipeJson: string): { method: string; evaluation: string | null } {
+  let raw: unknown;
   try {
-    const p = JSON.parse(json) as { text?: string; protocol?: string; window?: number; maxSamples?: number; minTokens?: number };
-    if (!p.text) return null;
-    return p.protocol === 'stream'
-      ? `${p.text} · stream, ${p.window ?? '?'}-token windows, ≤ ${p.maxSamples ?? '?'}`
-      : `${p.text} · documents ≤ ${p.window ?? '?'} tokens, ≤ ${p.maxSamples ?? '?'} of ≥ ${p.minTokens ?? '?'} tokens`;
+    raw = JSON.parse(recipeJson);
   } catch {
-    return null;
+    return { method: '', evaluation: null };
   }
-}
-
-function labelOf(recipeJson: string): string {
-  try {
-    return recipeLabel(JSON.parse(recipeJson));
-  } catch {
-    return '';
-  }
+  const parsed = Recipe.safeParse(raw);
+  const p = parsed.success ? parsed.data.evaluation.perplexity : undefined;
+  const evaluation = !p ? null : p.protocol === 'stream'
+    ? `${p.text} · stream, ${p.window}-token windows, ≤ ${p.maxSamples}`
+    : `${p.text} · documents ≤ ${p.window} tokens, ≤ ${p.maxSamples} of ≥ ${p.minTokens} tokens`;
+  return { method: recipeLabel(raw), evaluation };
 }
 
 function pointOf(run: RunRow, depth: number, metrics: readonly MetricRow[], subject: string, original: boolean): ParetoPoint | null {
@@ -104,13 +106,14 @@ function pointOf(run: RunRow, depth: number, metrics: readonly MetricRow[], subj
     const m = metrics.find((x) => x.subject === subject && x.name === name);
     return m && m.value !== null && Number.isFinite(m.value) ? m.value : null;
   };
+  const described = describeRecipe(run.recipe_json);
   const point: ParetoPoint = {
-    id: run.id, name: run.name, kind: run.kind, method: original ? 'Original' : labelOf(run.recipe_json), created: run.created, original,
+    id: run.id, name: run.name, kind: run.kind, method: original ? 'Original' : described.method, created: run.created, original,
     bytes: value('bytes_on_disk'), bitsPerWeight: value('bits_per_weight'), perplexity: value('perplexity'),
     // KL is against the run's own input: against the original only for runs made straight from it.
     kl: depth === 0 && !original ? value('kl_mean') : original ? 0 : null,
     decodeTokensPerS: value('decode_tokens_per_s'), prefillMs: value('prefill_ms'),
-    evaluation: evaluationKey(run.perplexity_json),
+    evaluation: described.evaluation,
     depth: original ? 0 : depth + (subject === 'result' ? 1 : 0),
   };
   const measured = [point.bytes, point.bitsPerWeight, point.perplexity].some((v) => v !== null) || (point.kl !== null && !original);

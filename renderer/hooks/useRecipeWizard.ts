@@ -12,6 +12,7 @@ import { toUiError } from '../lib/errors.ts';
 import type { Issues } from '../lib/form-issues.ts';
 import { jobPhase } from '../lib/job-state.ts';
 import { fetchPrefill } from '../lib/prefill.ts';
+import { calibrationTextOf, withoutSampleTexts, withSampleDefaults } from '../lib/sample-defaults.ts';
 import { experimentNameOf } from '../../preload/naming.ts';
 import { useApi } from './useApi.ts';
 import { useJob, useJobStore } from './useJobs.ts';
@@ -41,33 +42,7 @@ export interface WizardSpec<F extends WizardForm, I extends Issues<string>> {
   href(modelPath: string, job?: { jobId?: string; experimentId: number }): string;
 }
 
-/** The sample's calibration text: one that does not overlap its evaluation text, when the sample has one. */
-export const calibrationTextOf = (s: Sample): string => s.calibrationTextPath ?? s.textPath;
-
-/**
- * Fill what the user has not typed, for the sample model only: its texts and tokenizer. A model of the
- * user's own gets no default text (the sample's TinyStories would measure the wrong thing): the form asks.
- */
-export function withSampleDefaults<F extends WizardForm>(form: F, samples: readonly Sample[]): F {
-  const match = samples.find((s) => s.modelPath === form.modelPath.trim());
-  if (!match) return form;
-  const next = { ...form };
-  if (!next.textPath) next.textPath = match.textPath;
-  if (!next.calibText) next.calibText = calibrationTextOf(match);
-  if (!next.tokenizerPath) next.tokenizerPath = match.tokenizerPath;
-  return next;
-}
-
-/** Leaving the sample model for another: the sample's own texts, filled in for it, are cleared (the form asks again). */
-export function withoutSampleTexts<F extends WizardForm>(next: F, previousModel: string, samples: readonly Sample[]): F {
-  const left = samples.find((s) => s.modelPath === previousModel.trim());
-  if (!left || samples.some((s) => s.modelPath === next.modelPath.trim())) return next;
-  return {
-    ...next,
-    textPath: next.textPath === left.textPath ? '' : next.textPath,
-    calibText: next.calibText === calibrationTextOf(left) ? '' : next.calibText,
-  };
-}
+export { calibrationTextOf, withoutSampleTexts, withSampleDefaults } from '../lib/sample-defaults.ts';
 
 const hasIssues = (issues: Issues<string>): boolean => Object.values(issues).some(Boolean);
 

@@ -201,6 +201,9 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
           <Group gap="xs">
             <StatusBadge status={detail.status} testId="detail-status" />
             <Text size="sm" c="dimmed">#{detail.id} · {detail.kind}</Text>
+            {detail.groupId !== undefined && (
+              <Anchor href={href.sweep(detail.groupId)} size="sm" data-testid="detail-sweep-link">part of sweep #{detail.groupId}</Anchor>
+            )}
           </Group>
         </Stack>
         <Group gap="xs" wrap="wrap" justify="flex-end" style={{ flex: '0 1 auto' }}>

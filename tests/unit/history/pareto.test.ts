@@ -117,12 +117,14 @@ describe('paretoSet (the points of one original model in a history)', () => {
   const ORIGINAL = 'a1'.repeat(32);
   const m = (name: string, value: number, subject: string): Metric => ({ name, value, unit: name === 'bytes_on_disk' ? 'bytes' : '', subject });
 
-  function run(o: { sha: string; steps: unknown[]; metrics: Metric[]; output?: string; status?: 'done' | 'failed'; window?: number }): number {
+  /** A finished run; its output recorded as the job service does now (`recordOutput`), or only in its details as older runs have it. */
+  function run(o: { sha: string; steps: unknown[]; metrics: Metric[]; output?: string; recorded?: boolean; status?: 'done' | 'failed'; window?: number }): number {
     const evaluation = { perplexity: { text: '/data/eval.txt', protocol: 'documents', window: o.window ?? 256, maxSamples: 40, minTokens: 16 } };
     const id = h.createExperiment({ name: `run`, kind: o.steps.length ? 'quantize' : 'evaluate', recipe: { version: 1, model: { path: '/m.onnx' }, steps: o.steps, evaluation }, modelPath: `/models/${o.sha.slice(0, 4)}.onnx`, modelSha256: o.sha, status: 'running' });
     h.addMetrics(id, o.metrics);
-    h.setDetails(id, { settings: { evaluation }, ...(o.output ? { result: { path: '/out/model.onnx', sha256: o.output, contentSha256: o.output } } : {}) });
+    h.setDetails(id, { settings: { evaluation }, ...(o.output && !o.recorded ? { result: { path: '/out/model.onnx', sha256: o.output, contentSha256: o.output } } : {}) });
     h.finish(id, o.status ?? 'done');
+    if (o.output && o.recorded) h.recordOutput(id, o.output);
     return id;
   }
   const compressed = (ppl: number, bytes: number, kl: number): Metric[] => [
@@ -133,7 +135,7 @@ describe('paretoSet (the points of one original model in a history)', () => {
   it('gathers the runs of the original and of models made from it, with the original as a point', () => {
     const PRUNED = 'c3'.repeat(32);
     const rtn = run({ sha: ORIGINAL, steps: [{ type: 'quantize', method: 'rtn', bits: 4 }], metrics: compressed(4.3, 473_000, 0.08), output: 'b2'.repeat(32) });
-    const prune = run({ sha: ORIGINAL, steps: [{ type: 'prune', method: 'magnitude', sparsity: 0.5 }], metrics: compressed(33, 1_100_000, 2.2), output: PRUNED, window: 128 });
+    const prune = run({ sha: ORIGINAL, steps: [{ type: 'prune', method: 'magnitude', sparsity: 0.5 }], metrics: compressed(33, 1_100_000, 2.2), output: PRUNED, recorded: true, window: 128 });
     const child = run({ sha: PRUNED, steps: [{ type: 'quantize', method: 'rtn', bits: 8 }], metrics: compressed(34, 600_000, 0.01), output: 'd4'.repeat(32) });
     run({ sha: ORIGINAL, steps: [{ type: 'quantize', method: 'rtn', bits: 2 }], metrics: compressed(99, 300_000, 3), status: 'failed' });
     run({ sha: 'e5'.repeat(32), steps: [{ type: 'quantize', method: 'rtn', bits: 4 }], metrics: compressed(5, 400_000, 0.1) });

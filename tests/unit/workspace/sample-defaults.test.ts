@@ -1,7 +1,7 @@
 /** A wizard fills the sample's texts for the sample model only; a model of the user's own gets none. */
 import { describe, expect, it } from 'vitest';
 import type { Sample } from '../../../preload/contract.ts';
-import { withoutSampleTexts, withSampleDefaults } from '../../../renderer/hooks/useRecipeWizard.ts';
+import { withoutSampleTexts, withSampleDefaults } from '../../../renderer/lib/sample-defaults.ts';
 
 const sample: Sample = {
   id: 'stories260K', name: 'stories260K', description: '', modelPath: '/app/sample/stories260K-kv.onnx', tokenizerPath: '/app/sample/tokenizer.json',
