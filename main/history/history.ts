@@ -13,7 +13,6 @@ import { historyError } from './sqlite-errors.ts';
 import { pickHeadline } from './headline.ts';
 import { createGroup, groupRecord, joinGroup, recentGroups, type GroupRecord, type NewGroup } from './groups.ts';
 import { kindCounts, listRows, tagCounts, tagsByExperiment, type ListQuery } from './list.ts';
-import { createGroup, groupRecord, joinGroup, recentGroups, type GroupRecord, type NewGroup } from './groups.ts';
 import { lineageTree, linkInput, recordOutput } from './lineage.ts';
 
 export interface NewExperiment {
