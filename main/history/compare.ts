@@ -83,10 +83,15 @@ function evaluationFacts(d: ExperimentDetail, subject: 'result' | 'model'): Eval
 
 // ── what a run did, in a few words ───────────────────────────────────────────────────────────────────
 
+/** recipeLabel of a recipe already parsed. */
+export function parsedRecipeLabel(recipe: Recipe): string {
+  return recipe.steps.length > 0 ? recipe.steps.map(stepLabel).join(' → ') : 'Evaluate';
+}
+
 /** 'GPTQ 4-bit g32', 'Magnitude 50% → RTN 4-bit g32' (preload/naming.ts), or 'Evaluate' for a run without steps. */
 export function recipeLabel(recipe: unknown): string {
   const parsed = Recipe.safeParse(recipe);
-  if (parsed.success) return parsed.data.steps.length > 0 ? parsed.data.steps.map(stepLabel).join(' → ') : 'Evaluate';
+  if (parsed.success) return parsedRecipeLabel(parsed.data);
   // A recipe this version no longer reads: its step types and methods as written.
   const steps = Array.isArray(at(recipe, 'steps')) ? (at(recipe, 'steps') as unknown[]) : [];
   const labels = steps.map((st) => [str(at(st, 'type')), str(at(st, 'method'))].filter(Boolean).join(' ')).filter(Boolean);

@@ -8,7 +8,7 @@
 import type { ParetoPoint, ParetoSet } from '../../preload/pareto.ts';
 import { WhittleError } from '../engine/errors.ts';
 import { Recipe } from '../../preload/recipe.ts';
-import { recipeLabel } from './compare.ts';
+import { parsedRecipeLabel, recipeLabel } from './compare.ts';
 import type { History } from './history.ts';
 import { historyError } from './sqlite-errors.ts';
 import { BUSY_TIMEOUT_MS } from './open.ts';
@@ -86,7 +86,15 @@ function runsOf(db: Db, root: string): { run: RunRow; depth: number }[] {
 }
 
 /** What a run's recipe says it did, and how its perplexity was measured (defaults filled in), in words. */
-function describeRecipe(recipeJson: string): { method: string; evaluation: string | null } {
+function describeRecipe(recipeJson: string, known: Map<string, Described>): Described {
+  const seen = known.get(recipeJson);
+  if (seen) return seen;
+  const described = describeRecipeText(recipeJson);
+  known.set(recipeJson, described);
+  return described;
+}
+
+function describeRecipeText(recipeJson: string): Described {
   let raw: unknown;
   try {
     raw = JSON.parse(recipeJson);
@@ -98,15 +106,17 @@ function describeRecipe(recipeJson: string): { method: string; evaluation: strin
   const evaluation = !p ? null : p.protocol === 'stream'
     ? `${p.text} · stream, ${p.window}-token windows, ≤ ${p.maxSamples}`
     : `${p.text} · documents ≤ ${p.window} tokens, ≤ ${p.maxSamples} of ≥ ${p.minTokens} tokens`;
-  return { method: recipeLabel(raw), evaluation };
+  return { method: parsed.success ? parsedRecipeLabel(parsed.data) : recipeLabel(raw), evaluation };
 }
 
-function pointOf(run: RunRow, depth: number, metrics: readonly MetricRow[], subject: string, original: boolean): ParetoPoint | null {
+type Described = { method: string; evaluation: string | null };
+
+function pointOf(run: RunRow, depth: number, metrics: readonly MetricRow[], subject: string, original: boolean, known: Map<string, Described>): ParetoPoint | null {
   const value = (name: string): number | null => {
     const m = metrics.find((x) => x.subject === subject && x.name === name);
     return m && m.value !== null && Number.isFinite(m.value) ? m.value : null;
   };
-  const described = describeRecipe(run.recipe_json);
+  const described = describeRecipe(run.recipe_json, known);
   const point: ParetoPoint = {
     id: run.id, name: run.name, kind: run.kind, method: original ? 'Original' : described.method, created: run.created, original,
     bytes: value('bytes_on_disk'), bitsPerWeight: value('bits_per_weight'), perplexity: value('perplexity'),
@@ -142,24 +152,26 @@ export function paretoSet(history: Pick<History, 'db' | 'path'>, sha256: string)
     }
 
     const points: ParetoPoint[] = [];
-    let original: ParetoPoint | null = null;
-    let originalFromEvaluate = false;
+    const known = new Map<string, Described>();
+    let evaluatedOriginal: ParetoPoint | null = null;
+    let lastCompression: RunRow | null = null;
     for (const { run, depth } of runs) {
       const metrics = metricsOf.get(run.id) ?? [];
       const hasResult = metrics.some((m) => m.subject === 'result');
       if (hasResult) {
-        const p = pointOf(run, depth, metrics, 'result', false);
+        const p = pointOf(run, depth, metrics, 'result', false, known);
         if (p) points.push(p);
-        // The newest measurement of the original, unless an evaluation of it alone exists.
-        if (depth === 0 && !originalFromEvaluate) original = pointOf(run, 0, metrics, 'original', true) ?? original;
+        if (depth === 0) lastCompression = run;
       } else if (depth === 0) {
-        const p = pointOf(run, 0, metrics, 'model', true);
-        if (p) { original = p; originalFromEvaluate = true; }
+        evaluatedOriginal = pointOf(run, 0, metrics, 'model', true, known) ?? evaluatedOriginal;
       } else {
-        const p = pointOf(run, depth - 1, metrics, 'model', false);
+        const p = pointOf(run, depth - 1, metrics, 'model', false, known);
         if (p) points.push({ ...p, kl: null, depth });
       }
     }
+    // The original: its newest evaluation alone, else as the newest compression of it measured it.
+    const original = evaluatedOriginal
+      ?? (lastCompression ? pointOf(lastCompression, 0, metricsOf.get(lastCompression.id) ?? [], 'original', true, known) : null);
     if (original) points.unshift(original);
 
     const groups = new Map<string, number[]>();
