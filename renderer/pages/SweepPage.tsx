@@ -1,4 +1,4 @@
-import { Anchor, Badge, Button, Group, Paper, Skeleton, Stack, Table, Text, Title } from '@mantine/core';
+import { Anchor, Badge, Button, Checkbox, Group, Paper, Skeleton, Stack, Table, Text, Title } from '@mantine/core';
 import { IconArrowLeft, IconArrowsLeftRight, IconChartDots, IconPlayerTrackNext } from '@tabler/icons-react';
 import { useState } from 'react';
 import type { ExperimentStatus, SweepView } from '../../preload/contract.ts';
@@ -16,6 +16,8 @@ import { formatMetric, metricLabel } from '../lib/metrics.ts';
 import { href } from '../lib/route.ts';
 
 const STATUS_ORDER: ExperimentStatus[] = ['done', 'running', 'queued', 'failed', 'cancelled', 'interrupted'];
+/** The comparison page takes 2 to 8 experiments. */
+const MAX_COMPARED = 8;
 
 /** The comparison page of some experiments (`#/compare?ids=…`). */
 export function compareHref(ids: readonly number[]): string {
@@ -27,7 +29,7 @@ export function paretoHref(modelPath: string): string {
   return `#/pareto?${new URLSearchParams({ path: modelPath }).toString()}`;
 }
 
-function MembersTable({ view }: { view: SweepView }) {
+function MembersTable({ view, selected, onToggle }: { view: SweepView; selected: readonly number[]; onToggle: (id: number, on: boolean) => void }) {
   const keys = Object.keys(view.grid);
   const metricNames = [...new Set(view.members.flatMap((m) => m.headline.map((h) => h.name)))];
   return (
@@ -35,6 +37,7 @@ function MembersTable({ view }: { view: SweepView }) {
       <Table striped highlightOnHover data-testid="sweep-members">
         <Table.Thead>
           <Table.Tr>
+            <Table.Th w={36}><Text span size="xs" c="dimmed" title="Compare">⇄</Text></Table.Th>
             <Table.Th>#</Table.Th>
             <Table.Th>Name</Table.Th>
             {keys.map((k) => <Table.Th key={k}><Text size="sm" fw={600} ff="monospace" title={k}>{k.split('.').at(-1)}</Text></Table.Th>)}
@@ -45,6 +48,10 @@ function MembersTable({ view }: { view: SweepView }) {
         <Table.Tbody>
           {view.members.map((m) => (
             <Table.Tr key={m.id} data-testid="sweep-member" data-id={m.id} data-status={m.status}>
+              <Table.Td>
+                <Checkbox size="xs" aria-label={`Compare experiment ${m.id}`} checked={selected.includes(m.id)} disabled={m.status !== 'done'}
+                  onChange={(e) => onToggle(m.id, e.currentTarget.checked)} data-testid="sweep-member-select" />
+              </Table.Td>
               <Table.Td><Anchor href={href.historyDetail(m.id)} size="sm">{m.id}</Anchor></Table.Td>
               <Table.Td><Anchor href={href.historyDetail(m.id)} size="sm" className="wrap-anywhere">{m.name}</Anchor></Table.Td>
               {keys.map((k) => <Table.Td key={k}><Text size="sm" ff="monospace">{String(m.assignment[k] ?? '—')}</Text></Table.Td>)}
@@ -68,12 +75,17 @@ export function SweepPage({ id }: { id: number }) {
   const toast = useToast();
   const { data: view, error, loading, reload } = useCall('sweeps.get', { id });
   const [resuming, setResuming] = useState(false);
+  // The experiments to compare: chosen with the row boxes; until then the first done ones (at most 8).
+  const [chosen, setChosen] = useState<number[] | null>(null);
   useEvent('history.changed', () => reload({ quiet: true }));
 
   if (error) return <ErrorAlert error={error} testId="sweep-load-error" />;
   if (loading || !view) return <Skeleton h={240} />;
 
   const done = view.members.filter((m) => m.status === 'done');
+  const selected = chosen ?? done.slice(0, MAX_COMPARED).map((m) => m.id);
+  const toggle = (memberId: number, on: boolean): void => setChosen(on ? [...selected, memberId] : selected.filter((x) => x !== memberId));
+  const comparable = selected.length >= 2 && selected.length <= MAX_COMPARED;
   const modelPath = view.members[0]?.modelPath ?? (view.recipe as { model?: { path?: string } } | null)?.model?.path ?? '';
 
   async function resume(): Promise<void> {
@@ -102,8 +114,10 @@ export function SweepPage({ id }: { id: number }) {
         </Stack>
         <Group gap="xs">
           <Button component="a" href={href.history()} variant="default" leftSection={<IconArrowLeft size={16} />}>History</Button>
-          <Button component="a" href={compareHref(done.map((m) => m.id))} variant="light" leftSection={<IconArrowsLeftRight size={16} />}
-            disabled={done.length < 2} data-testid="sweep-compare">Compare {done.length} done</Button>
+          <Button component="a" href={comparable ? compareHref(selected) : undefined} variant="light" leftSection={<IconArrowsLeftRight size={16} />}
+            disabled={!comparable} title={comparable ? undefined : `Tick 2 to ${MAX_COMPARED} finished experiments to compare`} data-testid="sweep-compare">
+            Compare {selected.length} selected
+          </Button>
           {modelPath && <Button component="a" href={paretoHref(modelPath)} variant="light" leftSection={<IconChartDots size={16} />} data-testid="sweep-pareto">Pareto view</Button>}
           {view.remaining > 0 && (
             <Button leftSection={<IconPlayerTrackNext size={16} />} onClick={onAsync(resume)} loading={resuming} data-testid="sweep-resume">
@@ -125,7 +139,7 @@ export function SweepPage({ id }: { id: number }) {
       <Paper withBorder radius="md" p="md">
         <Stack gap="xs">
           <Title order={4}>Experiments</Title>
-          {view.members.length === 0 ? <Text size="sm" c="dimmed">No experiments yet.</Text> : <MembersTable view={view} />}
+          {view.members.length === 0 ? <Text size="sm" c="dimmed">No experiments yet.</Text> : <MembersTable view={view} selected={selected} onToggle={toggle} />}
           {view.remaining > 0 && (
             <Text size="sm" c="dimmed">{view.remaining} combination{view.remaining === 1 ? ' has' : 's have'} no finished or queued experiment (interrupted, cancelled or failed): Resume sweep queues {view.remaining === 1 ? 'it' : 'them'} again.</Text>
           )}

@@ -79,6 +79,13 @@ test('a sweep of 2 × 2 checks its grid, runs four experiments in one group and 
   await expect(members.first()).toContainText('RTN 4-bit g32 · stories260K-kv');
   const ids = await members.evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')));
   await expect(page.getByTestId('sweep-compare')).toHaveAttribute('href', `#/compare?ids=${encodeURIComponent(ids.join(','))}`);
+  // Unticking two leaves a comparison of the other two.
+  await page.getByTestId('sweep-member-select').nth(1).uncheck();
+  await page.getByTestId('sweep-member-select').nth(2).uncheck();
+  await expect(page.getByTestId('sweep-compare')).toHaveAttribute('href', `#/compare?ids=${encodeURIComponent([ids[0], ids[3]].join(','))}`);
+  await page.getByTestId('sweep-member-select').nth(3).uncheck();
+  await expect(page.getByTestId('sweep-compare')).toHaveAttribute('data-disabled', 'true');
+  await page.getByTestId('sweep-member-select').nth(3).check();
   await expect(page.getByTestId('sweep-count-done')).toHaveText('4 done');
   await page.screenshot({ path: path.join(shots, 'sweep-page.png'), fullPage: true });
 });
