@@ -82,6 +82,8 @@ interface Job {
   readonly name: string;
   readonly recipe: Recipe;
   readonly cache: JobCache;
+  /** The sweep the job belongs to: a sweep's jobs run one after another, whatever the concurrency. */
+  groupId: number | null;
   state: 'queued' | 'running' | 'finished';
   seq: number;
   progress: JobProgress | null;
@@ -200,6 +202,7 @@ export class JobService {
     if (options.groupId !== undefined) this.history.joinGroup(experimentId, options.groupId);
     this.recordCheckpoints(experimentId, jobName, recipe);
     const job = this.newJob(randomUUID(), experimentId, jobName, recipe, cache, new JobEta(progressPlan(recipe, { textBytes })));
+    job.groupId = options.groupId ?? null;
     this.jobs.set(job.jobId, job);
     this.queue.push(job);
     this.emit('history.changed', { experimentId });
@@ -345,7 +348,7 @@ export class JobService {
     let resolveFinished!: (f: JobFinished) => void;
     const finished = new Promise<JobFinished>((resolve) => { resolveFinished = resolve; });
     const job: Job = {
-      jobId, experimentId, name, recipe, cache,
+      jobId, experimentId, name, recipe, cache, groupId: null,
       state: 'queued', seq: 0, progress: null,
       eta, segments: eta.segments(),
       coalescer: new Coalescer<Progressless>(this.progressIntervalMs, (p) => this.deliverProgress(job, p), { sameKind: (a, b) => a.phase === b.phase }),
@@ -358,7 +361,11 @@ export class JobService {
 
   private pump(): void {
     while (!this.closed && this.queue.length > 0 && this.live.size + this.starting.size < this.concurrency) {
-      this.launch(this.queue.shift()!);
+      // The first queued job whose sweep has no job running (a sweep's members run one after another).
+      const busy = new Set([...this.jobs.values()].filter((j) => j.state === 'running' && j.groupId !== null).map((j) => j.groupId));
+      const next = this.queue.findIndex((j) => j.groupId === null || !busy.has(j.groupId));
+      if (next < 0) return;
+      this.launch(this.queue.splice(next, 1)[0]);
     }
   }
 

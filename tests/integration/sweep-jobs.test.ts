@@ -80,6 +80,20 @@ describe('sweeps', () => {
     expect(size(b4g32)).toBeLessThan(size(b8g32));
   });
 
+  it('runs a sweep one job at a time even when the service runs several jobs at once', async () => {
+    await jobs.shutdown();
+    jobs = new JobService({ history, host: new ChildProcessHost(WORKER), outputRoot: path.join(scratch.dir, 'outputs'), emit: () => {}, concurrency: 3 });
+    const started = await startSweep({ history, jobs }, { recipe: base, grid: { 'steps.0.blockSize': [32, 64, 128] } });
+    // A job outside the sweep is not held back by it.
+    const other = await jobs.start({ ...base, steps: [{ type: 'quantize', method: 'rtn', bits: 8 }] }, 'beside the sweep');
+    await Promise.all([...started.jobs, other].map((j) => jobs.whenFinished(j.jobId)));
+    const rows = history.db.prepare<{ id: number; started: string; finished: string }>(`SELECT id, started, finished FROM experiments ORDER BY id`).all();
+    const sweep = rows.filter((r) => started.jobs.some((j) => j.experimentId === r.id));
+    for (let i = 1; i < sweep.length; i++) expect(sweep[i].started >= sweep[i - 1].finished).toBe(true);
+    const beside = rows.find((r) => r.id === other.experimentId)!;
+    expect(beside.started < sweep[1].started).toBe(true);
+  });
+
   it('reports every invalid combination before anything is recorded', async () => {
     let error: unknown;
     try {
