@@ -1,9 +1,9 @@
 import {
-  ActionIcon, Anchor, Badge, Button, Checkbox, Chip, Group, NativeSelect, Pagination, Paper, Skeleton, Stack, Table, Text, TextInput, Title, Tooltip, UnstyledButton,
+  ActionIcon, Anchor, Badge, Button, Checkbox, Chip, Group, NativeSelect, Pagination, Paper, Skeleton, Stack, Table, Text, TextInput, Title, UnstyledButton,
 } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
 import { IconArrowDown, IconArrowUp, IconHistory, IconPin, IconPinFilled, IconSearch, IconSelector, IconStar, IconStarFilled } from '@tabler/icons-react';
-import { useEffect, useState, type ReactNode } from 'react';
+import { memo, useCallback, useEffect, useMemo, useState, type ReactNode } from 'react';
 import type { ExperimentStatus, ExperimentSummary, KindCount } from '../../preload/contract.ts';
 import { JOB_KINDS } from '../../preload/methods.ts';
 import { EmptyNote } from '../components/EmptyNote.tsx';
@@ -18,7 +18,7 @@ import { useToast } from '../hooks/useToast.ts';
 import { onAsync } from '../lib/async-handler.ts';
 import { baseName, formatBytes, formatDateTime, formatDuration } from '../lib/format.ts';
 import { formatMetric, metricLabel, sortMetrics } from '../lib/metrics.ts';
-import { href, type HistoryQuery, type HistorySort } from '../lib/route.ts';
+import { DEFAULT_HISTORY_QUERY, href, parseHash, type HistoryQuery, type HistorySort } from '../lib/route.ts';
 
 export const PAGE_SIZE = 25;
 /** How many of the most used tags are offered as filter chips. */
@@ -45,13 +45,22 @@ function sortForSearch(query: HistoryQuery, search: string): HistorySort {
   return query.sort;
 }
 
-function SortHeader({ column, query, children }: { column: HistorySort; query: HistoryQuery; children: string }) {
-  const active = query.sort === column;
-  const Icon = active ? (query.order === 'asc' ? IconArrowUp : IconArrowDown) : IconSelector;
-  const nextOrder = active ? (query.order === 'asc' ? 'desc' : 'asc') : column === 'created' ? 'desc' : 'asc';
+/**
+ * The list's filters as the address holds them now. Handlers inside the memoised table read them when
+ * they run, so the table needs no re-render when only the search text or another filter changed.
+ */
+function currentQuery(): HistoryQuery {
+  const route = parseHash(window.location.hash);
+  return route.name === 'history' ? route.query : DEFAULT_HISTORY_QUERY;
+}
+
+function SortHeader({ column, sort, order, children }: { column: HistorySort; sort: HistorySort; order: 'asc' | 'desc'; children: string }) {
+  const active = sort === column;
+  const Icon = active ? (order === 'asc' ? IconArrowUp : IconArrowDown) : IconSelector;
+  const nextOrder = active ? (order === 'asc' ? 'desc' : 'asc') : column === 'created' ? 'desc' : 'asc';
   return (
-    <Table.Th aria-sort={active ? (query.order === 'asc' ? 'ascending' : 'descending') : undefined}>
-      <UnstyledButton onClick={() => replaceHash(href.history({ ...query, sort: column, order: nextOrder, page: 1 }))} data-testid={`sort-${column}`}>
+    <Table.Th aria-sort={active ? (order === 'asc' ? 'ascending' : 'descending') : undefined}>
+      <UnstyledButton onClick={() => replaceHash(href.history({ ...currentQuery(), sort: column, order: nextOrder, page: 1 }))} data-testid={`sort-${column}`}>
         <Group gap={4} wrap="nowrap"><Text size="sm" fw={600}>{children}</Text><Icon size={14} /></Group>
       </UnstyledButton>
     </Table.Th>
@@ -78,26 +87,27 @@ interface RowActions {
   onTag: (tag: string) => void;
 }
 
+// Native titles rather than tooltips: 25 rows × 2 floating tooltips cost more to render than the rows.
 function Marks({ e, onMark }: { e: ExperimentSummary; onMark: RowActions['onMark'] }) {
   return (
     <Group gap={0} wrap="nowrap">
-      <Tooltip label={e.starred ? 'Unstar' : 'Star'} openDelay={400}>
-        <ActionIcon variant="subtle" color={e.starred ? 'yellow' : 'gray'} aria-label={e.starred ? 'Unstar' : 'Star'} aria-pressed={e.starred}
-          onClick={() => onMark(e, { starred: !e.starred })} data-testid="row-star">
-          {e.starred ? <IconStarFilled size={16} /> : <IconStar size={16} />}
-        </ActionIcon>
-      </Tooltip>
-      <Tooltip label={e.pinned ? 'Unpin' : 'Pin to the top'} openDelay={400}>
-        <ActionIcon variant="subtle" color={e.pinned ? 'blue' : 'gray'} aria-label={e.pinned ? 'Unpin' : 'Pin'} aria-pressed={e.pinned}
-          onClick={() => onMark(e, { pinned: !e.pinned })} data-testid="row-pin">
-          {e.pinned ? <IconPinFilled size={16} /> : <IconPin size={16} />}
-        </ActionIcon>
-      </Tooltip>
+      <ActionIcon variant="subtle" color={e.starred ? 'yellow' : 'gray'} aria-label={e.starred ? 'Unstar' : 'Star'} title={e.starred ? 'Unstar' : 'Star'} aria-pressed={e.starred}
+        onClick={() => onMark(e, { starred: !e.starred })} data-testid="row-star">
+        {e.starred ? <IconStarFilled size={16} /> : <IconStar size={16} />}
+      </ActionIcon>
+      <ActionIcon variant="subtle" color={e.pinned ? 'blue' : 'gray'} aria-label={e.pinned ? 'Unpin' : 'Pin'} title={e.pinned ? 'Unpin' : 'Pin to the top'} aria-pressed={e.pinned}
+        onClick={() => onMark(e, { pinned: !e.pinned })} data-testid="row-pin">
+        {e.pinned ? <IconPinFilled size={16} /> : <IconPin size={16} />}
+      </ActionIcon>
     </Group>
   );
 }
 
-function HistoryTable({ items, query, actions }: { items: ExperimentSummary[]; query: HistoryQuery; actions: RowActions }) {
+/** Memoised: typing in the search box or ticking a filter re-renders the page, not the rows, until the answer changes. */
+const HistoryTable = memo(function HistoryTable({ items, sort, order, filterTags, actions }: {
+  items: ExperimentSummary[]; sort: HistorySort; order: 'asc' | 'desc'; filterTags: string; actions: RowActions;
+}) {
+  const filtering = new Set(filterTags.split('\n'));
   const onPage = items.map((e) => e.id);
   const ticked = onPage.filter((id) => actions.selected.has(id)).length;
   return (
@@ -110,10 +120,10 @@ function HistoryTable({ items, query, actions }: { items: ExperimentSummary[]; q
                 onChange={(ev) => actions.onSelect(onPage, ev.currentTarget.checked)} data-testid="history-select-page" />
             </Table.Th>
             <Table.Th w={72}><Text size="sm" fw={600} c="dimmed" aria-label="Star and pin">★</Text></Table.Th>
-            <SortHeader column="created" query={query}>Created</SortHeader>
-            <SortHeader column="name" query={query}>Name</SortHeader>
-            <SortHeader column="kind" query={query}>Kind</SortHeader>
-            <SortHeader column="status" query={query}>Status</SortHeader>
+            <SortHeader column="created" sort={sort} order={order}>Created</SortHeader>
+            <SortHeader column="name" sort={sort} order={order}>Name</SortHeader>
+            <SortHeader column="kind" sort={sort} order={order}>Kind</SortHeader>
+            <SortHeader column="status" sort={sort} order={order}>Status</SortHeader>
             <Table.Th>Results</Table.Th>
             <Table.Th>Duration</Table.Th>
           </Table.Tr>
@@ -135,7 +145,7 @@ function HistoryTable({ items, query, actions }: { items: ExperimentSummary[]; q
                   <Group gap={4} mt={4}>
                     {e.tags.map((t) => (
                       <UnstyledButton key={t} onClick={() => actions.onTag(t)} aria-label={`Filter by tag ${t}`} data-testid="history-row-tag">
-                        <Badge size="xs" variant={query.tags.includes(t) ? 'filled' : 'light'} style={{ textTransform: 'none', cursor: 'pointer' }}>{t}</Badge>
+                        <Badge size="xs" variant={filtering.has(t) ? 'filled' : 'light'} style={{ textTransform: 'none', cursor: 'pointer' }}>{t}</Badge>
                       </UnstyledButton>
                     ))}
                   </Group>
@@ -151,22 +161,29 @@ function HistoryTable({ items, query, actions }: { items: ExperimentSummary[]; q
       </Table>
     </Table.ScrollContainer>
   );
-}
+});
 
 function kindLabel(k: KindCount): string {
   return `${k.kind} (${k.count.toLocaleString('en')})`;
 }
 
-export function HistoryPage({ query, selectionActions }: { query: HistoryQuery; selectionActions?: SelectionActions }) {
-  const api = useApi();
-  const toast = useToast();
+/** The search box keeps what is typed to itself: a keystroke re-renders the box, not the page. */
+function SearchBox({ query }: { query: HistoryQuery }) {
   const [search, setSearch] = useState(query.search);
   const [debounced] = useDebouncedValue(search, SEARCH_DEBOUNCE_MS);
-  const [selected, setSelected] = useState<ReadonlySet<number>>(new Set());
-
   useEffect(() => {
     if (debounced !== query.search) replaceHash(href.history({ ...query, search: debounced, sort: sortForSearch(query, debounced), page: 1 }));
   }, [debounced, query]);
+  return (
+    <TextInput placeholder="Search names, models, notes, tags…" leftSection={<IconSearch size={16} />} value={search}
+      onChange={(e) => setSearch(e.currentTarget.value)} aria-label="Search the history" style={{ flex: 1, minWidth: 220 }} data-testid="history-search" />
+  );
+}
+
+export function HistoryPage({ query, selectionActions }: { query: HistoryQuery; selectionActions?: SelectionActions }) {
+  const api = useApi();
+  const toast = useToast();
+  const [selected, setSelected] = useState<ReadonlySet<number>>(new Set());
 
   const list = useCall('history.list', {
     search: query.search || undefined,
@@ -188,25 +205,25 @@ export function HistoryPage({ query, selectionActions }: { query: HistoryQuery; 
   });
 
   const go = (change: Partial<HistoryQuery>) => replaceHash(href.history({ ...query, page: 1, ...change }));
-  const toggleTag = (tag: string) => go({ tags: query.tags.includes(tag) ? query.tags.filter((t) => t !== tag) : [...query.tags, tag] });
-
-  const actions: RowActions = {
-    selected,
-    onSelect: (ids, on) => setSelected((s) => {
-      const next = new Set(s);
-      for (const id of ids) if (on) next.add(id); else next.delete(id);
-      return next;
-    }),
-    onMark: onAsync(async (e: ExperimentSummary, change: { starred?: boolean; pinned?: boolean }) => {
-      try {
-        await api.call('history.update', { id: e.id, ...change });
-        list.reload({ quiet: true });
-      } catch (err) {
-        toast.error(err, change.pinned === undefined ? 'Starring' : 'Pinning');
-      }
-    }),
-    onTag: toggleTag,
-  };
+  const toggleTag = useCallback((tag: string) => {
+    const now = currentQuery();
+    replaceHash(href.history({ ...now, page: 1, tags: now.tags.includes(tag) ? now.tags.filter((t) => t !== tag) : [...now.tags, tag] }));
+  }, []);
+  const onSelect = useCallback((ids: readonly number[], on: boolean) => setSelected((s) => {
+    const next = new Set(s);
+    for (const id of ids) if (on) next.add(id); else next.delete(id);
+    return next;
+  }), []);
+  const reloadList = list.reload;
+  const onMark = useMemo(() => onAsync(async (e: ExperimentSummary, change: { starred?: boolean; pinned?: boolean }) => {
+    try {
+      await api.call('history.update', { id: e.id, ...change });
+      reloadList({ quiet: true });
+    } catch (err) {
+      toast.error(err, change.pinned === undefined ? 'Starring' : 'Pinning');
+    }
+  }), [api, toast, reloadList]);
+  const actions = useMemo<RowActions>(() => ({ selected, onSelect, onMark, onTag: toggleTag }), [selected, onSelect, onMark, toggleTag]);
 
   const kindOptions: KindCount[] = [...(kinds.data ?? JOB_KINDS.map((kind) => ({ kind, count: 0 })))];
   if (query.kind && !kindOptions.some((k) => k.kind === query.kind)) kindOptions.push({ kind: query.kind, count: 0 });
@@ -231,8 +248,7 @@ export function HistoryPage({ query, selectionActions }: { query: HistoryQuery; 
         )}
       </Group>
       <Group gap="sm" align="flex-end">
-        <TextInput placeholder="Search names, models, notes, tags…" leftSection={<IconSearch size={16} />} value={search}
-          onChange={(e) => setSearch(e.currentTarget.value)} aria-label="Search the history" style={{ flex: 1, minWidth: 220 }} data-testid="history-search" />
+        <SearchBox query={query} />
         <NativeSelect aria-label="Status" value={query.status} data={[{ value: '', label: 'Any status' }, ...STATUSES.map((s) => ({ value: s, label: s }))]}
           onChange={(e) => go({ status: e.currentTarget.value })} data-testid="history-status-filter" />
         <NativeSelect aria-label="Kind" value={query.kind} data={[{ value: '', label: 'Any kind' }, ...kindOptions.map((k) => ({ value: k.kind, label: kinds.data ? kindLabel(k) : k.kind }))]}
@@ -260,7 +276,7 @@ export function HistoryPage({ query, selectionActions }: { query: HistoryQuery; 
       <Paper withBorder radius="md">
         {list.loading && !list.data && <Stack p="md" gap="xs">{[0, 1, 2, 3].map((i) => <Skeleton key={i} h={36} />)}</Stack>}
         {list.error && <ErrorAlert error={list.error} testId="history-error" />}
-        {list.data && list.data.items.length > 0 && <HistoryTable items={list.data.items} query={query} actions={actions} />}
+        {list.data && list.data.items.length > 0 && <HistoryTable items={list.data.items} sort={query.sort} order={query.order} filterTags={query.tags.join('\n')} actions={actions} />}
         {list.data && list.data.items.length === 0 && (
           filtered
             ? <EmptyNote icon={<IconSearch size={24} />} title="Nothing matches" testId="history-empty">Try other words or clear the filters.</EmptyNote>

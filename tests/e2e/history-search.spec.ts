@@ -93,6 +93,7 @@ test("searching a note's word finds the experiment; tags, kinds, star and pin fi
   await page.getByTestId('history-search').fill('stories');
   await tagChip(page, 'baseline').click();
   await expect(page.getByTestId('history-row')).toHaveCount(2);
+  await expect.poll(() => page.url()).toContain('q=stories');
   await page.reload();
   await expect(page.getByTestId('history-row')).toHaveCount(2);
   await expect(page.getByTestId('history-search')).toHaveValue('stories');
