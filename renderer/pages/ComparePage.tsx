@@ -125,11 +125,10 @@ function MetricsTable({ c }: { c: Comparison }) {
 }
 
 function Notes({ c }: { c: Comparison }) {
-  if (c.notes.length === 0) {
-    return <Alert color="green" variant="light" icon={<IconInfoCircle size={18} />} data-testid="compare-like-for-like">Every run was evaluated the same way: the numbers compare like for like.</Alert>;
-  }
+  const alike = !c.notes.some((n) => n.severity === 'warning');
   return (
     <Stack gap="xs" data-testid="compare-notes">
+      {alike && <Alert color="green" variant="light" icon={<IconInfoCircle size={18} />} data-testid="compare-like-for-like">Every run was evaluated the same way: the numbers compare like for like.</Alert>}
       {c.notes.map((n, i) => (
         <Alert key={i} color={n.severity === 'warning' ? 'yellow' : 'gray'} variant="light" icon={n.severity === 'warning' ? <IconAlertTriangle size={18} /> : <IconInfoCircle size={18} />}
           data-testid="compare-note" data-aspect={n.aspect} data-severity={n.severity}>

@@ -15,6 +15,8 @@ import { href } from '../lib/route.ts';
 
 const MIB = 1024 * 1024;
 const ALL_EVALUATIONS = '';
+/** Rows the runs table shows at most (the chart shows every point). */
+const TABLE_ROWS = 200;
 
 const X_LABEL: Record<ParetoX, string> = { bytes: 'Size on disk', bitsPerWeight: 'Bits per weight' };
 const Y_LABEL: Record<ParetoY, string> = { perplexity: 'Perplexity', kl: 'Mean KL vs original' };
@@ -148,6 +150,12 @@ function ParetoView({ set }: { set: ParetoSet }) {
   const budgetSet = budget.maxBytes !== null || budget.minTokensPerS !== null || numberOrNull(maxQuality) !== null;
   const best = budgetSet ? bestUnderBudget(points, budget, goal) : null;
   const unplotted = points.filter((p) => p[x] === null || p[y] === null);
+  // The table: the best pick and the front first, then the rest by the vertical figure; long lists cut.
+  const tableRows = useMemo(() => {
+    const first = new Set([...(best ? [key(best)] : []), ...front.map(key)]);
+    const rest = points.filter((p) => !first.has(key(p))).sort((a, b) => (a[y] ?? Infinity) - (b[y] ?? Infinity));
+    return [...points.filter((p) => first.has(key(p))), ...rest];
+  }, [points, front, best, y]);
 
   return (
     <Stack gap="md">
@@ -207,7 +215,7 @@ function ParetoView({ set }: { set: ParetoSet }) {
               <Table.Tr><Table.Th>Run</Table.Th><Table.Th>Method</Table.Th><Table.Th ta="right">Size</Table.Th><Table.Th ta="right">Bits/weight</Table.Th><Table.Th ta="right">Perplexity</Table.Th><Table.Th ta="right">KL</Table.Th><Table.Th ta="right">Decode</Table.Th><Table.Th /></Table.Tr>
             </Table.Thead>
             <Table.Tbody>
-              {points.map((p) => (
+              {tableRows.slice(0, TABLE_ROWS).map((p) => (
                 <Table.Tr key={key(p)} data-testid="pareto-row" data-id={p.id}>
                   <Table.Td><Anchor href={href.historyDetail(p.id)} size="sm">{p.original ? 'Original' : `#${p.id} ${p.name}`}</Anchor></Table.Td>
                   <Table.Td><Text size="sm">{p.method}{p.depth > 1 ? ` (step ${p.depth} from the original)` : ''}</Text></Table.Td>
@@ -227,6 +235,7 @@ function ParetoView({ set }: { set: ParetoSet }) {
             </Table.Tbody>
           </Table>
         </Table.ScrollContainer>
+        {tableRows.length > TABLE_ROWS && <Text size="xs" c="dimmed" mt="xs">The first {TABLE_ROWS} of {tableRows.length} runs: the front and the best pick first, then by {Y_LABEL[y].toLowerCase()}.</Text>}
         {unplotted.length > 0 && <Text size="xs" c="dimmed" mt="xs">{unplotted.length} run(s) lack {X_LABEL[x].toLowerCase()} or {Y_LABEL[y].toLowerCase()} and are not on the chart.</Text>}
       </Paper>
     </Stack>
