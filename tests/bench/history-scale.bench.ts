@@ -113,10 +113,10 @@ async function benchSize(count: number): Promise<string | null> {
         const h = app.history;
         const plan = (sql: string, ...params: unknown[]) => h.db.prepare<{ detail: string }>(`EXPLAIN QUERY PLAN ${sql}`).all(...params).map((r) => r.detail).join(' | ');
         console.log('\nquery plans at 10,000:');
-        console.log(`  list:        ${plan('SELECT e.* FROM experiments e ORDER BY e.pinned DESC, e.created DESC, e.id DESC LIMIT 25')}`);
-        console.log(`  kind:        ${plan('SELECT e.* FROM experiments e WHERE e.kind = ? ORDER BY e.pinned DESC, e.created DESC, e.id DESC LIMIT 25', 'quantize')}`);
-        console.log(`  tag:         ${plan('SELECT e.* FROM experiments e WHERE e.id IN (SELECT experiment FROM tags WHERE tag = ?) ORDER BY e.pinned DESC, e.created DESC LIMIT 25', 'x')}`);
-        console.log(`  search:      ${plan("SELECT e.* FROM experiments_fts JOIN experiments e ON e.id = experiments_fts.rowid WHERE experiments_fts MATCH ? ORDER BY e.pinned DESC, bm25(experiments_fts) LIMIT 25", '"g"*')}`);
+        console.log(`  list:        ${plan('SELECT e.id FROM experiments e ORDER BY e.pinned DESC, e.created DESC, e.id DESC LIMIT 25')}`);
+        console.log(`  kind:        ${plan('SELECT e.id FROM experiments e WHERE e.kind = ? ORDER BY e.pinned DESC, e.created DESC, e.id DESC LIMIT 25', 'quantize')}`);
+        console.log(`  tag:         ${plan('SELECT e.id FROM experiments e WHERE e.id IN (SELECT experiment FROM tags WHERE tag = ?) ORDER BY e.pinned DESC, e.created DESC, e.id DESC LIMIT 25', 'x')}`);
+        console.log(`  search:      ${plan("SELECT rowid FROM experiments_fts WHERE experiments_fts MATCH ? ORDER BY rowid IN (SELECT value FROM json_each('[]')) DESC, bm25(experiments_fts) LIMIT 25", '"g"*')}`);
       }
     } finally {
       client.close();
