@@ -209,7 +209,7 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
         <Group gap="xs" wrap="wrap" justify="flex-end" style={{ flex: '0 1 auto' }}>
           <Button component="a" href={href.history()} variant="default" leftSection={<IconArrowLeft size={16} />}>History</Button>
           {wizard && (
-            <Button component="a" href={wizard} variant="light" leftSection={<IconArrowsLeftRight size={16} />} data-testid="detail-compare">Compare</Button>
+            <Button component="a" href={wizard} variant="light" leftSection={<IconArrowsLeftRight size={16} />} title="This run's result beside its original, in its wizard" data-testid="detail-compare">Result vs original</Button>
           )}
           {detail.status === 'done' && <CompareWithButton detail={detail} />}
           {detail.status === 'done' && <ParetoButton detail={detail} />}
