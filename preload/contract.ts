@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { PruneStep, QuantizeStep, type Recipe } from './recipe.ts';
 import { SeriesPoint } from './series.ts';
-import { GridValue, SweepGrid } from './sweep.ts';
+import { SweepGrid, type GridValue } from './sweep.ts';
 import type { Comparison } from './comparison.ts';
 import type { ParetoSet } from './pareto.ts';
 
