@@ -171,9 +171,16 @@ function kindLabel(k: KindCount): string {
 function SearchBox({ query }: { query: HistoryQuery }) {
   const [search, setSearch] = useState(query.search);
   const [debounced] = useDebouncedValue(search, SEARCH_DEBOUNCE_MS);
+  // The address changed the search from elsewhere (the History tab, back): show that, not what was typed.
+  const [shown, setShown] = useState(query.search);
+  if (query.search !== shown) {
+    setShown(query.search);
+    if (query.search !== debounced) setSearch(query.search);
+  }
   useEffect(() => {
-    if (debounced !== query.search) replaceHash(href.history({ ...query, search: debounced, sort: sortForSearch(query, debounced), page: 1 }));
-  }, [debounced, query]);
+    // Only text the debounce has settled on goes into the address.
+    if (debounced === search && debounced !== query.search) replaceHash(href.history({ ...query, search: debounced, sort: sortForSearch(query, debounced), page: 1 }));
+  }, [debounced, search, query]);
   return (
     <TextInput placeholder="Search names, models, notes, tags…" leftSection={<IconSearch size={16} />} value={search}
       onChange={(e) => setSearch(e.currentTarget.value)} aria-label="Search the history" style={{ flex: 1, minWidth: 220 }} data-testid="history-search" />

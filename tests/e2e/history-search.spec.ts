@@ -97,4 +97,12 @@ test("searching a note's word finds the experiment; tags, kinds, star and pin fi
   await page.reload();
   await expect(page.getByTestId('history-row')).toHaveCount(2);
   await expect(page.getByTestId('history-search')).toHaveValue('stories');
+
+  // The History tab starts over: no search left in the box, nor put back into the address.
+  await page.getByTestId('nav-history').click();
+  await expect(page.getByTestId('history-search')).toHaveValue('');
+  await expect(page.getByTestId('history-row')).toHaveCount(4);
+  await page.waitForTimeout(600);
+  expect(page.url()).not.toContain('q=');
+  await expect(page.getByTestId('history-row')).toHaveCount(4);
 });
