@@ -63,17 +63,20 @@ export function createWhittleApp(options: WhittleAppOptions): WhittleApp {
     }
   }
   const host = options.host ?? new ChildProcessHost(options.workerPath ?? appPaths.engineWorker());
+  // Job outputs and the output folders of imported bundles go to the same place.
+  const outputRoot = options.outputRoot ? path.resolve(options.outputRoot) : path.join(home, 'experiments');
   const jobs = new JobService({
     ...options.jobs,
     history,
     host,
-    outputRoot: options.outputRoot ?? path.join(home, 'experiments'),
+    outputRoot,
     emit: (channel, payload) => events.emit(channel, payload),
   });
   // Models are read and decoded on a worker thread: the main process keeps answering calls meanwhile.
   const inspector = createOffThreadInspector();
   const services = createServices({
     transport: options.transport, home, history, jobs, events, inspectModel: (file) => inspector.inspect(file), prunePlan: (file, step) => inspector.prunePlan(file, step), distillPlan: (params) => inspector.distillPlan(params), dialogs: options.dialogs,
+    outputRoot,
   });
   const router = createRouter(services, { checkSender: options.checkSender, logger });
 

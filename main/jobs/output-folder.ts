@@ -5,6 +5,7 @@
 import { readdirSync, rmdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parsePartialName, processAlive } from '../engine/rewrite/output-folder.ts';
+import { IMPORT_STAGING_TARGET } from '../history/bundle/import.ts';
 
 const MAX_SLUG = 48;
 
@@ -65,12 +66,13 @@ const JOB_FOLDER = /^\d+-/;
 
 /**
  * At start: in every job folder of `outputRoot`, the partial folders of engines that are gone (a job
- * interrupted by a crash or `kill -9`), then job folders left empty. Returns the paths removed.
+ * interrupted by a crash or `kill -9`), then job folders left empty; and the staging folders of bundle
+ * imports whose process is gone (history/bundle/import.ts). Returns the paths removed.
  */
 export function cleanInterruptedOutput(outputRoot: string): string[] {
   let names: string[];
   try { names = readdirSync(outputRoot); } catch { return []; }
-  const removed: string[] = [];
+  const removed: string[] = removeStalePartialsSync(outputRoot, IMPORT_STAGING_TARGET);
   for (const name of names) {
     if (!JOB_FOLDER.test(name)) continue;
     const dir = path.join(outputRoot, name);

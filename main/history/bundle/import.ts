@@ -109,6 +109,14 @@ function insertRow(history: BundleHistory, table: string, row: Record<string, st
   return Number(info.lastInsertRowid);
 }
 
+/** The partial folder's target name of import staging folders: `.import.partial-<pid>-<random>`. */
+export const IMPORT_STAGING_TARGET = '.import';
+
+/** A new staging folder's name for this process (engine/rewrite/output-folder.ts's partial-folder form). */
+export function importStagingName(): string {
+  return `${IMPORT_STAGING_TARGET}.partial-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
 export interface ImportOptions {
   /** Where unpacked output folders go (made when missing). */
   outputsRoot: string;
@@ -118,9 +126,11 @@ export async function importBundle(history: BundleHistory, file: string, options
   const source = path.resolve(file);
   const bundle = await checkBundle(source);
 
-  // Output folders: unpacked under a temporary name first, renamed once the records are in.
+  // Output folders: unpacked under a temporary name first, renamed once the records are in. The name
+  // carries this process's id, so what an interrupted import left is removed at the next start
+  // (cleanInterruptedOutput, jobs/output-folder.ts).
   const stamp = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-  const staging = path.join(options.outputsRoot, `.import-${stamp}`);
+  const staging = path.join(options.outputsRoot, importStagingName());
   const moves: { from: string; to: string }[] = [];
   const folderOf = new Map<string, string>();
   const withOutputs = bundle.experiments.filter((e) => e.outputs.length > 0);
