@@ -597,6 +597,11 @@ export const DistillStep = z.strictObject({
   loss: DistillLossConfig.prefault({}),
   teacherSignal: TeacherSignalConfig.prefault({ kind: 'logits' }),
   schedule: TrainSchedule,
+  /**
+   * Weights kept at their values: roles (FREEZE_ROLES) or glob patterns on initializer names, as the
+   * train step's `freeze`; unset: every float weight trains (recovery of RTN/GPTQ freezes norm and embedding).
+   */
+  freeze: z.array(z.string().min(1)).optional(),
   lora: LoraConfig.optional(),
   /**
    * With `lora` on a MatMulNBits student (the output of an RTN or GPTQ step): how the merged weights are
@@ -609,6 +614,12 @@ export const DistillStep = z.strictObject({
   ]).optional(),
   /** Continue an interrupted or cancelled run from its checkpoints. */
   resume: ResumeFrom.optional(),
+}).superRefine((s, ctx) => {
+  (s.freeze ?? []).forEach((entry, i) => {
+    if (isFreezeRoleWord(entry) && !(FREEZE_ROLES as readonly string[]).includes(entry)) {
+      ctx.addIssue({ code: 'custom', path: ['freeze', i], message: `"${entry}" is not a role Whittle knows (${FREEZE_ROLES.join(', ')}); a pattern on weight names needs a * or a dot, e.g. "*${entry}*"` });
+    }
+  });
 });
 export type DistillStep = z.infer<typeof DistillStep>;
 
@@ -659,6 +670,16 @@ export type QuantizeMethod = QuantizeStep['method'];
 export const Step = z.discriminatedUnion('type', [QuantizeStep, PruneStep, SensitivityStep, TrainStep, DistillStep]);
 export type Step = z.infer<typeof Step>;
 
+/**
+ * How an output folder is laid out. 'plain': model.onnx (+ model.onnx.data) with its tokenizer and configs.
+ * 'transformers-js': also config.json, generation_config.json and onnx/model<dtype suffix>.onnx, as
+ * Transformers.js loads a folder. 'genai': also genai_config.json (ONNX Runtime GenAI), written when the
+ * source had none.
+ */
+export const OUTPUT_LAYOUTS = ['plain', 'transformers-js', 'genai'] as const;
+export const OutputLayout = z.enum(OUTPUT_LAYOUTS, { error: () => `the output layout is one of ${OUTPUT_LAYOUTS.join(', ')}` });
+export type OutputLayout = z.infer<typeof OutputLayout>;
+
 export const Recipe = z.strictObject({
   version: z.literal(1).default(1),
   name: z.string().max(200).optional(),
@@ -667,7 +688,7 @@ export const Recipe = z.strictObject({
   tokenizer: z.strictObject({ path }).optional(),
   steps: z.array(Step).default([]),
   evaluation: EvaluationConfig.default({ footprint: true }),
-  output: z.strictObject({ dir: path.optional() }).optional(),
+  output: z.strictObject({ dir: path.optional(), layout: OutputLayout.optional() }).optional(),
 });
 export type Recipe = z.infer<typeof Recipe>;
 export type RecipeInput = z.input<typeof Recipe>;

@@ -22,7 +22,7 @@ export function recoveryFromFlags(o: OptionValues, tokenizer: string | null, mod
   const text = o['recover-text'] ?? o['calib-text'];
   if (text === undefined) throw new UsageError('--recover-steps needs a training text: give it with --recover-text FILE (or --calib-text FILE).', 'Use a text that does not overlap the evaluation text (--eval-text).');
   if (!tokenizer) throw new UsageError(`--recover-steps reads text, which needs the model's tokenizer: there is no tokenizer.json beside ${path.basename(model)}.`, 'Give it with --tokenizer FILE.');
-  return recoverStep({ text: path.resolve(String(text)), steps: Number(o['recover-steps']) }) as Record<string, unknown>;
+  return recoverStep({ text: path.resolve(String(text)), steps: Number(o['recover-steps']), ...(compression ? { after: compression } : {}) }) as Record<string, unknown>;
 }
 
 /** What `--json` adds for a recovery: the distillation's losses, agreement and warnings (null without one). */

@@ -29,9 +29,9 @@ export function recoverTextOf(form: RecoverFormPart & { calibText?: string }): s
 
 /** The recipe's steps with the recovery after them, when asked and when the last step's output can be recovered. */
 export function withRecovery(steps: NonNullable<RecipeInput['steps']>, form: RecoverFormPart & { calibText?: string }): NonNullable<RecipeInput['steps']> {
-  const last = steps.at(-1) as { type: string; method?: string; quantize?: unknown } | undefined;
+  const last = steps.at(-1) as { type: string; method?: string; format?: string; quantize?: unknown } | undefined;
   if (!form.recover || (last && unrecoverableReason(last))) return steps;
-  return [...steps, recoverStep({ text: recoverTextOf(form), steps: toNumber(form.recoverSteps) })];
+  return [...steps, recoverStep({ text: recoverTextOf(form), steps: toNumber(form.recoverSteps), ...(last ? { after: last } : {}) })];
 }
 
 /** A stored recipe's recovery step back into the form part. */

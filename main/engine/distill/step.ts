@@ -25,11 +25,11 @@ import { distillModel } from './distill-model.ts';
 import { preflightDistill, studentOf, teacherOf } from './preflight.ts';
 import type { DistillRequest } from './types.ts';
 
-/** The train step a distill step's data and schedule amount to (every float weight trained, pruning masks kept). */
+/** The train step a distill step's data and schedule amount to (every float weight not frozen trained, pruning masks kept). */
 export function trainStepOf(step: DistillStep): TrainStep {
   return {
     type: 'train', objective: 'lm', text: step.data.text, batch: step.data.batch, length: step.data.length, ...step.schedule,
-    freeze: [], keepSparsity: true, ...(step.data.evalText !== undefined ? { evalText: step.data.evalText } : {}),
+    freeze: [...(step.freeze ?? [])], keepSparsity: true, ...(step.data.evalText !== undefined ? { evalText: step.data.evalText } : {}),
   };
 }
 
