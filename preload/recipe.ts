@@ -581,6 +581,8 @@ export const LoraConfig = z.strictObject({
   rank: z.int().min(1).max(4096),
   alpha: z.number().gt(0).max(1e6).default(16),
   roles: z.array(z.enum(LORA_ROLES)).min(1).default(['q', 'k', 'v', 'o']),
+  /** Dropout probability on the adapters' input during training (inverted dropout; none in evaluation or at export). */
+  dropout: z.number().min(0, 'LoRA dropout is a probability from 0 (off) to below 1').lt(1, 'LoRA dropout is a probability below 1; common values are 0.05 to 0.1').default(0),
 });
 export type LoraConfig = z.infer<typeof LoraConfig>;
 

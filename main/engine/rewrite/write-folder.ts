@@ -2,7 +2,8 @@
  * The one lifecycle of an output folder, shared by every step that writes a model:
  *
  *   partial folder (temporary name) → the step rewrites the model in memory (new tensors spooled) →
- *   model.onnx (+ model.onnx.data) written → companions copied → whittle.json → delivered
+ *   model.onnx (+ model.onnx.data) written → companions copied → the layout's files (interop/layouts.ts)
+ *   → whittle.json → delivered
  *
  * Delivered means renamed to its final name (`deliver: 'final'`, for direct callers), or handed back
  * still under its temporary name (`deliver: 'partial'`, for recipe steps): the runner then evaluates the
@@ -11,8 +12,9 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Recipe } from '../../../preload/recipe.ts';
+import type { OutputLayout, Recipe } from '../../../preload/recipe.ts';
 import { throwIfAborted } from '../errors.ts';
+import { applyLayout } from '../interop/layouts.ts';
 import type { JobContext } from '../job-context.ts';
 import type { OnnxModel } from '../onnx/proto-types.ts';
 import { writeModel } from '../onnx/writer.ts';
@@ -33,6 +35,8 @@ export interface OutputOptions {
    * returned under its temporary name with `pending` to commit or discard it.
    */
   deliver?: 'final' | 'partial';
+  /** The folder's layout (interop/layouts.ts); default: the recipe's `output.layout`, else 'plain'. */
+  layout?: OutputLayout;
 }
 
 /** What every model-writing step reports about the folder it wrote. */
@@ -103,7 +107,10 @@ export async function writeOutputFolder<T>(model: OnnxModel, outDir: string, ctx
     throwIfAborted(ctx.signal);
 
     await copyCompanions(source, spec.options.tokenizerPath ?? spec.options.recipe?.tokenizer?.path, partial.dir, ctx.log);
-    const files = await listFiles(partial.dir);
+    const layout = await applyLayout(spec.options.layout ?? spec.options.recipe?.output?.layout ?? 'plain', partial.dir, ctx.log, source);
+    throwIfAborted(ctx.signal);
+    const nested = await Promise.all(layout.written.filter((n) => n.includes('/')).map(async (name) => ({ name, bytes: (await stat(path.join(partial.dir, name))).size })));
+    const files = [...(await listFiles(partial.dir)), ...nested];
     const bytes = files.reduce((a, f) => a + f.bytes, 0);
     const { weights, extra } = spec.manifest(result);
     const manifest: Manifest = {
@@ -114,6 +121,7 @@ export async function writeOutputFolder<T>(model: OnnxModel, outDir: string, ctx
       source: await sourceRecord(model),
       output: { bytes, files },
       weights,
+      ...(layout.layout !== 'plain' ? { layout: { name: layout.layout, written: layout.written, ...(layout.model ? { model: layout.model, dtype: layout.dtype } : {}) } } : {}),
       ...extra,
     };
     await writeManifest(partial.dir, manifest);
