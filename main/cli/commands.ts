@@ -3,6 +3,7 @@ import { DISTILL, JOB_KINDS, methodsWithFlag, PRUNE_METHODS, QAT, QUANTIZE_METHO
 import { FREEZE_ROLES, STRUCTURED_IMPORTANCES, TAYLOR_AGGREGATES } from '../../preload/recipe.ts';
 import type { CommandSpec } from './args.ts';
 import { historyCompareCommand } from './compare-command.ts';
+import { LAYOUT_OPTION } from './output-flags.ts';
 import { RECOVER_OPTIONS } from './recover.ts';
 import { sweepCommand } from './sweep-command.ts';
 import { WORKSPACE_COMMANDS } from './workspace-commands.ts';
@@ -117,6 +118,7 @@ export const quantizeCommand: CommandSpec = {
     { name: 'temperature', type: 'string', value: 'T', description: `${methodList('temperature')}: ${qatHelp('temperature')}` },
     { name: 'alpha', type: 'string', value: 'A', description: `${methodList('alpha')}: ${qatHelp('alpha')}` },
     { name: 'out', type: 'string', value: 'DIR', description: "the output folder (default: a folder of the experiment in Whittle's home)" },
+    LAYOUT_OPTION,
     { name: 'eval-text', type: 'string', value: 'FILE', description: 'a UTF-8 text to compare original and result on (perplexity, KL, top-1 agreement)' },
     { name: 'tokenizer', type: 'string', value: 'FILE', description: "the model's tokenizer.json (default: tokenizer.json beside the model)" },
     { name: 'window', type: 'int', value: 'L', description: 'with --eval-text: document length in tokens (default 256)' },
@@ -169,6 +171,7 @@ export const pruneCommand: CommandSpec = {
     { name: 'calib-len', type: 'int', value: 'L', min: 8, max: 8192, description: 'tokens per calibration sequence L (default 256)' },
     { name: 'seed', type: 'int', value: 'S', description: 'seed for drawing the calibration sequences (default 0)' },
     { name: 'out', type: 'string', value: 'DIR', description: "the output folder (default: a folder of the experiment in Whittle's home)" },
+    LAYOUT_OPTION,
     { name: 'eval-text', type: 'string', value: 'FILE', description: 'a UTF-8 text to compare original and result on (perplexity, KL, top-1 agreement)' },
     { name: 'tokenizer', type: 'string', value: 'FILE', description: "the model's tokenizer.json (default: tokenizer.json beside the model)" },
     { name: 'window', type: 'int', value: 'L', description: 'with --eval-text: document length in tokens (default 256)' },
@@ -227,6 +230,7 @@ export const trainCommand: CommandSpec = {
     { name: 'checkpoint-every', type: 'int', value: 'N', min: 1, description: trainHelp('checkpoint-every') },
     { name: 'resume', type: 'int', value: 'ID', min: 1, description: `${trainHelp('resume')} (the experiment's own recipe; no other run flags)` },
     { name: 'out', type: 'string', value: 'DIR', description: "the output folder (default: a folder of the experiment in Whittle's home)" },
+    LAYOUT_OPTION,
     { name: 'window', type: 'int', value: 'L', description: 'with --eval-text: document length in tokens for the comparison (default 256)' },
     { name: 'samples', type: 'int', value: 'N', description: 'with --eval-text: number of documents for the comparison (default 400)' },
     { name: 'speed', type: 'boolean', description: 'also time prefill and decode of both models in this job' },
@@ -281,6 +285,7 @@ export const distillCommand: CommandSpec = {
     { name: 'checkpoint-every', type: 'int', value: 'N', min: 1, description: distillHelp('checkpoint-every') },
     { name: 'resume', type: 'int', value: 'ID', min: 1, description: `${distillHelp('resume')} (the experiment's own recipe; no other run flags)` },
     { name: 'out', type: 'string', value: 'DIR', description: "the output folder (default: a folder of the experiment in Whittle's home)" },
+    LAYOUT_OPTION,
     { name: 'window', type: 'int', value: 'L', description: 'with --eval-text: document length in tokens for the comparison (default 256)' },
     { name: 'samples', type: 'int', value: 'N', description: 'with --eval-text: number of documents for the comparison (default 400)' },
     { name: 'speed', type: 'boolean', description: 'also time prefill and decode of teacher and student in this job' },

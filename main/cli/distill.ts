@@ -19,6 +19,7 @@ import { issuePath } from '../api/issues.ts';
 import { preflightDistill, studentOf, teacherOf, type DistillPreflight } from '../engine/distill/preflight.ts';
 import { checkOutputDir } from '../engine/rewrite/output-folder.ts';
 import { UsageError, type OptionValues } from './args.ts';
+import { outputFromFlags } from './output-flags.ts';
 import { outputFolder, outputModel } from './comparison.ts';
 import { runAndReport } from './experiment.ts';
 import type { JobOutcome } from './job-runner.ts';
@@ -128,7 +129,8 @@ export function distillRecipe(o: OptionValues): RecipeInput {
   if (o.speed === true) evaluation.speed = o.threads !== undefined ? { threads: o.threads } : {};
   const recipe: Record<string, unknown> = { version: 1, model: { path: teacher }, tokenizer: { path: tokenizer }, steps: [step], evaluation };
   if (o.name !== undefined) recipe.name = o.name;
-  if (o.out !== undefined) recipe.output = { dir: path.resolve(String(o.out)) };
+  const output = outputFromFlags(o);
+  if (output) recipe.output = output;
   const parsed = Recipe.safeParse(recipe);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -11,6 +11,7 @@ import { Recipe, type RecipeInput } from '../../preload/recipe.ts';
 import { issuePath } from '../api/issues.ts';
 import { checkOutputDir } from '../engine/rewrite/output-folder.ts';
 import { UsageError, type OptionValues } from './args.ts';
+import { outputFromFlags } from './output-flags.ts';
 import { outputFolder, outputModel } from './comparison.ts';
 import { runAndReport } from './experiment.ts';
 import type { Output } from './output.ts';
@@ -221,7 +222,8 @@ export function quantizeRecipe(modelArg: string, o: OptionValues): RecipeInput {
   const recipe: Record<string, unknown> = { version: 1, model: { path: model }, steps: recover ? [step, recover] : [step], evaluation };
   if (tokenizer) recipe.tokenizer = { path: tokenizer };
   if (o.name !== undefined) recipe.name = o.name;
-  if (o.out !== undefined) recipe.output = { dir: path.resolve(String(o.out)) };
+  const output = outputFromFlags(o);
+  if (output) recipe.output = output;
 
   const parsed = Recipe.safeParse(recipe);
   if (!parsed.success) {

@@ -17,6 +17,7 @@ import { WhittleError } from '../engine/errors.ts';
 import { checkOutputDir } from '../engine/rewrite/output-folder.ts';
 import { hasCheckpoint } from '../engine/train/checkpoint-home.ts';
 import { UsageError, type OptionValues } from './args.ts';
+import { outputFromFlags } from './output-flags.ts';
 import { outputFolder, outputModel } from './comparison.ts';
 import { runAndReport } from './experiment.ts';
 import type { JobOutcome } from './job-runner.ts';
@@ -35,7 +36,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
 /** Flags that set up a new run; with --resume the experiment's recipe says all of that. */
 const RUN_FLAGS = [
   'text', 'labels', 'text-column', 'label-column', 'held-out', 'teacher', 'temperature', 'alpha', 'tokenizer', 'steps', 'epochs', 'batch', 'len', 'accumulate', 'lr', 'warmup', 'weight-decay', 'clip-norm', 'freeze', 'keep-sparsity',
-  'no-keep-sparsity', 'eval-text', 'eval-every', 'seed', 'checkpoint-every', 'out', 'window', 'samples', 'speed', 'threads',
+  'no-keep-sparsity', 'eval-text', 'eval-every', 'seed', 'checkpoint-every', 'out', 'layout', 'window', 'samples', 'speed', 'threads',
 ];
 
 function decimal(o: OptionValues, flag: string): number {
@@ -125,7 +126,8 @@ export function trainRecipe(modelArg: string, o: OptionValues): RecipeInput {
   if (o.speed === true) evaluation.speed = o.threads !== undefined ? { threads: o.threads } : {};
   const recipe: Record<string, unknown> = { version: 1, model: { path: model }, tokenizer: { path: tokenizer }, steps: [step], evaluation };
   if (o.name !== undefined) recipe.name = o.name;
-  if (o.out !== undefined) recipe.output = { dir: path.resolve(String(o.out)) };
+  const output = outputFromFlags(o);
+  if (output) recipe.output = output;
   const parsed = Recipe.safeParse(recipe);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

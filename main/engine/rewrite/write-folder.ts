@@ -82,6 +82,16 @@ export async function sourceRecord(model: OnnxModel): Promise<Manifest['source']
 }
 
 /**
+ * The layout of the folder at `outDir`: the options' own, else the recipe's `output.layout` except for the
+ * intermediate models of a recipe's earlier steps (`<workDir>/step-<n>`, quantize/step.ts), else plain.
+ */
+function layoutOf(options: OutputOptions, outDir: string, ctx: JobContext): OutputLayout {
+  if (options.layout) return options.layout;
+  const intermediate = path.dirname(path.resolve(outDir)) === path.resolve(ctx.workDir) && /^step-\d+$/.test(path.basename(outDir));
+  return intermediate ? 'plain' : options.recipe?.output?.layout ?? 'plain';
+}
+
+/**
  * Writes the output folder of `model` (read from its source file) rewritten by `spec.rewrite`; see the
  * file header. Nothing is left at `outDir` or beside it when this throws.
  */
@@ -107,7 +117,7 @@ export async function writeOutputFolder<T>(model: OnnxModel, outDir: string, ctx
     throwIfAborted(ctx.signal);
 
     await copyCompanions(source, spec.options.tokenizerPath ?? spec.options.recipe?.tokenizer?.path, partial.dir, ctx.log);
-    const layout = await applyLayout(spec.options.layout ?? spec.options.recipe?.output?.layout ?? 'plain', partial.dir, ctx.log, source);
+    const layout = await applyLayout(layoutOf(spec.options, partial.finalDir, ctx), partial.dir, ctx.log, source);
     throwIfAborted(ctx.signal);
     const nested = await Promise.all(layout.written.filter((n) => n.includes('/')).map(async (name) => ({ name, bytes: (await stat(path.join(partial.dir, name))).size })));
     const files = [...(await listFiles(partial.dir)), ...nested];
