@@ -543,6 +543,7 @@ export const DISTILL = {
     { field: 'schedule.seed', flag: 'seed', help: 'seed of the data order (default 0)' },
     { field: 'schedule.checkpointEvery', flag: 'checkpoint-every', help: 'write a checkpoint every this many steps, and at cancel (default 25)' },
     { field: 'lora.rank', flag: 'lora-rank', help: 'train low-rank adapters of this rank on the attention projections instead of every weight; merged at export' },
+    { field: 'lora.dropout', flag: 'lora-dropout', help: "with --lora-rank: dropout probability on the adapters' input while training, 0 ≤ P < 1 (default 0; none in evaluation or at export)" },
     { field: 'resume', flag: 'resume', help: 'continue an interrupted or cancelled distillation experiment from its newest checkpoint' },
   ],
   outputs: "A student model folder in the teacher's layout (model.onnx, its weights, whittle.json, config updated) compared with the teacher, with the loss curves and the teacher–student agreement.",

@@ -3,6 +3,7 @@ import { DISTILL, JOB_KINDS, methodsWithFlag, PRUNE_METHODS, QAT, QUANTIZE_METHO
 import { FREEZE_ROLES, STRUCTURED_IMPORTANCES, TAYLOR_AGGREGATES } from '../../preload/recipe.ts';
 import type { CommandSpec } from './args.ts';
 import { historyCompareCommand } from './compare-command.ts';
+import { importCommand } from './import.ts';
 import { LAYOUT_OPTION } from './output-flags.ts';
 import { RECOVER_OPTIONS } from './recover.ts';
 import { sweepCommand } from './sweep-command.ts';
@@ -270,6 +271,7 @@ export const distillCommand: CommandSpec = {
     { name: 'hidden-loss', type: 'string', value: 'X', description: distillHelp('hidden-loss') },
     { name: 'topk-cache', type: 'int', value: 'K', min: 1, description: distillHelp('topk-cache') },
     { name: 'lora-rank', type: 'int', value: 'R', min: 1, description: distillHelp('lora-rank') },
+    { name: 'lora-dropout', type: 'string', value: 'P', description: distillHelp('lora-dropout') },
     { name: 'steps', type: 'int', value: 'N', min: 1, description: distillHelp('steps') },
     { name: 'epochs', type: 'string', value: 'E', description: distillHelp('epochs') },
     { name: 'batch', type: 'int', value: 'B', min: 1, description: distillHelp('batch') },
@@ -355,5 +357,5 @@ export const serveCommand: CommandSpec = {
 };
 
 export const COMMANDS: readonly CommandSpec[] = [
-  inspectCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, trainCommand, distillCommand, historyListCommand, historyShowCommand, historyDeleteCommand, historyCompareCommand, ...WORKSPACE_COMMANDS, sweepCommand, serveCommand,
+  inspectCommand, importCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, trainCommand, distillCommand, historyListCommand, historyShowCommand, historyDeleteCommand, historyCompareCommand, ...WORKSPACE_COMMANDS, sweepCommand, serveCommand,
 ];

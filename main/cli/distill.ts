@@ -30,13 +30,13 @@ import { resumeRecipe } from './train.ts';
 /** The recipe field each flag sets, from the step's description (its options name their flags). */
 const FLAG_FOR_FIELD: Record<string, string> = {
   ...Object.fromEntries(DISTILL.options.filter((o) => o.flag !== null).map((o) => [`steps[0].${o.field}`, `--${o.flag}`])),
-  'steps[0].student': '--student-blocks', 'steps[0].teacherSignal.k': '--topk-cache', 'steps[0].lora.rank': '--lora-rank',
+  'steps[0].student': '--student-blocks', 'steps[0].teacherSignal.k': '--topk-cache', 'steps[0].lora.rank': '--lora-rank', 'steps[0].lora.dropout': '--lora-dropout',
   'evaluation.perplexity.window': '--window', 'evaluation.perplexity.maxSamples': '--samples', 'output.dir': '--out', name: '--name', 'model.path': '--teacher',
 };
 
 /** Flags that set up a new run; with --resume the experiment's recipe says all of that. */
 const RUN_FLAGS: readonly string[] = [
-  'teacher', 'student', 'student-blocks', 'text', 'tokenizer', 'temperature', 'alpha', 'reverse-kl', 'hidden-loss', 'topk-cache', 'lora-rank',
+  'teacher', 'student', 'student-blocks', 'text', 'tokenizer', 'temperature', 'alpha', 'reverse-kl', 'hidden-loss', 'topk-cache', 'lora-rank', 'lora-dropout',
   'steps', 'epochs', 'batch', 'len', 'accumulate', 'lr', 'warmup', 'weight-decay', 'clip-norm', 'eval-text', 'eval-every', 'seed', 'checkpoint-every',
   'out', 'window', 'samples', 'speed', 'threads',
 ];
@@ -101,7 +101,12 @@ function stepFromFlags(o: OptionValues): Record<string, unknown> {
   if (o['checkpoint-every'] !== undefined) schedule.checkpointEvery = o['checkpoint-every'];
   const step: Record<string, unknown> = { type: 'distill', student, data, loss, schedule };
   if (o['topk-cache'] !== undefined) step.teacherSignal = { kind: 'topk', k: o['topk-cache'] };
-  if (o['lora-rank'] !== undefined) step.lora = { rank: o['lora-rank'] };
+  if (o['lora-dropout'] !== undefined) {
+    if (o['lora-rank'] === undefined) throw new UsageError('--lora-dropout only applies with --lora-rank R (the adapters it drops out on).');
+    const p = decimal(o, 'lora-dropout');
+    if (!(p >= 0 && p < 1)) throw new UsageError(`--lora-dropout is a probability from 0 up to but not including 1, got ${String(o['lora-dropout'])}.`, 'Common values are 0.05 to 0.1.');
+  }
+  if (o['lora-rank'] !== undefined) step.lora = { rank: o['lora-rank'], ...(o['lora-dropout'] !== undefined ? { dropout: decimal(o, 'lora-dropout') } : {}) };
   return step;
 }
 

@@ -48,6 +48,8 @@ export interface DistillForm extends EvaluationFormPart {
   loraAlpha: number | string;
   /** The projections that get adapters (LORA_ROLES). */
   loraRoles: LoraRole[];
+  /** Dropout probability on the adapters' input while training, 0 ≤ p < 1; empty or 0: none. */
+  loraDropout: number | string;
 }
 
 export type LoraRole = (typeof LORA_ROLES)[number];
@@ -72,6 +74,7 @@ export const LORA_HELP = {
   rank: 'Train small rank-r adapters beside the chosen weights instead of every weight, merged in at the end; empty or 0 trains every weight.',
   alpha: 'α scales the adapters\' update by α / rank: a larger α makes each step change the model more.',
   roles: 'The projections that get adapters: attention q, k, v, o (the default), a fused qkv, and the MLP gate, up and down.',
+  dropout: 'Each training step drops this share of the adapters\' input at random (0 to below 1, e.g. 0.05); none in evaluation or in the merged model. Empty or 0: no dropout.',
 } as const;
 
 /** The LoRA settings the schema fills in when only a rank is given. */
@@ -128,6 +131,7 @@ export function defaultDistillForm(modelPath = ''): DistillForm {
     loraRank: '',
     loraAlpha: LORA_DEFAULTS.alpha,
     loraRoles: [...LORA_DEFAULTS.roles],
+    loraDropout: '',
   };
 }
 
@@ -141,6 +145,7 @@ export function buildDistillStep(form: DistillForm): DistillStepInput {
   const heldOut = form.heldOut && form.textPath.trim() ? { evalText: form.textPath.trim() } : {};
   const rank = blank(form.loraRank) ? 0 : toNumber(form.loraRank);
   const hidden = blank(form.hiddenWeight) ? 0 : toNumber(form.hiddenWeight);
+  const dropout = blank(form.loraDropout) ? 0 : toNumber(form.loraDropout);
   return {
     type: 'distill',
     student: form.studentKind === 'blocks' ? { blocks: [...form.blocks].sort((a, b) => a - b) } : { model: form.studentPath.trim() },
@@ -151,7 +156,7 @@ export function buildDistillStep(form: DistillForm): DistillStepInput {
       ...(form.duration === 'steps' ? { steps: toNumber(form.steps) } : { epochs: toNumber(form.epochs) }),
       lr: toNumber(form.lr), ...warmup, evalEvery: toNumber(form.evalEvery), seed: toNumber(form.seed), checkpointEvery: toNumber(form.checkpointEvery),
     },
-    ...(rank !== 0 ? { lora: { rank, alpha: blank(form.loraAlpha) ? LORA_DEFAULTS.alpha : toNumber(form.loraAlpha), roles: [...form.loraRoles] } } : {}),
+    ...(rank !== 0 ? { lora: { rank, alpha: blank(form.loraAlpha) ? LORA_DEFAULTS.alpha : toNumber(form.loraAlpha), roles: [...form.loraRoles], ...(dropout !== 0 ? { dropout } : {}) } } : {}),
   };
 }
 
@@ -183,6 +188,7 @@ const FIELD_BY_PATH: Record<string, DistillField> = {
   'steps.0.lora.rank': 'loraRank',
   'steps.0.lora.alpha': 'loraAlpha',
   'steps.0.lora.roles': 'loraRoles',
+  'steps.0.lora.dropout': 'loraDropout',
 };
 
 /** A recipe issue path → the form field. */
@@ -208,7 +214,7 @@ export const STEP_FIELDS: readonly (readonly DistillField[])[] = [
   ['modelPath', 'tokenizerPath', 'textPath', 'window', 'maxSamples', 'prompts'],
   ['studentKind', 'blocks', 'studentPath'],
   ['calibText', 'heldOut', 'evalEvery'],
-  ['temperature', 'alpha', 'reverse', 'signal', 'topk', 'hiddenWeight', 'duration', 'steps', 'epochs', 'batch', 'length', 'lr', 'warmup', 'seed', 'checkpointEvery', 'loraRank', 'loraAlpha', 'loraRoles'],
+  ['temperature', 'alpha', 'reverse', 'signal', 'topk', 'hiddenWeight', 'duration', 'steps', 'epochs', 'batch', 'length', 'lr', 'warmup', 'seed', 'checkpointEvery', 'loraRank', 'loraAlpha', 'loraRoles', 'loraDropout'],
   ['name', 'form'],
 ];
 
@@ -286,6 +292,7 @@ export function distillFormFromRecipe(recipe: unknown): DistillForm | null {
   if (step.lora) {
     form.loraAlpha = step.lora.alpha;
     form.loraRoles = [...step.lora.roles];
+    form.loraDropout = step.lora.dropout > 0 ? step.lora.dropout : '';
   }
   return form;
 }
@@ -307,7 +314,7 @@ export function distillSettingsLine(form: DistillForm): string {
     form.signal === 'topk' ? `top-${form.topk} teacher cache` : 'teacher logits every step',
     ...(!blank(form.hiddenWeight) && toNumber(form.hiddenWeight) !== 0 ? [`hidden-state MSE β ${form.hiddenWeight}`] : []),
     how, `B ${form.batch} × T ${form.length}`, `lr ${form.lr}, warmup ${warmup}`,
-    ...(!blank(form.loraRank) && toNumber(form.loraRank) !== 0 ? [`LoRA rank ${form.loraRank}, α ${form.loraAlpha} on ${form.loraRoles.join(', ')}`] : [])].join(' · ');
+    ...(!blank(form.loraRank) && toNumber(form.loraRank) !== 0 ? [`LoRA rank ${form.loraRank}, α ${form.loraAlpha} on ${form.loraRoles.join(', ')}${!blank(form.loraDropout) && toNumber(form.loraDropout) !== 0 ? `, dropout ${form.loraDropout}` : ''}`] : [])].join(' · ');
 }
 
 /** The job's default name: "Distill model.onnx · blocks 0,2,4 · 100 steps". */

@@ -181,6 +181,10 @@ function SettingsFields({ form, issues, onChange, teacherBlocks, studentBlocks }
             <TextInput label="α" description={LORA_HELP.alpha} value={String(form.loraAlpha)} onChange={(e) => set('loraAlpha', e.currentTarget.value)} maw={360}
               error={issues.loraAlpha} data-testid="distill-lora-alpha" />
           )}
+          {loraOn && (
+            <TextInput label="Dropout" description={LORA_HELP.dropout} placeholder="0" value={String(form.loraDropout)} onChange={(e) => set('loraDropout', e.currentTarget.value)} maw={360}
+              error={issues.loraDropout} data-testid="distill-lora-dropout" />
+          )}
         </Group>
         {loraOn && (
           <Stack gap={4}>

@@ -173,7 +173,7 @@ export async function distillModel(req: DistillRequest, ctx: JobContext): Promis
       temperature, alpha, reverse,
       keepOpen: true, // the teacher and cache opened here are closed here
     });
-    const lora = loraRoles.length > 0 && req.lora ? { roles: loraRoles, rank: req.lora.rank, alpha: req.lora.alpha, seed: c.seed } : null;
+    const lora = loraRoles.length > 0 && req.lora ? { roles: loraRoles, rank: req.lora.rank, alpha: req.lora.alpha, seed: c.seed, dropout: req.lora.dropout ?? 0 } : null;
     let adapter: ViewAdapter | undefined;
     if (grids) {
       const requantize = req.requantize?.method === 'gptq' ? { ...req.requantize, tokenizerPath: c.tokenizerPath } : { method: 'rtn' as const };

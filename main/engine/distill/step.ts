@@ -48,7 +48,7 @@ export function distillRequestOf(step: DistillStep, input: { modelPath: string; 
     student: studentOf(step, input.modelPath),
     loss: { ...step.loss },
     signal: step.teacherSignal.kind === 'topk' ? { kind: 'topk', k: step.teacherSignal.k } : { kind: 'logits' },
-    ...(step.lora ? { lora: { rank: step.lora.rank, alpha: step.lora.alpha, roles: [...step.lora.roles] } } : {}),
+    ...(step.lora ? { lora: { rank: step.lora.rank, alpha: step.lora.alpha, roles: [...step.lora.roles], dropout: step.lora.dropout } } : {}),
     ...(step.requantize ? { requantize: step.requantize.method === 'gptq' ? { method: 'gptq' as const, calibration: { ...step.requantize.calibration } } : { method: 'rtn' as const } } : {}),
     config,
     outDir: dirs.outDir,

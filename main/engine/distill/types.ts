@@ -30,7 +30,7 @@ export interface DistillRequest {
   loss: DistillLoss;
   signal: TeacherSignal;
   /** LoRA adapters instead of full fine-tuning of the student (rank 0 = off). */
-  lora?: { rank: number; alpha: number; roles: string[] };
+  lora?: { rank: number; alpha: number; roles: string[]; dropout?: number };
   /**
    * LoRA on a MatMulNBits student: how the merged weights are quantized again (default RTN); GPTQ
    * calibrates on `calibration` (read with the config's tokenizer).

@@ -14,6 +14,9 @@ export function loraAdapter(options: LoraOptions): ViewAdapter {
       lora = await applyLora(view, options);
       return lora.view;
     },
+    feeds(draw) {
+      return lora?.dropoutFeeds(draw) ?? {};
+    },
     async write(source, view, weights, outDir, ctx, step, outputOptions) {
       if (!lora) throw new WhittleError('INTERNAL', 'The LoRA adapters were written before they were added.');
       const trained = new Map(view.trainable.map((p, i) => [p.name, weights[i]]));

@@ -7,7 +7,9 @@
  *   y' = x·W + (α/r)·((x·A)·B)
  * which costs 2·r·(in + out) multiply-adds per row instead of in·out for forming W + (α/r)·A·B in the
  * graph (and its gradient). Only the adapters train: every other parameter of the view is frozen.
- * Dropout on the adapters is off, as all dropout is in training views (they are built without it).
+ * With dropout p > 0 the adapter reads x ⊙ m instead of x, m [.., in] a mask input fed every micro-batch
+ * (lora-dropout.ts: Bernoulli(1 − p)/(1 − p) in training, ones in evaluation); with p = 0 the graph has
+ * no mask (the view is the one built without dropout).
  *
  * `merge` gives W + (α/r)·A·B for the write-back, and `writeLoraModel` writes those merged weights into
  * the source graph in its own dtype.
@@ -20,8 +22,10 @@ import type { GraphProto, NodeProto, OnnxModel } from '../onnx/proto-types.ts';
 import { readModel } from '../onnx/reader.ts';
 import { makeTensor, readTensorFloat32 } from '../onnx/tensor-data.ts';
 import type { OutputOptions, WrittenFolder } from '../rewrite/write-folder.ts';
+import type * as ort from 'onnxruntime-node';
 import type { TensorMeta } from './autodiff/types.ts';
 import { valueInfo } from './graph-io.ts';
+import { checkDropout, dropoutFeeder, type DropoutDraw, type DropoutInput } from './lora-dropout.ts';
 import type { ParameterRole, TrainableParameter } from './parameters.ts';
 import type { TrainingView } from './view.ts';
 import { writeTrainedModel } from './write-back.ts';
@@ -37,8 +41,10 @@ export interface LoraOptions {
   rank: number;
   /** Scale numerator α: the update is (α/r)·A·B. */
   alpha: number;
-  /** Seed of A's initial values. */
+  /** Seed of A's initial values and of the dropout masks. */
   seed: number;
+  /** Dropout probability on the adapters' input, 0 ≤ p < 1 (0 or unset: none). */
+  dropout?: number;
 }
 
 export interface LoraAdapter {
@@ -56,6 +62,10 @@ export interface LoraView {
   adapters: LoraAdapter[];
   /** α / r. */
   scale: number;
+  /** The dropout mask inputs of the view (empty without dropout), one per adapter. */
+  dropoutInputs: DropoutInput[];
+  /** Feeds of the mask inputs: fresh masks for a training draw, ones for an evaluation pass (null). */
+  dropoutFeeds(draw: DropoutDraw | null): Record<string, ort.Tensor>;
   /** W + (α/r)·A·B for each adapted weight, from the trained adapter values (by name). */
   merge(weights: ReadonlyMap<string, Float32Array>): Map<string, Float32Array>;
 }
@@ -78,6 +88,7 @@ function checkOptions(o: LoraOptions): void {
   if (!(o.alpha > 0) || !Number.isFinite(o.alpha)) bad(`LoRA's alpha must be a number above 0 (got ${o.alpha}); a common choice is twice the rank.`);
   if (o.roles.length === 0) bad(`Choose at least one role for the LoRA adapters (${LORA_ROLES.join(', ')}).`);
   for (const r of o.roles) if (!(LORA_ROLES as readonly string[]).includes(r)) bad(`'${r}' is not a role LoRA adapts; use ${LORA_ROLES.join(', ')}.`);
+  checkDropout(o.dropout ?? 0);
 }
 
 /** W + scale·A·B, W [in, out], A [in, r], B [r, out] (sums in double). */
@@ -127,6 +138,8 @@ export async function applyLora(source: TrainingView, options: LoraOptions): Pro
   const initial = new Map<string, Float32Array>();
   const scale = options.alpha / options.rank;
   const random = uniform(options.seed);
+  const dropout = options.dropout ?? 0;
+  const dropoutInputs: DropoutInput[] = [];
   const added: NodeProto[][] = graph.node.map(() => []);
   const rename = new Map<string, string>();
   graph.node.forEach((node, index) => {
@@ -153,9 +166,18 @@ export async function applyLora(source: TrainingView, options: LoraOptions): Pro
     meta.set(xa, f32([...rowsShape, r])); meta.set(xab, f32(yMeta.shape)); meta.set(scaled, f32(yMeta.shape)); meta.set(sum, f32(yMeta.shape));
     meta.set(scaleName, f32([]));
     graph.initializer.push(makeTensor(scaleName, DataType.float32, [], Float32Array.of(scale)));
+    // With dropout the adapter reads x ⊙ m [.., in], m the mask input fed per micro-batch.
+    let adapterIn = x;
+    if (dropout > 0) {
+      const mask = `${wName}.lora_dropout`, dropped = `${prefix}/dropout`;
+      meta.set(mask, f32(xMeta.shape)); meta.set(dropped, f32(xMeta.shape));
+      dropoutInputs.push({ name: mask, shape: [...xMeta.shape] });
+      added[index].push(makeNode({ opType: 'Mul', inputs: [x, mask], outputs: [dropped], name: `${prefix}/Dropout` }));
+      adapterIn = dropped;
+    }
     // y' = x·W + (α/r)·((x·A)·B)
     added[index].push(
-      makeNode({ opType: 'MatMul', inputs: [x, a], outputs: [xa], name: `${prefix}/MatMul_A` }),
+      makeNode({ opType: 'MatMul', inputs: [adapterIn, a], outputs: [xa], name: `${prefix}/MatMul_A` }),
       makeNode({ opType: 'MatMul', inputs: [xa, b], outputs: [xab], name: `${prefix}/MatMul_B` }),
       makeNode({ opType: 'Mul', inputs: [xab, scaleName], outputs: [scaled], name: `${prefix}/Mul` }),
       makeNode({ opType: 'Add', inputs: [y, scaled], outputs: [sum], name: `${prefix}/Add` }),
@@ -181,6 +203,7 @@ export async function applyLora(source: TrainingView, options: LoraOptions): Pro
   graph.output = graph.output.map((o) => (rename.has(o.name ?? '') ? { ...o, name: rename.get(o.name ?? '') } : o));
   const logits = rename.get(source.logits) ?? source.logits;
   for (const p of trainable) graph.input.push(valueInfo(p.name, { dtype: DataType.float32, shape: p.dims }));
+  for (const m of dropoutInputs) graph.input.push(valueInfo(m.name, { dtype: DataType.float32, shape: [...m.shape] }));
 
   const view: TrainingView = {
     ...source,
@@ -195,6 +218,8 @@ export async function applyLora(source: TrainingView, options: LoraOptions): Pro
     view,
     adapters,
     scale,
+    dropoutInputs,
+    dropoutFeeds: dropoutFeeder(dropoutInputs, dropout, options.seed),
     merge(weights) {
       const out = new Map<string, Float32Array>();
       for (const ad of adapters) {

@@ -8,6 +8,7 @@ import type { JobContext } from '../job-context.ts';
 import type { OnnxModel } from '../onnx/proto-types.ts';
 import type { OutputOptions, WrittenFolder } from '../rewrite/write-folder.ts';
 import { crossEntropyHead, type LossHead } from './loss-head.ts';
+import type { DropoutDraw } from './lora-dropout.ts';
 import type { Batch } from './session.ts';
 import type { TrainingView } from './view.ts';
 
@@ -31,8 +32,11 @@ export const languageModelling: TrainObjective = {
  * A change to the view before it is compiled (LoRA adapters, fake quantization) and, when the trained
  * parameters are not the source's own weights, how the result is written (merged adapters, quantized
  * weights). Without `write`, the trained parameters are written back into the source graph by name.
+ * `feeds` gives the inputs the adapter added to the view (LoRA's dropout masks) for one training
+ * micro-batch (`draw`: its optimizer step and micro-batch) or for an evaluation pass (null).
  */
 export interface ViewAdapter {
   apply(view: TrainingView): Promise<TrainingView>;
+  feeds?(draw: DropoutDraw | null): Record<string, ort.Tensor>;
   write?(source: OnnxModel, view: TrainingView, weights: Float32Array[], outDir: string, ctx: JobContext, step: unknown, options: OutputOptions): Promise<WrittenFolder>;
 }

@@ -38,6 +38,9 @@ export function qloraAdapter(quantizedPath: string, grids: ReadonlyMap<string, W
       }
       return lora.view;
     },
+    feeds(draw) {
+      return lora?.dropoutFeeds(draw) ?? {};
+    },
     async write(source, view, weights, outDir, ctx, step, outputOptions) {
       if (!lora) throw new WhittleError('INTERNAL', 'The LoRA adapters were written before they were added.');
       const trained = new Map(view.trainable.map((p, i) => [p.name, weights[i]]));

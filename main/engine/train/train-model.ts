@@ -148,7 +148,7 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
         const parts: Record<string, number> = {};
         for (const batch of evalData.inOrder()) {
           throwIfAborted(ctx.signal);
-          const r = await heldOutSession.run(batch, await objective.feeds?.(batch));
+          const r = await heldOutSession.run(batch, { ...await objective.feeds?.(batch), ...req.adapter?.feeds?.(null) });
           sum += r.lossSum;
           count += r.tokenCount;
           for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v;
@@ -189,7 +189,7 @@ export async function trainModel(req: TrainRequest, ctx: JobContext): Promise<Tr
           const next = await timed('data', () => data.batchAt(position));
           const batch: Batch = next.batch;
           position = next.next;
-          const extra = await timed('teacher', async () => objective.feeds?.(batch));
+          const extra = { ...await timed('teacher', async () => objective.feeds?.(batch)), ...req.adapter?.feeds?.({ step, micro: a }) };
           const r = await timed('session', () => trainSession.run(batch, extra));
           lossSum += r.lossSum;
           tokens += r.tokenCount;
