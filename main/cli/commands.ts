@@ -4,6 +4,7 @@ import { FREEZE_ROLES, STRUCTURED_IMPORTANCES, TAYLOR_AGGREGATES } from '../../p
 import type { CommandSpec } from './args.ts';
 import { historyCompareCommand } from './compare-command.ts';
 import { importCommand } from './import.ts';
+import { importCommand } from './import.ts';
 import { LAYOUT_OPTION } from './output-flags.ts';
 import { RECOVER_OPTIONS } from './recover.ts';
 import { sweepCommand } from './sweep-command.ts';
@@ -357,5 +358,5 @@ export const serveCommand: CommandSpec = {
 };
 
 export const COMMANDS: readonly CommandSpec[] = [
-  inspectCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, trainCommand, distillCommand, historyListCommand, historyShowCommand, historyDeleteCommand, historyCompareCommand, ...WORKSPACE_COMMANDS, sweepCommand, serveCommand,
+  inspectCommand, importCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, trainCommand, distillCommand, historyListCommand, historyShowCommand, historyDeleteCommand, historyCompareCommand, ...WORKSPACE_COMMANDS, sweepCommand, serveCommand,
 ];
