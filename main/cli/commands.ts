@@ -4,7 +4,6 @@ import { FREEZE_ROLES, STRUCTURED_IMPORTANCES, TAYLOR_AGGREGATES } from '../../p
 import type { CommandSpec } from './args.ts';
 import { historyCompareCommand } from './compare-command.ts';
 import { importCommand } from './import.ts';
-import { importCommand } from './import.ts';
 import { LAYOUT_OPTION } from './output-flags.ts';
 import { RECOVER_OPTIONS } from './recover.ts';
 import { sweepCommand } from './sweep-command.ts';
