@@ -91,6 +91,16 @@ describe('whittle distill: the recipe', () => {
     expect(parseStudentBlocks(' 3,1 ')).toEqual([1, 3]);
   });
 
+  it('--lora-dropout sets the adapters\' dropout, with --lora-rank only and below 1', () => {
+    const r = Recipe.parse(distillRecipe({ ...base, 'student-blocks': '0', steps: 2, 'lora-rank': 4, 'lora-dropout': '0.05' }));
+    expect(r.steps[0]).toMatchObject({ lora: { rank: 4, dropout: 0.05 } });
+    // Unset: no dropout.
+    expect(Recipe.parse(distillRecipe({ ...base, 'student-blocks': '0', steps: 2, 'lora-rank': 4 })).steps[0]).toMatchObject({ lora: { rank: 4, dropout: 0 } });
+    expect(usage({ ...base, 'student-blocks': '0', steps: 2, 'lora-dropout': '0.1' })).toMatch(/--lora-dropout only applies with --lora-rank/);
+    expect(usage({ ...base, 'student-blocks': '0', steps: 2, 'lora-rank': 4, 'lora-dropout': '1' })).toMatch(/--lora-dropout is a probability from 0 up to but not including 1, got 1/);
+    expect(usage({ ...base, 'student-blocks': '0', steps: 2, 'lora-rank': 4, 'lora-dropout': 'some' })).toMatch(/--lora-dropout needs a number/);
+  });
+
   it('the command lists every flag the description names, with its help', () => {
     const names = distillCommand.options.map((o) => o.name);
     for (const o of DISTILL.options) if (o.flag) expect(names, o.flag).toContain(o.flag);

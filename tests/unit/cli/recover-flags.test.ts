@@ -8,7 +8,8 @@ import { quantizeRecipe } from '../../../main/cli/quantize.ts';
 import { recoveryJson } from '../../../main/cli/recover.ts';
 import { recipeKind } from '../../../preload/methods.ts';
 import { Recipe } from '../../../preload/recipe.ts';
-import { isRecoverStep, recoverStep } from '../../../preload/recover.ts';
+import { trainStepOf } from '../../../main/engine/distill/step.ts';
+import { GRID_RECOVERY, isRecoverStep, recoverStep, writesGrid } from '../../../preload/recover.ts';
 import { STORIES } from '../../helpers/fixtures.ts';
 
 const TRAIN = '/texts/train.txt';
@@ -47,6 +48,32 @@ describe('recovery after compression', () => {
     expect(Recipe.parse(quantizeRecipe(STORIES.model, { method: 'rtn', 'recover-text': TRAIN, 'recover-steps': 5 })).steps[1]).toMatchObject({ type: 'distill', data: { text: TRAIN } });
     expect(usage(() => quantizeRecipe(STORIES.model, { method: 'rtn', format: 'qdq', 'recover-text': TRAIN, 'recover-steps': 5 }))).toMatch(/QDQ format .* is not trained\. Quantize in the MatMulNBits format/);
     expect(usage(() => quantizeRecipe(STORIES.model, { method: 'int8-dynamic', 'recover-text': TRAIN, 'recover-steps': 5 }))).toMatch(/INT8 weights are not trained\. .*KD-QAT \(quantize --method qat\)/);
+  });
+
+  it('recovery of RTN/GPTQ MatMulNBits trains at lr 1e-3 with the norms and the embedding frozen; other recoveries keep the distill defaults', () => {
+    for (const method of ['gptq', 'rtn']) {
+      const r = Recipe.parse(quantizeRecipe(STORIES.model, { method, bits: '4', ...(method === 'gptq' ? { 'calib-text': STORIES.text } : { 'recover-text': STORIES.text }), 'recover-steps': 40 }));
+      expect(r.steps[1], method).toMatchObject({ type: 'distill', schedule: { steps: 40, lr: GRID_RECOVERY.lr }, freeze: ['norm', 'embedding'] });
+      const d = r.steps[1];
+      // The distill step hands the freeze to the training.
+      expect(d.type === 'distill' && trainStepOf(d).freeze).toEqual(['norm', 'embedding']);
+    }
+    const fp16 = Recipe.parse(quantizeRecipe(STORIES.model, { method: 'fp16', 'recover-text': TRAIN, 'recover-steps': 5 })).steps[1];
+    const pruned = Recipe.parse(pruneRecipe(STORIES.model, { method: 'wanda', 'calib-text': STORIES.text, 'recover-steps': 5 })).steps[1];
+    for (const d of [fp16, pruned]) {
+      expect(d).toMatchObject({ type: 'distill', schedule: { lr: 3e-4 } });
+      expect(d.type === 'distill' && d.freeze).toBeUndefined();
+      expect(d.type === 'distill' && trainStepOf(d).freeze).toEqual([]);
+    }
+    expect(writesGrid({ type: 'quantize', method: 'gptq', format: 'qdq' })).toBe(false);
+    expect(writesGrid({ type: 'prune', method: 'sparsegpt' })).toBe(false);
+    // The distill step's freeze takes roles and patterns, as the train step's does.
+    const step = (freeze: string[]) => ({ model: { path: 'm.onnx' }, steps: [{ type: 'distill', student: { from: 'input' }, data: { text: TRAIN }, schedule: { steps: 1 }, freeze }] });
+    expect(Recipe.safeParse(step(['norm', '*.layers.0.*'])).success).toBe(true);
+    const bad = Recipe.safeParse(step(['norms']));
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues[0]).toMatchObject({ path: ['steps', 0, 'freeze', 0] });
+    expect(bad.error?.issues[0].message).toMatch(/"norms" is not a role Whittle knows/);
   });
 
   it('bad input: no text to recover on, --recover-text alone, no tokenizer', () => {

@@ -75,6 +75,13 @@ describe('the Distill wizard form', () => {
     expect(Object.keys(bad).sort()).toEqual(['hiddenWeight', 'loraAlpha', 'loraRoles']);
     expect(bad.loraRoles).toMatch(/at least one projection/);
     expect(firstDistillStepWithIssues(bad)).toBe(3);
+    // LoRA dropout: into the step when above 0, read back, in the settings line; 1 or more is refused on its field.
+    const dropped = filled({ loraRank: 4, loraDropout: '0.1' });
+    expect(Recipe.parse(buildDistillRecipe(dropped)).steps[0]).toMatchObject({ lora: { rank: 4, dropout: 0.1 } });
+    expect(distillFormFromRecipe(Recipe.parse(buildDistillRecipe(dropped)))?.loraDropout).toBe(0.1);
+    expect(distillSettingsLine(dropped)).toContain(', dropout 0.1');
+    expect(distillFormFromRecipe(Recipe.parse(buildDistillRecipe(filled({ loraRank: 4 }))))?.loraDropout).toBe('');
+    expect(Object.keys(validateDistillForm(filled({ loraRank: 4, loraDropout: '1' })))).toEqual(['loraDropout']);
     expect(validateDistillForm(filled({ hiddenWeight: 1, signal: 'topk' })).hiddenWeight).toMatch(/top-k cache/);
     for (const line of [LOSS_HELP.hidden, ...Object.values(LORA_HELP)]) expect(line).not.toMatch(/\n/);
   });

@@ -36,6 +36,9 @@ describe('the Recover option', () => {
     expect(r.steps.map((s) => s.type)).toEqual(['quantize', 'distill']);
     // RTN and GPTQ in the MatMulNBits format recover on their grid; the QDQ format and INT8 add no distill step and ask for none of its fields.
     expect(Recipe.parse(buildQuantizeRecipe(quantize({ method: 'rtn', recover: true, recoverSteps: 12 }))).steps.map((s) => s.type)).toEqual(['quantize', 'distill']);
+    // … at the grid recovery's lr, norms and embedding frozen; FP16 keeps the distill defaults.
+    expect(Recipe.parse(buildQuantizeRecipe(quantize({ method: 'gptq', recover: true, recoverSteps: 12 }))).steps[1]).toMatchObject({ schedule: { lr: 1e-3 }, freeze: ['norm', 'embedding'] });
+    expect(r.steps[1]).toMatchObject({ schedule: { lr: 3e-4 } });
     expect(validateQuantizeForm(quantize({ method: 'gptq', recover: true, recoverSteps: 0 })).recoverSteps).toBeTruthy();
     expect(Recipe.parse(buildQuantizeRecipe(quantize({ method: 'rtn', format: 'qdq', recover: true, recoverSteps: 12 }))).steps.map((s) => s.type)).toEqual(['quantize']);
     expect(Recipe.parse(buildQuantizeRecipe(quantize({ method: 'int8-dynamic', recover: true, recoverSteps: 12 }))).steps.map((s) => s.type)).toEqual(['quantize']);
