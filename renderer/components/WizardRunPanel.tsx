@@ -1,9 +1,11 @@
-import { Alert, Button, Grid, Group, Paper, Stack, TextInput } from '@mantine/core';
+import { Alert, Button, Grid, Group, Paper, Select, Stack, TextInput } from '@mantine/core';
 import { IconChartBar, IconGridDots } from '@tabler/icons-react';
 import { useState, type ReactNode } from 'react';
 import type { ErrorShape } from '../../preload/contract.ts';
+import type { OutputLayout } from '../../preload/recipe.ts';
 import type { JobState } from '../lib/job-state.ts';
 import { onAsync } from '../lib/async-handler.ts';
+import { isOutputLayout, LAYOUT_CHOICES } from '../lib/output-layout.ts';
 import { ErrorAlert } from './ErrorAlert.tsx';
 import { JobPanel } from './JobPanel.tsx';
 import { RecipeActions } from './RecipeActions.tsx';
@@ -31,6 +33,9 @@ interface Props {
   /** The job has a result: offer the comparison. */
   done: boolean;
   onShowComparison: () => void;
+  /** The output folder's layout (recipe `output.layout`); the select shows when `onLayout` is given. */
+  layout?: OutputLayout;
+  onLayout?: (layout: OutputLayout) => void;
 }
 
 /** The Run step of every wizard: review, name, start, and the job beside them while it runs. */
@@ -45,6 +50,11 @@ export function WizardRunPanel(p: Props) {
             <TextInput label="Name" description="Shown in the history; optional." placeholder={p.namePlaceholder} value={p.name}
               onChange={(e) => p.onName(e.currentTarget.value)} maxLength={200} error={p.nameError} disabled={p.running}
               data-testid={`${p.testIdPrefix}-name`} />
+            {p.onLayout && (
+              <Select label="Output layout" description="The output folder always has model.onnx; a layout adds the files another runtime loads." data={LAYOUT_CHOICES}
+                value={p.layout ?? 'plain'} onChange={(v) => { if (isOutputLayout(v)) p.onLayout?.(v); }} allowDeselect={false} disabled={p.running}
+                data-testid={`${p.testIdPrefix}-layout`} />
+            )}
             {p.formIssue && <Alert color="red" variant="light" title="The recipe is not valid" data-testid="validation-issues">{p.formIssue}</Alert>}
             {p.startError && <ErrorAlert error={p.startError} testId={`${p.testIdPrefix}-error`} />}
             <RecipeActions recipe={p.recipe} onRun={onAsync(p.run)} starting={p.starting} running={p.running} runTestId={`${p.testIdPrefix}-start`} />

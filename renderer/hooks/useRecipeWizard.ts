@@ -11,9 +11,11 @@ import { reportRejection } from '../lib/async-handler.ts';
 import { toUiError } from '../lib/errors.ts';
 import type { Issues } from '../lib/form-issues.ts';
 import { jobPhase } from '../lib/job-state.ts';
+import { layoutOfRecipe, withLayout } from '../lib/output-layout.ts';
 import { fetchPrefill } from '../lib/prefill.ts';
 import { calibrationTextOf, withoutSampleTexts, withSampleDefaults } from '../lib/sample-defaults.ts';
 import { experimentNameOf } from '../../preload/naming.ts';
+import type { OutputLayout } from '../../preload/recipe.ts';
 import { useApi } from './useApi.ts';
 import { useJob, useJobStore } from './useJobs.ts';
 import { replaceHash } from './useRoute.ts';
@@ -68,6 +70,8 @@ export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
   const [startError, setStartError] = useState<ErrorShape | null>(null);
   const [starting, setStarting] = useState(false);
   const [stored, setStored] = useState<ExperimentDetail | null>(null);
+  /** The output folder's layout (the Run step's choice), set into the recipe's `output.layout`. */
+  const [layout, setLayout] = useState<OutputLayout>('plain');
   const job = useJob(jobId, experimentId);
   const phase = job ? jobPhase(job) : null;
   const running = phase === 'starting' || phase === 'running';
@@ -100,6 +104,7 @@ export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
       // A recipe this wizard cannot read (another kind, an older schema) leaves the sample defaults, from the first step.
       if (editing && !fromRecipe) setActive(steps.model);
       setForm((f) => fromRecipe ?? withSampleDefaults(f, list));
+      if (fromRecipe && detail) setLayout(layoutOfRecipe(detail.recipe));
     };
     void prefill();
     return () => { alive = false; };
@@ -126,7 +131,7 @@ export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
 
   const outcome: QuantizeOutcome | null = job?.result
     ?? (!jobId && stored && stored.status === 'done' ? { metrics: stored.metrics, artefacts: stored.artefacts, details: stored.details } : null);
-  const recipe = useMemo(() => spec.buildRecipe(form), [form]);
+  const recipe = useMemo(() => withLayout(spec.buildRecipe(form), layout), [form, layout]);
   /** The name the experiment gets when the user types none: the one naming function the job service and the CLI use. */
   const defaultName = useMemo(() => experimentNameOf(recipe) ?? spec.defaultName(form), [recipe]);
 
@@ -202,6 +207,6 @@ export function useRecipeWizard<F extends WizardForm, I extends Issues<string>>(
 
   return {
     form, samples, active, setActive, issues: checked ? issues : ({} as I), checking, modelError, startError, starting, stored, job, running,
-    outcome, recipe, defaultName, change, pickSample, next, run, again,
+    outcome, recipe, defaultName, change, pickSample, next, run, again, layout, setLayout,
   };
 }

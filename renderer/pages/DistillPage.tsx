@@ -250,7 +250,7 @@ const DISTILL_WIZARD: WizardSpec<DistillForm, DistillIssues> = {
 export function DistillPage({ path, jobId, experimentId, from = null }: Props) {
   const {
     form, samples, active, setActive, issues: shownIssues, checking, modelError, startError, starting, stored, job, running,
-    outcome, recipe, defaultName, change, pickSample, next, run, again,
+    outcome, recipe, defaultName, change, pickSample, next, run, again, layout, setLayout,
   } = useRecipeWizard(DISTILL_WIZARD, { path, jobId, experimentId, from });
 
   // The teacher's blocks for the picker, from the model's inspection (read once the teacher is chosen).
@@ -306,7 +306,7 @@ export function DistillPage({ path, jobId, experimentId, from = null }: Props) {
         </Stepper.Step>
         <Stepper.Step label="Run" description="Distil and evaluate" data-testid="wizard-tab-run">
           <StepBody testId="wizard-step-run" title="Run" intro="Check the settings, then run. The curves follow every step; a cancelled run keeps its checkpoint and can be resumed from the history.">
-            <WizardRunPanel testIdPrefix="distill" name={form.name} namePlaceholder={defaultName} onName={(name) => change({ ...form, name })}
+            <WizardRunPanel testIdPrefix="distill" layout={layout} onLayout={setLayout} name={form.name} namePlaceholder={defaultName} onName={(name) => change({ ...form, name })}
               nameError={shownIssues.name} formIssue={shownIssues.form} startError={startError} recipe={recipe} run={run} starting={starting} running={running}
               job={job} done={outcome !== null} onShowComparison={() => setActive(STEP.result)}>
               <Review form={form} />

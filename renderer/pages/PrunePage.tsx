@@ -90,7 +90,7 @@ const PRUNE_WIZARD: WizardSpec<PruneForm, PruneIssues> = {
 export function PrunePage({ path, jobId, experimentId, from = null }: Props) {
   const {
     form, samples, active, setActive, issues: shownIssues, checking, modelError, startError, starting, stored, job, running,
-    outcome, recipe, defaultName, change, pickSample, next, run, again,
+    outcome, recipe, defaultName, change, pickSample, next, run, again, layout, setLayout,
   } = useRecipeWizard(PRUNE_WIZARD, { path, jobId, experimentId, from });
 
   // The preview (prune.plan: weights, per-block sparsity or removals, size after) follows the settings, debounced, on the Targets step.
@@ -129,7 +129,7 @@ export function PrunePage({ path, jobId, experimentId, from = null }: Props) {
         </Stepper.Step>
         <Stepper.Step label="Run" description="Prune and evaluate" data-testid="wizard-tab-run">
           <StepBody testId="wizard-step-run" title="Run" intro="Check the settings, then run. The weights are pruned block by block, then the original and the result are evaluated.">
-            <WizardRunPanel testIdPrefix="prune" name={form.name} namePlaceholder={defaultName} onName={(name) => change({ ...form, name })}
+            <WizardRunPanel testIdPrefix="prune" layout={layout} onLayout={setLayout} name={form.name} namePlaceholder={defaultName} onName={(name) => change({ ...form, name })}
               nameError={shownIssues.name} formIssue={shownIssues.form} startError={startError} recipe={recipe} run={run} starting={starting} running={running}
               job={job} done={outcome !== null} onShowComparison={() => setActive(STEP.result)}>
               <Review form={form} />

@@ -114,7 +114,7 @@ export function QuantizePage({ path, jobId, experimentId, from = null }: Props) 
   const store = useJobStore();
   const {
     form, samples, active, setActive, issues: shownIssues, checking, modelError, startError, starting, stored, job, running,
-    outcome, recipe, defaultName, change, pickSample, next, run, again,
+    outcome, recipe, defaultName, change, pickSample, next, run, again, layout, setLayout,
   } = useRecipeWizard(QUANTIZE_WIZARD, { path, jobId, experimentId, from });
   // The per-layer sensitivity analysis of the Weights step: its own job, remembered by its inputs (this tab),
   // so that coming back to the step with the same settings shows it instead of measuring again.
@@ -213,7 +213,7 @@ export function QuantizePage({ path, jobId, experimentId, from = null }: Props) 
         </Stepper.Step>
         <Stepper.Step label="Run" description="Quantize and evaluate" data-testid="wizard-tab-run">
           <StepBody testId="wizard-step-run" title="Run" intro="Check the settings, then run. The weights are quantized one by one, then the original and the result are evaluated.">
-            <WizardRunPanel testIdPrefix="quantize" name={form.name} namePlaceholder={defaultName} onName={(name) => change({ ...form, name })}
+            <WizardRunPanel testIdPrefix="quantize" layout={layout} onLayout={setLayout} name={form.name} namePlaceholder={defaultName} onName={(name) => change({ ...form, name })}
               nameError={shownIssues.name} formIssue={shownIssues.form} startError={startError} recipe={recipe} run={run} starting={starting} running={running}
               job={job} done={outcome !== null} onShowComparison={() => setActive(STEP.result)}
               beside={curve.length > 0 ? <TrainCurves curve={curve} live={running} /> : null}>

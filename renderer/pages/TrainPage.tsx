@@ -181,7 +181,7 @@ const TRAIN_WIZARD: WizardSpec<TrainForm, TrainIssues> = {
 export function TrainPage({ path, jobId, experimentId, from = null }: Props) {
   const {
     form, samples, active, setActive, issues: shownIssues, checking, modelError, startError, starting, stored, job, running,
-    outcome, recipe, defaultName, change, pickSample, next, run, again,
+    outcome, recipe, defaultName, change, pickSample, next, run, again, layout, setLayout,
   } = useRecipeWizard(TRAIN_WIZARD, { path, jobId, experimentId, from });
   const series = job?.series;
   const curve = useMemo(() => (series ? liveCurve(series) : stored ? storedCurve(stored.details) ?? [] : []), [series, stored]);
@@ -216,7 +216,7 @@ export function TrainPage({ path, jobId, experimentId, from = null }: Props) {
         </Stepper.Step>
         <Stepper.Step label="Run" description="Train and evaluate" data-testid="wizard-tab-run">
           <StepBody testId="wizard-step-run" title="Run" intro="Check the settings, then run. The curves follow every step; a cancelled run keeps its checkpoint and can be resumed from the history.">
-            <WizardRunPanel testIdPrefix="train" name={form.name} namePlaceholder={defaultName} onName={(name) => change({ ...form, name })}
+            <WizardRunPanel testIdPrefix="train" layout={layout} onLayout={setLayout} name={form.name} namePlaceholder={defaultName} onName={(name) => change({ ...form, name })}
               nameError={shownIssues.name} formIssue={shownIssues.form} startError={startError} recipe={recipe} run={run} starting={starting} running={running}
               job={job} done={outcome !== null} onShowComparison={() => setActive(STEP.result)}>
               <Review form={form} />
