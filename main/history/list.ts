@@ -9,12 +9,13 @@
 import type Database from 'better-sqlite3';
 import type { ExperimentStatus, KindCount, TagCount } from '../../preload/contract.ts';
 import { JOB_KINDS } from '../../preload/methods.ts';
-import { ftsMatchExpression } from './search.ts';
+import { ftsMatchExpression, searchTerms, type SearchTerm } from './search.ts';
 
 export type ListSort = 'relevance' | 'created' | 'name' | 'status' | 'kind';
 
 export interface ListQuery {
-  /** Words searched in names, kinds, models, notes and tags (prefixes, all must match). */
+  /** Words searched in names, kinds, models, notes and tags (prefixes, all must match); words of 3
+   *  characters or more also inside names and models. */
   search?: string;
   status?: ExperimentStatus;
   kind?: string;
@@ -73,6 +74,11 @@ export function listRows<Row>(db: Database.Database, query: ListQuery): { rows: 
   const order = query.order === 'asc' ? 'ASC' : 'DESC';
   const and = (sql: string[]): string => sql.map((s) => ` AND ${s}`).join('');
 
+  const terms = match !== null ? searchTerms(search) : [];
+  if (match !== null && terms.some((t) => t.substring !== null)) {
+    return searchWithSubstrings<Row>(db, terms, match, { where, params, limit, offset, order, sort: query.sort });
+  }
+
   if (match !== null) {
     const inFts = 'e.id IN (SELECT rowid FROM experiments_fts WHERE experiments_fts MATCH ?)';
     // experiments_fts holds exactly one row per experiment (rowid = id), so without other filters the
@@ -81,20 +87,7 @@ export function listRows<Row>(db: Database.Database, query: ListQuery): { rows: 
       ? db.prepare<number>('SELECT COUNT(*) FROM experiments_fts WHERE experiments_fts MATCH ?').pluck().get(match) ?? 0
       : db.prepare<number>(`SELECT COUNT(*) FROM experiments e WHERE ${inFts}${and(where)}`).pluck().get(match, ...params) ?? 0;
     if (query.sort === 'relevance' || query.sort === undefined) {
-      if (where.length === 0) {
-        const pinned = db.prepare<number>('SELECT id FROM experiments WHERE pinned = 1').pluck().all();
-        const ids = db.prepare<number>(
-          `SELECT rowid FROM experiments_fts WHERE experiments_fts MATCH ?
-           ORDER BY rowid IN (SELECT value FROM json_each(?)) DESC, ${BM25}, rowid DESC LIMIT ? OFFSET ?`,
-        ).pluck().all(match, JSON.stringify(pinned), limit, offset);
-        return { rows: rowsInOrder<Row>(db, ids), total };
-      }
-      const ids = db.prepare<number>(
-        `SELECT e.id FROM experiments_fts JOIN experiments e ON e.id = experiments_fts.rowid
-         WHERE experiments_fts MATCH ?${and(where)}
-         ORDER BY e.pinned DESC, ${BM25}, e.id DESC LIMIT ? OFFSET ?`,
-      ).pluck().all(match, ...params, limit, offset);
-      return { rows: rowsInOrder<Row>(db, ids), total };
+      return { rows: rowsInOrder<Row>(db, wordMatchPage(db, match, where, params, limit, offset)), total };
     }
     const column = SORT_COLUMNS[query.sort] ?? SORT_COLUMNS.created;
     const ids = db.prepare<number>(
@@ -109,6 +102,82 @@ export function listRows<Row>(db: Database.Database, query: ListQuery): { rows: 
   const ids = db.prepare<number>(
     `SELECT e.id FROM experiments e ${whereSql} ORDER BY e.pinned DESC, ${column} ${order}, e.id ${order} LIMIT ? OFFSET ?`,
   ).pluck().all(...params, limit, offset);
+  return { rows: rowsInOrder<Row>(db, ids), total };
+}
+
+/** A page of the experiments matching `match` as words: pinned first, then by bm25, then newest. */
+function wordMatchPage(db: Database.Database, match: string, where: readonly string[], params: readonly unknown[], limit: number, offset: number): number[] {
+  if (where.length === 0) {
+    const pinned = db.prepare<number>('SELECT id FROM experiments WHERE pinned = 1').pluck().all();
+    return db.prepare<number>(
+      `SELECT rowid FROM experiments_fts WHERE experiments_fts MATCH ?
+       ORDER BY rowid IN (SELECT value FROM json_each(?)) DESC, ${BM25}, rowid DESC LIMIT ? OFFSET ?`,
+    ).pluck().all(match, JSON.stringify(pinned), limit, offset);
+  }
+  return db.prepare<number>(
+    `SELECT e.id FROM experiments_fts JOIN experiments e ON e.id = experiments_fts.rowid
+     WHERE experiments_fts MATCH ?${where.map((w) => ` AND ${w}`).join('')}
+     ORDER BY e.pinned DESC, ${BM25}, e.id DESC LIMIT ? OFFSET ?`,
+  ).pluck().all(match, ...params, limit, offset);
+}
+
+interface Filtered {
+  where: string[];
+  params: unknown[];
+  limit: number;
+  offset: number;
+  order: 'ASC' | 'DESC';
+  sort: ListSort | undefined;
+}
+
+/**
+ * A search where some word may also match inside a name or model path. The matches: the experiments
+ * where every term matches as a word (experiments_fts) or inside a name or model (experiments_substring),
+ * one set per term, intersected. By relevance, those where every word matches as a word come first,
+ * ranked by bm25 as in listRows; those found only inside words follow, newest first.
+ */
+function searchWithSubstrings<Row>(db: Database.Database, terms: readonly SearchTerm[], match: string, f: Filtered): { rows: Row[]; total: number } {
+  const hits = terms.map((t) => (t.substring === null
+    ? 'SELECT rowid FROM experiments_fts WHERE experiments_fts MATCH ?'
+    : 'SELECT id FROM (SELECT rowid AS id FROM experiments_fts WHERE experiments_fts MATCH ? UNION SELECT rowid FROM experiments_substring WHERE experiments_substring MATCH ?)'
+  )).join(' INTERSECT ');
+  const hitParams = terms.flatMap((t) => (t.substring === null ? [t.words] : [t.words, t.substring]));
+  const and = f.where.map((s) => ` AND ${s}`).join('');
+  const total = f.where.length === 0
+    ? db.prepare<number>(`SELECT COUNT(*) FROM (${hits})`).pluck().get(...hitParams) ?? 0
+    : db.prepare<number>(`SELECT COUNT(*) FROM experiments e WHERE e.id IN (${hits})${and}`).pluck().get(...hitParams, ...f.params) ?? 0;
+  if (f.sort === 'relevance' || f.sort === undefined) {
+    const words = f.where.length === 0
+      ? db.prepare<number>('SELECT COUNT(*) FROM experiments_fts WHERE experiments_fts MATCH ?').pluck().get(match) ?? 0
+      : db.prepare<number>(`SELECT COUNT(*) FROM experiments e WHERE e.id IN (SELECT rowid FROM experiments_fts WHERE experiments_fts MATCH ?)${and}`).pluck().get(match, ...f.params) ?? 0;
+    // The matches are the word matches (a subset of them): the word search's page.
+    if (words === total) return { rows: rowsInOrder<Row>(db, wordMatchPage(db, match, f.where, f.params, f.limit, f.offset)), total };
+    // When no pinned experiment is found only inside words, the order is the word search's, then the
+    // matches inside words, newest first, and the page is read from whichever of the two it falls in,
+    // without ranking the union (at 10,000 a broad word such as "model" matches every experiment both ways).
+    const insideOnly = `e.id IN (${hits}) AND e.id NOT IN (SELECT rowid FROM experiments_fts WHERE experiments_fts MATCH ?)${and}`;
+    const pinnedInside = db.prepare<number>(`SELECT COUNT(*) FROM experiments e WHERE e.pinned = 1 AND ${insideOnly}`).pluck().get(...hitParams, match, ...f.params) ?? 0;
+    if (pinnedInside === 0) {
+      const ids = f.offset < words ? wordMatchPage(db, match, f.where, f.params, f.limit, f.offset) : [];
+      if (ids.length < f.limit) {
+        ids.push(...db.prepare<number>(`SELECT e.id FROM experiments e WHERE ${insideOnly} ORDER BY e.id DESC LIMIT ? OFFSET ?`)
+          .pluck().all(...hitParams, match, ...f.params, f.limit - ids.length, Math.max(0, f.offset - words)));
+      }
+      return { rows: rowsInOrder<Row>(db, ids), total };
+    }
+    const ids = db.prepare<number>(
+      `WITH hits(id) AS (${hits}),
+       ranked(id, score) AS MATERIALIZED (SELECT rowid, ${BM25} FROM experiments_fts WHERE experiments_fts MATCH ?)
+       SELECT e.id FROM hits h JOIN experiments e ON e.id = h.id LEFT JOIN ranked r ON r.id = h.id
+       WHERE 1${and}
+       ORDER BY e.pinned DESC, r.score IS NULL, r.score, e.id DESC LIMIT ? OFFSET ?`,
+    ).pluck().all(...hitParams, match, ...f.params, f.limit, f.offset);
+    return { rows: rowsInOrder<Row>(db, ids), total };
+  }
+  const column = SORT_COLUMNS[f.sort] ?? SORT_COLUMNS.created;
+  const ids = db.prepare<number>(
+    `SELECT e.id FROM experiments e WHERE e.id IN (${hits})${and} ORDER BY e.pinned DESC, ${column} ${f.order}, e.id ${f.order} LIMIT ? OFFSET ?`,
+  ).pluck().all(...hitParams, ...f.params, f.limit, f.offset);
   return { rows: rowsInOrder<Row>(db, ids), total };
 }
 

@@ -159,6 +159,26 @@ export const MIGRATIONS: readonly Migration[] = [
     SELECT e.id, e.name, e.kind, e.model_path, e.notes, COALESCE((SELECT group_concat(tag, ' ') FROM tags t WHERE t.experiment = e.id), '')
     FROM experiments e;
   `,
+  // 7: search inside words of names and model paths ("260K" finds "stories260K", which experiments_fts
+  // indexed as one token): a trigram index of the two, kept current by triggers. Whatever an earlier
+  // attempt left is dropped first, so the migration can run over it.
+  `
+  DROP TRIGGER IF EXISTS experiments_substring_insert;
+  DROP TRIGGER IF EXISTS experiments_substring_update;
+  DROP TRIGGER IF EXISTS experiments_substring_delete;
+  DROP TABLE IF EXISTS experiments_substring;
+  CREATE VIRTUAL TABLE experiments_substring USING fts5(name, model, tokenize = 'trigram remove_diacritics 1');
+  INSERT INTO experiments_substring(rowid, name, model) SELECT id, name, model_path FROM experiments;
+  CREATE TRIGGER experiments_substring_insert AFTER INSERT ON experiments BEGIN
+    INSERT INTO experiments_substring(rowid, name, model) VALUES (new.id, new.name, new.model_path);
+  END;
+  CREATE TRIGGER experiments_substring_update AFTER UPDATE OF name, model_path ON experiments BEGIN
+    UPDATE experiments_substring SET name = new.name, model = new.model_path WHERE rowid = new.id;
+  END;
+  CREATE TRIGGER experiments_substring_delete AFTER DELETE ON experiments BEGIN
+    DELETE FROM experiments_substring WHERE rowid = old.id;
+  END;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -61,7 +61,7 @@ describe('openHistory', () => {
       const names = tables.map((t) => t.name).sort();
       expect(names).toEqual(['artefacts', 'details', 'evaluation_cache', 'events', 'experiment_groups', 'experiments', 'metrics', 'recent_models', 'tags']);
       const fts = h.db.prepare<{ name: string }>(`SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'virtual'`).all();
-      expect(fts.map((t) => t.name)).toEqual(['experiments_fts']);
+      expect(fts.map((t) => t.name)).toEqual(['experiments_fts', 'experiments_substring']);
       for (const t of tables) expect(t.strict, t.name).toBe(1);
     } finally {
       h.close();
@@ -99,12 +99,12 @@ describe('openHistory', () => {
 
   it('refuses a history written by a newer Whittle', () => {
     const raw = new Database(path.join(scratch.dir, 'history.db'));
-    raw.pragma('user_version = 7');
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     raw.close();
     const e = caught(() => openHistory({ home: scratch.dir }));
     expect(e.code).toBe('IO');
     expect(e.message).toBe(
-      `${path.join(scratch.dir, 'history.db')} was written by a newer Whittle (schema 7; this version knows ${SCHEMA_VERSION}). Update Whittle or set WHITTLE_HOME to another folder.`,
+      `${path.join(scratch.dir, 'history.db')} was written by a newer Whittle (schema ${SCHEMA_VERSION + 1}; this version knows ${SCHEMA_VERSION}). Update Whittle or set WHITTLE_HOME to another folder.`,
     );
   });
 

@@ -73,6 +73,40 @@ describe('full-text search', () => {
     expect(ids({ search: '8b' })).toEqual([rtn]);
   });
 
+  it('finds a word of 3 characters or more inside names and model paths ("260K" finds "stories260K")', () => {
+    const small = make({ name: 'GPTQ 4-bit · stories260K', kind: 'quantize', modelPath: '/m/stories260K/model.onnx' });
+    const big = make({ name: 'RTN 8-bit', kind: 'quantize', modelPath: '/m/TinyStories15M/model.onnx' });
+    const noted = make({ name: 'plain', modelPath: '/m/other.onnx', notes: 'compared against stories260K' });
+    expect(ids({ search: '260K' })).toEqual([small]);
+    expect(ids({ search: '260k' })).toEqual([small]);
+    expect(ids({ search: 'ories15' })).toEqual([big]);
+    // Inside the model path "TinyStories15M"; the notes as words only.
+    expect(sorted({ search: 'stories' })).toEqual([small, big, noted]);
+    expect(sorted({ search: 'tories' })).toEqual([small, big]);
+    // Every word must match, as a word or inside a name or model.
+    expect(ids({ search: 'gptq 260K' })).toEqual([small]);
+    expect(ids({ search: 'rtn 260K' })).toEqual([]);
+    // Words shorter than 3 characters match as words only.
+    expect(ids({ search: '15' })).toEqual([]);
+    // Follows renames and deletions.
+    h.update(big, { name: 'RTN 8-bit · renamed-xyzzy' });
+    expect(ids({ search: 'zzy' })).toEqual([big]);
+    h.delete(big);
+    expect(ids({ search: 'ories15' })).toEqual([]);
+  });
+
+  it('ranks whole-word matches before matches inside words, pinned first, under filters and pages', () => {
+    const inside = make({ name: 'mystories run', kind: 'quantize' });
+    const word = make({ name: 'stories run', kind: 'quantize', modelPath: '/m/x.onnx' });
+    const other = make({ name: 'bestories', kind: 'prune', modelPath: '/m/y.onnx' });
+    expect(ids({ search: 'stories', sort: 'relevance' }).slice(0, 1)).toEqual([word]);
+    expect(ids({ search: 'stories', sort: 'relevance', kind: 'quantize' })).toEqual([word, inside]);
+    h.update(other, { pinned: true });
+    expect(ids({ search: 'stories', sort: 'relevance' })[0]).toBe(other);
+    expect(h.list({ search: 'tories', kind: 'quantize', limit: 1 }).total).toBe(2);
+    expect(ids({ search: 'tories', kind: 'quantize', sort: 'name', order: 'asc', limit: 1, offset: 1 })).toEqual([word]);
+  });
+
   it('takes quotes, stars, dashes, colons and FTS operators as text, never failing', () => {
     const a = make({ name: 'say "hi" — NOT a test: done', notes: 'x AND y OR z' });
     make({ name: 'other' });
