@@ -64,8 +64,10 @@ function namePattern(names: readonly string[], layers: number, accept: (pattern:
 
 function cacheNames(values: readonly ValueInfoProto[], layers: number, prefix: RegExp): CacheNames {
   const names = values.map((v) => v.name ?? '').filter((n) => prefix.test(n));
-  const key = namePattern(names, layers, (p) => /key/i.test(p));
-  const value = namePattern(names, layers, (p) => /value/i.test(p));
+  // Key or value by the last of the two words in the name: 'past_key_values.%d.value' holds values.
+  const last = (p: string): string | undefined => /.*(key|value)/i.exec(p)?.[1].toLowerCase();
+  const key = namePattern(names, layers, (p) => last(p) === 'key');
+  const value = namePattern(names, layers, (p) => last(p) === 'value');
   const combined = key || value ? null : namePattern(names, layers, () => true);
   return { key, value, combined };
 }
