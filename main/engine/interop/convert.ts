@@ -41,47 +41,55 @@ function elements(raw: Uint8Array, src: SafetensorsDtype): Float32Array | Uint16
   throw new WhittleError('UNSUPPORTED_MODEL', `Weights of dtype ${src} cannot be imported; Whittle reads F32, F16 and BF16.`);
 }
 
-/** One element converter: source element i → destination value (float32 value or float16 bits). */
-function converter(src: SafetensorsDtype, dst: TargetDtype, from: Float32Array | Uint16Array): (i: number) => number {
+/** Converts `from` elementwise into the target dtype (float32 values or float16 bits), in tight per-case loops. */
+function convertFlat(from: Float32Array | Uint16Array, src: SafetensorsDtype, dst: TargetDtype): Float32Array | Uint16Array {
+  const n = from.length;
   if (dst === 'fp32') {
-    if (src === 'F32') return (i) => from[i];
-    if (src === 'F16') { const t = halfTable(); return (i) => t[from[i]]; }
-    const f = new Float32Array(1), u = new Uint32Array(f.buffer);
-    return (i) => { u[0] = from[i] << 16; return f[0]; };
+    if (src === 'F32') return Float32Array.from(from as Float32Array);
+    const out = new Float32Array(n);
+    if (src === 'F16') {
+      const t = halfTable();
+      for (let i = 0; i < n; i++) out[i] = t[from[i]];
+    } else {
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) bits[i] = from[i] << 16; // bfloat16 is the top half of a float32
+    }
+    return out;
   }
-  if (src === 'F16') return (i) => from[i];
-  if (src === 'BF16') { const t = bf16HalfTable(); return (i) => t[from[i]]; }
-  return (i) => floatToHalf(from[i]);
+  const out = new Uint16Array(n);
+  if (src === 'F16') out.set(from as Uint16Array);
+  else if (src === 'BF16') {
+    const t = bf16HalfTable();
+    for (let i = 0; i < n; i++) out[i] = t[from[i]];
+  } else {
+    for (let i = 0; i < n; i++) out[i] = floatToHalf(from[i]);
+  }
+  return out;
 }
 
-/**
- * Converts one tensor. `rows`/`cols` describe the source as a matrix (1-D tensors: rows 1); with
- * `transpose` the output is [cols, rows]. Returns the output's little-endian bytes.
- */
-export function convertTensor(raw: Uint8Array, src: SafetensorsDtype, dst: TargetDtype, rows: number, cols: number, transpose: boolean): Uint8Array {
-  const from = elements(raw, src);
-  const count = rows * cols;
-  const out = dst === 'fp32' ? new Float32Array(count) : new Uint16Array(count);
-  if (!transpose && ((src === 'F32' && dst === 'fp32') || (src === 'F16' && dst === 'fp16'))) {
-    out.set(from as never);
-  } else {
-    const at = converter(src, dst, from);
-    if (!transpose) {
-      for (let i = 0; i < count; i++) out[i] = at(i);
-    } else {
-      // out[c, r] = in[r, c], in 32 × 32 tiles so both sides stay in cache.
-      const TILE = 32;
-      for (let r0 = 0; r0 < rows; r0 += TILE) {
-        const r1 = Math.min(rows, r0 + TILE);
-        for (let c0 = 0; c0 < cols; c0 += TILE) {
-          const c1 = Math.min(cols, c0 + TILE);
-          for (let r = r0; r < r1; r++) {
-            const rowBase = r * cols;
-            for (let cc = c0; cc < c1; cc++) out[cc * rows + r] = at(rowBase + cc);
-          }
-        }
+/** out [cols, rows] = in [rows, cols]ᵀ, in 32 × 32 tiles so both sides stay in cache. */
+function transpose<A extends Float32Array | Uint16Array>(out: A, a: A, rows: number, cols: number): A {
+  const TILE = 32;
+  for (let r0 = 0; r0 < rows; r0 += TILE) {
+    const r1 = Math.min(rows, r0 + TILE);
+    for (let c0 = 0; c0 < cols; c0 += TILE) {
+      const c1 = Math.min(cols, c0 + TILE);
+      for (let r = r0; r < r1; r++) {
+        const rowBase = r * cols;
+        for (let c = c0; c < c1; c++) out[c * rows + r] = a[rowBase + c];
       }
     }
   }
+  return out;
+}
+
+/**
+ * Converts one tensor (or a run of whole rows of one). `rows`/`cols` describe the source as a matrix
+ * (1-D tensors: rows 1); with `transpose` the output is [cols, rows]. Returns little-endian bytes.
+ */
+export function convertTensor(raw: Uint8Array, src: SafetensorsDtype, dst: TargetDtype, rows: number, cols: number, transpose_: boolean): Uint8Array {
+  const flat = convertFlat(elements(raw, src), src, dst);
+  if (flat.length !== rows * cols) throw new WhittleError('INTERNAL', `convertTensor: ${flat.length} elements given for [${rows}, ${cols}].`);
+  const out = !transpose_ ? flat : flat instanceof Float32Array ? transpose(new Float32Array(flat.length), flat, rows, cols) : transpose(new Uint16Array(flat.length), flat, rows, cols);
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }

@@ -23,6 +23,9 @@ import { FLOAT_DTYPES, SafetensorsSet } from './safetensors.ts';
 export const COPIED_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json', 'generation_config.json', 'special_tokens_map.json'];
 
 /** Tensors a checkpoint may hold that the computation does not read. */
+/** Rows of an untransposed tensor converted at a time: about this many source bytes. */
+const CHUNK_BYTES = 16 << 20;
+
 const IGNORED_TENSORS = /(^|\.)rotary_emb\.inv_freq$/;
 
 export interface ImportOptions {
@@ -175,21 +178,30 @@ export async function importHuggingFace(dir: string, outDir: string, options: Im
       const fh = await open(dataPath, 'wx');
       let cursor = 0;
       try {
-        let scratch = new Uint8Array(0);
         for (const w of p.weights) {
           throwIfAborted(options.signal);
           if (placed.has(w.name)) continue;
           const e = set.get(w.source)!;
-          if (scratch.length < e.length) scratch = new Uint8Array(e.length);
-          const bytes = await set.read(e, scratch);
           const src = sourceShape(w);
           const rows = src.length === 2 ? src[0] : 1;
           const cols = src.length === 2 ? src[1] : src[0];
-          const out = convertTensor(bytes, e.dtype, dtype, rows, cols, w.transpose);
           const offset = Math.ceil(cursor / EXTERNAL_ALIGNMENT) * EXTERNAL_ALIGNMENT;
-          await writeFully(fh, out, offset);
-          cursor = offset + out.length;
-          placed.set(w.name, { name: w.name, dataType: elem, dims: w.dims, data: { kind: 'file', path: dataPath, offset, length: out.length }, stringData: [], externalData: [], metadataProps: [] });
+          // In runs of about CHUNK_BYTES of source rows, so no large tensor (an embedding, an untied LM head)
+          // is ever held whole. A transposed run [n, cols] becomes [cols, n]: column c's n values go to
+          // output row c at element c·rows + r.
+          const rowBytes = e.length / rows;
+          const step = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
+          for (let r = 0; r < rows; r += step) {
+            const n = Math.min(step, rows - r);
+            const out = convertTensor(await set.readRange(e, r * rowBytes, n * rowBytes), e.dtype, dtype, n, cols, w.transpose);
+            if (!w.transpose) await writeFully(fh, out, offset + r * cols * width);
+            else if (n === rows) await writeFully(fh, out, offset);
+            else for (let c = 0; c < cols; c++) await writeFully(fh, out.subarray(c * n * width, (c + 1) * n * width), offset + (c * rows + r) * width);
+          }
+          const at = offset + rows * cols * width;
+          cursor = at;
+          const length = at - offset;
+          placed.set(w.name, { name: w.name, dataType: elem, dims: w.dims, data: { kind: 'file', path: dataPath, offset, length }, stringData: [], externalData: [], metadataProps: [] });
           progress({ phase: 'weights', done: cursor, total, message: w.source });
         }
         await fh.datasync();

@@ -170,16 +170,22 @@ export class SafetensorsSet {
   }
 
   /** The raw little-endian bytes of one tensor (one positional read). */
-  async read(e: SafetensorsEntry, out?: Uint8Array): Promise<Uint8Array> {
+  async read(e: SafetensorsEntry): Promise<Uint8Array> {
+    return this.readRange(e, 0, e.length);
+  }
+
+  /** `length` bytes of one tensor from byte `start` of its data (one positional read). */
+  async readRange(e: SafetensorsEntry, start: number, length: number): Promise<Uint8Array> {
+    if (start < 0 || start + length > e.length) throw new WhittleError('INTERNAL', `readRange: bytes ${start}..${start + length} are outside tensor '${e.name}' (${e.length} bytes).`);
     let fh = this.handles.get(e.file);
     if (!fh) {
       fh = await open(e.file, 'r');
       this.handles.set(e.file, fh);
     }
-    const buf = out && out.length >= e.length ? out.subarray(0, e.length) : new Uint8Array(e.length);
+    const buf = new Uint8Array(length);
     let done = 0;
-    while (done < e.length) {
-      const { bytesRead } = await fh.read(buf, done, e.length - done, e.offset + done);
+    while (done < length) {
+      const { bytesRead } = await fh.read(buf, done, length - done, e.offset + start + done);
       if (bytesRead === 0) throw new WhittleError('MODEL_PARSE', `${e.file} ends before tensor '${e.name}' does.`, { path: e.file });
       done += bytesRead;
     }
