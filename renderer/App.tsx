@@ -1,5 +1,5 @@
 import { AppShell, Container } from '@mantine/core';
-import { useEffect, useMemo } from 'react';
+import { useEffect, useMemo, type ReactNode } from 'react';
 import type { WhittleApi } from '../preload/contract.ts';
 import { AppHeader } from './components/AppHeader.tsx';
 import { ConnectionBanner } from './components/ConnectionBanner.tsx';
@@ -17,6 +17,7 @@ import { SweepPage } from './pages/SweepPage.tsx';
 import { ComparePage } from './pages/ComparePage.tsx';
 import { ParetoPage } from './pages/ParetoPage.tsx';
 import { compareSelection } from './components/CompareSelectedButton.tsx';
+import { ExportBundleButton } from './components/BundleButtons.tsx';
 import { HomePage } from './pages/HomePage.tsx';
 import { ModelPage } from './pages/ModelPage.tsx';
 import { NotFoundPage } from './pages/NotFoundPage.tsx';
@@ -24,6 +25,11 @@ import { PrunePage } from './pages/PrunePage.tsx';
 import { TrainPage } from './pages/TrainPage.tsx';
 import { DistillPage } from './pages/DistillPage.tsx';
 import { QuantizePage } from './pages/QuantizePage.tsx';
+
+/** What the history list offers for the ticked experiments: compare them, export them as a bundle. */
+const historySelection = (selected: readonly number[]): ReactNode => (
+  <>{compareSelection(selected)}<ExportBundleButton ids={selected} size="xs" /></>
+);
 
 function Page({ route }: { route: Route }) {
   switch (route.name) {
@@ -34,7 +40,7 @@ function Page({ route }: { route: Route }) {
     case 'prune': return <PrunePage path={route.path} jobId={route.jobId} experimentId={route.experimentId} from={route.from ?? null} />;
     case 'train': return <TrainPage path={route.path} jobId={route.jobId} experimentId={route.experimentId} from={route.from ?? null} />;
     case 'distill': return <DistillPage path={route.path} jobId={route.jobId} experimentId={route.experimentId} from={route.from ?? null} />;
-    case 'history': return <HistoryPage query={route.query} selectionActions={compareSelection} />;
+    case 'history': return <HistoryPage query={route.query} selectionActions={historySelection} />;
     case 'historyDetail': return <HistoryDetailPage id={route.id} />;
     case 'sweep': return <SweepPage id={route.id} />;
     case 'compare': return <ComparePage ids={route.ids} baseline={route.baseline} />;

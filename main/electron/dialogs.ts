@@ -8,6 +8,7 @@ const OPTIONS: Record<PickPurpose, OpenDialogOptions> = {
   tokenizer: { title: 'Choose a tokenizer.json', properties: ['openFile'], filters: [{ name: 'Tokenizer', extensions: ['json'] }, { name: 'All files', extensions: ['*'] }] },
   text: { title: 'Choose a text file', properties: ['openFile'], filters: [{ name: 'Text and data', extensions: ['txt', 'jsonl', 'json', 'csv', 'tsv'] }, { name: 'All files', extensions: ['*'] }] },
   folder: { title: 'Choose a folder', properties: ['openDirectory', 'createDirectory'] },
+  bundle: { title: 'Choose a Whittle bundle', properties: ['openFile'], filters: [{ name: 'Whittle bundles', extensions: ['whittle'] }, { name: 'All files', extensions: ['*'] }] },
 };
 
 export function electronDialogs(window: () => BrowserWindow | null): Dialogs {

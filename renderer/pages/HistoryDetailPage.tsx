@@ -1,7 +1,7 @@
 import {
   ActionIcon, Anchor, Button, Collapse, Group, Modal, Paper, SimpleGrid, Skeleton, Stack, Table, TagsInput, Text, Textarea, TextInput, Title, Tooltip,
 } from '@mantine/core';
-import { IconArrowLeft, IconArrowsLeftRight, IconCheck, IconChevronDown, IconChevronRight, IconEdit, IconGridDots, IconPencil, IconPlayerTrackNext, IconRefresh, IconTrash, IconX } from '@tabler/icons-react';
+import { IconArrowLeft, IconArrowsLeftRight, IconCheck, IconChevronDown, IconChevronRight, IconEdit, IconGridDots, IconPencil, IconPin, IconPinFilled, IconPlayerTrackNext, IconRefresh, IconStar, IconStarFilled, IconTrash, IconX } from '@tabler/icons-react';
 import { useEffect, useState, type ReactNode } from 'react';
 import type { ExperimentDetail } from '../../preload/contract.ts';
 import { planResume, withoutResume } from '../../preload/resume.ts';
@@ -27,6 +27,7 @@ import { editHref, href, wizardHref } from '../lib/route.ts';
 import { SweepDialog } from '../components/SweepDialog.tsx';
 import { LineageTree } from '../components/LineageTree.tsx';
 import { ReportButton } from '../components/ReportButton.tsx';
+import { ExportBundleButton } from '../components/BundleButtons.tsx';
 import { transport } from '../bridge/index.ts';
 import { downloadFolder } from '../lib/download.ts';
 import { onAsync } from '../lib/async-handler.ts';
@@ -134,7 +135,7 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
   const [resuming, setResuming] = useState(false);
   const [showDetails, setShowDetails] = useState(false);
 
-  async function update(patch: { name?: string; notes?: string; tags?: string[] }, what: string) {
+  async function update(patch: { name?: string; notes?: string; tags?: string[]; starred?: boolean; pinned?: boolean }, what: string) {
     try {
       await api.call('history.update', { id: detail.id, ...patch });
       reload();
@@ -201,6 +202,16 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
           <Group gap="xs">
             <StatusBadge status={detail.status} testId="detail-status" />
             <Text size="sm" c="dimmed">#{detail.id} · {detail.kind}</Text>
+            <ActionIcon variant="subtle" color={detail.starred ? 'yellow' : 'gray'} aria-label={detail.starred ? 'Unstar' : 'Star'} title={detail.starred ? 'Unstar' : 'Star'}
+              aria-pressed={detail.starred} data-testid="detail-star"
+              onClick={() => { void update({ starred: !detail.starred }, 'the star').catch(() => undefined); }}>
+              {detail.starred ? <IconStarFilled size={16} /> : <IconStar size={16} />}
+            </ActionIcon>
+            <ActionIcon variant="subtle" color={detail.pinned ? 'blue' : 'gray'} aria-label={detail.pinned ? 'Unpin' : 'Pin'} title={detail.pinned ? 'Unpin' : 'Pin to the top of the history'}
+              aria-pressed={detail.pinned} data-testid="detail-pin"
+              onClick={() => { void update({ pinned: !detail.pinned }, 'the pin').catch(() => undefined); }}>
+              {detail.pinned ? <IconPinFilled size={16} /> : <IconPin size={16} />}
+            </ActionIcon>
             {detail.groupId !== undefined && (
               <Anchor href={href.sweep(detail.groupId)} size="sm" data-testid="detail-sweep-link">part of sweep #{detail.groupId}</Anchor>
             )}
@@ -222,6 +233,7 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
           )}
           <Button variant="light" leftSection={<IconGridDots size={16} />} onClick={() => setSweeping(true)} data-testid="detail-sweep">Sweep…</Button>
           <ReportButton ids={[detail.id]} />
+          {!active && <ExportBundleButton ids={[detail.id]} />}
           <Button color="red" variant="light" leftSection={<IconTrash size={16} />} onClick={() => setConfirmDelete(true)} disabled={active} data-testid="detail-delete">Delete</Button>
         </Group>
       </Group>

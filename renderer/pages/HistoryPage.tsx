@@ -7,6 +7,7 @@ import { memo, useCallback, useEffect, useMemo, useState, type ReactNode } from 
 import type { ExperimentStatus, ExperimentSummary, KindCount } from '../../preload/contract.ts';
 import { JOB_KINDS } from '../../preload/methods.ts';
 import { EmptyNote } from '../components/EmptyNote.tsx';
+import { ImportBundleButton } from '../components/BundleButtons.tsx';
 import { RecentSweeps } from '../components/RecentSweeps.tsx';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
@@ -243,7 +244,7 @@ export function HistoryPage({ query, selectionActions }: { query: HistoryQuery; 
   return (
     <Stack gap="md">
       <Group justify="space-between">
-        <Group gap="sm"><Title order={2}>History</Title><RecentSweeps /></Group>
+        <Group gap="sm"><Title order={2}>History</Title><RecentSweeps /><ImportBundleButton size="xs" /></Group>
         {list.data && (
           <Text size="sm" c="dimmed">
             <span data-testid="history-total">{total}</span> experiment{total === 1 ? '' : 's'}

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { memoryLogger } from '../../main/api/logger.ts';
+import { createMemoryClient } from '../../main/api/memory-transport.ts';
 import { createWhittleApp } from '../../main/app.ts';
 import { parsePartialName } from '../../main/engine/rewrite/output-folder.ts';
 import { exportBundle } from '../../main/history/bundle/index.ts';
@@ -50,8 +51,9 @@ describe('bundle import in the app', () => {
     const home = path.join(scratch.dir, 'home-b');
     const outputRoot = path.join(scratch.dir, 'my-outputs');
     const app = createWhittleApp({ home, outputRoot, transport: 'memory', logger: memoryLogger() });
+    const client = createMemoryClient(app.router, app.events);
     try {
-      const imported = await app.services['history.import']({ path: file });
+      const imported = await client.call('history.import', { path: file });
       expect(imported.outputs).toHaveLength(1);
       expect(path.dirname(imported.outputs[0])).toBe(outputRoot);
       expect([...readFileSync(path.join(imported.outputs[0], 'model.onnx'))]).toEqual([7, 8, 9]);
@@ -60,6 +62,7 @@ describe('bundle import in the app', () => {
       // Nothing of the staging folder is left once the import is done.
       expect(readdirSync(outputRoot)).toEqual([path.basename(imported.outputs[0])]);
     } finally {
+      client.close();
       await app.close();
     }
   });

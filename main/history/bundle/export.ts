@@ -1,5 +1,5 @@
 /** Writes experiments of the history to a bundle (format.ts), through a temporary file renamed at the end. */
-import { readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { BundleExported } from '../../../preload/contract.ts';
 import { WhittleError } from '../../engine/errors.ts';
@@ -89,6 +89,8 @@ export async function exportBundle(history: BundleHistory, ids: readonly number[
   const tmp = path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}-${Date.now()}`);
   let writer: TarWriter;
   try {
+    // The folder named for the bundle is made when missing (the app's default is <home>/bundles).
+    await mkdir(path.dirname(target), { recursive: true });
     writer = await TarWriter.create(tmp);
   } catch (e) {
     throw new WhittleError('IO', `Whittle cannot write the bundle ${target} (${(e as Error).message}). Choose another file or folder.`, { path: target }, { cause: e });
