@@ -75,7 +75,7 @@ export function createWhittleApp(options: WhittleAppOptions): WhittleApp {
   // Models are read and decoded on a worker thread: the main process keeps answering calls meanwhile.
   const inspector = createOffThreadInspector();
   const services = createServices({
-    transport: options.transport, home, history, jobs, events, inspectModel: (file) => inspector.inspect(file), prunePlan: (file, step) => inspector.prunePlan(file, step), distillPlan: (params) => inspector.distillPlan(params), dialogs: options.dialogs,
+    transport: options.transport, home, history, jobs, events, inspectModel: (file) => inspector.inspect(file), prunePlan: (file, step) => inspector.prunePlan(file, step), distillPlan: (params) => inspector.distillPlan(params), importHf: (folder, request) => inspector.importHf(folder, request), dialogs: options.dialogs,
     outputRoot,
   });
   const router = createRouter(services, { checkSender: options.checkSender, logger });

@@ -205,6 +205,19 @@ export interface ExportedReport {
   content: string | null;
 }
 
+/** What `models.importHf` wrote: an ONNX decoder folder made from a Hugging Face model folder. */
+export interface ImportedModel {
+  outDir: string;
+  modelPath: string;
+  modelType: string;
+  parameters: number;
+  dtype: 'fp32' | 'fp16';
+  cache: boolean;
+  tiedEmbeddings: boolean;
+  bytes: number;
+  seconds: number;
+}
+
 /** A bundle written by `history.export`. */
 export interface BundleExported {
   path: string;
@@ -232,6 +245,10 @@ export const calls = {
   'app.info': { params: z.strictObject({}) },
   'models.inspect': { params: z.strictObject({ path: FilePath }) },
   'models.recent': { params: z.strictObject({}) },
+  /** Imports a Hugging Face folder (config.json, safetensors, tokenizer) as an ONNX decoder; `out` defaults to <outputRoot>/imported/<folder name>. */
+  'models.importHf': {
+    params: z.strictObject({ folder: FilePath, out: FilePath.optional(), dtype: z.enum(['fp32', 'fp16']).default('fp32'), cache: z.boolean().default(true) }),
+  },
   /** Opens a native file dialog (desktop). In serve mode answers { path: null, reason }. */
   'models.pickFile': { params: z.strictObject({ purpose: z.enum(['model', 'tokenizer', 'text', 'folder', 'bundle']) }) },
   'samples.list': { params: z.strictObject({}) },
@@ -462,6 +479,7 @@ export interface CallResults {
   'app.info': AppInfo;
   'models.inspect': ModelInspection;
   'models.recent': RecentModel[];
+  'models.importHf': ImportedModel;
   'models.pickFile': { path: string | null; reason?: string };
   'samples.list': Sample[];
   'jobs.start': { jobId: string; experimentId: number };

@@ -10,6 +10,8 @@ import type { DistillPlan, ErrorShape, ModelInspection, PrunePlan } from '../../
 import type { DistillPlanParams } from './distill-plan.ts';
 import type { PruneStep } from '../../preload/recipe.ts';
 import { fromErrorShape, WhittleError } from '../engine/errors.ts';
+import type { ImportResult } from '../engine/interop/import-hf.ts';
+import type { ImportRequest } from './inspect-worker.ts';
 
 type Reply = { id: number; ok: true; inspection: unknown } | { id: number; ok: false; error: ErrorShape };
 
@@ -29,6 +31,8 @@ export interface OffThreadInspector {
   prunePlan(path: string, step: PruneStep): Promise<PrunePlan>;
   /** `distill.plan` on the same worker (models and texts are read there). */
   distillPlan(params: DistillPlanParams): Promise<DistillPlan>;
+  /** `models.importHf` on the same worker: the folder converted there (returns the importer's result). */
+  importHf(folder: string, request: ImportRequest): Promise<ImportResult>;
   /** Stops the worker (pending calls fail). */
   close(): Promise<void>;
 }
@@ -64,7 +68,7 @@ export function createOffThreadInspector(workerPath = inspectWorkerPath()): OffT
     return w;
   }
 
-  function ask<T>(message: { path: string; pruneStep?: PruneStep; distill?: DistillPlanParams }): Promise<T> {
+  function ask<T>(message: { path: string; pruneStep?: PruneStep; distill?: DistillPlanParams; importHf?: ImportRequest }): Promise<T> {
     worker ??= start();
     worker.ref();
     const id = nextId++;
@@ -79,6 +83,7 @@ export function createOffThreadInspector(workerPath = inspectWorkerPath()): OffT
     inspect: (file) => ask<ModelInspection>({ path: file }),
     prunePlan: (file, step) => ask<PrunePlan>({ path: file, pruneStep: step }),
     distillPlan: (params) => ask<DistillPlan>({ path: params.teacher, distill: params }),
+    importHf: (folder, request) => ask<ImportResult>({ path: folder, importHf: request }),
     async close() {
       const w = worker;
       worker = null;

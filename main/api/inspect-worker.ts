@@ -7,6 +7,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { toErrorShape } from '../engine/errors.ts';
+import { importHuggingFace } from '../engine/interop/import-hf.ts';
 import { inspectModel } from '../engine/model/inspect.ts';
 import type { PruneStep } from '../../preload/recipe.ts';
 import { planDistill, type DistillPlanParams } from './distill-plan.ts';
@@ -15,8 +16,12 @@ import { planPruneAt } from './prune-plan.ts';
 const port = parentPort;
 if (!port) throw new Error('inspect-worker.ts runs as a worker thread.');
 
-port.on('message', (message: { id: number; path: string; pruneStep?: PruneStep; distill?: DistillPlanParams }) => {
-  const work: Promise<unknown> = message.distill ? planDistill(message.distill)
+/** A Hugging Face folder to import (models.importHf): conversion is CPU work the main process must not do. */
+export interface ImportRequest { out: string; dtype: 'fp32' | 'fp16'; cache: boolean }
+
+port.on('message', (message: { id: number; path: string; pruneStep?: PruneStep; distill?: DistillPlanParams; importHf?: ImportRequest }) => {
+  const work: Promise<unknown> = message.importHf ? importHuggingFace(message.path, message.importHf.out, { dtype: message.importHf.dtype, cache: message.importHf.cache })
+    : message.distill ? planDistill(message.distill)
     : message.pruneStep ? planPruneAt(message.path, message.pruneStep) : inspectModel(message.path);
   work.then(
     (inspection) => port.postMessage({ id: message.id, ok: true, inspection }),

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import {
   Recipe,
-  type AppInfo, type CallParams, type CallResults, type DistillPlan, type JobInfo, type ModelInspection, type ParsedParams, type PrunePlan, type Sample,
+  type AppInfo, type CallParams, type CallResults, type DistillPlan, type ImportedModel, type JobInfo, type ModelInspection, type ParsedParams, type PrunePlan, type Sample,
 } from '../../preload/contract.ts';
 import type { PruneStep } from '../../preload/recipe.ts';
 import { WhittleError } from '../engine/errors.ts';
@@ -64,6 +64,8 @@ export interface ServiceDeps {
   prunePlan: (path: string, step: PruneStep) => Promise<PrunePlan>;
   /** `distill.plan`, off the main thread (the inspection worker), with the paths already resolved. */
   distillPlan: (params: CallParams<'distill.plan'>) => Promise<DistillPlan>;
+  /** `models.importHf`, off the main thread (the inspection worker); absent where importing is not offered. */
+  importHf?: (folder: string, request: { out: string; dtype: 'fp32' | 'fp16'; cache: boolean }) => Promise<Omit<ImportedModel, 'seconds'>>;
   dialogs?: Dialogs;
   /** The bundled resources folder (holds sample/); defaults to appPaths.resources(). */
   resourcesDir?: string;
@@ -163,6 +165,22 @@ export function createServices(deps: ServiceDeps): Handlers {
       const inspection = await deps.inspectModel(file);
       history.touchRecentModel(file);
       return inspection;
+    },
+
+    async 'models.importHf'(p) {
+      if (!deps.importHf) throw new WhittleError('INTERNAL', 'Importing Hugging Face folders is not available here.');
+      const folder = path.normalize(expandHome(p.folder));
+      if (!path.isAbsolute(folder)) throw new WhittleError('INVALID_INPUT', `"${p.folder}" is not a full path. Give the full path of the Hugging Face model folder (the one with config.json).`, { path: p.folder });
+      const outputRoot = deps.outputRoot ?? path.join(deps.home, 'experiments');
+      const out = p.out === undefined ? path.join(outputRoot, 'imported', path.basename(folder)) : path.normalize(expandHome(p.out));
+      if (!path.isAbsolute(out)) throw new WhittleError('INVALID_INPUT', `"${p.out}" is not a full path. Give the full path of the output folder.`, { path: p.out });
+      const started = Date.now();
+      const r = await deps.importHf(folder, { out, dtype: p.dtype, cache: p.cache });
+      history.touchRecentModel(r.modelPath);
+      return {
+        outDir: r.outDir, modelPath: r.modelPath, modelType: r.modelType, parameters: r.parameters, dtype: r.dtype, cache: r.cache,
+        tiedEmbeddings: r.tiedEmbeddings, bytes: r.bytes, seconds: (Date.now() - started) / 1000,
+      };
     },
 
     async 'models.recent'() {

@@ -1,16 +1,17 @@
-import { Alert, Anchor, Badge, Button, Card, Group, Paper, SimpleGrid, Skeleton, Stack, Text, TextInput, Title } from '@mantine/core';
-import { IconChartBar, IconChartDots3, IconChartLine, IconDragDrop, IconFileDescription, IconFolderOpen, IconPlayerPlay, IconSchool, IconStack2 } from '@tabler/icons-react';
+import { Alert, Anchor, Badge, Button, Card, Group, Paper, SegmentedControl, SimpleGrid, Skeleton, Stack, Text, TextInput, Title } from '@mantine/core';
+import { IconChartBar, IconChartDots3, IconChartLine, IconDownload, IconDragDrop, IconFileDescription, IconFolderOpen, IconPlayerPlay, IconSchool, IconStack2 } from '@tabler/icons-react';
 import { useRef, useState, type DragEvent } from 'react';
-import type { Sample } from '../../preload/contract.ts';
+import type { ErrorShape, ImportedModel, Sample } from '../../preload/contract.ts';
 import { pathForDroppedFile, transport } from '../bridge/index.ts';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 import { useApi } from '../hooks/useApi.ts';
 import { useCall } from '../hooks/useCall.ts';
 import { navigate } from '../hooks/useRoute.ts';
 import { useToast } from '../hooks/useToast.ts';
-import { baseName, formatDateTime } from '../lib/format.ts';
+import { baseName, formatBytes, formatCount, formatDateTime } from '../lib/format.ts';
 import { href } from '../lib/route.ts';
 import { onAsync } from '../lib/async-handler.ts';
+import { toUiError } from '../lib/errors.ts';
 
 function OpenModelPanel() {
   const api = useApi();
@@ -104,6 +105,65 @@ function OpenModelPanel() {
   );
 }
 
+function ImportHfPanel() {
+  const api = useApi();
+  const [folder, setFolder] = useState('');
+  const [dtype, setDtype] = useState<'fp32' | 'fp16'>('fp32');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ErrorShape | null>(null);
+  const [done, setDone] = useState<ImportedModel | null>(null);
+
+  async function run() {
+    const p = folder.trim();
+    if (!p) return;
+    setBusy(true);
+    setError(null);
+    setDone(null);
+    try {
+      setDone(await api.call('models.importHf', { folder: p, dtype }));
+    } catch (e) {
+      setError(toUiError(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Paper withBorder p="lg" radius="md" data-testid="import-hf">
+      <Stack gap="sm">
+        <Group gap="xs"><IconDownload size={20} /><Text fw={600}>Import a Hugging Face folder</Text></Group>
+        <Text size="sm" c="dimmed">A folder with config.json, *.safetensors and tokenizer.json (Llama, Mistral, Qwen2, Qwen3, SmolLM) becomes an ONNX model with a KV cache. No Python needed.</Text>
+        <Group gap="xs" align="flex-start" wrap="nowrap">
+          <TextInput
+            placeholder="/path/to/hf-model-folder"
+            value={folder}
+            onChange={(e) => setFolder(e.currentTarget.value)}
+            onKeyDown={(e) => { if (e.key === 'Enter') void run(); }}
+            aria-label="Hugging Face folder"
+            spellCheck={false}
+            autoComplete="off"
+            style={{ flex: 1, minWidth: 0 }}
+            classNames={{ input: 'mono-input' }}
+            data-testid="import-hf-folder"
+          />
+          <SegmentedControl value={dtype} onChange={(v) => setDtype(v as 'fp32' | 'fp16')} data={['fp32', 'fp16']} aria-label="Weights dtype" />
+          <Button onClick={onAsync(run)} loading={busy} disabled={!folder.trim()} data-testid="import-hf-run">Import</Button>
+        </Group>
+        {error && <ErrorAlert error={error} testId="import-hf-error" />}
+        {done && (
+          <Alert color="green" variant="light" p="xs" data-testid="import-hf-done">
+            <Text size="sm">{done.modelType}, {formatCount(done.parameters)} parameters, {formatBytes(done.bytes)} in {done.seconds.toFixed(1)} s: <Text span ff="monospace">{done.modelPath}</Text></Text>
+            <Group gap="xs" mt="xs">
+              <Button component="a" href={href.model(done.modelPath)} size="compact-sm" variant="light">Open model</Button>
+              <Button component="a" href={href.evaluate(done.modelPath)} size="compact-sm" variant="subtle">Evaluate</Button>
+            </Group>
+          </Alert>
+        )}
+      </Stack>
+    </Paper>
+  );
+}
+
 function SampleCard({ sample }: { sample: Sample }) {
   return (
     <Card withBorder radius="md" padding="lg" data-testid="sample-card" data-sample-id={sample.id}>
@@ -179,6 +239,7 @@ export function HomePage() {
   return (
     <Stack gap="xl">
       <OpenModelPanel />
+      <ImportHfPanel />
       <SamplesSection />
       <RecentModels />
     </Stack>
