@@ -8,6 +8,7 @@
  *   - genai: the genai_config.json written for the sample names the graph's real inputs and outputs and
  *     its layer and head counts; for ORT GenAI's own tiny Llama (its genai_config.json set aside), the one
  *     written agrees with the one its model builder wrote; a source's own genai_config.json is kept;
+ *   - `whittle quantize --layout`: the folder in the layout; an unknown layout is a usage error;
  *   - a layout that needs a tokenizer fails clearly and leaves no folder.
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -27,6 +28,7 @@ import { mapArchitecture } from '../../main/engine/rewrite/architecture.ts';
 import { readManifest } from '../../main/engine/rewrite/manifest.ts';
 import { writeOutputFolder } from '../../main/engine/rewrite/write-folder.ts';
 import { fixture, STORIES, tempDir } from '../helpers/fixtures.ts';
+import { runCli } from './cli-process.ts';
 
 const tmp = tempDir('whittle-interop-layouts-');
 afterAll(() => tmp.cleanup());
@@ -191,6 +193,20 @@ describe('genai layout', () => {
     expect(readJson(path.join(out, 'genai_config.json'))).toEqual(readJson(fixture('onnx', 'ortgenai', 'tiny-random-LlamaForCausalLM-fp16', 'genai_config.json')));
     expect((await readManifest(out)).layout).toEqual({ name: 'genai', written: [] });
   }, 60_000);
+});
+
+describe('whittle quantize --layout', () => {
+  it('writes the layout asked for, and names the layouts when given another', async () => {
+    const home = path.join(tmp.dir, 'cli-home');
+    const out = path.join(tmp.dir, 'cli-out');
+    const r = await runCli(['quantize', STORIES.model, '--bits', '4', '--layout', 'transformers-js', '--out', out, '--home', home]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(path.join(out, 'onnx')).sort()).toEqual(['model_q4.onnx', 'model_q4.onnx_data']);
+    expect((await readManifest(out)).recipe).toMatchObject({ output: { dir: out, layout: 'transformers-js' } });
+    const bad = await runCli(['quantize', STORIES.model, '--layout', 'gguf', '--home', home]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/plain.*transformers-js.*genai/);
+  }, 90_000);
 });
 
 describe('layouts refuse what they cannot write', () => {
