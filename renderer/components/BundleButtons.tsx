@@ -30,7 +30,7 @@ export function defaultBundlePath(home: string, platform: string, count: number,
 }
 
 /** "Export bundle…": the experiments `ids` to a bundle file. */
-export function ExportBundleButton({ ids, size = 'sm' }: { ids: readonly number[]; size?: 'xs' | 'sm' }) {
+export function ExportBundleButton({ ids, size = 'sm', testId = 'bundle-export' }: { ids: readonly number[]; size?: 'xs' | 'sm'; testId?: string }) {
   const api = useApi();
   const toast = useToast();
   const [open, setOpen] = useState(false);
@@ -67,7 +67,7 @@ export function ExportBundleButton({ ids, size = 'sm' }: { ids: readonly number[
 
   return (
     <>
-      <Button size={size} variant="light" leftSection={<IconPackageExport size={16} />} onClick={onAsync(start)} disabled={ids.length === 0} data-testid="bundle-export">
+      <Button size={size} variant="light" leftSection={<IconPackageExport size={16} />} onClick={onAsync(start)} disabled={ids.length === 0} data-testid={testId}>
         Export bundle…
       </Button>
       <Modal opened={open} onClose={() => setOpen(false)} title={`Export ${ids.length} experiment${ids.length === 1 ? '' : 's'} as a bundle`} centered size="lg">

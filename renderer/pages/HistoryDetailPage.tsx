@@ -233,7 +233,7 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
           )}
           <Button variant="light" leftSection={<IconGridDots size={16} />} onClick={() => setSweeping(true)} data-testid="detail-sweep">Sweep…</Button>
           <ReportButton ids={[detail.id]} />
-          {!active && <ExportBundleButton ids={[detail.id]} />}
+          {!active && <ExportBundleButton ids={[detail.id]} testId="detail-export-bundle" />}
           <Button color="red" variant="light" leftSection={<IconTrash size={16} />} onClick={() => setConfirmDelete(true)} disabled={active} data-testid="detail-delete">Delete</Button>
         </Group>
       </Group>
