@@ -3,7 +3,9 @@
  * llama: hidden 896, 24 layers, 14 heads / 2 KV heads, MLP 4864, vocabulary 151,936, tied; random bf16
  * weights in 2 safetensors shards, generated one tensor at a time) against copying the same bytes with cp.
  * Each import runs in a child process that reports its time and peak RSS (VmHWM); cp's peak RSS from
- * /usr/bin/time. Both read the shards from the page cache (cp goes first).
+ * /usr/bin/time; every cp is followed by sync inside its timing, as the import ends with fdatasync. Both read
+ * the shards from the page cache (cp goes first). `cp of its output` copies the import's own external data
+ * file: the disk's speed for the bytes the import writes.
  *
  *   npm run bench hf-import   (env: BENCH_LAYERS=24, BENCH_DIR=<tmp>)
  */
@@ -68,9 +70,11 @@ function tensors(): TensorToWrite[] {
   return list;
 }
 
+/** cp with its peak RSS, then sync, timed together (the import ends with fdatasync too). */
 function timed(cmd: string, args: string[]): { seconds: number; peakKb: number } {
   const t0 = performance.now();
   const r = spawnSync('/usr/bin/time', ['-f', '%M', cmd, ...args], { encoding: 'utf8' }).stderr;
+  execFileSync('sync');
   return { seconds: (performance.now() - t0) / 1000, peakKb: Number(String(r).trim().split('\n').pop()) };
 }
 
@@ -104,7 +108,6 @@ try {
     // The same number of bytes written by cp (the import's output copied), for the disk's own write speed.
     const again = path.join(root, 'again.data');
     const cpOut = timed('cp', [path.join(out, 'model.onnx.data'), again]);
-    execFileSync('sync');
     console.log(`  cp of its ${(r.bytes / MiB).toFixed(0)} MiB output:  ${cpOut.seconds.toFixed(1)} s (import = ${(r.seconds / cpOut.seconds).toFixed(1)} × this)`);
     rmSync(again, { force: true });
     rmSync(out, { recursive: true, force: true });

@@ -6,7 +6,7 @@
  * (never a whole shard in memory), model.onnx is written beside it, the tokenizer and config files are
  * copied, and the folder appears under its final name only when complete.
  */
-import { copyFile, open, readFile, stat } from 'node:fs/promises';
+import { copyFile, open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { throwIfAborted, WhittleError } from '../errors.ts';
 import { encodeModel } from '../onnx/encode.ts';
@@ -101,6 +101,11 @@ function sourceShape(w: DeclaredWeight): number[] {
   return w.transpose ? [...w.dims].reverse() : w.dims;
 }
 
+/** Writes each of the `cols` rows of `out` ([cols, n] elements of `width` bytes) at `at(c)`. */
+async function writeColumns(fh: FileHandle, out: Uint8Array, cols: number, n: number, width: number, at: (c: number) => number): Promise<void> {
+  for (let c = 0; c < cols; c++) await writeFully(fh, out.subarray(c * n * width, (c + 1) * n * width), at(c));
+}
+
 /** Every check on the input folder; nothing is written. */
 async function plan(dir: string, set: SafetensorsSet, raw: Record<string, unknown>, opts: Required<Pick<ImportOptions, 'dtype' | 'cache'>>): Promise<Plan> {
   const config = parseLlamaConfig(raw);
@@ -177,6 +182,7 @@ export async function importHuggingFace(dir: string, outDir: string, options: Im
       const placed = new Map<string, TensorProto>();
       const fh = await open(dataPath, 'wx');
       let cursor = 0;
+      let writing: Promise<void> = Promise.resolve();
       try {
         for (const w of p.weights) {
           throwIfAborted(options.signal);
@@ -194,9 +200,11 @@ export async function importHuggingFace(dir: string, outDir: string, options: Im
           for (let r = 0; r < rows; r += step) {
             const n = Math.min(step, rows - r);
             const out = convertTensor(await set.readRange(e, r * rowBytes, n * rowBytes), e.dtype, dtype, n, cols, w.transpose);
-            if (!w.transpose) await writeFully(fh, out, offset + r * cols * width);
-            else if (n === rows) await writeFully(fh, out, offset);
-            else for (let c = 0; c < cols; c++) await writeFully(fh, out.subarray(c * n * width, (c + 1) * n * width), offset + (c * rows + r) * width);
+            // One write in flight while the next run is read and converted.
+            await writing;
+            writing = !w.transpose ? writeFully(fh, out, offset + r * cols * width)
+              : n === rows ? writeFully(fh, out, offset)
+                : writeColumns(fh, out, cols, n, width, (c) => offset + (c * rows + r) * width);
           }
           const at = offset + rows * cols * width;
           cursor = at;
@@ -204,8 +212,10 @@ export async function importHuggingFace(dir: string, outDir: string, options: Im
           placed.set(w.name, { name: w.name, dataType: elem, dims: w.dims, data: { kind: 'file', path: dataPath, offset, length }, stringData: [], externalData: [], metadataProps: [] });
           progress({ phase: 'weights', done: cursor, total, message: w.source });
         }
+        await writing;
         await fh.datasync();
       } finally {
+        await writing.catch(() => {});
         await fh.close();
       }
       p.proto.graph!.initializer.push(...placed.values());
