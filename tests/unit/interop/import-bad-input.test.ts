@@ -1,5 +1,5 @@
 // Bad Hugging Face folders: each refused with an error that names the problem, before any output exists.
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WhittleError } from '../../../main/engine/errors.ts';
@@ -29,13 +29,6 @@ async function refused(dir: string): Promise<WhittleError> {
   expect(existsSync(out)).toBe(false);
   expect(readdirSync(tmp.dir).filter((f) => f.startsWith(path.basename(out)))).toEqual([]);
   return err as WhittleError;
-}
-
-function editConfig(dir: string, change: (c: Record<string, unknown>) => void): void {
-  const file = path.join(dir, 'config.json');
-  const c = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  change(c);
-  writeFileSync(file, JSON.stringify(c));
 }
 
 /** A safetensors file from a header object and data bytes, as written (the header may lie). */
