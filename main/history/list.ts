@@ -143,13 +143,17 @@ function searchWithSubstrings<Row>(db: Database.Database, terms: readonly Search
   )).join(' INTERSECT ');
   const hitParams = terms.flatMap((t) => (t.substring === null ? [t.words] : [t.words, t.substring]));
   const and = f.where.map((s) => ` AND ${s}`).join('');
-  const total = f.where.length === 0
+  const countHits = (): number => (f.where.length === 0
     ? db.prepare<number>(`SELECT COUNT(*) FROM (${hits})`).pluck().get(...hitParams) ?? 0
-    : db.prepare<number>(`SELECT COUNT(*) FROM experiments e WHERE e.id IN (${hits})${and}`).pluck().get(...hitParams, ...f.params) ?? 0;
+    : db.prepare<number>(`SELECT COUNT(*) FROM experiments e WHERE e.id IN (${hits})${and}`).pluck().get(...hitParams, ...f.params) ?? 0);
   if (f.sort === 'relevance' || f.sort === undefined) {
     const words = f.where.length === 0
       ? db.prepare<number>('SELECT COUNT(*) FROM experiments_fts WHERE experiments_fts MATCH ?').pluck().get(match) ?? 0
       : db.prepare<number>(`SELECT COUNT(*) FROM experiments e WHERE e.id IN (SELECT rowid FROM experiments_fts WHERE experiments_fts MATCH ?)${and}`).pluck().get(match, ...f.params) ?? 0;
+    // Every experiment the filters leave matches as words (a broad word such as "model"): the matches
+    // are counted without building the union of both indexes' thousands of rows.
+    const all = db.prepare<number>(`SELECT COUNT(*) FROM experiments e${f.where.length ? ` WHERE ${f.where.join(' AND ')}` : ''}`).pluck().get(...f.params) ?? 0;
+    const total = words === all ? words : countHits();
     // The matches are the word matches (a subset of them): the word search's page.
     if (words === total) return { rows: rowsInOrder<Row>(db, wordMatchPage(db, match, f.where, f.params, f.limit, f.offset)), total };
     // When no pinned experiment is found only inside words, the order is the word search's, then the
@@ -174,6 +178,7 @@ function searchWithSubstrings<Row>(db: Database.Database, terms: readonly Search
     ).pluck().all(...hitParams, match, ...f.params, f.limit, f.offset);
     return { rows: rowsInOrder<Row>(db, ids), total };
   }
+  const total = countHits();
   const column = SORT_COLUMNS[f.sort] ?? SORT_COLUMNS.created;
   const ids = db.prepare<number>(
     `SELECT e.id FROM experiments e WHERE e.id IN (${hits})${and} ORDER BY e.pinned DESC, ${column} ${f.order}, e.id ${f.order} LIMIT ? OFFSET ?`,
