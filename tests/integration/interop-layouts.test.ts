@@ -21,6 +21,7 @@ import { openDecoder } from '../../main/engine/evaluate/decoder-session.ts';
 import { generate } from '../../main/engine/evaluate/generate.ts';
 import { quietContext } from '../../main/engine/job-context.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
+import { readTensorBytes } from '../../main/engine/onnx/tensor-data.ts';
 import { runRecipe } from '../../main/engine/pipeline/runner.ts';
 import { convertToFp16 } from '../../main/engine/quantize/fp16.ts';
 import { quantizeWeightOnly } from '../../main/engine/quantize/weight-only.ts';
@@ -129,6 +130,25 @@ describe('transformers-js layout', () => {
     expect(theirs.fetches).toBe(0);
     expect(theirs.tokens).toEqual(ours);
   }, 120_000);
+
+  it("a source's config.json is kept with Transformers.js's section added; a float32 graph is onnx/model.onnx", async () => {
+    const src = fixture('onnx', 'ortgenai', 'tiny-random-gpt2-fp32');
+    const out = path.join(tmp.dir, 'gpt2-tjs');
+    await writeOutputFolder(await readModel(path.join(src, 'past.onnx')), out, quietContext(tmp.dir), {
+      step: null, options: { layout: 'transformers-js' }, rewrite: async () => null, manifest: () => ({ weights: [] }),
+    });
+    const { 'transformers.js_config': section, ...rest } = readJson(path.join(out, 'config.json'));
+    expect(rest).toEqual(readJson(path.join(src, 'config.json')));
+    expect(section).toEqual({ dtype: 'fp32', use_external_data_format: { 'model.onnx': 1 } });
+    expect(readdirSync(path.join(out, 'onnx')).sort()).toEqual(['model.onnx', 'model.onnx_data']);
+    // The relocated file reads, through its own data file, every tensor model.onnx has.
+    const root = await readModel(path.join(out, 'model.onnx'));
+    const moved = await readModel(path.join(out, 'onnx', 'model.onnx'));
+    expect(moved.externalDataFiles).toEqual([path.join(out, 'onnx', 'model.onnx_data')]);
+    const tensors = root.proto.graph!.initializer;
+    expect(moved.proto.graph!.initializer.map((t) => t.name)).toEqual(tensors.map((t) => t.name));
+    for (const [i, t] of tensors.entries()) expect(Buffer.from(await readTensorBytes(moved.proto.graph!.initializer[i])).equals(Buffer.from(await readTensorBytes(t)))).toBe(true);
+  }, 60_000);
 
   it('a recipe with output.layout delivers its folder in the layout, with the metrics recorded', async () => {
     const out = path.join(tmp.dir, 'recipe-out');

@@ -164,7 +164,8 @@ async function applyTransformersJs(dir: string, proto: ModelProto, facts: ModelF
   const source = await readJson(configFile);
   if (!source && (await exists(configFile))) log('warn', 'config.json is not valid JSON; a new one is written from the graph.');
   const config = source ?? huggingFaceConfig(facts);
-  const own = (typeof config['transformers.js_config'] === 'object' && config['transformers.js_config'] !== null ? config['transformers.js_config'] : {}) as Record<string, unknown>;
+  // The source's own section keeps what it says about devices; dtype and external data describe this file.
+  const { use_external_data_format: _stale, ...own } = (typeof config['transformers.js_config'] === 'object' && config['transformers.js_config'] !== null ? config['transformers.js_config'] : {}) as Record<string, unknown>;
   config['transformers.js_config'] = { ...own, dtype, ...(hasData ? { use_external_data_format: { [name]: 1 } } : {}) };
   await writeJson(configFile, config);
   written.push('config.json');
