@@ -16,6 +16,7 @@ import type { SeriesPoint } from '../../preload/series.ts';
 import { hasCheckpoint } from '../../main/engine/train/checkpoint-home.ts';
 
 import { CHECKPOINTS_ARTEFACT, parseStepDetails } from '../../preload/methods.ts';
+import { jobFolderName } from '../../main/jobs/output-folder.ts';
 import { planResume } from '../../preload/resume.ts';
 import { STORIES } from '../helpers/fixtures.ts';
 import { closeTrainingJobs, openTrainingJobs, type JobEvent, type TrainingJobs } from '../helpers/training-jobs.ts';
@@ -53,7 +54,7 @@ describe('the train step as a job', () => {
     // The checkpoint folder is known as soon as the job exists.
     const recorded = history.get(experimentId).artefacts.filter((a) => a.kind === CHECKPOINTS_ARTEFACT);
     expect(recorded).toHaveLength(1);
-    expect(recorded[0].path).toBe(path.join(scratch.dir, 'outputs', `${experimentId}-train-stories260k-kv-onnx`, 'checkpoints', 'step-1'));
+    expect(recorded[0].path).toBe(path.join(scratch.dir, 'outputs', jobFolderName(experimentId, history.get(experimentId).name), 'checkpoints', 'step-1'));
 
     const f = await jobs.whenFinished(jobId);
     expect(f.error).toBeNull();
