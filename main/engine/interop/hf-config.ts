@@ -6,7 +6,7 @@
 import { WhittleError } from '../errors.ts';
 
 export const LLAMA_FAMILY = ['llama', 'mistral', 'qwen2', 'qwen3'] as const;
-export const SUPPORTED_MODEL_TYPES: readonly string[] = [...LLAMA_FAMILY];
+export const SUPPORTED_MODEL_TYPES: readonly string[] = [...LLAMA_FAMILY, 'gpt2'];
 
 export type RopeScaling =
   | { type: 'none' }
@@ -154,4 +154,45 @@ export function ropeInverseFrequencies(c: LlamaConfig): Float32Array {
     out[i] = f;
   }
   return out;
+}
+
+export interface Gpt2Config {
+  modelType: 'gpt2';
+  hiddenSize: number;
+  layers: number;
+  heads: number;
+  inner: number;
+  vocabSize: number;
+  positions: number;
+  layerNormEps: number;
+  /** gelu_new / gelu_pytorch_tanh: the tanh approximation; gelu: the exact erf form. */
+  activation: 'gelu_tanh' | 'gelu';
+  tiedEmbeddings: boolean;
+}
+
+/** Reads and checks config.json's fields for GPT-2. */
+export function parseGpt2Config(cfg: Record<string, unknown>): Gpt2Config {
+  const refused: string[] = [];
+  const act = String(cfg.activation_function ?? 'gelu_new');
+  if (!['gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', 'gelu'].includes(act)) refused.push(`activation_function '${act}' (gelu_new, gelu_pytorch_tanh, gelu_fast or gelu)`);
+  if (cfg.scale_attn_by_inverse_layer_idx === true) refused.push('scale_attn_by_inverse_layer_idx true');
+  if (cfg.scale_attn_weights === false) refused.push('scale_attn_weights false');
+  if (cfg.add_cross_attention === true) refused.push('add_cross_attention true');
+  if (cfg.quantization_config !== undefined) refused.push('quantization_config (a quantized checkpoint; import the float weights)');
+  if (refused.length) throw unsupported(`config.json has settings Whittle cannot import: ${refused.join('; ')}.`, { fields: refused });
+  const hiddenSize = int(cfg, 'n_embd');
+  const heads = int(cfg, 'n_head');
+  if (hiddenSize % heads !== 0) throw new WhittleError('INVALID_INPUT', `config.json: n_embd ${hiddenSize} is not a multiple of n_head ${heads}.`);
+  return {
+    modelType: 'gpt2',
+    hiddenSize,
+    layers: int(cfg, 'n_layer'),
+    heads,
+    inner: cfg.n_inner === undefined || cfg.n_inner === null ? 4 * hiddenSize : int(cfg, 'n_inner'),
+    vocabSize: int(cfg, 'vocab_size'),
+    positions: int(cfg, 'n_positions', 1024),
+    layerNormEps: num(cfg, 'layer_norm_epsilon', 1e-5),
+    activation: act === 'gelu' ? 'gelu' : 'gelu_tanh',
+    tiedEmbeddings: cfg.tie_word_embeddings !== false,
+  };
 }

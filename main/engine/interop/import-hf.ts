@@ -11,12 +11,13 @@ import path from 'node:path';
 import { throwIfAborted, WhittleError } from '../errors.ts';
 import { encodeModel } from '../onnx/encode.ts';
 import { DataType } from '../onnx/dtype.ts';
-import type { ModelProto, TensorProto } from '../onnx/proto-types.ts';
+import type { GraphProto, ModelProto, TensorProto } from '../onnx/proto-types.ts';
 import { writeFully } from '../onnx/tensor-data.ts';
 import { EXTERNAL_ALIGNMENT } from '../onnx/writer.ts';
 import { createPartialFolder, DATA_FILE, listFiles, MODEL_FILE } from '../rewrite/output-folder.ts';
 import { convertTensor, type TargetDtype } from './convert.ts';
-import { parseLlamaConfig, SUPPORTED_MODEL_TYPES, type LlamaConfig } from './hf-config.ts';
+import { buildGpt2Graph } from './gpt2-graph.ts';
+import { parseGpt2Config, parseLlamaConfig, SUPPORTED_MODEL_TYPES } from './hf-config.ts';
 import { buildLlamaGraph, type DeclaredWeight } from './llama-graph.ts';
 import { FLOAT_DTYPES, SafetensorsSet } from './safetensors.ts';
 
@@ -26,7 +27,7 @@ export const COPIED_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.
 /** Rows of an untransposed tensor converted at a time: about this many source bytes. */
 const CHUNK_BYTES = 16 << 20;
 
-const IGNORED_TENSORS = /(^|\.)rotary_emb\.inv_freq$/;
+const IGNORED_TENSORS = /(^|\.)rotary_emb\.inv_freq$|(^|\.)attn\.(masked_)?bias$/; // rotary tables, GPT-2's causal-mask buffers
 
 export interface ImportOptions {
   dtype?: TargetDtype;
@@ -89,7 +90,7 @@ export function tokenizerIdCount(tok: Record<string, unknown>): { count: number;
 }
 
 interface Plan {
-  config: LlamaConfig;
+  config: { modelType: string };
   rawConfig: Record<string, unknown>;
   weights: DeclaredWeight[];
   proto: ModelProto;
@@ -108,10 +109,24 @@ async function writeColumns(fh: FileHandle, out: Uint8Array, cols: number, n: nu
 
 /** Every check on the input folder; nothing is written. */
 async function plan(dir: string, set: SafetensorsSet, raw: Record<string, unknown>, opts: Required<Pick<ImportOptions, 'dtype' | 'cache'>>): Promise<Plan> {
-  const config = parseLlamaConfig(raw);
   const hasHead = set.get('lm_head.weight') !== undefined;
-  const tied = config.tiedEmbeddings || (config.tieUnstated && !hasHead);
-  const { graph, weights } = buildLlamaGraph(config, opts, tied);
+  let config: { modelType: string; vocabSize: number };
+  let tied: boolean;
+  let built: { graph: GraphProto; weights: DeclaredWeight[] };
+  if (raw.model_type === 'gpt2') {
+    const c = parseGpt2Config(raw);
+    // GPT2LMHeadModel saves 'transformer.h.0…'; the original checkpoints 'h.0…'.
+    const prefix = set.get('transformer.wte.weight') ? 'transformer.' : '';
+    tied = c.tiedEmbeddings || !hasHead;
+    built = buildGpt2Graph(c, { ...opts, prefix }, tied);
+    config = c;
+  } else {
+    const c = parseLlamaConfig(raw);
+    tied = c.tiedEmbeddings || (c.tieUnstated && !hasHead);
+    built = buildLlamaGraph(c, opts, tied);
+    config = c;
+  }
+  const { graph, weights } = built;
 
   const problems: string[] = [];
   for (const w of weights) {

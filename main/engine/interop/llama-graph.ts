@@ -18,18 +18,13 @@
  * projection is one MatMul.
  */
 import { DataType } from '../onnx/dtype.ts';
-import { intAttr, intsAttr, makeNode } from '../onnx/graph.ts';
-import type { GraphProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/proto-types.ts';
-import { floatToHalf, makeTensor } from '../onnx/tensor-data.ts';
+import { intAttr, intsAttr } from '../onnx/graph.ts';
+import type { GraphProto, ValueInfoProto } from '../onnx/proto-types.ts';
+import { makeTensor } from '../onnx/tensor-data.ts';
+import { Builder, valueInfo, type DeclaredWeight } from './graph-builder.ts';
 import { ropeInverseFrequencies, type LlamaConfig } from './hf-config.ts';
 
-/** A weight the graph reads: its ONNX name and shape, the source tensor and whether it is transposed. */
-export interface DeclaredWeight {
-  name: string;
-  dims: number[];
-  source: string;
-  transpose: boolean;
-}
+export type { DeclaredWeight } from './graph-builder.ts';
 
 export interface LlamaGraphOptions {
   dtype: 'fp32' | 'fp16';
@@ -39,47 +34,6 @@ export interface LlamaGraphOptions {
 export interface LlamaGraph {
   graph: GraphProto;
   weights: DeclaredWeight[];
-}
-
-function valueInfo(name: string, elemType: number, dims: (number | string)[]): ValueInfoProto {
-  return {
-    name,
-    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
-    metadataProps: [],
-  };
-}
-
-class Builder {
-  readonly nodes: NodeProto[] = [];
-  readonly consts: TensorProto[] = [];
-  private n = 0;
-  private readonly elem: number;
-  constructor(elem: number) {
-    this.elem = elem;
-  }
-
-  op(opType: string, inputs: string[], attrs: ReturnType<typeof intAttr>[] = [], outputs = 1, name?: string): string[] {
-    const base = name ?? `${opType}_${this.n++}`;
-    const outs = Array.from({ length: outputs }, (_, i) => (outputs === 1 ? `${base}_out` : `${base}_out${i}`));
-    this.nodes.push(makeNode({ opType, inputs, outputs: outs, name: base, attributes: attrs }));
-    return outs;
-  }
-
-  one(opType: string, inputs: string[], attrs: ReturnType<typeof intAttr>[] = [], name?: string): string {
-    return this.op(opType, inputs, attrs, 1, name)[0];
-  }
-
-  ints(name: string, values: number[], scalar = false): string {
-    this.consts.push(makeTensor(name, DataType.int64, scalar ? [] : [values.length], BigInt64Array.from(values, (v) => BigInt(v))));
-    return name;
-  }
-
-  /** A float constant in the graph's dtype. */
-  floats(name: string, values: number[] | Float32Array, dims: number[]): string {
-    const data = this.elem === DataType.float16 ? Uint16Array.from(values, (v) => floatToHalf(v)) : Float32Array.from(values);
-    this.consts.push(makeTensor(name, this.elem, dims, data));
-    return name;
-  }
 }
 
 /** Builds the decoder graph and the list of weights it reads (see the header). */
