@@ -79,7 +79,7 @@ function referenceLogits(cfg: Record<string, unknown>, w: Weights, tokens: numbe
     for (let t = 0; t < T; t++) {
       const h = rms(xs[t], get(`${p}.input_layernorm.weight`)!);
       const split = (y: Float64Array, n: number, norm: string | null): Float64Array[] => Array.from({ length: n }, (_, k) => {
-        let v = y.slice(k * D, (k + 1) * D);
+        let v: Float64Array = y.slice(k * D, (k + 1) * D);
         if (norm) v = rms(v, get(norm)!);
         return v;
       });
