@@ -150,15 +150,19 @@ describe('transformers-js layout', () => {
     for (const [i, t] of tensors.entries()) expect(Buffer.from(await readTensorBytes(moved.proto.graph!.initializer[i])).equals(Buffer.from(await readTensorBytes(t)))).toBe(true);
   }, 60_000);
 
-  it('a recipe with output.layout delivers its folder in the layout, with the metrics recorded', async () => {
+  it('a recipe with output.layout delivers its folder in the layout, with the metrics recorded; earlier steps stay plain', async () => {
     const out = path.join(tmp.dir, 'recipe-out');
+    const work = path.join(tmp.dir, 'recipe-work');
+    mkdirSync(work);
     const recipe = Recipe.parse({
       model: { path: STORIES.model }, tokenizer: { path: STORIES.tokenizer },
-      steps: [{ type: 'quantize', method: 'rtn', bits: 4, blockSize: 32 }],
+      steps: [{ type: 'prune', method: 'magnitude', sparsity: 0.25 }, { type: 'quantize', method: 'rtn', bits: 4, blockSize: 32 }],
       evaluation: { footprint: true }, output: { dir: out, layout: 'transformers-js' },
     });
-    await runRecipe(recipe, quietContext(tmp.dir));
+    await runRecipe(recipe, quietContext(work));
     expect(existsSync(path.join(out, 'onnx', 'model_q4.onnx'))).toBe(true);
+    expect(existsSync(path.join(work, 'step-1', 'model.onnx'))).toBe(true);
+    expect(existsSync(path.join(work, 'step-1', 'onnx'))).toBe(false);
     const manifest = await readManifest(out);
     expect(manifest.layout).toMatchObject({ name: 'transformers-js' });
     expect(Array.isArray(manifest.metrics) && manifest.metrics.length > 0).toBe(true);

@@ -87,8 +87,10 @@ export async function sourceRecord(model: OnnxModel): Promise<Manifest['source']
  */
 function layoutOf(options: OutputOptions, outDir: string, ctx: JobContext): OutputLayout {
   if (options.layout) return options.layout;
+  const asked = options.recipe?.output?.layout ?? 'plain';
+  if (asked === 'plain' || !ctx.workDir) return asked;
   const intermediate = path.dirname(path.resolve(outDir)) === path.resolve(ctx.workDir) && /^step-\d+$/.test(path.basename(outDir));
-  return intermediate ? 'plain' : options.recipe?.output?.layout ?? 'plain';
+  return intermediate ? 'plain' : asked;
 }
 
 /**
