@@ -38,7 +38,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
 const RUN_FLAGS: readonly string[] = [
   'teacher', 'student', 'student-blocks', 'text', 'tokenizer', 'temperature', 'alpha', 'reverse-kl', 'hidden-loss', 'topk-cache', 'lora-rank', 'lora-dropout',
   'steps', 'epochs', 'batch', 'len', 'accumulate', 'lr', 'warmup', 'weight-decay', 'clip-norm', 'eval-text', 'eval-every', 'seed', 'checkpoint-every',
-  'out', 'window', 'samples', 'speed', 'threads',
+  'out', 'layout', 'window', 'samples', 'speed', 'threads',
 ];
 
 function decimal(o: OptionValues, flag: string): number {
