@@ -28,7 +28,7 @@ describe('the distill step schema', () => {
     });
     expect(describeStep(s)).toBe(DISTILL);
     expect(DistillStep.parse({ ...minimal, teacherSignal: { kind: 'topk' } }).teacherSignal).toEqual({ kind: 'topk', k: 32 });
-    expect(DistillStep.parse({ ...minimal, lora: { rank: 8 } }).lora).toEqual({ rank: 8, alpha: 16, roles: ['q', 'k', 'v', 'o'] });
+    expect(DistillStep.parse({ ...minimal, lora: { rank: 8 } }).lora).toEqual({ rank: 8, alpha: 16, dropout: 0, roles: ['q', 'k', 'v', 'o'] });
   });
 
   it('shares the schedule with the train step: the same fields and defaults, the same checks, under `schedule`', () => {
