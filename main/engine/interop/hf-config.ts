@@ -6,7 +6,7 @@
 import { WhittleError } from '../errors.ts';
 
 export const LLAMA_FAMILY = ['llama', 'mistral', 'qwen2', 'qwen3'] as const;
-export const SUPPORTED_MODEL_TYPES: readonly string[] = [...LLAMA_FAMILY, 'gpt2'];
+export const SUPPORTED_MODEL_TYPES: readonly string[] = [...LLAMA_FAMILY, 'gpt2', 'bert'];
 
 export type RopeScaling =
   | { type: 'none' }
@@ -194,5 +194,43 @@ export function parseGpt2Config(cfg: Record<string, unknown>): Gpt2Config {
     layerNormEps: num(cfg, 'layer_norm_epsilon', 1e-5),
     activation: act === 'gelu' ? 'gelu' : 'gelu_tanh',
     tiedEmbeddings: cfg.tie_word_embeddings !== false,
+  };
+}
+
+export interface BertConfig {
+  modelType: 'bert';
+  hiddenSize: number;
+  layers: number;
+  heads: number;
+  intermediateSize: number;
+  vocabSize: number;
+  positions: number;
+  typeVocabSize: number;
+  layerNormEps: number;
+  activation: 'gelu_tanh' | 'gelu';
+}
+
+/** Reads and checks config.json's fields for a BERT-style encoder. */
+export function parseBertConfig(cfg: Record<string, unknown>): BertConfig {
+  const refused: string[] = [];
+  const act = String(cfg.hidden_act ?? 'gelu');
+  if (!['gelu', 'gelu_new', 'gelu_pytorch_tanh'].includes(act)) refused.push(`hidden_act '${act}' (gelu, gelu_new or gelu_pytorch_tanh)`);
+  const pos = cfg.position_embedding_type ?? 'absolute';
+  if (pos !== 'absolute') refused.push(`position_embedding_type '${String(pos)}' (only 'absolute')`);
+  if (cfg.is_decoder === true) refused.push('is_decoder true');
+  if (cfg.quantization_config !== undefined) refused.push('quantization_config (a quantized checkpoint; import the float weights)');
+  if (refused.length) throw unsupported(`config.json has settings Whittle cannot import: ${refused.join('; ')}.`, { fields: refused });
+  const hiddenSize = int(cfg, 'hidden_size');
+  const heads = int(cfg, 'num_attention_heads');
+  if (hiddenSize % heads !== 0) throw new WhittleError('INVALID_INPUT', `config.json: hidden_size ${hiddenSize} is not a multiple of num_attention_heads ${heads}.`);
+  return {
+    modelType: 'bert', hiddenSize, heads,
+    layers: int(cfg, 'num_hidden_layers'),
+    intermediateSize: int(cfg, 'intermediate_size'),
+    vocabSize: int(cfg, 'vocab_size'),
+    positions: int(cfg, 'max_position_embeddings', 512),
+    typeVocabSize: int(cfg, 'type_vocab_size', 2),
+    layerNormEps: num(cfg, 'layer_norm_eps', 1e-12),
+    activation: act === 'gelu' ? 'gelu' : 'gelu_tanh',
   };
 }

@@ -17,7 +17,8 @@ import { EXTERNAL_ALIGNMENT } from '../onnx/writer.ts';
 import { createPartialFolder, DATA_FILE, listFiles, MODEL_FILE } from '../rewrite/output-folder.ts';
 import { convertTensor, type TargetDtype } from './convert.ts';
 import { buildGpt2Graph } from './gpt2-graph.ts';
-import { parseGpt2Config, parseLlamaConfig, SUPPORTED_MODEL_TYPES } from './hf-config.ts';
+import { parseBertConfig, parseGpt2Config, parseLlamaConfig, SUPPORTED_MODEL_TYPES } from './hf-config.ts';
+import { buildBertGraph } from './bert-graph.ts';
 import { buildLlamaGraph, type DeclaredWeight } from './llama-graph.ts';
 import { FLOAT_DTYPES, SafetensorsSet } from './safetensors.ts';
 
@@ -27,7 +28,8 @@ export const COPIED_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.
 /** Rows of an untransposed tensor converted at a time: about this many source bytes. */
 const CHUNK_BYTES = 16 << 20;
 
-const IGNORED_TENSORS = /(^|\.)rotary_emb\.inv_freq$|(^|\.)attn\.(masked_)?bias$/; // rotary tables, GPT-2's causal-mask buffers
+/** Rotary tables, GPT-2's causal-mask buffers, BERT's position-id buffer and pre-training heads (cls.*). */
+const IGNORED_TENSORS = /(^|\.)rotary_emb\.inv_freq$|(^|\.)attn\.(masked_)?bias$|(^|\.)embeddings\.position_ids$|^cls\./;
 
 export interface ImportOptions {
   dtype?: TargetDtype;
@@ -119,6 +121,14 @@ async function plan(dir: string, set: SafetensorsSet, raw: Record<string, unknow
     const prefix = set.get('transformer.wte.weight') ? 'transformer.' : '';
     tied = c.tiedEmbeddings || !hasHead;
     built = buildGpt2Graph(c, { ...opts, prefix }, tied);
+    config = c;
+  } else if (raw.model_type === 'bert') {
+    const c = parseBertConfig(raw);
+    const prefix = set.get('bert.embeddings.word_embeddings.weight') ? 'bert.' : '';
+    const classifier = set.get('classifier.weight');
+    const pooler = set.get(`${prefix}pooler.dense.weight`) !== undefined;
+    tied = false;
+    built = buildBertGraph(c, { dtype: opts.dtype, prefix, pooler, classes: pooler && classifier ? classifier.shape[0] : null });
     config = c;
   } else {
     const c = parseLlamaConfig(raw);
