@@ -1,4 +1,4 @@
-/** `whittle import <hf-folder> --out DIR`: a Hugging Face model folder as an ONNX decoder folder. */
+/** `whittle import <hf-folder> --out DIR`: a Hugging Face model folder as an ONNX model folder. */
 import path from 'node:path';
 import { importHuggingFace, type ImportResult } from '../engine/interop/import-hf.ts';
 import { SUPPORTED_MODEL_TYPES } from '../engine/interop/hf-config.ts';

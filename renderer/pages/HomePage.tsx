@@ -132,7 +132,7 @@ function ImportHfPanel() {
     <Paper withBorder p="lg" radius="md" data-testid="import-hf">
       <Stack gap="sm">
         <Group gap="xs"><IconDownload size={20} /><Text fw={600}>Import a Hugging Face folder</Text></Group>
-        <Text size="sm" c="dimmed">A folder with config.json, *.safetensors and tokenizer.json (Llama, Mistral, Qwen2, Qwen3, SmolLM) becomes an ONNX model with a KV cache. No Python needed.</Text>
+        <Text size="sm" c="dimmed">A folder with config.json, *.safetensors and tokenizer.json (Llama, Mistral, Qwen2, Qwen3, SmolLM, GPT-2, BERT) becomes an ONNX model, decoders with a KV cache. No Python needed.</Text>
         <Group gap="xs" align="flex-start" wrap="nowrap">
           <TextInput
             placeholder="/path/to/hf-model-folder"

@@ -270,7 +270,7 @@ export async function importHuggingFace(dir: string, outDir: string, options: Im
       const finalDir = await partial.commit();
       progress({ phase: 'write', done: 1, total: 1 });
       return {
-        outDir: finalDir, modelPath: path.join(finalDir, MODEL_FILE), modelType: p.config.modelType, dtype, cache,
+        outDir: finalDir, modelPath: path.join(finalDir, MODEL_FILE), modelType: p.config.modelType, dtype, cache: cache && p.config.modelType !== 'bert',
         parameters: p.parameters, tiedEmbeddings: p.tied, files, bytes: files.reduce((a, f) => a + f.bytes, 0),
       };
     } catch (e) {
