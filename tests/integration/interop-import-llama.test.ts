@@ -165,4 +165,37 @@ describe('import a Hugging Face Llama folder', () => {
     }
     expect(existsSync(path.join(tmp.dir, 'out-f16', 'model.onnx.data'))).toBe(true);
   }, 60_000);
+
+  it('fp16 with a residual stream far beyond 256 (x² would overflow float16): the norms run in float32', async () => {
+    // onnxruntime's CPU provider computes many float16 ops in float32 anyway, so the graph itself is checked:
+    // every ReduceMean (the norms' mean of x²) reads x cast to float32.
+    // Then the embedding × 400 (untied head kept as it was): RMSNorm is scale-invariant, so the logits stay close to fp32's.
+    const tensors = new Map(ckpt.tensors);
+    const e = ckpt.tensors.get('model.embed_tokens.weight')!;
+    tensors.set('model.embed_tokens.weight', { shape: e.shape, values: e.values.map((v) => v * 400) });
+    tensors.set('lm_head.weight', e);
+    const hf = path.join(tmp.dir, 'hf-loud');
+    await writeHfFolder(hf, { ...ckpt, shared: false, tensors });
+    const wide = await importHuggingFace(hf, path.join(tmp.dir, 'out-loud-f32'));
+    const narrow = await importHuggingFace(hf, path.join(tmp.dir, 'out-loud-f16'), { dtype: 'fp16' });
+    const g = (await readModel(narrow.modelPath)).proto.graph!;
+    const producer = new Map(g.node.flatMap((n) => n.output.map((o) => [o, n] as const)));
+    const means = g.node.filter((n) => n.opType === 'ReduceMean');
+    expect(means).toHaveLength(2 * 5 + 1);
+    for (const m of means) {
+      const square = producer.get(m.input[0])!;
+      const cast = producer.get(square.input[0])!;
+      expect(cast.opType).toBe('Cast');
+      expect(Number(cast.attribute.find((a) => a.name === 'to')!.i)).toBe(1);
+    }
+    const want = await importedLogits(wide.modelPath, ids, null);
+    const decoder = await openDecoder(narrow.modelPath, { threads: 1 });
+    try {
+      const { logits } = await decoder.forward(ids);
+      expect(logits.every(Number.isFinite)).toBe(true);
+      expect(maxDiff(logits, want)).toBeLessThan(0.1);
+    } finally {
+      await decoder.release();
+    }
+  }, 60_000);
 });

@@ -97,10 +97,18 @@ export function buildLlamaGraph(c: LlamaConfig, opts: LlamaGraphOptions, tied: b
   const pad = b.one('Unsqueeze', [b.one('Equal', ['attention_mask', b.ints('i0_64', [0], true)]), axes12]); // [B, 1, 1, T]
   const maskBias = b.one('Where', [b.one('Or', [b.one('Unsqueeze', [hidden, axes01]), pad]), minValue, zero]);
 
+  // In a float16 graph the norm statistics and the softmax run in float32, as Transformers upcasts them:
+  // x² overflows float16 once |x| > 256, which real models' residual streams reach.
+  const wide = elem === DataType.float16;
+  const eps32 = wide ? 'rms_eps_f32' : eps, one32 = wide ? 'one_f32' : one;
+  if (wide) b.consts.push(makeTensor(eps32, DataType.float32, [], Float32Array.of(c.rmsNormEps)), makeTensor(one32, DataType.float32, [], Float32Array.of(1)));
+  const toF32 = (v: string): string => (wide ? b.one('Cast', [v], [intAttr('to', DataType.float32)]) : v);
+  const fromF32 = (v: string): string => (wide ? b.one('Cast', [v], [intAttr('to', elem)]) : v);
   const rms = (x: string, w: string): string => {
-    const ms = b.one('ReduceMean', [b.one('Mul', [x, x])], [intsAttr('axes', [-1]), intAttr('keepdims', 1)]);
-    const inv = b.one('Div', [one, b.one('Sqrt', [b.one('Add', [ms, eps])])]);
-    return b.one('Mul', [b.one('Mul', [x, inv]), w]);
+    const xf = toF32(x);
+    const ms = b.one('ReduceMean', [b.one('Mul', [xf, xf])], [intsAttr('axes', [-1]), intAttr('keepdims', 1)]);
+    const inv = b.one('Div', [one32, b.one('Sqrt', [b.one('Add', [ms, eps32])])]);
+    return b.one('Mul', [fromF32(b.one('Mul', [xf, inv])), w]);
   };
   const linear = (x: string, source: string, inF: number, outF: number, bias: boolean): string => {
     const y = b.one('MatMul', [x, weight(`${source}.weight`, [inF, outF], true)]);
@@ -145,7 +153,7 @@ export function buildLlamaGraph(c: LlamaConfig, opts: LlamaGraphOptions, tied: b
     }
     const kT = b.one('Transpose', [repeatKv(k)], [intsAttr('perm', [0, 1, 3, 2])]); // [B, nh, D, T]
     const scores = b.one('Add', [b.one('Mul', [b.one('MatMul', [q, kT]), scale]), maskBias]); // [B, nh, S, T]
-    const probs = b.one('Softmax', [scores], [intAttr('axis', -1)]);
+    const probs = fromF32(b.one('Softmax', [toF32(scores)], [intAttr('axis', -1)]));
     const ctx = b.one('Reshape', [b.one('Transpose', [b.one('MatMul', [probs, repeatKv(v)])], [intsAttr('perm', [0, 2, 1, 3])]), ctxShape]);
     x = b.one('Add', [x, linear(ctx, `${p}.self_attn.o_proj`, NH * D, H, c.oBias)]);
 
