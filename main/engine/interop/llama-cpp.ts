@@ -91,16 +91,14 @@ export async function openGguf(ggufPath: string, options: GgufModelOptions = {})
       await sequence.clearHistory();
       const started = performance.now();
       const tokens: number[] = [];
-      let input: Parameters<LlamaContextSequence['controlledEvaluate']>[0] = ids.map((t, i) => (i === ids.length - 1 ? [t, { generateNext: { token: true, options: { temperature: 0 } } }] : t)) as never;
-      let stoppedAtEos = false;
-      while (tokens.length < maxNewTokens) {
+      let stoppedAtEos = true;
+      // evaluate() samples with one sampler for the whole run (temperature 0: the most likely token) and
+      // ends at an end-of-generation token without yielding it.
+      for await (const next of sequence.evaluate([...ids], { temperature: 0 })) {
         throwIfAborted(signal);
-        const out = await sequence.controlledEvaluate(input);
-        const next = out[out.length - 1]?.next.token;
-        if (next === undefined || next === null) break;
-        if (eosId !== null && next === eosId) { stoppedAtEos = true; break; }
+        if (eosId !== null && next === eosId) break;
         tokens.push(next);
-        input = [[next, { generateNext: { token: true, options: { temperature: 0 } } }]] as never;
+        if (tokens.length >= maxNewTokens) { stoppedAtEos = false; break; }
       }
       return { tokens, stoppedAtEos, seconds: (performance.now() - started) / 1000 };
     },
