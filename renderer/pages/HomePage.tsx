@@ -112,6 +112,16 @@ function ImportHfPanel() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ErrorShape | null>(null);
   const [done, setDone] = useState<ImportedModel | null>(null);
+  const [dragging, setDragging] = useState(false);
+
+  function onDrop(e: DragEvent) {
+    e.preventDefault();
+    setDragging(false);
+    const file = e.dataTransfer.files[0];
+    const p = file ? pathForDroppedFile(file) : null;
+    if (p) setFolder(p);
+    else if (file) setError({ code: 'INVALID_INPUT', message: `The location of "${file.name}" is not known here. Type or paste the folder's full path instead.` });
+  }
 
   async function run() {
     const p = folder.trim();
@@ -129,10 +139,20 @@ function ImportHfPanel() {
   }
 
   return (
-    <Paper withBorder p="lg" radius="md" data-testid="import-hf">
+    <Paper
+      withBorder
+      p="lg"
+      radius="md"
+      className="drop-zone"
+      data-dragging={dragging || undefined}
+      onDragOver={(e) => { e.preventDefault(); setDragging(true); }}
+      onDragLeave={() => setDragging(false)}
+      onDrop={onDrop}
+      data-testid="import-hf"
+    >
       <Stack gap="sm">
         <Group gap="xs"><IconDownload size={20} /><Text fw={600}>Import a Hugging Face folder</Text></Group>
-        <Text size="sm" c="dimmed">A folder with config.json, *.safetensors and tokenizer.json (Llama, Mistral, Qwen2, Qwen3, SmolLM, GPT-2, BERT) becomes an ONNX model, decoders with a KV cache. No Python needed.</Text>
+        <Text size="sm" c="dimmed">A folder with config.json, *.safetensors and tokenizer.json (Llama, Mistral, Qwen2, Qwen3, SmolLM, GPT-2, BERT) becomes an ONNX model, decoders with a KV cache. Drop the folder here or type its path; no Python needed.</Text>
         <Group gap="xs" align="flex-start" wrap="nowrap">
           <TextInput
             placeholder="/path/to/hf-model-folder"
