@@ -32,7 +32,13 @@ class Cursor {
   pos = 0;
   private readonly view: DataView;
   private readonly decoder = new TextDecoder();
-  constructor(private readonly buf: Uint8Array, private readonly file: string) { this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength); }
+  private readonly buf: Uint8Array;
+  private readonly file: string;
+  constructor(buf: Uint8Array, file: string) {
+    this.buf = buf;
+    this.file = file;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
   private need(n: number): void {
     if (this.pos + n > this.buf.length) throw new WhittleError('MODEL_PARSE', `${this.file} ends inside its GGUF header.`, { path: this.file });
   }

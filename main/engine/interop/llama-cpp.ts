@@ -10,7 +10,7 @@
  *                       top-k / top-p / min-p) scores token t + 1; ppl = exp(Σ −log p / Σ predictions),
  *                       summed in float64.
  */
-import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel } from 'node-llama-cpp';
+import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
 import { WhittleError, throwIfAborted } from '../errors.ts';
 
 type NodeLlamaCpp = typeof import('node-llama-cpp'); // eslint-disable-line @typescript-eslint/consistent-type-imports -- the module is loaded lazily
@@ -94,7 +94,7 @@ export async function openGguf(ggufPath: string, options: GgufModelOptions = {})
       let stoppedAtEos = true;
       // evaluate() samples with one sampler for the whole run (temperature 0: the most likely token) and
       // ends at an end-of-generation token without yielding it.
-      for await (const next of sequence.evaluate([...ids], { temperature: 0 })) {
+      for await (const next of sequence.evaluate([...ids] as Token[], { temperature: 0 })) {
         throwIfAborted(signal);
         if (eosId !== null && next === eosId) break;
         tokens.push(next);
