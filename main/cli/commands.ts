@@ -3,6 +3,7 @@ import { DISTILL, JOB_KINDS, methodsWithFlag, PRUNE_METHODS, QAT, QUANTIZE_METHO
 import { FREEZE_ROLES, STRUCTURED_IMPORTANCES, TAYLOR_AGGREGATES } from '../../preload/recipe.ts';
 import type { CommandSpec } from './args.ts';
 import { historyCompareCommand } from './compare-command.ts';
+import { exportCommand } from './export.ts';
 import { importCommand } from './import.ts';
 import { LAYOUT_OPTION } from './output-flags.ts';
 import { RECOVER_OPTIONS } from './recover.ts';
@@ -357,5 +358,5 @@ export const serveCommand: CommandSpec = {
 };
 
 export const COMMANDS: readonly CommandSpec[] = [
-  inspectCommand, importCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, trainCommand, distillCommand, historyListCommand, historyShowCommand, historyDeleteCommand, historyCompareCommand, ...WORKSPACE_COMMANDS, sweepCommand, serveCommand,
+  inspectCommand, importCommand, exportCommand, evalCommand, runCommand, quantizeCommand, pruneCommand, trainCommand, distillCommand, historyListCommand, historyShowCommand, historyDeleteCommand, historyCompareCommand, ...WORKSPACE_COMMANDS, sweepCommand, serveCommand,
 ];

@@ -45,6 +45,7 @@ export async function main(argv: readonly string[], output?: { stdout?: Output['
     switch (command.name) {
       case 'inspect': return await (await import('./inspect.ts')).runInspect(positionals[0], out);
       case 'import': return await (await import('./import.ts')).runImport(positionals[0], options, out);
+      case 'export': return await (await import('./export.ts')).runExport(positionals[0], options, out);
       case 'eval': return await (await import('./experiment.ts')).runEval(positionals, options, out, home);
       case 'run': return await (await import('./experiment.ts')).runRecipeCommand(positionals[0], options, out, home);
       case 'quantize': return await (await import('./quantize.ts')).runQuantize(positionals[0], options, out, home);
