@@ -116,6 +116,16 @@ describe('import a Hugging Face GPT-2 folder', () => {
     expect(m1).toBeLessThan(1e-4);
     expect(m2).toBeLessThan(1e-4);
 
+    // Without the cache: the same logits from input_ids, attention_mask and position_ids alone.
+    const bare = await importHuggingFace(hf, path.join(tmp.dir, 'out-nocache'), { cache: false });
+    const sb = await ort.InferenceSession.create(bare.modelPath, { intraOpNumThreads: 1 });
+    expect(sb.inputNames).toEqual(['input_ids', 'attention_mask', 'position_ids']);
+    const plain = (await sb.run({ input_ids: i64(tokens, [1, T]), attention_mask: i64(tokens.map(() => 1), [1, T]), position_ids: i64(tokens.map((_, i) => i), [1, T]) })).logits.data as Float32Array;
+    await sb.release();
+    let m3 = 0;
+    for (let i = 0; i < want.length; i++) m3 = Math.max(m3, Math.abs(plain[i] - want[i]));
+    expect(m3).toBeLessThan(1e-4);
+
     const map = mapArchitecture(await readModel(r.modelPath));
     expect(map.family).toBe('gpt2');
     expect(map.blocks).toHaveLength(L);
