@@ -15,6 +15,7 @@ import { WhittleError } from '../../main/engine/errors.ts';
 import { openDecoder } from '../../main/engine/evaluate/decoder-session.ts';
 import { generate } from '../../main/engine/evaluate/generate.ts';
 import { evaluatePerplexity, perplexitySamples } from '../../main/engine/evaluate/perplexity.ts';
+import { evaluateGguf } from '../../main/engine/interop/gguf-evaluate.ts';
 import { exportGguf } from '../../main/engine/interop/gguf-export.ts';
 import { planLlama, readNBits } from '../../main/engine/interop/gguf-llama.ts';
 import { decodeRows, dequantizeNBitsRows } from '../../main/engine/interop/gguf-quant.ts';
@@ -107,21 +108,24 @@ describe('GGUF export of stories260K', () => {
     for (const [n, k] of [[0, 0], [5, 171], [63, 100]]) expect(got[n * 172 + k]).toBe(src[k * 64 + n]);
   });
 
-  withLlama('F32 in llama.cpp generates the same greedy text as onnxruntime', async () => {
+  withLlama('F32 in llama.cpp generates the same greedy text as onnxruntime, and scores the same perplexity', async () => {
     const out = path.join(tmp.dir, 'gen.gguf');
     await exportGguf(STORIES.model, out, { type: 'f32' });
+    const prompts = ['Once upon a time', 'The little dog'];
+    const protocol = { ...PROTOCOL, maxSamples: 8 };
+    const ll = await evaluateGguf(out, tokenizer, text, { protocol, prompts, maxNewTokens: 48, threads: 2 });
     const d = await openDecoder(STORIES.model);
-    const runner = await openGguf(out, { threads: 2 });
     try {
-      for (const prompt of ['Once upon a time', 'The little dog']) {
+      for (const [i, prompt] of prompts.entries()) {
         const ort = await generate(d, tokenizer, prompt, 48);
-        const ids = tokenizer.encode(prompt);
-        const ll = await runner.generate(ids, 48, tokenizer.eosId ?? null);
-        expect(ll.tokens).toEqual(ort.newTokens);
-        expect(tokenizer.decode(ll.tokens)).toBe(ort.completion);
+        expect(ll.generations[i].newTokens).toEqual(ort.newTokens);
+        expect(ll.generations[i].completion).toBe(ort.completion);
       }
+      const ort = await evaluatePerplexity(d, tokenizer, text, protocol, quietContext(tmp.dir));
+      expect(ll.perplexity.predictedTokens).toBe(ort.predictedTokens);
+      expect(Math.abs(ll.perplexity.perplexity / ort.perplexity - 1)).toBeLessThan(1e-3);
+      expect(ll.tokensPerSecond).toBeGreaterThan(0);
     } finally {
-      await runner.release();
       await d.release();
     }
   }, 60_000);
