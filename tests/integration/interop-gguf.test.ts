@@ -17,6 +17,7 @@ import { generate } from '../../main/engine/evaluate/generate.ts';
 import { evaluatePerplexity, perplexitySamples } from '../../main/engine/evaluate/perplexity.ts';
 import { evaluateGguf } from '../../main/engine/interop/gguf-evaluate.ts';
 import { exportGguf } from '../../main/engine/interop/gguf-export.ts';
+import { importHuggingFace } from '../../main/engine/interop/import-hf.ts';
 import { planLlama, readNBits } from '../../main/engine/interop/gguf-llama.ts';
 import { decodeRows, dequantizeNBitsRows } from '../../main/engine/interop/gguf-quant.ts';
 import { readGguf, readGgufTensor } from '../../main/engine/interop/gguf-reader.ts';
@@ -28,6 +29,7 @@ import { readModel } from '../../main/engine/onnx/reader.ts';
 import { quantizeGptq } from '../../main/engine/quantize/gptq.ts';
 import { QuantizeGptqStep } from '../../preload/recipe.ts';
 import { STORIES, tempDir } from '../helpers/fixtures.ts';
+import { readLlama2c, writeHfFolder } from '../helpers/llama2c-hf.ts';
 import { calibrationTextFromEnd } from './quantize-gptq-helpers.ts';
 
 const unavailable = await llamaCppUnavailable();
@@ -125,6 +127,26 @@ describe('GGUF export of stories260K', () => {
       expect(ll.perplexity.predictedTokens).toBe(ort.predictedTokens);
       expect(Math.abs(ll.perplexity.perplexity / ort.perplexity - 1)).toBeLessThan(1e-3);
       expect(ll.tokensPerSecond).toBeGreaterThan(0);
+    } finally {
+      await d.release();
+    }
+  }, 60_000);
+
+  withLlama('an imported Hugging Face folder (rotate-half q/k rows) exports so that llama.cpp generates like the original', async () => {
+    // stories260K written the way Transformers' conversion does (q/k rows permuted to halves), imported,
+    // exported: the q/k rows must be regrouped back into pairs for llama.cpp's rotary.
+    const hf = path.join(tmp.dir, 'hf');
+    await writeHfFolder(hf, readLlama2c());
+    const imported = await importHuggingFace(hf, path.join(tmp.dir, 'imported'));
+    const plan = await planLlama(await readModel(imported.modelPath));
+    expect(plan.hp.rotaryHalves).toBe(true);
+    expect(plan.hp.sources.ropeFreqBase).toBe('config.json');
+    const out = path.join(tmp.dir, 'imported.gguf');
+    await exportGguf(path.dirname(imported.modelPath), out, { type: 'f32' });
+    const ll = await evaluateGguf(out, tokenizer, text, { protocol: { ...PROTOCOL, maxSamples: 4 }, prompts: ['Once upon a time'], maxNewTokens: 48, threads: 2 });
+    const d = await openDecoder(STORIES.model);
+    try {
+      expect(ll.generations[0].newTokens).toEqual((await generate(d, tokenizer, 'Once upon a time', 48)).newTokens);
     } finally {
       await d.release();
     }

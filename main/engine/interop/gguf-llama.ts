@@ -159,8 +159,8 @@ async function ropeFromTables(inits: Map<string, TensorProto>, headSize: number)
     const v = await readTensorFloat32(t);
     const w = Number(t.dims[1]);
     const row0 = v.subarray(0, w);
-    if (!cos && row0.every((x) => Math.abs(x - 1) < 1e-6) && Math.abs(v[w] - Math.cos(1)) < 1e-4) { cos = v; width = w; positions = Number(t.dims[0]); }
-    else if (!sin && row0.every((x) => Math.abs(x) < 1e-6) && Math.abs(v[w] - Math.sin(1)) < 1e-4) sin = v;
+    if (!cos && row0.every((x) => Math.abs(x - 1) < 1e-6) && Math.abs(v[w] - Math.cos(1)) < 1e-3) { cos = v; width = w; positions = Number(t.dims[0]); }
+    else if (!sin && row0.every((x) => Math.abs(x) < 1e-6) && Math.abs(v[w] - Math.sin(1)) < 1e-3) sin = v;
   }
   if (!cos || !sin || headSize < 4) return null;
   // Column of pair 1: width d/2 → column 1; width d → column 1 (halves, repeated) or 2 (pairs, duplicated).
