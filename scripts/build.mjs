@@ -20,7 +20,7 @@ const entries = [
 ];
 
 // Loaded from node_modules at run time: native modules, Electron itself, optional ws accelerators.
-const external = ['electron', 'better-sqlite3', 'onnxruntime-node', 'bufferutil', 'utf-8-validate'];
+const external = ['electron', 'better-sqlite3', 'onnxruntime-node', 'node-llama-cpp', 'bufferutil', 'utf-8-validate'];
 
 function newestMtime(p) {
   const st = statSync(p);
