@@ -1,6 +1,9 @@
 /** `whittle export <model-or-output> --format gguf --type T --out F.gguf`: a model as a file for llama.cpp. */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { exportGguf, GGUF_TYPES, type GgufExportResult, type GgufExportType } from '../engine/interop/gguf-export.ts';
+import { loadTokenizer } from '../engine/data/tokenizer.ts';
+import { evaluateGguf } from '../engine/interop/gguf-evaluate.ts';
+import { exportGguf, GGUF_TYPES, resolveModelPath, type GgufExportResult, type GgufExportType } from '../engine/interop/gguf-export.ts';
 import type { CommandSpec, OptionValues } from './args.ts';
 import { UsageError } from './args.ts';
 import { formatBytes, renderFacts } from './format.ts';
@@ -16,6 +19,9 @@ export const exportCommand: CommandSpec = {
     { name: 'type', type: 'string', value: 'T', choices: [...GGUF_TYPES], description: 'weight type: f32, f16, q8_0, q4_0 or q4_1 (a 4-bit GPTQ/RTN model: q4_1 keeps its codes exactly, or f32/f16 dequantized)' },
     { name: 'out', type: 'string', value: 'FILE', description: 'the .gguf file to write (written under a temporary name, then renamed)' },
     { name: 'tokenizer', type: 'string', value: 'FILE', description: "the model's tokenizer.json (default: tokenizer.json beside the model)" },
+    { name: 'evaluate', type: 'string', value: 'TEXT', description: 'then run the file in llama.cpp: perplexity on TEXT (blank-line paragraphs, the evaluation protocol of eval), decode speed, generations' },
+    { name: 'samples', type: 'int', value: 'N', min: 1, description: 'with --evaluate: paragraphs scored (default 400)' },
+    { name: 'prompt', type: 'string', value: 'TEXT', repeatable: true, description: 'with --evaluate: a prompt to continue greedily (may be repeated; default "Once upon a time")' },
   ],
   notes: [
     'A 4-bit, block-32, asymmetric MatMulNBits model (Whittle GPTQ or RTN) exports to Q4_1 without requantizing:',
@@ -23,6 +29,7 @@ export const exportCommand: CommandSpec = {
     'Examples:',
     '  whittle export stories-gptq/ --format gguf --type q4_1 --out stories-gptq.gguf',
     '  whittle export model.onnx --format gguf --type q8_0 --out model-q8_0.gguf --json',
+    '  whittle export stories-gptq/ --format gguf --type q4_1 --out s.gguf --evaluate tinystories.txt --samples 100',
   ],
 };
 
@@ -52,7 +59,21 @@ export async function runExport(model: string | undefined, options: OptionValues
       ...(typeof options.tokenizer === 'string' ? { tokenizerPath: path.resolve(options.tokenizer) } : {}),
       signal: controller.signal,
     });
-    out.result(r, `${exportText(r)}\nexported in ${r.seconds.toFixed(1)} s`);
+    if (typeof options.evaluate !== 'string') {
+      out.result(r, `${exportText(r)}\nexported in ${r.seconds.toFixed(1)} s`);
+      return EXIT_OK;
+    }
+    out.status('evaluating in llama.cpp');
+    const tokenizer = await loadTokenizer(typeof options.tokenizer === 'string' ? path.resolve(options.tokenizer) : path.join(path.dirname(await resolveModelPath(path.resolve(model))), 'tokenizer.json'));
+    const protocol = { protocol: 'documents' as const, window: 256, maxSamples: typeof options.samples === 'number' ? options.samples : 400, minTokens: 16 };
+    const prompts = Array.isArray(options.prompt) ? options.prompt : ['Once upon a time'];
+    const e = await evaluateGguf(r.path, tokenizer, await readFile(path.resolve(options.evaluate), 'utf8'), { protocol, prompts, maxNewTokens: 64, signal: controller.signal });
+    const lines = renderFacts([
+      ['llama.cpp perplexity', `${e.perplexity.perplexity.toFixed(4)} (${e.perplexity.samples} samples, ${e.perplexity.predictedTokens} predicted tokens, ${e.perplexity.evalSeconds.toFixed(1)} s)`],
+      ['decode speed', e.tokensPerSecond === null ? '—' : `${e.tokensPerSecond.toFixed(0)} tokens/s`],
+      ...e.generations.map((g): [string, string] => [`“${g.prompt}”`, g.completion]),
+    ]);
+    out.result({ ...r, llamaCpp: e }, `${exportText(r)}\nexported in ${r.seconds.toFixed(1)} s\n${lines}`);
     return EXIT_OK;
   } finally {
     signals.dispose();

@@ -1,12 +1,20 @@
 /** `whittle export … --format gguf` as a child process: the file, the JSON result, and the refusals. */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadTokenizer } from '../../main/engine/data/tokenizer.ts';
+import { openDecoder } from '../../main/engine/evaluate/decoder-session.ts';
+import { generate } from '../../main/engine/evaluate/generate.ts';
+import { evaluatePerplexity } from '../../main/engine/evaluate/perplexity.ts';
 import { readGguf } from '../../main/engine/interop/gguf-reader.ts';
+import { llamaCppUnavailable } from '../../main/engine/interop/llama-cpp.ts';
+import { quietContext } from '../../main/engine/job-context.ts';
 import { fixture, STORIES, tempDir } from '../helpers/fixtures.ts';
 import { onlyJson, runCli } from './cli-process.ts';
 
 const tmp = tempDir('whittle-cli-export-');
+const unavailable = await llamaCppUnavailable();
+const withLlama = unavailable ? it.skip : it;
 afterAll(() => tmp.cleanup());
 
 describe('whittle export --format gguf', () => {
@@ -25,6 +33,25 @@ describe('whittle export --format gguf', () => {
     expect(g.metadata.get('general.file_type')).toBe(2);
     expect(readdirSync(tmp.dir).filter((f) => f.endsWith('.partial'))).toEqual([]);
   });
+
+  withLlama('--evaluate: llama.cpp perplexity of the F32 file equals onnxruntime\'s on the same samples; a generation', async () => {
+    const out = path.join(tmp.dir, 'stories-f32.gguf');
+    const r = await runCli(['export', STORIES.model, '--format', 'gguf', '--type', 'f32', '--out', out, '--evaluate', STORIES.text, '--samples', '10', '--prompt', 'Once upon a time', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = onlyJson(r) as { llamaCpp: { perplexity: { perplexity: number; predictedTokens: number }; tokensPerSecond: number; generations: { completion: string }[] } };
+    const d = await openDecoder(STORIES.model);
+    try {
+      const tokenizer = await loadTokenizer(STORIES.tokenizer);
+      const protocol = { protocol: 'documents' as const, window: 256, maxSamples: 10, minTokens: 16 };
+      const ort = await evaluatePerplexity(d, tokenizer, readFileSync(STORIES.text, 'utf8'), protocol, quietContext(tmp.dir));
+      expect(doc.llamaCpp.perplexity.predictedTokens).toBe(ort.predictedTokens);
+      expect(Math.abs(doc.llamaCpp.perplexity.perplexity / ort.perplexity - 1)).toBeLessThan(1e-3);
+      expect(doc.llamaCpp.generations[0].completion).toBe((await generate(d, tokenizer, 'Once upon a time', 64)).completion);
+      expect(doc.llamaCpp.tokensPerSecond).toBeGreaterThan(0);
+    } finally {
+      await d.release();
+    }
+  }, 60_000);
 
   it('without --type: a usage error (exit 2) naming the types', async () => {
     const r = await runCli(['export', STORIES.model, '--format', 'gguf', '--out', path.join(tmp.dir, 'x.gguf'), '--json']);

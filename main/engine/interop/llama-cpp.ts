@@ -10,6 +10,7 @@
  *                       top-k / top-p / min-p) scores token t + 1; ppl = exp(Σ −log p / Σ predictions),
  *                       summed in float64.
  */
+import { availableParallelism } from 'node:os';
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
 import { WhittleError, throwIfAborted } from '../errors.ts';
 
@@ -53,7 +54,7 @@ export async function llamaCppUnavailable(): Promise<string | null> {
 export interface GgufModelOptions {
   /** Tokens the context holds; by default the model's training context. */
   contextSize?: number;
-  /** CPU threads; by default llama.cpp's choice. */
+  /** CPU threads; by default the CPUs this process may use (llama.cpp's own count can see more, and oversubscribe). */
   threads?: number;
 }
 
@@ -77,7 +78,7 @@ export async function openGguf(ggufPath: string, options: GgufModelOptions = {})
     throw new WhittleError('MODEL_PARSE', `llama.cpp could not load ${ggufPath}: ${(e as Error).message}`, { path: ggufPath });
   }
   const contextSize = options.contextSize ?? model.trainContextSize;
-  const context: LlamaContext = await model.createContext({ contextSize, batchSize: Math.min(contextSize, 512), sequences: 1, ...(options.threads ? { threads: options.threads } : {}) });
+  const context: LlamaContext = await model.createContext({ contextSize, batchSize: Math.min(contextSize, 512), sequences: 1, threads: options.threads ?? availableParallelism() });
   const sequence: LlamaContextSequence = context.getSequence();
 
   const fits = (n: number): void => {
