@@ -14,7 +14,7 @@
 import { DataType } from '../onnx/dtype.ts';
 import { floatAttr, intAttr, intsAttr } from '../onnx/graph.ts';
 import type { GraphProto, ValueInfoProto } from '../onnx/proto-types.ts';
-import { Builder, valueInfo, type DeclaredWeight } from './graph-builder.ts';
+import { blockScalars, Builder, geluOps, valueInfo, weightList, type DeclaredWeight } from './graph-builder.ts';
 import type { BertConfig } from './hf-config.ts';
 
 export interface BertGraphOptions {
@@ -29,18 +29,9 @@ export interface BertGraphOptions {
 export function buildBertGraph(c: BertConfig, opts: BertGraphOptions): { graph: GraphProto; weights: DeclaredWeight[] } {
   const elem = opts.dtype === 'fp16' ? DataType.float16 : DataType.float32;
   const b = new Builder(elem);
-  const weights: DeclaredWeight[] = [];
+  const { weights, weight } = weightList();
   const H = c.hiddenSize, NH = c.heads, D = H / NH, P = opts.prefix;
-  const weight = (source: string, dims: number[], transpose = false): string => {
-    const name = transpose ? `${source}_t` : source;
-    weights.push({ name, dims, source, transpose });
-    return name;
-  };
-  const scale = b.floats('attn_scale', [1 / Math.sqrt(D)], []);
-  const zero = b.floats('zero', [0], []);
-  const minValue = b.floats('mask_min', [opts.dtype === 'fp16' ? -65504 : -3.4028234663852886e38], []);
-  const half = b.floats('half', [0.5], []);
-  const one = b.floats('one', [1], []);
+  const { scale, zero, minValue, half, one } = blockScalars(b, D, opts.dtype);
   const headShape = b.ints('head_shape', [0, 0, NH, D]);
   const ctxShape = b.ints('ctx_shape', [0, 0, H]);
   const i0 = b.ints('i0', [0], true);
@@ -48,15 +39,7 @@ export function buildBertGraph(c: BertConfig, opts: BertGraphOptions): { graph: 
 
   const ln = (x: string, name: string): string => b.one('LayerNormalization', [x, weight(`${name}.weight`, [H]), weight(`${name}.bias`, [H])], [intAttr('axis', -1), floatAttr('epsilon', c.layerNormEps)]);
   const linear = (x: string, name: string, inF: number, outF: number): string => b.one('Add', [b.one('MatMul', [x, weight(`${name}.weight`, [inF, outF], true)]), weight(`${name}.bias`, [outF])]);
-  const gelu = (x: string): string => {
-    if (c.activation === 'gelu') {
-      const erf = b.one('Erf', [b.one('Mul', [x, b.floats('inv_sqrt2', [Math.SQRT1_2], [])])]);
-      return b.one('Mul', [b.one('Mul', [x, half]), b.one('Add', [erf, one])]);
-    }
-    const cube = b.one('Mul', [b.one('Mul', [x, x]), x]);
-    const inner = b.one('Mul', [b.one('Add', [x, b.one('Mul', [cube, b.floats('gelu_c', [0.044715], [])])]), b.floats('gelu_k', [Math.sqrt(2 / Math.PI)], [])]);
-    return b.one('Mul', [b.one('Mul', [x, half]), b.one('Add', [b.one('Tanh', [inner]), one])]);
-  };
+  const gelu = (x: string): string => geluOps(b, x, c.activation, half, one);
 
   const inputs: ValueInfoProto[] = [
     valueInfo('input_ids', DataType.int64, ['batch_size', 'sequence_length']),

@@ -15,7 +15,7 @@
 import { DataType } from '../onnx/dtype.ts';
 import { floatAttr, intAttr, intsAttr } from '../onnx/graph.ts';
 import type { GraphProto, ValueInfoProto } from '../onnx/proto-types.ts';
-import { Builder, valueInfo, type DeclaredWeight } from './graph-builder.ts';
+import { blockScalars, Builder, geluOps, valueInfo, weightList, type DeclaredWeight } from './graph-builder.ts';
 import type { Gpt2Config } from './hf-config.ts';
 
 export interface Gpt2GraphOptions {
@@ -28,19 +28,10 @@ export interface Gpt2GraphOptions {
 export function buildGpt2Graph(c: Gpt2Config, opts: Gpt2GraphOptions, tied: boolean): { graph: GraphProto; weights: DeclaredWeight[] } {
   const elem = opts.dtype === 'fp16' ? DataType.float16 : DataType.float32;
   const b = new Builder(elem);
-  const weights: DeclaredWeight[] = [];
+  const { weights, weight } = weightList();
   const E = c.hiddenSize, NH = c.heads, D = E / NH, P = opts.prefix;
-  const weight = (source: string, dims: number[], transpose = false): string => {
-    const name = transpose ? `${source}_t` : source;
-    weights.push({ name, dims, source, transpose });
-    return name;
-  };
 
-  const scale = b.floats('attn_scale', [1 / Math.sqrt(D)], []);
-  const zero = b.floats('zero', [0], []);
-  const minValue = b.floats('mask_min', [opts.dtype === 'fp16' ? -65504 : -3.4028234663852886e38], []);
-  const half = b.floats('half', [0.5], []);
-  const one = b.floats('one', [1], []);
+  const { scale, zero, minValue, half, one } = blockScalars(b, D, opts.dtype);
   const axis0 = b.ints('axis_0', [0]);
   const axis1 = b.ints('axis_1', [1]);
   const axes01 = b.ints('axes_0_1', [0, 1]);
@@ -61,15 +52,7 @@ export function buildGpt2Graph(c: Gpt2Config, opts: Gpt2GraphOptions, tied: bool
 
   const ln = (x: string, name: string): string => b.one('LayerNormalization', [x, weight(`${name}.weight`, [E]), weight(`${name}.bias`, [E])], [intAttr('axis', -1), floatAttr('epsilon', c.layerNormEps)]);
   const conv1d = (x: string, name: string, inF: number, outF: number): string => b.one('Add', [b.one('MatMul', [x, weight(`${name}.weight`, [inF, outF])]), weight(`${name}.bias`, [outF])]);
-  const gelu = (x: string): string => {
-    if (c.activation === 'gelu') {
-      const erf = b.one('Erf', [b.one('Mul', [x, b.floats('inv_sqrt2', [Math.SQRT1_2], [])])]);
-      return b.one('Mul', [b.one('Mul', [x, half]), b.one('Add', [erf, one])]);
-    }
-    const cube = b.one('Mul', [b.one('Mul', [x, x]), x]);
-    const inner = b.one('Mul', [b.one('Add', [x, b.one('Mul', [cube, b.floats('gelu_c', [0.044715], [])])]), b.floats('gelu_k', [Math.sqrt(2 / Math.PI)], [])]);
-    return b.one('Mul', [b.one('Mul', [x, half]), b.one('Add', [b.one('Tanh', [inner]), one])]);
-  };
+  const gelu = (x: string): string => geluOps(b, x, c.activation, half, one);
 
   const inputs: ValueInfoProto[] = [
     valueInfo('input_ids', DataType.int64, ['batch_size', 'sequence_length']),
