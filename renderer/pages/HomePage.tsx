@@ -1,6 +1,6 @@
 import { Alert, Anchor, Badge, Button, Card, Group, Paper, SegmentedControl, SimpleGrid, Skeleton, Stack, Text, TextInput, Title } from '@mantine/core';
 import { IconChartBar, IconChartDots3, IconChartLine, IconDownload, IconDragDrop, IconFileDescription, IconFolderOpen, IconPlayerPlay, IconSchool, IconStack2 } from '@tabler/icons-react';
-import { useRef, useState, type DragEvent } from 'react';
+import { useRef, useState, type DragEvent, type ReactNode } from 'react';
 import type { ErrorShape, ImportedModel, Sample } from '../../preload/contract.ts';
 import { pathForDroppedFile, transport } from '../bridge/index.ts';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
@@ -13,13 +13,40 @@ import { href } from '../lib/route.ts';
 import { onAsync } from '../lib/async-handler.ts';
 import { toUiError } from '../lib/errors.ts';
 
+/** A bordered panel that takes dropped files: `data-dragging` is set while something is dragged over it. */
+function DropZone({ onDrop, testId, children }: { onDrop: (e: DragEvent) => void; testId: string; children: ReactNode }) {
+  const [dragging, setDragging] = useState(false);
+  return (
+    <Paper
+      withBorder
+      p="lg"
+      radius="md"
+      className="drop-zone"
+      data-dragging={dragging || undefined}
+      onDragOver={(e) => { e.preventDefault(); setDragging(true); }}
+      onDragLeave={() => setDragging(false)}
+      onDrop={(e) => { e.preventDefault(); setDragging(false); onDrop(e); }}
+      data-testid={testId}
+    >
+      {children}
+    </Paper>
+  );
+}
+
+/** The settings of a typed path field: monospace, no spell check or autocomplete, filling the row. */
+const pathFieldProps = {
+  spellCheck: false,
+  autoComplete: 'off',
+  style: { flex: 1, minWidth: 0 },
+  classNames: { input: 'mono-input' },
+} as const;
+
 function OpenModelPanel() {
   const api = useApi();
   const toast = useToast();
   const input = useRef<HTMLInputElement>(null);
   const [path, setPath] = useState('');
   const [note, setNote] = useState<{ color: 'yellow' | 'blue'; text: string } | null>(null);
-  const [dragging, setDragging] = useState(false);
   const [busy, setBusy] = useState(false);
 
   function open() {
@@ -49,8 +76,6 @@ function OpenModelPanel() {
   }
 
   function onDrop(e: DragEvent) {
-    e.preventDefault();
-    setDragging(false);
     const file = e.dataTransfer.files[0];
     if (!file) return;
     const p = pathForDroppedFile(file);
@@ -68,17 +93,7 @@ function OpenModelPanel() {
   }
 
   return (
-    <Paper
-      withBorder
-      p="lg"
-      radius="md"
-      className="drop-zone"
-      data-dragging={dragging || undefined}
-      onDragOver={(e) => { e.preventDefault(); setDragging(true); }}
-      onDragLeave={() => setDragging(false)}
-      onDrop={onDrop}
-      data-testid="drop-zone"
-    >
+    <DropZone onDrop={onDrop} testId="drop-zone">
       <Stack gap="sm">
         <Group gap="xs"><IconDragDrop size={20} /><Text fw={600}>Open a model</Text></Group>
         <Text size="sm" c="dimmed">Drop an .onnx file here, choose one, or type its path. Whittle reads it in place and changes nothing.</Text>
@@ -90,10 +105,7 @@ function OpenModelPanel() {
             onChange={(e) => setPath(e.currentTarget.value)}
             onKeyDown={(e) => { if (e.key === 'Enter') open(); }}
             aria-label="Model path"
-            spellCheck={false}
-            autoComplete="off"
-            style={{ flex: 1, minWidth: 0 }}
-            classNames={{ input: 'mono-input' }}
+            {...pathFieldProps}
             data-testid="model-path-input"
           />
           <Button onClick={open} data-testid="open-model">Open</Button>
@@ -101,7 +113,7 @@ function OpenModelPanel() {
         </Group>
         {note && <Alert color={note.color} variant="light" p="xs" data-testid="open-note">{note.text}</Alert>}
       </Stack>
-    </Paper>
+    </DropZone>
   );
 }
 
@@ -112,11 +124,8 @@ function ImportHfPanel() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ErrorShape | null>(null);
   const [done, setDone] = useState<ImportedModel | null>(null);
-  const [dragging, setDragging] = useState(false);
 
   function onDrop(e: DragEvent) {
-    e.preventDefault();
-    setDragging(false);
     const file = e.dataTransfer.files[0];
     const p = file ? pathForDroppedFile(file) : null;
     if (p) setFolder(p);
@@ -139,17 +148,7 @@ function ImportHfPanel() {
   }
 
   return (
-    <Paper
-      withBorder
-      p="lg"
-      radius="md"
-      className="drop-zone"
-      data-dragging={dragging || undefined}
-      onDragOver={(e) => { e.preventDefault(); setDragging(true); }}
-      onDragLeave={() => setDragging(false)}
-      onDrop={onDrop}
-      data-testid="import-hf"
-    >
+    <DropZone onDrop={onDrop} testId="import-hf">
       <Stack gap="sm">
         <Group gap="xs"><IconDownload size={20} /><Text fw={600}>Import a Hugging Face folder</Text></Group>
         <Text size="sm" c="dimmed">A folder with config.json, *.safetensors and tokenizer.json (Llama, Mistral, Qwen2, Qwen3, SmolLM, GPT-2, BERT) becomes an ONNX model, decoders with a KV cache. Drop the folder here or type its path; no Python needed.</Text>
@@ -160,10 +159,7 @@ function ImportHfPanel() {
             onChange={(e) => setFolder(e.currentTarget.value)}
             onKeyDown={(e) => { if (e.key === 'Enter') void run(); }}
             aria-label="Hugging Face folder"
-            spellCheck={false}
-            autoComplete="off"
-            style={{ flex: 1, minWidth: 0 }}
-            classNames={{ input: 'mono-input' }}
+            {...pathFieldProps}
             data-testid="import-hf-folder"
           />
           <SegmentedControl value={dtype} onChange={(v) => setDtype(v as 'fp32' | 'fp16')} data={['fp32', 'fp16']} aria-label="Weights dtype" />
@@ -180,7 +176,7 @@ function ImportHfPanel() {
           </Alert>
         )}
       </Stack>
-    </Paper>
+    </DropZone>
   );
 }
 
