@@ -74,8 +74,11 @@ export function createWhittleApp(options: WhittleAppOptions): WhittleApp {
   });
   // Models are read and decoded on a worker thread: the main process keeps answering calls meanwhile.
   const inspector = createOffThreadInspector();
+  // GGUF export and llama.cpp evaluation take minutes: a worker of their own, so inspections do not wait.
+  const ggufWorker = createOffThreadInspector();
   const services = createServices({
     transport: options.transport, home, history, jobs, events, inspectModel: (file) => inspector.inspect(file), prunePlan: (file, step) => inspector.prunePlan(file, step), distillPlan: (params) => inspector.distillPlan(params), importHf: (folder, request) => inspector.importHf(folder, request), dialogs: options.dialogs,
+    evaluateGguf: (request) => ggufWorker.evaluateGguf(request),
     outputRoot,
   });
   const router = createRouter(services, { checkSender: options.checkSender, logger });
@@ -95,6 +98,7 @@ export function createWhittleApp(options: WhittleAppOptions): WhittleApp {
         try {
           await jobs.shutdown();
           await inspector.close();
+          await ggufWorker.close();
         } finally {
           history.close();
         }

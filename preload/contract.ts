@@ -218,6 +218,35 @@ export interface ImportedModel {
   seconds: number;
 }
 
+/** GGUF weight types llama.cpp reads that Whittle writes (history.evaluateGguf, `whittle export --type`). */
+export const GgufType = z.enum(['f32', 'f16', 'q8_0', 'q4_0', 'q4_1']);
+export type GgufType = z.infer<typeof GgufType>;
+
+/** One side of the GGUF comparison: the ONNX result in onnxruntime, or the GGUF file in llama.cpp. */
+export interface GgufSide {
+  /** Perplexity on the experiment's evaluation text and protocol (null where the experiment has none). */
+  perplexity: number | null;
+  /** Greedy decoding speed, new tokens per second (onnxruntime: the experiment's speed measurement, when it made one). */
+  decodeTokensPerS: number | null;
+  generations: { prompt: string; completion: string }[];
+}
+
+/** What `history.evaluateGguf` measured: the experiment's result exported as GGUF and run in llama.cpp, beside the ONNX result. */
+export interface GgufComparison {
+  experimentId: number;
+  path: string;
+  bytes: number;
+  type: GgufType;
+  /** Whether the Q4_1 matrices are the result's MatMulNBits codes, carried over without requantizing. */
+  exactFromNBits: boolean;
+  notes: string[];
+  /** The evaluation both sides were measured on. */
+  protocol: { text: string; protocol: 'documents' | 'stream'; window: number; maxSamples: number; samples: number; predictedTokens: number };
+  onnx: GgufSide;
+  llamaCpp: GgufSide;
+  seconds: number;
+}
+
 /** A bundle written by `history.export`. */
 export interface BundleExported {
   path: string;
@@ -319,6 +348,12 @@ export const calls = {
   },
   /** Experiments (rows, metrics, logs, notes, tags, lineage, groups; optionally output folders) to one bundle file. */
   'history.export': { params: z.strictObject({ ids: z.array(Id).min(1).max(10_000), path: FilePath, withOutputs: z.boolean().default(false) }) },
+  /**
+   * Exports a done experiment's result (a Llama-family ONNX) as GGUF beside it and runs it in llama.cpp on
+   * the experiment's evaluation text, protocol and prompts. `type` unset: q4_1 for a 4-bit, block-32,
+   * asymmetric GPTQ/RTN result (exact), else f16.
+   */
+  'history.evaluateGguf': { params: z.strictObject({ id: Id, type: GgufType.optional() }) },
   /** A bundle from `history.export` into this history: checked in full first, then added in one transaction. */
   'history.import': { params: z.strictObject({ path: FilePath }) },
   /** Shows a file or folder in the OS file manager (desktop). In serve mode answers { opened: false, reason }. */
@@ -500,6 +535,7 @@ export interface CallResults {
   'distill.plan': DistillPlan;
   'reports.export': ExportedReport;
   'history.export': BundleExported;
+  'history.evaluateGguf': GgufComparison;
   'history.import': BundleImported;
   'files.reveal': { opened: boolean; reason?: string };
   'sweeps.start': { groupId: number; jobs: { jobId: string; experimentId: number }[] };

@@ -10,6 +10,7 @@ import type { DistillPlan, ErrorShape, ModelInspection, PrunePlan } from '../../
 import type { DistillPlanParams } from './distill-plan.ts';
 import type { PruneStep } from '../../preload/recipe.ts';
 import { fromErrorShape, WhittleError } from '../engine/errors.ts';
+import type { GgufExperimentRequest, GgufExperimentResult } from '../engine/interop/gguf-experiment.ts';
 import type { ImportResult } from '../engine/interop/import-hf.ts';
 import type { ImportRequest } from './inspect-worker.ts';
 
@@ -33,6 +34,8 @@ export interface OffThreadInspector {
   distillPlan(params: DistillPlanParams): Promise<DistillPlan>;
   /** `models.importHf` on the same worker: the folder converted there (returns the importer's result). */
   importHf(folder: string, request: ImportRequest): Promise<ImportResult>;
+  /** `history.evaluateGguf`: the result exported as GGUF and run in llama.cpp on this worker. */
+  evaluateGguf(request: GgufExperimentRequest): Promise<GgufExperimentResult>;
   /** Stops the worker (pending calls fail). */
   close(): Promise<void>;
 }
@@ -68,7 +71,7 @@ export function createOffThreadInspector(workerPath = inspectWorkerPath()): OffT
     return w;
   }
 
-  function ask<T>(message: { path: string; pruneStep?: PruneStep; distill?: DistillPlanParams; importHf?: ImportRequest }): Promise<T> {
+  function ask<T>(message: { path: string; pruneStep?: PruneStep; distill?: DistillPlanParams; importHf?: ImportRequest; gguf?: GgufExperimentRequest }): Promise<T> {
     worker ??= start();
     worker.ref();
     const id = nextId++;
@@ -84,6 +87,7 @@ export function createOffThreadInspector(workerPath = inspectWorkerPath()): OffT
     prunePlan: (file, step) => ask<PrunePlan>({ path: file, pruneStep: step }),
     distillPlan: (params) => ask<DistillPlan>({ path: params.teacher, distill: params }),
     importHf: (folder, request) => ask<ImportResult>({ path: folder, importHf: request }),
+    evaluateGguf: (request) => ask<GgufExperimentResult>({ path: request.modelPath, gguf: request }),
     async close() {
       const w = worker;
       worker = null;

@@ -27,6 +27,7 @@ import { sha256File } from '../jobs/model-file.ts';
 import { expandHome } from './workspace.ts';
 import type { Handlers, TransportKind } from './router.ts';
 import { workspaceHandlers } from './workspace-services.ts';
+import { evaluateExperimentGguf, type RunGguf } from './gguf-evaluate.ts';
 
 /** What the services need from the job service (main/jobs). */
 export interface JobsPort {
@@ -66,6 +67,8 @@ export interface ServiceDeps {
   distillPlan: (params: CallParams<'distill.plan'>) => Promise<DistillPlan>;
   /** `models.importHf`, off the main thread (the inspection worker); absent where importing is not offered. */
   importHf?: (folder: string, request: { out: string; dtype: 'fp32' | 'fp16'; cache: boolean }) => Promise<Omit<ImportedModel, 'seconds'>>;
+  /** `history.evaluateGguf`'s export and llama.cpp run, off the main thread; absent where it is not offered. */
+  evaluateGguf?: RunGguf;
   dialogs?: Dialogs;
   /** The bundled resources folder (holds sample/); defaults to appPaths.resources(). */
   resourcesDir?: string;
@@ -223,6 +226,11 @@ export function createServices(deps: ServiceDeps): Handlers {
 
     async 'history.get'({ id }) {
       return history.get(id);
+    },
+
+    async 'history.evaluateGguf'({ id, type }) {
+      if (!deps.evaluateGguf) throw new WhittleError('INTERNAL', 'Evaluating GGUF files in llama.cpp is not available here.');
+      return await evaluateExperimentGguf(history.get(id), type, deps.evaluateGguf);
     },
 
     async 'history.lineage'({ id }) {
