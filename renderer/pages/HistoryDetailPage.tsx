@@ -28,6 +28,7 @@ import { SweepDialog } from '../components/SweepDialog.tsx';
 import { LineageTree } from '../components/LineageTree.tsx';
 import { ReportButton } from '../components/ReportButton.tsx';
 import { ExportBundleButton } from '../components/BundleButtons.tsx';
+import { GgufPanel, hasGgufComparison } from '../components/GgufPanel.tsx';
 import { transport } from '../bridge/index.ts';
 import { downloadFolder } from '../lib/download.ts';
 import { onAsync } from '../lib/async-handler.ts';
@@ -258,6 +259,8 @@ function Detail({ detail, reload }: { detail: ExperimentDetail; reload: () => vo
       <Section title="Lineage" testId="detail-lineage"><LineageTree id={detail.id} /></Section>
 
       <Section title="Metrics" testId="detail-metrics"><MetricsTable metrics={detail.metrics} /></Section>
+
+      {hasGgufComparison(detail) && <Section title="GGUF in llama.cpp" testId="detail-gguf"><GgufPanel detail={detail} /></Section>}
 
       {sensitivity && sensitivity.rows.length > 0 && (
         <Section title="Per-layer sensitivity" testId="detail-sensitivity">
