@@ -15,6 +15,7 @@
  * and the same codes; only d and m round to f16.
  */
 import { floatToHalf, halfToFloat } from '../onnx/tensor-data.ts';
+import type { BlockwiseQuantized } from '../quantize/layout.ts';
 import { GGML_BLOCK, GgmlType } from './gguf-writer.ts';
 
 const QK = 32;
@@ -147,19 +148,13 @@ export function decodeRows(bytes: Uint8Array, count: number, type: GgmlType): Fl
   return out;
 }
 
-/** A 4-bit com.microsoft.MatMulNBits weight (quantize/layout.ts): codes of output n packed along K. */
-export interface NBitsWeight {
-  /** uint8 [N, kBlocks, blockSize / 2], value k of a block in the low nibble when k is even. */
-  packed: Uint8Array;
-  /** [N, kBlocks] */
-  scales: Float32Array;
-  /** uint8 [N, ceil(kBlocks / 2)], block b in the low nibble when b is even; null = symmetric (z = 8). */
-  zeroPoints: Uint8Array | null;
-  k: number;
-  n: number;
-  bits: number;
-  blockSize: number;
-}
+/**
+ * A com.microsoft.MatMulNBits weight in quantize/layout.ts's layout, codes of output n packed along K:
+ * for 4 bits, packed uint8 [N, kBlocks, blockSize / 2] (value k of a block in the low nibble when k is
+ * even), scales [N, kBlocks], zeroPoints uint8 [N, ceil(kBlocks / 2)] (block b in the low nibble when b
+ * is even) or null = symmetric (z = 8).
+ */
+export type NBitsWeight = Omit<BlockwiseQuantized, 'kBlocks'>;
 
 /**
  * MatMulNBits (4-bit, block 32, K a multiple of 32) → Q4_1 [N rows of K]: row n, block b gets
