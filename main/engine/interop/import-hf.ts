@@ -21,6 +21,7 @@ import { parseBertConfig, parseGpt2Config, parseLlamaConfig, SUPPORTED_MODEL_TYP
 import { buildBertGraph } from './bert-graph.ts';
 import { buildLlamaGraph, type DeclaredWeight } from './llama-graph.ts';
 import { FLOAT_DTYPES, SafetensorsSet } from './safetensors.ts';
+import { pathExists } from './path-exists.ts';
 
 export const COPIED_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json', 'generation_config.json', 'special_tokens_map.json'];
 
@@ -49,15 +50,6 @@ export interface ImportResult {
   tiedEmbeddings: boolean;
   files: { name: string; bytes: number }[];
   bytes: number;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function readJson(file: string): Promise<Record<string, unknown>> {
@@ -154,7 +146,7 @@ async function plan(dir: string, set: SafetensorsSet, raw: Record<string, unknow
   }
 
   const tokPath = path.join(dir, 'tokenizer.json');
-  if (await exists(tokPath)) {
+  if (await pathExists(tokPath)) {
     const { count, largest } = tokenizerIdCount(await readJson(tokPath));
     if (count > config.vocabSize) {
       throw new WhittleError('INVALID_INPUT', `tokenizer.json does not match config.json: the tokenizer has ids up to ${largest!.id} ('${largest!.token}'), ${count} in all, but vocab_size is ${config.vocabSize}, so the model has no logits or embeddings for ${count - config.vocabSize} of its tokens. Use the tokenizer that came with these weights.`, { path: tokPath, tokenizerIds: count, vocabSize: config.vocabSize });
@@ -181,10 +173,10 @@ export async function importHuggingFace(dir: string, outDir: string, options: Im
   const dtype = options.dtype ?? 'fp32';
   const cache = options.cache ?? true;
   const progress = options.onProgress ?? (() => {});
-  if (!(await exists(source))) throw new WhittleError('NOT_FOUND', `The folder ${source} does not exist.`, { path: source });
+  if (!(await pathExists(source))) throw new WhittleError('NOT_FOUND', `The folder ${source} does not exist.`, { path: source });
   if (!(await stat(source)).isDirectory()) throw new WhittleError('INVALID_INPUT', `${source} is a file; give the Hugging Face model folder (with config.json and the safetensors files).`, { path: source });
   const configPath = path.join(source, 'config.json');
-  if (!(await exists(configPath))) {
+  if (!(await pathExists(configPath))) {
     throw new WhittleError('INVALID_INPUT', `${source} has no config.json, so it is not a Hugging Face model folder. Give the folder that holds config.json, the *.safetensors weights and tokenizer.json.`, { path: source });
   }
   const raw = await readJson(configPath);
@@ -263,7 +255,7 @@ export async function importHuggingFace(dir: string, outDir: string, options: Im
       }
       for (const f of COPIED_FILES) {
         const from = path.join(source, f);
-        if (await exists(from)) await copyFile(from, path.join(partial.dir, f));
+        if (await pathExists(from)) await copyFile(from, path.join(partial.dir, f));
       }
       throwIfAborted(options.signal);
       const files = await listFiles(partial.dir);

@@ -6,9 +6,10 @@
  * overlaps. A sharded model (model.safetensors.index.json: { weight_map: { name: file } }) is a set of such
  * files; every shard is opened and checked up front, so a missing one is reported before anything is written.
  */
-import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { WhittleError } from '../errors.ts';
+import { pathExists } from './path-exists.ts';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -124,7 +125,7 @@ export class SafetensorsSet {
     const single = path.join(dir, 'model.safetensors');
     let files: string[];
     let weightMap: Record<string, string> | null = null;
-    if (await exists(indexPath)) {
+    if (await pathExists(indexPath)) {
       let index: { weight_map?: unknown };
       try {
         index = JSON.parse(await readFile(indexPath, 'utf8')) as { weight_map?: unknown };
@@ -139,11 +140,11 @@ export class SafetensorsSet {
       }
       files = names.map((f) => path.join(dir, f));
       const missing = [];
-      for (const f of files) if (!(await exists(f))) missing.push(path.basename(f));
+      for (const f of files) if (!(await pathExists(f))) missing.push(path.basename(f));
       if (missing.length) {
         throw new WhittleError('NOT_FOUND', `The model is sharded into ${files.length} files, but ${missing.length} ${missing.length === 1 ? 'is' : 'are'} missing from ${dir}: ${missing.join(', ')}. Download every shard listed in model.safetensors.index.json.`, { path: dir, missing });
       }
-    } else if (await exists(single)) {
+    } else if (await pathExists(single)) {
       files = [single];
     } else {
       throw new WhittleError('NOT_FOUND', `${dir} has no model.safetensors or model.safetensors.index.json. Whittle imports weights in the safetensors format.`, { path: dir });
@@ -196,14 +197,5 @@ export class SafetensorsSet {
     const hs = [...this.handles.values()];
     this.handles.clear();
     await Promise.all(hs.map((h) => h.close()));
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
   }
 }
