@@ -28,6 +28,7 @@ import { expandHome } from './workspace.ts';
 import type { Handlers, TransportKind } from './router.ts';
 import { workspaceHandlers } from './workspace-services.ts';
 import { evaluateExperimentGguf, type RunGguf } from './gguf-evaluate.ts';
+import { withGgufComparison } from '../../preload/gguf.ts';
 
 /** What the services need from the job service (main/jobs). */
 export interface JobsPort {
@@ -37,7 +38,7 @@ export interface JobsPort {
 }
 
 /** What the services need from the history repository (main/history). */
-export type HistoryPort = Pick<History, 'list' | 'get' | 'delete' | 'update' | 'recentModels' | 'touchRecentModel' | 'kinds' | 'tags' | 'lineage' | 'db' | 'transaction'>;
+export type HistoryPort = Pick<History, 'list' | 'get' | 'delete' | 'update' | 'recentModels' | 'touchRecentModel' | 'kinds' | 'tags' | 'lineage' | 'db' | 'transaction' | 'setDetails'>;
 
 /** What the sweep calls need from the history: its groups (main/history/groups.ts). */
 export type SweepHistoryPort = Pick<History, 'createGroup' | 'group' | 'groups'>;
@@ -230,7 +231,11 @@ export function createServices(deps: ServiceDeps): Handlers {
 
     async 'history.evaluateGguf'({ id, type }) {
       if (!deps.evaluateGguf) throw new WhittleError('INTERNAL', 'Evaluating GGUF files in llama.cpp is not available here.');
-      return await evaluateExperimentGguf(history.get(id), type, deps.evaluateGguf);
+      const comparison = await evaluateExperimentGguf(history.get(id), type, deps.evaluateGguf);
+      // Recorded in the experiment's details (the latest of each type), so its page shows it again later.
+      history.setDetails(id, withGgufComparison(history.get(id).details, comparison));
+      events.emit('history.changed', { experimentId: id });
+      return comparison;
     },
 
     async 'history.lineage'({ id }) {

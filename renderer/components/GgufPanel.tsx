@@ -1,13 +1,14 @@
 /**
  * "Export GGUF & evaluate in llama.cpp" on a done experiment's page: the result written as a .gguf file
  * beside it (history.evaluateGguf) and run in llama.cpp on the experiment's own evaluation text, protocol
- * and prompts, shown beside what onnxruntime measured for the ONNX result.
+ * and prompts, shown beside what onnxruntime measured for the ONNX result. The latest evaluation of each
+ * type is recorded in the experiment's details and shown again on a later visit.
  */
 import { Button, Group, Select, Stack, Table, Text } from '@mantine/core';
 import { IconFileExport } from '@tabler/icons-react';
 import { useState } from 'react';
 import type { ErrorShape, ExperimentDetail, GgufComparison, GgufType } from '../../preload/contract.ts';
-import { defaultGgufType } from '../../preload/gguf.ts';
+import { defaultGgufType, recordedGgufComparisons } from '../../preload/gguf.ts';
 import { useApi } from '../hooks/useApi.ts';
 import { onAsync } from '../lib/async-handler.ts';
 import { toUiError } from '../lib/errors.ts';
@@ -80,6 +81,8 @@ export function GgufPanel({ detail }: { detail: ExperimentDetail }) {
   const [running, setRunning] = useState(false);
   const [error, setError] = useState<ErrorShape | null>(null);
   const [result, setResult] = useState<GgufComparison | null>(null);
+  // The latest evaluation of the chosen type recorded in the history, until a new one answers.
+  const shown = result?.type === type ? result : recordedGgufComparisons(detail.details)[type] ?? null;
 
   async function go() {
     setRunning(true);
@@ -103,7 +106,7 @@ export function GgufPanel({ detail }: { detail: ExperimentDetail }) {
         <Button leftSection={<IconFileExport size={16} />} onClick={onAsync(go)} loading={running} data-testid="gguf-evaluate">Export GGUF &amp; evaluate in llama.cpp</Button>
       </Group>
       {error && <ErrorAlert error={error} testId="gguf-error" />}
-      {result && <Comparison c={result} />}
+      {shown && <Comparison c={shown} />}
     </Stack>
   );
 }

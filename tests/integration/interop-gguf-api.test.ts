@@ -2,13 +2,15 @@
  * history.evaluateGguf through the real app (in-memory transport, real engine worker, real llama.cpp on
  * the GGUF worker thread): a GPTQ 4-bit block-32 asymmetric run of the sample, then its result exported as
  * Q4_1 (the default for such a result: the codes carried over exactly) and evaluated in llama.cpp on the
- * experiment's own text, protocol and prompts — llama.cpp's perplexity within 1 % of onnxruntime's.
+ * experiment's own text, protocol and prompts — llama.cpp's perplexity within 1 % of onnxruntime's, and
+ * the comparison recorded in the experiment's details.
  * Refusals: an experiment without a result, a type the engine refuses for a 4-bit result.
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecipeInput } from '../../preload/contract.ts';
+import { recordedGgufComparisons } from '../../preload/gguf.ts';
 import { WhittleCallError } from '../../preload/wire.ts';
 import { createWhittleApp, type WhittleApp } from '../../main/app.ts';
 import { createMemoryClient, type MemoryClient } from '../../main/api/memory-transport.ts';
@@ -79,6 +81,8 @@ describe('history.evaluateGguf', () => {
     expect(c.llamaCpp.generations.map((g) => g.prompt)).toEqual(PROMPTS);
     expect(c.onnx.generations.map((g) => g.prompt)).toEqual(PROMPTS);
     expect(c.llamaCpp.generations.every((g) => g.completion.length > 0)).toBe(true);
+    // Recorded in the history: the experiment's details hold the latest comparison of each type.
+    expect(recordedGgufComparisons(app.history.get(gptq).details).q4_1).toEqual(c);
   }, 120_000);
 
   withLlama('a type that would requantize GPTQ codes is the engine\'s error', async () => {
