@@ -7,7 +7,8 @@
  *                 (quantized-lora.ts).
  */
 import { WhittleError } from '../errors.ts';
-import { applyLora, type LoraOptions, type LoraView } from './lora.ts';
+import type { LoraOptions } from './lora.ts';
+import { loraViewAdapter } from './lora-adapter.ts';
 import type { ViewAdapter } from './objective.ts';
 import type { ParameterRole } from './parameters.ts';
 import { applyFakeQuant } from './qat.ts';
@@ -28,23 +29,14 @@ export function gridAdapter(quantizedPath: string, grids: ReadonlyMap<string, We
 
 /** LoRA over the dequantized weights of `quantizedPath`; the merged weights quantized again with `requantize`. */
 export function qloraAdapter(quantizedPath: string, grids: ReadonlyMap<string, WeightGrid>, options: LoraOptions, requantize: Requantize): ViewAdapter {
-  let lora: LoraView | null = null;
-  return {
-    async apply(view) {
-      lora = await applyLora(view, options);
+  return loraViewAdapter(
+    options,
+    (source, lora, trained, outDir, ctx, step, outputOptions) => writeRequantizedLora(quantizedPath, source, grids, lora, trained, requantize, outDir, ctx, step, outputOptions),
+    (lora) => {
       const plain = lora.adapters.filter((a) => !grids.has(a.weight)).map((a) => a.weight);
       if (plain.length > 0) {
         throw new WhittleError('INVALID_INPUT', `LoRA on a quantized model adapts quantized weights only; ${plain.join(', ')} ${plain.length === 1 ? 'is' : 'are'} not quantized. Choose roles whose weights are MatMulNBits.`, { weights: plain });
       }
-      return lora.view;
     },
-    feeds(draw) {
-      return lora?.dropoutFeeds(draw) ?? {};
-    },
-    async write(source, view, weights, outDir, ctx, step, outputOptions) {
-      if (!lora) throw new WhittleError('INTERNAL', 'The LoRA adapters were written before they were added.');
-      const trained = new Map(view.trainable.map((p, i) => [p.name, weights[i]]));
-      return writeRequantizedLora(quantizedPath, source, grids, lora, trained, requantize, outDir, ctx, step, outputOptions);
-    },
-  };
+  );
 }
