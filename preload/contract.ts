@@ -492,14 +492,18 @@ export interface PrunePlan {
   note: string;
 }
 
-/** A sweep (sweeps.get): its recipe and grid, its members with the grid values each ran, and their statuses. */
-export interface SweepView {
+/** An experiment group (a sweep) as the history keeps it: its base recipe and grid, verbatim. */
+export interface ExperimentGroup {
   id: number;
   created: string;
   name: string;
   kind: string;
   recipe: unknown;
   grid: SweepGrid;
+}
+
+/** A sweep (sweeps.get): its recipe and grid, its members with the grid values each ran, and their statuses. */
+export interface SweepView extends ExperimentGroup {
   /** Combinations in the grid. */
   size: number;
   /** Combinations with no member done, queued or running: what "Resume sweep" would queue. */

@@ -4,6 +4,7 @@
  * at it, in the order they were made.
  */
 import type Database from 'better-sqlite3';
+import type { ExperimentGroup } from '../../preload/contract.ts';
 import type { SweepGrid } from '../../preload/sweep.ts';
 
 export interface NewGroup {
@@ -13,14 +14,7 @@ export interface NewGroup {
   grid: SweepGrid;
 }
 
-export interface GroupRecord {
-  id: number;
-  created: string;
-  name: string;
-  kind: string;
-  recipe: unknown;
-  grid: SweepGrid;
-}
+export type GroupRecord = ExperimentGroup;
 
 interface GroupRow { id: number; created: string; name: string; kind: string; recipe_json: string; grid_json: string }
 
