@@ -7,7 +7,7 @@ import { projectRoot, startServe, type ServeHandle } from './serve-helpers.ts';
 // "Export GGUF & evaluate in llama.cpp" on a done quantize experiment's page, against the real
 // `whittle serve`: an RTN 4-bit block-32 asymmetric run of the bundled sample (made by the CLI on the
 // served history), Q4_1 chosen by default, and both perplexities — onnxruntime's of the ONNX result and
-// llama.cpp's of the GGUF, on the same text and protocol — side by side.
+// llama.cpp's of the GGUF, on the same text and protocol — side by side, and again after a reload.
 let serve: ServeHandle;
 test.beforeAll(async () => { serve = await startServe(); });
 test.afterAll(async () => { await serve?.stop(); });
@@ -36,4 +36,8 @@ test('a 4-bit quantization exported as Q4_1 and evaluated in llama.cpp, beside t
   const llama = Number(await page.getByTestId('gguf-llama-perplexity').textContent());
   expect(onnx).toBeGreaterThan(1);
   expect(Math.abs(llama / onnx - 1)).toBeLessThan(0.01);
+
+  // Recorded in the history: the page shows it again after a reload, without running llama.cpp again.
+  await page.reload();
+  await expect(page.getByTestId('gguf-llama-perplexity')).toHaveText(llama.toFixed(4));
 });
