@@ -1,6 +1,5 @@
 import { expect, test, type Page } from '@playwright/test';
-import { openHistory } from '../../main/history/index.ts';
-import { startServe, type ServeHandle } from './serve-helpers.ts';
+import { startServeWithHistory, type ServeHandle } from './serve-helpers.ts';
 
 // The history page against the real `whittle serve`: a note written on the detail page is found by
 // searching one of its words (prefix, other case) in the list; tag chips, the kind filter, star and pin.
@@ -8,10 +7,8 @@ let serve: ServeHandle;
 const ids: Record<string, number> = {};
 
 test.beforeAll(async () => {
-  serve = await startServe();
   // Finished experiments written into the served history, as the CLI beside the app would write them.
-  const h = openHistory({ home: serve.home });
-  try {
+  serve = await startServeWithHistory((h) => {
     const add = (key: string, name: string, kind: string, tags: string[]) => {
       ids[key] = h.createExperiment({ name, kind, recipe: { version: 1, model: { path: '/m/stories260K.onnx' } }, modelPath: '/m/stories260K.onnx', tags });
       h.finish(ids[key], 'done');
@@ -20,9 +17,7 @@ test.beforeAll(async () => {
     add('rtn', 'RTN 8-bit · stories260K', 'quantize', ['shipping', 'baseline']);
     add('sens', 'Sensitivity of stories260K', 'sensitivity', []);
     add('eval', 'Evaluate stories260K', 'evaluate', ['baseline']);
-  } finally {
-    h.close();
-  }
+  });
 });
 test.afterAll(async () => { await serve?.stop(); });
 

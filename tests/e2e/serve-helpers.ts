@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { openHistory, type History } from '../../main/history/index.ts';
 
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -42,4 +43,24 @@ export async function startServe(): Promise<ServeHandle> {
       rmSync(home, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Starts `whittle serve` and, before any page opens, writes into its history with `fill` (as the CLI beside
+ * the app would); `home` is the served history folder. The server is stopped again when `fill` throws.
+ */
+export async function startServeWithHistory(fill: (h: History, home: string) => void): Promise<ServeHandle> {
+  const serve = await startServe();
+  try {
+    const h = openHistory({ home: serve.home });
+    try {
+      fill(h, serve.home);
+    } finally {
+      h.close();
+    }
+  } catch (e) {
+    await serve.stop();
+    throw e;
+  }
+  return serve;
 }

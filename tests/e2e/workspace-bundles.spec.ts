@@ -2,8 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
-import { openHistory } from '../../main/history/index.ts';
-import { startServe, type ServeHandle } from './serve-helpers.ts';
+import { startServeWithHistory, type ServeHandle } from './serve-helpers.ts';
 
 // Bundles and marks from the app against the real `whittle serve`: two ticked experiments exported as a
 // bundle (written inside the history folder, downloadable as a zip), imported back from the history page
@@ -13,9 +12,7 @@ let serve: ServeHandle;
 const ids: Record<string, number> = {};
 
 test.beforeAll(async () => {
-  serve = await startServe();
-  const h = openHistory({ home: serve.home });
-  try {
+  serve = await startServeWithHistory((h) => {
     const add = (key: string, name: string, kind: string, tags: string[], notes: string) => {
       ids[key] = h.createExperiment({ name, kind, recipe: { version: 1, model: { path: '/m/stories260K.onnx' } }, modelPath: '/m/stories260K.onnx', tags, notes });
       h.addMetrics(ids[key], [{ name: 'perplexity', value: 4.5, unit: '', subject: 'result' }]);
@@ -24,9 +21,7 @@ test.beforeAll(async () => {
     add('gptq', 'GPTQ 4-bit g32 · stories260K', 'quantize', ['shipping'], 'clipped outliers before packing');
     add('rtn', 'RTN 8-bit · stories260K', 'quantize', ['baseline'], '');
     add('eval', 'Evaluate stories260K', 'evaluate', [], '');
-  } finally {
-    h.close();
-  }
+  });
 });
 test.afterAll(async () => { await serve?.stop(); });
 

@@ -2,9 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, test } from '@playwright/test';
-import { openHistory } from '../../main/history/index.ts';
 import { expectReportRendered, openReportOffline } from './report-helpers.ts';
-import { startServe, type ServeHandle } from './serve-helpers.ts';
+import { startServeWithHistory, type ServeHandle } from './serve-helpers.ts';
 
 // An experiment's page against the real `whittle serve`: its lineage tree (original → prune → quantize,
 // the current node marked, the others linked), and its HTML report downloaded and opened with the
@@ -13,9 +12,7 @@ let serve: ServeHandle;
 const ids: Record<string, number> = {};
 
 test.beforeAll(async () => {
-  serve = await startServe();
-  const h = openHistory({ home: serve.home });
-  try {
+  serve = await startServeWithHistory((h, home) => {
     const original = 'a'.repeat(64);
     const pruned = 'b'.repeat(64);
     ids.eval = h.createExperiment({ name: 'Evaluate stories260K', kind: 'evaluate', recipe: { model: { path: '/m/stories260K.onnx' } }, modelPath: '/m/stories260K.onnx', modelSha256: original, status: 'running' });
@@ -36,14 +33,12 @@ test.beforeAll(async () => {
     ]);
     h.finish(ids.quant, 'done');
     // Its output folder, inside the served home (a workspace root).
-    const folder = path.join(serve.home, 'experiments', `${ids.quant}-rtn-4-bit`);
+    const folder = path.join(home, 'experiments', `${ids.quant}-rtn-4-bit`);
     mkdirSync(folder, { recursive: true });
     writeFileSync(path.join(folder, 'model.onnx'), Buffer.alloc(5000, 3));
     writeFileSync(path.join(folder, 'whittle.json'), '{"whittle":"0.1.0"}');
     h.addArtefacts(ids.quant, [{ kind: 'folder', path: folder, bytes: 5019 }]);
-  } finally {
-    h.close();
-  }
+  });
 });
 test.afterAll(async () => { await serve?.stop(); });
 
