@@ -16,6 +16,7 @@ import { readModel } from '../../main/engine/onnx/reader.ts';
 import { mapArchitecture } from '../../main/engine/rewrite/architecture.ts';
 import { STORIES, tempDir } from '../helpers/fixtures.ts';
 import { readLlama2c, writeHfFolder, type Llama2cCheckpoint } from '../helpers/llama2c-hf.ts';
+import { maxDiff } from '../helpers/max-diff.ts';
 
 const tmp = tempDir('whittle-import-');
 const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
@@ -63,13 +64,6 @@ async function importedLogits(modelPath: string, tokens: number[], split: number
   } finally {
     await s.release();
   }
-}
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 beforeAll(async () => {

@@ -10,6 +10,7 @@ import { readModel } from '../../main/engine/onnx/reader.ts';
 import { mapArchitecture } from '../../main/engine/rewrite/architecture.ts';
 import { tempDir } from '../helpers/fixtures.ts';
 import { hfConfig, readLlama2c, writeHfFolder, type Llama2cCheckpoint } from '../helpers/llama2c-hf.ts';
+import { maxDiff } from '../helpers/max-diff.ts';
 
 const tmp = tempDir('whittle-import-variants-');
 let base: Llama2cCheckpoint;
@@ -128,13 +129,6 @@ async function importedLogits(modelPath: string, tokens: number[], layers: numbe
   } finally {
     await s.release();
   }
-}
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 const TOKENS = [1, 403, 407, 261, 378, 285, 352, 266, 432, 259, 300, 498, 270, 261, 310, 343, 276, 399, 290, 267, 45, 306, 258, 411];
