@@ -4,30 +4,22 @@
  * missing text), and a short run (a 2-block student of stories260K, B = 2, T = 32, 2 steps) whose --json
  * names the teacher, the student, the losses and the warning for an evaluation text inside the training text.
  */
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { splitDocuments } from '../../main/engine/data/text-file.ts';
-import { fixture, STORIES, tempDir } from '../helpers/fixtures.ts';
+import { cliScratch, type CliScratch } from '../helpers/cli-scratch.ts';
+import { fixture, STORIES } from '../helpers/fixtures.ts';
 import { onlyJson, runCli } from './cli-process.ts';
 
 const GPT2 = fixture('onnx', 'ortgenai', 'tiny-random-gpt2-fp32', 'past.onnx');
-let scratch: ReturnType<typeof tempDir>;
+let scratch: CliScratch['scratch'];
 let home: string;
 let trainText: string;
 let heldOut: string;
 
 beforeAll(async () => {
-  scratch = tempDir('whittle-cli-distill-');
-  home = path.join(scratch.dir, 'home');
-  mkdirSync(home, { recursive: true });
-  const docs = splitDocuments(await readFile(STORIES.text, 'utf8'));
-  trainText = path.join(scratch.dir, 'train.txt');
-  heldOut = path.join(scratch.dir, 'held-out.txt');
-  writeFileSync(trainText, docs.slice(400).join('\n\n'));
-  // The first 40 paragraphs, 10 of which are also in the training text.
-  writeFileSync(heldOut, [...docs.slice(0, 30), ...docs.slice(400, 410)].join('\n\n'));
+  // Held out: the first 40 paragraphs, 10 of which are also in the training text.
+  ({ scratch, home, trainText, heldOut } = await cliScratch('whittle-cli-distill-', (docs) => [...docs.slice(0, 30), ...docs.slice(400, 410)]));
 });
 afterAll(() => scratch.cleanup());
 

@@ -4,30 +4,21 @@
  * folder holds MatMulNBits whose whittle.json records the codes written on that grid, and --json reports
  * the recovery.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { splitDocuments } from '../../main/engine/data/text-file.ts';
 import { readModel } from '../../main/engine/onnx/reader.ts';
 import { readManifest } from '../../main/engine/rewrite/manifest.ts';
-import { STORIES, tempDir } from '../helpers/fixtures.ts';
+import { cliScratch, type CliScratch } from '../helpers/cli-scratch.ts';
+import { STORIES } from '../helpers/fixtures.ts';
 import { onlyJson, runCli } from './cli-process.ts';
 
-let scratch: ReturnType<typeof tempDir>;
+let scratch: CliScratch['scratch'];
 let home: string;
 let trainText: string;
 let heldOut: string;
 
 beforeAll(async () => {
-  scratch = tempDir('whittle-cli-quantize-recover-');
-  home = path.join(scratch.dir, 'home');
-  mkdirSync(home, { recursive: true });
-  const docs = splitDocuments(await readFile(STORIES.text, 'utf8'));
-  trainText = path.join(scratch.dir, 'train.txt');
-  heldOut = path.join(scratch.dir, 'held-out.txt');
-  writeFileSync(trainText, docs.slice(400).join('\n\n'));
-  writeFileSync(heldOut, docs.slice(0, 30).join('\n\n'));
+  ({ scratch, home, trainText, heldOut } = await cliScratch('whittle-cli-quantize-recover-'));
 });
 afterAll(() => scratch.cleanup());
 
