@@ -1,10 +1,10 @@
 import { Alert, Button, Chip, Group, Loader, NumberInput, Paper, SegmentedControl, SimpleGrid, Stack, Stepper, Switch, Table, Text, TextInput, Title } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
-import { IconArrowLeft, IconArrowRight } from '@tabler/icons-react';
 import { useMemo, type ReactNode } from 'react';
 import type { CallParams, DistillPlan, ErrorShape } from '../../preload/contract.ts';
 import { parseStepDetails } from '../../preload/methods.ts';
 import { WizardRunPanel } from '../components/WizardRunPanel.tsx';
+import { WizardNav } from '../components/WizardNav.tsx';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 
 import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
@@ -13,7 +13,6 @@ import { QuantizeResult } from '../components/QuantizeResult.tsx';
 import { TrainCurves } from '../components/TrainCurves.tsx';
 import { useCall } from '../hooks/useCall.ts';
 import { useRecipeWizard, type WizardSpec } from '../hooks/useRecipeWizard.ts';
-import { onAsync } from '../lib/async-handler.ts';
 import { LORA_ROLES } from '../../preload/recipe.ts';
 import {
   buildDistillRecipe, defaultDistillForm, defaultDistillName, DISTILL_CARD, distillFormFromRecipe, distillIssuesForStep, distillIssuesFromServer, distillSettingsLine, everyOtherBlock,
@@ -324,17 +323,7 @@ export function DistillPage({ path, jobId, experimentId, from = null }: Props) {
         </Stepper.Step>
       </Stepper>
 
-      {active < STEP.run && (
-        <Group justify="space-between">
-          <Button variant="default" leftSection={<IconArrowLeft size={16} />} onClick={() => setActive((a) => Math.max(0, a - 1))} disabled={active === 0} data-testid="wizard-back">Back</Button>
-          <Button rightSection={<IconArrowRight size={16} />} onClick={onAsync(next)} loading={checking} data-testid="wizard-next">Next</Button>
-        </Group>
-      )}
-      {active === STEP.run && (
-        <Group>
-          <Button variant="default" leftSection={<IconArrowLeft size={16} />} onClick={() => setActive(STEP.settings)} disabled={running || starting} data-testid="wizard-back">Back</Button>
-        </Group>
-      )}
+      <WizardNav active={active} runStep={STEP.run} beforeRun={STEP.settings} onStep={setActive} next={next} checking={checking} busy={running || starting} />
     </Stack>
   );
 }

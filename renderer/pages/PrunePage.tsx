@@ -1,9 +1,9 @@
-import { Alert, Button, Group, Stack, Stepper, Table, Text, Title } from '@mantine/core';
-import { IconArrowLeft, IconArrowRight } from '@tabler/icons-react';
+import { Alert, Stack, Stepper, Table, Text, Title } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
 import { useMemo, type ReactNode } from 'react';
 import { PruneStep } from '../../preload/recipe.ts';
 import { WizardRunPanel } from '../components/WizardRunPanel.tsx';
+import { WizardNav } from '../components/WizardNav.tsx';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 
 import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
@@ -13,7 +13,6 @@ import { QuantizeResult } from '../components/QuantizeResult.tsx';
 import { RecoverFields } from '../components/RecoverFields.tsx';
 import { useCall } from '../hooks/useCall.ts';
 import { useRecipeWizard, type WizardSpec } from '../hooks/useRecipeWizard.ts';
-import { onAsync } from '../lib/async-handler.ts';
 import { buildPruneRecipe, buildPruneStep, defaultPruneForm, defaultPruneName, firstPruneStepWithIssues, gainNote, needsCalibration, percent, pruneFormFromRecipe, pruneIssuesForStep, pruneIssuesFromServer, pruneMethodOf, pruneSettingsLine, validatePruneForm, type PruneForm, type PruneIssues } from '../lib/prune-form.ts';
 import { pruneReportOf } from '../lib/prune-report.ts';
 import { parseKeepPatterns } from '../lib/quantize-form.ts';
@@ -147,17 +146,7 @@ export function PrunePage({ path, jobId, experimentId, from = null }: Props) {
         </Stepper.Step>
       </Stepper>
 
-      {active < STEP.run && (
-        <Group justify="space-between">
-          <Button variant="default" leftSection={<IconArrowLeft size={16} />} onClick={() => setActive((a) => Math.max(0, a - 1))} disabled={active === 0} data-testid="wizard-back">Back</Button>
-          <Button rightSection={<IconArrowRight size={16} />} onClick={onAsync(next)} loading={checking} data-testid="wizard-next">Next</Button>
-        </Group>
-      )}
-      {active === STEP.run && (
-        <Group>
-          <Button variant="default" leftSection={<IconArrowLeft size={16} />} onClick={() => setActive(STEP.targets)} disabled={running || starting} data-testid="wizard-back">Back</Button>
-        </Group>
-      )}
+      <WizardNav active={active} runStep={STEP.run} beforeRun={STEP.targets} onStep={setActive} next={next} checking={checking} busy={running || starting} />
     </Stack>
   );
 }

@@ -1,9 +1,9 @@
-import { Alert, Button, Group, Stack, Stepper, Table, Text, Title } from '@mantine/core';
+import { Alert, Stack, Stepper, Table, Text, Title } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
-import { IconArrowLeft, IconArrowRight } from '@tabler/icons-react';
 import { useEffect, useMemo, useState, type ReactNode } from 'react';
 import type { ErrorShape, QuantizePlan } from '../../preload/contract.ts';
 import { WizardRunPanel } from '../components/WizardRunPanel.tsx';
+import { WizardNav } from '../components/WizardNav.tsx';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 
 import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
@@ -230,17 +230,7 @@ export function QuantizePage({ path, jobId, experimentId, from = null }: Props) 
         </Stepper.Step>
       </Stepper>
 
-      {active < STEP.run && (
-        <Group justify="space-between">
-          <Button variant="default" leftSection={<IconArrowLeft size={16} />} onClick={() => setActive((a) => Math.max(0, a - 1))} disabled={active === 0} data-testid="wizard-back">Back</Button>
-          <Button rightSection={<IconArrowRight size={16} />} onClick={onAsync(next)} loading={checking} data-testid="wizard-next">Next</Button>
-        </Group>
-      )}
-      {active === STEP.run && (
-        <Group>
-          <Button variant="default" leftSection={<IconArrowLeft size={16} />} onClick={() => setActive(STEP.weights)} disabled={running || starting} data-testid="wizard-back">Back</Button>
-        </Group>
-      )}
+      <WizardNav active={active} runStep={STEP.run} beforeRun={STEP.weights} onStep={setActive} next={next} checking={checking} busy={running || starting} />
     </Stack>
   );
 }

@@ -1,8 +1,8 @@
-import { Button, Checkbox, Group, NumberInput, Paper, SegmentedControl, SimpleGrid, Stack, Stepper, Switch, Table, Text, Textarea, TextInput, Title } from '@mantine/core';
-import { IconArrowLeft, IconArrowRight } from '@tabler/icons-react';
+import { Checkbox, Group, NumberInput, Paper, SegmentedControl, SimpleGrid, Stack, Stepper, Switch, Table, Text, Textarea, TextInput, Title } from '@mantine/core';
 import { useMemo, type ReactNode } from 'react';
 import { ClassificationReport } from '../components/ClassificationReport.tsx';
 import { WizardRunPanel } from '../components/WizardRunPanel.tsx';
+import { WizardNav } from '../components/WizardNav.tsx';
 import { ErrorAlert } from '../components/ErrorAlert.tsx';
 
 import { ModelEvaluationFields } from '../components/ModelEvaluationFields.tsx';
@@ -11,7 +11,6 @@ import { QuantizeResult } from '../components/QuantizeResult.tsx';
 import { TrainCurves } from '../components/TrainCurves.tsx';
 import { useCall } from '../hooks/useCall.ts';
 import { useRecipeWizard, type WizardSpec } from '../hooks/useRecipeWizard.ts';
-import { onAsync } from '../lib/async-handler.ts';
 import { href } from '../lib/route.ts';
 import { curveFigures, liveCurve, storedCurve } from '../lib/train-curve.ts';
 import { buildTrainRecipe, defaultTrainForm, defaultTrainName, firstTrainStepWithIssues, ROLE_LABELS, ROLES, TRAIN_CARD, trainFormFromRecipe, trainIssuesForStep, trainIssuesFromServer, trainSettingsLine, validateTrainForm, warmupText, type TrainForm, type TrainIssues } from '../lib/train-form.ts';
@@ -235,17 +234,7 @@ export function TrainPage({ path, jobId, experimentId, from = null }: Props) {
         </Stepper.Step>
       </Stepper>
 
-      {active < STEP.run && (
-        <Group justify="space-between">
-          <Button variant="default" leftSection={<IconArrowLeft size={16} />} onClick={() => setActive((a) => Math.max(0, a - 1))} disabled={active === 0} data-testid="wizard-back">Back</Button>
-          <Button rightSection={<IconArrowRight size={16} />} onClick={onAsync(next)} loading={checking} data-testid="wizard-next">Next</Button>
-        </Group>
-      )}
-      {active === STEP.run && (
-        <Group>
-          <Button variant="default" leftSection={<IconArrowLeft size={16} />} onClick={() => setActive(STEP.settings)} disabled={running || starting} data-testid="wizard-back">Back</Button>
-        </Group>
-      )}
+      <WizardNav active={active} runStep={STEP.run} beforeRun={STEP.settings} onStep={setActive} next={next} checking={checking} busy={running || starting} />
     </Stack>
   );
 }
